@@ -1,0 +1,35 @@
+//! The chat line protocol, version 1 (`docs/protocol.md`): pure types, no sockets, no tasks.
+//!
+//! - [`name`]: [`UserName`], a login name validated on construction.
+//! - [`text`]: [`MessageText`], message text free of control characters.
+//! - [`client`]: [`ClientLine`], what a client sends after login (`bob,carol: hi`, `/who`).
+//! - [`server`]: [`ServerLine`], what the server sends (`welcome`, `from`, `joined`, ...).
+//! - [`codec`]: [`LineCodec`], a bounded tokio-util codec for `\n`-terminated UTF-8 lines.
+//! - [`error`]: the error types; each one's `Display` is the reason sent on the wire.
+//!
+//! Every line type implements `Display` (its wire form, without the newline) and `FromStr`,
+//! and `line.to_string().parse()` gives back the same line.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod name;
+pub mod server;
+pub mod text;
+
+pub use client::{ClientLine, Recipient};
+pub use codec::LineCodec;
+pub use error::{CodecError, NameError, ParseError};
+pub use name::UserName;
+pub use server::ServerLine;
+pub use text::MessageText;
+
+/// Default longest line in bytes, not counting the `\n` or `\r\n` that ends it.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
+
+/// Longest user name, in characters (Unicode scalar values).
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// The name that addresses everyone online except the sender.
+pub const EVERYONE: &str = "*";
