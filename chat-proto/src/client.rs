@@ -122,19 +122,31 @@ pub(crate) mod tests {
     }
 
     fn send(to: Vec<Recipient>, text: &str) -> ClientLine {
-        ClientLine::Send { to, text: MessageText::parse(text).unwrap() }
+        ClientLine::Send {
+            to,
+            text: MessageText::parse(text).unwrap(),
+        }
     }
 
     #[test]
     fn parses_valid_lines() {
         let cases = [
             ("bob: hi", send(vec![user("bob")], "hi")),
-            ("bob,carol: hi", send(vec![user("bob"), user("carol")], "hi")),
-            (" bob , carol :  hi there ", send(vec![user("bob"), user("carol")], "hi there")),
+            (
+                "bob,carol: hi",
+                send(vec![user("bob"), user("carol")], "hi"),
+            ),
+            (
+                " bob , carol :  hi there ",
+                send(vec![user("bob"), user("carol")], "hi there"),
+            ),
             ("bob,,carol: x", send(vec![user("bob"), user("carol")], "x")),
             ("bob,bob: x", send(vec![user("bob"), user("bob")], "x")),
             ("*: hello all", send(vec![Recipient::Everyone], "hello all")),
-            ("*,bob: x", send(vec![Recipient::Everyone, user("bob")], "x")),
+            (
+                "*,bob: x",
+                send(vec![Recipient::Everyone, user("bob")], "x"),
+            ),
             ("bob: a: b", send(vec![user("bob")], "a: b")),
             ("张三: 你好", send(vec![user("张三")], "你好")),
             ("bob:no space", send(vec![user("bob")], "no space")),
@@ -156,7 +168,10 @@ pub(crate) mod tests {
             (" , : hi", ParseError::NoDestination),
             ("bob:", ParseError::EmptyText),
             ("bob:   ", ParseError::EmptyText),
-            ("bob smith: hi", ParseError::InvalidDestination("bob smith".into())),
+            (
+                "bob smith: hi",
+                ParseError::InvalidDestination("bob smith".into()),
+            ),
             ("bob: \x1b[2J", ParseError::ControlCharacter),
             ("bob: a\rfrom eve: b", ParseError::ControlCharacter),
             ("/whois bob", ParseError::UnknownCommand("/whois".into())),
@@ -176,7 +191,10 @@ pub(crate) mod tests {
 
     #[test]
     fn displays_the_wire_form() {
-        assert_eq!(send(vec![user("bob"), Recipient::Everyone], "hi").to_string(), "bob,*: hi");
+        assert_eq!(
+            send(vec![user("bob"), Recipient::Everyone], "hi").to_string(),
+            "bob,*: hi"
+        );
         assert_eq!(ClientLine::Who.to_string(), "/who");
     }
 

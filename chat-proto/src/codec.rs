@@ -22,7 +22,10 @@ pub struct LineCodec {
 impl LineCodec {
     /// A codec refusing lines longer than `max_line_bytes` (without the line ending).
     pub fn new(max_line_bytes: usize) -> Self {
-        Self { max_line_bytes, next_index: 0 }
+        Self {
+            max_line_bytes,
+            next_index: 0,
+        }
     }
 
     /// The longest line this codec accepts, in bytes.
@@ -66,7 +69,9 @@ impl Decoder for LineCodec {
         if line.len() > self.max_line_bytes {
             return Err(CodecError::LineTooLong);
         }
-        String::from_utf8(line.into()).map(Some).map_err(|_| CodecError::InvalidUtf8)
+        String::from_utf8(line.into())
+            .map(Some)
+            .map_err(|_| CodecError::InvalidUtf8)
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<String>, CodecError> {
@@ -135,15 +140,24 @@ mod tests {
 
     #[test]
     fn splits_lines_and_drops_one_carriage_return() {
-        assert_eq!(decode_all(100, b"a\nb\r\n\nc\r\r\n"), ok(&["a", "b", "", "c\r"]));
+        assert_eq!(
+            decode_all(100, b"a\nb\r\n\nc\r\r\n"),
+            ok(&["a", "b", "", "c\r"])
+        );
     }
 
     #[test]
     fn limit_counts_the_line_without_its_ending() {
         let max = 8;
         let exact = "x".repeat(max);
-        assert_eq!(decode_all(max, format!("{exact}\n").as_bytes()), ok(&[&exact]));
-        assert_eq!(decode_all(max, format!("{exact}\r\n").as_bytes()), ok(&[&exact]));
+        assert_eq!(
+            decode_all(max, format!("{exact}\n").as_bytes()),
+            ok(&[&exact])
+        );
+        assert_eq!(
+            decode_all(max, format!("{exact}\r\n").as_bytes()),
+            ok(&[&exact])
+        );
         let over = "x".repeat(max + 1);
         let too_long = vec![Err("line too long".to_string())];
         assert_eq!(decode_all(max, format!("{over}\n").as_bytes()), too_long);
@@ -155,9 +169,15 @@ mod tests {
         let exact = "x".repeat(4096);
         let mut codec = LineCodec::default();
         assert_eq!(codec.max_line_bytes(), 4096);
-        assert_eq!(decode_chunks(&mut codec, &[format!("{exact}\r\n").as_bytes()]), ok(&[&exact]));
+        assert_eq!(
+            decode_chunks(&mut codec, &[format!("{exact}\r\n").as_bytes()]),
+            ok(&[&exact])
+        );
         let over = format!("{exact}y\n");
-        assert_eq!(decode_all(4096, over.as_bytes()), vec![Err("line too long".to_string())]);
+        assert_eq!(
+            decode_all(4096, over.as_bytes()),
+            vec![Err("line too long".to_string())]
+        );
     }
 
     #[test]
@@ -181,13 +201,22 @@ mod tests {
     #[test]
     fn a_carriage_return_at_the_limit_waits_for_its_newline() {
         let mut codec = LineCodec::new(4);
-        assert_eq!(decode_chunks(&mut codec, &[b"abcd\r", b"\n"]), ok(&["abcd"]));
-        assert_eq!(decode_all(4, b"abcde"), vec![Err("line too long".to_string())]);
+        assert_eq!(
+            decode_chunks(&mut codec, &[b"abcd\r", b"\n"]),
+            ok(&["abcd"])
+        );
+        assert_eq!(
+            decode_all(4, b"abcde"),
+            vec![Err("line too long".to_string())]
+        );
     }
 
     #[test]
     fn invalid_utf8_is_an_error() {
-        assert_eq!(decode_all(100, b"ok\n\xff\xfe\n"), vec![Ok("ok".into()), Err("invalid UTF-8".into())]);
+        assert_eq!(
+            decode_all(100, b"ok\n\xff\xfe\n"),
+            vec![Ok("ok".into()), Err("invalid UTF-8".into())]
+        );
     }
 
     #[test]
@@ -200,7 +229,10 @@ mod tests {
         let line = "张三: 你好 😀\n".as_bytes();
         for split in 0..=line.len() {
             let (a, b) = line.split_at(split);
-            assert_eq!(decode_chunks(&mut LineCodec::new(100), &[a, b]), ok(&["张三: 你好 😀"]));
+            assert_eq!(
+                decode_chunks(&mut LineCodec::new(100), &[a, b]),
+                ok(&["张三: 你好 😀"])
+            );
         }
     }
 
@@ -210,7 +242,10 @@ mod tests {
         let mut codec = LineCodec::default();
         codec.encode("from 张三: hi", &mut buf).unwrap();
         assert_eq!(&buf[..], "from 张三: hi\n".as_bytes());
-        assert!(matches!(codec.encode("a\nb", &mut buf), Err(CodecError::NewlineInLine)));
+        assert!(matches!(
+            codec.encode("a\nb", &mut buf),
+            Err(CodecError::NewlineInLine)
+        ));
     }
 
     proptest! {

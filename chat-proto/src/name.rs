@@ -100,7 +100,10 @@ mod tests {
             &"a".repeat(32),
             &"张".repeat(32),
         ] {
-            assert_eq!(UserName::parse(name).map(|n| n.to_string()), Ok(name.to_owned()));
+            assert_eq!(
+                UserName::parse(name).map(|n| n.to_string()),
+                Ok(name.to_owned())
+            );
         }
     }
 
@@ -137,7 +140,10 @@ mod tests {
             NameError::InvalidChar('\u{200B}').to_string(),
             "name may not contain '\\u{200b}'"
         );
-        assert_eq!(NameError::TooLong.to_string(), "name is longer than 32 characters");
+        assert_eq!(
+            NameError::TooLong.to_string(),
+            "name is longer than 32 characters"
+        );
     }
 
     proptest! {

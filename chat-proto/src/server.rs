@@ -108,16 +108,28 @@ mod tests {
             ("welcome alice", ServerLine::Welcome(name("alice"))),
             (
                 "from 张三: 你好: 世界",
-                ServerLine::From { sender: name("张三"), text: MessageText::parse("你好: 世界").unwrap() },
+                ServerLine::From {
+                    sender: name("张三"),
+                    text: MessageText::parse("你好: 世界").unwrap(),
+                },
             ),
             ("joined bob", ServerLine::Joined(name("bob"))),
             ("left bob", ServerLine::Left(name("bob"))),
-            ("users alice,bob", ServerLine::Users(vec![name("alice"), name("bob")])),
+            (
+                "users alice,bob",
+                ServerLine::Users(vec![name("alice"), name("bob")]),
+            ),
             ("users ", ServerLine::Users(vec![])),
             ("users", ServerLine::Users(vec![])),
-            ("error: no such user: eve", ServerLine::Error("no such user: eve".into())),
+            (
+                "error: no such user: eve",
+                ServerLine::Error("no such user: eve".into()),
+            ),
             ("error:", ServerLine::Error(String::new())),
-            ("bye: server shutting down", ServerLine::Bye("server shutting down".into())),
+            (
+                "bye: server shutting down",
+                ServerLine::Bye("server shutting down".into()),
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(line.parse::<ServerLine>(), Ok(want), "{line:?}");
@@ -126,7 +138,14 @@ mod tests {
 
     #[test]
     fn refuses_what_it_does_not_know() {
-        for line in ["", "hello", "welcome", "welcome al ice", "from bob hi", "from bob: \x1b[2J"] {
+        for line in [
+            "",
+            "hello",
+            "welcome",
+            "welcome al ice",
+            "from bob hi",
+            "from bob: \x1b[2J",
+        ] {
             assert!(line.parse::<ServerLine>().is_err(), "{line:?}");
         }
     }

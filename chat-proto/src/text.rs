@@ -60,17 +60,35 @@ mod tests {
 
     #[test]
     fn trims_and_keeps_tabs_and_any_script() {
-        assert_eq!(MessageText::parse("  hi there \t").unwrap().as_str(), "hi there");
+        assert_eq!(
+            MessageText::parse("  hi there \t").unwrap().as_str(),
+            "hi there"
+        );
         assert_eq!(MessageText::parse("a\tb").unwrap().as_str(), "a\tb");
-        assert_eq!(MessageText::parse("你好, 世界 😀").unwrap().as_str(), "你好, 世界 😀");
+        assert_eq!(
+            MessageText::parse("你好, 世界 😀").unwrap().as_str(),
+            "你好, 世界 😀"
+        );
     }
 
     #[test]
     fn refuses_empty_and_control_characters() {
         assert_eq!(MessageText::parse(""), Err(ParseError::EmptyText));
         assert_eq!(MessageText::parse(" \t "), Err(ParseError::EmptyText));
-        for bad in ["a\rb", "\x1b]0;PWNED\x07", "bell\x07", "bs\x08", "del\x7f", "c1\u{9b}2J", "nul\0"] {
-            assert_eq!(MessageText::parse(bad), Err(ParseError::ControlCharacter), "{bad:?}");
+        for bad in [
+            "a\rb",
+            "\x1b]0;PWNED\x07",
+            "bell\x07",
+            "bs\x08",
+            "del\x7f",
+            "c1\u{9b}2J",
+            "nul\0",
+        ] {
+            assert_eq!(
+                MessageText::parse(bad),
+                Err(ParseError::ControlCharacter),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -1,0 +1,228 @@
+//! One client: login, then a reader loop feeding the broker and a writer loop draining the
+//! client's queue. After login the reader never writes to the socket; every line the
+//! client gets, errors included, comes through its one queue, in order.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_proto::{CodecError, LineCodec, ServerLine, UserName};
+use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info};
+
+use crate::Config;
+use crate::broker::{BrokerEvent, ConnId, Line};
+
+/// After the last line is written, how long to keep discarding input while waiting for the
+/// client to close. Closing a socket with unread input makes the kernel send a reset, and
+/// a reset can destroy the final `error:` or `bye:` line before the client reads it.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// A write to a client that makes no progress for this long ends the connection, so a
+/// client that stopped reading cannot hold its socket open forever.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+type Lines = FramedRead<OwnedReadHalf, LineCodec>;
+type Sink = FramedWrite<OwnedWriteHalf, LineCodec>;
+
+/// What a connection task needs from the server.
+pub(crate) struct Connection {
+    pub(crate) id: ConnId,
+    /// This reader's way to the broker. Dropping it, not a message, is how the reader
+    /// tells the broker at shutdown that it will send nothing more.
+    pub(crate) broker_tx: mpsc::Sender<BrokerEvent>,
+    /// Cancelled by [`crate::run`] at shutdown: stop reading, send nothing more.
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) config: Arc<Config>,
+}
+
+impl Connection {
+    /// Serves one client until it leaves, is dropped, or the server shuts down.
+    pub(crate) async fn run(self, stream: TcpStream) -> io::Result<()> {
+        let (read_half, write_half) = stream.into_split();
+        let mut lines = FramedRead::new(read_half, LineCodec::new(self.config.max_line_bytes));
+        // One slot more than `queue_len`: the broker keeps the last one for a final
+        // `error:` or `bye:`, so a full queue can still say why it is closing.
+        let (queue_tx, queue_rx) = mpsc::channel(self.config.queue_len + 1);
+        // Cancelled by the broker when this client falls too far behind: the writer
+        // abandons what is queued instead of waiting on a client that does not read.
+        let kick = CancellationToken::new();
+        // Cancelled when the writer ends, for whatever reason.
+        let writer_done = CancellationToken::new();
+        let sink = FramedWrite::new(write_half, LineCodec::new(self.config.max_line_bytes));
+        self.tracker.spawn(
+            writer_loop(
+                sink,
+                queue_rx,
+                kick.clone(),
+                writer_done.clone().drop_guard(),
+            )
+            .in_current_span(),
+        );
+
+        let result = self.serve(&mut lines, queue_tx, kick, &writer_done).await;
+        linger(lines.into_inner(), writer_done).await;
+        result
+    }
+
+    /// Login and the reader loop. Consumes `self` so that `broker_tx` is dropped as soon as
+    /// reading ends, not after the linger: the broker's shutdown waits for exactly that.
+    async fn serve(
+        self,
+        lines: &mut Lines,
+        queue_tx: mpsc::Sender<Line>,
+        kick: CancellationToken,
+        writer_done: &CancellationToken,
+    ) -> io::Result<()> {
+        let name = match self.handshake(lines).await {
+            Ok(Some(name)) => name,
+            Ok(None) => return Ok(()),
+            Err(reason) => {
+                // The queue is empty, so this cannot be full; the writer sends it and closes.
+                let _ = queue_tx.try_send(ServerLine::Error(reason).to_string().into());
+                return Ok(());
+            }
+        };
+        let (accepted_tx, accepted_rx) = oneshot::channel();
+        let join = BrokerEvent::Join {
+            id: self.id,
+            name: name.clone(),
+            queue: queue_tx,
+            kick,
+            accepted: accepted_tx,
+        };
+        // A refusal (name taken) was already queued for this client by the broker.
+        if self.broker_tx.send(join).await.is_err() || !accepted_rx.await.unwrap_or(false) {
+            return Ok(());
+        }
+        info!(%name, "logged in");
+
+        let id = self.id;
+        let last = loop {
+            tokio::select! {
+                // Every branch is cancel safe: FramedRead keeps a partial line buffered.
+                () = self.token.cancelled() => {
+                    // No leave: the broker will tell everyone `bye` instead.
+                    debug!(%name, "stopped reading for shutdown");
+                    return Ok(());
+                }
+                () = writer_done.cancelled() => break BrokerEvent::Leave { id },
+                next = lines.next() => match next {
+                    Some(Ok(line)) => {
+                        let event = BrokerEvent::Line { id, line: line.parse() };
+                        if self.broker_tx.send(event).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Some(Err(CodecError::Io(e))) => {
+                        let _ = self.broker_tx.send(BrokerEvent::Leave { id }).await;
+                        return Err(e);
+                    }
+                    Some(Err(e)) => break BrokerEvent::Fatal { id, reason: e.to_string() },
+                    None => break BrokerEvent::Leave { id },
+                },
+            }
+        };
+        info!(%name, "left");
+        let _ = self.broker_tx.send(last).await;
+        Ok(())
+    }
+
+    /// Reads the name line. `Ok(None)`: the client or the server went away first;
+    /// `Err(reason)`: tell the client why and close.
+    async fn handshake(&self, lines: &mut Lines) -> Result<Option<UserName>, String> {
+        let first = tokio::select! {
+            () = self.token.cancelled() => return Ok(None),
+            first = timeout(self.config.handshake_timeout, lines.next()) => first,
+        };
+        match first {
+            Err(_elapsed) => Err("login timed out".to_owned()),
+            Ok(None | Some(Err(CodecError::Io(_)))) => Ok(None),
+            Ok(Some(Err(e))) => Err(e.to_string()),
+            Ok(Some(Ok(line))) => UserName::parse(&line).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Sends `error: <reason>` to a connection the server will not serve, then closes it.
+pub(crate) async fn refuse(stream: TcpStream, reason: String) {
+    let (read_half, write_half) = stream.into_split();
+    let (queue_tx, queue_rx) = mpsc::channel(1);
+    let _ = queue_tx.try_send(ServerLine::Error(reason).to_string().into());
+    drop(queue_tx);
+    let writer_done = CancellationToken::new();
+    let sink = FramedWrite::new(write_half, LineCodec::default());
+    let writer = writer_loop(
+        sink,
+        queue_rx,
+        CancellationToken::new(),
+        writer_done.clone().drop_guard(),
+    );
+    tokio::join!(writer, linger(read_half, writer_done));
+}
+
+/// Writes queued lines until the queue is closed and empty, then shuts down the write
+/// half so the client reads EOF. Everything queued at that moment is sent in one batch
+/// and flushed once.
+async fn writer_loop(
+    mut sink: Sink,
+    mut queue_rx: mpsc::Receiver<Line>,
+    kick: CancellationToken,
+    _done: DropGuard,
+) {
+    let write_all = async {
+        while let Some(line) = queue_rx.recv().await {
+            let batch = async {
+                sink.feed(line).await?;
+                while let Ok(line) = queue_rx.try_recv() {
+                    sink.feed(line).await?;
+                }
+                SinkExt::<Line>::flush(&mut sink).await
+            };
+            timeout(WRITE_STALL_TIMEOUT, batch)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        }
+        // The broker dropped the queue's only sender and everything in it is written.
+        SinkExt::<Line>::close(&mut sink).await
+    };
+    let result = tokio::select! {
+        biased;
+        () = kick.cancelled() => Ok(()),
+        result = write_all => result,
+    };
+    if let Err(e) = result {
+        debug!(error = %e, "writer ended with an error");
+    }
+}
+
+/// Discards input until the writer has finished and then the client closes, or until
+/// [`CLOSE_LINGER`] after the writer finished, then waits for the writer. Dropping the
+/// read half only now keeps the close a FIN rather than a reset.
+async fn linger(mut read_half: OwnedReadHalf, writer_done: CancellationToken) {
+    let deadline = async {
+        writer_done.cancelled().await;
+        tokio::time::sleep(CLOSE_LINGER).await;
+    };
+    tokio::pin!(deadline);
+    let mut scratch = vec![0; 4096];
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            read = read_half.read(&mut scratch) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+        }
+    }
+    writer_done.cancelled().await;
+}

@@ -1,0 +1,109 @@
+//! The accept loop: take connections, configure their sockets, spawn their tasks.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::broker::{BrokerEvent, ConnId};
+use crate::{Config, connection};
+
+/// Keepalive probes start after this much silence, then go every `KEEPALIVE_INTERVAL_SECS`;
+/// after `KEEPALIVE_RETRIES` unanswered ones the kernel resets the socket. 60 + 6 × 10 s
+/// frees the name of a peer whose machine vanished within about two minutes.
+const KEEPALIVE_IDLE_SECS: u64 = 60;
+const KEEPALIVE_INTERVAL_SECS: u64 = 10;
+const KEEPALIVE_RETRIES: u32 = 6;
+
+/// Longest pause after an accept error such as running out of file descriptors.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts connections forever; [`crate::run`] stops it by dropping it, which drops the
+/// listener and this loop's `broker_tx`.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    broker_tx: mpsc::Sender<BrokerEvent>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    config: Config,
+) -> Infallible {
+    let config = Arc::new(config);
+    // One permit per connected client; a connection task holds its permit until it ends.
+    let permits = Arc::new(Semaphore::new(config.max_clients));
+    let mut backoff = Duration::from_millis(10);
+    let mut next_id: ConnId = 0;
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors or memory: retrying at once would spin, exiting
+                // would drop everyone. Wait for connections to close, then try again.
+                warn!(error = %e, ?backoff, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        configure(&stream, addr);
+        next_id += 1;
+        let span = info_span!("connection", peer = %addr, id = next_id);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            info!(parent: &span, "refused: server is full");
+            let reason = format!("server is full ({} clients)", config.max_clients);
+            tracker.spawn(connection::refuse(stream, reason).instrument(span));
+            continue;
+        };
+        info!(parent: &span, "accepted");
+        let conn = connection::Connection {
+            id: next_id,
+            broker_tx: broker_tx.clone(),
+            token: token.clone(),
+            tracker: tracker.clone(),
+            config: config.clone(),
+        };
+        tracker.spawn(
+            async move {
+                if let Err(e) = conn.run(stream).await {
+                    debug!(error = %e, "connection ended with an error");
+                }
+                info!("closed");
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Errors that concern one incoming connection, not the listener.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// Small lines must leave at once (no Nagle delay), and a vanished peer must be noticed.
+fn configure(stream: &TcpStream, addr: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(peer = %addr, error = %e, "could not set TCP_NODELAY");
+    }
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(KEEPALIVE_IDLE_SECS))
+        .with_interval(Duration::from_secs(KEEPALIVE_INTERVAL_SECS))
+        .with_retries(KEEPALIVE_RETRIES);
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        debug!(peer = %addr, error = %e, "could not enable TCP keepalive");
+    }
+}

@@ -1,0 +1,106 @@
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_server::{Config, run, shutdown};
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// A line-based TCP chat server.
+///
+/// Clients log in by sending their name as the first line, then send `bob,carol: text`,
+/// `*: text` (everyone) or `/who`. See docs/protocol.md. SIGINT or SIGTERM shuts the server
+/// down cleanly: every message already accepted is delivered, then each client gets
+/// `bye: server shutting down`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed as `listening on ADDR`).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CHAT_ADDR")]
+    addr: SocketAddr,
+
+    /// Longest line a client may send, in bytes without the line ending; a longer line
+    /// gets `error: line too long` and the connection is closed.
+    #[arg(long, default_value_t = Config::default().max_line_bytes, value_parser = positive)]
+    max_line_bytes: usize,
+
+    /// Most clients connected at once; one more gets `error: server is full` and is closed.
+    #[arg(long, default_value_t = Config::default().max_clients, value_parser = positive)]
+    max_clients: usize,
+
+    /// Most lines waiting to be sent to one client; a client that falls further behind
+    /// (it is not reading) is disconnected so it cannot slow down anyone else.
+    #[arg(long, default_value_t = Config::default().queue_len, value_parser = positive)]
+    queue_len: usize,
+
+    /// Time a new connection has to send its name (e.g. `10s`, `500ms`, or seconds: `10`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, time given to clients to receive their last lines before they
+    /// are cut off and the server exits.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+
+    /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Accepts `humantime` durations (`1m30s`, `250ms`) and plain seconds (`10`, `0.5`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| e.to_string());
+    }
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let default_level = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .init();
+    let config = Config {
+        max_line_bytes: args.max_line_bytes,
+        max_clients: args.max_clients,
+        queue_len: args.queue_len,
+        handshake_timeout: args.handshake_timeout,
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    tokio::runtime::Runtime::new()
+        .context("starting the tokio runtime")?
+        .block_on(serve(args.addr, config))
+}
+
+async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown::signals().context("installing signal handlers")?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {local}")
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    drop(stdout);
+    run(listener, config, shutdown).await
+}
