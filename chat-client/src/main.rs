@@ -1,1 +1,70 @@
-fn main() {}
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chat_client::app::{DEFAULT_SCROLLBACK, Exit, Settings};
+use chat_client::{plain, tui, ui};
+use chat_proto::{DEFAULT_MAX_LINE_BYTES, UserName};
+use clap::Parser;
+
+/// A terminal chat client.
+///
+/// In a terminal it opens a full-screen chat; when stdin is not a terminal (or with
+/// --plain) it sends stdin lines to the server and prints the server's lines.
+#[derive(Debug, Parser)]
+#[command(version, after_help = format!("Keys and commands:\n{}", ui::HELP))]
+struct Args {
+    /// Your name: 1-32 letters, digits, `_`, `-` or `.`.
+    #[arg(long, env = "CHAT_NAME")]
+    name: String,
+
+    /// Server address.
+    #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:8080")]
+    addr: String,
+
+    /// Line mode even if stdin is a terminal.
+    #[arg(long)]
+    plain: bool,
+
+    /// The server's line limit in bytes; longer lines are refused before sending.
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    max_line_bytes: usize,
+
+    /// Messages kept in the scrollback.
+    #[arg(long, default_value_t = DEFAULT_SCROLLBACK)]
+    scrollback: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chat-client: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let name =
+        UserName::parse(&args.name).with_context(|| format!("invalid name {:?}", args.name))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    if args.plain || !std::io::stdin().is_terminal() {
+        return runtime.block_on(plain::run(&args.addr, &name));
+    }
+    let settings = Settings {
+        name,
+        addr: args.addr,
+        max_line_bytes: args.max_line_bytes,
+        scrollback: args.scrollback.max(1),
+    };
+    // The terminal is already restored when `tui::run` returns, so stderr is safe here.
+    match runtime.block_on(tui::run(settings))? {
+        Exit::Clean => Ok(ExitCode::SUCCESS),
+        Exit::Refused(reason) => {
+            eprintln!("chat-client: login refused: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! [`Msg`]: everything that can happen to the client, as one enum for [`crate::app::App::update`].
+
+use std::time::Instant;
+
+use chat_proto::ServerLine;
+use chrono::NaiveTime;
+use crossterm::event::KeyEvent;
+
+/// One thing that happened: a key, a paste, a resize, a tick, news from the network, or a
+/// request to quit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// Text was pasted (bracketed paste), possibly many lines.
+    Paste(String),
+    /// The terminal now has this many columns and rows.
+    Resize(u16, u16),
+    /// A second passed; drives the reconnect countdown.
+    Tick,
+    /// News from the connection task.
+    Net(NetEvent),
+    /// SIGTERM or SIGHUP: leave cleanly.
+    Quit,
+}
+
+/// What the connection task reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// The server accepted the login (`welcome`).
+    Connected,
+    /// A line from the server.
+    Line(ServerLine),
+    /// A line from the server that is not protocol; shown escaped, never trusted.
+    Unrecognised(String),
+    /// The server refused the name (`error:` instead of `welcome`).
+    LoginRefused(String),
+    /// The connection ended or could not be made.
+    Disconnected(String),
+}
+
+/// The time at which a [`Msg`] is handled, so `update` itself never reads a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// Monotonic time, for timers.
+    pub now: Instant,
+    /// Local wall-clock time, for timestamps.
+    pub local: NaiveTime,
+}
+
+impl Clock {
+    /// The current time.
+    pub fn read() -> Self {
+        Self {
+            now: Instant::now(),
+            local: chrono::Local::now().time(),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Line mode, for when stdin is not a terminal (or `--plain`): stdin lines go to the
+//! server, server lines go to stdout unchanged. On stdin EOF the client shuts down its
+//! write half and prints everything until the server closes: the a-chat tutorial's
+//! client, without losing the last lines.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chat_proto::{LineCodec, ServerLine, UserName};
+use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// Longest stdin line passed on; the server enforces its own, smaller limit.
+const MAX_STDIN_LINE_BYTES: usize = 1024 * 1024;
+const MAX_SERVER_LINE_BYTES: usize = 64 * 1024;
+
+/// Runs line mode until the server closes. Exit status 1 if the login was refused or
+/// stdin could not be read as lines.
+pub async fn run(addr: &str, name: &UserName) -> anyhow::Result<ExitCode> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true).context("setting TCP_NODELAY")?;
+    let (read_half, write_half) = stream.into_split();
+    let mut server = FramedRead::new(read_half, LineCodec::new(MAX_SERVER_LINE_BYTES));
+    let mut sink = FramedWrite::new(write_half, LineCodec::new(MAX_STDIN_LINE_BYTES));
+    let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(MAX_STDIN_LINE_BYTES));
+    let mut stdout = tokio::io::stdout();
+    sink.send(name.as_str()).await.context("sending the name")?;
+
+    let mut status = ExitCode::SUCCESS;
+    let mut first = true;
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            line = stdin.next(), if stdin_open => match line {
+                Some(Ok(line)) => sink.send(line).await.context("sending to the server")?,
+                end => {
+                    if let Some(Err(e)) = end {
+                        eprintln!("chat-client: stdin: {e}");
+                        status = ExitCode::FAILURE;
+                    }
+                    stdin_open = false;
+                    SinkExt::<&str>::close(&mut sink).await.context("closing the connection")?;
+                }
+            },
+            line = server.next() => match line {
+                Some(Ok(line)) => {
+                    if first {
+                        first = false;
+                        if let Ok(ServerLine::Error(reason)) = line.parse::<ServerLine>() {
+                            eprintln!("chat-client: login refused: {reason}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                    stdout.write_all(format!("{line}\n").as_bytes()).await.context("writing to stdout")?;
+                    stdout.flush().await.context("writing to stdout")?;
+                }
+                Some(Err(e)) => return Err(e).context("reading from the server"),
+                None => break,
+            },
+        }
+    }
+    Ok(status)
+}

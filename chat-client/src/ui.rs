@@ -1,0 +1,390 @@
+//! The view: draws an [`App`] and nothing else. It reads state, never changes it, and
+//! costs what is visible: the message pane wraps entries from the newest back only until
+//! the pane is full, however long the scrollback.
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
+
+use crate::app::{App, ConnState, Entry, EntryKind};
+
+/// Smallest terminal the layout fits in.
+pub const MIN_WIDTH: u16 = 30;
+/// Smallest terminal the layout fits in.
+pub const MIN_HEIGHT: u16 = 6;
+/// Width of the who-is-online panel, shown when the terminal is wide enough.
+const ROSTER_WIDTH: u16 = 22;
+const ROSTER_MIN_TERMINAL_WIDTH: u16 = 60;
+/// Width of `HH:MM `, and the indent of wrapped rows.
+const TIME_WIDTH: usize = 6;
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Panes {
+    /// The status bar, top row.
+    pub status: Rect,
+    /// The message pane.
+    pub messages: Rect,
+    /// Who is online, when there is room.
+    pub roster: Option<Rect>,
+    /// The input line, with a rule above it.
+    pub input: Rect,
+}
+
+/// Lays out a screen of `area`; `None` if it is too small for the layout.
+pub fn layout(area: Rect) -> Option<Panes> {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        return None;
+    }
+    let [status, body, input] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(2),
+    ])
+    .areas(area);
+    let (messages, roster) = if area.width >= ROSTER_MIN_TERMINAL_WIDTH {
+        let [messages, roster] =
+            Layout::horizontal([Constraint::Min(1), Constraint::Length(ROSTER_WIDTH)]).areas(body);
+        (messages, Some(roster))
+    } else {
+        (body, None)
+    };
+    Some(Panes {
+        status,
+        messages,
+        roster,
+        input,
+    })
+}
+
+/// Draws `app` over the whole frame and places the cursor in the input line.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    frame.render_widget(app, area);
+    if let Some(position) = cursor_position(app, area) {
+        frame.set_cursor_position(position);
+    }
+}
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let Some(panes) = layout(area) else {
+            Paragraph::new(format!(
+                "Terminal too small ({}×{}); chat needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
+                area.width, area.height
+            ))
+            .wrap(Wrap { trim: true })
+            .render(area, buf);
+            return;
+        };
+        render_status(self, panes.status, buf);
+        render_messages(self, panes.messages, buf);
+        if let Some(roster) = panes.roster {
+            render_roster(self, roster, buf);
+        }
+        render_input(self, panes.input, buf);
+        if self.show_help() {
+            render_help(area, buf);
+        }
+    }
+}
+
+fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
+    let (state, color) = match app.state() {
+        ConnState::Connecting { attempt: 1 } => ("connecting…".to_owned(), Color::Yellow),
+        ConnState::Connecting { attempt } => {
+            (format!("connecting (attempt {attempt})…"), Color::Yellow)
+        }
+        ConnState::Connected => ("● connected".to_owned(), Color::Green),
+        ConnState::Disconnected { reason, retry_at } => {
+            let secs = retry_at
+                .saturating_duration_since(app.now())
+                .as_secs_f64()
+                .ceil();
+            (
+                format!("disconnected: {reason} · reconnecting in {secs} s"),
+                Color::Red,
+            )
+        }
+    };
+    let online = match app.state() {
+        ConnState::Connected => format!(" · {} online", app.roster().len()),
+        _ => String::new(),
+    };
+    let line = Line::from(vec![
+        Span::raw(" "),
+        Span::styled(app.name().to_string(), Style::new().bold()),
+        Span::raw(format!(" @ {} · ", app.addr())),
+        Span::styled(state, Style::new().fg(color).bold()),
+        Span::raw(online),
+    ]);
+    let help = Span::raw(" F1 help ");
+    let bar = Style::new().bg(Color::DarkGray).fg(Color::White);
+    buf.set_style(area, bar);
+    let help_width = help.width() as u16;
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(help_width)]).areas(area);
+    line.render(left, buf);
+    help.render(right, buf);
+}
+
+fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
+    let width = usize::from(area.width);
+    let height = usize::from(area.height);
+    let wanted = height + app.scroll();
+    // Newest entries first, wrapped only until the pane (plus the scrolled-away rows) is full.
+    let mut rows: Vec<Line<'static>> = Vec::with_capacity(wanted);
+    for entry in app.entries().iter().rev() {
+        let mut lines = entry_lines(entry, width, app);
+        lines.reverse();
+        rows.extend(lines);
+        if rows.len() >= wanted {
+            break;
+        }
+    }
+    let skip = app.scroll().min(rows.len().saturating_sub(height));
+    for (i, row) in rows.iter().skip(skip).take(height).enumerate() {
+        let y = area.bottom() - 1 - i as u16;
+        row.render(Rect::new(area.x, y, area.width, 1), buf);
+    }
+    if app.scroll() > 0 {
+        let marker = match app.unseen() {
+            0 => " ↑ scrolled · PgDn ".to_owned(),
+            n => format!(" ↓ {n} new · PgDn "),
+        };
+        let w = (marker.width() as u16).min(area.width);
+        let spot = Rect::new(area.right() - w, area.bottom() - 1, w, 1);
+        Span::styled(
+            marker,
+            Style::new().bg(Color::Yellow).fg(Color::Black).bold(),
+        )
+        .render(spot, buf);
+    }
+}
+
+/// How many rows `entry` takes at `width`.
+pub fn entry_height(entry: &Entry, width: usize) -> usize {
+    wrap(&entry_spans(entry, None), width).len()
+}
+
+fn entry_lines(entry: &Entry, width: usize, app: &App) -> Vec<Line<'static>> {
+    wrap(&entry_spans(entry, Some(app)), width)
+}
+
+/// The styled pieces of one entry, before wrapping.
+fn entry_spans(entry: &Entry, app: Option<&App>) -> Vec<Span<'static>> {
+    let mut spans = vec![Span::styled(
+        entry.time.format("%H:%M ").to_string(),
+        Style::new().dark_gray(),
+    )];
+    match &entry.kind {
+        EntryKind::Message { from, text } => {
+            spans.push(Span::styled(from.to_string(), name_style(from.as_str())));
+            spans.push(Span::raw(": "));
+            spans.push(Span::raw(text.clone()));
+        }
+        EntryKind::Own { to, text } => {
+            let me = app.map_or("", |app| app.name().as_str());
+            spans.push(Span::styled(me.to_owned(), name_style(me)));
+            spans.push(Span::styled(format!(" → {to}"), Style::new().dark_gray()));
+            spans.push(Span::raw(": "));
+            spans.push(Span::raw(text.clone()));
+        }
+        EntryKind::Notice { text, error } => {
+            let style = if *error {
+                Style::new().red().italic()
+            } else {
+                Style::new().dark_gray().italic()
+            };
+            spans.push(Span::styled(format!("— {text}"), style));
+        }
+    }
+    spans
+}
+
+/// Word-wraps styled text to `width` cells; rows after the first are indented past the
+/// timestamp. A word longer than a row is split where it must be.
+pub fn wrap(spans: &[Span<'_>], width: usize) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    let indent = if width > TIME_WIDTH * 3 {
+        TIME_WIDTH
+    } else {
+        0
+    };
+    let mut rows: Vec<Vec<(&str, Style)>> = vec![Vec::new()];
+    let mut row_width = 0;
+    for span in spans {
+        for grapheme in span.content.graphemes(true) {
+            let w = grapheme.width();
+            if row_width + w > width && row_width > indent {
+                let row = rows.last_mut().expect("rows is never empty");
+                // Break after the last space, if the row has one past the indent.
+                let carry = match row.iter().rposition(|(g, _)| *g == " ") {
+                    Some(space) if space + 1 > indent && space + 1 < row.len() => {
+                        row.split_off(space + 1)
+                    }
+                    _ => Vec::new(),
+                };
+                let mut next: Vec<(&str, Style)> = vec![(" ", Style::new()); indent];
+                row_width = indent + carry.iter().map(|(g, _)| g.width()).sum::<usize>();
+                next.extend(carry);
+                rows.push(next);
+            }
+            if grapheme == " " && row_width == indent && rows.len() > 1 && w + row_width <= width {
+                // A space that would start a wrapped row is the break itself.
+                continue;
+            }
+            rows.last_mut()
+                .expect("rows is never empty")
+                .push((grapheme, span.style));
+            row_width += w;
+        }
+    }
+    rows.into_iter().map(to_line).collect()
+}
+
+fn to_line(row: Vec<(&str, Style)>) -> Line<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    for (grapheme, style) in row {
+        match spans.last_mut() {
+            Some(last) if last.style == style => last.content.to_mut().push_str(grapheme),
+            _ => spans.push(Span::styled(grapheme.to_owned(), style)),
+        }
+    }
+    Line::from(spans)
+}
+
+/// A stable colour per name, so each person is recognisable at a glance.
+pub fn name_color(name: &str) -> Color {
+    const PALETTE: [Color; 10] = [
+        Color::Cyan,
+        Color::Green,
+        Color::Yellow,
+        Color::Blue,
+        Color::Magenta,
+        Color::LightCyan,
+        Color::LightGreen,
+        Color::LightYellow,
+        Color::LightBlue,
+        Color::LightMagenta,
+    ];
+    // FNV-1a: stable across runs and machines, unlike the std hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    PALETTE[(hash % PALETTE.len() as u64) as usize]
+}
+
+fn name_style(name: &str) -> Style {
+    Style::new()
+        .fg(name_color(name))
+        .add_modifier(Modifier::BOLD)
+}
+
+fn render_roster(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::new()
+        .borders(Borders::LEFT)
+        .border_style(Style::new().dark_gray())
+        .title(format!(" online ({}) ", app.roster().len()));
+    let lines: Vec<Line> = app
+        .roster()
+        .iter()
+        .map(|name| {
+            let mut line = Line::from(Span::styled(format!(" {name}"), name_style(name.as_str())));
+            if name == app.name() {
+                line.push_span(Span::styled(" (you)", Style::new().dark_gray()));
+            }
+            line
+        })
+        .collect();
+    Paragraph::new(lines).block(block).render(area, buf);
+}
+
+/// The prompt, the visible part of the input, and the cursor's column within `width`.
+fn input_view(app: &App, width: usize) -> (String, &str, usize) {
+    let prompt = format!("[{}] ", app.target_label());
+    let prompt_width = prompt.width();
+    let room = width.saturating_sub(prompt_width + 1).max(1);
+    let input = app.input();
+    let text = input.as_str();
+    // Scroll the line sideways so the cursor is always visible.
+    let mut start = 0;
+    let mut skipped = 0;
+    for (i, grapheme) in text.grapheme_indices(true) {
+        if input.cursor_width() - skipped <= room || i >= input.cursor() {
+            break;
+        }
+        skipped += grapheme.width();
+        start = i + grapheme.len();
+    }
+    (
+        prompt,
+        &text[start..],
+        prompt_width + input.cursor_width() - skipped,
+    )
+}
+
+fn render_input(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .border_style(Style::new().dark_gray());
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let (prompt, visible, _) = input_view(app, usize::from(inner.width));
+    Line::from(vec![
+        Span::styled(prompt, Style::new().bold()),
+        Span::raw(visible.to_owned()),
+    ])
+    .render(inner, buf);
+}
+
+fn cursor_position(app: &App, area: Rect) -> Option<Position> {
+    if app.show_help() {
+        return None;
+    }
+    let panes = layout(area)?;
+    let inner = Block::new().borders(Borders::TOP).inner(panes.input);
+    let (_, _, column) = input_view(app, usize::from(inner.width));
+    Some(Position::new(inner.x + column as u16, inner.y))
+}
+
+/// The keys and commands, also printed by `chat-client --help`.
+pub const HELP: &str = "\
+Enter          send the line
+bob,carol: hi  send to bob and carol
+*: hi          send to everyone
+/to bob,carol  plain lines go to bob and carol (/to * for everyone)
+/who           refresh who is online
+/clear         clear the messages
+/quit          leave (also Ctrl-C, or Ctrl-D on an empty line)
+←/→ Home/End   move; Ctrl-A/E start/end
+Ctrl-W/U/K     delete word / to start / to end
+↑/↓            history
+Tab            complete a name
+PgUp/PgDn      scroll; Ctrl-End back to the newest
+F1 or /help    this help (Esc closes)";
+
+fn render_help(area: Rect, buf: &mut Buffer) {
+    let width =
+        (HELP.lines().map(UnicodeWidthStr::width).max().unwrap_or(0) as u16 + 4).min(area.width);
+    let height = (HELP.lines().count() as u16 + 2).min(area.height);
+    let popup = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
+    Clear.render(popup, buf);
+    Paragraph::new(HELP)
+        .block(
+            Block::bordered()
+                .title(" help · Esc closes ")
+                .border_style(Style::new().cyan()),
+        )
+        .render(popup, buf);
+}
