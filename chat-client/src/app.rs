@@ -728,3 +728,385 @@ fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
         .map_or(0, |((i, c), _)| i + c.len_utf8());
     &a[..len]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> Clock {
+        Clock {
+            now: start(),
+            local: NaiveTime::from_hms_opt(12, 34, 0).expect("a valid time"),
+        }
+    }
+
+    fn start() -> Instant {
+        use std::sync::OnceLock;
+        static START: OnceLock<Instant> = OnceLock::new();
+        *START.get_or_init(Instant::now)
+    }
+
+    fn name(s: &str) -> UserName {
+        UserName::parse(s).expect("a valid name")
+    }
+
+    fn app() -> App {
+        let settings = Settings {
+            name: name("alice"),
+            addr: "127.0.0.1:8080".into(),
+            max_line_bytes: 64,
+            scrollback: 100,
+        };
+        App::new(settings, Size::new(80, 24), start())
+    }
+
+    fn connected() -> App {
+        let mut app = app();
+        assert_eq!(
+            app.update(Msg::Net(NetEvent::Connected), clock()),
+            [Command::Send(ClientLine::Who)]
+        );
+        app
+    }
+
+    fn key(code: KeyCode) -> Msg {
+        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn ctrl(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    fn type_str(app: &mut App, s: &str) {
+        for c in s.chars() {
+            assert_eq!(app.update(key(KeyCode::Char(c)), clock()), []);
+        }
+    }
+
+    fn enter(app: &mut App, s: &str) -> Vec<Command> {
+        type_str(app, s);
+        app.update(key(KeyCode::Enter), clock())
+    }
+
+    fn send(line: &str) -> Command {
+        Command::Send(line.parse().expect("a valid client line"))
+    }
+
+    fn last_notice(app: &App) -> &str {
+        match &app.entries().back().expect("an entry").kind {
+            EntryKind::Notice { text, .. } => text,
+            other => panic!("expected a notice, got {other:?}"),
+        }
+    }
+
+    fn server(app: &mut App, line: &str) -> Vec<Command> {
+        app.update(
+            Msg::Net(NetEvent::Line(line.parse().expect("a server line"))),
+            clock(),
+        )
+    }
+
+    #[test]
+    fn explicit_destinations_are_sent_as_written() {
+        let mut app = connected();
+        assert_eq!(
+            enter(&mut app, "bob,carol: hi there"),
+            [send("bob,carol: hi there")]
+        );
+        assert!(app.input().is_empty());
+        let own = &app.entries().back().expect("an entry").kind;
+        assert_eq!(
+            own,
+            &EntryKind::Own {
+                to: "bob,carol".into(),
+                text: "hi there".into()
+            }
+        );
+    }
+
+    #[test]
+    fn plain_text_goes_to_the_sticky_target() {
+        let mut app = connected();
+        assert_eq!(
+            enter(&mut app, "hello everyone"),
+            [send("*: hello everyone")]
+        );
+        assert_eq!(enter(&mut app, "/to bob, carol"), []);
+        assert_eq!(app.target_label(), "bob,carol");
+        assert_eq!(enter(&mut app, "just us"), [send("bob,carol: just us")]);
+        assert_eq!(
+            enter(&mut app, "it's 10:30 now"),
+            [send("bob,carol: it's 10:30 now")]
+        );
+        enter(&mut app, "/to *");
+        assert_eq!(enter(&mut app, "all again"), [send("*: all again")]);
+        assert_eq!(enter(&mut app, "/to bo b"), []);
+        assert_eq!(app.target_label(), "*", "an invalid target changes nothing");
+    }
+
+    #[test]
+    fn lines_are_kept_when_they_cannot_be_sent() {
+        let mut app = app();
+        assert_eq!(enter(&mut app, "hello"), []);
+        assert_eq!(app.input().as_str(), "hello");
+        assert!(last_notice(&app).starts_with("not connected"));
+
+        let mut app = connected();
+        assert_eq!(
+            enter(&mut app, &"x".repeat(61)),
+            [send(&format!("*: {}", "x".repeat(61)))]
+        );
+        let long = "x".repeat(62);
+        assert_eq!(enter(&mut app, &long), []);
+        assert_eq!(app.input().as_str(), long);
+        assert_eq!(
+            last_notice(&app),
+            "line too long (65 bytes; the limit is 64)"
+        );
+        assert_eq!(enter(&mut app, ""), []);
+        app.update(ctrl('u'), clock());
+        assert_eq!(enter(&mut app, "bob:   "), []);
+        assert_eq!(last_notice(&app), "empty message");
+    }
+
+    #[test]
+    fn commands() {
+        let mut app = connected();
+        assert_eq!(enter(&mut app, "/who"), [Command::Send(ClientLine::Who)]);
+        assert_eq!(enter(&mut app, "/help"), []);
+        assert!(app.show_help());
+        app.update(key(KeyCode::Esc), clock());
+        assert!(!app.show_help());
+        assert_eq!(enter(&mut app, "/frobnicate"), []);
+        assert_eq!(
+            last_notice(&app),
+            "unknown command /frobnicate; F1 or /help lists them"
+        );
+        assert_eq!(app.input().as_str(), "/frobnicate", "kept for fixing");
+        app.update(ctrl('u'), clock());
+        assert_eq!(enter(&mut app, "/quit"), [Command::Quit]);
+        assert_eq!(app.exit(), Some(&Exit::Clean));
+    }
+
+    #[test]
+    fn ctrl_c_quits_and_ctrl_d_quits_only_on_an_empty_line() {
+        let mut app = connected();
+        type_str(&mut app, "draft");
+        assert_eq!(app.update(ctrl('d'), clock()), []);
+        app.update(ctrl('u'), clock());
+        assert_eq!(app.update(ctrl('d'), clock()), [Command::Quit]);
+        let mut app = connected();
+        type_str(&mut app, "draft");
+        assert_eq!(app.update(ctrl('c'), clock()), [Command::Quit]);
+        assert_eq!(app.update(Msg::Quit, clock()), [Command::Quit]);
+    }
+
+    #[test]
+    fn key_releases_are_ignored() {
+        let mut app = connected();
+        let mut release = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
+        release.kind = KeyEventKind::Release;
+        app.update(Msg::Key(release), clock());
+        assert!(app.input().is_empty());
+    }
+
+    #[test]
+    fn presence_lines_keep_the_roster() {
+        let mut app = connected();
+        server(&mut app, "users alice,bob");
+        server(&mut app, "joined carol");
+        assert_eq!(last_notice(&app), "carol joined");
+        server(&mut app, "left bob");
+        assert_eq!(last_notice(&app), "bob left");
+        let roster: Vec<&str> = app.roster().iter().map(UserName::as_str).collect();
+        assert_eq!(roster, ["alice", "carol"]);
+    }
+
+    #[test]
+    fn untrusted_text_is_stored_escaped() {
+        let mut app = connected();
+        app.update(
+            Msg::Net(NetEvent::Unrecognised(
+                "from bob: \x1b]0;PWNED\x07\x1b[2J".into(),
+            )),
+            clock(),
+        );
+        assert_eq!(
+            last_notice(&app),
+            "unrecognised line from the server: from bob: \\u{1b}]0;PWNED\\u{7}\\u{1b}[2J"
+        );
+        server(&mut app, "error: bad \u{202e}thing");
+        assert_eq!(last_notice(&app), "error: bad \\u{202e}thing");
+        server(&mut app, "from bob: tab\there");
+        let EntryKind::Message { text, .. } = &app.entries().back().expect("an entry").kind else {
+            panic!()
+        };
+        assert_eq!(text, "tab here");
+    }
+
+    #[test]
+    fn a_refused_first_login_ends_the_program() {
+        let mut app = app();
+        let commands = app.update(
+            Msg::Net(NetEvent::LoginRefused("name already in use: alice".into())),
+            clock(),
+        );
+        assert_eq!(commands, [Command::Quit]);
+        assert_eq!(
+            app.exit(),
+            Some(&Exit::Refused("name already in use: alice".into()))
+        );
+    }
+
+    #[test]
+    fn disconnects_reconnect_with_growing_backoff() {
+        let mut app = connected();
+        let mut now = clock();
+        for delay in [1, 2, 4, 8, 16, 30, 30] {
+            app.update(
+                Msg::Net(NetEvent::Disconnected("server shutting down".into())),
+                now,
+            );
+            assert!(
+                matches!(app.state(), ConnState::Disconnected { reason, .. } if reason == "server shutting down")
+            );
+            assert!(app.roster().is_empty());
+            now.now += Duration::from_secs(delay) - Duration::from_millis(1);
+            assert_eq!(app.update(Msg::Tick, now), [], "too early after {delay} s");
+            now.now += Duration::from_millis(1);
+            assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
+            assert!(matches!(app.state(), ConnState::Connecting { .. }));
+        }
+        assert_eq!(
+            app.update(Msg::Net(NetEvent::Connected), now),
+            [Command::Send(ClientLine::Who)]
+        );
+        app.update(
+            Msg::Net(NetEvent::LoginRefused("name already in use: alice".into())),
+            now,
+        );
+        assert_eq!(
+            app.exit(),
+            None,
+            "a refusal after a first success is retried"
+        );
+        now.now += Duration::from_secs(1);
+        assert_eq!(
+            app.update(Msg::Tick, now),
+            [Command::Connect],
+            "backoff restarts after a success"
+        );
+    }
+
+    #[test]
+    fn scrolling_up_holds_the_view_and_counts_new_entries() {
+        let mut app = connected();
+        for i in 0..60 {
+            server(&mut app, &format!("from bob: message {i}"));
+        }
+        app.update(key(KeyCode::PageUp), clock());
+        let scrolled = app.scroll();
+        assert!(scrolled > 0);
+        server(&mut app, "from bob: while away");
+        server(&mut app, "joined carol");
+        assert_eq!(app.unseen(), 2);
+        assert_eq!(app.scroll(), scrolled + 2, "the rows being read stay put");
+        for _ in 0..10 {
+            app.update(key(KeyCode::PageUp), clock());
+        }
+        let top = app.scroll();
+        app.update(key(KeyCode::PageUp), clock());
+        assert_eq!(app.scroll(), top, "scrolling stops at the oldest entry");
+        for _ in 0..10 {
+            app.update(key(KeyCode::PageDown), clock());
+        }
+        assert_eq!((app.scroll(), app.unseen()), (0, 0));
+    }
+
+    #[test]
+    fn scrollback_is_bounded() {
+        let mut app = connected();
+        for i in 0..250 {
+            server(&mut app, &format!("from bob: {i}"));
+        }
+        assert_eq!(app.entries().len(), 100);
+        let EntryKind::Message { text, .. } = &app.entries().back().expect("an entry").kind else {
+            panic!()
+        };
+        assert_eq!(text, "249");
+    }
+
+    #[test]
+    fn history_walks_back_and_returns_to_the_draft() {
+        let mut app = connected();
+        enter(&mut app, "first");
+        enter(&mut app, "second");
+        type_str(&mut app, "draft");
+        app.update(key(KeyCode::Up), clock());
+        assert_eq!(app.input().as_str(), "second");
+        app.update(key(KeyCode::Up), clock());
+        app.update(key(KeyCode::Up), clock());
+        assert_eq!(app.input().as_str(), "first");
+        app.update(key(KeyCode::Down), clock());
+        assert_eq!(app.input().as_str(), "second");
+        app.update(key(KeyCode::Down), clock());
+        assert_eq!(app.input().as_str(), "draft");
+    }
+
+    #[test]
+    fn tab_completes_names_in_the_destination_part() {
+        let mut app = connected();
+        server(&mut app, "users alice,bob,carol,caroline,张三");
+        type_str(&mut app, "b");
+        app.update(key(KeyCode::Tab), clock());
+        assert_eq!(app.input().as_str(), "bob: ");
+        app.update(ctrl('u'), clock());
+        type_str(&mut app, "bob,ca");
+        app.update(key(KeyCode::Tab), clock());
+        assert_eq!(
+            app.input().as_str(),
+            "bob,carol",
+            "the common prefix of carol and caroline"
+        );
+        app.update(key(KeyCode::Tab), clock());
+        assert_eq!(last_notice(&app), "matches: carol, caroline");
+        app.update(ctrl('u'), clock());
+        type_str(&mut app, "/to 张");
+        app.update(key(KeyCode::Tab), clock());
+        assert_eq!(app.input().as_str(), "/to 张三");
+        app.update(ctrl('u'), clock());
+        type_str(&mut app, "bob: b");
+        app.update(key(KeyCode::Tab), clock());
+        assert_eq!(
+            app.input().as_str(),
+            "bob: b",
+            "no completion inside the text"
+        );
+    }
+
+    #[test]
+    fn pasted_lines_are_sent_one_by_one_or_refused() {
+        let mut app = connected();
+        assert_eq!(app.update(Msg::Paste("one line".into()), clock()), []);
+        assert_eq!(app.input().as_str(), "one line");
+        app.update(ctrl('u'), clock());
+        let commands = app.update(
+            Msg::Paste("first\r\n\nsecond: with colon\n/quit\n".into()),
+            clock(),
+        );
+        assert_eq!(
+            commands,
+            [
+                send("*: first"),
+                send("*: second: with colon"),
+                send("*: /quit")
+            ]
+        );
+        let many = "line\n".repeat(MAX_PASTE_LINES + 1);
+        assert_eq!(app.update(Msg::Paste(many), clock()), []);
+        assert_eq!(last_notice(&app), "paste of 21 lines refused (at most 20)");
+        let long = format!("ok\n{}\n", "x".repeat(100));
+        assert_eq!(app.update(Msg::Paste(long), clock()), []);
+        assert!(last_notice(&app).starts_with("paste refused: line too long"));
+    }
+}

@@ -116,11 +116,13 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
         ConnState::Connected => format!(" · {} online", app.roster().len()),
         _ => String::new(),
     };
+    // The state first: on a narrow terminal it is what must stay visible.
     let line = Line::from(vec![
         Span::raw(" "),
-        Span::styled(app.name().to_string(), Style::new().bold()),
-        Span::raw(format!(" @ {} · ", app.addr())),
         Span::styled(state, Style::new().fg(color).bold()),
+        Span::raw(" · "),
+        Span::styled(app.name().to_string(), Style::new().bold()),
+        Span::raw(format!(" @ {}", app.addr())),
         Span::raw(online),
     ]);
     let help = Span::raw(" F1 help ");
@@ -387,4 +389,226 @@ fn render_help(area: Rect, buf: &mut Buffer) {
                 .border_style(Style::new().cyan()),
         )
         .render(popup, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use chat_proto::UserName;
+    use chrono::NaiveTime;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::layout::Size;
+
+    use super::*;
+    use crate::app::Settings;
+    use crate::event::{Clock, Msg, NetEvent};
+
+    fn clock(now: Instant) -> Clock {
+        Clock {
+            now,
+            local: NaiveTime::from_hms_opt(9, 5, 0).expect("a valid time"),
+        }
+    }
+
+    fn app(width: u16, height: u16, now: Instant) -> App {
+        let settings = Settings {
+            name: UserName::parse("alice").expect("a valid name"),
+            addr: "127.0.0.1:8080".into(),
+            max_line_bytes: 4096,
+            scrollback: 1000,
+        };
+        App::new(settings, Size::new(width, height), now)
+    }
+
+    fn feed(app: &mut App, now: Instant, lines: &[&str]) {
+        for line in lines {
+            let event = match line.parse() {
+                Ok(line) => NetEvent::Line(line),
+                Err(_) => NetEvent::Unrecognised((*line).to_owned()),
+            };
+            app.update(Msg::Net(event), clock(now));
+        }
+    }
+
+    fn type_line(app: &mut App, now: Instant, text: &str) {
+        for c in text.chars() {
+            app.update(
+                Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+                clock(now),
+            );
+        }
+    }
+
+    fn screen(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+        terminal.draw(|frame| draw(frame, app)).expect("drawing");
+        terminal
+    }
+
+    fn conversation(width: u16, height: u16) -> (App, Instant) {
+        let now = Instant::now();
+        let mut app = app(width, height, now);
+        app.update(Msg::Net(NetEvent::Connected), clock(now));
+        feed(
+            &mut app,
+            now,
+            &[
+                "users alice,bob,张三",
+                "from bob: hi alice, this is a longer message that has to wrap onto a second row",
+                "from 张三: 你好！",
+                "joined carol",
+                "from bob: \x1b]0;PWNED\x07\x1b[2J",
+            ],
+        );
+        type_line(&mut app, now, "bob,张三: 好的 see you");
+        app.update(
+            Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+            clock(now),
+        );
+        type_line(&mut app, now, "张三你好");
+        (app, now)
+    }
+
+    #[test]
+    fn whole_screen() {
+        let (app, _) = conversation(80, 14);
+        let terminal = screen(&app, 80, 14);
+        insta::assert_snapshot!(terminal.backend());
+        assert_eq!(
+            terminal.backend().cursor_position(),
+            Position::new(4 + 8, 13),
+            "after [*] and 张三你好"
+        );
+    }
+
+    #[test]
+    fn narrow_screen_hides_the_roster_and_wraps_more() {
+        let (app, _) = conversation(40, 12);
+        insta::assert_snapshot!(screen(&app, 40, 12).backend());
+    }
+
+    #[test]
+    fn disconnected_status_counts_down() {
+        let now = Instant::now();
+        let mut app = app(100, 8, now);
+        app.update(Msg::Net(NetEvent::Connected), clock(now));
+        app.update(
+            Msg::Net(NetEvent::Disconnected("server shutting down".into())),
+            clock(now),
+        );
+        app.update(Msg::Tick, clock(now + Duration::from_millis(10)));
+        let terminal = screen(&app, 100, 8);
+        let top: String = (0..100)
+            .map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_owned())
+            .collect();
+        assert!(
+            top.starts_with(" disconnected: server shutting down · reconnecting in 1 s · alice @ 127.0.0.1:8080 "),
+            "{top:?}"
+        );
+        assert!(top.trim_end().ends_with("F1 help"), "{top:?}");
+    }
+
+    #[test]
+    fn too_small_a_terminal_says_so() {
+        let now = Instant::now();
+        let app = app(20, 4, now);
+        insta::assert_snapshot!(screen(&app, 20, 4).backend());
+    }
+
+    #[test]
+    fn help_overlay() {
+        let (mut app, now) = conversation(80, 18);
+        app.update(
+            Msg::Key(KeyEvent::new(KeyCode::F(1), KeyModifiers::NONE)),
+            clock(now),
+        );
+        insta::assert_snapshot!(screen(&app, 80, 18).backend());
+    }
+
+    #[test]
+    fn scrolled_up_shows_how_many_are_new() {
+        let (mut app, now) = conversation(60, 10);
+        for i in 0..20 {
+            feed(&mut app, now, &[&format!("from bob: older {i}")]);
+        }
+        app.update(
+            Msg::Key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE)),
+            clock(now),
+        );
+        feed(&mut app, now, &["from bob: newer 1", "from bob: newer 2"]);
+        insta::assert_snapshot!(screen(&app, 60, 10).backend());
+    }
+
+    #[test]
+    fn a_long_input_scrolls_sideways_to_keep_the_cursor_visible() {
+        let now = Instant::now();
+        let mut app = app(40, 8, now);
+        type_line(&mut app, now, &"字".repeat(30));
+        let terminal = screen(&app, 40, 8);
+        let cursor = terminal.backend().cursor_position();
+        assert_eq!(cursor.y, 7);
+        assert!(cursor.x < 40, "cursor at {cursor:?}");
+        let last: String = (0..40)
+            .map(|x| terminal.backend().buffer()[(x, 7)].symbol().to_owned())
+            .collect();
+        assert!(last.starts_with("[*] 字"), "{last:?}");
+    }
+
+    fn text_of(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_indents_continuations() {
+        let spans = [
+            Span::raw("09:05 "),
+            Span::raw("bob: "),
+            Span::raw("one two three four five six"),
+        ];
+        assert_eq!(
+            text_of(&wrap(&spans, 20)),
+            ["09:05 bob: one two ", "      three four ", "      five six"]
+        );
+    }
+
+    #[test]
+    fn wrap_splits_long_words_and_counts_wide_characters() {
+        let spans = [Span::raw("09:05 "), Span::raw("好".repeat(12))];
+        let rows = text_of(&wrap(&spans, 20));
+        assert_eq!(
+            rows,
+            [
+                format!("09:05 {}", "好".repeat(7)),
+                format!("      {}", "好".repeat(5))
+            ]
+        );
+        assert!(rows.iter().all(|r| r.width() <= 20));
+    }
+
+    #[test]
+    fn wrap_keeps_styles() {
+        let spans = [Span::styled("ab", Style::new().red()), Span::raw("cd")];
+        let lines = wrap(&spans, 10);
+        assert_eq!(
+            lines[0].spans,
+            [Span::styled("ab", Style::new().red()), Span::raw("cd")]
+        );
+    }
+
+    #[test]
+    fn name_colours_are_stable() {
+        assert_eq!(name_color("alice"), name_color("alice"));
+        let distinct: std::collections::HashSet<_> =
+            ["alice", "bob", "carol", "dave", "eve", "张三"]
+                .iter()
+                .map(|n| format!("{:?}", name_color(n)))
+                .collect();
+        assert!(distinct.len() > 3);
+    }
 }
