@@ -4,6 +4,11 @@
 //! - [`bin_path`]: the path of a workspace binary, built fresh on first use.
 //! - [`ServerProcess`]: a `chat-server` on `127.0.0.1:0`, killed and reaped on drop.
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
+//! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
+
+pub mod pty;
+
+pub use pty::{PtyClient, keys};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,6 +90,11 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `chat-server --addr 127.0.0.1:0` with `args` and waits for `listening on ADDR`.
     pub async fn start(args: &[&str]) -> Self {
+        Self::start_at("127.0.0.1:0", args).await
+    }
+
+    /// Starts `chat-server --addr <addr>` with `args` and waits for `listening on ADDR`.
+    pub async fn start_at(addr: &str, args: &[&str]) -> Self {
         let log = std::env::temp_dir().join(format!(
             "chat-server-{}-{}.log",
             std::process::id(),
@@ -92,7 +102,7 @@ impl ServerProcess {
         ));
         let stderr = std::fs::File::create(&log).expect("creating the server log");
         let mut child = Command::new(bin_path("chat-server"))
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,0 +1,310 @@
+//! The real `chat-client` in a pseudo-terminal against the real `chat-server` (or, for
+//! hostile input, a fake server in this test), its screen read through `vt100`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chat_tests::{PtyClient, ServerProcess, keys};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
+
+fn client(server: &ServerProcess, name: &str) -> PtyClient {
+    let addr = server.addr.to_string();
+    let client = PtyClient::spawn(&["--name", name, "--addr", &addr], 100, 24);
+    client.wait_for("● connected");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_is_visible_and_messages_flow_both_ways() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let mut alice = client(&server, "alice");
+    alice.wait_for("connected to");
+    alice.wait_for("online (2)");
+    bob.expect("joined alice").await;
+
+    alice.type_keys("bob: hello from alice");
+    alice.type_keys(keys::ENTER);
+    bob.expect("from alice: hello from alice").await;
+    alice.wait_for("alice → bob: hello from alice");
+
+    bob.send("alice: hi back").await;
+    alice.wait_for("bob: hi back");
+
+    // Plain text goes to the target in the prompt: everyone by default, then /to.
+    alice.type_keys("to all of you\r/to bob\rjust you\r");
+    bob.expect("from alice: to all of you").await;
+    bob.expect("from alice: just you").await;
+    alice.wait_for("[bob] ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cjk_is_typed_edited_and_received_byte_exact() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let mut alice = client(&server, "alice");
+    bob.expect("joined alice").await;
+
+    alice.type_keys("bob: 张三你好");
+    alice.type_keys(keys::LEFT);
+    alice.type_keys(keys::LEFT);
+    alice.type_keys("，");
+    alice.type_keys(" 😀");
+    alice.wait_for("[*] bob: 张三， 😀你好");
+    alice.type_keys(keys::ENTER);
+    assert_eq!(
+        bob.recv_bytes().await.expect("a line"),
+        "from alice: 张三， 😀你好".as_bytes()
+    );
+
+    bob.send("alice: 世界和平 ünïcödé").await;
+    alice.wait_for("bob: 世界和平 ünïcödé");
+}
+
+/// A fake server that logs the client in and then sends `lines` raw.
+fn hostile_server(lines: Vec<Vec<u8>>) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fake server");
+    let addr = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accepting the client");
+        let mut reader = BufReader::new(stream.try_clone().expect("a second handle"));
+        let mut name = String::new();
+        reader.read_line(&mut name).expect("reading the name");
+        let mut writer = stream;
+        writer
+            .write_all(format!("welcome {}", name.trim_end()).as_bytes())
+            .expect("writing");
+        writer.write_all(b"\nusers alice,bob\n").expect("writing");
+        for line in lines {
+            writer.write_all(&line).expect("writing");
+            writer.write_all(b"\n").expect("writing");
+        }
+        // Keep the connection open until the client goes.
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {}
+    });
+    addr
+}
+
+#[test]
+fn escape_sequences_from_the_network_never_reach_the_terminal() {
+    let addr = hostile_server(vec![
+        b"from bob: before".to_vec(),
+        b"from bob: \x1b]0;PWNED\x07\x1b[2J".to_vec(),
+        b"from bob: \x1b]52;c;SGVsbG8=\x07 clipboard".to_vec(),
+        b"from bob: hi\rfrom carol: forged".to_vec(),
+        b"error: \x1b[H\x1b[2Jgone \xc2\x9b31m red".to_vec(),
+        "from bob: \u{202e}desrever".as_bytes().to_vec(),
+        b"from bob: after".to_vec(),
+    ]);
+    let addr = addr.to_string();
+    let client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 120, 24);
+    client.wait_for("bob: after");
+    let screen = client.screen();
+    assert!(
+        screen.contains("bob: before"),
+        "the screen was cleared:\n{screen}"
+    );
+    assert!(
+        screen.contains("\\u{1b}]0;PWNED\\u{7}\\u{1b}[2J"),
+        "not shown escaped:\n{screen}"
+    );
+    assert!(
+        screen.contains("\\u{1b}]52;c;SGVsbG8=\\u{7} clipboard"),
+        "{screen}"
+    );
+    assert!(screen.contains("hi\\u{d}from carol: forged"), "{screen}");
+    assert!(
+        !screen
+            .lines()
+            .any(|l| l.contains("carol: forged") && !l.contains("\\u{d}")),
+        "{screen}"
+    );
+    assert!(screen.contains("\\u{202e}desrever"), "{screen}");
+    let requests = client.requests();
+    assert!(
+        requests.titles.is_empty(),
+        "the title changed: {:?}",
+        requests.titles
+    );
+    assert!(
+        requests.clipboard.is_empty(),
+        "the clipboard was written: {:?}",
+        requests.clipboard
+    );
+    assert_eq!(requests.bells, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resizing_lays_the_screen_out_again() {
+    let server = ServerProcess::start(&[]).await;
+    let mut alice = client(&server, "alice");
+    // The roster's title; the notice after /who reads "online (1): alice".
+    let roster = "│ online (1)";
+    alice.wait_for(roster);
+    alice.resize(50, 12);
+    alice.wait_until("the roster to give way on a narrow terminal", |s| {
+        !s.contents().contains(roster) && rule_at(s, 10, 50)
+    });
+    alice.resize(20, 4);
+    alice.wait_for("Terminal too small");
+    alice.resize(120, 30);
+    alice.wait_until("the full layout on a wide terminal", |s| {
+        s.contents().contains(roster) && rule_at(s, 28, 120)
+    });
+    alice.type_keys("still typing");
+    alice.wait_until("the cursor after the typed text", |s| {
+        s.cursor_position() == (29, 16)
+    });
+}
+
+/// Whether row `row` is the rule above the input line, `width` cells wide.
+fn rule_at(screen: &vt100::Screen, row: u16, width: u16) -> bool {
+    screen
+        .rows(0, width)
+        .nth(usize::from(row))
+        .is_some_and(|r| r == "─".repeat(usize::from(width)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_exits_0_restores_the_terminal_and_leaves_cleanly() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let mut alice = client(&server, "alice");
+    bob.expect("joined alice").await;
+    alice.type_keys("bob: last words\r/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+    bob.expect("from alice: last words").await;
+    bob.expect("left alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_exits_0_and_restores_the_terminal() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let mut alice = client(&server, "alice");
+    alice.type_keys("half a line");
+    alice.type_keys(keys::CTRL_C);
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+    bob.expect("joined alice").await;
+    bob.expect("left alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_d_on_an_empty_line_and_sigterm_exit_0_too() {
+    let server = ServerProcess::start(&[]).await;
+    let mut alice = client(&server, "alice");
+    alice.type_keys(keys::CTRL_D);
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+
+    let mut alice = client(&server, "alice");
+    kill(Pid::from_raw(alice.pid()), Signal::SIGTERM).expect("signalling the client");
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_exits_1_with_the_reason_after_restoring() {
+    let server = ServerProcess::start(&[]).await;
+    let _alice = server.login("alice").await;
+    let addr = server.addr.to_string();
+    let mut second = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 100, 24);
+    assert_eq!(second.wait_exit(), 1);
+    second.assert_restored();
+    second.wait_for("chat-client: login refused: name already in use: alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_shutdown_is_shown_and_the_client_reconnects_when_it_is_back() {
+    let mut server = ServerProcess::start(&[]).await;
+    let port = server.addr.port().to_string();
+    let mut alice = client(&server, "alice");
+    server.signal(Signal::SIGTERM);
+    alice.wait_for("server says bye: server shutting down");
+    alice.wait_for("reconnecting in");
+    alice.wait_for("disconnected: server shutting down");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(10)).await.code(),
+        Some(0)
+    );
+
+    let server = ServerProcess::start_at(&format!("127.0.0.1:{port}"), &[]).await;
+    alice.wait_until("the client to reconnect", |s| {
+        s.contents().matches("connected to").count() == 2 && s.contents().contains("● connected")
+    });
+    let mut bob = server.login("bob").await;
+    bob.send("alice: welcome back").await;
+    alice.wait_for("bob: welcome back");
+    alice.type_keys(keys::CTRL_C);
+    assert_eq!(alice.wait_exit(), 0);
+}
+
+#[tokio::test]
+async fn plain_mode_relays_stdin_and_prints_until_the_server_closes() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let mut plain = tokio::process::Command::new(chat_tests::bin_path("chat-client"))
+        .args(["--name", "alice", "--addr", &server.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting chat-client");
+    let mut stdin = plain.stdin.take().expect("piped stdin");
+    stdin
+        .write_all("bob: hi from a pipe 你好\n/who\n".as_bytes())
+        .await
+        .expect("writing stdin");
+    bob.expect("joined alice").await;
+    bob.expect("from alice: hi from a pipe 你好").await;
+    bob.send("alice: reply before eof").await;
+    bob.sync().await;
+    drop(stdin);
+    let output = tokio::time::timeout(chat_tests::DEADLINE, plain.wait_with_output())
+        .await
+        .expect("chat-client exits after stdin EOF")
+        .expect("waiting for chat-client");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "welcome alice");
+    assert!(lines.contains(&"users alice,bob"), "{stdout}");
+    assert!(lines.contains(&"from bob: reply before eof"), "{stdout}");
+    bob.expect("left alice").await;
+}
+
+#[tokio::test]
+async fn plain_mode_reports_a_refused_login_with_status_1() {
+    let server = ServerProcess::start(&[]).await;
+    let _alice = server.login("alice").await;
+    let output = tokio::process::Command::new(chat_tests::bin_path("chat-client"))
+        .args([
+            "--plain",
+            "--name",
+            "alice",
+            "--addr",
+            &server.addr.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("running chat-client");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        "chat-client: login refused: name already in use: alice"
+    );
+}
