@@ -43,7 +43,7 @@ pub fn spawn(addr: String, name: UserName, msg_tx: mpsc::Sender<Msg>) -> Session
     let task = tokio::spawn(async move {
         let last = match session(&addr, &name, &msg_tx, cmd_rx).await {
             Ok(last) => last,
-            Err(e) => NetEvent::Disconnected(format!("{e:#}")),
+            Err(e) => NetEvent::Disconnected(without_os_error(&format!("{e:#}"))),
         };
         let _ = msg_tx.send(Msg::Net(last)).await;
     });
@@ -126,6 +126,37 @@ async fn session(
     }
 }
 
+/// `Connection refused (os error 111)` reads better in a status bar without the number.
+fn without_os_error(reason: &str) -> String {
+    match reason.find(" (os error ") {
+        Some(start) => {
+            let end = reason[start..]
+                .find(')')
+                .map_or(reason.len(), |i| start + i + 1);
+            format!("{}{}", &reason[..start], without_os_error(&reason[end..]))
+        }
+        None => reason.to_owned(),
+    }
+}
+
 async fn drain(lines: &mut FramedRead<OwnedReadHalf, LineCodec>) {
     while let Some(Ok(_)) = lines.next().await {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_error_numbers_are_dropped() {
+        assert_eq!(
+            without_os_error("cannot connect: Connection refused (os error 111)"),
+            "cannot connect: Connection refused"
+        );
+        assert_eq!(without_os_error("a (os error 1): b (os error 2)"), "a: b");
+        assert_eq!(
+            without_os_error("server shutting down"),
+            "server shutting down"
+        );
+    }
 }

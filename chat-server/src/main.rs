@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 #[command(version)]
 struct Args {
     /// Address to listen on; port 0 picks a free port (printed as `listening on ADDR`).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "CHAT_ADDR")]
+    #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
 
     /// Longest line a client may send, in bytes without the line ending; a longer line
@@ -79,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .init();
+    raise_fd_limit();
     let config = Config {
         max_line_bytes: args.max_line_bytes,
         max_clients: args.max_clients,
@@ -89,6 +90,21 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
         .block_on(serve(args.addr, config))
+}
+
+/// Each client is a file descriptor; the usual soft limit of 1024 would cap the server
+/// far below `--max-clients`. Raise it to the hard limit the administrator allows.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, "could not raise the open file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open file limit"),
+    }
 }
 
 async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {

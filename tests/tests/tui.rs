@@ -308,3 +308,33 @@ async fn plain_mode_reports_a_refused_login_with_status_1() {
         "chat-client: login refused: name already in use: alice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_thousand_messages_does_not_freeze_typing() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let mut alice = client(&server, "alice");
+    bob.expect("joined alice").await;
+    let flood = tokio::spawn(async move {
+        for i in 0..10_000 {
+            bob.send(&format!("alice: message {i}")).await;
+        }
+        bob.sync().await;
+        bob
+    });
+    alice.type_keys("typed during the flood");
+    alice.wait_for("[*] typed during the flood");
+    alice.wait_for("bob: message 9999");
+    let mut bob = flood.await.expect("the flooding task");
+    alice.type_keys(keys::ENTER);
+    bob.expect("from alice: typed during the flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_leaves_cleanly_too() {
+    let server = ServerProcess::start(&[]).await;
+    let mut alice = client(&server, "alice");
+    kill(Pid::from_raw(alice.pid()), Signal::SIGHUP).expect("signalling the client");
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+}
