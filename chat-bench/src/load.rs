@@ -1,0 +1,420 @@
+//! `chat-bench run` (and `raw`): N clients log in; S of them send M messages each to K
+//! others or to everyone, with at most W unacknowledged per sender. Every delivery is
+//! checked against what was sent: lost, duplicated and reordered counts, latency.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+use crate::client::{self, Client, LineReader};
+use crate::procstat::{self, Sample};
+
+/// Who each sender addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// `K` distinct other clients: the next K after the sender, wrapping around.
+    Others(usize),
+    /// `*`: everyone else.
+    Broadcast,
+}
+
+/// One load run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// Clients logged in.
+    pub clients: usize,
+    /// How many of them send.
+    pub senders: usize,
+    /// Whom each sender addresses.
+    pub fanout: Fanout,
+    /// Messages per sender.
+    pub messages: u64,
+    /// Most messages a sender has in flight (sent, not yet delivered everywhere).
+    pub window: u64,
+    /// Fixed total send rate in messages per second, for latency runs.
+    pub rate: Option<f64>,
+    /// Bytes of text per message, at least what the sequence and timestamp need.
+    pub payload: usize,
+    /// The server's pid, for its CPU time and memory.
+    pub server_pid: Option<u32>,
+    /// Give up waiting for deliveries after this long.
+    pub timeout: Duration,
+}
+
+impl Spec {
+    fn recipients_per_message(&self) -> usize {
+        match self.fanout {
+            Fanout::Others(k) => k,
+            Fanout::Broadcast => self.clients - 1,
+        }
+    }
+
+    fn destinations(&self, sender: usize) -> Vec<usize> {
+        match self.fanout {
+            Fanout::Others(k) => (1..=k).map(|d| (sender + d) % self.clients).collect(),
+            Fanout::Broadcast => (0..self.clients).filter(|&c| c != sender).collect(),
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Deliveries expected.
+    pub expected: u64,
+    /// Deliveries received (duplicates not counted).
+    pub delivered: u64,
+    /// Deliveries that never arrived.
+    pub lost: u64,
+    /// Deliveries that arrived twice.
+    pub duplicated: u64,
+    /// Deliveries that arrived out of per-sender order.
+    pub reordered: u64,
+    /// From the first send to the last delivery.
+    pub elapsed: Duration,
+    /// Latency in microseconds.
+    pub latency: Histogram<u64>,
+    /// Server CPU and memory over the run.
+    pub server: Option<(Sample, Sample)>,
+    /// This tool's CPU over the run.
+    pub bench: (Sample, Sample),
+}
+
+struct Shared {
+    start: Instant,
+    /// Per sender: deliveries of its messages so far, anywhere.
+    delivered_by_sender: Vec<AtomicU64>,
+    /// Per sender: woken when its deliveries move, to open its window.
+    progress: Vec<Notify>,
+    delivered: AtomicU64,
+    duplicated: AtomicU64,
+    reordered: AtomicU64,
+    receivers_left: AtomicUsize,
+    all_delivered: Notify,
+    latency: Mutex<Histogram<u64>>,
+}
+
+/// One receiver's counts, published to [`Shared`] whenever it has read all it has.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    delivered: u64,
+    duplicated: u64,
+    reordered: u64,
+}
+
+/// Runs the load described by `spec`.
+pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        spec.clients >= 2 && spec.senders >= 1 && spec.senders <= spec.clients,
+        "need 1 <= senders <= clients and clients >= 2"
+    );
+    if let Fanout::Others(k) = spec.fanout {
+        anyhow::ensure!(
+            k >= 1 && k < spec.clients,
+            "fanout must be between 1 and clients - 1"
+        );
+    }
+    let mut expected_by_receiver = vec![0u64; spec.clients];
+    for sender in 0..spec.senders {
+        for d in spec.destinations(sender) {
+            expected_by_receiver[d] += spec.messages;
+        }
+    }
+    let receivers = expected_by_receiver.iter().filter(|&&e| e > 0).count();
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        delivered_by_sender: (0..spec.senders).map(|_| AtomicU64::new(0)).collect(),
+        progress: (0..spec.senders).map(|_| Notify::new()).collect(),
+        delivered: AtomicU64::new(0),
+        duplicated: AtomicU64::new(0),
+        reordered: AtomicU64::new(0),
+        receivers_left: AtomicUsize::new(receivers),
+        all_delivered: Notify::new(),
+        latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("a histogram")?),
+    });
+
+    let mut receiver_tasks = Vec::new();
+    let mut writers: Vec<Option<OwnedWriteHalf>> = (0..spec.clients).map(|_| None).collect();
+    eprintln!("logging in {} clients...", spec.clients);
+    client::login_all(spec.addr, spec.clients, |i, Client { reader, writer }| {
+        writers[i] = Some(writer);
+        let shared = shared.clone();
+        let expected = expected_by_receiver[i];
+        let senders = spec.senders;
+        receiver_tasks.push(tokio::spawn(receive(reader, expected, senders, shared)));
+    })
+    .await?;
+
+    let server_before = spec.server_pid.and_then(procstat::sample);
+    let bench_before = procstat::sample(std::process::id()).unwrap_or_default();
+    let first_send = Instant::now();
+    let mut sender_tasks = Vec::new();
+    for (i, writer) in writers.iter_mut().enumerate().take(spec.senders) {
+        let writer = writer.take().context("every client logged in")?;
+        let prefix = match spec.fanout {
+            Fanout::Broadcast => "*: ".to_owned(),
+            Fanout::Others(_) => {
+                let names: Vec<String> =
+                    spec.destinations(i).into_iter().map(client::name).collect();
+                format!("{}: ", names.join(","))
+            }
+        };
+        sender_tasks.push(tokio::spawn(send(
+            i,
+            writer,
+            prefix,
+            spec.clone(),
+            shared.clone(),
+        )));
+    }
+
+    let progress = tokio::spawn(report_progress(
+        shared.clone(),
+        expected_by_receiver.iter().sum(),
+    ));
+    let finished = async {
+        while shared.receivers_left.load(Ordering::Acquire) > 0 {
+            shared.all_delivered.notified().await;
+        }
+    };
+    let timed_out = tokio::time::timeout(spec.timeout, finished).await.is_err();
+    let elapsed = first_send.elapsed();
+    progress.abort();
+    eprintln!();
+    if timed_out {
+        eprintln!("timed out after {:?} waiting for deliveries", spec.timeout);
+    }
+    let server_after = spec.server_pid.and_then(procstat::sample);
+    let bench_after = procstat::sample(std::process::id()).unwrap_or_default();
+    for task in &sender_tasks {
+        task.abort();
+    }
+    for task in receiver_tasks {
+        task.abort();
+    }
+    let delivered = shared.delivered.load(Ordering::Acquire);
+    let expected: u64 = expected_by_receiver.iter().sum();
+    let latency = shared
+        .latency
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a receiver panicked"))?
+        .clone();
+    Ok(Outcome {
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        duplicated: shared.duplicated.load(Ordering::Acquire),
+        reordered: shared.reordered.load(Ordering::Acquire),
+        elapsed,
+        latency,
+        server: server_before.zip(server_after),
+        bench: (bench_before, bench_after),
+    })
+}
+
+async fn send(
+    index: usize,
+    mut writer: OwnedWriteHalf,
+    prefix: String,
+    spec: Spec,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let per_message = spec.recipients_per_message() as u64;
+    let mut ticker = spec.rate.map(|rate| {
+        let every = Duration::from_secs_f64(spec.senders as f64 / rate);
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        ticker
+    });
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut sent = 0u64;
+    while sent < spec.messages {
+        let acked = shared.delivered_by_sender[index].load(Ordering::Acquire) / per_message;
+        let room = spec.window.saturating_sub(sent - acked.min(sent));
+        if room == 0 {
+            shared.progress[index].notified().await;
+            continue;
+        }
+        let batch = match &mut ticker {
+            Some(ticker) => {
+                ticker.tick().await;
+                1
+            }
+            None => room.min(spec.messages - sent),
+        };
+        buf.clear();
+        for _ in 0..batch {
+            let ts = shared.start.elapsed().as_nanos() as u64;
+            let start = buf.len();
+            let _ = write!(Wrapper(&mut buf), "{prefix}{sent} {ts} ");
+            let text_len = buf.len() - start - prefix.len();
+            buf.resize(buf.len() + spec.payload.saturating_sub(text_len), b'x');
+            buf.push(b'\n');
+            sent += 1;
+        }
+        writer.write_all(&buf).await.context("sending")?;
+    }
+    // Keep the connection open until the run ends: closing would make this client leave.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// `std::fmt::Write` for a byte vector, to format numbers without allocating.
+struct Wrapper<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Wrapper<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+async fn receive(
+    mut reader: LineReader,
+    expected: u64,
+    senders: usize,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let mut counts = Counts::default();
+    let mut published = Counts::default();
+    let mut next = vec![0u64; senders];
+    let mut touched = vec![false; senders];
+    let mut latencies: Vec<u64> = Vec::with_capacity(1024);
+    let mut done = expected == 0;
+    loop {
+        let Some(line) = reader.next_line().await? else {
+            break;
+        };
+        if let Some((sender, seq, ts)) = parse_delivery(line) {
+            if sender < senders {
+                let now = shared.start.elapsed().as_nanos() as u64;
+                latencies.push(now.saturating_sub(ts) / 1000);
+                if seq < next[sender] {
+                    counts.duplicated += 1;
+                } else {
+                    if seq > next[sender] {
+                        counts.reordered += 1;
+                    }
+                    next[sender] = seq + 1;
+                    counts.delivered += 1;
+                    shared.delivered_by_sender[sender].fetch_add(1, Ordering::AcqRel);
+                    touched[sender] = true;
+                }
+            }
+        }
+        if !reader.has_line() {
+            // Everything read so far is handled: publish it, then wait for more.
+            shared
+                .delivered
+                .fetch_add(counts.delivered - published.delivered, Ordering::AcqRel);
+            shared
+                .duplicated
+                .fetch_add(counts.duplicated - published.duplicated, Ordering::AcqRel);
+            shared
+                .reordered
+                .fetch_add(counts.reordered - published.reordered, Ordering::AcqRel);
+            published = counts;
+            for (sender, t) in touched.iter_mut().enumerate() {
+                if std::mem::take(t) {
+                    shared.progress[sender].notify_one();
+                }
+            }
+            if let Ok(mut histogram) = shared.latency.lock() {
+                for &l in &latencies {
+                    histogram.saturating_record(l.max(1));
+                }
+            }
+            latencies.clear();
+            if !done && counts.delivered >= expected {
+                done = true;
+                if shared.receivers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    shared.all_delivered.notify_one();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `from b<sender>: <seq> <ts> ...`.
+fn parse_delivery(line: &[u8]) -> Option<(usize, u64, u64)> {
+    let rest = line.strip_prefix(b"from b")?;
+    let (sender, rest) = number(rest)?;
+    let rest = rest.strip_prefix(b": ")?;
+    let (seq, rest) = number(rest)?;
+    let (ts, _) = number(rest.strip_prefix(b" ")?)?;
+    Some((usize::try_from(sender).ok()?, seq, ts))
+}
+
+fn number(s: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let n = s[..digits].iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some((n, &s[digits..]))
+}
+
+async fn report_progress(shared: Arc<Shared>, expected: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let now = shared.delivered.load(Ordering::Acquire);
+        eprint!("\r{now}/{expected} delivered, {}/s      ", now - last);
+        last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_deliveries() {
+        assert_eq!(
+            parse_delivery(b"from b12: 345 6789 xxxx"),
+            Some((12, 345, 6789))
+        );
+        assert_eq!(parse_delivery(b"joined b1"), None);
+        assert_eq!(parse_delivery(b"from b1: x"), None);
+    }
+
+    #[test]
+    fn destinations_are_distinct_others() {
+        let spec = Spec {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            clients: 5,
+            senders: 5,
+            fanout: Fanout::Others(3),
+            messages: 1,
+            window: 1,
+            rate: None,
+            payload: 0,
+            server_pid: None,
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(spec.destinations(3), [4, 0, 1]);
+        assert_eq!(
+            Spec {
+                fanout: Fanout::Broadcast,
+                ..spec
+            }
+            .destinations(3),
+            [0, 1, 2, 4]
+        );
+    }
+}

@@ -1,0 +1,268 @@
+use std::net::SocketAddr;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chat_bench::load::{self, Fanout, Spec};
+use chat_bench::{forwarder, procstat, report, scenarios};
+use clap::{Args, Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// Benchmarks for chat-server. Results: one JSON line on stdout, a summary on stderr.
+/// Loopback addresses only. See docs/performance.md.
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// N clients log in; S send M messages each to K others (or everyone), window W.
+    Run(LoadArgs),
+    /// The same load against the minimal forwarder: this machine's loopback ceiling.
+    Raw {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Pin the forwarder to this CPU (`taskset -c`), as the server is pinned.
+        #[arg(long)]
+        server_cpu: Option<u32>,
+    },
+    /// Server memory per idle, logged-in connection (server RSS delta / N).
+    Idle {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// How long to hold the connections before measuring.
+        #[arg(long, default_value = "5", value_parser = seconds)]
+        hold: Duration,
+        #[arg(long)]
+        server_pid: u32,
+    },
+    /// Time until N clients are all welcomed.
+    Logins {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 5_000)]
+        clients: usize,
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// K lines queued for a client that does not read; SIGTERM; time until it has all K
+    /// and `bye:`. Start the server with --queue-len >= K.
+    Drain {
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// The server to stop; required unless --raw.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Measure the forwarder instead (no SIGTERM, no bye).
+        #[arg(long)]
+        raw: bool,
+        /// Pin the forwarder to this CPU, with --raw.
+        #[arg(long)]
+        server_cpu: Option<u32>,
+    },
+    /// Run the minimal forwarder alone (prints `listening on ADDR`).
+    Forwarder {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct LoadArgs {
+    /// The server (ignored by `raw`, which starts its own forwarder).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    #[arg(long, default_value_t = 100)]
+    senders: usize,
+    /// Distinct recipients per message.
+    #[arg(long, conflicts_with = "broadcast")]
+    fanout: Option<usize>,
+    /// Send to `*` instead.
+    #[arg(long)]
+    broadcast: bool,
+    /// Messages per sender.
+    #[arg(long, default_value_t = 10_000)]
+    messages: u64,
+    /// Most messages in flight per sender.
+    #[arg(long, default_value_t = 64)]
+    window: u64,
+    /// Fixed total send rate (messages/s) for latency runs.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Bytes of text per message.
+    #[arg(long, default_value_t = 32)]
+    payload: usize,
+    /// The server's pid, for its CPU time and peak RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value = "120", value_parser = seconds)]
+    timeout: Duration,
+}
+
+impl LoadArgs {
+    fn spec(&self, addr: SocketAddr, server_pid: Option<u32>) -> Spec {
+        Spec {
+            addr,
+            clients: self.clients,
+            senders: self.senders,
+            fanout: if self.broadcast {
+                Fanout::Broadcast
+            } else {
+                Fanout::Others(self.fanout.unwrap_or(1))
+            },
+            messages: self.messages,
+            window: self.window.max(1),
+            rate: self.rate,
+            payload: self.payload,
+            server_pid,
+            timeout: self.timeout,
+        }
+    }
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .map_err(|e| e.to_string())
+        .and_then(|s| Duration::try_from_secs_f64(s).map_err(|e| e.to_string()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    procstat::raise_fd_limit();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("chat-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("chat-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command; `Ok(false)` when it ran but a check failed (something was lost).
+async fn run(command: Cmd) -> anyhow::Result<bool> {
+    check_loopback_only(&command)?;
+    let record = match command {
+        Cmd::Run(args) => return load_run("server", &args.spec(args.addr, args.server_pid)).await,
+        Cmd::Raw { load, server_cpu } => {
+            let (_child, addr, pid) = start_forwarder(server_cpu).await?;
+            return load_run("raw", &load.spec(addr, Some(pid))).await;
+        }
+        Cmd::Idle {
+            addr,
+            clients,
+            hold,
+            server_pid,
+        } => scenarios::idle(addr, clients, hold, server_pid).await?,
+        Cmd::Logins {
+            addr,
+            clients,
+            server_pid,
+        } => scenarios::logins(addr, clients, server_pid).await?,
+        Cmd::Drain {
+            raw: true,
+            messages,
+            server_cpu,
+            ..
+        } => {
+            let (_child, addr, _pid) = start_forwarder(server_cpu).await?;
+            scenarios::drain(addr, messages, None).await?
+        }
+        Cmd::Drain {
+            addr,
+            messages,
+            server_pid,
+            ..
+        } => {
+            let (Some(addr), Some(pid)) = (addr, server_pid) else {
+                bail!("drain needs --addr and --server-pid, or --raw")
+            };
+            scenarios::drain(addr, messages, Some(pid)).await?
+        }
+        Cmd::Forwarder { addr } => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            println!("listening on {}", listener.local_addr()?);
+            forwarder::serve(listener).await?;
+            return Ok(true);
+        }
+    };
+    println!("{record}");
+    Ok(record
+        .get("lost")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+        == 0)
+}
+
+async fn load_run(target: &str, spec: &Spec) -> anyhow::Result<bool> {
+    let outcome = load::run(spec).await?;
+    let record = report::load_json(target, spec, &outcome);
+    eprint!("{}", report::load_summary(&record));
+    println!("{record}");
+    Ok(outcome.lost == 0 && outcome.duplicated == 0 && outcome.reordered == 0)
+}
+
+/// Load goes to this machine only.
+fn check_loopback_only(command: &Cmd) -> anyhow::Result<()> {
+    let addr = match command {
+        Cmd::Run(args) => Some(args.addr),
+        Cmd::Idle { addr, .. } | Cmd::Logins { addr, .. } | Cmd::Forwarder { addr } => Some(*addr),
+        Cmd::Drain { addr, .. } => *addr,
+        Cmd::Raw { .. } => None,
+    };
+    match addr {
+        Some(addr) if !addr.ip().is_loopback() => {
+            bail!("{addr} is not a loopback address; chat-bench only loads this machine")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Starts `chat-bench forwarder` as a child (pinned with `taskset -c` if asked).
+async fn start_forwarder(cpu: Option<u32>) -> anyhow::Result<(Child, SocketAddr, u32)> {
+    let exe = std::env::current_exe()?;
+    let mut command = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
+        .args(["forwarder", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the forwarder")?;
+    let stdout = child.stdout.take().context("the forwarder's stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .context("the forwarder's address")?
+        .parse()?;
+    let pid = child.id().context("the forwarder's pid")?;
+    Ok((child, addr, pid))
+}

@@ -1,0 +1,53 @@
+//! Readings from `/proc`: CPU time and memory of a process (the server, or this tool).
+
+use std::time::Duration;
+
+/// CPU time and memory of one process at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// User plus system CPU time so far.
+    pub cpu: Duration,
+    /// Resident memory now, in KiB.
+    pub rss_kib: u64,
+    /// Peak resident memory so far, in KiB.
+    pub hwm_kib: u64,
+}
+
+/// Reads `pid`'s CPU time and memory; `None` if the process is gone.
+pub fn sample(pid: u32) -> Option<Sample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after `comm`.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some(Sample {
+        cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()),
+        rss_kib: kib("VmRSS")?,
+        hwm_kib: kib("VmHWM")?,
+    })
+}
+
+fn clock_ticks_per_second() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100.0, |t| t as f64)
+}
+
+/// Raises this process's open-file soft limit to its hard limit: a benchmark of
+/// thousands of connections needs thousands of descriptors on the load side too.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Results as one JSON line (stdout, for scripts) and a human summary (stderr).
+
+use serde_json::{Value, json};
+
+use crate::load::{Fanout, Outcome, Spec};
+
+/// The JSON record of a load run against `target` (`server` or `raw`).
+pub fn load_json(target: &str, spec: &Spec, outcome: &Outcome) -> Value {
+    let secs = outcome.elapsed.as_secs_f64();
+    let percentile = |q: f64| outcome.latency.value_at_quantile(q);
+    let cpu = |before: &crate::procstat::Sample, after: &crate::procstat::Sample| {
+        let used = (after.cpu.saturating_sub(before.cpu)).as_secs_f64();
+        json!({ "cpu_seconds": used, "cpu_percent": (100.0 * used / secs).round(), "peak_rss_kib": after.hwm_kib })
+    };
+    json!({
+        "scenario": "run",
+        "target": target,
+        "clients": spec.clients,
+        "senders": spec.senders,
+        "fanout": match spec.fanout { Fanout::Others(k) => json!(k), Fanout::Broadcast => json!("*") },
+        "messages": spec.messages,
+        "window": spec.window,
+        "rate": spec.rate,
+        "payload": spec.payload,
+        "expected": outcome.expected,
+        "delivered": outcome.delivered,
+        "lost": outcome.lost,
+        "duplicated": outcome.duplicated,
+        "reordered": outcome.reordered,
+        "seconds": secs,
+        "deliveries_per_sec": (outcome.delivered as f64 / secs).round(),
+        "latency_us": {
+            "p50": percentile(0.5),
+            "p90": percentile(0.9),
+            "p99": percentile(0.99),
+            "max": outcome.latency.max(),
+        },
+        "server": outcome.server.as_ref().map(|(b, a)| cpu(b, a)),
+        "bench": cpu(&outcome.bench.0, &outcome.bench.1),
+    })
+}
+
+/// A few readable lines from a load record.
+pub fn load_summary(record: &Value) -> String {
+    let l = &record["latency_us"];
+    let mut out = format!(
+        "{target}: {delivered}/{expected} delivered in {secs:.2} s = {rate} deliveries/s\n\
+         lost {lost}, duplicated {dup}, reordered {reo}\n\
+         latency µs: p50 {p50}, p90 {p90}, p99 {p99}, max {max}\n",
+        target = record["target"],
+        delivered = record["delivered"],
+        expected = record["expected"],
+        secs = record["seconds"].as_f64().unwrap_or(0.0),
+        rate = record["deliveries_per_sec"],
+        lost = record["lost"],
+        dup = record["duplicated"],
+        reo = record["reordered"],
+        p50 = l["p50"],
+        p90 = l["p90"],
+        p99 = l["p99"],
+        max = l["max"],
+    );
+    for side in ["server", "bench"] {
+        let s = &record[side];
+        if !s.is_null() {
+            out.push_str(&format!(
+                "{side} CPU {}% ({} s), peak RSS {} KiB\n",
+                s["cpu_percent"], s["cpu_seconds"], s["peak_rss_kib"]
+            ));
+        }
+    }
+    out
+}

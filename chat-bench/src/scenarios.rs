@@ -1,0 +1,160 @@
+//! The scenarios besides the message load: idle memory, a login storm, and the drain of
+//! a full queue at shutdown.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::{self, LineReader};
+use crate::procstat;
+
+/// Keeps reading a client's lines (presence lines mostly) so the server never holds them.
+fn drain_in_background(mut reader: LineReader) {
+    tokio::spawn(async move { while let Ok(Some(_)) = reader.next_line().await {} });
+}
+
+/// `idle`: server memory per connected, logged-in, idle client.
+pub async fn idle(
+    addr: SocketAddr,
+    clients: usize,
+    hold: Duration,
+    server_pid: u32,
+) -> anyhow::Result<Value> {
+    let before = procstat::sample(server_pid).context("reading the server's /proc")?;
+    let mut writers = Vec::with_capacity(clients);
+    let started = Instant::now();
+    client::login_all(addr, clients, |_, client| {
+        drain_in_background(client.reader);
+        writers.push(client.writer);
+    })
+    .await?;
+    let logged_in = started.elapsed();
+    eprintln!("{clients} clients logged in after {logged_in:?}; holding {hold:?}");
+    tokio::time::sleep(hold).await;
+    let after = procstat::sample(server_pid).context("reading the server's /proc")?;
+    let delta_kib = after.rss_kib.saturating_sub(before.rss_kib);
+    let per_connection = delta_kib as f64 * 1024.0 / clients as f64;
+    eprintln!(
+        "server RSS {} KiB -> {} KiB: {:.0} bytes ({:.2} KiB) per idle connection",
+        before.rss_kib,
+        after.rss_kib,
+        per_connection,
+        per_connection / 1024.0
+    );
+    Ok(json!({
+        "scenario": "idle",
+        "clients": clients,
+        "hold_seconds": hold.as_secs_f64(),
+        "server_rss_before_kib": before.rss_kib,
+        "server_rss_after_kib": after.rss_kib,
+        "bytes_per_connection": per_connection.round(),
+        "login_seconds": logged_in.as_secs_f64(),
+    }))
+}
+
+/// `logins`: time until `clients` clients are all welcomed.
+pub async fn logins(
+    addr: SocketAddr,
+    clients: usize,
+    server_pid: Option<u32>,
+) -> anyhow::Result<Value> {
+    let cpu_before = server_pid.and_then(procstat::sample);
+    let started = Instant::now();
+    let mut writers = Vec::with_capacity(clients);
+    client::login_all(addr, clients, |_, client| {
+        drain_in_background(client.reader);
+        writers.push(client.writer);
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    let cpu = server_pid
+        .and_then(procstat::sample)
+        .zip(cpu_before)
+        .map(|(a, b)| (a.cpu - b.cpu).as_secs_f64());
+    eprintln!(
+        "{clients} clients welcomed in {:.3} s",
+        elapsed.as_secs_f64()
+    );
+    Ok(json!({
+        "scenario": "logins",
+        "clients": clients,
+        "seconds": elapsed.as_secs_f64(),
+        "logins_per_sec": clients as f64 / elapsed.as_secs_f64(),
+        "server_cpu_seconds": cpu,
+    }))
+}
+
+/// `drain`: `messages` lines queued for a receiver that does not read; then SIGTERM to
+/// `server_pid` (none for the baseline forwarder), and the time until the receiver has
+/// read every line in order, then (from the server) `bye:`, then EOF.
+pub async fn drain(
+    addr: SocketAddr,
+    messages: u64,
+    server_pid: Option<u32>,
+) -> anyhow::Result<Value> {
+    let mut receiver = client::login(addr, 0).await?;
+    let mut sender = client::login(addr, 1).await?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    let queued_at = Instant::now();
+    for seq in 0..messages {
+        buf.extend_from_slice(format!("b0: {seq}\n").as_bytes());
+        if buf.len() > (1 << 20) - 64 {
+            sender.writer.write_all(&buf).await?;
+            buf.clear();
+        }
+    }
+    // A message to itself: the sender's lines are routed in order, so when this comes
+    // back every line before it is queued for the receiver.
+    buf.extend_from_slice(b"b1: barrier\n");
+    sender.writer.write_all(&buf).await?;
+    loop {
+        match sender.reader.next_line().await? {
+            Some(line) if line.ends_with(b": barrier") => break,
+            Some(_) => {}
+            None => bail!(
+                "the sender was disconnected before its barrier came back (is --queue-len >= {messages}?)"
+            ),
+        }
+    }
+    let queued = queued_at.elapsed();
+    eprintln!("{messages} lines queued in {queued:?}");
+    let started = Instant::now();
+    if let Some(pid) = server_pid {
+        kill(Pid::from_raw(i32::try_from(pid)?), Signal::SIGTERM).context("sending SIGTERM")?;
+    }
+    let mut next = 0u64;
+    let mut bye = false;
+    while let Some(line) = receiver.reader.next_line().await? {
+        if let Some(seq) = line.strip_prefix(b"from b1: ") {
+            let seq: u64 = std::str::from_utf8(seq)?.parse()?;
+            anyhow::ensure!(seq == next, "expected line {next}, got {seq}");
+            next += 1;
+            if server_pid.is_none() && next == messages {
+                break;
+            }
+        } else if line.starts_with(b"bye:") {
+            bye = true;
+        }
+    }
+    let elapsed = started.elapsed();
+    let rate = next as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "received {next}/{messages} lines in {:.3} s ({rate:.0} lines/s), bye: {bye}",
+        elapsed.as_secs_f64()
+    );
+    Ok(json!({
+        "scenario": "drain",
+        "target": if server_pid.is_some() { "server" } else { "raw" },
+        "messages": messages,
+        "received": next,
+        "lost": messages - next,
+        "bye": bye,
+        "seconds": elapsed.as_secs_f64(),
+        "lines_per_sec": rate,
+    }))
+}
