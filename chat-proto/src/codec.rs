@@ -6,7 +6,9 @@
 //! `\r\n`, only one `\r` before the `\n` is dropped, and an unterminated fragment at end of
 //! stream is discarded rather than returned.
 
-use bytes::{BufMut, BytesMut};
+use std::fmt::{self, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{CodecError, DEFAULT_MAX_LINE_BYTES};
@@ -100,6 +102,17 @@ impl<T: AsRef<str>> Encoder<T> for LineCodec {
         buf.put_u8(b'\n');
         Ok(())
     }
+}
+
+/// Formats `line` once into its wire form, `\n` included: bytes a server can hand to many
+/// writers without formatting or copying again.
+pub fn encode_line(line: impl fmt::Display) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    // Writing to a BytesMut cannot fail; the typed lines never contain a newline.
+    let _ = write!(buf, "{line}");
+    debug_assert!(!buf.contains(&b'\n'), "a line with a newline: {buf:?}");
+    buf.put_u8(b'\n');
+    buf.freeze()
 }
 
 #[cfg(test)]
@@ -246,6 +259,16 @@ mod tests {
             codec.encode("a\nb", &mut buf),
             Err(CodecError::NewlineInLine)
         ));
+    }
+
+    #[test]
+    fn encode_line_formats_once_with_the_newline() {
+        assert_eq!(
+            &encode_line(crate::ServerLine::Left(
+                crate::UserName::parse("张三").unwrap()
+            ))[..],
+            "left 张三\n".as_bytes()
+        );
     }
 
     proptest! {

@@ -19,10 +19,10 @@ pub mod server;
 pub mod text;
 
 pub use client::{ClientLine, Recipient};
-pub use codec::LineCodec;
+pub use codec::{LineCodec, encode_line};
 pub use error::{CodecError, NameError, ParseError};
 pub use name::UserName;
-pub use server::ServerLine;
+pub use server::{FromLine, ServerLine};
 pub use text::MessageText;
 
 /// Default longest line in bytes, not counting the `\n` or `\r\n` that ends it.

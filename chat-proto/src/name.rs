@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::{MAX_NAME_CHARS, NameError};
 
 /// A valid login name: 1 to 32 letters (any script), digits, `_`, `-` or `.`.
+/// Cloning is cheap (a reference count), as servers keep a name in many places.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UserName(String);
+pub struct UserName(Arc<str>);
 
 impl UserName {
     /// Checks `name` against the naming rules and wraps it.
@@ -21,7 +23,7 @@ impl UserName {
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(NameError::TooLong);
         }
-        Ok(Self(name.to_owned()))
+        Ok(Self(name.into()))
     }
 
     /// The name as a string slice.

@@ -65,6 +65,22 @@ impl FromStr for ServerLine {
     }
 }
 
+/// A `from <sender>: <text>` line that borrows its parts, so a server can format a
+/// message without first cloning the sender's name into a [`ServerLine`].
+#[derive(Debug, Clone, Copy)]
+pub struct FromLine<'a> {
+    /// Who sent it.
+    pub sender: &'a UserName,
+    /// What they wrote.
+    pub text: &'a MessageText,
+}
+
+impl fmt::Display for FromLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "from {}: {}", self.sender, self.text)
+    }
+}
+
 fn strip_one_space(s: &str) -> &str {
     s.strip_prefix(' ').unwrap_or(s)
 }
@@ -73,7 +89,7 @@ impl fmt::Display for ServerLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Welcome(name) => write!(f, "welcome {name}"),
-            Self::From { sender, text } => write!(f, "from {sender}: {text}"),
+            Self::From { sender, text } => FromLine { sender, text }.fmt(f),
             Self::Joined(name) => write!(f, "joined {name}"),
             Self::Left(name) => write!(f, "left {name}"),
             Self::Users(names) => {

@@ -4,10 +4,12 @@
 //! that client is too slow (IRC's "SendQ exceeded"), so it is dropped and the others
 //! never notice. A closed queue means its writer died; that peer is dropped too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 
-use chat_proto::{ClientLine, MessageText, ParseError, Recipient, ServerLine, UserName};
+use bytes::Bytes;
+use chat_proto::{
+    ClientLine, FromLine, MessageText, ParseError, Recipient, ServerLine, UserName, encode_line,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -16,8 +18,12 @@ use tracing::{info, warn};
 /// connection may reuse while the earlier one's last events are still on their way.
 pub type ConnId = u64;
 
-/// One encoded server line. Formatted once and shared by every recipient's queue.
-pub type Line = Arc<str>;
+/// One server line in wire form, `\n` included. Formatted once and shared (reference
+/// counted, never copied) by every recipient's queue.
+pub type Line = Bytes;
+
+/// Events routed per turn of the broker before it lets other tasks run.
+const BROKER_BATCH: usize = 1024;
 
 /// What readers tell the broker.
 #[derive(Debug)]
@@ -62,6 +68,12 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>) {
     let mut broker = Broker::default();
     while let Some(event) = events.recv().await {
         broker.handle(event);
+        // Route everything already waiting before yielding: the writers this wakes then
+        // find whole batches in their queues and write each with one syscall.
+        for _ in 0..BROKER_BATCH {
+            let Ok(event) = events.try_recv() else { break };
+            broker.handle(event);
+        }
     }
     // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
     // behind it; dropping the broker then closes every queue and the writers finish.
@@ -111,7 +123,7 @@ impl Peer {
 }
 
 fn encode(line: ServerLine) -> Line {
-    line.to_string().into()
+    encode_line(line)
 }
 
 impl Broker {
@@ -129,12 +141,12 @@ impl Broker {
                     return;
                 };
                 match line {
-                    Ok(ClientLine::Send { to, text }) => self.route(&sender, &to, text),
+                    Ok(ClientLine::Send { to, text }) => self.route(&sender, &to, &text),
                     Ok(ClientLine::Who) => {
                         let names = self.roster.keys().cloned().collect();
-                        self.deliver([sender], &encode(ServerLine::Users(names)));
+                        self.deliver(&sender, &encode(ServerLine::Users(names)));
                     }
-                    Err(e) => self.deliver([sender], &encode(ServerLine::Error(e.to_string()))),
+                    Err(e) => self.deliver(&sender, &encode(ServerLine::Error(e.to_string()))),
                 }
             }
             BrokerEvent::Fatal { id, reason } => {
@@ -171,69 +183,68 @@ impl Broker {
         let peer = Peer { id, queue, kick };
         // A fresh queue has room: the welcome is always this client's first line.
         let _ = peer.send(&encode(ServerLine::Welcome(name.clone())));
-        let others: Vec<UserName> = self.roster.keys().cloned().collect();
         self.roster.insert(name.clone(), peer);
         self.names.insert(id, name.clone());
         if accepted.send(true).is_err() {
             self.remove(vec![name]);
             return;
         }
-        self.deliver(others, &encode(ServerLine::Joined(name)));
+        let joined = encode(ServerLine::Joined(name.clone()));
+        let mut failed = Vec::new();
+        for (other, peer) in &self.roster {
+            if *other != name {
+                offer(other, peer, &joined, &mut failed);
+            }
+        }
+        self.remove(failed);
     }
 
     /// Sends `text` from `sender` once to each distinct online destination, and tells the
-    /// sender which destinations are not online.
-    fn route(&mut self, sender: &UserName, to: &[Recipient], text: MessageText) {
-        let mut recipients = BTreeSet::new();
+    /// sender which destinations are not online. The line is formatted once; each
+    /// recipient's queue gets a reference to it.
+    fn route(&mut self, sender: &UserName, to: &[Recipient], text: &MessageText) {
+        let line = encode_line(FromLine { sender, text });
+        let everyone = to.contains(&Recipient::Everyone);
+        let mut failed = Vec::new();
+        if everyone {
+            for (name, peer) in &self.roster {
+                if name != sender {
+                    offer(name, peer, &line, &mut failed);
+                }
+            }
+        }
+        // Destination lists are short: a linear scan dedups without allocating a set.
+        let mut named: Vec<&UserName> = Vec::with_capacity(to.len());
         let mut unknown: Vec<&str> = Vec::new();
         for dest in to {
-            match dest {
-                Recipient::Everyone => {
-                    recipients.extend(self.roster.keys().filter(|n| *n != sender).cloned())
-                }
-                Recipient::User(name) if self.roster.contains_key(name) => {
-                    recipients.insert(name.clone());
-                }
-                Recipient::User(name) => {
-                    if !unknown.contains(&name.as_str()) {
-                        unknown.push(name.as_str());
-                    }
-                }
+            let Recipient::User(name) = dest else {
+                continue;
+            };
+            if named.contains(&name) {
+                continue;
+            }
+            named.push(name);
+            match self.roster.get(name) {
+                // With `*`, every other name has had the line; only the sender has not.
+                Some(peer) if !everyone || name == sender => offer(name, peer, &line, &mut failed),
+                Some(_) => {}
+                None => unknown.push(name.as_str()),
             }
         }
         let error = (!unknown.is_empty()).then(|| format!("no such user: {}", unknown.join(",")));
-        self.deliver(
-            recipients,
-            &encode(ServerLine::From {
-                sender: sender.clone(),
-                text,
-            }),
-        );
+        self.remove(failed);
         if let Some(reason) = error {
-            self.deliver([sender.clone()], &encode(ServerLine::Error(reason)));
+            self.deliver(sender, &encode(ServerLine::Error(reason)));
         }
     }
 
-    /// Queues `line` for each of `names` still online, dropping any that cannot take it.
-    fn deliver(&mut self, names: impl IntoIterator<Item = UserName>, line: &Line) {
-        let mut dropped = Vec::new();
-        for name in names {
-            let Some(peer) = self.roster.get(&name) else {
-                continue;
-            };
-            match peer.send(line) {
-                Ok(()) => {}
-                Err(Undeliverable::Slow) => {
-                    warn!(%name, "send queue full; disconnecting");
-                    peer.kick.cancel();
-                    dropped.push(name);
-                }
-                Err(Undeliverable::Gone) => dropped.push(name),
-            }
+    /// Queues `line` for `name` if online, dropping it if it cannot take it.
+    fn deliver(&mut self, name: &UserName, line: &Line) {
+        let mut failed = Vec::new();
+        if let Some(peer) = self.roster.get(name) {
+            offer(name, peer, line, &mut failed);
         }
-        if !dropped.is_empty() {
-            self.remove(dropped);
-        }
+        self.remove(failed);
     }
 
     /// Takes `names` off the roster and tells everyone left. Dropping a peer closes its
@@ -248,19 +259,24 @@ impl Broker {
             info!(%name, online = self.roster.len(), "removed from roster");
             let left = encode(ServerLine::Left(name));
             for (other, peer) in &self.roster {
-                match peer.send(&left) {
-                    Ok(()) => {}
-                    Err(reason) => {
-                        if matches!(reason, Undeliverable::Slow) {
-                            warn!(name = %other, "send queue full; disconnecting");
-                            peer.kick.cancel();
-                        }
-                        if !names.contains(other) {
-                            names.push(other.clone());
-                        }
-                    }
+                if !names.contains(other) {
+                    offer(other, peer, &left, &mut names);
                 }
             }
         }
+    }
+}
+
+/// Queues `line` for `peer`; a peer that cannot take it is kicked (if slow) and added to
+/// `failed`, for the caller to remove once it is done iterating the roster.
+fn offer(name: &UserName, peer: &Peer, line: &Line, failed: &mut Vec<UserName>) {
+    match peer.send(line) {
+        Ok(()) => {}
+        Err(Undeliverable::Slow) => {
+            warn!(%name, "send queue full; disconnecting");
+            peer.kick.cancel();
+            failed.push(name.clone());
+        }
+        Err(Undeliverable::Gone) => failed.push(name.clone()),
     }
 }

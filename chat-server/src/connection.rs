@@ -6,14 +6,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_proto::{CodecError, LineCodec, ServerLine, UserName};
+use chat_proto::{CodecError, LineCodec, ServerLine, UserName, encode_line};
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info};
@@ -31,7 +31,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Lines = FramedRead<OwnedReadHalf, LineCodec>;
-type Sink = FramedWrite<OwnedWriteHalf, LineCodec>;
+/// Lines arrive already encoded (`chat_proto::encode_line`), so the writer only copies.
+type Sink = FramedWrite<OwnedWriteHalf, BytesCodec>;
 
 /// What a connection task needs from the server.
 pub(crate) struct Connection {
@@ -58,7 +59,7 @@ impl Connection {
         let kick = CancellationToken::new();
         // Cancelled when the writer ends, for whatever reason.
         let writer_done = CancellationToken::new();
-        let sink = FramedWrite::new(write_half, LineCodec::new(self.config.max_line_bytes));
+        let sink = FramedWrite::new(write_half, BytesCodec::new());
         self.tracker.spawn(
             writer_loop(
                 sink,
@@ -88,7 +89,7 @@ impl Connection {
             Ok(None) => return Ok(()),
             Err(reason) => {
                 // The queue is empty, so this cannot be full; the writer sends it and closes.
-                let _ = queue_tx.try_send(ServerLine::Error(reason).to_string().into());
+                let _ = queue_tx.try_send(encode_line(ServerLine::Error(reason)));
                 return Ok(());
             }
         };
@@ -107,15 +108,22 @@ impl Connection {
         info!(%name, "logged in");
 
         let id = self.id;
+        // Made once, not per line: registering a fresh waiter on each token per line
+        // showed up in profiles.
+        let shutdown = self.token.cancelled();
+        let writer_gone = writer_done.cancelled();
+        tokio::pin!(shutdown, writer_gone);
         let last = loop {
             tokio::select! {
-                // Every branch is cancel safe: FramedRead keeps a partial line buffered.
-                () = self.token.cancelled() => {
+                // Stopping wins over reading. Every branch is cancel safe: FramedRead keeps
+                // a partial line buffered, and the token futures are reused.
+                biased;
+                () = &mut shutdown => {
                     // No leave: the broker will tell everyone `bye` instead.
                     debug!(%name, "stopped reading for shutdown");
                     return Ok(());
                 }
-                () = writer_done.cancelled() => break BrokerEvent::Leave { id },
+                () = &mut writer_gone => break BrokerEvent::Leave { id },
                 next = lines.next() => match next {
                     Some(Ok(line)) => {
                         let event = BrokerEvent::Line { id, line: line.parse() };
@@ -157,10 +165,10 @@ impl Connection {
 pub(crate) async fn refuse(stream: TcpStream, reason: String) {
     let (read_half, write_half) = stream.into_split();
     let (queue_tx, queue_rx) = mpsc::channel(1);
-    let _ = queue_tx.try_send(ServerLine::Error(reason).to_string().into());
+    let _ = queue_tx.try_send(encode_line(ServerLine::Error(reason)));
     drop(queue_tx);
     let writer_done = CancellationToken::new();
-    let sink = FramedWrite::new(write_half, LineCodec::default());
+    let sink = FramedWrite::new(write_half, BytesCodec::new());
     let writer = writer_loop(
         sink,
         queue_rx,
@@ -181,6 +189,15 @@ async fn writer_loop(
 ) {
     let write_all = async {
         while let Some(line) = queue_rx.recv().await {
+            // Let the broker route whatever else is ready first, so this wake-up writes a
+            // batch in one syscall rather than one line (a scheduler turn, not a timer).
+            for _ in 0..4 {
+                let queued = queue_rx.len();
+                tokio::task::yield_now().await;
+                if queue_rx.len() == queued {
+                    break;
+                }
+            }
             let batch = async {
                 sink.feed(line).await?;
                 while let Ok(line) = queue_rx.try_recv() {
