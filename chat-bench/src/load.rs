@@ -232,7 +232,10 @@ async fn send(
     let per_message = spec.recipients_per_message() as u64;
     let mut ticker = spec.rate.map(|rate| {
         let every = Duration::from_secs_f64(spec.senders as f64 / rate);
-        let mut ticker = tokio::time::interval(every);
+        // Spread the senders over the period: if all fired on the same tick, the bench's
+        // own core would queue the burst and the latency would be ours, not the server's.
+        let offset = every.mul_f64(index as f64 / spec.senders as f64);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         ticker
     });

@@ -5,12 +5,14 @@
 //! never notice. A closed queue means its writer died; that peer is dropped too.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chat_proto::{
     ClientLine, FromLine, MessageText, ParseError, Recipient, ServerLine, UserName, encode_line,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -18,12 +20,22 @@ use tracing::{info, warn};
 /// connection may reuse while the earlier one's last events are still on their way.
 pub type ConnId = u64;
 
-/// One server line in wire form, `\n` included. Formatted once and shared (reference
-/// counted, never copied) by every recipient's queue.
+/// Server lines in wire form, `\n` included: usually one line, or a run of `joined`
+/// lines. Formatted once and shared (reference counted, never copied) by every
+/// recipient's queue.
 pub type Line = Bytes;
 
 /// Events routed per turn of the broker before it lets other tasks run.
 const BROKER_BATCH: usize = 1024;
+/// Most logins whose `joined` lines are announced together.
+const MAX_JOIN_BATCH: usize = 1024;
+/// How long a `joined` announcement may wait for more logins to share its writes, per
+/// peer online: an announcement costs one write per peer, so the wait grows with the
+/// roster (0.2 ms for 10 people, 100 ms for 5,000, at most `MAX_JOIN_ANNOUNCE_DELAY`).
+/// Any other event announces at once, so nobody sees a message from someone before
+/// their `joined`; only the presence line itself waits.
+const JOIN_ANNOUNCE_DELAY_PER_PEER: Duration = Duration::from_micros(20);
+const MAX_JOIN_ANNOUNCE_DELAY: Duration = Duration::from_millis(200);
 
 /// What readers tell the broker.
 #[derive(Debug)]
@@ -66,7 +78,18 @@ pub enum BrokerEvent {
 /// Runs the broker until every `broker_tx` is dropped, then says `bye` to everyone.
 pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>) {
     let mut broker = Broker::default();
-    while let Some(event) = events.recv().await {
+    // When the pending `joined` announcements are due; see `Broker::flush_joins`.
+    let mut announce_at: Option<Instant> = None;
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = sleep_until_or_never(announce_at) => {
+                broker.flush_joins();
+                announce_at = None;
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         broker.handle(event);
         // Route everything already waiting before yielding: the writers this wakes then
         // find whole batches in their queues and write each with one syscall.
@@ -74,12 +97,29 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>) {
             let Ok(event) = events.try_recv() else { break };
             broker.handle(event);
         }
+        if broker.pending_joins.is_empty() {
+            announce_at = None;
+        } else if announce_at.is_none() {
+            let peers = u32::try_from(broker.roster.len()).unwrap_or(u32::MAX);
+            announce_at = Some(
+                Instant::now()
+                    + (JOIN_ANNOUNCE_DELAY_PER_PEER * peers).min(MAX_JOIN_ANNOUNCE_DELAY),
+            );
+        }
     }
     // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
     // behind it; dropping the broker then closes every queue and the writers finish.
+    broker.flush_joins();
     let bye = encode(ServerLine::Bye("server shutting down".to_owned()));
     for peer in broker.roster.values() {
         peer.send_last(&bye);
+    }
+}
+
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -88,6 +128,8 @@ struct Broker {
     /// Who is online, sorted by name so `/who` needs no sort.
     roster: BTreeMap<UserName, Peer>,
     names: HashMap<ConnId, UserName>,
+    /// Logins not yet announced, in order; see [`Broker::flush_joins`].
+    pending_joins: Vec<(ConnId, UserName)>,
 }
 
 struct Peer {
@@ -128,6 +170,10 @@ fn encode(line: ServerLine) -> Line {
 
 impl Broker {
     fn handle(&mut self, event: BrokerEvent) {
+        if !matches!(event, BrokerEvent::Join { .. }) {
+            // Anything else may be seen by a peer, so announce earlier logins first.
+            self.flush_joins();
+        }
         match event {
             BrokerEvent::Join {
                 id,
@@ -189,12 +235,37 @@ impl Broker {
             self.remove(vec![name]);
             return;
         }
-        let joined = encode(ServerLine::Joined(name.clone()));
+        self.pending_joins.push((id, name));
+        if self.pending_joins.len() >= MAX_JOIN_BATCH {
+            self.flush_joins();
+        }
+    }
+
+    /// Announces the pending logins. Sending `joined` to everyone for each login makes a
+    /// login storm quadratic; instead the `joined` lines of a run of logins are encoded
+    /// into one shared buffer, and each peer's queue gets one reference to it, or for a
+    /// peer that is itself in the run, to the part after its own line. Every peer still
+    /// reads exactly the lines it would have, in the same order: any other event
+    /// flushes the run first, and a quiet broker flushes it after `JOIN_ANNOUNCE_DELAY`.
+    fn flush_joins(&mut self) {
+        if self.pending_joins.is_empty() {
+            return;
+        }
+        let mut chunk = BytesMut::new();
+        let mut ends = HashMap::with_capacity(self.pending_joins.len());
+        for (id, name) in self.pending_joins.drain(..) {
+            chunk.extend_from_slice(&encode(ServerLine::Joined(name)));
+            ends.insert(id, chunk.len());
+        }
+        let chunk = chunk.freeze();
         let mut failed = Vec::new();
-        for (other, peer) in &self.roster {
-            if *other != name {
-                offer(other, peer, &joined, &mut failed);
-            }
+        for (name, peer) in &self.roster {
+            let line = match ends.get(&peer.id) {
+                None => chunk.clone(),
+                Some(&end) if end < chunk.len() => chunk.slice(end..),
+                Some(_) => continue,
+            };
+            offer(name, peer, &line, &mut failed);
         }
         self.remove(failed);
     }
@@ -251,6 +322,11 @@ impl Broker {
     /// queue: its writer sends what is queued and closes the connection. Telling others
     /// may drop more slow peers; they join the worklist instead of recursing.
     fn remove(&mut self, mut names: Vec<UserName>) {
+        if names.is_empty() {
+            return;
+        }
+        // Nobody may read `left` for a login it has not been told about yet.
+        self.flush_joins();
         while let Some(name) = names.pop() {
             let Some(peer) = self.roster.remove(&name) else {
                 continue;
@@ -278,5 +354,71 @@ fn offer(name: &UserName, peer: &Peer, line: &Line, failed: &mut Vec<UserName>) 
             failed.push(name.clone());
         }
         Err(Undeliverable::Gone) => failed.push(name.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(broker: &mut Broker, id: ConnId, name: &str) -> mpsc::Receiver<Line> {
+        let (queue, rx) = mpsc::channel(16);
+        let (accepted, _answer) = oneshot::channel();
+        let name = UserName::parse(name).expect("a valid name");
+        broker.handle(BrokerEvent::Join {
+            id,
+            name,
+            queue,
+            kick: CancellationToken::new(),
+            accepted,
+        });
+        rx
+    }
+
+    /// Everything queued for a peer, as text.
+    fn read(rx: &mut mpsc::Receiver<Line>) -> String {
+        let mut out = String::new();
+        while let Ok(line) = rx.try_recv() {
+            out.push_str(std::str::from_utf8(&line).expect("UTF-8"));
+        }
+        out
+    }
+
+    #[test]
+    fn a_run_of_logins_is_announced_as_if_one_by_one() {
+        let mut broker = Broker::default();
+        let mut old = join(&mut broker, 1, "old");
+        broker.flush_joins();
+        assert_eq!(read(&mut old), "welcome old\n");
+        let mut a = join(&mut broker, 2, "a");
+        let mut b = join(&mut broker, 3, "b");
+        let mut c = join(&mut broker, 4, "c");
+        assert_eq!(read(&mut old), "", "announcements wait for the run to end");
+        broker.flush_joins();
+        assert_eq!(read(&mut old), "joined a\njoined b\njoined c\n");
+        assert_eq!(read(&mut a), "welcome a\njoined b\njoined c\n");
+        assert_eq!(read(&mut b), "welcome b\njoined c\n");
+        assert_eq!(read(&mut c), "welcome c\n");
+    }
+
+    #[test]
+    fn any_other_event_announces_pending_logins_first() {
+        let mut broker = Broker::default();
+        let mut old = join(&mut broker, 1, "old");
+        broker.flush_joins();
+        read(&mut old);
+        let _new = join(&mut broker, 2, "new");
+        let text = MessageText::parse("hi").expect("valid text");
+        let to = vec![Recipient::User(
+            UserName::parse("old").expect("a valid name"),
+        )];
+        broker.handle(BrokerEvent::Line {
+            id: 2,
+            line: Ok(ClientLine::Send { to, text }),
+        });
+        assert_eq!(read(&mut old), "joined new\nfrom new: hi\n");
+        let _gone = join(&mut broker, 3, "gone");
+        broker.handle(BrokerEvent::Leave { id: 3 });
+        assert_eq!(read(&mut old), "joined gone\nleft gone\n");
     }
 }

@@ -6,20 +6,19 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_proto::{CodecError, LineCodec, ServerLine, UserName, encode_line};
-use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncReadExt;
+use chat_proto::{CodecError, ServerLine, UserName, encode_line};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
-use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info};
 
 use crate::Config;
 use crate::broker::{BrokerEvent, ConnId, Line};
+use crate::io::{LineReader, write_batch};
 
 /// After the last line is written, how long to keep discarding input while waiting for the
 /// client to close. Closing a socket with unread input makes the kernel send a reset, and
@@ -29,10 +28,6 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// A write to a client that makes no progress for this long ends the connection, so a
 /// client that stopped reading cannot hold its socket open forever.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-type Lines = FramedRead<OwnedReadHalf, LineCodec>;
-/// Lines arrive already encoded (`chat_proto::encode_line`), so the writer only copies.
-type Sink = FramedWrite<OwnedWriteHalf, BytesCodec>;
 
 /// What a connection task needs from the server.
 pub(crate) struct Connection {
@@ -50,7 +45,7 @@ impl Connection {
     /// Serves one client until it leaves, is dropped, or the server shuts down.
     pub(crate) async fn run(self, stream: TcpStream) -> io::Result<()> {
         let (read_half, write_half) = stream.into_split();
-        let mut lines = FramedRead::new(read_half, LineCodec::new(self.config.max_line_bytes));
+        let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
         // One slot more than `queue_len`: the broker keeps the last one for a final
         // `error:` or `bye:`, so a full queue can still say why it is closing.
         let (queue_tx, queue_rx) = mpsc::channel(self.config.queue_len + 1);
@@ -59,10 +54,9 @@ impl Connection {
         let kick = CancellationToken::new();
         // Cancelled when the writer ends, for whatever reason.
         let writer_done = CancellationToken::new();
-        let sink = FramedWrite::new(write_half, BytesCodec::new());
         self.tracker.spawn(
             writer_loop(
-                sink,
+                write_half,
                 queue_rx,
                 kick.clone(),
                 writer_done.clone().drop_guard(),
@@ -79,7 +73,7 @@ impl Connection {
     /// reading ends, not after the linger: the broker's shutdown waits for exactly that.
     async fn serve(
         self,
-        lines: &mut Lines,
+        lines: &mut LineReader,
         queue_tx: mpsc::Sender<Line>,
         kick: CancellationToken,
         writer_done: &CancellationToken,
@@ -124,7 +118,7 @@ impl Connection {
                     return Ok(());
                 }
                 () = &mut writer_gone => break BrokerEvent::Leave { id },
-                next = lines.next() => match next {
+                next = lines.next_line() => match next {
                     Some(Ok(line)) => {
                         let event = BrokerEvent::Line { id, line: line.parse() };
                         if self.broker_tx.send(event).await.is_err() {
@@ -147,10 +141,10 @@ impl Connection {
 
     /// Reads the name line. `Ok(None)`: the client or the server went away first;
     /// `Err(reason)`: tell the client why and close.
-    async fn handshake(&self, lines: &mut Lines) -> Result<Option<UserName>, String> {
+    async fn handshake(&self, lines: &mut LineReader) -> Result<Option<UserName>, String> {
         let first = tokio::select! {
             () = self.token.cancelled() => return Ok(None),
-            first = timeout(self.config.handshake_timeout, lines.next()) => first,
+            first = timeout(self.config.handshake_timeout, lines.next_line()) => first,
         };
         match first {
             Err(_elapsed) => Err("login timed out".to_owned()),
@@ -168,9 +162,8 @@ pub(crate) async fn refuse(stream: TcpStream, reason: String) {
     let _ = queue_tx.try_send(encode_line(ServerLine::Error(reason)));
     drop(queue_tx);
     let writer_done = CancellationToken::new();
-    let sink = FramedWrite::new(write_half, BytesCodec::new());
     let writer = writer_loop(
-        sink,
+        write_half,
         queue_rx,
         CancellationToken::new(),
         writer_done.clone().drop_guard(),
@@ -182,7 +175,7 @@ pub(crate) async fn refuse(stream: TcpStream, reason: String) {
 /// half so the client reads EOF. Everything queued at that moment is sent in one batch
 /// and flushed once.
 async fn writer_loop(
-    mut sink: Sink,
+    mut half: OwnedWriteHalf,
     mut queue_rx: mpsc::Receiver<Line>,
     kick: CancellationToken,
     _done: DropGuard,
@@ -198,19 +191,14 @@ async fn writer_loop(
                     break;
                 }
             }
-            let batch = async {
-                sink.feed(line).await?;
-                while let Ok(line) = queue_rx.try_recv() {
-                    sink.feed(line).await?;
-                }
-                SinkExt::<Line>::flush(&mut sink).await
-            };
+            let rest = std::iter::from_fn(|| queue_rx.try_recv().ok());
+            let batch = write_batch(&mut half, &line, rest);
             timeout(WRITE_STALL_TIMEOUT, batch)
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
         }
         // The broker dropped the queue's only sender and everything in it is written.
-        SinkExt::<Line>::close(&mut sink).await
+        half.shutdown().await
     };
     let result = tokio::select! {
         biased;

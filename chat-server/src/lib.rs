@@ -5,6 +5,7 @@
 //! - [`connection`]: login, then the reader loop (socket → broker) and the writer loop
 //!   (queue → socket) of one client.
 //! - [`broker`]: the one task that knows who is online and routes every line.
+//! - [`io`]: a line reader and a batch writer that hold no buffer while a client is idle.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
 //!
 //! # Shutdown order
@@ -29,6 +30,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod io;
 pub mod listener;
 pub mod shutdown;
 
