@@ -109,7 +109,7 @@ impl Connection {
         tokio::pin!(shutdown, writer_gone);
         let last = loop {
             tokio::select! {
-                // Stopping wins over reading. Every branch is cancel safe: FramedRead keeps
+                // Stopping wins over reading. Every branch is cancel safe: LineReader keeps
                 // a partial line buffered, and the token futures are reused.
                 biased;
                 () = &mut shutdown => {

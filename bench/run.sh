@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every scenario of docs/performance.md three times against chat-server and the raw
+# forwarder, server pinned to CPU 0 and chat-bench to CPU 1, and prints the medians.
+# Usage: bench/run.sh [results.jsonl]      (about five minutes on a 2-core machine)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-bench/results.jsonl}
+runs=${RUNS:-3}
+cargo build --release -q -p chat-server -p chat-bench
+server=target/release/chat-server
+bench="taskset -c 1 target/release/chat-bench"
+port=19000
+: > "$out"
+
+start_server() {
+    pkill -f "chat-server --addr 127.0.0.1:$port" 2>/dev/null || true
+    while pgrep -f "chat-server --addr 127.0.0.1:$port" >/dev/null; do sleep 0.1; done
+    RUST_LOG=warn taskset -c 0 "$server" --addr "127.0.0.1:$port" "$@" > /tmp/chat-bench-server.out 2>&1 &
+    server_pid=$!
+    until grep -q "listening on" /tmp/chat-bench-server.out 2>/dev/null; do sleep 0.05; done
+}
+
+record() { # name, then the command; appends its JSON line tagged with the scenario name
+    local name=$1; shift
+    "$@" 2>/dev/null | tail -n 1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"]=sys.argv[1]; print(json.dumps(r))' "$name" >> "$out"
+}
+
+load() { # name, then chat-bench load arguments
+    local name=$1; shift
+    start_server
+    for _ in $(seq "$runs"); do
+        record "$name" $bench run --addr "127.0.0.1:$port" --server-pid "$server_pid" "$@"
+        record "$name" $bench raw --server-cpu 0 "$@"
+    done
+}
+
+load fanout1 --clients 100 --senders 100 --fanout 1 --messages 10000 --window 64
+load fanout10 --clients 100 --senders 10 --fanout 10 --messages 10000 --window 64
+load broadcast --clients 1000 --senders 50 --broadcast --messages 200 --window 64
+load latency --clients 100 --senders 100 --fanout 1 --messages 1000 --rate 10000
+for _ in $(seq "$runs"); do
+    start_server
+    record idle $bench idle --addr "127.0.0.1:$port" --clients 10000 --hold 5 --server-pid "$server_pid"
+    start_server
+    record logins $bench logins --addr "127.0.0.1:$port" --clients 5000 --server-pid "$server_pid"
+    start_server --queue-len 1100000
+    record drain $bench drain --addr "127.0.0.1:$port" --messages 1000000 --server-pid "$server_pid"
+    record drain $bench drain --raw --server-cpu 0 --messages 1000000
+done
+pkill -f "chat-server --addr 127.0.0.1:$port" 2>/dev/null || true
+
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(name, target, key):
+    vals = [key(r) for r in rows if r["name"] == name and r.get("target", "server") == target]
+    return statistics.median(vals) if vals else None
+for name in ["fanout1", "fanout10", "broadcast"]:
+    s = med(name, "server", lambda r: r["deliveries_per_sec"]); w = med(name, "raw", lambda r: r["deliveries_per_sec"])
+    lost = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in rows if r["name"] == name)
+    cpu = med(name, "server", lambda r: r["bench"]["cpu_percent"])
+    print(f"{name}: server {s:,.0f}/s, raw {w:,.0f}/s, ratio {s / w:.0%}, lost+dup+reordered {lost}, bench CPU {cpu}%")
+for target in ["server", "raw"]:
+    print(f"latency {target}: p50 {med('latency', target, lambda r: r['latency_us']['p50'])} µs, "
+          f"p99 {med('latency', target, lambda r: r['latency_us']['p99'])} µs")
+print(f"idle: {med('idle', 'server', lambda r: r['bytes_per_connection']):,.0f} bytes per connection")
+print(f"logins: {med('logins', 'server', lambda r: r['seconds']):.2f} s for 5,000")
+s = med("drain", "server", lambda r: r["lines_per_sec"]); w = med("drain", "raw", lambda r: r["lines_per_sec"])
+print(f"drain: server {s:,.0f} lines/s, raw {w:,.0f} lines/s, ratio {s / w:.0%}")
+PY
