@@ -1,0 +1,175 @@
+//! `chat-bench` itself: small runs against the real server and its own forwarder, checking
+//! that it counts every delivery and reports what docs/performance.md relies on.
+
+use std::process::Output;
+
+use chat_tests::{ServerProcess, bin_path};
+use serde_json::Value;
+
+async fn bench(args: &[&str]) -> (Output, Value) {
+    let output = tokio::process::Command::new(bin_path("chat-bench"))
+        .args(args)
+        .output()
+        .await
+        .expect("running chat-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no JSON; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let record = serde_json::from_str(last).expect("a JSON record");
+    (output, record)
+}
+
+#[tokio::test]
+async fn run_checks_every_delivery_against_the_server() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let pid = server.pid().to_string();
+    let (output, r) = bench(&[
+        "run",
+        "--addr",
+        &addr,
+        "--clients",
+        "6",
+        "--senders",
+        "4",
+        "--fanout",
+        "3",
+        "--messages",
+        "200",
+        "--window",
+        "8",
+        "--server-pid",
+        &pid,
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(r["expected"], 4 * 3 * 200);
+    assert_eq!(r["delivered"], r["expected"]);
+    assert_eq!(
+        (
+            r["lost"].as_u64(),
+            r["duplicated"].as_u64(),
+            r["reordered"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert!(r["latency_us"]["p99"].as_u64().is_some());
+    assert!(
+        r["server"]["peak_rss_kib"]
+            .as_u64()
+            .is_some_and(|kib| kib > 0)
+    );
+}
+
+#[tokio::test]
+async fn broadcast_and_raw_baseline() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let (output, r) = bench(&[
+        "run",
+        "--addr",
+        &addr,
+        "--clients",
+        "5",
+        "--senders",
+        "2",
+        "--broadcast",
+        "--messages",
+        "100",
+    ])
+    .await;
+    assert!(output.status.success());
+    assert_eq!(r["delivered"], 2 * 4 * 100);
+    let (output, r) = bench(&[
+        "raw",
+        "--clients",
+        "5",
+        "--senders",
+        "5",
+        "--fanout",
+        "1",
+        "--messages",
+        "100",
+    ])
+    .await;
+    assert!(output.status.success());
+    assert_eq!(
+        (r["target"].as_str(), r["delivered"].as_u64()),
+        (Some("raw"), Some(500))
+    );
+}
+
+#[tokio::test]
+async fn drain_logins_and_idle() {
+    let server = ServerProcess::start(&["--queue-len", "20000"]).await;
+    let addr = server.addr.to_string();
+    let pid = server.pid().to_string();
+    let (output, r) = bench(&[
+        "logins",
+        "--addr",
+        &addr,
+        "--clients",
+        "50",
+        "--server-pid",
+        &pid,
+    ])
+    .await;
+    assert!(output.status.success());
+    assert_eq!(r["clients"], 50);
+    let (output, r) = bench(&[
+        "idle",
+        "--addr",
+        &addr,
+        "--clients",
+        "20",
+        "--hold",
+        "0",
+        "--server-pid",
+        &pid,
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(r["bytes_per_connection"].as_f64().is_some());
+    let (output, r) = bench(&[
+        "drain",
+        "--addr",
+        &addr,
+        "--messages",
+        "10000",
+        "--server-pid",
+        &pid,
+    ])
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        (r["received"].as_u64(), r["bye"].as_bool()),
+        (Some(10000), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn only_loopback_addresses_are_accepted() {
+    let output = tokio::process::Command::new(bin_path("chat-bench"))
+        .args(["run", "--addr", "192.0.2.1:8080"])
+        .output()
+        .await
+        .expect("running chat-bench");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a loopback address"));
+}
