@@ -30,6 +30,12 @@ impl UserName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name's confusable skeleton (Unicode TR39): two names that could be mistaken for
+    /// each other, such as `paypal` and `pаypаl` with Cyrillic `а`, have the same one.
+    pub fn skeleton(&self) -> String {
+        unicode_security::confusable_detection::skeleton(&self.0).collect()
+    }
 }
 
 /// Whether `c` may appear in a name. Some code points are letters to Unicode yet render as
@@ -146,6 +152,15 @@ mod tests {
             NameError::TooLong.to_string(),
             "name is longer than 32 characters"
         );
+    }
+
+    #[test]
+    fn look_alikes_share_a_skeleton() {
+        let skeleton = |s: &str| UserName::parse(s).unwrap().skeleton();
+        assert_eq!(skeleton("paypal"), skeleton("p\u{430}yp\u{430}l"));
+        assert_eq!(skeleton("alice"), skeleton("\u{430}lice"));
+        assert_eq!(skeleton("l0gan"), skeleton("lOgan"));
+        assert_ne!(skeleton("alice"), skeleton("bob"));
     }
 
     proptest! {

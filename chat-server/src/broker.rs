@@ -76,8 +76,11 @@ pub enum BrokerEvent {
 }
 
 /// Runs the broker until every `broker_tx` is dropped, then says `bye` to everyone.
-pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>) {
-    let mut broker = Broker::default();
+pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, strict_names: bool) {
+    let mut broker = Broker {
+        skeletons: strict_names.then(HashMap::new),
+        ..Broker::default()
+    };
     // When the pending `joined` announcements are due; see `Broker::flush_joins`.
     let mut announce_at: Option<Instant> = None;
     loop {
@@ -130,6 +133,8 @@ struct Broker {
     names: HashMap<ConnId, UserName>,
     /// Logins not yet announced, in order; see [`Broker::flush_joins`].
     pending_joins: Vec<(ConnId, UserName)>,
+    /// With `--strict-names`: the confusable skeleton of each name online.
+    skeletons: Option<HashMap<String, UserName>>,
 }
 
 struct Peer {
@@ -219,12 +224,20 @@ impl Broker {
         kick: CancellationToken,
         accepted: oneshot::Sender<bool>,
     ) {
-        if self.roster.contains_key(&name) {
-            let _ = queue.try_send(encode(ServerLine::Error(format!(
-                "name already in use: {name}"
-            ))));
+        let refusal = if self.roster.contains_key(&name) {
+            Some(format!("name already in use: {name}"))
+        } else {
+            let skeletons = self.skeletons.as_ref();
+            let similar = skeletons.and_then(|all| all.get(&name.skeleton()));
+            similar.map(|other| format!("name too similar to {other}, who is online"))
+        };
+        if let Some(reason) = refusal {
+            let _ = queue.try_send(encode(ServerLine::Error(reason)));
             let _ = accepted.send(false);
             return;
+        }
+        if let Some(skeletons) = &mut self.skeletons {
+            skeletons.insert(name.skeleton(), name.clone());
         }
         let peer = Peer { id, queue, kick };
         // A fresh queue has room: the welcome is always this client's first line.
@@ -332,6 +345,9 @@ impl Broker {
                 continue;
             };
             self.names.remove(&peer.id);
+            if let Some(skeletons) = &mut self.skeletons {
+                skeletons.remove(&name.skeleton());
+            }
             info!(%name, online = self.roster.len(), "removed from roster");
             let left = encode(ServerLine::Left(name));
             for (other, peer) in &self.roster {
@@ -382,6 +398,27 @@ mod tests {
             out.push_str(std::str::from_utf8(&line).expect("UTF-8"));
         }
         out
+    }
+
+    #[test]
+    fn strict_names_refuse_look_alikes_of_names_online() {
+        let mut broker = Broker {
+            skeletons: Some(HashMap::new()),
+            ..Broker::default()
+        };
+        let _alice = join(&mut broker, 1, "alice");
+        let mut fake = join(&mut broker, 2, "\u{430}lice");
+        assert_eq!(
+            read(&mut fake),
+            "error: name too similar to alice, who is online\n"
+        );
+        broker.handle(BrokerEvent::Leave { id: 1 });
+        let mut later = join(&mut broker, 3, "\u{430}lice");
+        assert_eq!(
+            read(&mut later),
+            "welcome \u{430}lice\n",
+            "free once the original left"
+        );
     }
 
     #[test]

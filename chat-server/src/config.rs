@@ -15,6 +15,11 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How long shutdown waits for clients to take their last lines.
     pub shutdown_timeout: Duration,
+    /// Also refuse a name that looks like one already online (Unicode confusables).
+    pub strict_names: bool,
+    /// Flood control: most lines per second read from one client, on average over a
+    /// second; a faster client is read from later, never cut off. `None`: no limit.
+    pub rate_limit: Option<u32>,
 }
 
 impl Default for Config {
@@ -25,6 +30,8 @@ impl Default for Config {
             queue_len: 8192,
             handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
+            strict_names: false,
+            rate_limit: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info};
@@ -102,6 +102,7 @@ impl Connection {
         info!(%name, "logged in");
 
         let id = self.id;
+        let mut pacer = self.config.rate_limit.map(Pacer::new);
         // Made once, not per line: registering a fresh waiter on each token per line
         // showed up in profiles.
         let shutdown = self.token.cancelled();
@@ -123,6 +124,15 @@ impl Connection {
                         let event = BrokerEvent::Line { id, line: line.parse() };
                         if self.broker_tx.send(event).await.is_err() {
                             return Ok(());
+                        }
+                        // Flood control: not reading is the whole penalty. The client's
+                        // lines wait in its socket (then in its own send buffer); none is lost.
+                        if let Some(ready) = pacer.as_mut().and_then(|p| p.after_line(Instant::now())) {
+                            tokio::select! {
+                                biased;
+                                () = &mut shutdown => return Ok(()),
+                                () = tokio::time::sleep_until(ready) => {}
+                            }
                         }
                     }
                     Some(Err(CodecError::Io(e))) => {
@@ -230,4 +240,55 @@ async fn linger(mut read_half: OwnedReadHalf, writer_done: CancellationToken) {
         }
     }
     writer_done.cancelled().await;
+}
+
+/// Flood control by the generic cell rate algorithm: on average one line per `interval`,
+/// with a burst of one second's worth allowed on top.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    burst: Duration,
+    /// When the client's lines would be due if it had sent at exactly the allowed rate.
+    due: Instant,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Self {
+        Self {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            burst: Duration::from_secs(1),
+            due: Instant::now(),
+        }
+    }
+
+    /// Counts one line read at `now`; returns when the next may be read, if not at once.
+    fn after_line(&mut self, now: Instant) -> Option<Instant> {
+        self.due = self.due.max(now) + self.interval;
+        let ready = self.due.checked_sub(self.burst)?;
+        (ready > now).then_some(ready)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_allows_a_burst_then_the_rate() {
+        let mut pacer = Pacer::new(10);
+        let start = pacer.due;
+        let waits: Vec<_> = (0..12).map(|_| pacer.after_line(start)).collect();
+        assert!(
+            waits[..10].iter().all(Option::is_none),
+            "a second's worth passes at once"
+        );
+        assert_eq!(waits[10], Some(start + Duration::from_millis(100)));
+        assert_eq!(waits[11], Some(start + Duration::from_millis(200)));
+        let later = start + Duration::from_secs(10);
+        assert_eq!(
+            pacer.after_line(later),
+            None,
+            "an idle client earns its burst back"
+        );
+    }
 }

@@ -56,7 +56,7 @@ pub async fn run(
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (broker_tx, broker_rx) = mpsc::channel(BROKER_QUEUE_LEN);
-    tracker.spawn(broker::broker_loop(broker_rx));
+    tracker.spawn(broker::broker_loop(broker_rx, config.strict_names));
 
     let accept = listener::accept_loop(
         listener,

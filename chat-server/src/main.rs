@@ -49,9 +49,29 @@ struct Args {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     shutdown_timeout: Duration,
 
+    /// Also refuse a name that looks like one already online (Unicode confusables, such as
+    /// `аlice` with a Cyrillic `а` while `alice` is online).
+    #[arg(long)]
+    strict_names: bool,
+
+    /// Flood control: read at most N lines per second from each client (bursts of N). A
+    /// faster client is slowed by reading from it later; nothing it sent is dropped.
+    #[arg(long, value_name = "N/s", value_parser = per_second)]
+    rate_limit: Option<u32>,
+
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+/// Accepts `100` or `100/s`.
+fn per_second(s: &str) -> Result<u32, String> {
+    let n = s.strip_suffix("/s").unwrap_or(s);
+    match n.parse::<u32>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -91,6 +111,8 @@ fn main() -> anyhow::Result<()> {
         queue_len: args.queue_len,
         handshake_timeout: args.handshake_timeout,
         shutdown_timeout: args.shutdown_timeout,
+        strict_names: args.strict_names,
+        rate_limit: args.rate_limit,
     };
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
