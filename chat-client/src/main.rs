@@ -33,6 +33,10 @@ struct Args {
     /// Messages kept in the scrollback.
     #[arg(long, default_value_t = DEFAULT_SCROLLBACK)]
     scrollback: usize,
+
+    /// Panics once the screen is up, so tests can check the terminal is still restored.
+    #[arg(long, hide = true)]
+    test_panic: bool,
 }
 
 fn main() -> ExitCode {
@@ -60,7 +64,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         scrollback: args.scrollback.max(1),
     };
     // The terminal is already restored when `tui::run` returns, so stderr is safe here.
-    match runtime.block_on(tui::run(settings))? {
+    match runtime.block_on(tui::run(settings, args.test_panic))? {
         Exit::Clean => Ok(ExitCode::SUCCESS),
         Exit::Refused(reason) => {
             eprintln!("chat-client: login refused: {reason}");

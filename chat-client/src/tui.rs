@@ -24,9 +24,10 @@ const MAX_BATCH: usize = 2048;
 
 /// Runs the terminal UI until the user leaves. The terminal is restored on every path:
 /// here on return (error or not), and by the panic hook on a panic.
-pub async fn run(settings: Settings) -> anyhow::Result<Exit> {
+/// `inject_panic` panics after the first frame (the hidden `--test-panic` flag).
+pub async fn run(settings: Settings, inject_panic: bool) -> anyhow::Result<Exit> {
     let mut terminal = init()?;
-    let result = event_loop(&mut terminal, settings).await;
+    let result = event_loop(&mut terminal, settings, inject_panic).await;
     restore();
     result
 }
@@ -51,7 +52,11 @@ fn restore() {
     ratatui::restore();
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, settings: Settings) -> anyhow::Result<Exit> {
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    settings: Settings,
+    inject_panic: bool,
+) -> anyhow::Result<Exit> {
     let (addr, name) = (settings.addr.clone(), settings.name.clone());
     let mut app = App::new(settings, terminal.size()?, Instant::now());
     // Net sessions hold clones of `msg_tx`; the loop owns the receiver until it returns.
@@ -84,6 +89,7 @@ async fn event_loop(terminal: &mut DefaultTerminal, settings: Settings) -> anyho
             }
         }
         terminal.draw(|frame| ui::draw(frame, &app))?;
+        assert!(!inject_panic, "panic injected by --test-panic");
 
         // Every branch is cancel safe; losing the race loses nothing.
         let msg = tokio::select! {

@@ -95,13 +95,27 @@ impl ServerProcess {
 
     /// Starts `chat-server --addr <addr>` with `args` and waits for `listening on ADDR`.
     pub async fn start_at(addr: &str, args: &[&str]) -> Self {
+        Self::start_wrapped(&[], addr, args).await
+    }
+
+    /// Starts the server under `wrapper` (such as `prlimit --nofile=32`), which must exec it.
+    pub async fn start_wrapped(wrapper: &[&str], addr: &str, args: &[&str]) -> Self {
         let log = std::env::temp_dir().join(format!(
             "chat-server-{}-{}.log",
             std::process::id(),
             unique()
         ));
         let stderr = std::fs::File::create(&log).expect("creating the server log");
-        let mut child = Command::new(bin_path("chat-server"))
+        let server = bin_path("chat-server");
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(server);
+                command
+            }
+            None => Command::new(server),
+        };
+        let mut child = command
             .args(["--addr", addr])
             .args(args)
             .stdin(Stdio::null())
@@ -163,6 +177,22 @@ impl ServerProcess {
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// CPU time (user + system) the server has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("reading /proc stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("a stat line")
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        // Linux reports these in USER_HZ, which is 100 on every supported architecture.
+        Duration::from_millis(ticks * 10)
     }
 
     /// Open file descriptors of the server.
