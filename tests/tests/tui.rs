@@ -97,6 +97,8 @@ fn escape_sequences_from_the_network_never_reach_the_terminal() {
         b"from bob: \x1b]0;PWNED\x07\x1b[2J".to_vec(),
         b"from bob: \x1b]52;c;SGVsbG8=\x07 clipboard".to_vec(),
         b"from bob: hi\rfrom carol: forged".to_vec(),
+        b"from bob: abc\x08\x08\x08from eve: backspaced".to_vec(),
+        b"from bob: \x1b[10;10Hmoved \x1b[1Aup \x1b7saved".to_vec(),
         b"error: \x1b[H\x1b[2Jgone \xc2\x9b31m red".to_vec(),
         "from bob: \u{202e}desrever".as_bytes().to_vec(),
         b"from bob: after".to_vec(),
@@ -125,6 +127,14 @@ fn escape_sequences_from_the_network_never_reach_the_terminal() {
         "{screen}"
     );
     assert!(screen.contains("\\u{202e}desrever"), "{screen}");
+    assert!(
+        screen.contains("abc\\u{8}\\u{8}\\u{8}from eve: backspaced"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("\\u{1b}[10;10Hmoved \\u{1b}[1Aup \\u{1b}7saved"),
+        "{screen}"
+    );
     let requests = client.requests();
     assert!(
         requests.titles.is_empty(),
@@ -337,4 +347,46 @@ async fn sighup_leaves_cleanly_too() {
     kill(Pid::from_raw(alice.pid()), Signal::SIGHUP).expect("signalling the client");
     assert_eq!(alice.wait_exit(), 0);
     alice.assert_restored();
+}
+
+#[test]
+fn a_hostile_server_flooding_garbage_cannot_freeze_the_client() {
+    let mut lines: Vec<Vec<u8>> = (0..5000)
+        .map(|i| format!("from bob: \x1b]0;T{i}\x07\x1b[2J\x1b]52;c;eA==\x07 {i}").into_bytes())
+        .collect();
+    lines.push(b"from bob: last before the garbage".to_vec());
+    lines.push(vec![b'x'; 1024 * 1024]);
+    lines.push(b"from bob: \xff\xfe invalid".to_vec());
+    let addr = hostile_server(lines).to_string();
+    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 100, 24);
+    client.wait_for("bob: last before the garbage");
+    client.wait_for("disconnected: line too long");
+    client.type_keys("still responsive");
+    client.wait_for("[*] still responsive");
+    let requests = client.requests();
+    assert!(
+        requests.titles.is_empty() && requests.clipboard.is_empty(),
+        "{requests:?}"
+    );
+    assert!(
+        !client.screen().contains("invalid"),
+        "nothing after the over-long line was read"
+    );
+    client.type_keys(keys::CTRL_C);
+    assert_eq!(client.wait_exit(), 0);
+    client.assert_restored();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_still_restores_the_terminal() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut client = PtyClient::spawn(
+        &["--name", "alice", "--addr", &addr, "--test-panic"],
+        100,
+        24,
+    );
+    assert_eq!(client.wait_exit(), 101, "the exit status of a Rust panic");
+    client.assert_restored();
+    client.wait_for("panic injected by --test-panic");
 }
