@@ -1,12 +1,11 @@
 //! `chat-bench` itself: small runs against the real server and its own forwarder, checking
 //! that it counts every delivery and reports what docs/performance.md relies on.
 
-use std::process::Output;
-
 use chat_tests::{ServerProcess, bin_path};
 use serde_json::Value;
 
-async fn bench(args: &[&str]) -> (Output, Value) {
+/// Runs chat-bench, which must succeed, and returns its JSON record.
+async fn bench(args: &[&str]) -> Value {
     let output = tokio::process::Command::new(bin_path("chat-bench"))
         .args(args)
         .output()
@@ -19,8 +18,12 @@ async fn bench(args: &[&str]) -> (Output, Value) {
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    let record = serde_json::from_str(last).expect("a JSON record");
-    (output, record)
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(last).expect("a JSON record")
 }
 
 #[tokio::test]
@@ -28,7 +31,7 @@ async fn run_checks_every_delivery_against_the_server() {
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr.to_string();
     let pid = server.pid().to_string();
-    let (output, r) = bench(&[
+    let r = bench(&[
         "run",
         "--addr",
         &addr,
@@ -46,11 +49,6 @@ async fn run_checks_every_delivery_against_the_server() {
         &pid,
     ])
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(r["expected"], 4 * 3 * 200);
     assert_eq!(r["delivered"], r["expected"]);
     assert_eq!(
@@ -73,7 +71,7 @@ async fn run_checks_every_delivery_against_the_server() {
 async fn broadcast_and_raw_baseline() {
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr.to_string();
-    let (output, r) = bench(&[
+    let r = bench(&[
         "run",
         "--addr",
         &addr,
@@ -86,9 +84,8 @@ async fn broadcast_and_raw_baseline() {
         "100",
     ])
     .await;
-    assert!(output.status.success());
     assert_eq!(r["delivered"], 2 * 4 * 100);
-    let (output, r) = bench(&[
+    let r = bench(&[
         "raw",
         "--clients",
         "5",
@@ -100,7 +97,6 @@ async fn broadcast_and_raw_baseline() {
         "100",
     ])
     .await;
-    assert!(output.status.success());
     assert_eq!(
         (r["target"].as_str(), r["delivered"].as_u64()),
         (Some("raw"), Some(500))
@@ -112,7 +108,7 @@ async fn drain_logins_and_idle() {
     let server = ServerProcess::start(&["--queue-len", "20000"]).await;
     let addr = server.addr.to_string();
     let pid = server.pid().to_string();
-    let (output, r) = bench(&[
+    let r = bench(&[
         "logins",
         "--addr",
         &addr,
@@ -122,9 +118,8 @@ async fn drain_logins_and_idle() {
         &pid,
     ])
     .await;
-    assert!(output.status.success());
     assert_eq!(r["clients"], 50);
-    let (output, r) = bench(&[
+    let r = bench(&[
         "idle",
         "--addr",
         &addr,
@@ -136,13 +131,8 @@ async fn drain_logins_and_idle() {
         &pid,
     ])
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(r["bytes_per_connection"].as_f64().is_some());
-    let (output, r) = bench(&[
+    let r = bench(&[
         "drain",
         "--addr",
         &addr,
@@ -152,11 +142,6 @@ async fn drain_logins_and_idle() {
         &pid,
     ])
     .await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert_eq!(
         (r["received"].as_u64(), r["bye"].as_bool()),
         (Some(10000), Some(true))
