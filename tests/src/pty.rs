@@ -83,6 +83,8 @@ impl PtyClient {
         let mut command = CommandBuilder::new(bin_path("chat-client"));
         command.args(args);
         command.env("TERM", "xterm-256color");
+        // A backtrace would scroll what the tests look for off the screen.
+        command.env("RUST_BACKTRACE", "0");
         command.env_remove("CHAT_NAME");
         command.env_remove("CHAT_ADDR");
         let child = pair
