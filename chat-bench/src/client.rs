@@ -115,6 +115,13 @@ impl LineReader {
         }
     }
 
+    /// Reads and throws away everything until EOF, without looking for lines: the
+    /// cheapest way to keep a server's queue for this client empty.
+    pub async fn discard(mut self) {
+        let mut scratch = vec![0; 64 * 1024];
+        while matches!(self.read_half.read(&mut scratch).await, Ok(n) if n > 0) {}
+    }
+
     /// Whether a whole line is already buffered, so `next_line` will not wait.
     pub fn has_line(&self) -> bool {
         self.buf[self.consumed..].contains(&b'\n')

@@ -14,8 +14,8 @@ use crate::client::{self, LineReader};
 use crate::procstat;
 
 /// Keeps reading a client's lines (presence lines mostly) so the server never holds them.
-fn drain_in_background(mut reader: LineReader) {
-    tokio::spawn(async move { while let Ok(Some(_)) = reader.next_line().await {} });
+fn drain_in_background(reader: LineReader) {
+    tokio::spawn(reader.discard());
 }
 
 /// `idle`: server memory per connected, logged-in, idle client.

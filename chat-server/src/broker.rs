@@ -31,11 +31,11 @@ const BROKER_BATCH: usize = 1024;
 const MAX_JOIN_BATCH: usize = 1024;
 /// How long a `joined` announcement may wait for more logins to share its writes, per
 /// peer online: an announcement costs one write per peer, so the wait grows with the
-/// roster (0.2 ms for 10 people, 100 ms for 5,000, at most `MAX_JOIN_ANNOUNCE_DELAY`).
+/// roster (0.5 ms for 10 people, 250 ms for 5,000, at most `MAX_JOIN_ANNOUNCE_DELAY`).
 /// Any other event announces at once, so nobody sees a message from someone before
 /// their `joined`; only the presence line itself waits.
-const JOIN_ANNOUNCE_DELAY_PER_PEER: Duration = Duration::from_micros(20);
-const MAX_JOIN_ANNOUNCE_DELAY: Duration = Duration::from_millis(200);
+const JOIN_ANNOUNCE_DELAY_PER_PEER: Duration = Duration::from_micros(50);
+const MAX_JOIN_ANNOUNCE_DELAY: Duration = Duration::from_millis(250);
 
 /// What readers tell the broker.
 #[derive(Debug)]
@@ -259,7 +259,7 @@ impl Broker {
     /// into one shared buffer, and each peer's queue gets one reference to it, or for a
     /// peer that is itself in the run, to the part after its own line. Every peer still
     /// reads exactly the lines it would have, in the same order: any other event
-    /// flushes the run first, and a quiet broker flushes it after `JOIN_ANNOUNCE_DELAY`.
+    /// flushes the run first, and a quiet broker flushes it when the delay is up.
     fn flush_joins(&mut self) {
         if self.pending_joins.is_empty() {
             return;
