@@ -54,12 +54,13 @@ pub enum BrokerEvent {
         /// Whether the login was accepted.
         accepted: oneshot::Sender<bool>,
     },
-    /// A line after login, or why it could not be parsed (answered in order with `error:`).
-    Line {
+    /// Lines after login, in order, each parsed or with why it could not be (answered
+    /// in order with `error:`). Several per event when a read brought several.
+    Lines {
         /// The connection.
         id: ConnId,
-        /// The parsed line.
-        line: Result<ClientLine, ParseError>,
+        /// The parsed lines.
+        lines: Vec<Result<ClientLine, ParseError>>,
     },
     /// The connection broke the framing rules: send `error: <reason>`, then drop it.
     Fatal {
@@ -187,17 +188,20 @@ impl Broker {
                 kick,
                 accepted,
             } => self.join(id, name, queue, kick, accepted),
-            BrokerEvent::Line { id, line } => {
-                let Some(sender) = self.names.get(&id).cloned() else {
-                    return;
-                };
-                match line {
-                    Ok(ClientLine::Send { to, text }) => self.route(&sender, &to, &text),
-                    Ok(ClientLine::Who) => {
-                        let names = self.roster.keys().cloned().collect();
-                        self.deliver(&sender, &encode(ServerLine::Users(names)));
+            BrokerEvent::Lines { id, lines } => {
+                for line in lines {
+                    // The sender may have been dropped by an earlier line's reply.
+                    let Some(sender) = self.names.get(&id).cloned() else {
+                        return;
+                    };
+                    match line {
+                        Ok(ClientLine::Send { to, text }) => self.route(&sender, &to, &text),
+                        Ok(ClientLine::Who) => {
+                            let names = self.roster.keys().cloned().collect();
+                            self.deliver(&sender, &encode(ServerLine::Users(names)));
+                        }
+                        Err(e) => self.deliver(&sender, &encode(ServerLine::Error(e.to_string()))),
                     }
-                    Err(e) => self.deliver(&sender, &encode(ServerLine::Error(e.to_string()))),
                 }
             }
             BrokerEvent::Fatal { id, reason } => {
@@ -449,9 +453,9 @@ mod tests {
         let to = vec![Recipient::User(
             UserName::parse("old").expect("a valid name"),
         )];
-        broker.handle(BrokerEvent::Line {
+        broker.handle(BrokerEvent::Lines {
             id: 2,
-            line: Ok(ClientLine::Send { to, text }),
+            lines: vec![Ok(ClientLine::Send { to, text })],
         });
         assert_eq!(read(&mut old), "joined new\nfrom new: hi\n");
         let _gone = join(&mut broker, 3, "gone");

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, info};
+use tracing::{debug, info};
 
 use crate::Config;
 use crate::broker::{BrokerEvent, ConnId, Line};
@@ -24,6 +24,9 @@ use crate::io::{LineReader, write_batch};
 /// client to close. Closing a socket with unread input makes the kernel send a reset, and
 /// a reset can destroy the final `error:` or `bye:` line before the client reads it.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Most lines handed to the broker in one event.
+const MAX_LINES_PER_EVENT: usize = 64;
 
 /// A write to a client that makes no progress for this long ends the connection, so a
 /// client that stopped reading cannot hold its socket open forever.
@@ -54,15 +57,13 @@ impl Connection {
         let kick = CancellationToken::new();
         // Cancelled when the writer ends, for whatever reason.
         let writer_done = CancellationToken::new();
-        self.tracker.spawn(
-            writer_loop(
-                write_half,
-                queue_rx,
-                kick.clone(),
-                writer_done.clone().drop_guard(),
-            )
-            .in_current_span(),
-        );
+        self.tracker.spawn(writer_loop(
+            self.id,
+            write_half,
+            queue_rx,
+            kick.clone(),
+            writer_done.clone().drop_guard(),
+        ));
 
         let result = self.serve(&mut lines, queue_tx, kick, &writer_done).await;
         linger(lines.into_inner(), writer_done).await;
@@ -99,7 +100,7 @@ impl Connection {
         if self.broker_tx.send(join).await.is_err() || !accepted_rx.await.unwrap_or(false) {
             return Ok(());
         }
-        info!(%name, "logged in");
+        info!(id = self.id, %name, "logged in");
 
         let id = self.id;
         let mut pacer = self.config.rate_limit.map(Pacer::new);
@@ -115,15 +116,38 @@ impl Connection {
                 biased;
                 () = &mut shutdown => {
                     // No leave: the broker will tell everyone `bye` instead.
-                    debug!(%name, "stopped reading for shutdown");
+                    debug!(id, %name, "stopped reading for shutdown");
                     return Ok(());
                 }
                 () = &mut writer_gone => break BrokerEvent::Leave { id },
                 next = lines.next_line() => match next {
                     Some(Ok(line)) => {
-                        let event = BrokerEvent::Line { id, line: line.parse() };
-                        if self.broker_tx.send(event).await.is_err() {
+                        // Hand over every line this read brought in one event: one channel
+                        // operation and one poll of the tokens per read, not per line.
+                        // Paced clients go one line at a time.
+                        let most = if pacer.is_some() { 1 } else { MAX_LINES_PER_EVENT };
+                        let mut batch = vec![line.parse()];
+                        let mut stopped = None;
+                        while batch.len() < most {
+                            match lines.next_buffered() {
+                                Some(Ok(line)) => batch.push(line.parse()),
+                                Some(Err(e)) => {
+                                    stopped = Some(e);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        if self.broker_tx.send(BrokerEvent::Lines { id, lines: batch }).await.is_err() {
                             return Ok(());
+                        }
+                        match stopped {
+                            Some(CodecError::Io(e)) => {
+                                let _ = self.broker_tx.send(BrokerEvent::Leave { id }).await;
+                                return Err(e);
+                            }
+                            Some(e) => break BrokerEvent::Fatal { id, reason: e.to_string() },
+                            None => {}
                         }
                         // Flood control: not reading is the whole penalty. The client's
                         // lines wait in its socket (then in its own send buffer); none is lost.
@@ -144,7 +168,7 @@ impl Connection {
                 },
             }
         };
-        info!(%name, "left");
+        info!(id, %name, "left");
         let _ = self.broker_tx.send(last).await;
         Ok(())
     }
@@ -166,13 +190,14 @@ impl Connection {
 }
 
 /// Sends `error: <reason>` to a connection the server will not serve, then closes it.
-pub(crate) async fn refuse(stream: TcpStream, reason: String) {
+pub(crate) async fn refuse(id: ConnId, stream: TcpStream, reason: String) {
     let (read_half, write_half) = stream.into_split();
     let (queue_tx, queue_rx) = mpsc::channel(1);
     let _ = queue_tx.try_send(encode_line(ServerLine::Error(reason)));
     drop(queue_tx);
     let writer_done = CancellationToken::new();
     let writer = writer_loop(
+        id,
         write_half,
         queue_rx,
         CancellationToken::new(),
@@ -185,6 +210,7 @@ pub(crate) async fn refuse(stream: TcpStream, reason: String) {
 /// half so the client reads EOF. Everything queued at that moment is sent in one batch
 /// and flushed once.
 async fn writer_loop(
+    id: ConnId,
     mut half: OwnedWriteHalf,
     mut queue_rx: mpsc::Receiver<Line>,
     kick: CancellationToken,
@@ -216,7 +242,7 @@ async fn writer_loop(
         result = write_all => result,
     };
     if let Err(e) = result {
-        debug!(error = %e, "writer ended with an error");
+        debug!(id, error = %e, "writer ended with an error");
     }
 }
 

@@ -64,6 +64,11 @@ impl LineReader {
         }
     }
 
+    /// The next line if one is already buffered: never reads, never waits.
+    pub fn next_buffered(&mut self) -> Option<Result<String, CodecError>> {
+        self.codec.decode(&mut self.buf).transpose()
+    }
+
     /// The socket's read half, for draining before close.
     pub fn into_inner(self) -> OwnedReadHalf {
         self.half

@@ -292,3 +292,19 @@ async fn rate_limit_slows_a_flooder_and_drops_nothing() {
     let (before, _) = alice.sync().await;
     assert_eq!(before, ["joined bob", "joined carol"], "nothing refused");
 }
+
+#[tokio::test]
+async fn lines_before_an_over_long_one_in_the_same_write_are_still_delivered() {
+    let server = ServerProcess::start(&[]).await;
+    let mut alice = server.login("alice").await;
+    let mut bob = server.login("bob").await;
+    alice.expect("joined bob").await;
+    let burst = format!("bob: one\nnonsense\nbob: two\n{}\nbob: never\n", "x".repeat(5000));
+    alice.send_raw(burst.as_bytes()).await;
+    bob.expect("from alice: one").await;
+    bob.expect("from alice: two").await;
+    bob.expect("left alice").await;
+    alice.expect("error: expected \"<name>[,<name>...]: <text>\" or /who").await;
+    alice.expect("error: line too long").await;
+    alice.expect_eof().await;
+}
