@@ -22,7 +22,8 @@ start_server() {
 
 record() { # name, then the command; appends its JSON line tagged with the scenario name
     local name=$1; shift
-    "$@" 2>/dev/null | tail -n 1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"]=sys.argv[1]; print(json.dumps(r))' "$name" >> "$out"
+    # A run that loses something exits 1; keep its record and go on.
+    { "$@" 2>/dev/null || true; } | tail -n 1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"]=sys.argv[1]; print(json.dumps(r))' "$name" >> "$out"
 }
 
 load() { # name, then chat-bench load arguments

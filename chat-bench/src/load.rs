@@ -92,8 +92,10 @@ pub struct Outcome {
 
 struct Shared {
     start: Instant,
-    /// Per sender: deliveries of its messages so far, anywhere.
-    delivered_by_sender: Vec<AtomicU64>,
+    /// Per sender: a ring of `window + 1` counters, deliveries of message `seq` counted in
+    /// slot `seq % (window + 1)`. A message is acknowledged once every recipient has it,
+    /// so one slow recipient holds its senders back, as the window means.
+    acks: Vec<Vec<AtomicU64>>,
     /// Per sender: woken when its deliveries move, to open its window.
     progress: Vec<Notify>,
     delivered: AtomicU64,
@@ -133,7 +135,9 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     let receivers = expected_by_receiver.iter().filter(|&&e| e > 0).count();
     let shared = Arc::new(Shared {
         start: Instant::now(),
-        delivered_by_sender: (0..spec.senders).map(|_| AtomicU64::new(0)).collect(),
+        acks: (0..spec.senders)
+            .map(|_| (0..=spec.window).map(|_| AtomicU64::new(0)).collect())
+            .collect(),
         progress: (0..spec.senders).map(|_| Notify::new()).collect(),
         delivered: AtomicU64::new(0),
         duplicated: AtomicU64::new(0),
@@ -240,10 +244,15 @@ async fn send(
         ticker
     });
     let mut buf = Vec::with_capacity(64 * 1024);
+    let ring = &shared.acks[index];
+    let slot = |seq: u64| &ring[(seq % ring.len() as u64) as usize];
     let mut sent = 0u64;
+    let mut acked = 0u64;
     while sent < spec.messages {
-        let acked = shared.delivered_by_sender[index].load(Ordering::Acquire) / per_message;
-        let room = spec.window.saturating_sub(sent - acked.min(sent));
+        while acked < sent && slot(acked).load(Ordering::Acquire) >= per_message {
+            acked += 1;
+        }
+        let room = spec.window - (sent - acked);
         if room == 0 {
             shared.progress[index].notified().await;
             continue;
@@ -263,6 +272,8 @@ async fn send(
             let text_len = buf.len() - start - prefix.len();
             buf.resize(buf.len() + spec.payload.saturating_sub(text_len), b'x');
             buf.push(b'\n');
+            // The slot's previous message, `sent - window - 1`, is acknowledged already.
+            slot(sent).store(0, Ordering::Release);
             sent += 1;
         }
         writer.write_all(&buf).await.context("sending")?;
@@ -310,7 +321,8 @@ async fn receive(
                     }
                     next[sender] = seq + 1;
                     counts.delivered += 1;
-                    shared.delivered_by_sender[sender].fetch_add(1, Ordering::AcqRel);
+                    let ring = &shared.acks[sender];
+                    ring[(seq % ring.len() as u64) as usize].fetch_add(1, Ordering::AcqRel);
                     touched[sender] = true;
                 }
             }

@@ -299,12 +299,17 @@ async fn lines_before_an_over_long_one_in_the_same_write_are_still_delivered() {
     let mut alice = server.login("alice").await;
     let mut bob = server.login("bob").await;
     alice.expect("joined bob").await;
-    let burst = format!("bob: one\nnonsense\nbob: two\n{}\nbob: never\n", "x".repeat(5000));
+    let burst = format!(
+        "bob: one\nnonsense\nbob: two\n{}\nbob: never\n",
+        "x".repeat(5000)
+    );
     alice.send_raw(burst.as_bytes()).await;
     bob.expect("from alice: one").await;
     bob.expect("from alice: two").await;
     bob.expect("left alice").await;
-    alice.expect("error: expected \"<name>[,<name>...]: <text>\" or /who").await;
+    alice
+        .expect("error: expected \"<name>[,<name>...]: <text>\" or /who")
+        .await;
     alice.expect("error: line too long").await;
     alice.expect_eof().await;
 }
