@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ impl vt100::Callbacks for Requests {
 
 struct Shared {
     parser: Mutex<vt100::Parser<Requests>>,
+    /// Set by the reader thread once the pty is closed and all output is parsed.
+    closed: AtomicBool,
     /// Signalled whenever output arrives or the client's side of the pty closes.
     changed: Condvar,
 }
@@ -100,6 +103,7 @@ impl PtyClient {
                 Requests::default(),
             )),
             changed: Condvar::new(),
+            closed: AtomicBool::new(false),
         });
         let mut reader = pair.master.try_clone_reader().expect("a pty reader");
         let feed = shared.clone();
@@ -110,6 +114,8 @@ impl PtyClient {
                 let mut parser = feed.parser.lock().expect("the parser lock");
                 if n > 0 {
                     parser.process(&buf[..n]);
+                } else {
+                    feed.closed.store(true, Ordering::Release);
                 }
                 feed.changed.notify_all();
                 if n == 0 {
@@ -202,8 +208,12 @@ impl PtyClient {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("checking the client") {
-                // Let the reader thread take the last output (the terminal restore).
-                self.wait_until("the pty to close", |_| true);
+                // The terminal restore may still be in the pty: wait until the reader
+                // thread has parsed everything up to the close.
+                let shared = self.shared.clone();
+                self.wait_until("the pty to close", move |_| {
+                    shared.closed.load(Ordering::Acquire)
+                });
                 return status.exit_code();
             }
             assert!(
