@@ -114,7 +114,7 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, strict_names: 
     // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
     // behind it; dropping the broker then closes every queue and the writers finish.
     broker.flush_joins();
-    let bye = encode(ServerLine::Bye("server shutting down".to_owned()));
+    let bye = encode_line(ServerLine::Bye("server shutting down".to_owned()));
     for peer in broker.roster.values() {
         peer.send_last(&bye);
     }
@@ -170,10 +170,6 @@ impl Peer {
     }
 }
 
-fn encode(line: ServerLine) -> Line {
-    encode_line(line)
-}
-
 impl Broker {
     fn handle(&mut self, event: BrokerEvent) {
         if !matches!(event, BrokerEvent::Join { .. }) {
@@ -198,16 +194,18 @@ impl Broker {
                         Ok(ClientLine::Send { to, text }) => self.route(&sender, &to, &text),
                         Ok(ClientLine::Who) => {
                             let names = self.roster.keys().cloned().collect();
-                            self.deliver(&sender, &encode(ServerLine::Users(names)));
+                            self.deliver(&sender, &encode_line(ServerLine::Users(names)));
                         }
-                        Err(e) => self.deliver(&sender, &encode(ServerLine::Error(e.to_string()))),
+                        Err(e) => {
+                            self.deliver(&sender, &encode_line(ServerLine::Error(e.to_string())))
+                        }
                     }
                 }
             }
             BrokerEvent::Fatal { id, reason } => {
                 if let Some(name) = self.names.get(&id).cloned() {
                     if let Some(peer) = self.roster.get(&name) {
-                        peer.send_last(&encode(ServerLine::Error(reason)));
+                        peer.send_last(&encode_line(ServerLine::Error(reason)));
                     }
                     self.remove(vec![name]);
                 }
@@ -236,8 +234,13 @@ impl Broker {
             similar.map(|other| format!("name too similar to {other}, who is online"))
         };
         if let Some(reason) = refusal {
-            let _ = queue.try_send(encode(ServerLine::Error(reason)));
+            let _ = queue.try_send(encode_line(ServerLine::Error(reason)));
             let _ = accepted.send(false);
+            return;
+        }
+        // The reader only goes on if it hears yes; if it is gone, nobody has seen this
+        // login yet and there is nothing to announce or take back.
+        if accepted.send(true).is_err() {
             return;
         }
         if let Some(skeletons) = &mut self.skeletons {
@@ -245,13 +248,9 @@ impl Broker {
         }
         let peer = Peer { id, queue, kick };
         // A fresh queue has room: the welcome is always this client's first line.
-        let _ = peer.send(&encode(ServerLine::Welcome(name.clone())));
+        let _ = peer.send(&encode_line(ServerLine::Welcome(name.clone())));
         self.roster.insert(name.clone(), peer);
         self.names.insert(id, name.clone());
-        if accepted.send(true).is_err() {
-            self.remove(vec![name]);
-            return;
-        }
         self.pending_joins.push((id, name));
         if self.pending_joins.len() >= MAX_JOIN_BATCH {
             self.flush_joins();
@@ -271,7 +270,7 @@ impl Broker {
         let mut chunk = BytesMut::new();
         let mut ends = HashMap::with_capacity(self.pending_joins.len());
         for (id, name) in self.pending_joins.drain(..) {
-            chunk.extend_from_slice(&encode(ServerLine::Joined(name)));
+            chunk.extend_from_slice(&encode_line(ServerLine::Joined(name)));
             ends.insert(id, chunk.len());
         }
         let chunk = chunk.freeze();
@@ -322,7 +321,7 @@ impl Broker {
         let error = (!unknown.is_empty()).then(|| format!("no such user: {}", unknown.join(",")));
         self.remove(failed);
         if let Some(reason) = error {
-            self.deliver(sender, &encode(ServerLine::Error(reason)));
+            self.deliver(sender, &encode_line(ServerLine::Error(reason)));
         }
     }
 
@@ -353,7 +352,7 @@ impl Broker {
                 skeletons.remove(&name.skeleton());
             }
             info!(%name, online = self.roster.len(), "removed from roster");
-            let left = encode(ServerLine::Left(name));
+            let left = encode_line(ServerLine::Left(name));
             for (other, peer) in &self.roster {
                 if !names.contains(other) {
                     offer(other, peer, &left, &mut names);
