@@ -109,7 +109,7 @@ impl Connection {
         let shutdown = self.token.cancelled();
         let writer_gone = writer_done.cancelled();
         tokio::pin!(shutdown, writer_gone);
-        let last = loop {
+        let (last, result) = loop {
             tokio::select! {
                 // Stopping wins over reading. Every branch is cancel safe: LineReader keeps
                 // a partial line buffered, and the token futures are reused.
@@ -119,7 +119,7 @@ impl Connection {
                     debug!(id, %name, "stopped reading for shutdown");
                     return Ok(());
                 }
-                () = &mut writer_gone => break BrokerEvent::Leave { id },
+                () = &mut writer_gone => break (BrokerEvent::Leave { id }, Ok(())),
                 next = lines.next_line() => match next {
                     Some(Ok(line)) => {
                         // Hand over every line this read brought in one event: one channel
@@ -141,13 +141,8 @@ impl Connection {
                         if self.broker_tx.send(BrokerEvent::Lines { id, lines: batch }).await.is_err() {
                             return Ok(());
                         }
-                        match stopped {
-                            Some(CodecError::Io(e)) => {
-                                let _ = self.broker_tx.send(BrokerEvent::Leave { id }).await;
-                                return Err(e);
-                            }
-                            Some(e) => break BrokerEvent::Fatal { id, reason: e.to_string() },
-                            None => {}
+                        if let Some(e) = stopped {
+                            break closing(id, Some(e));
                         }
                         // Flood control: not reading is the whole penalty. The client's
                         // lines wait in its socket (then in its own send buffer); none is lost.
@@ -159,18 +154,14 @@ impl Connection {
                             }
                         }
                     }
-                    Some(Err(CodecError::Io(e))) => {
-                        let _ = self.broker_tx.send(BrokerEvent::Leave { id }).await;
-                        return Err(e);
-                    }
-                    Some(Err(e)) => break BrokerEvent::Fatal { id, reason: e.to_string() },
-                    None => break BrokerEvent::Leave { id },
+                    Some(Err(e)) => break closing(id, Some(e)),
+                    None => break closing(id, None),
                 },
             }
         };
         info!(id, %name, "left");
         let _ = self.broker_tx.send(last).await;
-        Ok(())
+        result
     }
 
     /// Reads the name line. `Ok(None)`: the client or the server went away first;
@@ -186,6 +177,22 @@ impl Connection {
             Ok(Some(Err(e))) => Err(e.to_string()),
             Ok(Some(Ok(line))) => UserName::parse(&line).map(Some).map_err(|e| e.to_string()),
         }
+    }
+}
+
+/// What the broker must hear when reading ends: EOF (`None`) or a broken socket is a
+/// leave; a framing error is fatal, so the client is told why before it is closed.
+fn closing(id: ConnId, end: Option<CodecError>) -> (BrokerEvent, io::Result<()>) {
+    match end {
+        None => (BrokerEvent::Leave { id }, Ok(())),
+        Some(CodecError::Io(e)) => (BrokerEvent::Leave { id }, Err(e)),
+        Some(e) => (
+            BrokerEvent::Fatal {
+                id,
+                reason: e.to_string(),
+            },
+            Ok(()),
+        ),
     }
 }
 
