@@ -237,7 +237,7 @@ pub fn wrap(spans: &[Span<'_>], width: usize) -> Vec<Line<'static>> {
                 next.extend(carry);
                 rows.push(next);
             }
-            if grapheme == " " && row_width == indent && rows.len() > 1 && w + row_width <= width {
+            if grapheme == " " && row_width == indent && rows.len() > 1 {
                 // A space that would start a wrapped row is the break itself.
                 continue;
             }
