@@ -44,7 +44,7 @@ for _ in $(seq "$runs"); do
     record idle $bench idle --addr "127.0.0.1:$port" --clients 10000 --hold 5 --server-pid "$server_pid"
     start_server
     record logins $bench logins --addr "127.0.0.1:$port" --clients 5000 --server-pid "$server_pid"
-    start_server --queue-len 1100000
+    start_server --sendq 1GiB
     record drain $bench drain --addr "127.0.0.1:$port" --messages 1000000 --server-pid "$server_pid"
     record drain $bench drain --raw --server-cpu 0 --messages 1000000
 done

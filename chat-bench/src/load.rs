@@ -361,11 +361,13 @@ async fn receive(
     Ok(())
 }
 
-/// Parses `from b<sender>: <seq> <ts> ...`.
+/// Parses `from b<sender>[ <scope>]: <seq> <ts> ...`, where the scope is `*` or
+/// `<#room> <id>`.
 fn parse_delivery(line: &[u8]) -> Option<(usize, u64, u64)> {
     let rest = line.strip_prefix(b"from b")?;
     let (sender, rest) = number(rest)?;
-    let rest = rest.strip_prefix(b": ")?;
+    let colon = rest.iter().position(|&b| b == b':')?;
+    let rest = rest[colon..].strip_prefix(b": ")?;
     let (seq, rest) = number(rest)?;
     let (ts, _) = number(rest.strip_prefix(b" ")?)?;
     Some((usize::try_from(sender).ok()?, seq, ts))
@@ -406,6 +408,11 @@ mod tests {
         );
         assert_eq!(parse_delivery(b"joined b1"), None);
         assert_eq!(parse_delivery(b"from b1: x"), None);
+        assert_eq!(parse_delivery(b"from b3 *: 4 5 x"), Some((3, 4, 5)));
+        assert_eq!(
+            parse_delivery(b"from b3 #r1 1795888800123456: 4 5 x"),
+            Some((3, 4, 5))
+        );
     }
 
     #[test]

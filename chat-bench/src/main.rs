@@ -52,7 +52,7 @@ enum Cmd {
         server_pid: Option<u32>,
     },
     /// K lines queued for a client that does not read; SIGTERM; time until it has all K
-    /// and `bye:`. Start the server with --queue-len >= K.
+    /// and `bye:`. Start the server with a --sendq that holds K lines.
     Drain {
         #[arg(long)]
         addr: Option<SocketAddr>,

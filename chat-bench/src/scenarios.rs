@@ -117,7 +117,7 @@ pub async fn drain(
             Some(line) if line.ends_with(b": barrier") => break,
             Some(_) => {}
             None => bail!(
-                "the sender was disconnected before its barrier came back (is --queue-len >= {messages}?)"
+                "the sender was disconnected before its barrier came back (does its --sendq hold {messages} lines?)"
             ),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use chat_proto::client::{parse_recipients, write_recipients};
-use chat_proto::{ClientLine, MessageText, Recipient, ServerLine, UserName};
+use chat_proto::{ClientLine, MessageText, Recipient, Scope, ServerLine, UserName};
 use chrono::NaiveTime;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Rect, Size};
@@ -451,15 +451,67 @@ impl App {
     fn on_line(&mut self, line: ServerLine, clock: Clock) {
         match line {
             ServerLine::Welcome(_) => {}
-            ServerLine::From { sender, text } => {
+            ServerLine::From {
+                sender,
+                scope,
+                text,
+            } => {
+                let text = sanitize(text.as_str());
+                let text = match scope {
+                    Scope::Direct | Scope::Everyone => text.into_owned(),
+                    // Until the client has a buffer per room, the room leads the text.
+                    Scope::Room { room, .. } => format!("[{room}] {text}"),
+                };
                 self.push(Entry {
                     time: clock.local,
-                    kind: EntryKind::Message {
-                        from: sender,
-                        text: sanitize(text.as_str()).into_owned(),
-                    },
+                    kind: EntryKind::Message { from: sender, text },
                 });
             }
+            ServerLine::JoinedRoom { room, name } => {
+                self.note(format!("{name} joined {room}"), false, clock)
+            }
+            ServerLine::LeftRoom { room, name } => {
+                self.note(format!("{name} left {room}"), false, clock)
+            }
+            ServerLine::Names { room, names } => {
+                let list = names
+                    .iter()
+                    .map(UserName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.note(format!("{room} ({}): {list}", names.len()), false, clock);
+            }
+            ServerLine::Rooms(rooms) => {
+                let list = rooms
+                    .iter()
+                    .map(|(room, n)| format!("{room} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.note(format!("rooms: {list}"), false, clock);
+            }
+            ServerLine::History(entry) => self.note(
+                format!(
+                    "{} {} {}: {}",
+                    entry.conv,
+                    entry.time,
+                    entry.sender,
+                    sanitize(entry.text.as_str())
+                ),
+                false,
+                clock,
+            ),
+            ServerLine::HistoryEnd { conv, truncated } => self.note(
+                format!(
+                    "end of {conv} history{}",
+                    if truncated {
+                        " (older messages are gone)"
+                    } else {
+                        ""
+                    }
+                ),
+                false,
+                clock,
+            ),
             ServerLine::Joined(name) => {
                 self.note(format!("{name} joined"), false, clock);
                 self.roster.insert(name);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{EVERYONE, MessageText, ParseError, UserName};
+use crate::{Conv, EVERYONE, HistoryRange, MessageId, MessageText, ParseError, RoomName, UserName};
 
 /// One line from a logged-in client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,21 @@ pub enum ClientLine {
     },
     /// `/who`: ask for the sorted list of everyone online.
     Who,
+    /// `/join <#room>`: become a member of a room.
+    Join(RoomName),
+    /// `/part <#room>`: stop being a member of a room.
+    Part(RoomName),
+    /// `/names <#room>`: ask for a room's members.
+    Names(RoomName),
+    /// `/rooms`: ask for every room with members.
+    Rooms,
+    /// `/history <conv> [n | after <id>]`: ask for stored messages.
+    History {
+        /// The room or direct conversation.
+        conv: Conv,
+        /// Which messages.
+        range: HistoryRange,
+    },
 }
 
 /// One destination of a message.
@@ -26,18 +41,22 @@ pub enum Recipient {
     Everyone,
     /// One user by name.
     User(UserName),
+    /// Every other member of a room.
+    Room(RoomName),
 }
 
 impl FromStr for Recipient {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || ParseError::InvalidDestination(s.to_owned());
         if s == EVERYONE {
             return Ok(Self::Everyone);
         }
-        UserName::parse(s)
-            .map(Self::User)
-            .map_err(|_| ParseError::InvalidDestination(s.to_owned()))
+        if s.starts_with('#') {
+            return RoomName::parse(s).map(Self::Room).map_err(|_| invalid());
+        }
+        UserName::parse(s).map(Self::User).map_err(|_| invalid())
     }
 }
 
@@ -46,6 +65,7 @@ impl fmt::Display for Recipient {
         match self {
             Self::Everyone => f.write_str(EVERYONE),
             Self::User(name) => name.fmt(f),
+            Self::Room(room) => room.fmt(f),
         }
     }
 }
@@ -75,6 +95,45 @@ pub fn write_recipients(f: &mut impl fmt::Write, to: &[Recipient]) -> fmt::Resul
     Ok(())
 }
 
+/// Parses a `/command` line: the command word, then its arguments split on whitespace.
+fn parse_command(line: &str) -> Result<ClientLine, ParseError> {
+    let mut words = line.split_whitespace();
+    let command = words.next().unwrap_or(line);
+    let args: Vec<&str> = words.collect();
+    let room = |usage| match args[..] {
+        [room] => RoomName::parse(room),
+        _ => Err(ParseError::Usage(usage)),
+    };
+    match command {
+        "/who" if args.is_empty() => Ok(ClientLine::Who),
+        "/rooms" if args.is_empty() => Ok(ClientLine::Rooms),
+        "/rooms" => Err(ParseError::Usage("/rooms")),
+        "/join" => room("/join <#room>").map(ClientLine::Join),
+        "/part" => room("/part <#room>").map(ClientLine::Part),
+        "/names" => room("/names <#room>").map(ClientLine::Names),
+        "/history" => parse_history(&args),
+        _ => Err(ParseError::UnknownCommand(command.to_owned())),
+    }
+}
+
+fn parse_history(args: &[&str]) -> Result<ClientLine, ParseError> {
+    const USAGE: &str = "/history <#room|@name> [<n> | after <id>]";
+    let (conv, range) = match *args {
+        [conv] => (conv, HistoryRange::default()),
+        [conv, n] => {
+            let count = || ParseError::HistoryCount(n.to_owned());
+            let n = n.parse::<u16>().map_err(|_| count())?;
+            (conv, HistoryRange::latest(n).ok_or_else(count)?)
+        }
+        [conv, "after", id] => (conv, HistoryRange::After(id.parse::<MessageId>()?)),
+        _ => return Err(ParseError::Usage(USAGE)),
+    };
+    Ok(ClientLine::History {
+        conv: conv.parse()?,
+        range,
+    })
+}
+
 impl FromStr for ClientLine {
     type Err = ParseError;
 
@@ -84,13 +143,7 @@ impl FromStr for ClientLine {
             return Err(ParseError::EmptyLine);
         }
         if line.starts_with('/') {
-            return match line {
-                "/who" => Ok(Self::Who),
-                other => {
-                    let command = other.split_whitespace().next().unwrap_or(other);
-                    Err(ParseError::UnknownCommand(command.to_owned()))
-                }
-            };
+            return parse_command(line);
         }
         let (to, text) = line.split_once(':').ok_or(ParseError::MissingSeparator)?;
         Ok(Self::Send {
@@ -108,6 +161,14 @@ impl fmt::Display for ClientLine {
                 write!(f, ": {text}")
             }
             Self::Who => f.write_str("/who"),
+            Self::Join(room) => write!(f, "/join {room}"),
+            Self::Part(room) => write!(f, "/part {room}"),
+            Self::Names(room) => write!(f, "/names {room}"),
+            Self::Rooms => f.write_str("/rooms"),
+            Self::History { conv, range } => match range {
+                HistoryRange::Latest(n) => write!(f, "/history {conv} {n}"),
+                HistoryRange::After(id) => write!(f, "/history {conv} after {id}"),
+            },
         }
     }
 }
@@ -115,10 +176,15 @@ impl fmt::Display for ClientLine {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::MAX_HISTORY_LINES;
     use proptest::prelude::*;
 
     fn user(name: &str) -> Recipient {
         Recipient::User(UserName::parse(name).unwrap())
+    }
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
     }
 
     fn send(to: Vec<Recipient>, text: &str) -> ClientLine {
@@ -152,6 +218,48 @@ pub(crate) mod tests {
             ("bob:no space", send(vec![user("bob")], "no space")),
             ("/who", ClientLine::Who),
             ("  /who  ", ClientLine::Who),
+            (
+                "#rust: hi",
+                send(vec![Recipient::Room(room("#rust"))], "hi"),
+            ),
+            (
+                "bob,#rust,#go: hi",
+                send(
+                    vec![
+                        user("bob"),
+                        Recipient::Room(room("#rust")),
+                        Recipient::Room(room("#go")),
+                    ],
+                    "hi",
+                ),
+            ),
+            ("bob: /me waves", send(vec![user("bob")], "/me waves")),
+            ("/join #rust", ClientLine::Join(room("#rust"))),
+            ("/join   #中文 ", ClientLine::Join(room("#中文"))),
+            ("/part #rust", ClientLine::Part(room("#rust"))),
+            ("/names #rust", ClientLine::Names(room("#rust"))),
+            ("/rooms", ClientLine::Rooms),
+            (
+                "/history #rust",
+                ClientLine::History {
+                    conv: Conv::Room(room("#rust")),
+                    range: HistoryRange::Latest(50),
+                },
+            ),
+            (
+                "/history @bob 1000",
+                ClientLine::History {
+                    conv: Conv::Direct(UserName::parse("bob").unwrap()),
+                    range: HistoryRange::Latest(1000),
+                },
+            ),
+            (
+                "/history #rust after 9223372036854775807",
+                ClientLine::History {
+                    conv: Conv::Room(room("#rust")),
+                    range: HistoryRange::After(MessageId::MAX),
+                },
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(line.parse::<ClientLine>(), Ok(want), "{line:?}");
@@ -177,6 +285,31 @@ pub(crate) mod tests {
             ("/whois bob", ParseError::UnknownCommand("/whois".into())),
             ("/who extra", ParseError::UnknownCommand("/who".into())),
             ("/quit", ParseError::UnknownCommand("/quit".into())),
+            ("/JOIN #rust", ParseError::UnknownCommand("/JOIN".into())),
+            ("#a b: hi", ParseError::InvalidDestination("#a b".into())),
+            ("#: hi", ParseError::InvalidDestination("#".into())),
+            ("/join", ParseError::Usage("/join <#room>")),
+            ("/join #a #b", ParseError::Usage("/join <#room>")),
+            ("/join rust", ParseError::InvalidRoom("rust".into())),
+            ("/part", ParseError::Usage("/part <#room>")),
+            ("/names", ParseError::Usage("/names <#room>")),
+            ("/rooms #a", ParseError::Usage("/rooms")),
+            (
+                "/history",
+                ParseError::Usage("/history <#room|@name> [<n> | after <id>]"),
+            ),
+            ("/history rust", ParseError::InvalidConv("rust".into())),
+            ("/history #rust 0", ParseError::HistoryCount("0".into())),
+            (
+                "/history #rust 1001",
+                ParseError::HistoryCount("1001".into()),
+            ),
+            ("/history #rust -1", ParseError::HistoryCount("-1".into())),
+            ("/history #rust after x", ParseError::InvalidId("x".into())),
+            (
+                "/history #rust before 3",
+                ParseError::Usage("/history <#room|@name> [<n> | after <id>]"),
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(line.parse::<ClientLine>(), Err(want), "{line:?}");
@@ -206,13 +339,38 @@ pub(crate) mod tests {
         "\\PC{1,200}".prop_filter_map("empty once trimmed", |s| MessageText::parse(&s).ok())
     }
 
+    pub(crate) fn room_strategy() -> impl Strategy<Value = RoomName> {
+        name_strategy().prop_map(|name| RoomName::parse(&format!("#{name}")).unwrap())
+    }
+
+    pub(crate) fn conv_strategy() -> impl Strategy<Value = Conv> {
+        prop_oneof![
+            room_strategy().prop_map(Conv::Room),
+            name_strategy().prop_map(Conv::Direct),
+        ]
+    }
+
+    pub(crate) fn id_strategy() -> impl Strategy<Value = MessageId> {
+        (0..=MessageId::MAX.get()).prop_map(|id| MessageId::new(id).unwrap())
+    }
+
     fn line_strategy() -> impl Strategy<Value = ClientLine> {
         let recipient = prop_oneof![
             1 => Just(Recipient::Everyone),
             4 => name_strategy().prop_map(Recipient::User),
+            2 => room_strategy().prop_map(Recipient::Room),
+        ];
+        let range = prop_oneof![
+            (1..=MAX_HISTORY_LINES).prop_map(HistoryRange::Latest),
+            id_strategy().prop_map(HistoryRange::After),
         ];
         prop_oneof![
             Just(ClientLine::Who),
+            Just(ClientLine::Rooms),
+            room_strategy().prop_map(ClientLine::Join),
+            room_strategy().prop_map(ClientLine::Part),
+            room_strategy().prop_map(ClientLine::Names),
+            (conv_strategy(), range).prop_map(|(conv, range)| ClientLine::History { conv, range }),
             (prop::collection::vec(recipient, 1..5), text_strategy())
                 .prop_map(|(to, text)| ClientLine::Send { to, text }),
         ]

@@ -40,6 +40,24 @@ pub enum ParseError {
     /// A line starting with `/` that is not a known command.
     #[error("unknown command {0:?}")]
     UnknownCommand(String),
+    /// A room name that is not `#` followed by a valid name.
+    #[error("invalid room {0:?}")]
+    InvalidRoom(String),
+    /// A conversation that is neither `#room` nor `@name`.
+    #[error("invalid conversation {0:?} (expected #room or @name)")]
+    InvalidConv(String),
+    /// A message id that is not a decimal integer of at most 19 digits.
+    #[error("invalid message id {0:?}")]
+    InvalidId(String),
+    /// A time that is not RFC 3339 UTC with milliseconds.
+    #[error("invalid time {0:?}")]
+    InvalidTime(String),
+    /// A `/history` count outside 1 to 1000.
+    #[error("history count must be 1 to {max}, not {0:?}", max = crate::MAX_HISTORY_LINES)]
+    HistoryCount(String),
+    /// A known command with missing or extra arguments; holds the command's synopsis.
+    #[error("usage: {0}")]
+    Usage(&'static str),
     /// A server line of a kind this protocol version does not know.
     #[error("unknown server line")]
     UnknownServerLine,

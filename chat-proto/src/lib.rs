@@ -1,9 +1,12 @@
-//! The chat line protocol, version 1 (`docs/protocol.md`): pure types, no sockets, no tasks.
+//! The chat line protocol, version 2 (`docs/protocol.md`): pure types, no sockets, no tasks.
 //!
 //! - [`name`]: [`UserName`], a login name validated on construction.
+//! - [`room`]: [`RoomName`] (`#rust`) and [`Conv`], a room or a direct conversation.
+//! - [`history`]: [`MessageId`], [`Timestamp`] and [`HistoryRange`].
 //! - [`text`]: [`MessageText`], message text free of control characters.
 //! - [`client`]: [`ClientLine`], what a client sends after login (`bob,carol: hi`, `/who`).
 //! - [`server`]: [`ServerLine`], what the server sends (`welcome`, `from`, `joined`, ...).
+//!   [`FromLine`] and [`HistoryLine`] format the two hot lines from borrowed parts.
 //! - [`codec`]: [`LineCodec`], a bounded tokio-util codec for `\n`-terminated UTF-8 lines.
 //! - [`error`]: the error types; each one's `Display` is the reason sent on the wire.
 //!
@@ -14,15 +17,19 @@
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod history;
 pub mod name;
+pub mod room;
 pub mod server;
 pub mod text;
 
 pub use client::{ClientLine, Recipient};
 pub use codec::{LineCodec, encode_line};
 pub use error::{CodecError, NameError, ParseError};
+pub use history::{DEFAULT_HISTORY_LINES, HistoryRange, MAX_HISTORY_LINES, MessageId, Timestamp};
 pub use name::UserName;
-pub use server::{FromLine, ServerLine};
+pub use room::{Conv, RoomName};
+pub use server::{FromLine, HistoryEntry, HistoryLine, Scope, ServerLine};
 pub use text::MessageText;
 
 /// Default longest line in bytes, not counting the `\n` or `\r\n` that ends it.

@@ -31,11 +31,30 @@ impl UserName {
         &self.0
     }
 
+    /// The name's identity for uniqueness: Unicode compatibility caseless matching
+    /// (NFKC and full case folding, UAX #15 and Unicode 3.13 D146), so `Bob` and the
+    /// full-width `ｂｏｂ` both fold to `bob`.
+    pub fn folded(&self) -> String {
+        fold(&self.0)
+    }
+
     /// The name's confusable skeleton (Unicode TR39): two names that could be mistaken for
     /// each other, such as `paypal` and `pаypаl` with Cyrillic `а`, have the same one.
     pub fn skeleton(&self) -> String {
         unicode_security::confusable_detection::skeleton(&self.0).collect()
     }
+}
+
+/// Folds `s` for compatibility caseless comparison: NFKD(fold(NFKD(fold(NFD(s))))).
+pub(crate) fn fold(s: &str) -> String {
+    use caseless::Caseless;
+    use unicode_normalization::UnicodeNormalization;
+    s.nfd()
+        .default_case_fold()
+        .nfkd()
+        .default_case_fold()
+        .nfkd()
+        .collect()
 }
 
 /// Whether `c` may appear in a name. Some code points are letters to Unicode yet render as
@@ -161,6 +180,29 @@ mod tests {
         assert_eq!(skeleton("alice"), skeleton("\u{430}lice"));
         assert_eq!(skeleton("l0gan"), skeleton("lOgan"));
         assert_ne!(skeleton("alice"), skeleton("bob"));
+    }
+
+    #[test]
+    fn case_and_width_variants_fold_together() {
+        let folded = |s: &str| UserName::parse(s).unwrap().folded();
+        assert_eq!(folded("Bob"), folded("bob"));
+        assert_eq!(
+            folded("\u{ff42}\u{ff4f}\u{ff42}"),
+            folded("bob"),
+            "full-width"
+        );
+        assert_eq!(
+            folded("STRASSE"),
+            folded("stra\u{df}e"),
+            "full case folding"
+        );
+        assert_eq!(folded("Ω"), folded("ω"));
+        assert_ne!(folded("bob"), folded("bob2"));
+        assert_eq!(
+            UserName::parse("Bob").unwrap().as_str(),
+            "Bob",
+            "shown as typed"
+        );
     }
 
     proptest! {

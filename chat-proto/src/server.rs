@@ -3,17 +3,19 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{MessageText, ParseError, UserName};
+use crate::{Conv, MessageId, MessageText, ParseError, RoomName, Timestamp, UserName};
 
 /// One line from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerLine {
     /// `welcome <name>`: the login was accepted; always the first line after login.
     Welcome(UserName),
-    /// `from <sender>: <text>`: a message addressed to the reader.
+    /// `from <sender>[ <scope>]: <text>`: a message the reader receives.
     From {
         /// Who sent it.
         sender: UserName,
+        /// To whom it was addressed: the reader alone, everyone, or a room.
+        scope: Scope,
         /// What they wrote.
         text: MessageText,
     },
@@ -21,12 +23,75 @@ pub enum ServerLine {
     Joined(UserName),
     /// `left <name>`: someone else went away.
     Left(UserName),
+    /// `joined <#room> <name>`: someone, maybe the reader, became a member of a room.
+    JoinedRoom {
+        /// The room.
+        room: RoomName,
+        /// The new member.
+        name: UserName,
+    },
+    /// `left <#room> <name>`: someone, maybe the reader, stopped being a member.
+    LeftRoom {
+        /// The room.
+        room: RoomName,
+        /// The former member.
+        name: UserName,
+    },
     /// `users <a>,<b>,...`: everyone online, sorted, the reader included.
     Users(Vec<UserName>),
+    /// `names <#room> <a>,<b>,...`: a room's members, sorted bytewise.
+    Names {
+        /// The room.
+        room: RoomName,
+        /// Its members.
+        names: Vec<UserName>,
+    },
+    /// `rooms <#a>=<n>,...`: every room with members and how many, sorted bytewise.
+    Rooms(Vec<(RoomName, usize)>),
+    /// `history <conv> <id> <time> <sender>: <text>`: one stored message.
+    History(HistoryEntry),
+    /// `history-end <conv> complete|truncated`: the end of a `/history` reply.
+    HistoryEnd {
+        /// The conversation the reply was about.
+        conv: Conv,
+        /// Whether some messages that were asked for are no longer stored.
+        truncated: bool,
+    },
     /// `error: <reason>`: a line was refused, or the connection is about to close.
     Error(String),
     /// `bye: <reason>`: the server is closing this connection on purpose.
     Bye(String),
+}
+
+/// To whom a message was addressed, as its `from` line tells the recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `from <sender>: <text>`: to the reader by name.
+    Direct,
+    /// `from <sender> *: <text>`: to everyone online.
+    Everyone,
+    /// `from <sender> <#room> <id>: <text>`: to a room, with the message's id.
+    Room {
+        /// The room.
+        room: RoomName,
+        /// The message's id in the room.
+        id: MessageId,
+    },
+}
+
+/// One stored message in a `/history` reply (or an offline message after login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The conversation it belongs to.
+    pub conv: Conv,
+    /// Its id within the conversation.
+    pub id: MessageId,
+    /// When the server accepted it.
+    pub time: Timestamp,
+    /// Who sent it.
+    pub sender: UserName,
+    /// What they wrote.
+    pub text: MessageText,
 }
 
 impl FromStr for ServerLine {
@@ -40,44 +105,168 @@ impl FromStr for ServerLine {
             return Ok(Self::Bye(strip_one_space(reason).to_owned()));
         }
         if let Some(rest) = line.strip_prefix("from ") {
-            let (sender, text) = rest.split_once(':').ok_or(ParseError::MissingSeparator)?;
-            return Ok(Self::From {
-                sender: UserName::parse(sender)?,
-                text: MessageText::parse(text)?,
-            });
+            return parse_from(rest);
+        }
+        if let Some(rest) = line.strip_prefix("history ") {
+            return parse_history(rest).map(Self::History);
         }
         if line == "users" {
             return Ok(Self::Users(Vec::new()));
         }
+        if line == "rooms" {
+            return Ok(Self::Rooms(Vec::new()));
+        }
         let (kind, arg) = line.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
         match kind {
             "welcome" => Ok(Self::Welcome(UserName::parse(arg)?)),
-            "joined" => Ok(Self::Joined(UserName::parse(arg)?)),
-            "left" => Ok(Self::Left(UserName::parse(arg)?)),
-            "users" => Ok(Self::Users(
+            "joined" | "left" => {
+                let line = match arg.split_once(' ') {
+                    None if kind == "joined" => Self::Joined(UserName::parse(arg)?),
+                    None => Self::Left(UserName::parse(arg)?),
+                    Some((room, name)) => {
+                        let (room, name) = (RoomName::parse(room)?, UserName::parse(name)?);
+                        if kind == "joined" {
+                            Self::JoinedRoom { room, name }
+                        } else {
+                            Self::LeftRoom { room, name }
+                        }
+                    }
+                };
+                Ok(line)
+            }
+            "users" => Ok(Self::Users(parse_names(arg)?)),
+            "names" => {
+                let (room, names) = arg.split_once(' ').unwrap_or((arg, ""));
+                Ok(Self::Names {
+                    room: RoomName::parse(room)?,
+                    names: parse_names(names)?,
+                })
+            }
+            "rooms" => Ok(Self::Rooms(
                 arg.split(',')
-                    .filter(|name| !name.is_empty())
-                    .map(UserName::parse)
-                    .collect::<Result<_, _>>()?,
+                    .map(|entry| {
+                        let (room, count) =
+                            entry.split_once('=').ok_or(ParseError::UnknownServerLine)?;
+                        let count = count.parse().map_err(|_| ParseError::UnknownServerLine)?;
+                        Ok((RoomName::parse(room)?, count))
+                    })
+                    .collect::<Result<_, ParseError>>()?,
             )),
+            "history-end" => {
+                let (conv, status) = arg.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
+                let truncated = match status {
+                    "complete" => false,
+                    "truncated" => true,
+                    _ => return Err(ParseError::UnknownServerLine),
+                };
+                Ok(Self::HistoryEnd {
+                    conv: conv.parse()?,
+                    truncated,
+                })
+            }
             _ => Err(ParseError::UnknownServerLine),
         }
     }
 }
 
-/// A `from <sender>: <text>` line that borrows its parts, so a server can format a
-/// message without first cloning the sender's name into a [`ServerLine`].
+fn parse_names(list: &str) -> Result<Vec<UserName>, ParseError> {
+    list.split(',')
+        .filter(|name| !name.is_empty())
+        .map(|name| UserName::parse(name).map_err(ParseError::from))
+        .collect()
+}
+
+/// `<sender>[ *| <#room> <id>]: <text>`, after `from `.
+fn parse_from(rest: &str) -> Result<ServerLine, ParseError> {
+    let (head, text) = rest.split_once(':').ok_or(ParseError::MissingSeparator)?;
+    let mut words = head.split(' ');
+    let sender = UserName::parse(words.next().unwrap_or(head))?;
+    let scope = match (words.next(), words.next(), words.next()) {
+        (None, ..) => Scope::Direct,
+        (Some("*"), None, _) => Scope::Everyone,
+        (Some(room), Some(id), None) => Scope::Room {
+            room: RoomName::parse(room)?,
+            id: id.parse()?,
+        },
+        _ => return Err(ParseError::UnknownServerLine),
+    };
+    Ok(ServerLine::From {
+        sender,
+        scope,
+        text: MessageText::parse(text)?,
+    })
+}
+
+/// `<conv> <id> <time> <sender>: <text>`, after `history `. The time holds colons, so
+/// the fixed fields are split on spaces first.
+fn parse_history(rest: &str) -> Result<HistoryEntry, ParseError> {
+    let mut fields = rest.splitn(4, ' ');
+    let mut next = || fields.next().ok_or(ParseError::UnknownServerLine);
+    let (conv, id, time, message) = (next()?, next()?, next()?, next()?);
+    let (sender, text) = message
+        .split_once(':')
+        .ok_or(ParseError::MissingSeparator)?;
+    Ok(HistoryEntry {
+        conv: conv.parse()?,
+        id: id.parse()?,
+        time: time.parse()?,
+        sender: UserName::parse(sender)?,
+        text: MessageText::parse(text)?,
+    })
+}
+
+/// A `from` line that borrows its parts, so a server can format a message without
+/// first cloning the sender's name and text into a [`ServerLine`].
 #[derive(Debug, Clone, Copy)]
 pub struct FromLine<'a> {
     /// Who sent it.
     pub sender: &'a UserName,
+    /// To whom it was addressed.
+    pub scope: &'a Scope,
     /// What they wrote.
     pub text: &'a MessageText,
 }
 
 impl fmt::Display for FromLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "from {}: {}", self.sender, self.text)
+        let Self {
+            sender,
+            scope,
+            text,
+        } = self;
+        match scope {
+            Scope::Direct => write!(f, "from {sender}: {text}"),
+            Scope::Everyone => write!(f, "from {sender} *: {text}"),
+            Scope::Room { room, id } => write!(f, "from {sender} {room} {id}: {text}"),
+        }
+    }
+}
+
+/// A `history` line that borrows its parts, for formatting stored messages in place.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLine<'a> {
+    /// The conversation.
+    pub conv: &'a Conv,
+    /// The message's id.
+    pub id: MessageId,
+    /// When it was accepted.
+    pub time: Timestamp,
+    /// Who sent it.
+    pub sender: &'a UserName,
+    /// What they wrote.
+    pub text: &'a MessageText,
+}
+
+impl fmt::Display for HistoryLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            conv,
+            id,
+            time,
+            sender,
+            text,
+        } = self;
+        write!(f, "history {conv} {id} {time} {sender}: {text}")
     }
 }
 
@@ -85,22 +274,62 @@ fn strip_one_space(s: &str) -> &str {
     s.strip_prefix(' ').unwrap_or(s)
 }
 
+/// Writes `items` joined by `,`.
+fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        item.fmt(f)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for ServerLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Welcome(name) => write!(f, "welcome {name}"),
-            Self::From { sender, text } => FromLine { sender, text }.fmt(f),
+            Self::From {
+                sender,
+                scope,
+                text,
+            } => FromLine {
+                sender,
+                scope,
+                text,
+            }
+            .fmt(f),
             Self::Joined(name) => write!(f, "joined {name}"),
             Self::Left(name) => write!(f, "left {name}"),
+            Self::JoinedRoom { room, name } => write!(f, "joined {room} {name}"),
+            Self::LeftRoom { room, name } => write!(f, "left {room} {name}"),
             Self::Users(names) => {
                 f.write_str("users ")?;
-                for (i, name) in names.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{name}")?;
+                write_list(f, names)
+            }
+            Self::Names { room, names } => {
+                write!(f, "names {room} ")?;
+                write_list(f, names)
+            }
+            Self::Rooms(rooms) => {
+                f.write_str("rooms")?;
+                for (i, (room, count)) in rooms.iter().enumerate() {
+                    f.write_str(if i == 0 { " " } else { "," })?;
+                    write!(f, "{room}={count}")?;
                 }
                 Ok(())
+            }
+            Self::History(entry) => HistoryLine {
+                conv: &entry.conv,
+                id: entry.id,
+                time: entry.time,
+                sender: &entry.sender,
+                text: &entry.text,
+            }
+            .fmt(f),
+            Self::HistoryEnd { conv, truncated } => {
+                let status = if *truncated { "truncated" } else { "complete" };
+                write!(f, "history-end {conv} {status}")
             }
             Self::Error(reason) => write!(f, "error: {reason}"),
             Self::Bye(reason) => write!(f, "bye: {reason}"),
@@ -111,11 +340,21 @@ impl fmt::Display for ServerLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::tests::{name_strategy, text_strategy};
+    use crate::client::tests::{
+        conv_strategy, id_strategy, name_strategy, room_strategy, text_strategy,
+    };
     use proptest::prelude::*;
 
     fn name(s: &str) -> UserName {
         UserName::parse(s).unwrap()
+    }
+
+    fn room(s: &str) -> RoomName {
+        RoomName::parse(s).unwrap()
+    }
+
+    fn text(s: &str) -> MessageText {
+        MessageText::parse(s).unwrap()
     }
 
     #[test]
@@ -126,7 +365,77 @@ mod tests {
                 "from 张三: 你好: 世界",
                 ServerLine::From {
                     sender: name("张三"),
-                    text: MessageText::parse("你好: 世界").unwrap(),
+                    scope: Scope::Direct,
+                    text: text("你好: 世界"),
+                },
+            ),
+            (
+                "from alice *: hello all",
+                ServerLine::From {
+                    sender: name("alice"),
+                    scope: Scope::Everyone,
+                    text: text("hello all"),
+                },
+            ),
+            (
+                "from alice #rust 42: hi: there",
+                ServerLine::From {
+                    sender: name("alice"),
+                    scope: Scope::Room {
+                        room: room("#rust"),
+                        id: "42".parse().unwrap(),
+                    },
+                    text: text("hi: there"),
+                },
+            ),
+            (
+                "joined #rust bob",
+                ServerLine::JoinedRoom {
+                    room: room("#rust"),
+                    name: name("bob"),
+                },
+            ),
+            (
+                "left #rust bob",
+                ServerLine::LeftRoom {
+                    room: room("#rust"),
+                    name: name("bob"),
+                },
+            ),
+            (
+                "names #rust alice,bob",
+                ServerLine::Names {
+                    room: room("#rust"),
+                    names: vec![name("alice"), name("bob")],
+                },
+            ),
+            ("rooms", ServerLine::Rooms(vec![])),
+            (
+                "rooms #go=1,#rust=12",
+                ServerLine::Rooms(vec![(room("#go"), 1), (room("#rust"), 12)]),
+            ),
+            (
+                "history #rust 7 2026-11-28T18:00:00.123Z bob: at 18:00: tea",
+                ServerLine::History(HistoryEntry {
+                    conv: Conv::Room(room("#rust")),
+                    id: "7".parse().unwrap(),
+                    time: "2026-11-28T18:00:00.123Z".parse().unwrap(),
+                    sender: name("bob"),
+                    text: text("at 18:00: tea"),
+                }),
+            ),
+            (
+                "history-end #rust complete",
+                ServerLine::HistoryEnd {
+                    conv: Conv::Room(room("#rust")),
+                    truncated: false,
+                },
+            ),
+            (
+                "history-end @bob truncated",
+                ServerLine::HistoryEnd {
+                    conv: Conv::Direct(name("bob")),
+                    truncated: true,
                 },
             ),
             ("joined bob", ServerLine::Joined(name("bob"))),
@@ -161,6 +470,18 @@ mod tests {
             "welcome al ice",
             "from bob hi",
             "from bob: \x1b[2J",
+            "from bob  *: x",
+            "from bob * x: y",
+            "from bob #r: x",
+            "from bob #r x: y",
+            "joined #r",
+            "joined r bob",
+            "rooms #a",
+            "rooms #a=x",
+            "history #r 1 2026-11-28T18:00:00Z bob: x",
+            "history #r 1 2026-11-28T18:00:00.000Z",
+            "history-end #r done",
+            "history-end #r",
         ] {
             assert!(line.parse::<ServerLine>().is_err(), "{line:?}");
         }
@@ -170,14 +491,57 @@ mod tests {
         "[^\\n]{0,100}"
     }
 
+    fn scope_strategy() -> impl Strategy<Value = Scope> {
+        prop_oneof![
+            Just(Scope::Direct),
+            Just(Scope::Everyone),
+            (room_strategy(), id_strategy()).prop_map(|(room, id)| Scope::Room { room, id }),
+        ]
+    }
+
     fn line_strategy() -> impl Strategy<Value = ServerLine> {
         prop_oneof![
             name_strategy().prop_map(ServerLine::Welcome),
-            (name_strategy(), text_strategy())
-                .prop_map(|(sender, text)| ServerLine::From { sender, text }),
+            (name_strategy(), scope_strategy(), text_strategy()).prop_map(
+                |(sender, scope, text)| ServerLine::From {
+                    sender,
+                    scope,
+                    text
+                }
+            ),
             name_strategy().prop_map(ServerLine::Joined),
             name_strategy().prop_map(ServerLine::Left),
+            (room_strategy(), name_strategy())
+                .prop_map(|(room, name)| ServerLine::JoinedRoom { room, name }),
+            (room_strategy(), name_strategy())
+                .prop_map(|(room, name)| ServerLine::LeftRoom { room, name }),
             prop::collection::vec(name_strategy(), 0..6).prop_map(ServerLine::Users),
+            (
+                room_strategy(),
+                prop::collection::vec(name_strategy(), 1..6)
+            )
+                .prop_map(|(room, names)| ServerLine::Names { room, names }),
+            prop::collection::vec((room_strategy(), 1..100_000usize), 0..6)
+                .prop_map(ServerLine::Rooms),
+            (
+                conv_strategy(),
+                id_strategy(),
+                0..=253_402_300_799_999i64,
+                name_strategy(),
+                text_strategy()
+            )
+                .prop_map(|(conv, id, ms, sender, text)| {
+                    let time = Timestamp::from_unix_millis(ms).unwrap();
+                    ServerLine::History(HistoryEntry {
+                        conv,
+                        id,
+                        time,
+                        sender,
+                        text,
+                    })
+                }),
+            (conv_strategy(), any::<bool>())
+                .prop_map(|(conv, truncated)| ServerLine::HistoryEnd { conv, truncated }),
             reason_strategy().prop_map(ServerLine::Error),
             reason_strategy().prop_map(ServerLine::Bye),
         ]

@@ -1,29 +1,27 @@
-//! The broker: the one task that owns the roster of who is online and routes every line.
+//! The broker: the one task that owns the [`Roster`] and the [`History`], and routes
+//! every line.
 //!
-//! It never awaits a client. Each peer's queue is fed with `try_send`; a full queue means
-//! that client is too slow (IRC's "SendQ exceeded"), so it is dropped and the others
-//! never notice. A closed queue means its writer died; that peer is dropped too.
+//! It never awaits a client. Each peer's queue is bounded in bytes and fed without
+//! waiting; a full queue means that client is too slow (IRC's "SendQ exceeded"), so it is
+//! told why and dropped, and the others never notice. A closed queue means its writer
+//! died; that peer is dropped too. Stored messages go to the store writer the same way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use chat_proto::{
-    ClientLine, FromLine, MessageText, ParseError, Recipient, ServerLine, UserName, encode_line,
+    ClientLine, Conv, FromLine, HistoryRange, MessageText, ParseError, Recipient, RoomName, Scope,
+    ServerLine, UserName, encode_line,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Identifies one connection for its whole life, unlike a name, which a later
-/// connection may reuse while the earlier one's last events are still on their way.
-pub type ConnId = u64;
-
-/// Server lines in wire form, `\n` included: usually one line, or a run of `joined`
-/// lines. Formatted once and shared (reference counted, never copied) by every
-/// recipient's queue.
-pub type Line = Bytes;
+use crate::history::{History, IdClock, Message, wall_clock};
+use crate::roster::{ConnId, Peer, Roster};
+use crate::sendq::{Line, Outbox, Undeliverable};
+use crate::store::StoreWriter;
 
 /// Events routed per turn of the broker before it lets other tasks run.
 const BROKER_BATCH: usize = 1024;
@@ -41,16 +39,14 @@ const MAX_JOIN_ANNOUNCE_DELAY: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub enum BrokerEvent {
     /// A client sent a valid name. The broker answers on `accepted`; if the name is taken
-    /// it has already queued the `error:` on `queue` and dropped it.
+    /// it has already queued the `error:` on `outbox` and dropped it.
     Join {
         /// The connection.
         id: ConnId,
         /// The name it asks for.
         name: UserName,
         /// The client's outgoing queue; the broker becomes its only sender.
-        queue: mpsc::Sender<Line>,
-        /// Cancelled by the broker to cut the client off when it is too slow.
-        kick: CancellationToken,
+        outbox: Outbox,
         /// Whether the login was accepted.
         accepted: oneshot::Sender<bool>,
     },
@@ -76,15 +72,13 @@ pub enum BrokerEvent {
     },
 }
 
-/// Runs the broker until every `broker_tx` is dropped, then says `bye` to everyone.
-pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, strict_names: bool) {
-    let mut broker = Broker {
-        skeletons: strict_names.then(HashMap::new),
-        ..Broker::default()
-    };
+/// Runs `broker` until every `broker_tx` is dropped, then says `bye` to everyone and
+/// hands the store writer its last messages.
+pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Broker) {
     // When the pending `joined` announcements are due; see `Broker::flush_joins`.
     let mut announce_at: Option<Instant> = None;
     loop {
+        let store_behind = broker.store.as_ref().is_some_and(StoreWriter::is_behind);
         let event = tokio::select! {
             event = events.recv() => event,
             () = sleep_until_or_never(announce_at) => {
@@ -92,6 +86,7 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, strict_names: 
                 announce_at = None;
                 continue;
             }
+            () = flush_store(&mut broker.store), if store_behind => continue,
         };
         let Some(event) = event else { break };
         broker.handle(event);
@@ -101,10 +96,13 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, strict_names: 
             let Ok(event) = events.try_recv() else { break };
             broker.handle(event);
         }
+        if let Some(store) = &mut broker.store {
+            store.flush();
+        }
         if broker.pending_joins.is_empty() {
             announce_at = None;
         } else if announce_at.is_none() {
-            let peers = u32::try_from(broker.roster.len()).unwrap_or(u32::MAX);
+            let peers = u32::try_from(broker.roster.online()).unwrap_or(u32::MAX);
             announce_at = Some(
                 Instant::now()
                     + (JOIN_ANNOUNCE_DELAY_PER_PEER * peers).min(MAX_JOIN_ANNOUNCE_DELAY),
@@ -112,11 +110,18 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, strict_names: 
         }
     }
     // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
-    // behind it; dropping the broker then closes every queue and the writers finish.
+    // behind it; dropping the roster then closes every queue and the writers finish.
     broker.flush_joins();
     let bye = encode_line(ServerLine::Bye("server shutting down".to_owned()));
-    for peer in broker.roster.values() {
-        peer.send_last(&bye);
+    for (_, peer) in broker.roster.peers() {
+        peer.outbox.send_last(&bye);
+    }
+    drop(broker.roster);
+    // Every accepted message goes to the store before the writer is let go.
+    if let Some(mut store) = broker.store {
+        while store.is_behind() {
+            store.flush_when_ready().await;
+        }
     }
 }
 
@@ -127,50 +132,43 @@ async fn sleep_until_or_never(deadline: Option<Instant>) {
     }
 }
 
-#[derive(Default)]
-struct Broker {
-    /// Who is online, sorted by name so `/who` needs no sort.
-    roster: BTreeMap<UserName, Peer>,
-    names: HashMap<ConnId, UserName>,
+async fn flush_store(store: &mut Option<StoreWriter>) {
+    match store {
+        Some(store) => store.flush_when_ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The broker's state: who is online, what was said, and where ids come from.
+#[derive(Debug)]
+pub struct Broker {
+    roster: Roster,
     /// Logins not yet announced, in order; see [`Broker::flush_joins`].
     pending_joins: Vec<(ConnId, UserName)>,
-    /// With `--strict-names`: the confusable skeleton of each name online.
-    skeletons: Option<HashMap<String, UserName>>,
-}
-
-struct Peer {
-    id: ConnId,
-    queue: mpsc::Sender<Line>,
-    kick: CancellationToken,
-}
-
-/// Why a line could not be queued for a peer.
-enum Undeliverable {
-    /// Its queue is full: the client is not keeping up.
-    Slow,
-    /// Its writer is gone.
-    Gone,
-}
-
-impl Peer {
-    /// Queues `line`, leaving the last slot free for [`Peer::send_last`].
-    fn send(&self, line: &Line) -> Result<(), Undeliverable> {
-        if self.queue.capacity() <= 1 {
-            return Err(Undeliverable::Slow);
-        }
-        self.queue.try_send(line.clone()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Undeliverable::Slow,
-            mpsc::error::TrySendError::Closed(_) => Undeliverable::Gone,
-        })
-    }
-
-    /// Queues the last line this peer will get; it may take the reserved slot.
-    fn send_last(&self, line: &Line) {
-        let _ = self.queue.try_send(line.clone());
-    }
+    /// `None` with `--history off`.
+    history: Option<History>,
+    /// `Some` with `--db`: mirrors `history` to disk.
+    store: Option<StoreWriter>,
+    ids: IdClock,
 }
 
 impl Broker {
+    /// A broker with nobody online, serving `history` (if kept) mirrored to `store`.
+    pub fn new(
+        strict_names: bool,
+        history: Option<History>,
+        store: Option<StoreWriter>,
+        ids: IdClock,
+    ) -> Self {
+        Self {
+            roster: Roster::new(strict_names),
+            pending_joins: Vec::new(),
+            history,
+            store,
+            ids,
+        }
+    }
+
     fn handle(&mut self, event: BrokerEvent) {
         if !matches!(event, BrokerEvent::Join { .. }) {
             // Anything else may be seen by a peer, so announce earlier logins first.
@@ -180,41 +178,51 @@ impl Broker {
             BrokerEvent::Join {
                 id,
                 name,
-                queue,
-                kick,
+                outbox,
                 accepted,
-            } => self.join(id, name, queue, kick, accepted),
+            } => self.join(id, name, outbox, accepted),
             BrokerEvent::Lines { id, lines } => {
                 for line in lines {
                     // The sender may have been dropped by an earlier line's reply.
-                    let Some(sender) = self.names.get(&id).cloned() else {
+                    if self.roster.get(id).is_none() {
                         return;
-                    };
-                    match line {
-                        Ok(ClientLine::Send { to, text }) => self.route(&sender, &to, &text),
-                        Ok(ClientLine::Who) => {
-                            let names = self.roster.keys().cloned().collect();
-                            self.deliver(&sender, &encode_line(ServerLine::Users(names)));
-                        }
-                        Err(e) => {
-                            self.deliver(&sender, &encode_line(ServerLine::Error(e.to_string())))
-                        }
                     }
+                    self.line(id, line);
                 }
             }
             BrokerEvent::Fatal { id, reason } => {
-                if let Some(name) = self.names.get(&id).cloned() {
-                    if let Some(peer) = self.roster.get(&name) {
-                        peer.send_last(&encode_line(ServerLine::Error(reason)));
-                    }
-                    self.remove(vec![name]);
+                if let Some(peer) = self.roster.get(id) {
+                    peer.outbox
+                        .send_last(&encode_line(ServerLine::Error(reason)));
+                    self.remove(vec![id]);
                 }
             }
-            BrokerEvent::Leave { id } => {
-                if let Some(name) = self.names.get(&id).cloned() {
-                    self.remove(vec![name]);
-                }
+            BrokerEvent::Leave { id } => self.remove(vec![id]),
+        }
+    }
+
+    fn line(&mut self, id: ConnId, line: Result<ClientLine, ParseError>) {
+        match line {
+            Ok(ClientLine::Send { to, text }) => self.route(id, &to, &text),
+            Ok(ClientLine::Who) => {
+                let names = self.roster.names().cloned().collect();
+                self.deliver(id, &encode_line(ServerLine::Users(names)));
             }
+            Ok(ClientLine::Join(room)) => self.join_room(id, room),
+            Ok(ClientLine::Part(room)) => self.part_room(id, room),
+            Ok(ClientLine::Names(room)) => {
+                let reply = match self.roster.member_names(&room) {
+                    Some(names) => ServerLine::Names { room, names },
+                    None => ServerLine::Error(format!("no such room: {room}")),
+                };
+                self.deliver(id, &encode_line(reply));
+            }
+            Ok(ClientLine::Rooms) => {
+                let rooms = self.roster.rooms().map(|(r, n)| (r.clone(), n)).collect();
+                self.deliver(id, &encode_line(ServerLine::Rooms(rooms)));
+            }
+            Ok(ClientLine::History { conv, range }) => self.history(id, conv, range),
+            Err(e) => self.deliver(id, &encode_line(ServerLine::Error(e.to_string()))),
         }
     }
 
@@ -222,19 +230,11 @@ impl Broker {
         &mut self,
         id: ConnId,
         name: UserName,
-        queue: mpsc::Sender<Line>,
-        kick: CancellationToken,
+        outbox: Outbox,
         accepted: oneshot::Sender<bool>,
     ) {
-        let refusal = if self.roster.contains_key(&name) {
-            Some(format!("name already in use: {name}"))
-        } else {
-            let skeletons = self.skeletons.as_ref();
-            let similar = skeletons.and_then(|all| all.get(&name.skeleton()));
-            similar.map(|other| format!("name too similar to {other}, who is online"))
-        };
-        if let Some(reason) = refusal {
-            let _ = queue.try_send(encode_line(ServerLine::Error(reason)));
+        if let Some(reason) = self.roster.refusal(&name) {
+            outbox.send_last(&encode_line(ServerLine::Error(reason)));
             let _ = accepted.send(false);
             return;
         }
@@ -243,14 +243,9 @@ impl Broker {
         if accepted.send(true).is_err() {
             return;
         }
-        if let Some(skeletons) = &mut self.skeletons {
-            skeletons.insert(name.skeleton(), name.clone());
-        }
-        let peer = Peer { id, queue, kick };
         // A fresh queue has room: the welcome is always this client's first line.
-        let _ = peer.send(&encode_line(ServerLine::Welcome(name.clone())));
-        self.roster.insert(name.clone(), peer);
-        self.names.insert(id, name.clone());
+        let _ = outbox.send(&encode_line(ServerLine::Welcome(name.clone())));
+        self.roster.insert(id, name.clone(), outbox);
         self.pending_joins.push((id, name));
         if self.pending_joins.len() >= MAX_JOIN_BATCH {
             self.flush_joins();
@@ -275,129 +270,302 @@ impl Broker {
         }
         let chunk = chunk.freeze();
         let mut failed = Vec::new();
-        for (name, peer) in &self.roster {
-            let line = match ends.get(&peer.id) {
+        for (id, peer) in self.roster.peers() {
+            let line = match ends.get(&id) {
                 None => chunk.clone(),
                 Some(&end) if end < chunk.len() => chunk.slice(end..),
                 Some(_) => continue,
             };
-            offer(name, peer, &line, &mut failed);
+            offer(id, peer, &line, &mut failed);
         }
         self.remove(failed);
     }
 
-    /// Sends `text` from `sender` once to each distinct online destination, and tells the
-    /// sender which destinations are not online. The line is formatted once; each
-    /// recipient's queue gets a reference to it.
-    fn route(&mut self, sender: &UserName, to: &[Recipient], text: &MessageText) {
-        let line = encode_line(FromLine { sender, text });
-        let everyone = to.contains(&Recipient::Everyone);
+    /// Sends `text` from `from` once to each distinct destination: a direct line to each
+    /// user named, a `*` line to everyone with `*`, and a room line, with a fresh id, to
+    /// each room's other members. Then tells the sender which destinations failed.
+    fn route(&mut self, from: ConnId, to: &[Recipient], text: &MessageText) {
+        let Some(sender) = self.roster.get(from).map(|p| p.name.clone()) else {
+            return;
+        };
         let mut failed = Vec::new();
+        let everyone = to.contains(&Recipient::Everyone);
         if everyone {
-            for (name, peer) in &self.roster {
-                if name != sender {
-                    offer(name, peer, &line, &mut failed);
+            let line = encode_line(FromLine {
+                sender: &sender,
+                scope: &Scope::Everyone,
+                text,
+            });
+            for (id, peer) in self.roster.peers() {
+                if id != from {
+                    offer(id, peer, &line, &mut failed);
                 }
             }
         }
-        // Destination lists are short: a linear scan dedups without allocating a set.
-        let mut named: Vec<&UserName> = Vec::with_capacity(to.len());
+        // Formatted once, on first use, and shared by every user named.
+        let mut direct: Option<Line> = None;
+        // Destination lists are short: linear scans dedup without allocating sets.
+        let mut served: Vec<ConnId> = Vec::new();
+        let mut seen: Vec<&Recipient> = Vec::with_capacity(to.len());
         let mut unknown: Vec<&str> = Vec::new();
+        let mut outside: Vec<&str> = Vec::new();
         for dest in to {
-            let Recipient::User(name) = dest else {
+            if seen.contains(&dest) {
                 continue;
+            }
+            seen.push(dest);
+            match dest {
+                Recipient::Everyone => {}
+                Recipient::User(name) => match self.roster.find(name) {
+                    Some((id, _)) if served.contains(&id) => {}
+                    Some((id, peer)) => {
+                        served.push(id);
+                        // With `*`, every other user has had the line; only the sender has not.
+                        if !everyone || id == from {
+                            let line = direct.get_or_insert_with(|| {
+                                encode_line(FromLine {
+                                    sender: &sender,
+                                    scope: &Scope::Direct,
+                                    text,
+                                })
+                            });
+                            offer(id, peer, line, &mut failed);
+                        }
+                    }
+                    None => unknown.push(name.as_str()),
+                },
+                Recipient::Room(room) if !self.roster.is_member(from, room) => {
+                    outside.push(room.as_str());
+                }
+                Recipient::Room(room) => self.say_in_room(from, &sender, room, text, &mut failed),
+            }
+        }
+        self.remove(failed);
+        if !unknown.is_empty() {
+            let reason = format!("no such user: {}", unknown.join(","));
+            self.deliver(from, &encode_line(ServerLine::Error(reason)));
+        }
+        if !outside.is_empty() {
+            let reason = format!("not a member of {}", outside.join(","));
+            self.deliver(from, &encode_line(ServerLine::Error(reason)));
+        }
+    }
+
+    /// Gives a room message its id, sends it to the room's other members, and stores it.
+    fn say_in_room(
+        &mut self,
+        from: ConnId,
+        sender: &UserName,
+        room: &RoomName,
+        text: &MessageText,
+        failed: &mut Vec<ConnId>,
+    ) {
+        let (time, micros) = wall_clock();
+        let id = self.ids.next(micros);
+        let scope = Scope::Room {
+            room: room.clone(),
+            id,
+        };
+        let line = encode_line(FromLine {
+            sender,
+            scope: &scope,
+            text,
+        });
+        for (member, peer) in self.roster.members(room).into_iter().flatten() {
+            if member != from {
+                offer(member, peer, &line, failed);
+            }
+        }
+        if let Some(history) = &mut self.history {
+            let message = Message {
+                conv: Conv::Room(room.clone()),
+                id,
+                time,
+                sender: sender.clone(),
+                text: text.clone(),
             };
-            if named.contains(&name) {
-                continue;
+            if let Some(store) = &mut self.store {
+                store.push(message.clone());
             }
-            named.push(name);
-            match self.roster.get(name) {
-                // With `*`, every other name has had the line; only the sender has not.
-                Some(peer) if !everyone || name == sender => offer(name, peer, &line, &mut failed),
-                Some(_) => {}
-                None => unknown.push(name.as_str()),
-            }
-        }
-        let error = (!unknown.is_empty()).then(|| format!("no such user: {}", unknown.join(",")));
-        self.remove(failed);
-        if let Some(reason) = error {
-            self.deliver(sender, &encode_line(ServerLine::Error(reason)));
+            history.push(message, time);
         }
     }
 
-    /// Queues `line` for `name` if online, dropping it if it cannot take it.
-    fn deliver(&mut self, name: &UserName, line: &Line) {
+    fn join_room(&mut self, id: ConnId, room: RoomName) {
+        if !self.roster.join_room(id, &room) {
+            let reason = format!("already a member of {room}");
+            self.deliver(id, &encode_line(ServerLine::Error(reason)));
+            return;
+        }
+        let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        let joined = encode_line(ServerLine::JoinedRoom {
+            room: room.clone(),
+            name,
+        });
+        self.tell_room(&room, &joined);
+        if let Some(names) = self.roster.member_names(&room) {
+            self.deliver(id, &encode_line(ServerLine::Names { room, names }));
+        }
+    }
+
+    fn part_room(&mut self, id: ConnId, room: RoomName) {
+        let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        if !self.roster.is_member(id, &room) {
+            let reason = format!("not a member of {room}");
+            self.deliver(id, &encode_line(ServerLine::Error(reason)));
+            return;
+        }
+        let left = encode_line(ServerLine::LeftRoom {
+            room: room.clone(),
+            name,
+        });
+        // Told while still a member, so the one parting hears it too.
+        self.tell_room(&room, &left);
+        self.roster.part_room(id, &room);
+    }
+
+    /// Queues `line` for every member of `room`.
+    fn tell_room(&mut self, room: &RoomName, line: &Line) {
         let mut failed = Vec::new();
-        if let Some(peer) = self.roster.get(name) {
-            offer(name, peer, line, &mut failed);
+        for (member, peer) in self.roster.members(room).into_iter().flatten() {
+            offer(member, peer, line, &mut failed);
         }
         self.remove(failed);
     }
 
-    /// Takes `names` off the roster and tells everyone left. Dropping a peer closes its
-    /// queue: its writer sends what is queued and closes the connection. Telling others
-    /// may drop more slow peers; they join the worklist instead of recursing.
-    fn remove(&mut self, mut names: Vec<UserName>) {
-        if names.is_empty() {
+    fn history(&mut self, id: ConnId, conv: Conv, range: HistoryRange) {
+        let Some(limit) = self.roster.get(id).map(|p| p.outbox.limit()) else {
+            return;
+        };
+        let reply = match (&conv, &mut self.history) {
+            (Conv::Direct(name), _) => Err(format!(
+                "no history is kept for @{name}: direct messages are not stored"
+            )),
+            (Conv::Room(_), None) => Err("history is off on this server".to_owned()),
+            (Conv::Room(_), Some(history)) => {
+                match self.store.as_ref().and_then(StoreWriter::failure) {
+                    Some(failure) => Err(format!("history is unavailable: {failure}")),
+                    // Half the send queue at most, so a reply never cuts its asker off.
+                    None => Ok(history
+                        .reply(&conv, range, wall_clock().0, limit / 2)
+                        .lines
+                        .freeze()),
+                }
+            }
+        };
+        let line = reply.unwrap_or_else(|reason| encode_line(ServerLine::Error(reason)));
+        self.deliver(id, &line);
+    }
+
+    /// Queues `line` for `id` if online, dropping it if it cannot take it.
+    fn deliver(&mut self, id: ConnId, line: &Line) {
+        let mut failed = Vec::new();
+        if let Some(peer) = self.roster.get(id) {
+            offer(id, peer, line, &mut failed);
+        }
+        self.remove(failed);
+    }
+
+    /// Takes `ids` off the roster and tells the others: `left <#room> <name>` to the
+    /// members of each room it was in, then `left <name>` to everyone. Dropping a peer
+    /// closes its queue: its writer sends what is queued and closes the connection.
+    /// Telling others may drop more slow peers; they join the worklist instead of
+    /// recursing.
+    fn remove(&mut self, mut ids: Vec<ConnId>) {
+        if ids.is_empty() {
             return;
         }
         // Nobody may read `left` for a login it has not been told about yet.
         self.flush_joins();
-        while let Some(name) = names.pop() {
-            let Some(peer) = self.roster.remove(&name) else {
+        while let Some(id) = ids.pop() {
+            let Some((peer, rooms)) = self.roster.remove(id) else {
                 continue;
             };
-            self.names.remove(&peer.id);
-            if let Some(skeletons) = &mut self.skeletons {
-                skeletons.remove(&name.skeleton());
+            info!(name = %peer.name, online = self.roster.online(), "removed from roster");
+            for room in rooms {
+                let left = encode_line(ServerLine::LeftRoom {
+                    room: room.clone(),
+                    name: peer.name.clone(),
+                });
+                for (member, other) in self.roster.members(&room).into_iter().flatten() {
+                    if !ids.contains(&member) {
+                        offer(member, other, &left, &mut ids);
+                    }
+                }
             }
-            info!(%name, online = self.roster.len(), "removed from roster");
-            let left = encode_line(ServerLine::Left(name));
-            for (other, peer) in &self.roster {
-                if !names.contains(other) {
-                    offer(other, peer, &left, &mut names);
+            let left = encode_line(ServerLine::Left(peer.name));
+            for (other_id, other) in self.roster.peers() {
+                if !ids.contains(&other_id) {
+                    offer(other_id, other, &left, &mut ids);
                 }
             }
         }
     }
 }
 
-/// Queues `line` for `peer`; a peer that cannot take it is kicked (if slow) and added to
-/// `failed`, for the caller to remove once it is done iterating the roster.
-fn offer(name: &UserName, peer: &Peer, line: &Line, failed: &mut Vec<UserName>) {
-    match peer.send(line) {
+/// Queues `line` for `peer`. A peer that cannot take it is added to `failed`, for the
+/// caller to remove once it is done iterating the roster; a slow one is first told why
+/// and kicked, so its writer drops its backlog.
+fn offer(id: ConnId, peer: &Peer, line: &Line, failed: &mut Vec<ConnId>) {
+    match peer.outbox.send(line) {
         Ok(()) => {}
-        Err(Undeliverable::Slow) => {
-            warn!(%name, "send queue full; disconnecting");
-            peer.kick.cancel();
-            failed.push(name.clone());
+        Err(Undeliverable::Full) => {
+            if peer.outbox.is_kicked() {
+                return;
+            }
+            warn!(name = %peer.name, "send queue full; disconnecting");
+            let reason = format!(
+                "send queue exceeded ({} bytes); you are not reading fast enough",
+                peer.outbox.limit()
+            );
+            peer.outbox
+                .send_last(&encode_line(ServerLine::Error(reason)));
+            peer.outbox.kick();
+            failed.push(id);
         }
-        Err(Undeliverable::Gone) => failed.push(name.clone()),
+        Err(Undeliverable::Closed) => failed.push(id),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Retention;
+    use crate::sendq::{self, Inbox};
 
-    fn join(broker: &mut Broker, id: ConnId, name: &str) -> mpsc::Receiver<Line> {
-        let (queue, rx) = mpsc::channel(16);
+    fn broker(strict_names: bool) -> Broker {
+        let history = Some(History::new(Retention::default()));
+        Broker::new(strict_names, history, None, IdClock::default())
+    }
+
+    fn join(broker: &mut Broker, id: ConnId, name: &str) -> Inbox {
+        let (outbox, inbox) = sendq::channel(1 << 20);
         let (accepted, _answer) = oneshot::channel();
         let name = UserName::parse(name).expect("a valid name");
         broker.handle(BrokerEvent::Join {
             id,
             name,
-            queue,
-            kick: CancellationToken::new(),
+            outbox,
             accepted,
         });
-        rx
+        inbox
+    }
+
+    fn say(broker: &mut Broker, id: ConnId, line: &str) {
+        broker.handle(BrokerEvent::Lines {
+            id,
+            lines: vec![line.parse()],
+        });
     }
 
     /// Everything queued for a peer, as text.
-    fn read(rx: &mut mpsc::Receiver<Line>) -> String {
+    fn read(inbox: &mut Inbox) -> String {
         let mut out = String::new();
-        while let Ok(line) = rx.try_recv() {
+        while let Some(line) = inbox.try_recv() {
             out.push_str(std::str::from_utf8(&line).expect("UTF-8"));
         }
         out
@@ -405,10 +573,7 @@ mod tests {
 
     #[test]
     fn strict_names_refuse_look_alikes_of_names_online() {
-        let mut broker = Broker {
-            skeletons: Some(HashMap::new()),
-            ..Broker::default()
-        };
+        let mut broker = broker(true);
         let _alice = join(&mut broker, 1, "alice");
         let mut fake = join(&mut broker, 2, "\u{430}lice");
         assert_eq!(
@@ -426,7 +591,7 @@ mod tests {
 
     #[test]
     fn a_run_of_logins_is_announced_as_if_one_by_one() {
-        let mut broker = Broker::default();
+        let mut broker = broker(false);
         let mut old = join(&mut broker, 1, "old");
         broker.flush_joins();
         assert_eq!(read(&mut old), "welcome old\n");
@@ -443,22 +608,59 @@ mod tests {
 
     #[test]
     fn any_other_event_announces_pending_logins_first() {
-        let mut broker = Broker::default();
+        let mut broker = broker(false);
         let mut old = join(&mut broker, 1, "old");
         broker.flush_joins();
         read(&mut old);
         let _new = join(&mut broker, 2, "new");
-        let text = MessageText::parse("hi").expect("valid text");
-        let to = vec![Recipient::User(
-            UserName::parse("old").expect("a valid name"),
-        )];
-        broker.handle(BrokerEvent::Lines {
-            id: 2,
-            lines: vec![Ok(ClientLine::Send { to, text })],
-        });
+        say(&mut broker, 2, "old: hi");
         assert_eq!(read(&mut old), "joined new\nfrom new: hi\n");
         let _gone = join(&mut broker, 3, "gone");
         broker.handle(BrokerEvent::Leave { id: 3 });
         assert_eq!(read(&mut old), "joined gone\nleft gone\n");
+    }
+
+    #[test]
+    fn a_room_member_who_disconnects_is_left_in_the_room_then_everywhere() {
+        let mut broker = broker(false);
+        let mut alice = join(&mut broker, 1, "alice");
+        let _bob = join(&mut broker, 2, "bob");
+        say(&mut broker, 1, "/join #rust");
+        say(&mut broker, 2, "/join #rust");
+        read(&mut alice);
+        broker.handle(BrokerEvent::Leave { id: 2 });
+        assert_eq!(read(&mut alice), "left #rust bob\nleft bob\n");
+    }
+
+    #[test]
+    fn a_slow_peer_is_told_the_limit_and_dropped_and_others_go_on() {
+        let mut broker = broker(false);
+        let (outbox, mut slow) = sendq::channel(100);
+        let (accepted, _answer) = oneshot::channel();
+        broker.handle(BrokerEvent::Join {
+            id: 1,
+            name: UserName::parse("slow").expect("a valid name"),
+            outbox,
+            accepted,
+        });
+        let mut fast = join(&mut broker, 2, "fast");
+        for i in 0..10 {
+            say(&mut broker, 2, &format!("slow: message number {i}"));
+        }
+        say(&mut broker, 2, "/who");
+        let text = read(&mut slow);
+        assert!(
+            text.ends_with(
+                "error: send queue exceeded (100 bytes); you are not reading fast enough\n"
+            ),
+            "{text:?}"
+        );
+        assert!(slow.kick.is_cancelled());
+        let text = read(&mut fast);
+        assert!(text.starts_with("welcome fast\nleft slow\n"), "{text:?}");
+        assert!(
+            text.ends_with("error: no such user: slow\nusers fast\n"),
+            "{text:?}"
+        );
     }
 }

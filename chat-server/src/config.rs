@@ -1,6 +1,9 @@
 //! [`Config`]: the server's limits and timeouts, with the defaults `--help` shows.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::history::Retention;
 
 /// Limits and timeouts for one server.
 #[derive(Debug, Clone)]
@@ -9,8 +12,9 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// Most clients connected at once; one more is told `error:` and closed.
     pub max_clients: usize,
-    /// Most lines waiting for one client; a client that falls further behind is dropped.
-    pub queue_len: usize,
+    /// Most bytes waiting to be sent to one client (IRC's SendQ); a client that falls
+    /// further behind is told so and disconnected.
+    pub sendq: usize,
     /// How long a new connection has to send its name.
     pub handshake_timeout: Duration,
     /// How long shutdown waits for clients to take their last lines.
@@ -20,6 +24,13 @@ pub struct Config {
     /// Flood control: most lines per second read from one client, on average over a
     /// second; a faster client is read from later, never cut off. `None`: no limit.
     pub rate_limit: Option<u32>,
+    /// How much room history to keep; `None` keeps none (`--history off`).
+    pub history: Option<Retention>,
+    /// Keep history in this SQLite file, so it survives restarts (`--db`).
+    pub db: Option<PathBuf>,
+    /// Most bytes the database file may grow to; past it writes fail (and are logged)
+    /// while chat goes on.
+    pub db_max_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -27,11 +38,14 @@ impl Default for Config {
         Self {
             max_line_bytes: chat_proto::DEFAULT_MAX_LINE_BYTES,
             max_clients: 10_000,
-            queue_len: 8192,
+            sendq: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             strict_names: false,
             rate_limit: None,
+            history: Some(Retention::default()),
+            db: None,
+            db_max_bytes: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use chat_proto::{CodecError, ServerLine, UserName, encode_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,8 +18,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use crate::Config;
-use crate::broker::{BrokerEvent, ConnId, Line};
-use crate::io::{LineReader, write_batch};
+use crate::broker::BrokerEvent;
+use crate::io::{Batch, LineReader};
+use crate::pacer::Pacer;
+use crate::roster::ConnId;
+use crate::sendq::{self, Inbox, Outbox};
 
 /// After the last line is written, how long to keep discarding input while waiting for the
 /// client to close. Closing a socket with unread input makes the kernel send a reset, and
@@ -31,6 +35,13 @@ const MAX_LINES_PER_EVENT: usize = 64;
 /// A write to a client that makes no progress for this long ends the connection, so a
 /// client that stopped reading cannot hold its socket open forever.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a client cut off for not reading gets to take the rest of the line it was
+/// in the middle of and the `error:` saying why, before the socket is closed anyway.
+const KICK_GRACE: Duration = Duration::from_secs(10);
+
+/// A batch is written out once it holds this much, so one write never grows unbounded.
+const WRITE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// What a connection task needs from the server.
 pub(crate) struct Connection {
@@ -49,23 +60,17 @@ impl Connection {
     pub(crate) async fn run(self, stream: TcpStream) -> io::Result<()> {
         let (read_half, write_half) = stream.into_split();
         let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
-        // One slot more than `queue_len`: the broker keeps the last one for a final
-        // `error:` or `bye:`, so a full queue can still say why it is closing.
-        let (queue_tx, queue_rx) = mpsc::channel(self.config.queue_len + 1);
-        // Cancelled by the broker when this client falls too far behind: the writer
-        // abandons what is queued instead of waiting on a client that does not read.
-        let kick = CancellationToken::new();
+        let (outbox, inbox) = sendq::channel(self.config.sendq);
         // Cancelled when the writer ends, for whatever reason.
         let writer_done = CancellationToken::new();
         self.tracker.spawn(writer_loop(
             self.id,
             write_half,
-            queue_rx,
-            kick.clone(),
+            inbox,
             writer_done.clone().drop_guard(),
         ));
 
-        let result = self.serve(&mut lines, queue_tx, kick, &writer_done).await;
+        let result = self.serve(&mut lines, outbox, &writer_done).await;
         linger(lines.into_inner(), writer_done).await;
         result
     }
@@ -75,93 +80,44 @@ impl Connection {
     async fn serve(
         self,
         lines: &mut LineReader,
-        queue_tx: mpsc::Sender<Line>,
-        kick: CancellationToken,
+        outbox: Outbox,
         writer_done: &CancellationToken,
     ) -> io::Result<()> {
+        let Some(name) = self.login(lines, outbox).await else {
+            return Ok(());
+        };
+        info!(id = self.id, %name, "logged in");
+        let Some((last, result)) = self.reader_loop(lines, writer_done).await else {
+            // No leave: the broker will tell everyone `bye` instead.
+            debug!(id = self.id, %name, "stopped reading for shutdown");
+            return Ok(());
+        };
+        info!(id = self.id, %name, "left");
+        let _ = self.broker_tx.send(last).await;
+        result
+    }
+
+    /// Reads the name and asks the broker to log it in. `None`: refused (the client was
+    /// told why), or the client or the server went away first.
+    async fn login(&self, lines: &mut LineReader, outbox: Outbox) -> Option<UserName> {
         let name = match self.handshake(lines).await {
             Ok(Some(name)) => name,
-            Ok(None) => return Ok(()),
+            Ok(None) => return None,
             Err(reason) => {
-                // The queue is empty, so this cannot be full; the writer sends it and closes.
-                let _ = queue_tx.try_send(encode_line(ServerLine::Error(reason)));
-                return Ok(());
+                outbox.send_last(&encode_line(ServerLine::Error(reason)));
+                return None;
             }
         };
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let join = BrokerEvent::Join {
             id: self.id,
             name: name.clone(),
-            queue: queue_tx,
-            kick,
+            outbox,
             accepted: accepted_tx,
         };
         // A refusal (name taken) was already queued for this client by the broker.
-        if self.broker_tx.send(join).await.is_err() || !accepted_rx.await.unwrap_or(false) {
-            return Ok(());
-        }
-        info!(id = self.id, %name, "logged in");
-
-        let id = self.id;
-        let mut pacer = self.config.rate_limit.map(Pacer::new);
-        // Made once, not per line: registering a fresh waiter on each token per line
-        // showed up in profiles.
-        let shutdown = self.token.cancelled();
-        let writer_gone = writer_done.cancelled();
-        tokio::pin!(shutdown, writer_gone);
-        let (last, result) = loop {
-            tokio::select! {
-                // Stopping wins over reading. Every branch is cancel safe: LineReader keeps
-                // a partial line buffered, and the token futures are reused.
-                biased;
-                () = &mut shutdown => {
-                    // No leave: the broker will tell everyone `bye` instead.
-                    debug!(id, %name, "stopped reading for shutdown");
-                    return Ok(());
-                }
-                () = &mut writer_gone => break (BrokerEvent::Leave { id }, Ok(())),
-                next = lines.next_line() => match next {
-                    Some(Ok(line)) => {
-                        // Hand over every line this read brought in one event: one channel
-                        // operation and one poll of the tokens per read, not per line.
-                        // Paced clients go one line at a time.
-                        let most = if pacer.is_some() { 1 } else { MAX_LINES_PER_EVENT };
-                        let mut batch = vec![line.parse()];
-                        let mut stopped = None;
-                        while batch.len() < most {
-                            match lines.next_buffered() {
-                                Some(Ok(line)) => batch.push(line.parse()),
-                                Some(Err(e)) => {
-                                    stopped = Some(e);
-                                    break;
-                                }
-                                None => break,
-                            }
-                        }
-                        if self.broker_tx.send(BrokerEvent::Lines { id, lines: batch }).await.is_err() {
-                            return Ok(());
-                        }
-                        if let Some(e) = stopped {
-                            break closing(id, Some(e));
-                        }
-                        // Flood control: not reading is the whole penalty. The client's
-                        // lines wait in its socket (then in its own send buffer); none is lost.
-                        if let Some(ready) = pacer.as_mut().and_then(|p| p.after_line(Instant::now())) {
-                            tokio::select! {
-                                biased;
-                                () = &mut shutdown => return Ok(()),
-                                () = tokio::time::sleep_until(ready) => {}
-                            }
-                        }
-                    }
-                    Some(Err(e)) => break closing(id, Some(e)),
-                    None => break closing(id, None),
-                },
-            }
-        };
-        info!(id, %name, "left");
-        let _ = self.broker_tx.send(last).await;
-        result
+        let sent = self.broker_tx.send(join).await.is_ok();
+        (sent && accepted_rx.await.unwrap_or(false)).then_some(name)
     }
 
     /// Reads the name line. `Ok(None)`: the client or the server went away first;
@@ -176,6 +132,59 @@ impl Connection {
             Ok(None | Some(Err(CodecError::Io(_)))) => Ok(None),
             Ok(Some(Err(e))) => Err(e.to_string()),
             Ok(Some(Ok(line))) => UserName::parse(&line).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Hands the broker every line the client sends until reading ends. Returns what the
+    /// broker must hear about the end, or `None` at shutdown, when it must hear nothing.
+    async fn reader_loop(
+        &self,
+        lines: &mut LineReader,
+        writer_done: &CancellationToken,
+    ) -> Option<(BrokerEvent, io::Result<()>)> {
+        let id = self.id;
+        let mut pacer = self.config.rate_limit.map(Pacer::new);
+        // Paced clients go one line at a time.
+        let most = if pacer.is_some() {
+            1
+        } else {
+            MAX_LINES_PER_EVENT
+        };
+        // Made once, not per line: registering a fresh waiter on each token per line
+        // showed up in profiles.
+        let shutdown = self.token.cancelled();
+        let writer_gone = writer_done.cancelled();
+        tokio::pin!(shutdown, writer_gone);
+        loop {
+            let Batch { lines: read, end } = tokio::select! {
+                // Stopping wins over reading. Every branch is cancel safe: LineReader keeps
+                // a partial line buffered, and the token futures are reused.
+                biased;
+                () = &mut shutdown => return None,
+                () = &mut writer_gone => return Some((BrokerEvent::Leave { id }, Ok(()))),
+                batch = lines.next_batch(most) => batch,
+            };
+            if !read.is_empty() {
+                // Every line one read brought goes in one event: one channel operation and
+                // one poll of the tokens per read, not per line.
+                let lines = read.iter().map(|line| line.parse()).collect();
+                let event = BrokerEvent::Lines { id, lines };
+                if self.broker_tx.send(event).await.is_err() {
+                    return None;
+                }
+            }
+            if let Some(end) = end {
+                return Some(closing(id, end));
+            }
+            // Flood control: not reading is the whole penalty. The client's lines wait
+            // in its socket (then in its own send buffer); none is lost.
+            if let Some(ready) = pacer.as_mut().and_then(|p| p.after_line(Instant::now())) {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => return None,
+                    () = tokio::time::sleep_until(ready) => {}
+                }
+            }
         }
     }
 }
@@ -199,46 +208,51 @@ fn closing(id: ConnId, end: Option<CodecError>) -> (BrokerEvent, io::Result<()>)
 /// Sends `error: <reason>` to a connection the server will not serve, then closes it.
 pub(crate) async fn refuse(id: ConnId, stream: TcpStream, reason: String) {
     let (read_half, write_half) = stream.into_split();
-    let (queue_tx, queue_rx) = mpsc::channel(1);
-    let _ = queue_tx.try_send(encode_line(ServerLine::Error(reason)));
-    drop(queue_tx);
+    let (outbox, inbox) = sendq::channel(usize::MAX);
+    outbox.send_last(&encode_line(ServerLine::Error(reason)));
+    drop(outbox);
     let writer_done = CancellationToken::new();
-    let writer = writer_loop(
-        id,
-        write_half,
-        queue_rx,
-        CancellationToken::new(),
-        writer_done.clone().drop_guard(),
-    );
+    let writer = writer_loop(id, write_half, inbox, writer_done.clone().drop_guard());
     tokio::join!(writer, linger(read_half, writer_done));
 }
 
 /// Writes queued lines until the queue is closed and empty, then shuts down the write
-/// half so the client reads EOF. Everything queued at that moment is sent in one batch
-/// and flushed once.
-async fn writer_loop(
-    id: ConnId,
-    mut half: OwnedWriteHalf,
-    mut queue_rx: mpsc::Receiver<Line>,
-    kick: CancellationToken,
-    _done: DropGuard,
-) {
+/// half so the client reads EOF. Everything queued at that moment is sent in one batch.
+/// If the broker kicks the client (it fell too far behind), the backlog is dropped:
+/// the client gets the rest of the line in flight, then the last line queued (the
+/// `error:` saying why), within [`KICK_GRACE`].
+async fn writer_loop(id: ConnId, mut half: OwnedWriteHalf, mut inbox: Inbox, _done: DropGuard) {
+    let kick = inbox.kick.clone();
+    // Bytes taken from the queue and not yet written; no allocation while idle.
+    let mut out = BytesMut::new();
     let write_all = async {
-        while let Some(line) = queue_rx.recv().await {
+        while let Some(line) = inbox.recv().await {
             // Let the broker route whatever else is ready first, so this wake-up writes a
             // batch in one syscall rather than one line (a scheduler turn, not a timer).
             for _ in 0..4 {
-                let queued = queue_rx.len();
+                let queued = inbox.queued_lines();
                 tokio::task::yield_now().await;
-                if queue_rx.len() == queued {
+                if inbox.queued_lines() == queued {
                     break;
                 }
             }
-            let rest = std::iter::from_fn(|| queue_rx.try_recv().ok());
-            let batch = write_batch(&mut half, &line, rest);
-            timeout(WRITE_STALL_TIMEOUT, batch)
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+            out.extend_from_slice(&line);
+            while out.len() < WRITE_CHUNK_BYTES {
+                let Some(line) = inbox.try_recv() else { break };
+                out.extend_from_slice(&line);
+            }
+            while out.has_remaining() {
+                let written = timeout(WRITE_STALL_TIMEOUT, half.write(&out))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")
+                    })??;
+                if written == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                out.advance(written);
+            }
+            out = BytesMut::new();
         }
         // The broker dropped the queue's only sender and everything in it is written.
         half.shutdown().await
@@ -248,7 +262,25 @@ async fn writer_loop(
         () = kick.cancelled() => Ok(()),
         result = write_all => result,
     };
-    if let Err(e) = result {
+    if kick.is_cancelled() {
+        let farewell = async {
+            // Finish the line in flight so the client's framing stays whole, drop the rest.
+            let line_end = out.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+            out.truncate(line_end);
+            let mut last = None;
+            while let Some(line) = inbox.recv().await {
+                last = Some(line);
+            }
+            if let Some(last) = last {
+                out.extend_from_slice(&last);
+            }
+            half.write_all(&out).await?;
+            half.shutdown().await
+        };
+        if timeout(KICK_GRACE, farewell).await.is_err() {
+            debug!(id, "cut-off client took nothing in its grace period");
+        }
+    } else if let Err(e) = result {
         debug!(id, error = %e, "writer ended with an error");
     }
 }
@@ -273,55 +305,4 @@ async fn linger(mut read_half: OwnedReadHalf, writer_done: CancellationToken) {
         }
     }
     writer_done.cancelled().await;
-}
-
-/// Flood control by the generic cell rate algorithm: on average one line per `interval`,
-/// with a burst of one second's worth allowed on top.
-#[derive(Debug)]
-struct Pacer {
-    interval: Duration,
-    burst: Duration,
-    /// When the client's lines would be due if it had sent at exactly the allowed rate.
-    due: Instant,
-}
-
-impl Pacer {
-    fn new(per_second: u32) -> Self {
-        Self {
-            interval: Duration::from_secs(1) / per_second.max(1),
-            burst: Duration::from_secs(1),
-            due: Instant::now(),
-        }
-    }
-
-    /// Counts one line read at `now`; returns when the next may be read, if not at once.
-    fn after_line(&mut self, now: Instant) -> Option<Instant> {
-        self.due = self.due.max(now) + self.interval;
-        let ready = self.due.checked_sub(self.burst)?;
-        (ready > now).then_some(ready)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pacer_allows_a_burst_then_the_rate() {
-        let mut pacer = Pacer::new(10);
-        let start = pacer.due;
-        let waits: Vec<_> = (0..12).map(|_| pacer.after_line(start)).collect();
-        assert!(
-            waits[..10].iter().all(Option::is_none),
-            "a second's worth passes at once"
-        );
-        assert_eq!(waits[10], Some(start + Duration::from_millis(100)));
-        assert_eq!(waits[11], Some(start + Duration::from_millis(200)));
-        let later = start + Duration::from_secs(10);
-        assert_eq!(
-            pacer.after_line(later),
-            None,
-            "an idle client earns its burst back"
-        );
-    }
 }

@@ -1,20 +1,26 @@
-//! Socket halves that hold no buffer while idle. A server with thousands of quiet clients
-//! would otherwise keep two 8 KiB framing buffers for each (tokio-util's `FramedRead` and
-//! `FramedWrite` allocate theirs up front); here a buffer exists only while bytes are in
-//! flight. Framing itself is still `chat_proto::LineCodec`'s.
+//! [`LineReader`]: a socket's lines, holding no buffer while idle. A server with
+//! thousands of quiet clients would otherwise keep an 8 KiB framing buffer for each
+//! (tokio-util's `FramedRead` allocates its own up front); here a buffer exists only
+//! while bytes are in flight. Framing itself is still `chat_proto::LineCodec`'s.
 
 use std::io;
 
 use bytes::BytesMut;
 use chat_proto::{CodecError, LineCodec};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::Decoder;
 
 /// Room made for each read; a read never takes more than this.
 const READ_CHUNK_BYTES: usize = 4096;
-/// A batch is written out once it holds this much, so one write never grows unbounded.
-const WRITE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Lines read together, and how reading ended if it did.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Whole lines, in order.
+    pub lines: Vec<String>,
+    /// `Some(None)`: EOF; `Some(Some(e))`: the error that ends the stream (after `lines`).
+    pub end: Option<Option<CodecError>>,
+}
 
 /// Lines from a socket, decoded by [`LineCodec`].
 #[derive(Debug)]
@@ -64,37 +70,32 @@ impl LineReader {
         }
     }
 
-    /// The next line if one is already buffered: never reads, never waits.
-    pub fn next_buffered(&mut self) -> Option<Result<String, CodecError>> {
-        self.codec.decode(&mut self.buf).transpose()
+    /// Waits for a line, then takes up to `most` in all of those already buffered, so one
+    /// read's worth of lines travels on together. Cancel safe, like [`Self::next_line`].
+    pub async fn next_batch(&mut self, most: usize) -> Batch {
+        let mut batch = Batch::default();
+        match self.next_line().await {
+            Some(Ok(line)) => batch.lines.push(line),
+            end => {
+                batch.end = Some(end.and_then(Result::err));
+                return batch;
+            }
+        }
+        while batch.lines.len() < most {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(line)) => batch.lines.push(line),
+                Ok(None) => break,
+                Err(e) => {
+                    batch.end = Some(Some(e));
+                    break;
+                }
+            }
+        }
+        batch
     }
 
     /// The socket's read half, for draining before close.
     pub fn into_inner(self) -> OwnedReadHalf {
         self.half
     }
-}
-
-/// Writes a batch of encoded lines with as few syscalls as possible: one line is written
-/// straight from its shared buffer; several are gathered into one buffer that is freed
-/// once written.
-pub async fn write_batch<I>(half: &mut OwnedWriteHalf, first: &[u8], rest: I) -> io::Result<()>
-where
-    I: Iterator,
-    I::Item: AsRef<[u8]>,
-{
-    let mut rest = rest.peekable();
-    if rest.peek().is_none() {
-        return half.write_all(first).await;
-    }
-    let mut out = BytesMut::with_capacity(WRITE_CHUNK_BYTES.min(first.len() * 16));
-    out.extend_from_slice(first);
-    for line in rest {
-        out.extend_from_slice(line.as_ref());
-        if out.len() >= WRITE_CHUNK_BYTES {
-            half.write_all(&out).await?;
-            out.clear();
-        }
-    }
-    half.write_all(&out).await
 }

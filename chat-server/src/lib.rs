@@ -4,9 +4,16 @@
 //! - [`listener`]: the accept loop, which spawns one connection task per client.
 //! - [`connection`]: login, then the reader loop (socket → broker) and the writer loop
 //!   (queue → socket) of one client.
-//! - [`broker`]: the one task that knows who is online and routes every line.
-//! - [`io`]: a line reader and a batch writer that hold no buffer while a client is idle.
+//! - [`io`]: a line reader that holds no buffer while a client is idle.
+//! - [`pacer`]: flood control for `--rate-limit`.
+//! - [`sendq`]: a client's outgoing queue, bounded in bytes.
+//! - [`broker`]: the one task that routes every line; it owns the [`roster`] (who is
+//!   online, who is in which room) and the [`history`] (stored messages and ids).
+//! - [`store`]: history on disk (`--db`), written by a thread of its own.
 //! - [`shutdown`]: the SIGINT/SIGTERM future.
+//!
+//! Data flows one way: socket → `io` → `connection` (reader) → `broker` → `sendq` →
+//! `connection` (writer) → socket, with a branch `broker` → `store` → disk.
 //!
 //! # Shutdown order
 //!
@@ -24,39 +31,130 @@
 //!    only sender of each peer queue.
 //! 4. Each writer drains its queue, shuts down its write half (the client reads EOF), and
 //!    ends. Its connection then closes the socket once the client has gone too.
-//! 5. [`run`] waits for all tasks, but at most `shutdown_timeout`: a client that does not
-//!    read cannot keep the process alive.
+//! 5. The broker hands the store writer every message not yet written and drops it; the
+//!    writer commits them and ends.
+//! 6. [`run`] waits for all connection tasks, but at most `shutdown_timeout`: a client
+//!    that does not read cannot keep the process alive. It then waits for the store
+//!    writer, so every accepted message is on disk before the process exits.
 
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod history;
 pub mod io;
 pub mod listener;
+pub mod pacer;
+pub mod roster;
+pub mod sendq;
 pub mod shutdown;
+pub mod store;
 
 pub use config::Config;
 
 use std::future::Future;
 
+use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::broker::Broker;
+use crate::history::{History, IdClock, wall_clock};
+use crate::store::HistoryStore;
+use crate::store::sqlite::SqliteStore;
+
 /// How many events readers may hand the broker before they wait for it.
 const BROKER_QUEUE_LEN: usize = 1024;
 
-/// Serves clients on `listener` until `shutdown` resolves, then shuts down cleanly.
+/// A server whose history is loaded and whose store is open, ready to [`Server::run`].
+pub struct Server {
+    config: Config,
+    history: Option<History>,
+    ids: IdClock,
+    store: Option<Box<dyn HistoryStore>>,
+}
+
+impl Server {
+    /// Opens the history store (`config.db`) and loads what it kept. Fails, with a
+    /// message fit for an operator, on a database that is in use, damaged or not ours.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let mut history = config.history.clone().map(History::new);
+        let mut ids = IdClock::default();
+        let mut store = None;
+        if let (Some(path), Some(history)) = (&config.db, &mut history) {
+            let mut sqlite = SqliteStore::open(path, config.db_max_bytes)?;
+            let now = wall_clock().0;
+            let loaded = sqlite
+                .load(&config.history.clone().unwrap_or_default(), now)
+                .with_context(|| format!("reading history from {}", path.display()))?;
+            for (conv, through) in loaded.dropped {
+                history.mark_dropped(conv, through);
+            }
+            for message in loaded.messages {
+                history.push(message, now);
+            }
+            ids = IdClock::after(loaded.last_id);
+            store = Some(Box::new(sqlite) as Box<dyn HistoryStore>);
+        }
+        Ok(Self {
+            config,
+            history,
+            ids,
+            store,
+        })
+    }
+
+    /// Serves clients on `listener` until `shutdown` resolves, then shuts down cleanly.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let Self {
+            config,
+            history,
+            ids,
+            store,
+        } = self;
+        let retention = config.history.clone().unwrap_or_default();
+        let (store, store_thread) = match store {
+            Some(store) => {
+                let (writer, thread) = store::spawn(store, retention);
+                (Some(writer), Some(thread))
+            }
+            None => (None, None),
+        };
+        let broker = Broker::new(config.strict_names, history, store, ids);
+        let result = serve(listener, config, broker, shutdown).await;
+        if let Some(thread) = store_thread {
+            thread.await.context("the history store writer panicked")?;
+        }
+        result
+    }
+}
+
+/// Serves clients on `listener` until `shutdown` resolves, then shuts down cleanly:
+/// [`Server::new`] then [`Server::run`].
 pub async fn run(
     listener: TcpListener,
     config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    Server::new(config)?.run(listener, shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    broker: Broker,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Cancelled once by `run`; readers and handshakes watch it to stop reading.
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (broker_tx, broker_rx) = mpsc::channel(BROKER_QUEUE_LEN);
-    tracker.spawn(broker::broker_loop(broker_rx, config.strict_names));
+    tracker.spawn(broker::broker_loop(broker_rx, broker));
 
     let accept = listener::accept_loop(
         listener,

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::broker::{BrokerEvent, ConnId};
+use crate::broker::BrokerEvent;
+use crate::roster::ConnId;
 use crate::{Config, connection};
 
 /// Keepalive probes start after this much silence, then go every `KEEPALIVE_INTERVAL_SECS`;

@@ -1,9 +1,11 @@
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_server::{Config, run, shutdown};
+use chat_server::history::Retention;
+use chat_server::{Config, Server, shutdown};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -16,8 +18,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// A line-based TCP chat server.
 ///
 /// Clients log in by sending their name as the first line, then send `bob,carol: text`,
-/// `*: text` (everyone) or `/who`. See docs/protocol.md. SIGINT or SIGTERM shuts the server
-/// down cleanly: every message already accepted is delivered, then each client gets
+/// `*: text` (everyone), `#room: text`, `/join #room`, `/history #room` or `/who`. See
+/// docs/protocol.md. SIGINT or SIGTERM shuts the server down cleanly: every message
+/// already accepted is delivered (and stored), then each client gets
 /// `bye: server shutting down`.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -35,10 +38,11 @@ struct Args {
     #[arg(long, default_value_t = Config::default().max_clients, value_parser = positive)]
     max_clients: usize,
 
-    /// Most lines waiting to be sent to one client; a client that falls further behind
-    /// (it is not reading) is disconnected so it cannot slow down anyone else.
-    #[arg(long, default_value_t = Config::default().queue_len, value_parser = positive)]
-    queue_len: usize,
+    /// Most bytes waiting to be sent to one client (e.g. `1MiB`, `512KiB`, `65536`); a
+    /// client that falls further behind (it is not reading) is told so and disconnected,
+    /// so it cannot slow down anyone else.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    sendq: u64,
 
     /// Time a new connection has to send its name (e.g. `10s`, `500ms`, or seconds: `10`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -58,6 +62,28 @@ struct Args {
     /// faster client is slowed by reading from it later; nothing it sent is dropped.
     #[arg(long, value_name = "N/s", value_parser = per_second)]
     rate_limit: Option<u32>,
+
+    /// Keep room history (`on`) or none at all (`off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    history: String,
+
+    /// Most messages of history kept per room.
+    #[arg(long, default_value_t = Retention::default().per_conv, value_parser = positive)]
+    history_len: usize,
+
+    /// Messages older than this are dropped from history (e.g. `7d`, `12h`).
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    history_age: Duration,
+
+    /// Keep history in this SQLite file (created if missing), so it survives restarts.
+    /// Without it, history is kept in memory only.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+
+    /// Most bytes the database file may grow to (e.g. `1GiB`); past it, history writes
+    /// fail and are logged while chat goes on.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "db")]
+    db_max_size: Option<u64>,
 
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -79,6 +105,26 @@ fn positive(s: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Accepts a byte count with an optional unit: `65536`, `64KiB`, `1MiB`, `1GiB` (or
+/// `k`, `M`, `G`, also powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        other => return Err(format!("unknown unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    match number.checked_mul(1 << shift) {
+        Some(0) => Err("must be at least 1 byte".to_owned()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{s:?} is too large")),
     }
 }
 
@@ -105,18 +151,31 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     raise_fd_limit();
+    if args.history == "off" && args.db.is_some() {
+        anyhow::bail!("--db keeps history, so it cannot go with --history off");
+    }
+    let history = (args.history == "on").then(|| Retention {
+        per_conv: args.history_len,
+        max_age: args.history_age,
+        ..Retention::default()
+    });
     let config = Config {
         max_line_bytes: args.max_line_bytes,
         max_clients: args.max_clients,
-        queue_len: args.queue_len,
+        sendq: usize::try_from(args.sendq).unwrap_or(usize::MAX),
         handshake_timeout: args.handshake_timeout,
         shutdown_timeout: args.shutdown_timeout,
         strict_names: args.strict_names,
         rate_limit: args.rate_limit,
+        history,
+        db: args.db,
+        db_max_bytes: args.db_max_size,
     };
+    // Before binding: a database that cannot be used ends startup with a clear error.
+    let server = Server::new(config)?;
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
-        .block_on(serve(args.addr, config))
+        .block_on(serve(args.addr, server))
 }
 
 /// Each client is a file descriptor; the usual soft limit of 1024 would cap the server
@@ -134,7 +193,7 @@ fn raise_fd_limit() {
     }
 }
 
-async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {
+async fn serve(addr: SocketAddr, server: Server) -> anyhow::Result<()> {
     let shutdown = shutdown::signals().context("installing signal handlers")?;
     let listener = TcpListener::bind(addr)
         .await
@@ -145,5 +204,5 @@ async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     drop(stdout);
-    run(listener, config, shutdown).await
+    server.run(listener, shutdown).await
 }

@@ -92,7 +92,7 @@ async fn a_connection_that_never_logs_in_is_closed_at_the_handshake_timeout() {
 async fn shutdown_returns_after_the_timeout_even_if_a_client_never_reads() {
     let server = start(Config {
         shutdown_timeout: Duration::from_secs(5),
-        queue_len: 1_000_000,
+        sendq: 1 << 30,
         ..Config::default()
     })
     .await;

@@ -105,7 +105,7 @@ async fn broadcast_and_raw_baseline() {
 
 #[tokio::test]
 async fn drain_logins_and_idle() {
-    let server = ServerProcess::start(&["--queue-len", "20000"]).await;
+    let server = ServerProcess::start(&["--sendq", "64MiB"]).await;
     let addr = server.addr.to_string();
     let pid = server.pid().to_string();
     let r = bench(&[

@@ -63,7 +63,7 @@ async fn many_senders_to_one_receiver_lose_nothing_and_keep_each_senders_order()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped_and_the_others_keep_going() {
-    let server = ServerProcess::start(&["--queue-len", "256"]).await;
+    let server = ServerProcess::start(&["--sendq", "256KiB"]).await;
     let fds_at_start = server.open_fds();
     let mut slow = LineClient::connect_with_recv_buffer(server.addr, 4096).await;
     slow.send("slow").await;

@@ -124,8 +124,8 @@ async fn star_reaches_everyone_but_the_sender() {
     );
     assert_eq!(names, ["alice", "bob", "carol"]);
     bob.expect("joined carol").await;
-    bob.expect("from alice: hello all").await;
-    carol.expect("from alice: hello all").await;
+    bob.expect("from alice *: hello all").await;
+    carol.expect("from alice *: hello all").await;
 }
 
 #[tokio::test]

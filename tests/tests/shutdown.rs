@@ -89,8 +89,7 @@ async fn an_idle_server_exits_0_on_sigterm() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_cut_off_at_the_shutdown_timeout() {
-    let mut server =
-        ServerProcess::start(&["--shutdown-timeout", "1", "--queue-len", "100000"]).await;
+    let mut server = ServerProcess::start(&["--shutdown-timeout", "1", "--sendq", "1GiB"]).await;
     let mut stuck = LineClient::connect_with_recv_buffer(server.addr, 4096).await;
     stuck.send("stuck").await;
     let mut sender = server.login("sender").await;

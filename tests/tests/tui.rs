@@ -37,7 +37,7 @@ async fn login_is_visible_and_messages_flow_both_ways() {
 
     // Plain text goes to the target in the prompt: everyone by default, then /to.
     alice.type_keys("to all of you\r/to bob\rjust you\r");
-    bob.expect("from alice: to all of you").await;
+    bob.expect("from alice *: to all of you").await;
     bob.expect("from alice: just you").await;
     alice.wait_for("[bob] ");
 }
@@ -337,7 +337,7 @@ async fn a_burst_of_ten_thousand_messages_does_not_freeze_typing() {
     alice.wait_for("bob: message 9999");
     let mut bob = flood.await.expect("the flooding task");
     alice.type_keys(keys::ENTER);
-    bob.expect("from alice: typed during the flood").await;
+    bob.expect("from alice *: typed during the flood").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,259 @@
+//! [`History`]: the stored messages every `/history` reply is read from, bounded by
+//! [`Retention`], and [`IdClock`], which gives each message its id.
+//!
+//! The broker owns both, so a reply is a consistent snapshot taken in line with routing:
+//! every message routed before the `/history` line is in it, every later one arrives
+//! live after it, and none does both. A persistent store (`crate::store`) only mirrors
+//! this window to disk and fills it again at startup; nothing reads the disk on the way.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chat_proto::{
+    Conv, HistoryLine, HistoryRange, MAX_HISTORY_LINES, MessageId, MessageText, ServerLine,
+    Timestamp, UserName,
+};
+
+/// How much history is kept.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Most messages kept per conversation.
+    pub per_conv: usize,
+    /// Messages older than this are dropped.
+    pub max_age: Duration,
+    /// Most bytes of messages kept in all, so many busy rooms cannot exhaust memory.
+    pub max_bytes: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            per_conv: 2048,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Where it was said.
+    pub conv: Conv,
+    /// Its id.
+    pub id: MessageId,
+    /// When the server accepted it.
+    pub time: Timestamp,
+    /// Who said it.
+    pub sender: UserName,
+    /// What was said.
+    pub text: MessageText,
+}
+
+impl Message {
+    /// What keeping it costs, roughly: its strings plus the bookkeeping around them.
+    fn cost(&self) -> usize {
+        self.text.as_str().len() + 96
+    }
+}
+
+/// The wall clock: the time for a message, and the microseconds its id starts from.
+pub fn wall_clock() -> (Timestamp, u64) {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let micros = u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX);
+    let millis = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
+    let epoch = || Timestamp::from_unix_millis(0).expect("the epoch is a valid timestamp");
+    (
+        Timestamp::from_unix_millis(millis).unwrap_or_else(epoch),
+        micros,
+    )
+}
+
+/// Gives out message ids: strictly increasing, and larger than any given before a
+/// restart without needing a disk. An id is the larger of the last one plus one and
+/// the microseconds since the Unix epoch, so after a restart the clock has moved past
+/// every earlier id unless the server sustained more than a million messages a second.
+#[derive(Debug, Default)]
+pub struct IdClock {
+    last: u64,
+}
+
+impl IdClock {
+    /// A clock whose next id is larger than `last` (the largest id stored, if any).
+    pub fn after(last: Option<MessageId>) -> Self {
+        Self {
+            last: last.map_or(0, MessageId::get),
+        }
+    }
+
+    /// The next id, given the time now in microseconds since the epoch.
+    pub fn next(&mut self, now_micros: u64) -> MessageId {
+        self.last = (self.last + 1).max(now_micros);
+        MessageId::new(self.last).unwrap_or(MessageId::MAX)
+    }
+}
+
+/// One conversation's stored messages, oldest first.
+#[derive(Debug, Default)]
+struct Log {
+    messages: VecDeque<Message>,
+    /// The largest id ever dropped by retention: asking for anything up to it is asking
+    /// for messages that are gone.
+    dropped_through: Option<MessageId>,
+}
+
+/// A `/history` reply, encoded.
+#[derive(Debug)]
+pub struct Reply {
+    /// The `history` lines then the `history-end` line, in wire form.
+    pub lines: BytesMut,
+    /// Whether `history-end` says `truncated`.
+    pub truncated: bool,
+}
+
+/// Every conversation's stored messages within [`Retention`].
+#[derive(Debug)]
+pub struct History {
+    logs: HashMap<Conv, Log>,
+    /// Every stored message by id, to find the oldest across conversations.
+    order: BTreeMap<MessageId, Conv>,
+    bytes: usize,
+    retention: Retention,
+}
+
+impl History {
+    /// An empty history kept within `retention`.
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            logs: HashMap::new(),
+            order: BTreeMap::new(),
+            bytes: 0,
+            retention,
+        }
+    }
+
+    /// Records that messages of `conv` up to `id` were dropped (by an earlier run).
+    pub fn mark_dropped(&mut self, conv: Conv, id: MessageId) {
+        let log = self.logs.entry(conv).or_default();
+        log.dropped_through = log.dropped_through.max(Some(id));
+    }
+
+    /// Stores `message`, whose id is larger than any stored, then applies retention.
+    pub fn push(&mut self, message: Message, now: Timestamp) {
+        self.bytes += message.cost();
+        self.order.insert(message.id, message.conv.clone());
+        let log = self.logs.entry(message.conv.clone()).or_default();
+        log.messages.push_back(message);
+        if log.messages.len() > self.retention.per_conv {
+            let conv = log.messages[0].conv.clone();
+            self.drop_oldest(&conv);
+        }
+        self.expire(now);
+        while self.bytes > self.retention.max_bytes {
+            let Some((_, conv)) = self.order.first_key_value() else {
+                break;
+            };
+            let conv = conv.clone();
+            self.drop_oldest(&conv);
+        }
+    }
+
+    /// Drops every message older than the retention age.
+    pub fn expire(&mut self, now: Timestamp) {
+        let age = i64::try_from(self.retention.max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now.unix_millis().saturating_sub(age);
+        while let Some((_, conv)) = self.order.first_key_value() {
+            let oldest = &self.logs[conv].messages[0];
+            if oldest.time.unix_millis() >= cutoff {
+                break;
+            }
+            let conv = conv.clone();
+            self.drop_oldest(&conv);
+        }
+    }
+
+    fn drop_oldest(&mut self, conv: &Conv) {
+        let Some(log) = self.logs.get_mut(conv) else {
+            return;
+        };
+        let Some(message) = log.messages.pop_front() else {
+            return;
+        };
+        self.bytes -= message.cost();
+        self.order.remove(&message.id);
+        log.dropped_through = Some(message.id);
+    }
+
+    /// The reply to `/history <conv> <range>`, at most `max_bytes` of `history` lines
+    /// (a reply must fit the asker's send queue); whatever does not fit is `truncated`.
+    pub fn reply(
+        &mut self,
+        conv: &Conv,
+        range: HistoryRange,
+        now: Timestamp,
+        max_bytes: usize,
+    ) -> Reply {
+        self.expire(now);
+        let empty = Log::default();
+        let log = self.logs.get(conv).unwrap_or(&empty);
+        let stored = &log.messages;
+        let (picked, mut truncated) = match range {
+            HistoryRange::Latest(n) => {
+                let n = usize::from(n);
+                let start = stored.len().saturating_sub(n);
+                let gone = stored.len() < n && log.dropped_through.is_some();
+                (stored.range(start..), gone)
+            }
+            HistoryRange::After(after) => {
+                let start = stored.partition_point(|m| m.id <= after);
+                let end = stored.len().min(start + usize::from(MAX_HISTORY_LINES));
+                let gone = log.dropped_through.is_some_and(|d| d > after);
+                (stored.range(start..end), gone || end < stored.len())
+            }
+        };
+        let encoded: Vec<String> = picked
+            .map(|message| {
+                let line = HistoryLine {
+                    conv,
+                    id: message.id,
+                    time: message.time,
+                    sender: &message.sender,
+                    text: &message.text,
+                };
+                format!("{line}\n")
+            })
+            .collect();
+        // What does not fit goes from the end that matters least: the old end of the
+        // latest n, the new end of "after" (the asker continues from the last id).
+        let fitting = |lines: &mut dyn Iterator<Item = &String>| {
+            let mut bytes = 0;
+            lines
+                .take_while(|line| {
+                    bytes += line.len();
+                    bytes <= max_bytes
+                })
+                .count()
+        };
+        let kept = match range {
+            HistoryRange::Latest(_) => {
+                let n = fitting(&mut encoded.iter().rev());
+                &encoded[encoded.len() - n..]
+            }
+            HistoryRange::After(_) => &encoded[..fitting(&mut encoded.iter())],
+        };
+        truncated |= kept.len() < encoded.len();
+        let mut lines = BytesMut::with_capacity(kept.iter().map(String::len).sum::<usize>() + 64);
+        for line in kept {
+            lines.extend_from_slice(line.as_bytes());
+        }
+        let end = ServerLine::HistoryEnd {
+            conv: conv.clone(),
+            truncated,
+        };
+        lines.extend_from_slice(format!("{end}\n").as_bytes());
+        Reply { lines, truncated }
+    }
+}

@@ -1,0 +1,275 @@
+//! [`SqliteStore`]: history in one SQLite file (`--db PATH`), through `rusqlite` with
+//! SQLite compiled in, so no system library is needed.
+//!
+//! - WAL journal with `synchronous = NORMAL`: a commit is in the WAL before the writer
+//!   goes on, so `kill -9` loses only messages not yet committed (the batch in flight,
+//!   a few milliseconds' worth); a power cut may lose the last commits, never the file.
+//! - `locking_mode = EXCLUSIVE`: the server holds the file from open to exit, so a second
+//!   server on the same file is refused at startup instead of interleaving ids.
+//! - `application_id` marks the file as ours; `user_version` is the schema version,
+//!   created and migrated here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chat_proto::{Conv, MessageId, Timestamp};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use super::{HistoryStore, Loaded, StoreError};
+use crate::history::{Message, Retention};
+
+/// `PRAGMA application_id` of our files: "chat" in ASCII.
+const APPLICATION_ID: i32 = 0x6368_6174;
+/// The schema this code writes.
+const SCHEMA_VERSION: i32 = 1;
+
+const SCHEMA_V1: &str = "
+    CREATE TABLE messages (
+        id     INTEGER PRIMARY KEY,
+        conv   TEXT    NOT NULL,
+        time   INTEGER NOT NULL,
+        sender TEXT    NOT NULL,
+        text   TEXT    NOT NULL
+    );
+    CREATE INDEX messages_by_conv ON messages (conv, id);
+    CREATE TABLE dropped (
+        conv    TEXT PRIMARY KEY,
+        through INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+";
+
+/// History in a SQLite database file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating or migrating) the database at `path`, capped at `max_bytes` if
+    /// given. Refuses a file another server holds, one that is not a database, and a
+    /// database that is not ours.
+    pub fn open(path: &Path, max_bytes: Option<u64>) -> anyhow::Result<Self> {
+        let shown = path.display();
+        let conn = Connection::open(path).with_context(|| format!("opening {shown}"))?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        let (app_id, version, tables) =
+            read_header(&conn).map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                    anyhow::anyhow!("{shown} is in use by another process (another chat-server?)")
+                }
+                Some(ErrorCode::NotADatabase) => {
+                    anyhow::anyhow!("{shown} is not a SQLite database")
+                }
+                _ => anyhow::Error::new(e).context(format!("reading {shown}")),
+            })?;
+        if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+            bail!(
+                "{shown} is not a chat-server database (application_id {app_id:#x}, {tables} tables)"
+            );
+        }
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{shown} has schema version {version}, newer than this chat-server's {SCHEMA_VERSION}"
+            );
+        }
+        // Taking the write lock now, not at the first message, is what refuses a second
+        // server at startup; in exclusive mode it is then held until exit.
+        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                    anyhow::anyhow!("{shown} is in use by another process (another chat-server?)")
+                }
+                _ => anyhow::Error::new(e).context(format!("locking {shown}")),
+            })?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("{shown}: could not switch to WAL mode (got {mode})");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        if let Some(max_bytes) = max_bytes {
+            let page_size: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", (max_bytes / page_size).max(1))?;
+        }
+        if version < SCHEMA_VERSION {
+            migrate(&conn, version).with_context(|| format!("creating the schema in {shown}"))?;
+        }
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// `application_id`, `user_version` and how many tables the file has.
+fn read_header(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
+    let app_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((app_id, version, tables))
+}
+
+fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    if from < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    let text = e.to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::Full(text),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked(text),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Corrupt(text),
+        _ => StoreError::Other(text),
+    }
+}
+
+/// The oldest time retention keeps, in milliseconds since the epoch.
+fn cutoff(retention: &Retention, now: Timestamp) -> i64 {
+    let age = i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX);
+    now.unix_millis().saturating_sub(age)
+}
+
+fn to_sql(id: MessageId) -> i64 {
+    i64::try_from(id.get()).unwrap_or(i64::MAX)
+}
+
+fn from_sql(id: i64) -> Option<MessageId> {
+    u64::try_from(id).ok().and_then(MessageId::new)
+}
+
+impl HistoryStore for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn load(&mut self, retention: &Retention, now: Timestamp) -> Result<Loaded, StoreError> {
+        self.prune(retention, now)?;
+        let last_id: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'last_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(store_error)?;
+        let mut loaded = Loaded {
+            last_id: last_id.and_then(from_sql),
+            ..Loaded::default()
+        };
+        let mut rows = self
+            .conn
+            .prepare("SELECT conv, id, time, sender, text FROM messages ORDER BY id")
+            .map_err(store_error)?;
+        let mut rows = rows.query([]).map_err(store_error)?;
+        while let Some(row) = rows.next().map_err(store_error)? {
+            let conv: String = row.get(0).map_err(store_error)?;
+            let id: i64 = row.get(1).map_err(store_error)?;
+            let time: i64 = row.get(2).map_err(store_error)?;
+            let sender: String = row.get(3).map_err(store_error)?;
+            let text: String = row.get(4).map_err(store_error)?;
+            // A row this version cannot read is skipped, not fatal: history is best kept.
+            let message = (|| {
+                Some(Message {
+                    conv: conv.parse().ok()?,
+                    id: from_sql(id)?,
+                    time: Timestamp::from_unix_millis(time)?,
+                    sender: sender.parse().ok()?,
+                    text: text.parse().ok()?,
+                })
+            })();
+            if let Some(message) = message {
+                loaded.last_id = loaded.last_id.max(Some(message.id));
+                loaded.messages.push(message);
+            }
+        }
+        let mut dropped = self
+            .conn
+            .prepare("SELECT conv, through FROM dropped")
+            .map_err(store_error)?;
+        let dropped = dropped
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(store_error)?;
+        for row in dropped {
+            let (conv, through) = row.map_err(store_error)?;
+            if let (Ok(conv), Some(through)) = (conv.parse::<Conv>(), from_sql(through)) {
+                loaded.dropped.push((conv, through));
+            }
+        }
+        Ok(loaded)
+    }
+
+    fn append(&mut self, batch: &[Message]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(store_error)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (id, conv, time, sender, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(store_error)?;
+            for m in batch {
+                insert
+                    .execute(params![
+                        to_sql(m.id),
+                        m.conv.to_string(),
+                        m.time.unix_millis(),
+                        m.sender.as_str(),
+                        m.text.as_str(),
+                    ])
+                    .map_err(store_error)?;
+            }
+            if let Some(last) = batch.last() {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_id', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    [to_sql(last.id)],
+                )
+                .map_err(store_error)?;
+            }
+        }
+        tx.commit().map_err(store_error)
+    }
+
+    fn prune(&mut self, retention: &Retention, now: Timestamp) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(store_error)?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY, conv TEXT NOT NULL);
+             DELETE FROM doomed;",
+        )
+        .map_err(store_error)?;
+        let per_conv = i64::try_from(retention.per_conv).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO doomed (id, conv)
+             SELECT id, conv FROM (
+                 SELECT id, conv, time,
+                        row_number() OVER (PARTITION BY conv ORDER BY id DESC) AS newer
+                 FROM messages)
+             WHERE newer > ?1 OR time < ?2",
+            params![per_conv, cutoff(retention, now)],
+        )
+        .map_err(store_error)?;
+        tx.execute_batch(
+            "INSERT INTO dropped (conv, through)
+                 SELECT conv, max(id) FROM doomed WHERE true GROUP BY conv
+                 ON CONFLICT (conv) DO UPDATE SET through = max(through, excluded.through);
+             DELETE FROM messages WHERE id IN (SELECT id FROM doomed);
+             DELETE FROM doomed;",
+        )
+        .map_err(store_error)?;
+        tx.commit().map_err(store_error)
+    }
+}
