@@ -353,6 +353,15 @@ impl LineClient {
         );
     }
 
+    /// Every line until the server closes the connection.
+    pub async fn recv_until_eof(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.recv_opt().await {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// Sends `/who` and returns every line received before the `users` reply, and the
     /// reply's names. The server handles one client's lines in order, so when this
     /// returns, every line this client sent earlier has been routed: the test's barrier.
