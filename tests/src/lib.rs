@@ -77,6 +77,25 @@ fn build_binaries() -> PathBuf {
     profile_dir.to_path_buf()
 }
 
+/// Runs `chat-server --addr 127.0.0.1:0` with `args` to its exit, for servers that are
+/// expected to refuse to start; returns how it exited and what it said on stderr.
+pub async fn run_server_to_exit(args: &[&str]) -> (ExitStatus, String) {
+    let output = Command::new(bin_path("chat-server"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, output)
+        .await
+        .expect("chat-server did not exit in time")
+        .expect("running chat-server");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running `chat-server`. Killed and reaped when dropped.
 pub struct ServerProcess {
     child: Child,
