@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chat_bench::load::{self, Fanout, Spec};
-use chat_bench::{forwarder, procstat, report, scenarios};
+use chat_bench::{forwarder, report, scenarios};
 use clap::{Args, Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -139,7 +139,8 @@ fn seconds(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    procstat::raise_fd_limit();
+    // Thousands of connections need thousands of descriptors on the load side too.
+    let _ = chat_server::rlimit::raise_fd_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -40,14 +40,3 @@ fn clock_ticks_per_second() -> f64 {
         .flatten()
         .map_or(100.0, |t| t as f64)
 }
-
-/// Raises this process's open-file soft limit to its hard limit: a benchmark of
-/// thousands of connections needs thousands of descriptors on the load side too.
-pub fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
-    }
-}

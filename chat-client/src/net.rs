@@ -8,7 +8,7 @@ use anyhow::Context;
 use chat_proto::{ClientLine, LineCodec, ServerLine, UserName};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -22,7 +22,7 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const QUIT_DRAIN: Duration = Duration::from_secs(2);
 /// Longest line accepted from the server. Its own lines are bounded by the client line
 /// limit plus a name; anything far longer is a broken or hostile server.
-const MAX_SERVER_LINE_BYTES: usize = 64 * 1024;
+pub const MAX_SERVER_LINE_BYTES: usize = 64 * 1024;
 /// Lines the user sent that the socket has not taken yet.
 const OUTGOING_QUEUE_LEN: usize = 256;
 
@@ -50,21 +50,40 @@ pub fn spawn(addr: String, name: UserName, msg_tx: mpsc::Sender<Msg>) -> Session
     Session { cmd_tx, task }
 }
 
-async fn session(
-    addr: &str,
-    name: &UserName,
-    msg_tx: &mpsc::Sender<Msg>,
-    mut cmd_rx: mpsc::Receiver<ClientLine>,
-) -> anyhow::Result<NetEvent> {
+/// A connection whose login line has been sent: the server's lines, and a sink for ours.
+pub struct Login {
+    /// Lines from the server, at most [`MAX_SERVER_LINE_BYTES`] each.
+    pub lines: FramedRead<OwnedReadHalf, LineCodec>,
+    /// Lines to the server.
+    pub sink: FramedWrite<OwnedWriteHalf, LineCodec>,
+}
+
+/// Connects to `addr` (within [`CONNECT_TIMEOUT`]) and sends the login line. Both the
+/// terminal UI and line mode log in through here.
+pub async fn connect(addr: &str, name: &UserName) -> anyhow::Result<Login> {
     let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .context("connection timed out")?
         .context("cannot connect")?;
     stream.set_nodelay(true).context("setting TCP_NODELAY")?;
     let (read_half, write_half) = stream.into_split();
-    let mut lines = FramedRead::new(read_half, LineCodec::new(MAX_SERVER_LINE_BYTES));
+    let lines = FramedRead::new(read_half, LineCodec::new(MAX_SERVER_LINE_BYTES));
+    // Encoding does not check lengths: the server enforces its own limit.
     let mut sink = FramedWrite::new(write_half, LineCodec::default());
     sink.send(name.as_str()).await.context("sending the name")?;
+    Ok(Login { lines, sink })
+}
+
+async fn session(
+    addr: &str,
+    name: &UserName,
+    msg_tx: &mpsc::Sender<Msg>,
+    mut cmd_rx: mpsc::Receiver<ClientLine>,
+) -> anyhow::Result<NetEvent> {
+    let Login {
+        mut lines,
+        mut sink,
+    } = connect(addr, name).await?;
 
     let reply = match timeout(LOGIN_TIMEOUT, lines.next()).await {
         Err(_) => return Ok(NetEvent::Disconnected("login timed out".to_owned())),

@@ -9,26 +9,24 @@ use anyhow::Context;
 use chat_proto::{LineCodec, ServerLine, UserName};
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
+
+use crate::net::{self, Login};
 
 /// Longest stdin line passed on; the server enforces its own, smaller limit.
 const MAX_STDIN_LINE_BYTES: usize = 1024 * 1024;
-const MAX_SERVER_LINE_BYTES: usize = 64 * 1024;
 
 /// Runs line mode until the server closes. Exit status 1 if the login was refused or
 /// stdin could not be read as lines.
 pub async fn run(addr: &str, name: &UserName) -> anyhow::Result<ExitCode> {
-    let stream = TcpStream::connect(addr)
+    let Login {
+        lines: mut server,
+        mut sink,
+    } = net::connect(addr, name)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-    let (read_half, write_half) = stream.into_split();
-    let mut server = FramedRead::new(read_half, LineCodec::new(MAX_SERVER_LINE_BYTES));
-    let mut sink = FramedWrite::new(write_half, LineCodec::new(MAX_STDIN_LINE_BYTES));
     let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(MAX_STDIN_LINE_BYTES));
     let mut stdout = tokio::io::stdout();
-    sink.send(name.as_str()).await.context("sending the name")?;
 
     let mut status = ExitCode::SUCCESS;
     let mut first = true;

@@ -10,7 +10,7 @@
 //! - [`broker`]: the one task that routes every line; it owns the [`roster`] (who is
 //!   online, who is in which room) and the [`history`] (stored messages and ids).
 //! - [`store`]: history on disk (`--db`), written by a thread of its own.
-//! - [`shutdown`]: the SIGINT/SIGTERM future.
+//! - [`shutdown`]: the SIGINT/SIGTERM future; [`rlimit`]: the open-file limit.
 //!
 //! Data flows one way: socket → `io` → `connection` (reader) → `broker` → `sendq` →
 //! `connection` (writer) → socket, with a branch `broker` → `store` → disk.
@@ -44,6 +44,7 @@ pub mod history;
 pub mod io;
 pub mod listener;
 pub mod pacer;
+pub mod rlimit;
 pub mod roster;
 pub mod sendq;
 pub mod shutdown;

@@ -150,7 +150,9 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .init();
-    raise_fd_limit();
+    if let Err(e) = chat_server::rlimit::raise_fd_limit() {
+        tracing::warn!(error = %e, "could not raise the open file limit");
+    }
     if args.history == "off" && args.db.is_some() {
         anyhow::bail!("--db keeps history, so it cannot go with --history off");
     }
@@ -176,21 +178,6 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
         .block_on(serve(args.addr, server))
-}
-
-/// Each client is a file descriptor; the usual soft limit of 1024 would cap the server
-/// far below `--max-clients`. Raise it to the hard limit the administrator allows.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(error = %e, soft, "could not raise the open file limit");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not read the open file limit"),
-    }
 }
 
 async fn serve(addr: SocketAddr, server: Server) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 
 pub mod pty;
 
+pub use chat_bench::procstat::Sample;
 pub use pty::{PtyClient, keys};
 
 use std::net::SocketAddr;
@@ -187,31 +188,10 @@ impl ServerProcess {
         }
     }
 
-    /// A `/proc/<pid>/status` field in KiB, such as `VmRSS` or `VmHWM` (peak RSS).
-    pub fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("reading /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc status"))
-    }
-
-    /// CPU time (user + system) the server has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .expect("reading /proc stat");
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .expect("a stat line")
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        // Linux reports these in USER_HZ, which is 100 on every supported architecture.
-        Duration::from_millis(ticks * 10)
+    /// The server's CPU time and memory now, from `/proc`.
+    pub fn sample(&self) -> Sample {
+        let pid = u32::try_from(self.pid()).expect("pids are positive");
+        chat_bench::procstat::sample(pid).expect("reading the server's /proc")
     }
 
     /// Open file descriptors of the server.

@@ -224,7 +224,7 @@ async fn a_megabyte_without_newline_is_refused_and_memory_stays_bounded() {
     let mut bob = server.login("bob").await;
     let mut flood = server.login("flood").await;
     bob.expect("joined flood").await;
-    let peak_before = server.memory_kib("VmHWM");
+    let peak_before = server.sample().hwm_kib;
 
     // 8 MiB, so that buffering it would show clearly. The server reads and discards what
     // follows the first 4097 bytes, so these writes complete; it may also close first.
@@ -238,7 +238,7 @@ async fn a_megabyte_without_newline_is_refused_and_memory_stays_bounded() {
     flood.expect_eof().await;
     bob.expect("left flood").await;
 
-    let grown = server.memory_kib("VmHWM").saturating_sub(peak_before);
+    let grown = server.sample().hwm_kib.saturating_sub(peak_before);
     assert!(grown < 1024, "server peak memory grew by {grown} KiB");
     let (_, names) = bob.sync().await;
     assert_eq!(names, ["bob"]);

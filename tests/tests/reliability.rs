@@ -69,12 +69,12 @@ async fn accept_backs_off_when_descriptors_run_out_and_serves_again_after() {
     for _ in 0..60 {
         hogs.push(TcpStream::connect(server.addr).await.expect("connecting"));
     }
-    let cpu_before = server.cpu_time();
+    let cpu_before = server.sample().cpu;
     let window = Instant::now();
     // No protocol event marks "the server is failing to accept"; watch a whole second.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let busy =
-        server.cpu_time().saturating_sub(cpu_before).as_secs_f64() / window.elapsed().as_secs_f64();
+    let busy = server.sample().cpu.saturating_sub(cpu_before).as_secs_f64()
+        / window.elapsed().as_secs_f64();
     assert!(
         busy < 0.5,
         "the accept loop spins: {:.0}% CPU while out of descriptors",

@@ -75,13 +75,13 @@ async fn soak() {
         )));
     }
     tokio::time::sleep(WARM_UP).await;
-    let warm_kib = server.memory_kib("VmRSS");
+    let warm_kib = server.sample().rss_kib;
     // Measured when the churn ends: 40 s of clients leaving and coming back after the
     // warm-up sample. A leak per connection or per message shows as growth here; the last
     // seconds (everyone online at once, then the /who barrier's 500 lists of 500 names)
     // are test machinery, not the server's steady state.
     tokio::time::sleep_until(stop_churn.into()).await;
-    let end_kib = server.memory_kib("VmRSS");
+    let end_kib = server.sample().rss_kib;
     // Each client's last session ends its sending with /who: once every reply is in,
     // everything sent has been routed.
     for _ in 0..CLIENTS {
