@@ -1,5 +1,5 @@
 //! `chat-bench run` (and `raw`): N clients log in; S of them send M messages each to K
-//! others or to everyone, with at most W unacknowledged per sender. Every delivery is
+//! others, to everyone, or to their room, with at most W unacknowledged per sender. Every delivery is
 //! checked against what was sent: lost, duplicated and reordered counts, latency.
 
 use std::fmt::Write as _;
@@ -24,6 +24,9 @@ pub enum Fanout {
     Others(usize),
     /// `*`: everyone else.
     Broadcast,
+    /// `R` rooms: client `i` joins `#r<i % R>` and sends to it; the room's other members
+    /// receive.
+    Rooms(usize),
 }
 
 /// One load run.
@@ -52,17 +55,22 @@ pub struct Spec {
 }
 
 impl Spec {
-    fn recipients_per_message(&self) -> usize {
-        match self.fanout {
-            Fanout::Others(k) => k,
-            Fanout::Broadcast => self.clients - 1,
-        }
-    }
-
     fn destinations(&self, sender: usize) -> Vec<usize> {
         match self.fanout {
             Fanout::Others(k) => (1..=k).map(|d| (sender + d) % self.clients).collect(),
             Fanout::Broadcast => (0..self.clients).filter(|&c| c != sender).collect(),
+            Fanout::Rooms(r) => (sender % r..self.clients)
+                .step_by(r)
+                .filter(|&c| c != sender)
+                .collect(),
+        }
+    }
+
+    /// The room client `i` is a member of, in a room run.
+    fn room(&self, i: usize) -> Option<String> {
+        match self.fanout {
+            Fanout::Rooms(r) => Some(format!("#r{}", i % r)),
+            _ => None,
         }
     }
 }
@@ -103,6 +111,9 @@ struct Shared {
     reordered: AtomicU64,
     receivers_left: AtomicUsize,
     all_delivered: Notify,
+    /// Room runs: how many clients have had their `/join` answered.
+    joined: AtomicUsize,
+    all_joined: Notify,
     latency: Mutex<Histogram<u64>>,
 }
 
@@ -120,11 +131,16 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         spec.clients >= 2 && spec.senders >= 1 && spec.senders <= spec.clients,
         "need 1 <= senders <= clients and clients >= 2"
     );
-    if let Fanout::Others(k) = spec.fanout {
-        anyhow::ensure!(
+    match spec.fanout {
+        Fanout::Others(k) => anyhow::ensure!(
             k >= 1 && k < spec.clients,
             "fanout must be between 1 and clients - 1"
-        );
+        ),
+        Fanout::Rooms(r) => anyhow::ensure!(
+            r >= 1 && r * 2 <= spec.clients,
+            "rooms must be between 1 and clients / 2, so every room has two members"
+        ),
+        Fanout::Broadcast => {}
     }
     let mut expected_by_receiver = vec![0u64; spec.clients];
     for sender in 0..spec.senders {
@@ -144,6 +160,8 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         reordered: AtomicU64::new(0),
         receivers_left: AtomicUsize::new(receivers),
         all_delivered: Notify::new(),
+        joined: AtomicUsize::new(0),
+        all_joined: Notify::new(),
         latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("a histogram")?),
     });
 
@@ -158,6 +176,9 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         receiver_tasks.push(tokio::spawn(receive(reader, expected, senders, shared)));
     })
     .await?;
+    if spec.room(0).is_some() {
+        join_rooms(spec, &mut writers, &shared).await?;
+    }
 
     let server_before = spec.server_pid.and_then(procstat::sample);
     let bench_before = procstat::sample(std::process::id()).unwrap_or_default();
@@ -167,6 +188,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         let writer = writer.take().context("every client logged in")?;
         let prefix = match spec.fanout {
             Fanout::Broadcast => "*: ".to_owned(),
+            Fanout::Rooms(_) => format!("{}: ", spec.room(i).unwrap_or_default()),
             Fanout::Others(_) => {
                 let names: Vec<String> =
                     spec.destinations(i).into_iter().map(client::name).collect();
@@ -226,6 +248,28 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Every client joins its room; returns once every `/join` is answered, so every
+/// membership is in place before the first message.
+async fn join_rooms(
+    spec: &Spec,
+    writers: &mut [Option<OwnedWriteHalf>],
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    for (i, writer) in writers.iter_mut().enumerate() {
+        let writer = writer.as_mut().context("every client logged in")?;
+        let join = format!("/join {}\n", spec.room(i).unwrap_or_default());
+        writer.write_all(join.as_bytes()).await.context("joining")?;
+    }
+    let all_joined = async {
+        while shared.joined.load(Ordering::Acquire) < spec.clients {
+            shared.all_joined.notified().await;
+        }
+    };
+    tokio::time::timeout(spec.timeout, all_joined)
+        .await
+        .context("timed out waiting for every /join to be answered")
+}
+
 async fn send(
     index: usize,
     mut writer: OwnedWriteHalf,
@@ -233,7 +277,7 @@ async fn send(
     spec: Spec,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let per_message = spec.recipients_per_message() as u64;
+    let per_message = spec.destinations(index).len() as u64;
     let mut ticker = spec.rate.map(|rate| {
         let every = Duration::from_secs_f64(spec.senders as f64 / rate);
         // Spread the senders over the period: if all fired on the same tick, the bench's
@@ -309,6 +353,11 @@ async fn receive(
         let Some(line) = reader.next_line().await? else {
             break;
         };
+        if line.starts_with(b"names #") {
+            // The answer to this client's `/join`: its membership is in place.
+            shared.joined.fetch_add(1, Ordering::AcqRel);
+            shared.all_joined.notify_one();
+        }
         if let Some((sender, seq, ts)) = parse_delivery(line) {
             if sender < senders {
                 let now = shared.start.elapsed().as_nanos() as u64;

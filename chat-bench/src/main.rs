@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// N clients log in; S send M messages each to K others (or everyone), window W.
+    /// N clients log in; S send M messages each to K others (or everyone, or their
+    /// room), window W.
     Run(LoadArgs),
     /// The same load against the minimal forwarder: this machine's loopback ceiling.
     Raw {
@@ -68,6 +69,20 @@ enum Cmd {
         #[arg(long)]
         server_cpu: Option<u32>,
     },
+    /// One client stores M messages in a room, then N clients ask `/history <room> L` at
+    /// once; time per reply.
+    History {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        #[arg(long, default_value_t = 1000)]
+        lines: u64,
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Run the minimal forwarder alone (prints `listening on ADDR`).
     Forwarder {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -85,11 +100,14 @@ struct LoadArgs {
     #[arg(long, default_value_t = 100)]
     senders: usize,
     /// Distinct recipients per message.
-    #[arg(long, conflicts_with = "broadcast")]
+    #[arg(long, conflicts_with_all = ["broadcast", "rooms"])]
     fanout: Option<usize>,
     /// Send to `*` instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rooms")]
     broadcast: bool,
+    /// Spread the clients over R rooms (`#r0`..): each joins one and sends to it.
+    #[arg(long)]
+    rooms: Option<usize>,
     /// Messages per sender.
     #[arg(long, default_value_t = 10_000)]
     messages: u64,
@@ -116,10 +134,10 @@ impl LoadArgs {
             addr,
             clients: self.clients,
             senders: self.senders,
-            fanout: if self.broadcast {
-                Fanout::Broadcast
-            } else {
-                Fanout::Others(self.fanout.unwrap_or(1))
+            fanout: match (self.broadcast, self.rooms) {
+                (true, _) => Fanout::Broadcast,
+                (false, Some(rooms)) => Fanout::Rooms(rooms),
+                (false, None) => Fanout::Others(self.fanout.unwrap_or(1)),
             },
             messages: self.messages,
             window: self.window.max(1),
@@ -198,6 +216,13 @@ async fn run(command: Cmd) -> anyhow::Result<bool> {
             };
             scenarios::drain(addr, messages, Some(pid)).await?
         }
+        Cmd::History {
+            addr,
+            clients,
+            messages,
+            lines,
+            server_pid,
+        } => scenarios::history(addr, clients, messages, lines, server_pid).await?,
         Cmd::Forwarder { addr } => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -227,7 +252,10 @@ async fn load_run(target: &str, spec: &Spec) -> anyhow::Result<bool> {
 fn check_loopback_only(command: &Cmd) -> anyhow::Result<()> {
     let addr = match command {
         Cmd::Run(args) => Some(args.addr),
-        Cmd::Idle { addr, .. } | Cmd::Logins { addr, .. } | Cmd::Forwarder { addr } => Some(*addr),
+        Cmd::Idle { addr, .. }
+        | Cmd::Logins { addr, .. }
+        | Cmd::History { addr, .. }
+        | Cmd::Forwarder { addr } => Some(*addr),
         Cmd::Drain { addr, .. } => *addr,
         Cmd::Raw { .. } => None,
     };

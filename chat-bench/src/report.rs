@@ -17,7 +17,11 @@ pub fn load_json(target: &str, spec: &Spec, outcome: &Outcome) -> Value {
         "target": target,
         "clients": spec.clients,
         "senders": spec.senders,
-        "fanout": match spec.fanout { Fanout::Others(k) => json!(k), Fanout::Broadcast => json!("*") },
+        "fanout": match spec.fanout {
+            Fanout::Others(k) => json!(k),
+            Fanout::Broadcast => json!("*"),
+            Fanout::Rooms(r) => json!(format!("{r} rooms")),
+        },
         "messages": spec.messages,
         "window": spec.window,
         "rate": spec.rate,

@@ -1,10 +1,11 @@
-//! The scenarios besides the message load: idle memory, a login storm, and the drain of
-//! a full queue at shutdown.
+//! The scenarios besides the message load: idle memory, a login storm, the drain of a
+//! full queue at shutdown, and many history reads at once.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -156,5 +157,92 @@ pub async fn drain(
         "bye": bye,
         "seconds": elapsed.as_secs_f64(),
         "lines_per_sec": rate,
+    }))
+}
+
+/// `history`: one client stores `messages` messages in a room; then `clients` clients
+/// send `/history <room> <lines>` at the same moment, and each reply is timed from that
+/// moment to its `history-end`.
+pub async fn history(
+    addr: SocketAddr,
+    clients: usize,
+    messages: u64,
+    lines: u64,
+    server_pid: Option<u32>,
+) -> anyhow::Result<Value> {
+    const ROOM: &str = "#bench-history";
+    let mut writer = client::login(addr, clients).await?;
+    writer
+        .writer
+        .write_all(format!("/join {ROOM}\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    for seq in 0..messages {
+        buf.extend_from_slice(format!("{ROOM}: history line {seq} of the bench\n").as_bytes());
+    }
+    buf.extend_from_slice(format!("{}: barrier\n", client::name(clients)).as_bytes());
+    writer.writer.write_all(&buf).await?;
+    while let Some(line) = writer.reader.next_line().await? {
+        if line.ends_with(b": barrier") {
+            break;
+        }
+    }
+    let mut readers = Vec::with_capacity(clients);
+    client::login_all(addr, clients, |_, client| readers.push(client)).await?;
+    let cpu_before = server_pid.and_then(procstat::sample);
+    let ask = format!("/history {ROOM} {lines}\n");
+    let started = Instant::now();
+    for reader in &mut readers {
+        reader.writer.write_all(ask.as_bytes()).await?;
+    }
+    let tasks: Vec<_> = readers
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut got = 0u64;
+                while let Some(line) = client.reader.next_line().await? {
+                    if line.starts_with(b"history ") {
+                        got += 1;
+                    } else if line.starts_with(b"history-end ") {
+                        return anyhow::Ok((started.elapsed(), got));
+                    } else if line.starts_with(b"error:") {
+                        bail!("{}", String::from_utf8_lossy(line));
+                    }
+                }
+                bail!("the server closed before history-end")
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut short = 0;
+    for task in tasks {
+        let (took, got) = task.await??;
+        latency.saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        if got < lines.min(messages) {
+            short += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = server_pid
+        .and_then(procstat::sample)
+        .zip(cpu_before)
+        .map(|(a, b)| (a.cpu - b.cpu).as_secs_f64());
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    eprintln!(
+        "{clients} replies of {lines} lines in {:.3} s; per reply ms: p50 {:.1}, p99 {:.1}, max {:.1}",
+        elapsed.as_secs_f64(),
+        ms(0.5),
+        ms(0.99),
+        latency.max() as f64 / 1000.0
+    );
+    Ok(json!({
+        "scenario": "history",
+        "clients": clients,
+        "stored": messages,
+        "lines": lines,
+        "seconds": elapsed.as_secs_f64(),
+        "reply_ms": { "p50": ms(0.5), "p99": ms(0.99), "max": latency.max() as f64 / 1000.0 },
+        "lost": short,
+        "server_cpu_seconds": cpu,
     }))
 }

@@ -158,3 +158,50 @@ async fn only_loopback_addresses_are_accepted() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a loopback address"));
 }
+
+#[tokio::test]
+async fn rooms_against_the_server_and_the_forwarder() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    // 9 clients in 2 rooms: #r0 has 0,2,4,6,8 and #r1 has 1,3,5,7.
+    let args = [
+        "--clients",
+        "9",
+        "--senders",
+        "4",
+        "--rooms",
+        "2",
+        "--messages",
+        "50",
+    ];
+    let expected = 50 * (4 + 3 + 4 + 3);
+    let mut run = vec!["run", "--addr", &addr];
+    run.extend(args);
+    let r = bench(&run).await;
+    assert_eq!(r["delivered"], expected);
+    assert_eq!(r["fanout"], "2 rooms");
+    let mut raw = vec!["raw"];
+    raw.extend(args);
+    let r = bench(&raw).await;
+    assert_eq!(r["delivered"], expected);
+}
+
+#[tokio::test]
+async fn history_reads_at_once() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let r = bench(&[
+        "history",
+        "--addr",
+        &addr,
+        "--clients",
+        "10",
+        "--messages",
+        "300",
+        "--lines",
+        "200",
+    ])
+    .await;
+    assert_eq!(r["lost"], 0, "every reply had its 200 lines");
+    assert!(r["reply_ms"]["p99"].as_f64().is_some_and(|ms| ms > 0.0));
+}
