@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every scenario of docs/performance.md three times against chat-server and the raw
 # forwarder, server pinned to CPU 0 and chat-bench to CPU 1, and prints the medians.
-# Usage: bench/run.sh [results.jsonl]      (about five minutes on a 2-core machine)
+# Usage: bench/run.sh [results.jsonl]      (about eight minutes on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results.jsonl}
@@ -26,19 +26,37 @@ record() { # name, then the command; appends its JSON line tagged with the scena
     { "$@" 2>/dev/null || true; } | tail -n 1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"]=sys.argv[1]; print(json.dumps(r))' "$name" >> "$out"
 }
 
-load() { # name, then chat-bench load arguments
+load() { # name, then chat-bench load arguments; $server_args go to the server, and
+          # raw=0 skips the forwarder's runs (the same load measured raw elsewhere)
     local name=$1; shift
-    start_server
+    # shellcheck disable=SC2086
+    start_server ${server_args:-}
     for _ in $(seq "$runs"); do
         record "$name" $bench run --addr "127.0.0.1:$port" --server-pid "$server_pid" "$@"
-        record "$name" $bench raw --server-cpu 0 "$@"
+        if [ "${raw:-1}" = 1 ]; then
+            record "$name" $bench raw --server-cpu 0 "$@"
+        fi
     done
 }
+db_dir=$(mktemp -d)
+trap 'rm -rf "$db_dir"' EXIT
+rooms=(--clients 1000 --senders 50 --rooms 10 --messages 3000 --window 64)
 
 load fanout1 --clients 100 --senders 100 --fanout 1 --messages 10000 --window 64
 load fanout10 --clients 100 --senders 10 --fanout 10 --messages 10000 --window 64
 load broadcast --clients 1000 --senders 50 --broadcast --messages 200 --window 64
 load latency --clients 100 --senders 100 --fanout 1 --messages 1000 --rate 10000
+load rooms "${rooms[@]}"
+server_args="--history off" raw=0 load rooms-off "${rooms[@]}"
+server_args="--db $db_dir/rooms.db" raw=0 load rooms-db "${rooms[@]}"
+start_server
+for _ in $(seq "$runs"); do
+    record history $bench history --addr "127.0.0.1:$port" --clients 100 --messages 2000 --lines 1000 --server-pid "$server_pid"
+done
+start_server --db "$db_dir/history.db"
+for _ in $(seq "$runs"); do
+    record history-db $bench history --addr "127.0.0.1:$port" --clients 100 --messages 2000 --lines 1000 --server-pid "$server_pid"
+done
 for _ in $(seq "$runs"); do
     start_server
     record idle $bench idle --addr "127.0.0.1:$port" --clients 10000 --hold 5 --server-pid "$server_pid"
@@ -61,6 +79,16 @@ for name in ["fanout1", "fanout10", "broadcast"]:
     lost = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in rows if r["name"] == name)
     cpu = med(name, "server", lambda r: r["bench"]["cpu_percent"])
     print(f"{name}: server {s:,.0f}/s, raw {w:,.0f}/s, ratio {s / w:.0%}, lost+dup+reordered {lost}, bench CPU {cpu}%")
+raw_rooms = med("rooms", "raw", lambda r: r["deliveries_per_sec"])
+off = med("rooms-off", "server", lambda r: r["deliveries_per_sec"])
+for name in ["rooms", "rooms-db", "rooms-off"]:
+    s = med(name, "server", lambda r: r["deliveries_per_sec"])
+    lost = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in rows if r["name"] == name)
+    print(f"{name}: server {s:,.0f}/s, {s / raw_rooms:.0%} of raw ({raw_rooms:,.0f}/s), "
+          f"{1 - s / off:+.0%} cost against --history off, lost+dup+reordered {lost}")
+for name in ["history", "history-db"]:
+    print(f"{name}: 100 x /history 1000, reply p50 {med(name, 'server', lambda r: r['reply_ms']['p50'])} ms, "
+          f"p99 {med(name, 'server', lambda r: r['reply_ms']['p99'])} ms")
 for target in ["server", "raw"]:
     print(f"latency {target}: p50 {med('latency', target, lambda r: r['latency_us']['p50'])} µs, "
           f"p99 {med('latency', target, lambda r: r['latency_us']['p99'])} µs")

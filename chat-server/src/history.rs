@@ -9,10 +9,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::cell::OnceCell;
+
+use bytes::{Bytes, BytesMut};
 use chat_proto::{
     Conv, HistoryLine, HistoryRange, MAX_HISTORY_LINES, MessageId, MessageText, ServerLine,
-    Timestamp, UserName,
+    Timestamp, UserName, encode_line,
 };
 
 /// How much history is kept.
@@ -51,10 +53,32 @@ pub struct Message {
     pub text: MessageText,
 }
 
-impl Message {
-    /// What keeping it costs, roughly: its strings plus the bookkeeping around them.
+/// A stored message and, once a reply needed it, its `history` line: formatted once
+/// however many replies carry it.
+#[derive(Debug)]
+struct Stored {
+    message: Message,
+    line: OnceCell<Bytes>,
+}
+
+impl Stored {
+    /// What keeping it costs, roughly: its text, the text again in the cached line, and
+    /// the bookkeeping around them.
     fn cost(&self) -> usize {
-        self.text.as_str().len() + 96
+        2 * self.message.text.as_str().len() + 160
+    }
+
+    fn line(&self) -> &Bytes {
+        self.line.get_or_init(|| {
+            let m = &self.message;
+            encode_line(HistoryLine {
+                conv: &m.conv,
+                id: m.id,
+                time: m.time,
+                sender: &m.sender,
+                text: &m.text,
+            })
+        })
     }
 }
 
@@ -99,7 +123,7 @@ impl IdClock {
 /// One conversation's stored messages, oldest first.
 #[derive(Debug, Default)]
 struct Log {
-    messages: VecDeque<Message>,
+    messages: VecDeque<Stored>,
     /// The largest id ever dropped by retention: asking for anything up to it is asking
     /// for messages that are gone.
     dropped_through: Option<MessageId>,
@@ -143,12 +167,16 @@ impl History {
 
     /// Stores `message`, whose id is larger than any stored, then applies retention.
     pub fn push(&mut self, message: Message, now: Timestamp) {
-        self.bytes += message.cost();
-        self.order.insert(message.id, message.conv.clone());
-        let log = self.logs.entry(message.conv.clone()).or_default();
-        log.messages.push_back(message);
+        let stored = Stored {
+            message,
+            line: OnceCell::new(),
+        };
+        self.bytes += stored.cost();
+        let conv = stored.message.conv.clone();
+        self.order.insert(stored.message.id, conv.clone());
+        let log = self.logs.entry(conv.clone()).or_default();
+        log.messages.push_back(stored);
         if log.messages.len() > self.retention.per_conv {
-            let conv = log.messages[0].conv.clone();
             self.drop_oldest(&conv);
         }
         self.expire(now);
@@ -167,7 +195,7 @@ impl History {
         let cutoff = now.unix_millis().saturating_sub(age);
         while let Some((_, conv)) = self.order.first_key_value() {
             let oldest = &self.logs[conv].messages[0];
-            if oldest.time.unix_millis() >= cutoff {
+            if oldest.message.time.unix_millis() >= cutoff {
                 break;
             }
             let conv = conv.clone();
@@ -179,12 +207,12 @@ impl History {
         let Some(log) = self.logs.get_mut(conv) else {
             return;
         };
-        let Some(message) = log.messages.pop_front() else {
+        let Some(stored) = log.messages.pop_front() else {
             return;
         };
-        self.bytes -= message.cost();
-        self.order.remove(&message.id);
-        log.dropped_through = Some(message.id);
+        self.bytes -= stored.cost();
+        self.order.remove(&stored.message.id);
+        log.dropped_through = Some(stored.message.id);
     }
 
     /// The reply to `/history <conv> <range>`, at most `max_bytes` of `history` lines
@@ -208,27 +236,16 @@ impl History {
                 (stored.range(start..), gone)
             }
             HistoryRange::After(after) => {
-                let start = stored.partition_point(|m| m.id <= after);
+                let start = stored.partition_point(|s| s.message.id <= after);
                 let end = stored.len().min(start + usize::from(MAX_HISTORY_LINES));
                 let gone = log.dropped_through.is_some_and(|d| d > after);
                 (stored.range(start..end), gone || end < stored.len())
             }
         };
-        let encoded: Vec<String> = picked
-            .map(|message| {
-                let line = HistoryLine {
-                    conv,
-                    id: message.id,
-                    time: message.time,
-                    sender: &message.sender,
-                    text: &message.text,
-                };
-                format!("{line}\n")
-            })
-            .collect();
+        let encoded: Vec<&Bytes> = picked.map(Stored::line).collect();
         // What does not fit goes from the end that matters least: the old end of the
         // latest n, the new end of "after" (the asker continues from the last id).
-        let fitting = |lines: &mut dyn Iterator<Item = &String>| {
+        let fitting = |lines: &mut dyn Iterator<Item = &&Bytes>| {
             let mut bytes = 0;
             lines
                 .take_while(|line| {
@@ -245,9 +262,9 @@ impl History {
             HistoryRange::After(_) => &encoded[..fitting(&mut encoded.iter())],
         };
         truncated |= kept.len() < encoded.len();
-        let mut lines = BytesMut::with_capacity(kept.iter().map(String::len).sum::<usize>() + 64);
+        let mut lines = BytesMut::with_capacity(kept.iter().map(|l| l.len()).sum::<usize>() + 64);
         for line in kept {
-            lines.extend_from_slice(line.as_bytes());
+            lines.extend_from_slice(line);
         }
         let end = ServerLine::HistoryEnd {
             conv: conv.clone(),
@@ -255,5 +272,76 @@ impl History {
         };
         lines.extend_from_slice(format!("{end}\n").as_bytes());
         Reply { lines, truncated }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: i64) -> Timestamp {
+        Timestamp::from_unix_millis(millis).expect("a valid time")
+    }
+
+    fn message(room: &str, id: u64, millis: i64) -> Message {
+        Message {
+            conv: room.parse().expect("a room"),
+            id: MessageId::new(id).expect("an id"),
+            time: at(millis),
+            sender: UserName::parse("alice").expect("a name"),
+            text: MessageText::parse(&format!("message {id}")).expect("a text"),
+        }
+    }
+
+    fn ids(history: &mut History, room: &str, now: i64) -> (Vec<u64>, bool) {
+        let conv: Conv = room.parse().expect("a room");
+        let reply = history.reply(&conv, HistoryRange::Latest(1000), at(now), usize::MAX);
+        let text = String::from_utf8(reply.lines.to_vec()).expect("UTF-8");
+        let ids = text
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix(&format!("history {room} "))?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        (ids, reply.truncated)
+    }
+
+    #[test]
+    fn the_byte_cap_drops_the_oldest_across_rooms() {
+        let mut history = History::new(Retention {
+            // Three messages of 9 bytes of text each: 2 × 9 + 160 bytes apiece.
+            max_bytes: 3 * 178,
+            ..Retention::default()
+        });
+        history.push(message("#a", 1, 0), at(0));
+        history.push(message("#b", 2, 0), at(0));
+        history.push(message("#a", 3, 0), at(0));
+        history.push(message("#b", 4, 0), at(0));
+        assert_eq!(ids(&mut history, "#a", 0), (vec![3], true));
+        assert_eq!(ids(&mut history, "#b", 0), (vec![2, 4], false));
+    }
+
+    #[test]
+    fn messages_past_the_age_are_dropped_even_without_new_ones() {
+        let mut history = History::new(Retention {
+            max_age: Duration::from_secs(60),
+            ..Retention::default()
+        });
+        history.push(message("#a", 1, 0), at(0));
+        history.push(message("#a", 2, 30_000), at(30_000));
+        assert_eq!(ids(&mut history, "#a", 59_000), (vec![1, 2], false));
+        assert_eq!(ids(&mut history, "#a", 61_000), (vec![2], true));
+    }
+
+    #[test]
+    fn ids_increase_even_when_the_clock_goes_back() {
+        let mut ids = IdClock::after(MessageId::new(500));
+        assert_eq!(ids.next(100).get(), 501, "past the stored id");
+        assert_eq!(ids.next(1_000).get(), 1_000, "the clock leads when ahead");
+        assert_eq!(ids.next(900).get(), 1_001, "never back");
     }
 }
