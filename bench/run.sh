@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every scenario of docs/performance.md three times against chat-server and the raw
 # forwarder, server pinned to CPU 0 and chat-bench to CPU 1, and prints the medians.
-# Usage: bench/run.sh [results.jsonl]      (about eight minutes on a 2-core machine)
+# Usage: bench/run.sh [results.jsonl]      (about nine minutes on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results.jsonl}
@@ -26,16 +26,12 @@ record() { # name, then the command; appends its JSON line tagged with the scena
     { "$@" 2>/dev/null || true; } | tail -n 1 | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"]=sys.argv[1]; print(json.dumps(r))' "$name" >> "$out"
 }
 
-load() { # name, then chat-bench load arguments; $server_args go to the server, and
-          # raw=0 skips the forwarder's runs (the same load measured raw elsewhere)
+load() { # name, then chat-bench load arguments
     local name=$1; shift
-    # shellcheck disable=SC2086
-    start_server ${server_args:-}
+    start_server
     for _ in $(seq "$runs"); do
         record "$name" $bench run --addr "127.0.0.1:$port" --server-pid "$server_pid" "$@"
-        if [ "${raw:-1}" = 1 ]; then
-            record "$name" $bench raw --server-cpu 0 "$@"
-        fi
+        record "$name" $bench raw --server-cpu 0 "$@"
     done
 }
 db_dir=$(mktemp -d)
@@ -46,9 +42,33 @@ load fanout1 --clients 100 --senders 100 --fanout 1 --messages 10000 --window 64
 load fanout10 --clients 100 --senders 10 --fanout 10 --messages 10000 --window 64
 load broadcast --clients 1000 --senders 50 --broadcast --messages 200 --window 64
 load latency --clients 100 --senders 100 --fanout 1 --messages 1000 --rate 10000
-load rooms "${rooms[@]}"
-server_args="--history off" raw=0 load rooms-off "${rooms[@]}"
-server_args="--db $db_dir/rooms.db" raw=0 load rooms-db "${rooms[@]}"
+# History's cost is a difference of a few percent inside a ±20% run-to-run spread, so the
+# three room servers run side by side (idle ones cost nothing) and their runs alternate,
+# five each: a slow minute of the VM then hits all of them alike.
+declare -A room_pid
+for mode in mem off db; do
+    room_port=$((port + 100 + ${#room_pid[@]}))
+    case $mode in
+        mem) args=() ;;
+        off) args=(--history off) ;;
+        db) args=(--db "$db_dir/rooms.db") ;;
+    esac
+    RUST_LOG=warn taskset -c 0 "$server" --addr "127.0.0.1:$room_port" "${args[@]}" > "/tmp/chat-bench-$mode.out" 2>&1 &
+    room_pid[$mode]="$! $room_port"
+    until grep -q "listening on" "/tmp/chat-bench-$mode.out" 2>/dev/null; do sleep 0.05; done
+done
+for _ in $(seq "${ROOM_RUNS:-5}"); do
+    for mode in mem off db; do
+        read -r pid room_port <<< "${room_pid[$mode]}"
+        name=rooms; [ "$mode" = mem ] || name="rooms-$mode"
+        record "$name" $bench run --addr "127.0.0.1:$room_port" --server-pid "$pid" "${rooms[@]}"
+    done
+    record rooms $bench raw --server-cpu 0 "${rooms[@]}"
+done
+for mode in mem off db; do
+    read -r pid room_port <<< "${room_pid[$mode]}"
+    kill "$pid"
+done
 start_server
 for _ in $(seq "$runs"); do
     record history $bench history --addr "127.0.0.1:$port" --clients 100 --messages 2000 --lines 1000 --server-pid "$server_pid"

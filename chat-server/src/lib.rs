@@ -80,15 +80,29 @@ impl Server {
     /// Opens the history store (`config.db`) and loads what it kept. Fails, with a
     /// message fit for an operator, on a database that is in use, damaged or not ours.
     pub fn new(config: Config) -> anyhow::Result<Self> {
+        let store = match (&config.db, &config.history) {
+            (Some(path), Some(_)) => {
+                Some(Box::new(SqliteStore::open(path, config.db_max_bytes)?)
+                    as Box<dyn HistoryStore>)
+            }
+            _ => None,
+        };
+        Self::with_store(config, store)
+    }
+
+    /// A server whose history is kept in `store` (if any) instead of the one `config.db`
+    /// names: the seam where another backend plugs in.
+    pub fn with_store(
+        config: Config,
+        mut store: Option<Box<dyn HistoryStore>>,
+    ) -> anyhow::Result<Self> {
         let mut history = config.history.clone().map(History::new);
         let mut ids = IdClock::default();
-        let mut store = None;
-        if let (Some(path), Some(history)) = (&config.db, &mut history) {
-            let mut sqlite = SqliteStore::open(path, config.db_max_bytes)?;
+        if let (Some(backend), Some(history)) = (&mut store, &mut history) {
             let now = wall_clock().0;
-            let loaded = sqlite
+            let loaded = backend
                 .load(&config.history.clone().unwrap_or_default(), now)
-                .with_context(|| format!("reading history from {}", path.display()))?;
+                .with_context(|| format!("reading history from {}", backend.location()))?;
             for (conv, through) in loaded.dropped {
                 history.mark_dropped(conv, through);
             }
@@ -96,8 +110,9 @@ impl Server {
                 history.push(message, now);
             }
             ids = IdClock::after(loaded.last_id);
-            store = Some(Box::new(sqlite) as Box<dyn HistoryStore>);
         }
+        // With `--history off` there is nothing to store.
+        let store = store.filter(|_| history.is_some());
         Ok(Self {
             config,
             history,

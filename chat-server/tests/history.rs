@@ -425,3 +425,96 @@ fn conv_is_what_history_lines_name() {
     };
     assert_eq!(entry.conv, "@bob".parse::<Conv>().expect("a conversation"));
 }
+
+/// The real SQLite store on a disk that takes 200 ms per write: history writes fall
+/// behind while chat goes on at full speed.
+struct SlowDisk(chat_server::store::sqlite::SqliteStore);
+
+impl chat_server::store::HistoryStore for SlowDisk {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn load(
+        &mut self,
+        retention: &Retention,
+        now: chat_proto::Timestamp,
+    ) -> Result<chat_server::store::Loaded, chat_server::store::StoreError> {
+        self.0.load(retention, now)
+    }
+    fn append(
+        &mut self,
+        batch: &[chat_server::history::Message],
+    ) -> Result<(), chat_server::store::StoreError> {
+        std::thread::sleep(Duration::from_millis(200));
+        self.0.append(batch)
+    }
+    fn prune(
+        &mut self,
+        retention: &Retention,
+        now: chat_proto::Timestamp,
+    ) -> Result<(), chat_server::store::StoreError> {
+        self.0.prune(retention, now)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_disk_slows_history_writes_not_delivery_and_shutdown_writes_everything() {
+    use chat_server::store::HistoryStore;
+    use chat_server::store::sqlite::SqliteStore;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("chat.db");
+    let slow = SlowDisk(SqliteStore::open(&db, None).expect("opening"));
+    let server =
+        chat_server::Server::with_store(Config::default(), Some(Box::new(slow))).expect("a server");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding");
+    let addr = listener.local_addr().expect("an address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut alice = LineClient::connect(addr).await;
+    alice.send("alice").await;
+    alice.expect("welcome alice").await;
+    alice.send("/join #r").await;
+    let mut bob = LineClient::connect(addr).await;
+    bob.send("bob").await;
+    bob.expect("welcome bob").await;
+    bob.send("/join #r").await;
+    bob.expect("joined #r bob").await;
+    bob.expect("names #r alice,bob").await;
+    let started = std::time::Instant::now();
+    // Many small turns of the broker: more batches than the writer's queue holds, so the
+    // broker keeps a backlog of its own too.
+    for burst in 0..200 {
+        let lines: String = (0..5).map(|i| format!("#r: {burst}.{i}\n")).collect();
+        alice.send_raw(lines.as_bytes()).await;
+        alice.sync().await;
+    }
+    let (got, _) = bob.sync().await;
+    assert_eq!(
+        got.iter()
+            .filter(|l| l.starts_with("from alice #r "))
+            .count(),
+        1000
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "delivery waited for the disk: {:?}",
+        started.elapsed()
+    );
+    stop.send(()).expect("the server is running");
+    task.await
+        .expect("the server task")
+        .expect("a clean shutdown");
+    let mut store = SqliteStore::open(&db, None).expect("reopening");
+    let loaded = store
+        .load(&Retention::default(), chat_server::history::wall_clock().0)
+        .expect("loading");
+    assert_eq!(
+        loaded.messages.len(),
+        1000,
+        "every accepted message is on disk"
+    );
+}

@@ -247,3 +247,52 @@ async fn names_are_unique_under_case_and_width_folding() {
     let _big = server.login("Bob").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_refused_v2_line_gets_its_reason_and_the_connection_stays() {
+    let server = start(Config::default()).await;
+    let mut alice = server.member("alice", "#rust").await;
+    let cases = [
+        ("/join", "error: usage: /join <#room>"),
+        ("/join #a #b", "error: usage: /join <#room>"),
+        ("/join rust", "error: invalid room \"rust\""),
+        ("/join #rust", "error: already a member of #rust"),
+        ("/part", "error: usage: /part <#room>"),
+        ("/part #go", "error: not a member of #go"),
+        ("/names", "error: usage: /names <#room>"),
+        ("/names #go", "error: no such room: #go"),
+        ("/rooms now", "error: usage: /rooms"),
+        (
+            "/history",
+            "error: usage: /history <#room|@name> [<n> | after <id>]",
+        ),
+        (
+            "/history #rust before 3",
+            "error: usage: /history <#room|@name> [<n> | after <id>]",
+        ),
+        (
+            "/history rust",
+            "error: invalid conversation \"rust\" (expected #room or @name)",
+        ),
+        (
+            "/history #rust 1001",
+            "error: history count must be 1 to 1000, not \"1001\"",
+        ),
+        (
+            "/history #rust after 12345678901234567890",
+            "error: invalid message id \"12345678901234567890\"",
+        ),
+        ("#go: hi", "error: not a member of #go"),
+        ("#go,#elm,#go: hi", "error: not a member of #go,#elm"),
+        ("#a b: hi", "error: invalid destination \"#a b\""),
+        ("/JOIN #rust", "error: unknown command \"/JOIN\""),
+    ];
+    for (line, reply) in cases {
+        alice.send(line).await;
+        assert_eq!(alice.recv().await, reply, "{line:?}");
+    }
+    let (before, names) = alice.sync().await;
+    assert!(before.is_empty());
+    assert_eq!(names, ["alice"]);
+    server.shutdown().await;
+}

@@ -173,3 +173,49 @@ async fn a_database_in_use_or_not_ours_stops_startup_with_status_1() {
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("cannot go with --history off"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_full_database_is_logged_once_with_its_path_and_chat_goes_on() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("full.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let server = ServerProcess::start(&["--db", db, "--db-max-size", "64KiB"]).await;
+    let mut alice = member(&server, "alice", "#r").await;
+    let mut bob = member(&server, "bob", "#r").await;
+    let long = "z".repeat(2000);
+    let mut failing = false;
+    for round in 0..50 {
+        let burst: String = (0..10)
+            .map(|i| format!("#r: {round}.{i} {long}\n"))
+            .collect();
+        alice.send_raw(burst.as_bytes()).await;
+        alice.send("/history #r 1").await;
+        let reply = alice.recv().await;
+        if reply.starts_with("error: history is unavailable: disk full") {
+            failing = true;
+            break;
+        }
+        alice.recv().await;
+        // No line says "written"; the writer gets a moment per round, in a bounded loop.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failing, "the capped database never filled up");
+    // More failing writes, still one log line.
+    let burst: String = (0..20).map(|i| format!("#r: more {i} {long}\n")).collect();
+    alice.send_raw(burst.as_bytes()).await;
+    alice.send("#r: still chatting").await;
+    alice.sync().await;
+    let (lines, _) = bob.sync().await;
+    assert!(lines.iter().any(|l| l.ends_with(": still chatting")));
+    let log = server.log_text();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("history store failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{log}");
+    assert!(
+        failures[0].contains(db),
+        "the path is named: {}",
+        failures[0]
+    );
+}
