@@ -6,7 +6,6 @@
 //! told why and dropped, and the others never notice. A closed queue means its writer
 //! died; that peer is dropped too. Stored messages go to the store writer the same way.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -14,6 +13,7 @@ use chat_proto::{
     ClientLine, Conv, FromLine, HistoryRange, MessageText, ParseError, Recipient, RoomName, Scope,
     ServerLine, UserName, encode_line,
 };
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -263,7 +263,8 @@ impl Broker {
             return;
         }
         let mut chunk = BytesMut::new();
-        let mut ends = HashMap::with_capacity(self.pending_joins.len());
+        let mut ends =
+            FxHashMap::with_capacity_and_hasher(self.pending_joins.len(), Default::default());
         for (id, name) in self.pending_joins.drain(..) {
             chunk.extend_from_slice(&encode_line(ServerLine::Joined(name)));
             ends.insert(id, chunk.len());

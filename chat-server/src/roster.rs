@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chat_proto::{RoomName, UserName};
+use rustc_hash::FxHashMap;
 
 use crate::sendq::Outbox;
 
@@ -25,7 +26,9 @@ pub struct Peer {
 /// Everyone online and every room with members.
 #[derive(Debug, Default)]
 pub struct Roster {
-    peers: HashMap<ConnId, Peer>,
+    /// Looked up once per recipient of every room message: a connection id is a small
+    /// counter nobody outside chooses, so the fast hash is safe and SipHash is waste.
+    peers: FxHashMap<ConnId, Peer>,
     /// Sorted bytewise, for `/who`.
     by_name: BTreeMap<UserName, ConnId>,
     /// Names are unique under NFKC and case folding.
