@@ -45,9 +45,10 @@ load latency --clients 100 --senders 100 --fanout 1 --messages 1000 --rate 10000
 # History's cost is a difference of a few percent inside a ±20% run-to-run spread, so the
 # three room servers run side by side (idle ones cost nothing) and their runs alternate,
 # five each: a slow minute of the VM then hits all of them alike.
-declare -A room_pid
+declare -A room_pid=()
+room_port=$((port + 100))
 for mode in mem off db; do
-    room_port=$((port + 100 + ${#room_pid[@]}))
+    room_port=$((room_port + 1))
     case $mode in
         mem) args=() ;;
         off) args=(--history off) ;;
