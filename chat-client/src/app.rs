@@ -252,6 +252,16 @@ impl App {
                     Vec::new()
                 }
                 "who" => return self.send_typed(ClientLine::Who, &typed, clock),
+                // The server's room and history commands go out as typed, once valid.
+                "join" | "part" | "names" | "rooms" | "history" => {
+                    return match typed.parse::<ClientLine>() {
+                        Ok(line) => self.send_typed(line, &typed, clock),
+                        Err(e) => {
+                            self.note(format!("/{name}: {e}"), true, clock);
+                            Vec::new()
+                        }
+                    };
+                }
                 "to" if arg.is_empty() => {
                     self.note(
                         format!(
@@ -925,6 +935,15 @@ mod tests {
     fn commands() {
         let mut app = connected();
         assert_eq!(enter(&mut app, "/who"), [Command::Send(ClientLine::Who)]);
+        assert_eq!(enter(&mut app, "/join #rust"), [send("/join #rust")]);
+        assert_eq!(
+            enter(&mut app, "/history #rust 5"),
+            [send("/history #rust 5")]
+        );
+        assert_eq!(enter(&mut app, "/join rust"), []);
+        assert_eq!(last_notice(&app), "/join: invalid room \"rust\"");
+        app.update(ctrl('u'), clock());
+        assert_eq!(enter(&mut app, "#rust: hi"), [send("#rust: hi")]);
         assert_eq!(enter(&mut app, "/help"), []);
         assert!(app.show_help());
         app.update(key(KeyCode::Esc), clock());

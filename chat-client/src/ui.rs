@@ -360,6 +360,9 @@ pub const HELP: &str = "\
 Enter          send the line
 bob,carol: hi  send to bob and carol
 *: hi          send to everyone
+#rust: hi      send to a room you joined
+/join #rust    join a room (/part, /names, /rooms)
+/history #rust the room's latest messages
 /to bob,carol  plain lines go to bob and carol (/to * for everyone)
 /who           refresh who is online
 /clear         clear the messages
