@@ -539,6 +539,20 @@ impl App {
                 self.note(format!("online ({}): {list}", names.len()), false, clock);
                 self.roster = names.into_iter().collect();
             }
+            ServerLine::Missed(n) => self.note(
+                format!("{n} message(s) arrived while you were away"),
+                false,
+                clock,
+            ),
+            ServerLine::Stored(name) => self.note(
+                format!("{name} is away; the message will be delivered at their next login"),
+                false,
+                clock,
+            ),
+            ServerLine::Registered(name) => {
+                self.note(format!("{name} is now registered"), false, clock)
+            }
+            ServerLine::PasswordChanged => self.note("password changed".to_owned(), false, clock),
             ServerLine::Error(reason) => {
                 self.note(format!("error: {}", sanitize(&reason)), true, clock)
             }

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Conv, EVERYONE, HistoryRange, MessageId, MessageText, ParseError, RoomName, UserName};
+use crate::{
+    Conv, EVERYONE, HistoryRange, MessageId, MessageText, ParseError, Password, RoomName, UserName,
+};
 
 /// One line from a logged-in client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub enum ClientLine {
         /// Which messages.
         range: HistoryRange,
     },
+    /// `/register <password>`: register the name you are logged in with.
+    Register(Password),
+    /// `/password <new password>`: change your account's password.
+    SetPassword(Password),
 }
 
 /// One destination of a message.
@@ -142,6 +148,24 @@ impl FromStr for ClientLine {
         if line.is_empty() {
             return Err(ParseError::EmptyLine);
         }
+        // A password is everything after the command and one space, spaces included.
+        for (command, usage) in [
+            ("/register", "/register <password>"),
+            ("/password", "/password <new password>"),
+        ] {
+            if let Some(rest) = line.strip_prefix(command) {
+                let password = match rest.strip_prefix(' ') {
+                    Some(password) => Password::parse_new(password.trim_start())?,
+                    None if rest.is_empty() => return Err(ParseError::Usage(usage)),
+                    None => break,
+                };
+                return Ok(if command == "/register" {
+                    Self::Register(password)
+                } else {
+                    Self::SetPassword(password)
+                });
+            }
+        }
         if line.starts_with('/') {
             return parse_command(line);
         }
@@ -169,6 +193,8 @@ impl fmt::Display for ClientLine {
                 HistoryRange::Latest(n) => write!(f, "/history {conv} {n}"),
                 HistoryRange::After(id) => write!(f, "/history {conv} after {id}"),
             },
+            Self::Register(password) => write!(f, "/register {password}"),
+            Self::SetPassword(password) => write!(f, "/password {password}"),
         }
     }
 }
@@ -234,6 +260,14 @@ pub(crate) mod tests {
                 ),
             ),
             ("bob: /me waves", send(vec![user("bob")], "/me waves")),
+            (
+                "/register correct horse",
+                ClientLine::Register(Password::parse("correct horse").unwrap()),
+            ),
+            (
+                "/password  new one here",
+                ClientLine::SetPassword(Password::parse("new one here").unwrap()),
+            ),
             ("/join #rust", ClientLine::Join(room("#rust"))),
             ("/join   #中文 ", ClientLine::Join(room("#中文"))),
             ("/part #rust", ClientLine::Part(room("#rust"))),
@@ -286,6 +320,13 @@ pub(crate) mod tests {
             ("/who extra", ParseError::UnknownCommand("/who".into())),
             ("/quit", ParseError::UnknownCommand("/quit".into())),
             ("/JOIN #rust", ParseError::UnknownCommand("/JOIN".into())),
+            ("/register", ParseError::Usage("/register <password>")),
+            ("/register short", ParseError::WeakPassword),
+            ("/password", ParseError::Usage("/password <new password>")),
+            (
+                "/passwords x",
+                ParseError::UnknownCommand("/passwords".into()),
+            ),
             ("#a b: hi", ParseError::InvalidDestination("#a b".into())),
             ("#: hi", ParseError::InvalidDestination("#".into())),
             ("/join", ParseError::Usage("/join <#room>")),
@@ -370,6 +411,10 @@ pub(crate) mod tests {
             room_strategy().prop_map(ClientLine::Join),
             room_strategy().prop_map(ClientLine::Part),
             room_strategy().prop_map(ClientLine::Names),
+            "[!-~][ -~]{6,30}[!-~]"
+                .prop_map(|p| ClientLine::Register(Password::parse(&p).unwrap())),
+            "[!-~][ -~]{6,30}[!-~]"
+                .prop_map(|p| ClientLine::SetPassword(Password::parse(&p).unwrap())),
             (conv_strategy(), range).prop_map(|(conv, range)| ClientLine::History { conv, range }),
             (prop::collection::vec(recipient, 1..5), text_strategy())
                 .prop_map(|(to, text)| ClientLine::Send { to, text }),

@@ -55,6 +55,12 @@ pub enum ParseError {
     /// A `/history` count outside 1 to 1000.
     #[error("history count must be 1 to {max}, not {0:?}", max = crate::MAX_HISTORY_LINES)]
     HistoryCount(String),
+    /// A login or command with an empty password.
+    #[error("empty password")]
+    EmptyPassword,
+    /// A new password shorter than [`MIN_PASSWORD_BYTES`](crate::MIN_PASSWORD_BYTES).
+    #[error("password too weak: use at least {} bytes", crate::MIN_PASSWORD_BYTES)]
+    WeakPassword,
     /// A known command with missing or extra arguments; holds the command's synopsis.
     #[error("usage: {0}")]
     Usage(&'static str),

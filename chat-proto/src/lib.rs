@@ -1,6 +1,7 @@
 //! The chat line protocol, version 2 (`docs/protocol.md`): pure types, no sockets, no tasks.
 //!
 //! - [`name`]: [`UserName`], a login name validated on construction.
+//! - [`account`]: [`LoginLine`] (`name` or `name password`) and [`Password`].
 //! - [`room`]: [`RoomName`] (`#rust`) and [`Conv`], a room or a direct conversation.
 //! - [`history`]: [`MessageId`], [`Timestamp`] and [`HistoryRange`].
 //! - [`text`]: [`MessageText`], message text free of control characters.
@@ -14,6 +15,7 @@
 //! and `line.to_string().parse()` gives back the same line.
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod client;
 pub mod codec;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod room;
 pub mod server;
 pub mod text;
 
+pub use account::{LoginLine, MIN_PASSWORD_BYTES, Password};
 pub use client::{ClientLine, Recipient};
 pub use codec::{LineCodec, encode_line};
 pub use error::{CodecError, NameError, ParseError};

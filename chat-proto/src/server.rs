@@ -57,6 +57,14 @@ pub enum ServerLine {
         /// Whether some messages that were asked for are no longer stored.
         truncated: bool,
     },
+    /// `history-end missed <n>`: the end of the messages stored while you were away.
+    Missed(usize),
+    /// `stored <name>`: a direct message to an offline registered user was kept for them.
+    Stored(UserName),
+    /// `registered <name>`: `/register` succeeded.
+    Registered(UserName),
+    /// `password changed`: `/password` succeeded.
+    PasswordChanged,
     /// `error: <reason>`: a line was refused, or the connection is about to close.
     Error(String),
     /// `bye: <reason>`: the server is closing this connection on purpose.
@@ -116,9 +124,20 @@ impl FromStr for ServerLine {
         if line == "rooms" {
             return Ok(Self::Rooms(Vec::new()));
         }
+        if line == "password changed" {
+            return Ok(Self::PasswordChanged);
+        }
+        if let Some(n) = line.strip_prefix("history-end missed ") {
+            return n
+                .parse()
+                .map(Self::Missed)
+                .map_err(|_| ParseError::UnknownServerLine);
+        }
         let (kind, arg) = line.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
         match kind {
             "welcome" => Ok(Self::Welcome(UserName::parse(arg)?)),
+            "stored" => Ok(Self::Stored(UserName::parse(arg)?)),
+            "registered" => Ok(Self::Registered(UserName::parse(arg)?)),
             "joined" | "left" => {
                 let line = match arg.split_once(' ') {
                     None if kind == "joined" => Self::Joined(UserName::parse(arg)?),
@@ -331,6 +350,10 @@ impl fmt::Display for ServerLine {
                 let status = if *truncated { "truncated" } else { "complete" };
                 write!(f, "history-end {conv} {status}")
             }
+            Self::Missed(n) => write!(f, "history-end missed {n}"),
+            Self::Stored(name) => write!(f, "stored {name}"),
+            Self::Registered(name) => write!(f, "registered {name}"),
+            Self::PasswordChanged => f.write_str("password changed"),
             Self::Error(reason) => write!(f, "error: {reason}"),
             Self::Bye(reason) => write!(f, "bye: {reason}"),
         }
@@ -451,6 +474,10 @@ mod tests {
                 ServerLine::Error("no such user: eve".into()),
             ),
             ("error:", ServerLine::Error(String::new())),
+            ("history-end missed 3", ServerLine::Missed(3)),
+            ("stored bob", ServerLine::Stored(name("bob"))),
+            ("registered bob", ServerLine::Registered(name("bob"))),
+            ("password changed", ServerLine::PasswordChanged),
             (
                 "bye: server shutting down",
                 ServerLine::Bye("server shutting down".into()),
@@ -542,6 +569,10 @@ mod tests {
                 }),
             (conv_strategy(), any::<bool>())
                 .prop_map(|(conv, truncated)| ServerLine::HistoryEnd { conv, truncated }),
+            (1..100_000usize).prop_map(ServerLine::Missed),
+            name_strategy().prop_map(ServerLine::Stored),
+            name_strategy().prop_map(ServerLine::Registered),
+            Just(ServerLine::PasswordChanged),
             reason_strategy().prop_map(ServerLine::Error),
             reason_strategy().prop_map(ServerLine::Bye),
         ]

@@ -6,11 +6,13 @@
 //! told why and dropped, and the others never notice. A closed queue means its writer
 //! died; that peer is dropped too. Stored messages go to the store writer the same way.
 
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use chat_proto::{
-    ClientLine, Conv, FromLine, HistoryRange, MessageText, ParseError, Recipient, RoomName, Scope,
+    ClientLine, Conv, FromLine, HistoryLine, HistoryRange, MessageText, Recipient, RoomName, Scope,
     ServerLine, UserName, encode_line,
 };
 use rustc_hash::FxHashMap;
@@ -18,10 +20,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::accounts::{Account, Accounts, Throttle};
 use crate::history::{History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
-use crate::store::StoreWriter;
+use crate::store::{StoreWriter, Write};
+
+/// Direct messages kept for one offline registered user; past this the sender is told
+/// the mailbox is full.
+pub const MAX_OFFLINE_PER_RECIPIENT: usize = 100;
 
 /// Events routed per turn of the broker before it lets other tasks run.
 const BROKER_BATCH: usize = 1024;
@@ -35,28 +42,71 @@ const MAX_JOIN_BATCH: usize = 1024;
 const JOIN_ANNOUNCE_DELAY_PER_PEER: Duration = Duration::from_micros(50);
 const MAX_JOIN_ANNOUNCE_DELAY: Duration = Duration::from_millis(250);
 
+/// How a login may go on, as the broker sees it before any password is checked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The name is not registered and no password was given: log in.
+    Open,
+    /// The name is registered: check the password against this hash.
+    Verify(String),
+    /// Refused, with the reason for `error:`.
+    Refused(String),
+}
+
+/// One line after login, as the reader hands it over.
+#[derive(Debug)]
+pub enum Request {
+    /// A valid line.
+    Line(ClientLine),
+    /// A line that is not valid, and why (answered with `error:`).
+    Invalid(String),
+    /// `/register`, its password already hashed (PHC string) by the reader.
+    Register(String),
+    /// `/password`, likewise.
+    SetPassword(String),
+}
+
 /// What readers tell the broker.
 #[derive(Debug)]
 pub enum BrokerEvent {
-    /// A client sent a valid name. The broker answers on `accepted`; if the name is taken
-    /// it has already queued the `error:` on `outbox` and dropped it.
+    /// A client sent its login line: may it log in, and must its password be checked?
+    Authenticate {
+        /// The name it asks for.
+        name: UserName,
+        /// Where it connects from, for the throttle.
+        addr: IpAddr,
+        /// Whether it sent a password.
+        with_password: bool,
+        /// The answer.
+        reply: oneshot::Sender<Auth>,
+    },
+    /// A password did not match: counts towards the throttle.
+    LoginFailed {
+        /// The name tried.
+        name: UserName,
+        /// Where from.
+        addr: IpAddr,
+    },
+    /// A client may log in. The broker answers on `accepted`; if the name is taken it has
+    /// already queued the `error:` on `outbox` and dropped it.
     Join {
         /// The connection.
         id: ConnId,
         /// The name it asks for.
         name: UserName,
+        /// Whether its password was checked; a registered name needs that.
+        authenticated: bool,
         /// The client's outgoing queue; the broker becomes its only sender.
         outbox: Outbox,
         /// Whether the login was accepted.
         accepted: oneshot::Sender<bool>,
     },
-    /// Lines after login, in order, each parsed or with why it could not be (answered
-    /// in order with `error:`). Several per event when a read brought several.
+    /// Lines after login, in order. Several per event when a read brought several.
     Lines {
         /// The connection.
         id: ConnId,
-        /// The parsed lines.
-        lines: Vec<Result<ClientLine, ParseError>>,
+        /// The lines.
+        lines: Vec<Request>,
     },
     /// The connection broke the framing rules: send `error: <reason>`, then drop it.
     Fatal {
@@ -147,9 +197,14 @@ pub struct Broker {
     pending_joins: Vec<(ConnId, UserName)>,
     /// `None` with `--history off`.
     history: Option<History>,
-    /// `Some` with `--db`: mirrors `history` to disk.
+    /// `Some` with `--db`: mirrors `history` and `accounts` to disk.
     store: Option<StoreWriter>,
     ids: IdClock,
+    /// `None` without a store: accounts that vanished at restart would hand names over.
+    accounts: Option<Accounts>,
+    throttle: Throttle,
+    /// Direct messages for offline registered users, by folded name, oldest first.
+    offline: HashMap<String, VecDeque<Message>>,
 }
 
 impl Broker {
@@ -166,6 +221,27 @@ impl Broker {
             history,
             store,
             ids,
+            accounts: None,
+            throttle: Throttle::default(),
+            offline: HashMap::new(),
+        }
+    }
+
+    /// Serves `accounts` and the offline `mail` waiting for them (needs a store).
+    pub fn with_accounts(mut self, accounts: Accounts, mail: Vec<(String, Message)>) -> Self {
+        self.accounts = Some(accounts);
+        for (recipient, message) in mail {
+            self.offline
+                .entry(recipient)
+                .or_default()
+                .push_back(message);
+        }
+        self
+    }
+
+    fn write(&mut self, write: Write) {
+        if let Some(store) = &mut self.store {
+            store.push(write);
         }
     }
 
@@ -175,12 +251,24 @@ impl Broker {
             self.flush_joins();
         }
         match event {
+            BrokerEvent::Authenticate {
+                name,
+                addr,
+                with_password,
+                reply,
+            } => {
+                let _ = reply.send(self.authenticate(&name, addr, with_password));
+            }
+            BrokerEvent::LoginFailed { name, addr } => {
+                self.throttle.failed(&name, addr, Instant::now());
+            }
             BrokerEvent::Join {
                 id,
                 name,
+                authenticated,
                 outbox,
                 accepted,
-            } => self.join(id, name, outbox, accepted),
+            } => self.join(id, name, authenticated, outbox, accepted),
             BrokerEvent::Lines { id, lines } => {
                 for line in lines {
                     // The sender may have been dropped by an earlier line's reply.
@@ -201,8 +289,19 @@ impl Broker {
         }
     }
 
-    fn line(&mut self, id: ConnId, line: Result<ClientLine, ParseError>) {
+    fn line(&mut self, id: ConnId, request: Request) {
+        let line = match request {
+            Request::Line(line) => Ok(line),
+            Request::Invalid(reason) => Err(reason),
+            Request::Register(phc) => return self.register(id, phc),
+            Request::SetPassword(phc) => return self.set_password(id, phc),
+        };
         match line {
+            Ok(ClientLine::Register(_) | ClientLine::SetPassword(_)) => {
+                // The reader hashes these; a password never reaches the broker.
+                let reason = "a password line reached the broker unhashed".to_owned();
+                self.deliver(id, &encode_line(ServerLine::Error(reason)));
+            }
             Ok(ClientLine::Send { to, text }) => self.route(id, &to, &text),
             Ok(ClientLine::Who) => {
                 let names = self.roster.names().cloned().collect();
@@ -222,18 +321,101 @@ impl Broker {
                 self.deliver(id, &encode_line(ServerLine::Rooms(rooms)));
             }
             Ok(ClientLine::History { conv, range }) => self.history(id, conv, range),
-            Err(e) => self.deliver(id, &encode_line(ServerLine::Error(e.to_string()))),
+            Err(reason) => self.deliver(id, &encode_line(ServerLine::Error(reason))),
         }
+    }
+
+    fn authenticate(&mut self, name: &UserName, addr: IpAddr, with_password: bool) -> Auth {
+        let account = self.accounts.as_ref().and_then(|a| a.get(name));
+        match (account, with_password) {
+            (None, false) => Auth::Open,
+            (None, true) => Auth::Refused(format!(
+                "{name} is not registered; log in with the name alone"
+            )),
+            (Some(account), false) => Auth::Refused(format!(
+                "name is registered; log in with \"{} <password>\"",
+                account.name
+            )),
+            (Some(account), true) => {
+                let now = Instant::now();
+                match self.throttle.retry_at(name, addr, now) {
+                    Some(at) => Auth::Refused(format!(
+                        "too many wrong passwords; retry in {} s",
+                        (at - now).as_secs_f64().ceil()
+                    )),
+                    None => Auth::Verify(account.phc.clone()),
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, id: ConnId, phc: String) {
+        let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        let reply = match &mut self.accounts {
+            None => ServerLine::Error(
+                "accounts need a server started with --db, so they survive a restart".to_owned(),
+            ),
+            Some(accounts) if accounts.is_registered(&name) => {
+                ServerLine::Error(format!("{name} is already registered"))
+            }
+            Some(accounts) => {
+                let account = Account {
+                    name: name.clone(),
+                    phc,
+                };
+                accounts.put(account.clone());
+                self.write(Write::Account(account));
+                info!(%name, "registered");
+                ServerLine::Registered(name)
+            }
+        };
+        self.deliver(id, &encode_line(reply));
+    }
+
+    fn set_password(&mut self, id: ConnId, phc: String) {
+        let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        let account = self.accounts.as_mut().and_then(|accounts| {
+            let mut account = accounts.get(&name)?.clone();
+            account.phc = phc;
+            accounts.put(account.clone());
+            Some(account)
+        });
+        let reply = match account {
+            Some(account) => {
+                self.write(Write::Account(account));
+                info!(%name, "password changed");
+                ServerLine::PasswordChanged
+            }
+            None => ServerLine::Error(format!("{name} is not registered; /register first")),
+        };
+        self.deliver(id, &encode_line(reply));
     }
 
     fn join(
         &mut self,
         id: ConnId,
         name: UserName,
+        authenticated: bool,
         outbox: Outbox,
         accepted: oneshot::Sender<bool>,
     ) {
-        if let Some(reason) = self.roster.refusal(&name) {
+        let registered = self
+            .accounts
+            .as_ref()
+            .is_some_and(|a| a.is_registered(&name));
+        let refusal = if registered && !authenticated {
+            // Registered between this client's authentication and now.
+            Some(format!(
+                "name is registered; log in with \"{name} <password>\""
+            ))
+        } else {
+            self.roster.refusal(&name)
+        };
+        if let Some(reason) = refusal {
             outbox.send_last(&encode_line(ServerLine::Error(reason)));
             let _ = accepted.send(false);
             return;
@@ -245,11 +427,60 @@ impl Broker {
         }
         // A fresh queue has room: the welcome is always this client's first line.
         let _ = outbox.send(&encode_line(ServerLine::Welcome(name.clone())));
+        self.deliver_offline(&name, &outbox);
         self.roster.insert(id, name.clone(), outbox);
         self.pending_joins.push((id, name));
         if self.pending_joins.len() >= MAX_JOIN_BATCH {
             self.flush_joins();
         }
+    }
+
+    /// Right after `welcome`: what was kept for `name` while it was away, then
+    /// `history-end missed <n>`; each message once.
+    fn deliver_offline(&mut self, name: &UserName, outbox: &Outbox) {
+        let Some(mail) = self.offline.remove(&name.folded()) else {
+            return;
+        };
+        let mut lines = BytesMut::new();
+        for m in &mail {
+            lines.extend_from_slice(&encode_line(HistoryLine {
+                conv: &m.conv,
+                id: m.id,
+                time: m.time,
+                sender: &m.sender,
+                text: &m.text,
+            }));
+        }
+        lines.extend_from_slice(&encode_line(ServerLine::Missed(mail.len())));
+        // Up to 100 lines on a fresh queue: past the limit only on a tiny --sendq.
+        outbox.send_last(&lines.freeze());
+        self.write(Write::Delivered(mail.iter().map(|m| m.id).collect()));
+    }
+
+    /// Keeps `text` for the offline registered user `to`; `false` if their mailbox is full.
+    fn keep_offline(&mut self, sender: &UserName, to: &UserName, text: &MessageText) -> bool {
+        let recipient = to.folded();
+        if self
+            .offline
+            .get(&recipient)
+            .is_some_and(|m| m.len() >= MAX_OFFLINE_PER_RECIPIENT)
+        {
+            return false;
+        }
+        let (time, micros) = wall_clock();
+        let message = Message {
+            conv: Conv::Direct(sender.clone()),
+            id: self.ids.next(micros),
+            time,
+            sender: sender.clone(),
+            text: text.clone(),
+        };
+        self.offline
+            .entry(recipient.clone())
+            .or_default()
+            .push_back(message.clone());
+        self.write(Write::Offline { recipient, message });
+        true
     }
 
     /// Announces the pending logins. Sending `joined` to everyone for each login makes a
@@ -310,6 +541,8 @@ impl Broker {
         let mut seen: Vec<&Recipient> = Vec::with_capacity(to.len());
         let mut unknown: Vec<&str> = Vec::new();
         let mut outside: Vec<&str> = Vec::new();
+        let mut stored: Vec<UserName> = Vec::new();
+        let mut full: Vec<&str> = Vec::new();
         for dest in to {
             if seen.contains(&dest) {
                 continue;
@@ -333,7 +566,18 @@ impl Broker {
                             offer(id, peer, line, &mut failed);
                         }
                     }
-                    None => unknown.push(name.as_str()),
+                    None => match self.accounts.as_ref().and_then(|a| a.get(name)) {
+                        Some(account) if stored.contains(&account.name) => {}
+                        Some(account) => {
+                            let owner = account.name.clone();
+                            if self.keep_offline(&sender, &owner, text) {
+                                stored.push(owner);
+                            } else {
+                                full.push(name.as_str());
+                            }
+                        }
+                        None => unknown.push(name.as_str()),
+                    },
                 },
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
@@ -342,6 +586,16 @@ impl Broker {
             }
         }
         self.remove(failed);
+        for name in stored {
+            self.deliver(from, &encode_line(ServerLine::Stored(name)));
+        }
+        if !full.is_empty() {
+            let reason = format!(
+                "offline mailbox full ({MAX_OFFLINE_PER_RECIPIENT} messages): {}",
+                full.join(",")
+            );
+            self.deliver(from, &encode_line(ServerLine::Error(reason)));
+        }
         if !unknown.is_empty() {
             let reason = format!("no such user: {}", unknown.join(","));
             self.deliver(from, &encode_line(ServerLine::Error(reason)));
@@ -386,7 +640,7 @@ impl Broker {
                 text: text.clone(),
             };
             if let Some(store) = &mut self.store {
-                store.push(message.clone());
+                store.push(Write::Message(message.clone()));
             }
             history.push(message, time);
         }
@@ -550,6 +804,7 @@ mod tests {
         broker.handle(BrokerEvent::Join {
             id,
             name,
+            authenticated: false,
             outbox,
             accepted,
         });
@@ -557,9 +812,13 @@ mod tests {
     }
 
     fn say(broker: &mut Broker, id: ConnId, line: &str) {
+        let request = match line.parse() {
+            Ok(line) => Request::Line(line),
+            Err(e) => Request::Invalid(e.to_string()),
+        };
         broker.handle(BrokerEvent::Lines {
             id,
-            lines: vec![line.parse()],
+            lines: vec![request],
         });
     }
 
@@ -641,6 +900,7 @@ mod tests {
         broker.handle(BrokerEvent::Join {
             id: 1,
             name: UserName::parse("slow").expect("a valid name"),
+            authenticated: false,
             outbox,
             accepted,
         });

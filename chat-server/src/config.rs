@@ -31,6 +31,11 @@ pub struct Config {
     /// Most bytes the database file may grow to; past it writes fail (and are logged)
     /// while chat goes on.
     pub db_max_bytes: Option<u64>,
+    /// Accept passwords over plain TCP from other machines (they are always accepted from
+    /// loopback).
+    pub allow_plaintext_passwords: bool,
+    /// Most connections from one address; `None`: no limit.
+    pub max_per_ip: Option<usize>,
 }
 
 impl Default for Config {
@@ -46,6 +51,8 @@ impl Default for Config {
             history: Some(Retention::default()),
             db: None,
             db_max_bytes: None,
+            allow_plaintext_passwords: false,
+            max_per_ip: None,
         }
     }
 }

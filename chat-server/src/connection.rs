@@ -3,11 +3,12 @@
 //! client gets, errors included, comes through its one queue, in order.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use chat_proto::{CodecError, ServerLine, UserName, encode_line};
+use chat_proto::{ClientLine, CodecError, LoginLine, Password, ServerLine, UserName, encode_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -16,9 +17,11 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
+use zeroize::Zeroize;
 
 use crate::Config;
-use crate::broker::BrokerEvent;
+use crate::accounts::Hasher;
+use crate::broker::{Auth, BrokerEvent, Request};
 use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
@@ -46,6 +49,10 @@ const WRITE_CHUNK_BYTES: usize = 64 * 1024;
 /// What a connection task needs from the server.
 pub(crate) struct Connection {
     pub(crate) id: ConnId,
+    /// The client's address: loopback or not decides whether passwords may come in clear,
+    /// and failed logins are throttled per address.
+    pub(crate) addr: SocketAddr,
+    pub(crate) hasher: Hasher,
     /// This reader's way to the broker. Dropping it, not a message, is how the reader
     /// tells the broker at shutdown that it will send nothing more.
     pub(crate) broker_tx: mpsc::Sender<BrokerEvent>,
@@ -97,12 +104,20 @@ impl Connection {
         result
     }
 
-    /// Reads the name and asks the broker to log it in. `None`: refused (the client was
-    /// told why), or the client or the server went away first.
+    /// Reads the login line, checks the password if there is one, and asks the broker to
+    /// log the client in. `None`: refused (the client was told why), or the client or the
+    /// server went away first.
     async fn login(&self, lines: &mut LineReader, outbox: Outbox) -> Option<UserName> {
-        let name = match self.handshake(lines).await {
-            Ok(Some(name)) => name,
+        let checked = match self.handshake(lines).await {
+            Ok(Some(LoginLine { name, password })) => self
+                .authenticate(&name, password)
+                .await
+                .map(|ok| (name, ok)),
             Ok(None) => return None,
+            Err(reason) => Err(reason),
+        };
+        let (name, authenticated) = match checked {
+            Ok(checked) => checked,
             Err(reason) => {
                 outbox.send_last(&encode_line(ServerLine::Error(reason)));
                 return None;
@@ -112,6 +127,7 @@ impl Connection {
         let join = BrokerEvent::Join {
             id: self.id,
             name: name.clone(),
+            authenticated,
             outbox,
             accepted: accepted_tx,
         };
@@ -120,9 +136,9 @@ impl Connection {
         (sent && accepted_rx.await.unwrap_or(false)).then_some(name)
     }
 
-    /// Reads the name line. `Ok(None)`: the client or the server went away first;
+    /// Reads the login line. `Ok(None)`: the client or the server went away first;
     /// `Err(reason)`: tell the client why and close.
-    async fn handshake(&self, lines: &mut LineReader) -> Result<Option<UserName>, String> {
+    async fn handshake(&self, lines: &mut LineReader) -> Result<Option<LoginLine>, String> {
         let first = tokio::select! {
             () = self.token.cancelled() => return Ok(None),
             first = timeout(self.config.handshake_timeout, lines.next_line()) => first,
@@ -131,7 +147,88 @@ impl Connection {
             Err(_elapsed) => Err("login timed out".to_owned()),
             Ok(None | Some(Err(CodecError::Io(_)))) => Ok(None),
             Ok(Some(Err(e))) => Err(e.to_string()),
-            Ok(Some(Ok(line))) => UserName::parse(&line).map(Some).map_err(|e| e.to_string()),
+            Ok(Some(Ok(mut line))) => {
+                let login = line
+                    .parse()
+                    .map(Some)
+                    .map_err(|e: chat_proto::ParseError| e.to_string());
+                // The line may hold a password; the parsed copy wipes itself when dropped.
+                line.zeroize();
+                login
+            }
+        }
+    }
+
+    /// Whether the login may go on, and whether its password was checked: `Err` holds
+    /// the reason to refuse it. A password is checked off the runtime, and dropped
+    /// (wiped) as soon as it has been.
+    async fn authenticate(
+        &self,
+        name: &UserName,
+        password: Option<Password>,
+    ) -> Result<bool, String> {
+        if password.is_some()
+            && !self.config.allow_plaintext_passwords
+            && !self.addr.ip().is_loopback()
+        {
+            return Err(
+                "a password over an unencrypted connection from another machine is \
+                 refused; connect with TLS"
+                    .to_owned(),
+            );
+        }
+        let (reply, answer) = oneshot::channel();
+        let ask = BrokerEvent::Authenticate {
+            name: name.clone(),
+            addr: self.addr.ip(),
+            with_password: password.is_some(),
+            reply,
+        };
+        let gone = || "server shutting down".to_owned();
+        self.broker_tx.send(ask).await.map_err(|_| gone())?;
+        match (answer.await.map_err(|_| gone())?, password) {
+            (Auth::Open, _) => Ok(false),
+            (Auth::Refused(reason), _) => Err(reason),
+            (Auth::Verify(phc), Some(password)) => {
+                if self.hasher.verify(password, phc).await {
+                    return Ok(true);
+                }
+                let failed = BrokerEvent::LoginFailed {
+                    name: name.clone(),
+                    addr: self.addr.ip(),
+                };
+                let _ = self.broker_tx.send(failed).await;
+                Err("wrong password".to_owned())
+            }
+            (Auth::Verify(_), None) => Err("a password is needed".to_owned()),
+        }
+    }
+
+    /// What the broker gets for `line`. Password lines are hashed here, on the blocking
+    /// pool, so a password never reaches the broker and never waits in its queue.
+    async fn request(&self, mut line: String) -> Request {
+        let parsed = line.parse::<ClientLine>();
+        let request = match parsed {
+            Ok(ClientLine::Register(password)) => self.hashed(password, Request::Register).await,
+            Ok(ClientLine::SetPassword(password)) => {
+                self.hashed(password, Request::SetPassword).await
+            }
+            Ok(line) => return Request::Line(line),
+            Err(e) => return Request::Invalid(e.to_string()),
+        };
+        line.zeroize();
+        request
+    }
+
+    async fn hashed(&self, password: Password, wrap: fn(String) -> Request) -> Request {
+        if self.config.db.is_none() {
+            return Request::Invalid(
+                "accounts need a server started with --db, so they survive a restart".to_owned(),
+            );
+        }
+        match self.hasher.hash(password).await {
+            Ok(phc) => wrap(phc),
+            Err(e) => Request::Invalid(format!("could not hash the password: {e}")),
         }
     }
 
@@ -167,7 +264,10 @@ impl Connection {
             if !read.is_empty() {
                 // Every line one read brought goes in one event: one channel operation and
                 // one poll of the tokens per read, not per line.
-                let lines = read.iter().map(|line| line.parse()).collect();
+                let mut lines = Vec::with_capacity(read.len());
+                for line in read {
+                    lines.push(self.request(line).await);
+                }
                 let event = BrokerEvent::Lines { id, lines };
                 if self.broker_tx.send(event).await.is_err() {
                     return None;

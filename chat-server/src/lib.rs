@@ -8,7 +8,8 @@
 //! - [`pacer`]: flood control for `--rate-limit`.
 //! - [`sendq`]: a client's outgoing queue, bounded in bytes.
 //! - [`broker`]: the one task that routes every line; it owns the [`roster`] (who is
-//!   online, who is in which room) and the [`history`] (stored messages and ids).
+//!   online, who is in which room), the [`history`] (stored messages and ids) and the
+//!   [`accounts`] (registered names; Argon2id hashing runs beside the readers).
 //! - [`store`]: history on disk (`--db`), written by a thread of its own.
 //! - [`shutdown`]: the SIGINT/SIGTERM future; [`rlimit`]: the open-file limit.
 //!
@@ -37,6 +38,7 @@
 //!    that does not read cannot keep the process alive. It then waits for the store
 //!    writer, so every accepted message is on disk before the process exits.
 
+pub mod accounts;
 pub mod broker;
 pub mod config;
 pub mod connection;
@@ -60,9 +62,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::Accounts;
 use crate::broker::Broker;
 use crate::history::{History, IdClock, wall_clock};
-use crate::store::HistoryStore;
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 /// How many events readers may hand the broker before they wait for it.
@@ -73,7 +76,9 @@ pub struct Server {
     config: Config,
     history: Option<History>,
     ids: IdClock,
-    store: Option<Box<dyn HistoryStore>>,
+    store: Option<Box<dyn Store>>,
+    /// With a store: the registered names and the mail waiting for them.
+    accounts: Option<(Accounts, Vec<(String, history::Message)>)>,
 }
 
 impl Server {
@@ -82,8 +87,7 @@ impl Server {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let store = match (&config.db, &config.history) {
             (Some(path), Some(_)) => {
-                Some(Box::new(SqliteStore::open(path, config.db_max_bytes)?)
-                    as Box<dyn HistoryStore>)
+                Some(Box::new(SqliteStore::open(path, config.db_max_bytes)?) as Box<dyn Store>)
             }
             _ => None,
         };
@@ -92,12 +96,10 @@ impl Server {
 
     /// A server whose history is kept in `store` (if any) instead of the one `config.db`
     /// names: the seam where another backend plugs in.
-    pub fn with_store(
-        config: Config,
-        mut store: Option<Box<dyn HistoryStore>>,
-    ) -> anyhow::Result<Self> {
+    pub fn with_store(config: Config, mut store: Option<Box<dyn Store>>) -> anyhow::Result<Self> {
         let mut history = config.history.clone().map(History::new);
         let mut ids = IdClock::default();
+        let mut accounts = None;
         if let (Some(backend), Some(history)) = (&mut store, &mut history) {
             let now = wall_clock().0;
             let loaded = backend
@@ -110,6 +112,11 @@ impl Server {
                 history.push(message, now);
             }
             ids = IdClock::after(loaded.last_id);
+            let mut registered = Accounts::default();
+            for account in loaded.accounts {
+                registered.put(account);
+            }
+            accounts = Some((registered, loaded.offline));
         }
         // With `--history off` there is nothing to store.
         let store = store.filter(|_| history.is_some());
@@ -118,6 +125,7 @@ impl Server {
             history,
             ids,
             store,
+            accounts,
         })
     }
 
@@ -132,6 +140,7 @@ impl Server {
             history,
             ids,
             store,
+            accounts,
         } = self;
         let retention = config.history.clone().unwrap_or_default();
         let (store, store_thread) = match store {
@@ -141,7 +150,10 @@ impl Server {
             }
             None => (None, None),
         };
-        let broker = Broker::new(config.strict_names, history, store, ids);
+        let mut broker = Broker::new(config.strict_names, history, store, ids);
+        if let Some((accounts, mail)) = accounts {
+            broker = broker.with_accounts(accounts, mail);
+        }
         let result = serve(listener, config, broker, shutdown).await;
         if let Some(thread) = store_thread {
             thread.await.context("the history store writer panicked")?;

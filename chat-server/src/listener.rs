@@ -1,9 +1,10 @@
 //! The accept loop: take connections, configure their sockets, spawn their tasks.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::accounts::Hasher;
 use crate::broker::BrokerEvent;
 use crate::roster::ConnId;
 use crate::{Config, connection};
@@ -41,6 +43,8 @@ pub(crate) async fn accept_loop(
     let permits = Arc::new(Semaphore::new(config.max_clients));
     let mut backoff = Duration::from_millis(10);
     let mut next_id: ConnId = 0;
+    let hasher = Hasher::default();
+    let per_ip = PerIp::default();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -66,9 +70,21 @@ pub(crate) async fn accept_loop(
             tracker.spawn(connection::refuse(id, stream, reason));
             continue;
         };
+        let Some(ip_slot) = per_ip.take(addr.ip(), config.max_per_ip) else {
+            info!(peer = %addr, id, "refused: too many connections from this address");
+            let reason = format!(
+                "too many connections from {} (at most {})",
+                addr.ip(),
+                config.max_per_ip.unwrap_or_default()
+            );
+            tracker.spawn(connection::refuse(id, stream, reason));
+            continue;
+        };
         info!(peer = %addr, id, "accepted");
         let conn = connection::Connection {
             id,
+            addr,
+            hasher: hasher.clone(),
             broker_tx: broker_tx.clone(),
             token: token.clone(),
             tracker: tracker.clone(),
@@ -79,7 +95,7 @@ pub(crate) async fn accept_loop(
                 debug!(peer = %addr, id, error = %e, "connection ended with an error");
             }
             info!(peer = %addr, id, "closed");
-            drop(permit);
+            drop((permit, ip_slot));
         });
     }
 }
@@ -105,5 +121,55 @@ fn configure(stream: &TcpStream, addr: SocketAddr) {
         .with_retries(KEEPALIVE_RETRIES);
     if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&keepalive) {
         debug!(peer = %addr, error = %e, "could not enable TCP keepalive");
+    }
+}
+
+/// Connections per address, for `--max-per-ip`. Shared by the accept loop, which takes a
+/// slot, and the connection tasks, whose [`IpSlot`] gives it back when they end.
+#[derive(Debug, Clone, Default)]
+struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One connection's place in its address's count.
+struct IpSlot {
+    counts: Option<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// A slot for `ip`, or `None` if it already has `max` connections.
+    fn take(&self, ip: IpAddr, max: Option<usize>) -> Option<IpSlot> {
+        let Some(max) = max else {
+            return Some(IpSlot { counts: None, ip });
+        };
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(ip).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            counts: Some(self.clone()),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let Some(PerIp(counts)) = &self.counts else {
+            return;
+        };
+        let mut counts = counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }

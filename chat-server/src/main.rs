@@ -85,6 +85,15 @@ struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "db")]
     db_max_size: Option<u64>,
 
+    /// Accept passwords over plain TCP from other machines. Without it a password line
+    /// is refused unless it comes from loopback (TLS is the safe way).
+    #[arg(long)]
+    allow_plaintext_passwords: bool,
+
+    /// At most N connections from one address (loopback included); more are refused.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    max_per_ip: Option<usize>,
+
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -172,6 +181,8 @@ fn main() -> anyhow::Result<()> {
         history,
         db: args.db,
         db_max_bytes: args.db_max_size,
+        allow_plaintext_passwords: args.allow_plaintext_passwords,
+        max_per_ip: args.max_per_ip,
     };
     // Before binding: a database that cannot be used ends startup with a clear error.
     let server = Server::new(config)?;

@@ -430,7 +430,7 @@ fn conv_is_what_history_lines_name() {
 /// behind while chat goes on at full speed.
 struct SlowDisk(chat_server::store::sqlite::SqliteStore);
 
-impl chat_server::store::HistoryStore for SlowDisk {
+impl chat_server::store::Store for SlowDisk {
     fn location(&self) -> String {
         self.0.location()
     }
@@ -441,12 +441,12 @@ impl chat_server::store::HistoryStore for SlowDisk {
     ) -> Result<chat_server::store::Loaded, chat_server::store::StoreError> {
         self.0.load(retention, now)
     }
-    fn append(
+    fn apply(
         &mut self,
-        batch: &[chat_server::history::Message],
+        batch: &[chat_server::store::Write],
     ) -> Result<(), chat_server::store::StoreError> {
         std::thread::sleep(Duration::from_millis(200));
-        self.0.append(batch)
+        self.0.apply(batch)
     }
     fn prune(
         &mut self,
@@ -459,7 +459,7 @@ impl chat_server::store::HistoryStore for SlowDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_slows_history_writes_not_delivery_and_shutdown_writes_everything() {
-    use chat_server::store::HistoryStore;
+    use chat_server::store::Store;
     use chat_server::store::sqlite::SqliteStore;
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("chat.db");

@@ -1,8 +1,8 @@
-//! Persistent history: the [`HistoryStore`] trait, its backends, and the [`StoreWriter`]
-//! that runs one on its own thread.
+//! Persistence: the [`Store`] trait (history, accounts, offline messages), its backends,
+//! and the [`StoreWriter`] that runs one on its own thread.
 //!
-//! The broker keeps the history window in memory (`crate::history`) and hands every
-//! stored message to the writer with a non-blocking send. The writer batches whatever
+//! The broker keeps everything it serves in memory (`crate::history`, `crate::accounts`)
+//! and hands every change ([`Write`]) to the writer with a non-blocking send. The writer batches whatever
 //! has arrived into one transaction, so a slow disk slows history writes, never
 //! delivery. A backend error never stops chat: it is logged once per kind, and
 //! `/history` answers `error:` until a write succeeds again.
@@ -15,11 +15,18 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chat_proto::{Conv, MessageId, Timestamp};
+
+use crate::accounts::Account;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::history::{Message, Retention, wall_clock};
+
+/// The largest id in `batch`, for the store's record of ids given out.
+pub fn last_id(batch: &[Write]) -> Option<MessageId> {
+    batch.iter().filter_map(Write::id).max()
+}
 
 /// Batches waiting for the writer thread before the broker keeps them itself.
 const WRITER_QUEUE_LEN: usize = 64;
@@ -66,16 +73,48 @@ pub struct Loaded {
     pub dropped: Vec<(Conv, MessageId)>,
     /// The largest id ever given out, kept even when its message is gone.
     pub last_id: Option<MessageId>,
+    /// Every registered name.
+    pub accounts: Vec<Account>,
+    /// Direct messages waiting for offline users, by recipient's folded name, oldest first.
+    pub offline: Vec<(String, Message)>,
 }
 
-/// A place history outlives the process. Runs on the writer's thread, so it may block.
-pub trait HistoryStore: Send + 'static {
+/// One change for the store to make durable.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A room message, for history.
+    Message(Message),
+    /// A new account, or a new hash for one.
+    Account(Account),
+    /// A direct message kept for an offline registered user (by folded name).
+    Offline {
+        /// The recipient's folded name.
+        recipient: String,
+        /// The message; its conversation is `@sender`.
+        message: Message,
+    },
+    /// Offline messages that have been delivered.
+    Delivered(Vec<MessageId>),
+}
+
+impl Write {
+    fn id(&self) -> Option<MessageId> {
+        match self {
+            Self::Message(m) | Self::Offline { message: m, .. } => Some(m.id),
+            Self::Account(_) | Self::Delivered(_) => None,
+        }
+    }
+}
+
+/// A place where history and accounts outlive the process. Runs on the writer's thread,
+/// so it may block.
+pub trait Store: Send + 'static {
     /// Where it lives, for log lines (a path, an address).
     fn location(&self) -> String;
     /// Drops what `retention` no longer keeps, then reads the rest back.
     fn load(&mut self, retention: &Retention, now: Timestamp) -> Result<Loaded, StoreError>;
-    /// Writes `batch` (ids increasing) all or nothing.
-    fn append(&mut self, batch: &[Message]) -> Result<(), StoreError>;
+    /// Applies `batch`, in order, all or nothing.
+    fn apply(&mut self, batch: &[Write]) -> Result<(), StoreError>;
     /// Drops what `retention` no longer keeps.
     fn prune(&mut self, retention: &Retention, now: Timestamp) -> Result<(), StoreError>;
 }
@@ -84,9 +123,9 @@ pub trait HistoryStore: Send + 'static {
 #[derive(Debug)]
 pub struct StoreWriter {
     /// Closed by dropping: the writer then writes what is queued and ends.
-    tx: mpsc::Sender<Vec<Message>>,
-    /// Messages the writer has not taken yet, oldest first.
-    backlog: Vec<Message>,
+    tx: mpsc::Sender<Vec<Write>>,
+    /// Changes the writer has not taken yet, oldest first.
+    backlog: Vec<Write>,
     /// The last write's error, if it failed; `None` while writes succeed.
     health: watch::Receiver<Option<String>>,
 }
@@ -94,10 +133,10 @@ pub struct StoreWriter {
 /// Starts the writer thread for `store`; awaiting the handle waits until everything
 /// handed over is written, which happens once the [`StoreWriter`] is dropped.
 pub fn spawn(
-    mut store: Box<dyn HistoryStore>,
+    mut store: Box<dyn Store>,
     retention: Retention,
 ) -> (StoreWriter, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<Message>>(WRITER_QUEUE_LEN);
+    let (tx, mut rx) = mpsc::channel::<Vec<Write>>(WRITER_QUEUE_LEN);
     let (health_tx, health) = watch::channel(None);
     let thread = tokio::task::spawn_blocking(move || {
         let location = store.location();
@@ -108,7 +147,7 @@ pub fn spawn(
             while let Ok(more) = rx.try_recv() {
                 batch.extend(more);
             }
-            let mut result = store.append(&batch);
+            let mut result = store.apply(&batch);
             if result.is_ok() && pruned_at.elapsed() >= PRUNE_EVERY {
                 pruned_at = Instant::now();
                 result = store.prune(&retention, wall_clock().0);
@@ -138,16 +177,18 @@ pub fn spawn(
 }
 
 impl StoreWriter {
-    /// Hands `message` over, or keeps it until the writer has room; never waits.
-    pub fn push(&mut self, message: Message) {
+    /// Hands `write` over, or keeps it until the writer has room; never waits.
+    pub fn push(&mut self, write: Write) {
         if self.backlog.len() >= MAX_BACKLOG {
+            // Room messages can go (they stay in memory); accounts and offline mail cannot.
+            let before = self.backlog.len();
+            self.backlog.retain(|w| !matches!(w, Write::Message(_)));
             warn!(
-                dropped = self.backlog.len(),
-                "history store is too far behind; skipping writes (history stays in memory)"
+                dropped = before - self.backlog.len(),
+                "history store is too far behind; skipping history writes (history stays in memory)"
             );
-            self.backlog.clear();
         }
-        self.backlog.push(message);
+        self.backlog.push(write);
     }
 
     /// Sends the backlog to the writer if it has room; never waits.

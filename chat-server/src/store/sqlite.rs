@@ -15,13 +15,14 @@ use anyhow::{Context, bail};
 use chat_proto::{Conv, MessageId, Timestamp};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::{HistoryStore, Loaded, StoreError};
+use super::{Loaded, Store, StoreError, Write, last_id};
+use crate::accounts::Account;
 use crate::history::{Message, Retention};
 
 /// `PRAGMA application_id` of our files: "chat" in ASCII.
 const APPLICATION_ID: i32 = 0x6368_6174;
 /// The schema this code writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE messages (
@@ -40,6 +41,22 @@ const SCHEMA_V1: &str = "
         key   TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     ) WITHOUT ROWID;
+";
+
+/// Version 2: accounts, and direct messages waiting for offline users.
+const SCHEMA_V2: &str = "
+    CREATE TABLE accounts (
+        folded TEXT PRIMARY KEY,
+        name   TEXT NOT NULL,
+        phc    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE offline (
+        id        INTEGER PRIMARY KEY,
+        recipient TEXT    NOT NULL,
+        time      INTEGER NOT NULL,
+        sender    TEXT    NOT NULL,
+        text      TEXT    NOT NULL
+    );
 ";
 
 /// History in a SQLite database file.
@@ -123,6 +140,9 @@ fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
     if from < 1 {
         tx.execute_batch(SCHEMA_V1)?;
     }
+    if from < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
@@ -152,7 +172,7 @@ fn from_sql(id: i64) -> Option<MessageId> {
     u64::try_from(id).ok().and_then(MessageId::new)
 }
 
-impl HistoryStore for SqliteStore {
+impl Store for SqliteStore {
     fn location(&self) -> String {
         self.path.display().to_string()
     }
@@ -196,6 +216,51 @@ impl HistoryStore for SqliteStore {
                 loaded.messages.push(message);
             }
         }
+        let mut accounts = self
+            .conn
+            .prepare("SELECT name, phc FROM accounts")
+            .map_err(store_error)?;
+        let accounts = accounts
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(store_error)?;
+        for row in accounts {
+            let (name, phc) = row.map_err(store_error)?;
+            if let Ok(name) = name.parse() {
+                loaded.accounts.push(Account { name, phc });
+            }
+        }
+        let mut offline = self
+            .conn
+            .prepare("SELECT recipient, id, time, sender, text FROM offline ORDER BY id")
+            .map_err(store_error)?;
+        let offline = offline
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(store_error)?;
+        for row in offline {
+            let (recipient, id, time, sender, text) = row.map_err(store_error)?;
+            let message = (|| {
+                let sender: chat_proto::UserName = sender.parse().ok()?;
+                Some(Message {
+                    conv: Conv::Direct(sender.clone()),
+                    id: from_sql(id)?,
+                    time: Timestamp::from_unix_millis(time)?,
+                    sender,
+                    text: text.parse().ok()?,
+                })
+            })();
+            if let Some(message) = message {
+                loaded.last_id = loaded.last_id.max(Some(message.id));
+                loaded.offline.push((recipient, message));
+            }
+        }
         let mut dropped = self
             .conn
             .prepare("SELECT conv, through FROM dropped")
@@ -212,34 +277,69 @@ impl HistoryStore for SqliteStore {
         Ok(loaded)
     }
 
-    fn append(&mut self, batch: &[Message]) -> Result<(), StoreError> {
+    fn apply(&mut self, batch: &[Write]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(store_error)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO messages (id, conv, time, sender, text)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(store_error)?;
-            for m in batch {
-                insert
-                    .execute(params![
-                        to_sql(m.id),
-                        m.conv.to_string(),
-                        m.time.unix_millis(),
-                        m.sender.as_str(),
-                        m.text.as_str(),
-                    ])
-                    .map_err(store_error)?;
+        for write in batch {
+            match write {
+                Write::Message(m) => tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO messages (id, conv, time, sender, text)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut insert| {
+                        insert.execute(params![
+                            to_sql(m.id),
+                            m.conv.to_string(),
+                            m.time.unix_millis(),
+                            m.sender.as_str(),
+                            m.text.as_str(),
+                        ])
+                    }),
+                Write::Account(account) => tx
+                    .prepare_cached(
+                        "INSERT INTO accounts (folded, name, phc) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (folded) DO UPDATE SET phc = excluded.phc",
+                    )
+                    .and_then(|mut upsert| {
+                        upsert.execute(params![
+                            account.name.folded(),
+                            account.name.as_str(),
+                            account.phc,
+                        ])
+                    }),
+                Write::Offline {
+                    recipient,
+                    message: m,
+                } => tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO offline (id, recipient, time, sender, text)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut insert| {
+                        insert.execute(params![
+                            to_sql(m.id),
+                            recipient,
+                            m.time.unix_millis(),
+                            m.sender.as_str(),
+                            m.text.as_str(),
+                        ])
+                    }),
+                Write::Delivered(ids) => tx
+                    .prepare_cached("DELETE FROM offline WHERE id = ?1")
+                    .and_then(|mut delete| {
+                        ids.iter()
+                            .try_fold(0, |n, id| Ok(n + delete.execute([to_sql(*id)])?))
+                    }),
             }
-            if let Some(last) = batch.last() {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('last_id', ?1)
-                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                    [to_sql(last.id)],
-                )
-                .map_err(store_error)?;
-            }
+            .map_err(store_error)?;
+        }
+        if let Some(last) = last_id(batch) {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_id', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [to_sql(last)],
+            )
+            .map_err(store_error)?;
         }
         tx.commit().map_err(store_error)
     }
