@@ -924,4 +924,32 @@ mod tests {
             "{text:?}"
         );
     }
+
+    #[test]
+    fn three_wrong_passwords_refuse_the_next_attempt_before_any_hashing() {
+        let mut broker = broker(false).with_accounts(Accounts::default(), Vec::new());
+        let bob = UserName::parse("bob").expect("a valid name");
+        if let Some(accounts) = &mut broker.accounts {
+            accounts.put(Account {
+                name: bob.clone(),
+                phc: "$argon2id$stored".to_owned(),
+            });
+        }
+        let addr: IpAddr = "192.0.2.7".parse().expect("an address");
+        for _ in 0..3 {
+            assert_eq!(
+                broker.authenticate(&bob, addr, true),
+                Auth::Verify("$argon2id$stored".to_owned())
+            );
+            broker.handle(BrokerEvent::LoginFailed {
+                name: bob.clone(),
+                addr,
+            });
+        }
+        assert_eq!(
+            broker.authenticate(&bob, addr, true),
+            Auth::Refused("too many wrong passwords; retry in 60 s".to_owned()),
+            "no hash handed out, so nothing is hashed"
+        );
+    }
 }

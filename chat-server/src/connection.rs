@@ -167,10 +167,7 @@ impl Connection {
         name: &UserName,
         password: Option<Password>,
     ) -> Result<bool, String> {
-        if password.is_some()
-            && !self.config.allow_plaintext_passwords
-            && !self.addr.ip().is_loopback()
-        {
+        if password.is_some() && !plaintext_password_allowed(self.addr.ip(), &self.config) {
             return Err(
                 "a password over an unencrypted connection from another machine is \
                  refused; connect with TLS"
@@ -289,6 +286,12 @@ impl Connection {
     }
 }
 
+/// Whether a password may come over this (plain TCP) connection: from loopback it never
+/// crossed a network; from anywhere else only if the operator said so.
+fn plaintext_password_allowed(peer: std::net::IpAddr, config: &Config) -> bool {
+    peer.is_loopback() || config.allow_plaintext_passwords
+}
+
 /// What the broker must hear when reading ends: EOF (`None`) or a broken socket is a
 /// leave; a framing error is fatal, so the client is told why before it is closed.
 fn closing(id: ConnId, end: Option<CodecError>) -> (BrokerEvent, io::Result<()>) {
@@ -405,4 +408,31 @@ async fn linger(mut read_half: OwnedReadHalf, writer_done: CancellationToken) {
         }
     }
     writer_done.cancelled().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_passwords_only_from_loopback_unless_allowed() {
+        let strict = Config::default();
+        let lax = Config {
+            allow_plaintext_passwords: true,
+            ..Config::default()
+        };
+        for loopback in ["127.0.0.1", "127.8.9.10", "::1"] {
+            assert!(plaintext_password_allowed(
+                loopback.parse().unwrap(),
+                &strict
+            ));
+        }
+        for remote in ["192.0.2.1", "2001:db8::1", "0.0.0.0"] {
+            assert!(!plaintext_password_allowed(
+                remote.parse().unwrap(),
+                &strict
+            ));
+            assert!(plaintext_password_allowed(remote.parse().unwrap(), &lax));
+        }
+    }
 }

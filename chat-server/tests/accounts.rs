@@ -1,0 +1,247 @@
+//! Accounts and offline messages, in process: register, log in with a password, wrong
+//! and missing passwords, folded names, password changes, persistence across a restart,
+//! offline mail delivered once, and `--max-per-ip`.
+
+mod common;
+
+use std::path::Path;
+
+use chat_server::Config;
+use chat_tests::LineClient;
+use common::{TestServer, start};
+
+const PASSWORD: &str = "correct horse";
+
+fn with_db(path: &Path) -> Config {
+    Config {
+        db: Some(path.to_owned()),
+        ..Config::default()
+    }
+}
+
+/// Connects and sends `line` as the login line; returns the client and its first reply.
+async fn attempt(server: &TestServer, line: &str) -> (LineClient, String) {
+    let mut client = LineClient::connect(server.addr).await;
+    client.send(line).await;
+    let reply = client.recv().await;
+    (client, reply)
+}
+
+/// Logs in with `name password`, its `welcome` read.
+async fn login(server: &TestServer, name: &str, password: &str) -> LineClient {
+    let (client, reply) = attempt(server, &format!("{name} {password}")).await;
+    assert_eq!(reply, format!("welcome {name}"));
+    client
+}
+
+async fn register(server: &TestServer, name: &str) -> LineClient {
+    let mut client = server.login(name).await;
+    client.send(&format!("/register {PASSWORD}")).await;
+    client.expect(&format!("registered {name}")).await;
+    client
+}
+
+/// Leaves and waits until the server has seen it go.
+async fn leave(mut client: LineClient) {
+    client.shutdown_write().await;
+    client.recv_until_eof().await;
+}
+
+#[tokio::test]
+async fn accounts_need_a_database() {
+    let server = start(Config::default()).await;
+    let mut alice = server.login("alice").await;
+    alice.send(&format!("/register {PASSWORD}")).await;
+    alice
+        .expect("error: accounts need a server started with --db, so they survive a restart")
+        .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_registered_name_needs_its_password() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let server = start(with_db(&dir.path().join("chat.db"))).await;
+    let mut alice = register(&server, "alice").await;
+    alice.send("/register another password").await;
+    alice.expect("error: alice is already registered").await;
+    alice.send("/register short").await;
+    alice
+        .expect("error: password too weak: use at least 8 bytes")
+        .await;
+    leave(alice).await;
+
+    for (line, reply) in [
+        (
+            "alice".to_owned(),
+            "error: name is registered; log in with \"alice <password>\"",
+        ),
+        (
+            "Alice".to_owned(),
+            "error: name is registered; log in with \"alice <password>\"",
+        ),
+        ("alice wrong password".to_owned(), "error: wrong password"),
+        (
+            format!("bob {PASSWORD}"),
+            "error: bob is not registered; log in with the name alone",
+        ),
+    ] {
+        let (mut client, got) = attempt(&server, &line).await;
+        assert_eq!(got, reply, "{line:?}");
+        client.expect_eof().await;
+    }
+    let alice = login(&server, "alice", PASSWORD).await;
+    leave(alice).await;
+    // The owner may log in under any spelling of the folded name.
+    let _alice = login(&server, "ALICE", PASSWORD).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_changed_password_replaces_the_old_one_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("chat.db");
+    let server = start(with_db(&db)).await;
+    let mut alice = register(&server, "alice").await;
+    alice.send("/password a much better one").await;
+    alice.expect("password changed").await;
+    let mut bob = server.login("bob").await;
+    bob.send("/password whatever123").await;
+    bob.expect("error: bob is not registered; /register first")
+        .await;
+    leave(alice).await;
+    server.shutdown().await;
+
+    let server = start(with_db(&db)).await;
+    let (mut old, reply) = attempt(&server, &format!("alice {PASSWORD}")).await;
+    assert_eq!(reply, "error: wrong password");
+    old.expect_eof().await;
+    let _alice = login(&server, "alice", "a much better one").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn offline_mail_is_stored_then_delivered_once_after_welcome() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("chat.db");
+    let server = start(with_db(&db)).await;
+    leave(register(&server, "bob").await).await;
+    let mut alice = server.login("alice").await;
+    alice.send("bob,ghost: first: with a colon").await;
+    alice.expect("stored bob").await;
+    alice.expect("error: no such user: ghost").await;
+    alice.send("BOB: second").await;
+    alice.expect("stored bob").await;
+    server.shutdown().await;
+
+    // A restart between storing and delivering loses nothing.
+    let server = start(with_db(&db)).await;
+    let mut bob = login(&server, "bob", PASSWORD).await;
+    let first = bob.recv().await;
+    let second = bob.recv().await;
+    bob.expect("history-end missed 2").await;
+    for (line, text) in [(&first, "first: with a colon"), (&second, "second")] {
+        let fields: Vec<&str> = line.splitn(5, ' ').collect();
+        assert_eq!(fields[..2], ["history", "@alice"], "{line:?}");
+        assert!(fields[2].parse::<u64>().is_ok(), "{line:?}");
+        assert_eq!(fields[4], format!("alice: {text}"));
+    }
+    leave(bob).await;
+    let mut bob = login(&server, "bob", PASSWORD).await;
+    let (before, _) = bob.sync().await;
+    assert!(before.is_empty(), "delivered once: {before:?}");
+    leave(bob).await;
+    server.shutdown().await;
+    let server = start(with_db(&db)).await;
+    let mut bob = login(&server, "bob", PASSWORD).await;
+    let (before, _) = bob.sync().await;
+    assert!(before.is_empty(), "not again after a restart: {before:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_per_ip_refuses_the_next_connection_until_one_closes() {
+    let server = start(Config {
+        max_per_ip: Some(2),
+        ..Config::default()
+    })
+    .await;
+    let one = server.login("one").await;
+    let _two = server.login("two").await;
+    let (mut three, reply) = attempt(&server, "three").await;
+    assert_eq!(
+        reply,
+        "error: too many connections from 127.0.0.1 (at most 2)"
+    );
+    three.expect_eof().await;
+    leave(one).await;
+    // The slot is freed when the connection task ends, just after the client saw EOF;
+    // no line marks that moment, so try a few times.
+    let mut attempts = 0;
+    loop {
+        let (_client, reply) = attempt(&server, "three").await;
+        if reply == "welcome three" {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 100, "the slot never came back: {reply}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.shutdown().await;
+}
+
+/// Without read deadlines: on the paused clock a deadline would fire while a password is
+/// being hashed on a real thread.
+async fn first_reply(addr: std::net::SocketAddr, line: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting");
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .await
+        .expect("writing");
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .await
+        .expect("reading");
+    reply.trim_end().to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_passwords_are_throttled_until_the_stated_time() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let server = common::start(with_db(&dir.path().join("chat.db"))).await;
+    let mut bob = chat_tests::LineClient::connect(server.addr).await;
+    bob.send("bob").await;
+    bob.send(&format!("/register {PASSWORD}")).await;
+    bob.send("/who").await;
+    drop(bob);
+    // Wait for the registration by trying the right password (not counted as a failure).
+    while first_reply(server.addr, &format!("bob {PASSWORD}")).await != "welcome bob" {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            first_reply(server.addr, "bob not the password").await,
+            "error: wrong password"
+        );
+    }
+    let refused = first_reply(server.addr, &format!("bob {PASSWORD}")).await;
+    assert!(
+        refused.starts_with("error: too many wrong passwords; retry in "),
+        "even the right password waits: {refused}"
+    );
+    let other = first_reply(server.addr, &format!("carol {PASSWORD}")).await;
+    assert_eq!(
+        other,
+        "error: carol is not registered; log in with the name alone"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(61)).await;
+    assert_eq!(
+        first_reply(server.addr, &format!("bob {PASSWORD}")).await,
+        "welcome bob"
+    );
+    server.shutdown().await;
+}
