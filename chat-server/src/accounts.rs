@@ -57,6 +57,11 @@ impl Accounts {
         self.by_folded.contains_key(&name.folded())
     }
 
+    /// Whether nobody is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_folded.is_empty()
+    }
+
     /// Records `account`, new or with a new hash.
     pub fn put(&mut self, account: Account) {
         self.by_folded.insert(account.name.folded(), account);

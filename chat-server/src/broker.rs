@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::accounts::{Account, Accounts, Throttle};
-use crate::history::{History, IdClock, Message, wall_clock};
+use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 use crate::store::{StoreWriter, Write};
@@ -444,7 +444,7 @@ impl Broker {
         let mut lines = BytesMut::new();
         for m in &mail {
             lines.extend_from_slice(&encode_line(HistoryLine {
-                conv: &m.conv,
+                conv: &Conv::Direct(m.sender.clone()),
                 id: m.id,
                 time: m.time,
                 sender: &m.sender,
@@ -467,20 +467,44 @@ impl Broker {
         {
             return false;
         }
-        let (time, micros) = wall_clock();
-        let message = Message {
-            conv: Conv::Direct(sender.clone()),
-            id: self.ids.next(micros),
-            time,
-            sender: sender.clone(),
-            text: text.clone(),
-        };
+        let message = self.keep_direct(sender, to, text);
         self.offline
             .entry(recipient.clone())
             .or_default()
             .push_back(message.clone());
         self.write(Write::Offline { recipient, message });
         true
+    }
+
+    /// Gives a direct message its id and, between two accounts, keeps it in their
+    /// `@` history.
+    fn keep_direct(&mut self, sender: &UserName, to: &UserName, text: &MessageText) -> Message {
+        let (time, micros) = wall_clock();
+        let message = Message {
+            conv: ConvKey::pair(sender, to),
+            id: self.ids.next(micros),
+            time,
+            sender: sender.clone(),
+            text: text.clone(),
+        };
+        let both_registered = self
+            .accounts
+            .as_ref()
+            .is_some_and(|a| a.is_registered(sender) && a.is_registered(to));
+        if both_registered {
+            self.keep(message.clone(), time);
+        }
+        message
+    }
+
+    /// Adds `message` to the history, and to the store's.
+    fn keep(&mut self, message: Message, now: chat_proto::Timestamp) {
+        if let Some(history) = &mut self.history {
+            if let Some(store) = &mut self.store {
+                store.push(Write::Message(message.clone()));
+            }
+            history.push(message, now);
+        }
     }
 
     /// Announces the pending logins. Sending `joined` to everyone for each login makes a
@@ -543,6 +567,8 @@ impl Broker {
         let mut outside: Vec<&str> = Vec::new();
         let mut stored: Vec<UserName> = Vec::new();
         let mut full: Vec<&str> = Vec::new();
+        // Who got a direct line, for the `@` history of two accounts.
+        let mut direct_to: Vec<UserName> = Vec::new();
         for dest in to {
             if seen.contains(&dest) {
                 continue;
@@ -564,6 +590,7 @@ impl Broker {
                                 })
                             });
                             offer(id, peer, line, &mut failed);
+                            direct_to.push(peer.name.clone());
                         }
                     }
                     None => match self.accounts.as_ref().and_then(|a| a.get(name)) {
@@ -583,6 +610,11 @@ impl Broker {
                     outside.push(room.as_str());
                 }
                 Recipient::Room(room) => self.say_in_room(from, &sender, room, text, &mut failed),
+            }
+        }
+        if self.accounts.as_ref().is_some_and(|a| !a.is_empty()) {
+            for to in direct_to {
+                self.keep_direct(&sender, &to, text);
             }
         }
         self.remove(failed);
@@ -631,18 +663,15 @@ impl Broker {
                 offer(member, peer, &line, failed);
             }
         }
-        if let Some(history) = &mut self.history {
+        if self.history.is_some() {
             let message = Message {
-                conv: Conv::Room(room.clone()),
+                conv: ConvKey::Room(room.clone()),
                 id,
                 time,
                 sender: sender.clone(),
                 text: text.clone(),
             };
-            if let Some(store) = &mut self.store {
-                store.push(Write::Message(message.clone()));
-            }
-            history.push(message, time);
+            self.keep(message, time);
         }
     }
 
@@ -696,24 +725,39 @@ impl Broker {
         let Some(limit) = self.roster.get(id).map(|p| p.outbox.limit()) else {
             return;
         };
-        let reply = match (&conv, &mut self.history) {
-            (Conv::Direct(name), _) => Err(format!(
-                "no history is kept for @{name}: direct messages are not stored"
-            )),
-            (Conv::Room(_), None) => Err("history is off on this server".to_owned()),
-            (Conv::Room(_), Some(history)) => {
-                match self.store.as_ref().and_then(StoreWriter::failure) {
-                    Some(failure) => Err(format!("history is unavailable: {failure}")),
-                    // Half the send queue at most, so a reply never cuts its asker off.
-                    None => Ok(history
-                        .reply(&conv, range, wall_clock().0, limit / 2)
-                        .lines
-                        .freeze()),
-                }
-            }
+        let key = match &conv {
+            Conv::Room(room) => Ok(ConvKey::Room(room.clone())),
+            Conv::Direct(other) => self.direct_key(id, other),
+        };
+        let reply = match (key, &mut self.history) {
+            (Err(reason), _) => Err(reason),
+            (Ok(_), None) => Err("history is off on this server".to_owned()),
+            (Ok(key), Some(history)) => match self.store.as_ref().and_then(StoreWriter::failure) {
+                Some(failure) => Err(format!("history is unavailable: {failure}")),
+                // Half the send queue at most, so a reply never cuts its asker off.
+                None => Ok(history
+                    .reply(&key, &conv, range, wall_clock().0, limit / 2)
+                    .lines
+                    .freeze()),
+            },
         };
         let line = reply.unwrap_or_else(|reason| encode_line(ServerLine::Error(reason)));
         self.deliver(id, &line);
+    }
+
+    /// The conversation between `id` and `other`, if both are accounts: only its two
+    /// members can name it, since the asker is always one of them.
+    fn direct_key(&self, id: ConnId, other: &UserName) -> Result<ConvKey, String> {
+        let me = self.roster.get(id).map(|p| &p.name);
+        let accounts = self.accounts.as_ref();
+        match me.zip(accounts) {
+            Some((me, accounts)) if accounts.is_registered(me) && accounts.is_registered(other) => {
+                Ok(ConvKey::pair(me, other))
+            }
+            _ => Err(format!(
+                "no history is kept for @{other}: direct messages are kept only between two registered accounts"
+            )),
+        }
     }
 
     /// Queues `line` for `id` if online, dropping it if it cannot take it.

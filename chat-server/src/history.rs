@@ -10,11 +10,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use std::cell::OnceCell;
+use std::fmt;
+use std::str::FromStr;
 
 use bytes::{Bytes, BytesMut};
 use chat_proto::{
-    Conv, HistoryLine, HistoryRange, MAX_HISTORY_LINES, MessageId, MessageText, ServerLine,
-    Timestamp, UserName, encode_line,
+    Conv, HistoryLine, HistoryRange, MAX_HISTORY_LINES, MessageId, MessageText, RoomName,
+    ServerLine, Timestamp, UserName, encode_line,
 };
 
 /// How much history is kept.
@@ -38,11 +40,61 @@ impl Default for Retention {
     }
 }
 
+/// Where a stored message belongs: a room, or the direct messages between two
+/// registered users (their folded names, sorted), which each of them reads as
+/// `@<the other>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConvKey {
+    /// A room's messages.
+    Room(RoomName),
+    /// The direct messages between two accounts.
+    Pair(String, String),
+}
+
+impl ConvKey {
+    /// The conversation between `a` and `b`, the same whichever is which.
+    pub fn pair(a: &UserName, b: &UserName) -> Self {
+        Self::pair_folded(a.folded(), b.folded())
+    }
+
+    /// [`ConvKey::pair`] of two names already folded.
+    pub fn pair_folded(a: String, b: String) -> Self {
+        if a <= b {
+            Self::Pair(a, b)
+        } else {
+            Self::Pair(b, a)
+        }
+    }
+}
+
+/// The form a store keeps: `#room`, or `@a @b`.
+impl fmt::Display for ConvKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Room(room) => room.fmt(f),
+            Self::Pair(a, b) => write!(f, "@{a} @{b}"),
+        }
+    }
+}
+
+impl FromStr for ConvKey {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if let Some((a, b)) = s.split_once(' ') {
+            let a = a.strip_prefix('@').ok_or(())?;
+            let b = b.strip_prefix('@').ok_or(())?;
+            return Ok(Self::Pair(a.to_owned(), b.to_owned()));
+        }
+        s.parse().map(Self::Room).map_err(|_| ())
+    }
+}
+
 /// One stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Where it was said.
-    pub conv: Conv,
+    pub conv: ConvKey,
     /// Its id.
     pub id: MessageId,
     /// When the server accepted it.
@@ -68,17 +120,23 @@ impl Stored {
         2 * self.message.text.as_str().len() + 160
     }
 
-    fn line(&self) -> &Bytes {
-        self.line.get_or_init(|| {
+    /// Its `history` line as `view` names the conversation. A room's reads the same for
+    /// everyone and is cached; a direct conversation reads differently for each side.
+    fn line(&self, view: &Conv) -> Bytes {
+        let encode = || {
             let m = &self.message;
             encode_line(HistoryLine {
-                conv: &m.conv,
+                conv: view,
                 id: m.id,
                 time: m.time,
                 sender: &m.sender,
                 text: &m.text,
             })
-        })
+        };
+        match self.message.conv {
+            ConvKey::Room(_) => self.line.get_or_init(encode).clone(),
+            ConvKey::Pair(..) => encode(),
+        }
     }
 }
 
@@ -141,9 +199,9 @@ pub struct Reply {
 /// Every conversation's stored messages within [`Retention`].
 #[derive(Debug)]
 pub struct History {
-    logs: HashMap<Conv, Log>,
+    logs: HashMap<ConvKey, Log>,
     /// Every stored message by id, to find the oldest across conversations.
-    order: BTreeMap<MessageId, Conv>,
+    order: BTreeMap<MessageId, ConvKey>,
     bytes: usize,
     retention: Retention,
 }
@@ -160,7 +218,7 @@ impl History {
     }
 
     /// Records that messages of `conv` up to `id` were dropped (by an earlier run).
-    pub fn mark_dropped(&mut self, conv: Conv, id: MessageId) {
+    pub fn mark_dropped(&mut self, conv: ConvKey, id: MessageId) {
         let log = self.logs.entry(conv).or_default();
         log.dropped_through = log.dropped_through.max(Some(id));
     }
@@ -203,7 +261,7 @@ impl History {
         }
     }
 
-    fn drop_oldest(&mut self, conv: &Conv) {
+    fn drop_oldest(&mut self, conv: &ConvKey) {
         let Some(log) = self.logs.get_mut(conv) else {
             return;
         };
@@ -215,18 +273,20 @@ impl History {
         log.dropped_through = Some(stored.message.id);
     }
 
-    /// The reply to `/history <conv> <range>`, at most `max_bytes` of `history` lines
-    /// (a reply must fit the asker's send queue); whatever does not fit is `truncated`.
+    /// The reply to `/history <view> <range>` for the conversation `key`, at most
+    /// `max_bytes` of `history` lines (a reply must fit the asker's send queue); whatever
+    /// does not fit is `truncated`.
     pub fn reply(
         &mut self,
-        conv: &Conv,
+        key: &ConvKey,
+        view: &Conv,
         range: HistoryRange,
         now: Timestamp,
         max_bytes: usize,
     ) -> Reply {
         self.expire(now);
         let empty = Log::default();
-        let log = self.logs.get(conv).unwrap_or(&empty);
+        let log = self.logs.get(key).unwrap_or(&empty);
         let stored = &log.messages;
         let (picked, mut truncated) = match range {
             HistoryRange::Latest(n) => {
@@ -242,10 +302,10 @@ impl History {
                 (stored.range(start..end), gone || end < stored.len())
             }
         };
-        let encoded: Vec<&Bytes> = picked.map(Stored::line).collect();
+        let encoded: Vec<Bytes> = picked.map(|stored| stored.line(view)).collect();
         // What does not fit goes from the end that matters least: the old end of the
         // latest n, the new end of "after" (the asker continues from the last id).
-        let fitting = |lines: &mut dyn Iterator<Item = &&Bytes>| {
+        let fitting = |lines: &mut dyn Iterator<Item = &Bytes>| {
             let mut bytes = 0;
             lines
                 .take_while(|line| {
@@ -267,7 +327,7 @@ impl History {
             lines.extend_from_slice(line);
         }
         let end = ServerLine::HistoryEnd {
-            conv: conv.clone(),
+            conv: view.clone(),
             truncated,
         };
         lines.extend_from_slice(format!("{end}\n").as_bytes());
@@ -285,7 +345,7 @@ mod tests {
 
     fn message(room: &str, id: u64, millis: i64) -> Message {
         Message {
-            conv: room.parse().expect("a room"),
+            conv: ConvKey::Room(room.parse().expect("a room")),
             id: MessageId::new(id).expect("an id"),
             time: at(millis),
             sender: UserName::parse("alice").expect("a name"),
@@ -295,7 +355,8 @@ mod tests {
 
     fn ids(history: &mut History, room: &str, now: i64) -> (Vec<u64>, bool) {
         let conv: Conv = room.parse().expect("a room");
-        let reply = history.reply(&conv, HistoryRange::Latest(1000), at(now), usize::MAX);
+        let key = ConvKey::Room(room.parse().expect("a room"));
+        let reply = history.reply(&key, &conv, HistoryRange::Latest(1000), at(now), usize::MAX);
         let text = String::from_utf8(reply.lines.to_vec()).expect("UTF-8");
         let ids = text
             .lines()

@@ -245,3 +245,71 @@ async fn wrong_passwords_are_throttled_until_the_stated_time() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn direct_history_is_kept_between_two_accounts_and_only_they_read_it() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("chat.db");
+    let server = start(with_db(&db)).await;
+    let mut alice = register(&server, "alice").await;
+    let mut bob = register(&server, "bob").await;
+    let mut carol = server.login("carol").await;
+    alice.send("bob: hi bob").await;
+    bob.send("alice: hi: alice").await;
+    carol.send("bob: from carol").await;
+    carol.sync().await;
+    leave(bob).await;
+    alice.send("bob: while you were out").await;
+    alice.sync().await;
+
+    let read = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| l.starts_with("history"))
+            .collect()
+    };
+    alice.send("/history @bob").await;
+    let (mine, _) = alice.sync().await;
+    let mine = read(mine);
+    assert_eq!(mine.len(), 4, "{mine:?}");
+    assert!(mine[0].starts_with("history @bob ") && mine[0].ends_with(" alice: hi bob"));
+    assert!(mine[1].ends_with(" bob: hi: alice"));
+    assert!(mine[2].ends_with(" alice: while you were out"));
+    assert_eq!(mine[3], "history-end @bob complete");
+    let ids: Vec<&str> = mine[..3]
+        .iter()
+        .map(|l| l.split(' ').nth(2).unwrap_or(""))
+        .collect();
+    assert!(
+        ids.windows(2)
+            .all(|w| w[0].parse::<u64>().ok() < w[1].parse::<u64>().ok())
+    );
+
+    carol.sync().await;
+    carol.send("/history @bob").await;
+    carol
+        .expect("error: no history is kept for @bob: direct messages are kept only between two registered accounts")
+        .await;
+    server.shutdown().await;
+
+    // Bob reads the same conversation, from his side, after a restart.
+    let server = start(with_db(&db)).await;
+    let mut bob = login(&server, "bob", PASSWORD).await;
+    bob.expect_prefix("history @alice ").await;
+    bob.expect("history-end missed 1").await;
+    bob.send("/history @alice").await;
+    let (theirs, _) = bob.sync().await;
+    let theirs = read(theirs);
+    assert_eq!(theirs.len(), 4, "{theirs:?}");
+    for (a, b) in mine[..3].iter().zip(&theirs[..3]) {
+        assert_eq!(
+            a.replacen("history @bob ", "", 1),
+            b.replacen("history @alice ", "", 1),
+            "the same ids, times and texts"
+        );
+    }
+    bob.send("/history @carol").await;
+    bob.expect("error: no history is kept for @carol: direct messages are kept only between two registered accounts")
+        .await;
+    server.shutdown().await;
+}

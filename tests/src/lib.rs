@@ -337,6 +337,16 @@ impl LineClient {
         assert_eq!(self.recv().await, want);
     }
 
+    /// Asserts the next line starts with `prefix`; returns it.
+    pub async fn expect_prefix(&mut self, prefix: &str) -> String {
+        let line = self.recv().await;
+        assert!(
+            line.starts_with(prefix),
+            "expected {prefix:?}..., got {line:?}"
+        );
+        line
+    }
+
     /// Asserts the server closes the connection next (no more lines).
     pub async fn expect_eof(&mut self) {
         let mut rest = Vec::new();

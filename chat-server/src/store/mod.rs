@@ -14,14 +14,14 @@ pub mod sqlite;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chat_proto::{Conv, MessageId, Timestamp};
+use chat_proto::{MessageId, Timestamp};
 
 use crate::accounts::Account;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::history::{Message, Retention, wall_clock};
+use crate::history::{ConvKey, Message, Retention, wall_clock};
 
 /// The largest id in `batch`, for the store's record of ids given out.
 pub fn last_id(batch: &[Write]) -> Option<MessageId> {
@@ -70,7 +70,7 @@ pub struct Loaded {
     /// Every message still within retention, oldest first.
     pub messages: Vec<Message>,
     /// Per conversation, the largest id retention has dropped.
-    pub dropped: Vec<(Conv, MessageId)>,
+    pub dropped: Vec<(ConvKey, MessageId)>,
     /// The largest id ever given out, kept even when its message is gone.
     pub last_id: Option<MessageId>,
     /// Every registered name.

@@ -12,12 +12,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use chat_proto::{Conv, MessageId, Timestamp};
+use chat_proto::{MessageId, Timestamp};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::{Loaded, Store, StoreError, Write, last_id};
 use crate::accounts::Account;
-use crate::history::{Message, Retention};
+use crate::history::{ConvKey, Message, Retention};
 
 /// `PRAGMA application_id` of our files: "chat" in ASCII.
 const APPLICATION_ID: i32 = 0x6368_6174;
@@ -249,7 +249,7 @@ impl Store for SqliteStore {
             let message = (|| {
                 let sender: chat_proto::UserName = sender.parse().ok()?;
                 Some(Message {
-                    conv: Conv::Direct(sender.clone()),
+                    conv: ConvKey::pair_folded(sender.folded(), recipient.clone()),
                     id: from_sql(id)?,
                     time: Timestamp::from_unix_millis(time)?,
                     sender,
@@ -270,7 +270,7 @@ impl Store for SqliteStore {
             .map_err(store_error)?;
         for row in dropped {
             let (conv, through) = row.map_err(store_error)?;
-            if let (Ok(conv), Some(through)) = (conv.parse::<Conv>(), from_sql(through)) {
+            if let (Ok(conv), Some(through)) = (conv.parse::<ConvKey>(), from_sql(through)) {
                 loaded.dropped.push((conv, through));
             }
         }
