@@ -227,7 +227,7 @@ async fn history_refusals_say_why() {
     alice.expect("error: history is off on this server").await;
     alice.send("/history @bob").await;
     alice
-        .expect("error: no history is kept for @bob: direct messages are not stored")
+        .expect("error: no history is kept for @bob: direct messages are kept only between two registered accounts")
         .await;
     alice.send("/history #r 0").await;
     alice
