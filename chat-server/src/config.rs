@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::history::Retention;
+use crate::tls::TlsFiles;
 
 /// Limits and timeouts for one server.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct Config {
     pub allow_plaintext_passwords: bool,
     /// Most connections from one address; `None`: no limit.
     pub max_per_ip: Option<usize>,
+    /// Serve TLS with this certificate and key; `None`: plain TCP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             db_max_bytes: None,
             allow_plaintext_passwords: false,
             max_per_ip: None,
+            tls: None,
         }
     }
 }

@@ -11,9 +11,9 @@ use bytes::{Buf, BytesMut};
 use chat_proto::{ClientLine, CodecError, LoginLine, Password, ServerLine, UserName, encode_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
@@ -26,6 +26,7 @@ use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
 use crate::sendq::{self, Inbox, Outbox};
+use crate::tls::{self, ReadHalf, WriteHalf};
 
 /// After the last line is written, how long to keep discarding input while waiting for the
 /// client to close. Closing a socket with unread input makes the kernel send a reset, and
@@ -60,12 +61,20 @@ pub(crate) struct Connection {
     pub(crate) token: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) config: Arc<Config>,
+    /// With `--tls-cert`: the handshake every connection makes first.
+    pub(crate) tls: Option<TlsAcceptor>,
 }
 
 impl Connection {
     /// Serves one client until it leaves, is dropped, or the server shuts down.
     pub(crate) async fn run(self, stream: TcpStream) -> io::Result<()> {
-        let (read_half, write_half) = stream.into_split();
+        let opened = tokio::select! {
+            opened = open(stream, self.tls.as_ref(), self.config.handshake_timeout) => opened?,
+            () = self.token.cancelled() => None,
+        };
+        let Some((read_half, write_half)) = opened else {
+            return Ok(());
+        };
         let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
         let (outbox, inbox) = sendq::channel(self.config.sendq);
         // Cancelled when the writer ends, for whatever reason.
@@ -167,7 +176,11 @@ impl Connection {
         name: &UserName,
         password: Option<Password>,
     ) -> Result<bool, String> {
-        if password.is_some() && !plaintext_password_allowed(self.addr.ip(), &self.config) {
+        let encrypted = self.tls.is_some();
+        if password.is_some()
+            && !encrypted
+            && !plaintext_password_allowed(self.addr.ip(), &self.config)
+        {
             return Err(
                 "a password over an unencrypted connection from another machine is \
                  refused; connect with TLS"
@@ -308,9 +321,41 @@ fn closing(id: ConnId, end: Option<CodecError>) -> (BrokerEvent, io::Result<()>)
     }
 }
 
+/// The connection's halves, after the TLS handshake if there is one. `None`: the
+/// handshake failed or took longer than `within` (a plain-text client on a TLS port,
+/// or one that sends nothing); the socket is closed and nobody else noticed.
+async fn open(
+    stream: TcpStream,
+    tls: Option<&TlsAcceptor>,
+    within: Duration,
+) -> io::Result<Option<(ReadHalf, WriteHalf)>> {
+    let Some(acceptor) = tls else {
+        return Ok(Some(tls::split_plain(stream)));
+    };
+    match timeout(within, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Ok(Some(tls::split_tls(stream))),
+        Ok(Err(e)) => {
+            debug!(error = %e, "TLS handshake failed");
+            Ok(None)
+        }
+        Err(_elapsed) => {
+            debug!("TLS handshake timed out");
+            Ok(None)
+        }
+    }
+}
+
 /// Sends `error: <reason>` to a connection the server will not serve, then closes it.
-pub(crate) async fn refuse(id: ConnId, stream: TcpStream, reason: String) {
-    let (read_half, write_half) = stream.into_split();
+pub(crate) async fn refuse(
+    id: ConnId,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    within: Duration,
+    reason: String,
+) {
+    let Ok(Some((read_half, write_half))) = open(stream, tls.as_ref(), within).await else {
+        return;
+    };
     let (outbox, inbox) = sendq::channel(usize::MAX);
     outbox.send_last(&encode_line(ServerLine::Error(reason)));
     drop(outbox);
@@ -324,7 +369,7 @@ pub(crate) async fn refuse(id: ConnId, stream: TcpStream, reason: String) {
 /// If the broker kicks the client (it fell too far behind), the backlog is dropped:
 /// the client gets the rest of the line in flight, then the last line queued (the
 /// `error:` saying why), within [`KICK_GRACE`].
-async fn writer_loop(id: ConnId, mut half: OwnedWriteHalf, mut inbox: Inbox, _done: DropGuard) {
+async fn writer_loop(id: ConnId, mut half: WriteHalf, mut inbox: Inbox, _done: DropGuard) {
     let kick = inbox.kick.clone();
     // Bytes taken from the queue and not yet written; no allocation while idle.
     let mut out = BytesMut::new();
@@ -391,7 +436,7 @@ async fn writer_loop(id: ConnId, mut half: OwnedWriteHalf, mut inbox: Inbox, _do
 /// Discards input until the writer has finished and then the client closes, or until
 /// [`CLOSE_LINGER`] after the writer finished, then waits for the writer. Dropping the
 /// read half only now keeps the close a FIN rather than a reset.
-async fn linger(mut read_half: OwnedReadHalf, writer_done: CancellationToken) {
+async fn linger(mut read_half: ReadHalf, writer_done: CancellationToken) {
     let deadline = async {
         writer_done.cancelled().await;
         tokio::time::sleep(CLOSE_LINGER).await;

@@ -7,7 +7,10 @@ use std::io;
 
 use bytes::BytesMut;
 use chat_proto::{CodecError, LineCodec};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::AsyncReadExt;
+use tokio_util::either::Either;
+
+use crate::tls::ReadHalf;
 use tokio_util::codec::Decoder;
 
 /// Room made for each read; a read never takes more than this.
@@ -25,7 +28,7 @@ pub struct Batch {
 /// Lines from a socket, decoded by [`LineCodec`].
 #[derive(Debug)]
 pub struct LineReader {
-    half: OwnedReadHalf,
+    half: ReadHalf,
     codec: LineCodec,
     /// Bytes read but not yet a whole line; no allocation while empty.
     buf: BytesMut,
@@ -34,7 +37,7 @@ pub struct LineReader {
 
 impl LineReader {
     /// Reads lines of at most `max_line_bytes` from `half`.
-    pub fn new(half: OwnedReadHalf, max_line_bytes: usize) -> Self {
+    pub fn new(half: ReadHalf, max_line_bytes: usize) -> Self {
         Self {
             half,
             codec: LineCodec::new(max_line_bytes),
@@ -57,11 +60,23 @@ impl LineReader {
                 // Nothing pending: give the memory back before waiting, maybe for hours.
                 self.buf = BytesMut::new();
             }
-            if let Err(e) = self.half.readable().await {
-                return Some(Err(e.into()));
-            }
-            self.buf.reserve(READ_CHUNK_BYTES);
-            match self.half.try_read_buf(&mut self.buf) {
+            let read = match &mut self.half {
+                Either::Left(tcp) => {
+                    // Wait for bytes with no buffer, then make room for exactly this read.
+                    if let Err(e) = tcp.readable().await {
+                        return Some(Err(e.into()));
+                    }
+                    self.buf.reserve(READ_CHUNK_BYTES);
+                    tcp.try_read_buf(&mut self.buf)
+                }
+                // A TLS session cannot say "readable" before decrypting: it reads into
+                // room made first, so a TLS client holds a buffer while idle.
+                Either::Right(tls) => {
+                    self.buf.reserve(READ_CHUNK_BYTES);
+                    tls.read_buf(&mut self.buf).await
+                }
+            };
+            match read {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -95,7 +110,7 @@ impl LineReader {
     }
 
     /// The socket's read half, for draining before close.
-    pub fn into_inner(self) -> OwnedReadHalf {
+    pub fn into_inner(self) -> ReadHalf {
         self.half
     }
 }

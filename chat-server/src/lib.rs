@@ -10,7 +10,9 @@
 //! - [`broker`]: the one task that routes every line; it owns the [`roster`] (who is
 //!   online, who is in which room), the [`history`] (stored messages and ids) and the
 //!   [`accounts`] (registered names; Argon2id hashing runs beside the readers).
-//! - [`store`]: history on disk (`--db`), written by a thread of its own.
+//! - [`store`]: history, accounts and offline mail on disk (`--db`), written by a
+//!   thread of its own.
+//! - [`tls`]: the TLS acceptor (`--tls-cert`, `--tls-key`) and plain-or-TLS halves.
 //! - [`shutdown`]: the SIGINT/SIGTERM future; [`rlimit`]: the open-file limit.
 //!
 //! Data flows one way: socket → `io` → `connection` (reader) → `broker` → `sendq` →
@@ -51,6 +53,7 @@ pub mod roster;
 pub mod sendq;
 pub mod shutdown;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 
@@ -59,6 +62,7 @@ use std::future::Future;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -79,6 +83,8 @@ pub struct Server {
     store: Option<Box<dyn Store>>,
     /// With a store: the registered names and the mail waiting for them.
     accounts: Option<(Accounts, Vec<(String, history::Message)>)>,
+    /// With `--tls-cert` and `--tls-key`.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -120,12 +126,14 @@ impl Server {
         }
         // With `--history off` there is nothing to store.
         let store = store.filter(|_| history.is_some());
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         Ok(Self {
             config,
             history,
             ids,
             store,
             accounts,
+            tls,
         })
     }
 
@@ -141,6 +149,7 @@ impl Server {
             ids,
             store,
             accounts,
+            tls,
         } = self;
         let retention = config.history.clone().unwrap_or_default();
         let (store, store_thread) = match store {
@@ -154,7 +163,7 @@ impl Server {
         if let Some((accounts, mail)) = accounts {
             broker = broker.with_accounts(accounts, mail);
         }
-        let result = serve(listener, config, broker, shutdown).await;
+        let result = serve(listener, tls, config, broker, shutdown).await;
         if let Some(thread) = store_thread {
             thread.await.context("the history store writer panicked")?;
         }
@@ -174,6 +183,7 @@ pub async fn run(
 
 async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     config: Config,
     broker: Broker,
     shutdown: impl Future<Output = ()>,
@@ -186,6 +196,7 @@ async fn serve(
 
     let accept = listener::accept_loop(
         listener,
+        tls,
         broker_tx,
         token.clone(),
         tracker.clone(),

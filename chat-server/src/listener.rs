@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use tokio_rustls::TlsAcceptor;
+
 use crate::accounts::Hasher;
 use crate::broker::BrokerEvent;
 use crate::roster::ConnId;
@@ -33,6 +35,7 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// listener and this loop's `broker_tx`.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     broker_tx: mpsc::Sender<BrokerEvent>,
     token: CancellationToken,
     tracker: TaskTracker,
@@ -45,6 +48,7 @@ pub(crate) async fn accept_loop(
     let mut next_id: ConnId = 0;
     let hasher = Hasher::default();
     let per_ip = PerIp::default();
+    let handshake = config.handshake_timeout;
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -67,7 +71,13 @@ pub(crate) async fn accept_loop(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             info!(peer = %addr, id, "refused: server is full");
             let reason = format!("server is full ({} clients)", config.max_clients);
-            tracker.spawn(connection::refuse(id, stream, reason));
+            tracker.spawn(connection::refuse(
+                id,
+                stream,
+                tls.clone(),
+                handshake,
+                reason,
+            ));
             continue;
         };
         let Some(ip_slot) = per_ip.take(addr.ip(), config.max_per_ip) else {
@@ -77,7 +87,13 @@ pub(crate) async fn accept_loop(
                 addr.ip(),
                 config.max_per_ip.unwrap_or_default()
             );
-            tracker.spawn(connection::refuse(id, stream, reason));
+            tracker.spawn(connection::refuse(
+                id,
+                stream,
+                tls.clone(),
+                handshake,
+                reason,
+            ));
             continue;
         };
         info!(peer = %addr, id, "accepted");
@@ -85,6 +101,7 @@ pub(crate) async fn accept_loop(
             id,
             addr,
             hasher: hasher.clone(),
+            tls: tls.clone(),
             broker_tx: broker_tx.clone(),
             token: token.clone(),
             tracker: tracker.clone(),

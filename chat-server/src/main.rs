@@ -94,6 +94,14 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = positive)]
     max_per_ip: Option<usize>,
 
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -183,6 +191,10 @@ fn main() -> anyhow::Result<()> {
         db_max_bytes: args.db_max_size,
         allow_plaintext_passwords: args.allow_plaintext_passwords,
         max_per_ip: args.max_per_ip,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| chat_server::tls::TlsFiles { cert, key }),
     };
     // Before binding: a database that cannot be used ends startup with a clear error.
     let server = Server::new(config)?;
