@@ -125,6 +125,9 @@ pub struct App {
     settings: Settings,
     state: ConnState,
     ever_connected: bool,
+    /// Right after login, until a line other than `history`: the server is replaying the
+    /// direct messages that arrived while we were away.
+    catching_up: bool,
     /// Failed attempts since the last successful login; picks the next reconnect delay.
     reconnects: u32,
     entries: VecDeque<Entry>,
@@ -152,6 +155,7 @@ impl App {
             settings,
             state: ConnState::Connecting { attempt: 1 },
             ever_connected: false,
+            catching_up: false,
             reconnects: 0,
             entries: VecDeque::new(),
             roster: BTreeSet::new(),
@@ -252,6 +256,26 @@ impl App {
                     Vec::new()
                 }
                 "who" => return self.send_typed(ClientLine::Who, &typed, clock),
+                // A password line goes straight out: never into the input history or the
+                // log (the input line shows it masked, `ui::masked`).
+                "register" | "password" => {
+                    return match typed.parse::<ClientLine>() {
+                        Ok(line) => match self.check_sendable(&line) {
+                            Ok(()) => {
+                                self.input.take();
+                                vec![Command::Send(line)]
+                            }
+                            Err(reason) => {
+                                self.note(reason, true, clock);
+                                Vec::new()
+                            }
+                        },
+                        Err(e) => {
+                            self.note(format!("/{name}: {e}"), true, clock);
+                            Vec::new()
+                        }
+                    };
+                }
                 // The server's room and history commands go out as typed, once valid.
                 "join" | "part" | "names" | "rooms" | "history" => {
                     return match typed.parse::<ClientLine>() {
@@ -429,6 +453,7 @@ impl App {
             NetEvent::Connected => {
                 self.state = ConnState::Connected;
                 self.ever_connected = true;
+                self.catching_up = true;
                 self.reconnects = 0;
                 self.roster.clear();
                 let addr = self.settings.addr.clone();
@@ -459,7 +484,19 @@ impl App {
     }
 
     fn on_line(&mut self, line: ServerLine, clock: Clock) {
+        let catching_up = std::mem::take(&mut self.catching_up);
         match line {
+            ServerLine::History(entry) if catching_up => {
+                self.catching_up = true;
+                let text = sanitize(entry.text.as_str());
+                self.push(Entry {
+                    time: clock.local,
+                    kind: EntryKind::Message {
+                        from: entry.sender,
+                        text: format!("(while you were away, {}) {text}", entry.time),
+                    },
+                });
+            }
             ServerLine::Welcome(_) => {}
             ServerLine::From {
                 sender,
@@ -540,7 +577,7 @@ impl App {
                 self.roster = names.into_iter().collect();
             }
             ServerLine::Missed(n) => self.note(
-                format!("{n} message(s) arrived while you were away"),
+                format!("{n} message(s) arrived while you were away (above)"),
                 false,
                 clock,
             ),
@@ -946,6 +983,32 @@ mod tests {
     }
 
     #[test]
+    fn mail_replayed_after_login_is_shown_as_missed() {
+        let mut app = connected();
+        let line = |l: &str| Msg::Net(NetEvent::Line(l.parse().expect("a server line")));
+        app.update(
+            line("history @bob 7 2026-11-28T18:00:00.123Z bob: are you there?"),
+            clock(),
+        );
+        app.update(line("history-end missed 1"), clock());
+        let shown: Vec<String> = app
+            .entries()
+            .iter()
+            .map(|e| format!("{:?}", e.kind))
+            .collect();
+        assert!(
+            shown.iter().any(
+                |e| e.contains("while you were away, 2026-11-28T18:00:00.123Z) are you there?")
+            ),
+            "{shown:?}"
+        );
+        assert_eq!(
+            last_notice(&app),
+            "1 message(s) arrived while you were away (above)"
+        );
+    }
+
+    #[test]
     fn commands() {
         let mut app = connected();
         assert_eq!(enter(&mut app, "/who"), [Command::Send(ClientLine::Who)]);
@@ -958,6 +1021,23 @@ mod tests {
         assert_eq!(last_notice(&app), "/join: invalid room \"rust\"");
         app.update(ctrl('u'), clock());
         assert_eq!(enter(&mut app, "#rust: hi"), [send("#rust: hi")]);
+        assert_eq!(
+            enter(&mut app, "/register my secret pw"),
+            [send("/register my secret pw")]
+        );
+        app.update(key(KeyCode::Up), clock());
+        assert_eq!(
+            app.input().as_str(),
+            "#rust: hi",
+            "the password is not in the history"
+        );
+        app.update(ctrl('u'), clock());
+        assert_eq!(enter(&mut app, "/password short"), []);
+        assert_eq!(
+            last_notice(&app),
+            "/password: password too weak: use at least 8 bytes"
+        );
+        app.update(ctrl('u'), clock());
         assert_eq!(enter(&mut app, "/help"), []);
         assert!(app.show_help());
         app.update(key(KeyCode::Esc), clock());

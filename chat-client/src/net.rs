@@ -2,16 +2,23 @@
 //! the event loop's channels through `chat_proto::LineCodec`. A new connection is a new
 //! session; the event loop owns the reconnect timing.
 
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_proto::{ClientLine, LineCodec, ServerLine, UserName};
+use chat_proto::{ClientLine, LineCodec, LoginLine, Password, ServerLine, UserName};
 use futures::{SinkExt, StreamExt};
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::event::{Msg, NetEvent};
@@ -38,10 +45,10 @@ pub struct Session {
 
 /// Starts a session that reports to `msg_tx`; its last event is always
 /// [`NetEvent::Disconnected`] or [`NetEvent::LoginRefused`].
-pub fn spawn(addr: String, name: UserName, msg_tx: mpsc::Sender<Msg>) -> Session {
+pub fn spawn(target: Target, name: UserName, msg_tx: mpsc::Sender<Msg>) -> Session {
     let (cmd_tx, cmd_rx) = mpsc::channel(OUTGOING_QUEUE_LEN);
     let task = tokio::spawn(async move {
-        let last = match session(&addr, &name, &msg_tx, cmd_rx).await {
+        let last = match session(&target, &name, &msg_tx, cmd_rx).await {
             Ok(last) => last,
             Err(e) => NetEvent::Disconnected(without_os_error(&format!("{e:#}"))),
         };
@@ -50,32 +57,110 @@ pub fn spawn(addr: String, name: UserName, msg_tx: mpsc::Sender<Msg>) -> Session
     Session { cmd_tx, task }
 }
 
+/// Where to connect and how to log in.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `host:port` as the user gave it.
+    pub addr: String,
+    /// `Some` with `--tls`: the roots the server's certificate must chain to.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// For a registered name.
+    pub password: Option<Password>,
+}
+
+/// A TLS client configuration trusting `ca_file` (PEM), or without one the Mozilla root
+/// store (webpki-roots): the same roots on every machine, however its system is set up.
+pub fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading {}", path.display()))?
+            {
+                let cert = cert.with_context(|| format!("reading {}", path.display()))?;
+                roots
+                    .add(cert)
+                    .with_context(|| format!("using a certificate from {}", path.display()))?;
+            }
+            anyhow::ensure!(!roots.is_empty(), "no certificate in {}", path.display());
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("choosing TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+type Reader = Pin<Box<dyn AsyncRead + Send>>;
+type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
 /// A connection whose login line has been sent: the server's lines, and a sink for ours.
 pub struct Login {
     /// Lines from the server, at most [`MAX_SERVER_LINE_BYTES`] each.
-    pub lines: FramedRead<OwnedReadHalf, LineCodec>,
+    pub lines: FramedRead<Reader, LineCodec>,
     /// Lines to the server.
-    pub sink: FramedWrite<OwnedWriteHalf, LineCodec>,
+    pub sink: FramedWrite<Writer, LineCodec>,
 }
 
-/// Connects to `addr` (within [`CONNECT_TIMEOUT`]) and sends the login line. Both the
-/// terminal UI and line mode log in through here.
-pub async fn connect(addr: &str, name: &UserName) -> anyhow::Result<Login> {
+/// Connects to the target (within [`CONNECT_TIMEOUT`], TLS included) and sends the login
+/// line. Both the terminal UI and line mode log in through here.
+pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> {
+    let addr = target.addr.as_str();
     let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .context("connection timed out")?
         .context("cannot connect")?;
     stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-    let (read_half, write_half) = stream.into_split();
+    let (read_half, write_half): (Reader, Writer) = match &target.tls {
+        None => {
+            let (read, write) = stream.into_split();
+            (Box::pin(read), Box::pin(write))
+        }
+        Some(config) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let server = ServerName::try_from(host.to_owned())
+                .with_context(|| format!("{host:?} is not a name a certificate can have"))?;
+            let handshake = TlsConnector::from(config.clone()).connect(server, stream);
+            let stream = timeout(CONNECT_TIMEOUT, handshake)
+                .await
+                .context("TLS handshake timed out")?
+                .map_err(tls_failure)?;
+            let (read, write) = tokio::io::split(stream);
+            (Box::pin(read), Box::pin(write))
+        }
+    };
     let lines = FramedRead::new(read_half, LineCodec::new(MAX_SERVER_LINE_BYTES));
     // Encoding does not check lengths: the server enforces its own limit.
     let mut sink = FramedWrite::new(write_half, LineCodec::default());
-    sink.send(name.as_str()).await.context("sending the name")?;
+    let login = LoginLine {
+        name: name.clone(),
+        password: target.password.clone(),
+    };
+    sink.send(login.to_string())
+        .await
+        .context("sending the login")?;
     Ok(Login { lines, sink })
 }
 
+/// Says plainly when the server's certificate is the problem.
+fn tls_failure(e: std::io::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("certificate") || text.contains("UnknownIssuer") {
+        anyhow::anyhow!(
+            "the server's certificate is not trusted ({text}); for a private CA, pass --ca-file"
+        )
+    } else {
+        anyhow::anyhow!("TLS handshake failed: {text}")
+    }
+}
+
 async fn session(
-    addr: &str,
+    target: &Target,
     name: &UserName,
     msg_tx: &mpsc::Sender<Msg>,
     mut cmd_rx: mpsc::Receiver<ClientLine>,
@@ -83,7 +168,7 @@ async fn session(
     let Login {
         mut lines,
         mut sink,
-    } = connect(addr, name).await?;
+    } = connect(target, name).await?;
 
     let reply = match timeout(LOGIN_TIMEOUT, lines.next()).await {
         Err(_) => return Ok(NetEvent::Disconnected("login timed out".to_owned())),
@@ -158,7 +243,7 @@ fn without_os_error(reason: &str) -> String {
     }
 }
 
-async fn drain(lines: &mut FramedRead<OwnedReadHalf, LineCodec>) {
+async fn drain(lines: &mut FramedRead<Reader, LineCodec>) {
     while let Some(Ok(_)) = lines.next().await {}
 }
 

@@ -11,20 +11,20 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
-use crate::net::{self, Login};
+use crate::net::{self, Login, Target};
 
 /// Longest stdin line passed on; the server enforces its own, smaller limit.
 const MAX_STDIN_LINE_BYTES: usize = 1024 * 1024;
 
 /// Runs line mode until the server closes. Exit status 1 if the login was refused or
 /// stdin could not be read as lines.
-pub async fn run(addr: &str, name: &UserName) -> anyhow::Result<ExitCode> {
+pub async fn run(target: &Target, name: &UserName) -> anyhow::Result<ExitCode> {
     let Login {
         lines: mut server,
         mut sink,
-    } = net::connect(addr, name)
+    } = net::connect(target, name)
         .await
-        .with_context(|| format!("connecting to {addr}"))?;
+        .with_context(|| format!("connecting to {}", target.addr))?;
     let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(MAX_STDIN_LINE_BYTES));
     let mut stdout = tokio::io::stdout();
 

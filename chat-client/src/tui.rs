@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::app::{App, Command, Exit, Settings};
 use crate::event::{Clock, Msg};
-use crate::net::{self, QUIT_DRAIN, Session};
+use crate::net::{self, QUIT_DRAIN, Session, Target};
 use crate::ui;
 
 /// Network events waiting for the loop; a full queue slows the socket, not the UI.
@@ -25,9 +25,9 @@ const MAX_BATCH: usize = 2048;
 /// Runs the terminal UI until the user leaves. The terminal is restored on every path:
 /// here on return (error or not), and by the panic hook on a panic.
 /// `inject_panic` panics after the first frame (the hidden `--test-panic` flag).
-pub async fn run(settings: Settings, inject_panic: bool) -> anyhow::Result<Exit> {
+pub async fn run(settings: Settings, target: Target, inject_panic: bool) -> anyhow::Result<Exit> {
     let mut terminal = init()?;
-    let result = event_loop(&mut terminal, settings, inject_panic).await;
+    let result = event_loop(&mut terminal, settings, &target, inject_panic).await;
     restore();
     result
 }
@@ -55,9 +55,10 @@ fn restore() {
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     settings: Settings,
+    target: &Target,
     inject_panic: bool,
 ) -> anyhow::Result<Exit> {
-    let (addr, name) = (settings.addr.clone(), settings.name.clone());
+    let name = settings.name.clone();
     let mut app = App::new(settings, terminal.size()?, Instant::now());
     // Net sessions hold clones of `msg_tx`; the loop owns the receiver until it returns.
     let (msg_tx, mut msg_rx) = mpsc::channel(NET_QUEUE_LEN);
@@ -73,7 +74,7 @@ async fn event_loop(
         for command in commands.drain(..) {
             match command {
                 Command::Connect => {
-                    session = Some(net::spawn(addr.clone(), name.clone(), msg_tx.clone()))
+                    session = Some(net::spawn(target.clone(), name.clone(), msg_tx.clone()))
                 }
                 Command::Send(line) => {
                     if let Some(session) = &session {

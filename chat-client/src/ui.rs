@@ -338,11 +338,31 @@ fn render_input(app: &App, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
     let (prompt, visible, _) = input_view(app, usize::from(inner.width));
+    let start = app.input().as_str().len() - visible.len();
     Line::from(vec![
         Span::styled(prompt, Style::new().bold()),
-        Span::raw(visible.to_owned()),
+        Span::raw(masked(app.input().as_str(), start)),
     ])
     .render(inner, buf);
+}
+
+/// The input from byte `start` on, with a password after `/register ` or `/password `
+/// shown as `*`s of the same width, so nobody reads it over the user's shoulder.
+fn masked(text: &str, start: usize) -> String {
+    let secret_from = ["/register ", "/password "]
+        .iter()
+        .find(|command| text.starts_with(*command))
+        .map_or(usize::MAX, |command| command.len());
+    text.grapheme_indices(true)
+        .filter(|(i, _)| *i >= start)
+        .map(|(i, grapheme)| {
+            if i >= secret_from {
+                "*".repeat(grapheme.width())
+            } else {
+                grapheme.to_owned()
+            }
+        })
+        .collect()
 }
 
 fn cursor_position(app: &App, area: Rect) -> Option<Position> {
@@ -361,8 +381,8 @@ Enter          send the line
 bob,carol: hi  send to bob and carol
 *: hi          send to everyone
 #rust: hi      send to a room you joined
-/join #rust    join a room (/part, /names, /rooms)
-/history #rust the room's latest messages
+/join #rust    join a room (/part, /names, /rooms, /history)
+/register PASS register your name (/password NEW changes it)
 /to bob,carol  plain lines go to bob and carol (/to * for everyone)
 /who           refresh who is online
 /clear         clear the messages
@@ -613,5 +633,13 @@ mod tests {
                 .map(|n| format!("{:?}", name_color(n)))
                 .collect();
         assert!(distinct.len() > 3);
+    }
+
+    #[test]
+    fn a_password_being_typed_is_masked_width_for_width() {
+        assert_eq!(masked("/register héllo 世界", 0), "/register **********");
+        assert_eq!(masked("/password abc", 3), "ssword ***");
+        assert_eq!(masked("/who", 0), "/who");
+        assert_eq!(masked("bob: /register x", 0), "bob: /register x");
     }
 }

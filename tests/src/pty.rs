@@ -21,6 +21,8 @@ pub mod keys {
     pub const CTRL_D: &str = "\x04";
     /// ←.
     pub const LEFT: &str = "\x1b[D";
+    /// Up arrow: the previous line of the input history.
+    pub const UP: &str = "\x1b[A";
     /// F1.
     pub const F1: &str = "\x1bOP";
     /// Page Up.
