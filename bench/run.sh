@@ -78,6 +78,18 @@ start_server --db "$db_dir/history.db"
 for _ in $(seq "$runs"); do
     record history-db $bench history --addr "127.0.0.1:$port" --clients 100 --messages 2000 --lines 1000 --server-pid "$server_pid"
 done
+# Accounts: password logins per second (Argon2id bound), then message latency with and
+# without 200 clients trying wrong passwords for a registered name once a second each;
+# the runs alternate so the VM's noise falls on both alike.
+start_server --db "$db_dir/accounts.db"
+record accounts $bench accounts --addr "127.0.0.1:$port" --clients 200 --server-pid "$server_pid"
+start_server --db "$db_dir/attack.db"
+for _ in $(seq "${ROOM_RUNS:-5}"); do
+    for attackers in 0 200; do
+        record "attack-$attackers" $bench run --addr "127.0.0.1:$port" --server-pid "$server_pid" \
+            --clients 100 --senders 100 --fanout 1 --messages 1000 --rate 10000 --attackers "$attackers"
+    done
+done
 for _ in $(seq "$runs"); do
     start_server
     record idle $bench idle --addr "127.0.0.1:$port" --clients 10000 --hold 5 --server-pid "$server_pid"
@@ -107,6 +119,10 @@ for name in ["rooms", "rooms-db", "rooms-off"]:
     lost = sum(r["lost"] + r["duplicated"] + r["reordered"] for r in rows if r["name"] == name)
     print(f"{name}: server {s:,.0f}/s, {s / raw_rooms:.0%} of raw ({raw_rooms:,.0f}/s), "
           f"{1 - s / off:+.0%} cost against --history off, lost+dup+reordered {lost}")
+print(f"accounts: {med('accounts', 'server', lambda r: r['logins_per_sec']):.1f} password logins/s")
+for name in ["attack-0", "attack-200"]:
+    print(f"{name}: latency p50 {med(name, 'server', lambda r: r['latency_us']['p50'])} µs, "
+          f"p99 {med(name, 'server', lambda r: r['latency_us']['p99'])} µs")
 for name in ["history", "history-db"]:
     print(f"{name}: 100 x /history 1000, reply p50 {med(name, 'server', lambda r: r['reply_ms']['p50'])} ms, "
           f"p99 {med(name, 'server', lambda r: r['reply_ms']['p99'])} ms")

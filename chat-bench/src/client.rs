@@ -30,14 +30,25 @@ pub fn name(i: usize) -> String {
 
 /// Connects and logs in as [`name`]`(i)`, returning once `welcome` has arrived.
 pub async fn login(addr: SocketAddr, i: usize) -> anyhow::Result<Client> {
+    login_as(addr, i, None).await
+}
+
+/// Like [`login`], for a registered name: the login line carries `password`.
+pub async fn login_as(
+    addr: SocketAddr,
+    i: usize,
+    password: Option<&str>,
+) -> anyhow::Result<Client> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let (read_half, mut writer) = stream.into_split();
-    writer
-        .write_all(format!("{}\n", name(i)).as_bytes())
-        .await?;
+    let line = match password {
+        Some(password) => format!("{} {password}\n", name(i)),
+        None => format!("{}\n", name(i)),
+    };
+    writer.write_all(line.as_bytes()).await?;
     let mut reader = LineReader::new(read_half);
     let welcome = format!("welcome {}", name(i));
     match reader.next_line().await? {
@@ -49,6 +60,28 @@ pub async fn login(addr: SocketAddr, i: usize) -> anyhow::Result<Client> {
         ),
         None => bail!("login of {}: the server closed the connection", name(i)),
     }
+}
+
+/// The password every account of the `accounts` scenario has.
+pub const BENCH_PASSWORD: &str = "bench password";
+
+/// Registers client `i`'s name with [`BENCH_PASSWORD`] and leaves.
+pub async fn register(addr: SocketAddr, i: usize) -> anyhow::Result<()> {
+    let mut client = login(addr, i).await?;
+    client
+        .writer
+        .write_all(format!("/register {BENCH_PASSWORD}\n").as_bytes())
+        .await?;
+    let registered = format!("registered {}", name(i));
+    while let Some(line) = client.reader.next_line().await? {
+        if line == registered.as_bytes() {
+            return Ok(());
+        }
+        if line.starts_with(b"error:") {
+            bail!("registering: {}", String::from_utf8_lossy(line));
+        }
+    }
+    bail!("the server closed before confirming the registration")
 }
 
 /// Logs in clients `0..n`, several at a time, calling `started(i, client)` for each as

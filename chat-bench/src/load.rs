@@ -52,6 +52,9 @@ pub struct Spec {
     pub server_pid: Option<u32>,
     /// Give up waiting for deliveries after this long.
     pub timeout: Duration,
+    /// Clients that keep trying wrong passwords for a registered name during the run,
+    /// each once a second (the server needs `--db`).
+    pub attackers: usize,
 }
 
 impl Spec {
@@ -96,6 +99,8 @@ pub struct Outcome {
     pub server: Option<(Sample, Sample)>,
     /// This tool's CPU over the run.
     pub bench: (Sample, Sample),
+    /// With attackers: wrong-password replies, and refusals for too many.
+    pub attack: Option<(u64, u64)>,
 }
 
 struct Shared {
@@ -180,6 +185,18 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         join_rooms(spec, &mut writers, &shared).await?;
     }
 
+    let attack = if spec.attackers > 0 {
+        // The victim is a name no load client uses.
+        let victim = spec.clients;
+        match client::register(spec.addr, victim).await {
+            Err(e) if e.to_string().contains("name is registered") => {}
+            registered => registered?,
+        }
+        Some(Attack::start(spec.addr, victim, spec.attackers))
+    } else {
+        None
+    };
+
     let server_before = spec.server_pid.and_then(procstat::sample);
     let bench_before = procstat::sample(std::process::id()).unwrap_or_default();
     let first_send = Instant::now();
@@ -222,6 +239,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     }
     let server_after = spec.server_pid.and_then(procstat::sample);
     let bench_after = procstat::sample(std::process::id()).unwrap_or_default();
+    let attack = attack.map(Attack::stop);
     for task in &sender_tasks {
         task.abort();
     }
@@ -245,7 +263,57 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         latency,
         server: server_before.zip(server_after),
         bench: (bench_before, bench_after),
+        attack,
     })
+}
+
+/// Clients trying wrong passwords for one registered name, each once a second.
+struct Attack {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Replies `wrong password` (a hash was computed) and refusals without one.
+    wrong: Arc<AtomicU64>,
+    throttled: Arc<AtomicU64>,
+}
+
+impl Attack {
+    fn start(addr: SocketAddr, victim: usize, attackers: usize) -> Self {
+        let wrong = Arc::new(AtomicU64::new(0));
+        let throttled = Arc::new(AtomicU64::new(0));
+        let tasks = (0..attackers)
+            .map(|_| {
+                let (wrong, throttled) = (wrong.clone(), throttled.clone());
+                tokio::spawn(async move {
+                    loop {
+                        match client::login_as(addr, victim, Some("not the password")).await {
+                            Err(e) if e.to_string().contains("too many wrong passwords") => {
+                                throttled.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) if e.to_string().contains("wrong password") => {
+                                wrong.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) | Ok(_) => {}
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            tasks,
+            wrong,
+            throttled,
+        }
+    }
+
+    fn stop(self) -> (u64, u64) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        (
+            self.wrong.load(Ordering::Relaxed),
+            self.throttled.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// Every client joins its room; returns once every `/join` is answered, so every
@@ -477,6 +545,7 @@ mod tests {
             payload: 0,
             server_pid: None,
             timeout: Duration::from_secs(1),
+            attackers: 0,
         };
         assert_eq!(spec.destinations(3), [4, 0, 1]);
         assert_eq!(

@@ -83,6 +83,15 @@ enum Cmd {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Registers N names (server with --db), then times N logins with passwords at once.
+    Accounts {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Run the minimal forwarder alone (prints `listening on ADDR`).
     Forwarder {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -126,6 +135,10 @@ struct LoadArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value = "120", value_parser = seconds)]
     timeout: Duration,
+    /// Meanwhile, N clients try wrong passwords for a registered name, each once a
+    /// second (the server needs --db).
+    #[arg(long, default_value_t = 0)]
+    attackers: usize,
 }
 
 impl LoadArgs {
@@ -145,6 +158,7 @@ impl LoadArgs {
             payload: self.payload,
             server_pid,
             timeout: self.timeout,
+            attackers: self.attackers,
         }
     }
 }
@@ -223,6 +237,11 @@ async fn run(command: Cmd) -> anyhow::Result<bool> {
             lines,
             server_pid,
         } => scenarios::history(addr, clients, messages, lines, server_pid).await?,
+        Cmd::Accounts {
+            addr,
+            clients,
+            server_pid,
+        } => scenarios::accounts(addr, clients, server_pid).await?,
         Cmd::Forwarder { addr } => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -255,6 +274,7 @@ fn check_loopback_only(command: &Cmd) -> anyhow::Result<()> {
         Cmd::Idle { addr, .. }
         | Cmd::Logins { addr, .. }
         | Cmd::History { addr, .. }
+        | Cmd::Accounts { addr, .. }
         | Cmd::Forwarder { addr } => Some(*addr),
         Cmd::Drain { addr, .. } => *addr,
         Cmd::Raw { .. } => None,

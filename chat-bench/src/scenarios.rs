@@ -246,3 +246,55 @@ pub async fn history(
         "server_cpu_seconds": cpu,
     }))
 }
+
+/// `accounts`: registers `clients` names (server started with `--db`), then times their
+/// logins with passwords, all at once: each costs one Argon2id verification.
+pub async fn accounts(
+    addr: SocketAddr,
+    clients: usize,
+    server_pid: Option<u32>,
+) -> anyhow::Result<Value> {
+    let mut registrations = tokio::task::JoinSet::new();
+    for i in 0..clients {
+        registrations.spawn(client::register(addr, i));
+    }
+    while let Some(done) = registrations.join_next().await {
+        done??;
+    }
+    // Every registration's connection is closed, but the server may still be about to
+    // notice; a login waits for that by retrying a refusal for "name in use" once.
+    let cpu_before = server_pid.and_then(procstat::sample);
+    let started = Instant::now();
+    let mut logins = tokio::task::JoinSet::new();
+    for i in 0..clients {
+        logins.spawn(async move {
+            match client::login_as(addr, i, Some(client::BENCH_PASSWORD)).await {
+                Err(e) if e.to_string().contains("in use") => {
+                    client::login_as(addr, i, Some(client::BENCH_PASSWORD)).await
+                }
+                other => other,
+            }
+        });
+    }
+    let mut clients_in = Vec::with_capacity(clients);
+    while let Some(done) = logins.join_next().await {
+        clients_in.push(done??);
+    }
+    let elapsed = started.elapsed();
+    let cpu = server_pid
+        .and_then(procstat::sample)
+        .zip(cpu_before)
+        .map(|(a, b)| (a.cpu - b.cpu).as_secs_f64());
+    let rate = clients as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "{clients} password logins in {:.3} s: {rate:.1} logins/s",
+        elapsed.as_secs_f64()
+    );
+    Ok(json!({
+        "scenario": "accounts",
+        "clients": clients,
+        "seconds": elapsed.as_secs_f64(),
+        "logins_per_sec": rate,
+        "server_cpu_seconds": cpu,
+    }))
+}

@@ -1,18 +1,19 @@
 //! Accounts: who owns which name ([`Accounts`], kept by the broker), the failed-login
-//! throttle, and [`Hasher`], which runs Argon2id off the async runtime on a bounded
-//! number of threads.
+//! throttle, and [`Hasher`], which runs Argon2id off the async runtime on a small pool
+//! of low-priority threads of its own.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chat_proto::{Password, UserName};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
+use tracing::warn;
 
 /// Argon2id memory cost in KiB: OWASP's minimum (19 MiB with 2 passes).
 const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
@@ -21,6 +22,8 @@ const ARGON2_PASSES: u32 = 2;
 /// Hashes computed at once, whatever the number of logins: a flood of wrong passwords
 /// queues here instead of taking every core (and 19 MiB each).
 pub const HASHING_THREADS: usize = 2;
+/// Hashes waiting for a thread before a login waits to queue one.
+const HASHING_QUEUE_LEN: usize = 64;
 
 /// Failed logins for one name within [`THROTTLE_WINDOW`] before more are refused.
 const MAX_FAILURES_PER_NAME: usize = 3;
@@ -133,17 +136,56 @@ fn blocked(times: Option<&mut VecDeque<Instant>>, max: usize, now: Instant) -> O
     (times.len() >= max).then(|| times[0] + THROTTLE_WINDOW)
 }
 
-/// Runs Argon2id on the blocking pool, at most [`HASHING_THREADS`] at a time.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs Argon2id on [`HASHING_THREADS`] threads of its own, at the lowest scheduling
+/// priority (nice 19): a burst of logins, or of wrong passwords, takes CPU time chat does
+/// not need, never the time it does. (The runtime's blocking pool would do the first but
+/// not the second, and its threads are shared with the store writer.) The threads end
+/// when the last `Hasher` is dropped.
 #[derive(Debug, Clone)]
 pub struct Hasher {
+    jobs: mpsc::SyncSender<Job>,
+    /// One per job queued or running, so the queue is never full when a job is sent:
+    /// a login waits for a permit here, on the runtime, without holding a thread.
     permits: Arc<Semaphore>,
 }
 
 impl Default for Hasher {
     fn default() -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(HASHING_THREADS)),
+        // As many slots as permits: a job whose permit is free may still sit in the
+        // queue for a moment after its thread finished the previous one.
+        let in_flight = HASHING_THREADS + HASHING_QUEUE_LEN;
+        let (jobs, queue) = mpsc::sync_channel::<Job>(in_flight);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..HASHING_THREADS {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    let lowered = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    );
+                    if let Err(e) = lowered {
+                        warn!(error = ?e, "could not lower the hashing thread's priority");
+                    }
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                warn!(error = %e, "could not start a hashing thread");
+            }
         }
+        let permits = Arc::new(Semaphore::new(in_flight));
+        Self { jobs, permits }
     }
 }
 
@@ -184,8 +226,16 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await?;
-        tokio::task::spawn_blocking(work).await?
+        let permit = self.permits.clone().acquire_owned().await?;
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+            drop(permit);
+        });
+        self.jobs
+            .try_send(job)
+            .map_err(|_| anyhow::anyhow!("the hashing threads are gone"))?;
+        result.await?
     }
 }
 
@@ -243,5 +293,19 @@ mod tests {
         assert!(hasher.verify(password(), one.clone()).await);
         let wrong = Password::parse("wrong horse").expect("a password");
         assert!(!hasher.verify(wrong, one).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_jobs_than_threads_and_queue_all_complete() {
+        let hasher = Hasher::default();
+        let jobs: Vec<_> = (0..300)
+            .map(|i| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.run(move || Ok(i)).await })
+            })
+            .collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            assert_eq!(job.await.expect("a job").expect("it ran"), i);
+        }
     }
 }
