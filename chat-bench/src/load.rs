@@ -285,7 +285,7 @@ impl Attack {
                 tokio::spawn(async move {
                     loop {
                         match client::login_as(addr, victim, Some("not the password")).await {
-                            Err(e) if e.to_string().contains("too many wrong passwords") => {
+                            Err(e) if e.to_string().contains("too many login attempts") => {
                                 throttled.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(e) if e.to_string().contains("wrong password") => {

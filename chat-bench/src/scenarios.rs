@@ -2,6 +2,7 @@
 //! full queue at shutdown, and many history reads at once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -266,8 +267,13 @@ pub async fn accounts(
     let cpu_before = server_pid.and_then(procstat::sample);
     let started = Instant::now();
     let mut logins = tokio::task::JoinSet::new();
+    // The server checks at most ten passwords from one address at a time (its throttle),
+    // and this tool is one address.
+    let permits = Arc::new(tokio::sync::Semaphore::new(8));
     for i in 0..clients {
+        let permits = permits.clone();
         logins.spawn(async move {
+            let _permit = permits.acquire_owned().await?;
             match client::login_as(addr, i, Some(client::BENCH_PASSWORD)).await {
                 Err(e) if e.to_string().contains("in use") => {
                     client::login_as(addr, i, Some(client::BENCH_PASSWORD)).await

@@ -90,6 +90,17 @@ impl Throttle {
         by_name.max(by_addr)
     }
 
+    /// Takes back one failure of `name` from `addr`: the attempt counted when its check
+    /// began turned out to be the right password.
+    pub fn forgive(&mut self, name: &UserName, addr: IpAddr) {
+        if let Some(times) = self.by_name.get_mut(&name.folded()) {
+            times.pop_back();
+        }
+        if let Some(times) = self.by_addr.get_mut(&addr) {
+            times.pop_back();
+        }
+    }
+
     /// Counts a wrong password for `name` from `addr`.
     pub fn failed(&mut self, name: &UserName, addr: IpAddr, now: Instant) {
         if self.by_name.len() >= MAX_TRACKED || self.by_addr.len() >= MAX_TRACKED {

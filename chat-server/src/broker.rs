@@ -80,8 +80,9 @@ pub enum BrokerEvent {
         /// The answer.
         reply: oneshot::Sender<Auth>,
     },
-    /// A password did not match: counts towards the throttle.
-    LoginFailed {
+    /// A password matched: the attempt counted against the throttle when its check began
+    /// is taken back.
+    LoginPassed {
         /// The name tried.
         name: UserName,
         /// Where from.
@@ -259,9 +260,7 @@ impl Broker {
             } => {
                 let _ = reply.send(self.authenticate(&name, addr, with_password));
             }
-            BrokerEvent::LoginFailed { name, addr } => {
-                self.throttle.failed(&name, addr, Instant::now());
-            }
+            BrokerEvent::LoginPassed { name, addr } => self.throttle.forgive(&name, addr),
             BrokerEvent::Join {
                 id,
                 name,
@@ -340,10 +339,15 @@ impl Broker {
                 let now = Instant::now();
                 match self.throttle.retry_at(name, addr, now) {
                     Some(at) => Auth::Refused(format!(
-                        "too many wrong passwords; retry in {} s",
+                        "too many login attempts; retry in {} s",
                         (at - now).as_secs_f64().ceil()
                     )),
-                    None => Auth::Verify(account.phc.clone()),
+                    None => {
+                        // Counted as a failure now, not when the check ends: otherwise a
+                        // burst of attempts would all start before the first one failed.
+                        self.throttle.failed(name, addr, now);
+                        Auth::Verify(account.phc.clone())
+                    }
                 }
             }
         }
@@ -970,7 +974,7 @@ mod tests {
     }
 
     #[test]
-    fn three_wrong_passwords_refuse_the_next_attempt_before_any_hashing() {
+    fn a_fourth_attempt_within_the_minute_is_refused_before_any_hashing() {
         let mut broker = broker(false).with_accounts(Accounts::default(), Vec::new());
         let bob = UserName::parse("bob").expect("a valid name");
         if let Some(accounts) = &mut broker.accounts {
@@ -980,19 +984,25 @@ mod tests {
             });
         }
         let addr: IpAddr = "192.0.2.7".parse().expect("an address");
+        // A right password gives its attempt back.
+        assert!(matches!(
+            broker.authenticate(&bob, addr, true),
+            Auth::Verify(_)
+        ));
+        broker.handle(BrokerEvent::LoginPassed {
+            name: bob.clone(),
+            addr,
+        });
+        // Three checks under way at once are all the name gets.
         for _ in 0..3 {
             assert_eq!(
                 broker.authenticate(&bob, addr, true),
                 Auth::Verify("$argon2id$stored".to_owned())
             );
-            broker.handle(BrokerEvent::LoginFailed {
-                name: bob.clone(),
-                addr,
-            });
         }
         assert_eq!(
             broker.authenticate(&bob, addr, true),
-            Auth::Refused("too many wrong passwords; retry in 60 s".to_owned()),
+            Auth::Refused("too many login attempts; retry in 60 s".to_owned()),
             "no hash handed out, so nothing is hashed"
         );
     }

@@ -200,15 +200,16 @@ impl Connection {
             (Auth::Open, _) => Ok(false),
             (Auth::Refused(reason), _) => Err(reason),
             (Auth::Verify(phc), Some(password)) => {
-                if self.hasher.verify(password, phc).await {
-                    return Ok(true);
+                if !self.hasher.verify(password, phc).await {
+                    // Already counted against the throttle by the broker.
+                    return Err("wrong password".to_owned());
                 }
-                let failed = BrokerEvent::LoginFailed {
+                let passed = BrokerEvent::LoginPassed {
                     name: name.clone(),
                     addr: self.addr.ip(),
                 };
-                let _ = self.broker_tx.send(failed).await;
-                Err("wrong password".to_owned())
+                let _ = self.broker_tx.send(passed).await;
+                Ok(true)
             }
             (Auth::Verify(_), None) => Err("a password is needed".to_owned()),
         }

@@ -230,7 +230,7 @@ async fn wrong_passwords_are_throttled_until_the_stated_time() {
     }
     let refused = first_reply(server.addr, &format!("bob {PASSWORD}")).await;
     assert!(
-        refused.starts_with("error: too many wrong passwords; retry in "),
+        refused.starts_with("error: too many login attempts; retry in "),
         "even the right password waits: {refused}"
     );
     let other = first_reply(server.addr, &format!("carol {PASSWORD}")).await;

@@ -205,3 +205,44 @@ async fn history_reads_at_once() {
     assert_eq!(r["lost"], 0, "every reply had its 200 lines");
     assert!(r["reply_ms"]["p99"].as_f64().is_some_and(|ms| ms > 0.0));
 }
+
+#[tokio::test]
+async fn password_logins_and_a_wrong_password_attack() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("chat.db");
+    let server = ServerProcess::start(&["--db", db.to_str().expect("UTF-8")]).await;
+    let addr = server.addr.to_string();
+    let r = bench(&["accounts", "--addr", &addr, "--clients", "12"]).await;
+    assert!(r["logins_per_sec"].as_f64().is_some_and(|rate| rate > 0.0));
+    let server =
+        ServerProcess::start(&["--db", dir.path().join("b.db").to_str().expect("UTF-8")]).await;
+    let addr = server.addr.to_string();
+    let r = bench(&[
+        "run",
+        "--addr",
+        &addr,
+        "--clients",
+        "4",
+        "--senders",
+        "4",
+        "--fanout",
+        "1",
+        "--messages",
+        "300",
+        "--rate",
+        "1000",
+        "--attackers",
+        "20",
+    ])
+    .await;
+    assert_eq!(r["lost"], 0);
+    let attack = &r["attack"];
+    let (wrong, throttled) = (
+        attack["wrong_password"].as_u64(),
+        attack["throttled"].as_u64(),
+    );
+    assert!(
+        wrong.is_some_and(|w| w <= 10) && throttled.is_some_and(|t| t > 0),
+        "the throttle lets at most ten checks through per address: {attack}"
+    );
+}
