@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every scenario of docs/performance.md three times against chat-server and the raw
 # forwarder, server pinned to CPU 0 and chat-bench to CPU 1, and prints the medians.
-# Usage: bench/run.sh [results.jsonl]      (about nine minutes on a 2-core machine)
+# Usage: bench/run.sh [results.jsonl]      (about eleven minutes on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results.jsonl}
