@@ -68,33 +68,25 @@ pub(crate) async fn accept_loop(
         let id = next_id;
         // Log fields rather than a span per connection: entering a span on every poll of
         // every connection task cost about 3% of the server's time under load.
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            info!(peer = %addr, id, "refused: server is full");
-            let reason = format!("server is full ({} clients)", config.max_clients);
-            tracker.spawn(connection::refuse(
-                id,
-                stream,
-                tls.clone(),
-                handshake,
-                reason,
-            ));
-            continue;
+        let admitted = match permits.clone().try_acquire_owned() {
+            Err(_) => Err(format!("server is full ({} clients)", config.max_clients)),
+            Ok(permit) => match per_ip.take(addr.ip(), config.max_per_ip) {
+                Some(ip_slot) => Ok((permit, ip_slot)),
+                None => Err(format!(
+                    "too many connections from {} (at most {})",
+                    addr.ip(),
+                    config.max_per_ip.unwrap_or_default()
+                )),
+            },
         };
-        let Some(ip_slot) = per_ip.take(addr.ip(), config.max_per_ip) else {
-            info!(peer = %addr, id, "refused: too many connections from this address");
-            let reason = format!(
-                "too many connections from {} (at most {})",
-                addr.ip(),
-                config.max_per_ip.unwrap_or_default()
-            );
-            tracker.spawn(connection::refuse(
-                id,
-                stream,
-                tls.clone(),
-                handshake,
-                reason,
-            ));
-            continue;
+        let (permit, ip_slot) = match admitted {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                info!(peer = %addr, id, %reason, "refused");
+                let refusal = connection::refuse(id, stream, tls.clone(), handshake, reason);
+                tracker.spawn(refusal);
+                continue;
+            }
         };
         info!(peer = %addr, id, "accepted");
         let conn = connection::Connection {
