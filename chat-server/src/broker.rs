@@ -571,7 +571,9 @@ impl Broker {
         let mut outside: Vec<&str> = Vec::new();
         let mut stored: Vec<UserName> = Vec::new();
         let mut full: Vec<&str> = Vec::new();
-        // Who got a direct line, for the `@` history of two accounts.
+        // Who got a direct line, for the `@` history of two accounts (kept only once
+        // someone has registered: a plain server's direct path allocates nothing here).
+        let keep_direct = self.accounts.as_ref().is_some_and(|a| !a.is_empty());
         let mut direct_to: Vec<UserName> = Vec::new();
         for dest in to {
             if seen.contains(&dest) {
@@ -583,7 +585,11 @@ impl Broker {
                 Recipient::User(name) => match self.roster.find(name) {
                     Some((id, _)) if served.contains(&id) => {}
                     Some((id, peer)) => {
-                        served.push(id);
+                        // One destination cannot repeat: skip the bookkeeping (and its
+                        // allocation) on the common path.
+                        if to.len() > 1 {
+                            served.push(id);
+                        }
                         // With `*`, every other user has had the line; only the sender has not.
                         if !everyone || id == from {
                             let line = direct.get_or_insert_with(|| {
@@ -594,7 +600,9 @@ impl Broker {
                                 })
                             });
                             offer(id, peer, line, &mut failed);
-                            direct_to.push(peer.name.clone());
+                            if keep_direct {
+                                direct_to.push(peer.name.clone());
+                            }
                         }
                     }
                     None => match self.accounts.as_ref().and_then(|a| a.get(name)) {
@@ -616,10 +624,8 @@ impl Broker {
                 Recipient::Room(room) => self.say_in_room(from, &sender, room, text, &mut failed),
             }
         }
-        if self.accounts.as_ref().is_some_and(|a| !a.is_empty()) {
-            for to in direct_to {
-                self.keep_direct(&sender, &to, text);
-            }
+        for to in direct_to {
+            self.keep_direct(&sender, &to, text);
         }
         self.remove(failed);
         for name in stored {
