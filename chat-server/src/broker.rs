@@ -26,6 +26,9 @@ use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 use crate::store::{StoreWriter, Write};
 
+/// Why `/register` and `/password` are refused by a server without a store.
+const NO_ACCOUNTS: &str = "accounts need a server started with --db, so they survive a restart";
+
 /// Direct messages kept for one offline registered user; past this the sender is told
 /// the mailbox is full.
 pub const MAX_OFFLINE_PER_RECIPIENT: usize = 100;
@@ -358,9 +361,7 @@ impl Broker {
             return;
         };
         let reply = match &mut self.accounts {
-            None => ServerLine::Error(
-                "accounts need a server started with --db, so they survive a restart".to_owned(),
-            ),
+            None => ServerLine::Error(NO_ACCOUNTS.to_owned()),
             Some(accounts) if accounts.is_registered(&name) => {
                 ServerLine::Error(format!("{name} is already registered"))
             }
@@ -382,19 +383,18 @@ impl Broker {
         let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
             return;
         };
-        let account = self.accounts.as_mut().and_then(|accounts| {
-            let mut account = accounts.get(&name)?.clone();
-            account.phc = phc;
-            accounts.put(account.clone());
-            Some(account)
-        });
-        let reply = match account {
-            Some(account) => {
-                self.write(Write::Account(account));
-                info!(%name, "password changed");
-                ServerLine::PasswordChanged
-            }
-            None => ServerLine::Error(format!("{name} is not registered; /register first")),
+        let reply = match &mut self.accounts {
+            None => ServerLine::Error(NO_ACCOUNTS.to_owned()),
+            Some(accounts) => match accounts.get(&name).cloned() {
+                None => ServerLine::Error(format!("{name} is not registered; /register first")),
+                Some(mut account) => {
+                    account.phc = phc;
+                    accounts.put(account.clone());
+                    self.write(Write::Account(account));
+                    info!(%name, "password changed");
+                    ServerLine::PasswordChanged
+                }
+            },
         };
         self.deliver(id, &encode_line(reply));
     }

@@ -176,16 +176,8 @@ impl Connection {
         name: &UserName,
         password: Option<Password>,
     ) -> Result<bool, String> {
-        let encrypted = self.tls.is_some();
-        if password.is_some()
-            && !encrypted
-            && !plaintext_password_allowed(self.addr.ip(), &self.config)
-        {
-            return Err(
-                "a password over an unencrypted connection from another machine is \
-                 refused; connect with TLS"
-                    .to_owned(),
-            );
+        if password.is_some() {
+            self.may_send_passwords()?;
         }
         let (reply, answer) = oneshot::channel();
         let ask = BrokerEvent::Authenticate {
@@ -232,15 +224,26 @@ impl Connection {
     }
 
     async fn hashed(&self, password: Password, wrap: fn(String) -> Request) -> Request {
-        if self.config.db.is_none() {
-            return Request::Invalid(
-                "accounts need a server started with --db, so they survive a restart".to_owned(),
-            );
+        if let Err(reason) = self.may_send_passwords() {
+            return Request::Invalid(reason);
         }
         match self.hasher.hash(password).await {
             Ok(phc) => wrap(phc),
             Err(e) => Request::Invalid(format!("could not hash the password: {e}")),
         }
+    }
+
+    /// Whether any password line (login, `/register`, `/password`) may come over this
+    /// connection: over TLS always; over plain TCP see [`plaintext_password_allowed`].
+    fn may_send_passwords(&self) -> Result<(), String> {
+        if self.tls.is_some() || plaintext_password_allowed(self.addr.ip(), &self.config) {
+            return Ok(());
+        }
+        Err(
+            "a password over an unencrypted connection from another machine is refused; \
+             connect with TLS"
+                .to_owned(),
+        )
     }
 
     /// Hands the broker every line the client sends until reading ends. Returns what the

@@ -55,6 +55,10 @@ async fn accounts_need_a_database() {
     alice
         .expect("error: accounts need a server started with --db, so they survive a restart")
         .await;
+    alice.send("/password another password").await;
+    alice
+        .expect("error: accounts need a server started with --db, so they survive a restart")
+        .await;
     server.shutdown().await;
 }
 

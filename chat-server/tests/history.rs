@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chat_proto::{Conv, HistoryEntry, MessageId, Scope, ServerLine};
+use chat_proto::{HistoryEntry, MessageId, Scope, ServerLine};
 use chat_server::Config;
 use chat_server::history::Retention;
 use chat_tests::LineClient;
@@ -413,17 +413,6 @@ async fn a_database_in_use_or_not_ours_is_refused_at_startup() {
         error.to_string().contains("is not a chat-server database"),
         "{error:#}"
     );
-}
-
-#[test]
-fn conv_is_what_history_lines_name() {
-    let entry: ServerLine = "history @bob 1 2026-11-28T18:00:00.123Z bob: hi"
-        .parse()
-        .expect("a history line");
-    let ServerLine::History(entry) = entry else {
-        panic!("not a history line")
-    };
-    assert_eq!(entry.conv, "@bob".parse::<Conv>().expect("a conversation"));
 }
 
 /// The real SQLite store on a disk that takes 200 ms per write: history writes fall
