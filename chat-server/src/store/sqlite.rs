@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use chat_proto::{MessageId, Timestamp};
+use chat_proto::{MessageId, Timestamp, UserName};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::{Loaded, Store, StoreError, Write, last_id};
@@ -148,6 +148,44 @@ fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// The rows of `sql`, `(key, id, time, sender, text)`, as messages whose conversation
+/// `conv` makes of the key and the sender; each comes with its key. A row this version
+/// cannot read is skipped, not fatal: history is best kept.
+fn read_messages(
+    conn: &Connection,
+    sql: &str,
+    conv: impl Fn(&str, &UserName) -> Option<ConvKey>,
+) -> Result<Vec<(String, Message)>, StoreError> {
+    let mut statement = conn.prepare(sql).map_err(store_error)?;
+    let rows = statement
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(store_error)?;
+    let mut messages = Vec::new();
+    for row in rows {
+        let (key, id, time, sender, text) = row.map_err(store_error)?;
+        let message = (|| {
+            let sender: UserName = sender.parse().ok()?;
+            Some(Message {
+                conv: conv(&key, &sender)?,
+                id: from_sql(id)?,
+                time: Timestamp::from_unix_millis(time)?,
+                sender,
+                text: text.parse().ok()?,
+            })
+        })();
+        messages.extend(message.map(|m| (key, m)));
+    }
+    Ok(messages)
+}
+
 fn store_error(e: rusqlite::Error) -> StoreError {
     let text = e.to_string();
     match e.sqlite_error_code() {
@@ -190,32 +228,12 @@ impl Store for SqliteStore {
             last_id: last_id.and_then(from_sql),
             ..Loaded::default()
         };
-        let mut rows = self
-            .conn
-            .prepare("SELECT conv, id, time, sender, text FROM messages ORDER BY id")
-            .map_err(store_error)?;
-        let mut rows = rows.query([]).map_err(store_error)?;
-        while let Some(row) = rows.next().map_err(store_error)? {
-            let conv: String = row.get(0).map_err(store_error)?;
-            let id: i64 = row.get(1).map_err(store_error)?;
-            let time: i64 = row.get(2).map_err(store_error)?;
-            let sender: String = row.get(3).map_err(store_error)?;
-            let text: String = row.get(4).map_err(store_error)?;
-            // A row this version cannot read is skipped, not fatal: history is best kept.
-            let message = (|| {
-                Some(Message {
-                    conv: conv.parse().ok()?,
-                    id: from_sql(id)?,
-                    time: Timestamp::from_unix_millis(time)?,
-                    sender: sender.parse().ok()?,
-                    text: text.parse().ok()?,
-                })
-            })();
-            if let Some(message) = message {
-                loaded.last_id = loaded.last_id.max(Some(message.id));
-                loaded.messages.push(message);
-            }
-        }
+        let rooms_and_pairs = read_messages(
+            &self.conn,
+            "SELECT conv, id, time, sender, text FROM messages ORDER BY id",
+            |conv, _| conv.parse().ok(),
+        )?;
+        loaded.messages = rooms_and_pairs.into_iter().map(|(_, m)| m).collect();
         let mut accounts = self
             .conn
             .prepare("SELECT name, phc FROM accounts")
@@ -229,38 +247,16 @@ impl Store for SqliteStore {
                 loaded.accounts.push(Account { name, phc });
             }
         }
-        let mut offline = self
-            .conn
-            .prepare("SELECT recipient, id, time, sender, text FROM offline ORDER BY id")
-            .map_err(store_error)?;
-        let offline = offline
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .map_err(store_error)?;
-        for row in offline {
-            let (recipient, id, time, sender, text) = row.map_err(store_error)?;
-            let message = (|| {
-                let sender: chat_proto::UserName = sender.parse().ok()?;
-                Some(Message {
-                    conv: ConvKey::pair_folded(sender.folded(), recipient.clone()),
-                    id: from_sql(id)?,
-                    time: Timestamp::from_unix_millis(time)?,
-                    sender,
-                    text: text.parse().ok()?,
-                })
-            })();
-            if let Some(message) = message {
-                loaded.last_id = loaded.last_id.max(Some(message.id));
-                loaded.offline.push((recipient, message));
-            }
-        }
+        loaded.offline = read_messages(
+            &self.conn,
+            "SELECT recipient, id, time, sender, text FROM offline ORDER BY id",
+            |recipient, sender| Some(ConvKey::pair_folded(sender.folded(), recipient.to_owned())),
+        )?;
+        let ids = loaded
+            .messages
+            .iter()
+            .chain(loaded.offline.iter().map(|(_, m)| m));
+        loaded.last_id = loaded.last_id.max(ids.map(|m| m.id).max());
         let mut dropped = self
             .conn
             .prepare("SELECT conv, through FROM dropped")
