@@ -564,9 +564,11 @@ impl Broker {
         }
         // Formatted once, on first use, and shared by every user named.
         let mut direct: Option<Line> = None;
-        // Destination lists are short: linear scans dedup without allocating sets.
+        // Destination lists are short: linear scans dedup without allocating sets, and one
+        // destination (the common case) cannot repeat, so it allocates nothing at all.
+        let dedup = to.len() > 1;
         let mut served: Vec<ConnId> = Vec::new();
-        let mut seen: Vec<&Recipient> = Vec::with_capacity(to.len());
+        let mut seen: Vec<&Recipient> = Vec::new();
         let mut unknown: Vec<&str> = Vec::new();
         let mut outside: Vec<&str> = Vec::new();
         let mut stored: Vec<UserName> = Vec::new();
@@ -576,18 +578,18 @@ impl Broker {
         let keep_direct = self.accounts.as_ref().is_some_and(|a| !a.is_empty());
         let mut direct_to: Vec<UserName> = Vec::new();
         for dest in to {
-            if seen.contains(&dest) {
-                continue;
+            if dedup {
+                if seen.contains(&dest) {
+                    continue;
+                }
+                seen.push(dest);
             }
-            seen.push(dest);
             match dest {
                 Recipient::Everyone => {}
                 Recipient::User(name) => match self.roster.find(name) {
                     Some((id, _)) if served.contains(&id) => {}
                     Some((id, peer)) => {
-                        // One destination cannot repeat: skip the bookkeeping (and its
-                        // allocation) on the common path.
-                        if to.len() > 1 {
+                        if dedup {
                             served.push(id);
                         }
                         // With `*`, every other user has had the line; only the sender has not.
