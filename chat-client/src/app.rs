@@ -1,36 +1,51 @@
 //! [`App`]: everything the client shows, and [`App::update`], the only place it changes.
 //! No I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for
-//! the runtime to carry out (The Elm Architecture).
+//! the runtime to carry out (The Elm Architecture). The state is made of small parts, each
+//! in its own module: the connection ([`Connection`]), the buffers ([`Buffers`]), the input
+//! line, its history and completion, and the outbox; `update` dispatches to them.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
-use chat_proto::client::{parse_recipients, write_recipients};
-use chat_proto::{ClientLine, MessageText, Recipient, Scope, ServerLine, UserName};
-use chrono::NaiveTime;
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui::layout::{Rect, Size};
+use chat_proto::{
+    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Recipient,
+    RoomName, Scope, ServerLine, UserName,
+};
+use chrono::{NaiveDateTime, NaiveTime};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+use ratatui::layout::{Position, Rect, Size};
 
+use crate::buffers::{Buffer, BufferId, Buffers, EntryKind, Measure};
+use crate::commands::{self, COMMANDS, Typed, UserCommand};
+use crate::complete::Completion;
+use crate::conn::{ConnState, Connection};
 use crate::event::{Clock, Msg, NetEvent};
+use crate::history::InputHistory;
 use crate::input::InputLine;
-use crate::sanitize::sanitize;
-use crate::ui;
+use crate::keys::{self, Action, Edit};
+use crate::layout::{self, Look};
+use crate::outbox::{Outbox, Pending};
+use crate::sanitize::SafeText;
 
-/// Default number of entries kept in the scrollback.
+/// Default number of entries kept per buffer.
 pub const DEFAULT_SCROLLBACK: usize = 10_000;
-/// Sent lines kept for ↑/↓.
-const HISTORY_LEN: usize = 500;
 /// A paste of more lines than this is refused rather than flooding everyone.
-const MAX_PASTE_LINES: usize = 20;
-/// Waits between reconnect attempts; the last one repeats.
-const RECONNECT_DELAYS: [Duration; 6] = [
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-    Duration::from_secs(8),
-    Duration::from_secs(16),
-    Duration::from_secs(30),
-];
+pub const MAX_PASTE_LINES: usize = 100;
+/// Rows the mouse wheel scrolls per notch.
+const WHEEL_ROWS: usize = 3;
+
+/// How join and part lines are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinPart {
+    /// One line per burst: "alice, bob and 33 others joined".
+    #[default]
+    Fold,
+    /// One line each.
+    All,
+    /// Not at all.
+    Hide,
+}
 
 /// What the client is configured with.
 #[derive(Debug, Clone)]
@@ -41,17 +56,44 @@ pub struct Settings {
     pub addr: String,
     /// The server's line limit; longer lines are refused before sending.
     pub max_line_bytes: usize,
-    /// Entries kept in the scrollback.
+    /// Entries kept per buffer.
     pub scrollback: usize,
+    /// Rooms to join at the first login.
+    pub rooms: Vec<RoomName>,
+    /// Ring the bell and set the title on a mention.
+    pub bell: bool,
+    /// A chrono format for timestamps, already checked.
+    pub time_format: String,
+    /// How join and part lines are shown.
+    pub join_part: JoinPart,
+    /// Start with mouse wheel scrolling on.
+    pub mouse: bool,
+    /// Keep a plain-text log per buffer (the runtime writes it).
+    pub log: bool,
 }
 
 /// What the runtime must do after an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Open a new connection and log in.
+    /// Open a new connection and log in, replacing any current one.
     Connect,
-    /// Send a line on the current connection.
+    /// Send a line on the current connection; if it cannot, answer [`Msg::SendFailed`].
     Send(ClientLine),
+    /// Ring the terminal bell.
+    Bell,
+    /// Set the terminal's title.
+    Title(String),
+    /// Capture the mouse (wheel scrolling) or give it back to the terminal.
+    Mouse(bool),
+    /// Redraw the whole screen.
+    Redraw,
+    /// Append a line to a buffer's log.
+    Log {
+        /// The buffer's log name.
+        buffer: String,
+        /// The line, without a newline.
+        line: String,
+    },
     /// Leave: disconnect cleanly and end the program.
     Quit,
 }
@@ -65,468 +107,911 @@ pub enum Exit {
     Refused(String),
 }
 
-/// The state of the connection, as the status bar shows it.
+/// A question waiting for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnState {
-    /// Connecting and logging in; `attempt` counts from 1 since the last success.
-    Connecting {
-        /// Which attempt this is.
-        attempt: u32,
-    },
-    /// Logged in.
-    Connected,
-    /// Not connected; the next attempt starts at `retry_at`.
-    Disconnected {
-        /// Why the connection ended, for the status bar.
-        reason: String,
-        /// When to reconnect.
-        retry_at: Instant,
-    },
+pub enum Prompt {
+    /// Send these pasted lines to the current buffer?
+    Paste(Vec<String>),
+    /// Ctrl-C with a typed line: quit anyway?
+    Quit,
 }
 
-/// One entry of the message pane. All text in it is already sanitised.
+/// A `/search` in the shown buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// When it arrived or was sent.
-    pub time: NaiveTime,
-    /// What it is.
-    pub kind: EntryKind,
-}
-
-/// The kinds of entry, each drawn in its own style.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
-    /// A message someone sent us.
-    Message {
-        /// The sender.
-        from: UserName,
-        /// The text.
-        text: String,
-    },
-    /// A message we sent, with its destinations.
-    Own {
-        /// The destinations as written.
-        to: String,
-        /// The text.
-        text: String,
-    },
-    /// Someone joined or left, a server reply, or a note from the client itself.
-    Notice {
-        /// The text.
-        text: String,
-        /// Whether it reports a problem.
-        error: bool,
-    },
+pub struct Search {
+    /// What is searched for.
+    pub query: String,
+    /// The entry shown as the current match.
+    pub at: Option<u64>,
 }
 
 /// All of the client's state.
 #[derive(Debug)]
 pub struct App {
     settings: Settings,
-    state: ConnState,
-    ever_connected: bool,
-    /// Right after login, until a line other than `history`: the server is replaying the
-    /// direct messages that arrived while we were away.
-    catching_up: bool,
-    /// Failed attempts since the last successful login; picks the next reconnect delay.
-    reconnects: u32,
-    entries: VecDeque<Entry>,
+    look: Look,
+    folded_name: String,
+    conn: Connection,
+    buffers: Buffers,
+    /// Who is online.
     roster: BTreeSet<UserName>,
+    /// Rooms seen in `/rooms` replies, for completion.
+    known_rooms: BTreeSet<RoomName>,
     input: InputLine,
-    /// Where plain text goes; `/to` changes it.
-    target: Vec<Recipient>,
-    history: VecDeque<String>,
-    /// Position while browsing history with ↑/↓, and the line being typed before that.
-    history_pos: Option<(usize, String)>,
-    /// Rows scrolled up from the bottom of the message pane; 0 follows new entries.
-    scroll: usize,
-    /// Entries that arrived while scrolled up.
-    unseen: usize,
-    show_help: bool,
+    history: InputHistory,
+    completion: Option<Completion>,
+    outbox: Outbox,
+    /// History lines received, by conversation, until their `history-end`.
+    incoming: HashMap<Conv, Vec<(NaiveTime, EntryKind)>>,
+    /// A room we asked to join: its buffer is shown once the server confirms.
+    joining: Option<RoomName>,
+    /// `/who` replies the user asked for (the one at login is not shown).
+    who_asked: usize,
+    prompt: Option<Prompt>,
+    /// A one-line note over the input, gone at the next key.
+    hint: Option<(SafeText, bool)>,
+    /// The help overlay and how far it is scrolled.
+    help: Option<usize>,
+    search: Option<Search>,
+    mouse: bool,
+    nick_scroll: usize,
     size: Size,
     now: Instant,
     exit: Option<Exit>,
+    /// Effects of the update under way.
+    out: Vec<Command>,
 }
 
 impl App {
     /// A client not yet connected, for a terminal of `size`.
     pub fn new(settings: Settings, size: Size, now: Instant) -> Self {
+        let look = Look {
+            me: settings.name.clone(),
+            time_format: settings.time_format.clone(),
+        };
+        let mut buffers = Buffers::new(settings.scrollback);
+        for room in &settings.rooms {
+            let index = buffers.open(BufferId::Room(room.clone()));
+            buffers.get_mut(index).wanted = true;
+        }
         Self {
-            settings,
-            state: ConnState::Connecting { attempt: 1 },
-            ever_connected: false,
-            catching_up: false,
-            reconnects: 0,
-            entries: VecDeque::new(),
+            folded_name: settings.name.folded(),
+            mouse: settings.mouse,
+            look,
+            conn: Connection::default(),
+            buffers,
             roster: BTreeSet::new(),
+            known_rooms: BTreeSet::new(),
             input: InputLine::default(),
-            target: vec![Recipient::Everyone],
-            history: VecDeque::new(),
-            history_pos: None,
-            scroll: 0,
-            unseen: 0,
-            show_help: false,
+            history: InputHistory::default(),
+            completion: None,
+            outbox: Outbox::default(),
+            incoming: HashMap::new(),
+            joining: None,
+            who_asked: 0,
+            prompt: None,
+            hint: None,
+            help: None,
+            search: None,
+            nick_scroll: 0,
             size,
             now,
             exit: None,
+            out: Vec::new(),
+            settings,
         }
     }
 
     /// The commands to run at start-up.
     pub fn start(&self) -> Vec<Command> {
-        vec![Command::Connect]
+        let mut start = vec![Command::Connect];
+        if self.mouse {
+            start.push(Command::Mouse(true));
+        }
+        start
     }
 
     /// Handles one message and returns what the runtime must do.
     pub fn update(&mut self, msg: Msg, clock: Clock) -> Vec<Command> {
         self.now = clock.now;
         match msg {
-            Msg::Key(key) if key.kind == KeyEventKind::Press => self.on_key(key, clock),
-            Msg::Key(_) => Vec::new(),
-            Msg::Paste(text) => self.on_paste(&text, clock),
+            Msg::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key, clock),
+            Msg::Key(_) => {}
+            Msg::Paste(text) => self.on_paste(&text),
             Msg::Resize(width, height) => {
                 self.size = Size::new(width, height);
-                self.scroll = self.scroll.min(self.max_scroll());
-                Vec::new()
-            }
-            Msg::Tick => match self.state {
-                ConnState::Disconnected { retry_at, .. } if clock.now >= retry_at => {
-                    let attempt = self.reconnects + 1;
-                    self.state = ConnState::Connecting { attempt };
-                    vec![Command::Connect]
+                let width = self.message_width();
+                self.buffers.remeasure(&Measure {
+                    look: &self.look,
+                    width,
+                });
+                for index in 0..self.buffers.all().len() {
+                    let max = self.max_scroll_of(&self.buffers.all()[index]);
+                    let buffer = self.buffers.get_mut(index);
+                    buffer.scroll = buffer.scroll.min(max);
                 }
-                _ => Vec::new(),
-            },
+            }
+            Msg::Wheel(up) => self.scroll_by(if up {
+                WHEEL_ROWS as isize
+            } else {
+                -(WHEEL_ROWS as isize)
+            }),
+            Msg::Tick => {
+                if self.conn.due(clock.now) {
+                    self.out.push(Command::Connect);
+                }
+            }
             Msg::Net(event) => self.on_net(event, clock),
+            Msg::SendFailed(line) => self.unsent(&[line]),
             Msg::Quit => self.quit(Exit::Clean),
         }
+        std::mem::take(&mut self.out)
     }
 
-    fn quit(&mut self, exit: Exit) -> Vec<Command> {
+    fn quit(&mut self, exit: Exit) {
         self.exit.get_or_insert(exit);
-        vec![Command::Quit]
+        self.out.push(Command::Quit);
     }
 
-    fn on_key(&mut self, key: KeyEvent, clock: Clock) -> Vec<Command> {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && key.code == KeyCode::Char('c') {
-            return self.quit(Exit::Clean);
+    // ---- keys ----
+
+    fn on_key(&mut self, key: KeyEvent, clock: Clock) {
+        let action = keys::action(key);
+        if let Some(scroll) = self.help {
+            self.help_key(key, action, scroll);
+            return;
         }
-        if self.show_help {
-            if matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::F(1) | KeyCode::Enter | KeyCode::Char('q')
-            ) {
-                self.show_help = false;
+        match self.prompt.take() {
+            Some(Prompt::Paste(lines)) => {
+                match key.code {
+                    KeyCode::Char('y' | 'Y') | KeyCode::Enter => self.send_paste(lines, clock),
+                    KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+                        self.hint = Some((SafeText::new("paste cancelled"), false));
+                    }
+                    _ if action == Some(Action::Interrupt) => {
+                        self.hint = Some((SafeText::new("paste cancelled"), false));
+                    }
+                    _ => self.prompt = Some(Prompt::Paste(lines)),
+                }
+                return;
             }
-            return Vec::new();
-        }
-        match key.code {
-            KeyCode::Char('d') if ctrl && self.input.is_empty() => return self.quit(Exit::Clean),
-            KeyCode::Enter => return self.submit(clock),
-            KeyCode::F(1) => self.show_help = true,
-            KeyCode::PageUp => self.scroll_by(self.page() as isize),
-            KeyCode::PageDown => self.scroll_by(-(self.page() as isize)),
-            KeyCode::End if ctrl => self.scroll_by(isize::MIN),
-            KeyCode::Up => self.history_prev(),
-            KeyCode::Down => self.history_next(),
-            KeyCode::Tab => self.complete(clock),
-            _ => {
-                self.input.handle_key(key);
+            Some(Prompt::Quit) if action == Some(Action::Interrupt) => {
+                self.quit(Exit::Clean);
+                return;
             }
+            Some(Prompt::Quit) | None => {}
         }
-        Vec::new()
+        self.hint = None;
+        if !matches!(action, Some(Action::Complete | Action::CompleteBack)) {
+            self.completion = None;
+        }
+        let Some(action) = action else {
+            if let Some(c) = keys::typed_char(key) {
+                self.input.insert_char(c);
+            }
+            return;
+        };
+        match action {
+            Action::Submit => self.submit(clock),
+            Action::Interrupt if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::Interrupt => {
+                self.prompt = Some(Prompt::Quit);
+                self.hint = Some((
+                    SafeText::new(
+                        "Ctrl-C again quits and loses the typed line; any other key goes on",
+                    ),
+                    true,
+                ));
+            }
+            Action::QuitIfEmpty if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::QuitIfEmpty => self.input.edit(Edit::Delete),
+            Action::Help => self.help = Some(0),
+            Action::ToggleMouse => self.toggle_mouse(),
+            Action::SearchOlder => self.search_step(true),
+            Action::SearchNewer => self.search_step(false),
+            Action::Cancel => self.search = None,
+            Action::PageUp => self.scroll_by(self.page() as isize),
+            Action::PageDown => self.scroll_by(-(self.page() as isize)),
+            Action::Bottom => self.scroll_by(isize::MIN),
+            Action::EndOrBottom if self.input.is_empty() => self.scroll_by(isize::MIN),
+            Action::EndOrBottom => self.input.edit(Edit::End),
+            Action::Buffer(n) => self.switch(n - 1),
+            Action::PrevBuffer => {
+                let n = self.buffers.all().len();
+                self.switch((self.buffers.current_index() + n - 1) % n);
+            }
+            Action::NextBuffer => {
+                let n = self.buffers.all().len();
+                self.switch((self.buffers.current_index() + 1) % n);
+            }
+            Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
+            Action::NicksDown => self.nick_scroll += 1,
+            Action::HistoryPrev => {
+                if let Some(line) = self.history.older(self.input.as_str()) {
+                    self.input.set(line);
+                }
+            }
+            Action::HistoryNext => {
+                if let Some(line) = self.history.newer() {
+                    self.input.set(line);
+                }
+            }
+            Action::Complete => self.complete(true),
+            Action::CompleteBack => self.complete(false),
+            Action::Redraw => self.out.push(Command::Redraw),
+            Action::Edit(edit) => self.input.edit(edit),
+        }
     }
+
+    fn help_key(&mut self, key: KeyEvent, action: Option<Action>, scroll: usize) {
+        let page = usize::from(self.size.height.saturating_sub(4)).max(1);
+        self.help = match key.code {
+            KeyCode::Esc | KeyCode::F(1) | KeyCode::Enter | KeyCode::Char('q') => None,
+            _ if action == Some(Action::Interrupt) => None,
+            KeyCode::Up => Some(scroll.saturating_sub(1)),
+            KeyCode::Down => Some(scroll + 1),
+            KeyCode::PageUp => Some(scroll.saturating_sub(page)),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(scroll + page),
+            KeyCode::Home => Some(0),
+            _ => Some(scroll),
+        }
+        .map(|s| s.min(layout::help_max_scroll(self.size)));
+    }
+
+    fn toggle_mouse(&mut self) {
+        self.mouse = !self.mouse;
+        self.out.push(Command::Mouse(self.mouse));
+        let text = if self.mouse {
+            "mouse wheel scrolling on; F2 gives the mouse back for selecting text"
+        } else {
+            "mouse wheel scrolling off; the terminal selects text again"
+        };
+        self.hint = Some((SafeText::new(text), false));
+    }
+
+    fn switch(&mut self, index: usize) {
+        if index < self.buffers.all().len() && index != self.buffers.current_index() {
+            self.buffers.switch(index);
+            self.search = None;
+            self.nick_scroll = 0;
+            if !self.buffers.all().iter().any(|b| b.mentioned) && self.settings.bell {
+                self.out.push(Command::Title("chat-client".to_owned()));
+            }
+        }
+    }
+
+    // ---- typed lines ----
 
     /// What the user typed, on Enter.
-    fn submit(&mut self, clock: Clock) -> Vec<Command> {
-        let typed = self.input.as_str().trim().to_owned();
-        if typed.is_empty() {
-            return Vec::new();
+    fn submit(&mut self, clock: Clock) {
+        let typed = self.input.as_str().trim_end().to_owned();
+        if typed.trim().is_empty() {
+            return;
         }
-        if let Some(command) = typed.strip_prefix('/') {
-            let (name, arg) = command
-                .split_once(char::is_whitespace)
-                .unwrap_or((command, ""));
-            let arg = arg.trim();
-            let commands = match name {
-                "quit" | "exit" => return self.quit(Exit::Clean),
-                "help" => {
-                    self.show_help = true;
-                    Vec::new()
-                }
-                "who" => return self.send_typed(ClientLine::Who, &typed, clock),
-                // A password line goes straight out: never into the input history or the
-                // log (the input line shows it masked, `ui::masked`).
-                "register" | "password" => {
-                    return match typed.parse::<ClientLine>() {
-                        Ok(line) => match self.check_sendable(&line) {
-                            Ok(()) => {
-                                self.input.take();
-                                vec![Command::Send(line)]
-                            }
-                            Err(reason) => {
-                                self.note(reason, true, clock);
-                                Vec::new()
-                            }
-                        },
-                        Err(e) => {
-                            self.note(format!("/{name}: {e}"), true, clock);
-                            Vec::new()
+        match commands::parse(&typed) {
+            Err(reason) => self.error_hint(reason),
+            Ok(Typed::Text(text)) => {
+                let index = self.buffers.current_index();
+                match self.buffers.current().id.recipient() {
+                    Some(to) => {
+                        if self.send_message(index, to, &text, clock) {
+                            self.typed_done(typed);
                         }
-                    };
-                }
-                // The server's room and history commands go out as typed, once valid.
-                "join" | "part" | "names" | "rooms" | "history" => {
-                    return match typed.parse::<ClientLine>() {
-                        Ok(line) => self.send_typed(line, &typed, clock),
-                        Err(e) => {
-                            self.note(format!("/{name}: {e}"), true, clock);
-                            Vec::new()
-                        }
-                    };
-                }
-                "to" if arg.is_empty() => {
-                    self.note(
-                        format!(
-                            "talking to {}; /to NAME[,NAME...] or /to * changes it",
-                            self.target_label()
-                        ),
-                        false,
-                        clock,
-                    );
-                    Vec::new()
-                }
-                "to" => match parse_recipients(arg) {
-                    Ok(target) => {
-                        self.target = target;
-                        self.note(
-                            format!("now talking to {}", self.target_label()),
-                            false,
-                            clock,
-                        );
-                        Vec::new()
                     }
-                    Err(e) => {
-                        self.note(format!("/to: {e}"), true, clock);
-                        return Vec::new();
-                    }
-                },
-                "clear" => {
-                    self.entries.clear();
-                    self.scroll = 0;
-                    self.unseen = 0;
-                    Vec::new()
+                    None => self.error_hint(
+                        "the server buffer takes /commands only: /join a room, /query someone, or Alt-2 for everyone".to_owned(),
+                    ),
                 }
-                other => {
-                    self.note(
-                        format!(
-                            "unknown command /{}; F1 or /help lists them",
-                            sanitize(other)
-                        ),
+            }
+            Ok(Typed::Command(command)) => {
+                let secret = matches!(
+                    command,
+                    UserCommand::Register(_) | UserCommand::SetPassword(_)
+                );
+                if self.run(command, clock) {
+                    if secret {
+                        // Never into the input history: the line holds a password.
+                        self.input.take();
+                    } else {
+                        self.typed_done(typed);
+                    }
+                }
+            }
+        }
+    }
+
+    fn typed_done(&mut self, typed: String) {
+        self.history.remember(typed);
+        self.input.take();
+    }
+
+    fn error_hint(&mut self, reason: String) {
+        self.hint = Some((SafeText::new(&reason), true));
+    }
+
+    /// Runs a command; `false` leaves the line in the input to be fixed.
+    fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
+        match command {
+            UserCommand::Help => self.help = Some(0),
+            UserCommand::Quit => self.quit(Exit::Clean),
+            UserCommand::Join(room) => {
+                if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
+                    if self.buffers.all()[index].member {
+                        self.switch(index);
+                        return true;
+                    }
+                }
+                if !self.require_connection() {
+                    return false;
+                }
+                self.joining = Some(room.clone());
+                self.join(&room);
+            }
+            UserCommand::Part(room) => {
+                let Some(room) = room.or_else(|| self.current_room()) else {
+                    self.error_hint("/part: this is not a room; /part #room".to_owned());
+                    return false;
+                };
+                if !self.require_connection() {
+                    return false;
+                }
+                if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
+                    self.buffers.get_mut(index).wanted = false;
+                }
+                self.out.push(Command::Send(ClientLine::Part(room)));
+            }
+            UserCommand::Query(name) => {
+                let index = self.buffers.open(BufferId::Query(name.clone()));
+                self.switch(index);
+                let online = self.roster.iter().any(|n| n.folded() == name.folded());
+                if self.conn.is_connected() && !online {
+                    self.note_in(
+                        index,
+                        format!("{name} is not online; a message reaches them only if they have an account (it is stored for them)"),
                         true,
                         clock,
                     );
-                    return Vec::new();
                 }
-            };
-            self.remember(typed);
-            self.input.take();
-            return commands;
+            }
+            UserCommand::Close => {
+                let index = self.buffers.current_index();
+                match self.buffers.current().id.clone() {
+                    BufferId::Server | BufferId::Everyone => {
+                        self.error_hint("the server and * buffers stay open".to_owned());
+                        return false;
+                    }
+                    BufferId::Room(room) => {
+                        if self.buffers.current().member && self.conn.is_connected() {
+                            self.out.push(Command::Send(ClientLine::Part(room)));
+                        }
+                        self.buffers.close(index);
+                    }
+                    BufferId::Query(_) => self.buffers.close(index),
+                }
+                self.search = None;
+            }
+            UserCommand::Msg(to, text) => {
+                let index = self.buffers.open(BufferId::of(&to));
+                return self.send_message(index, to, &text, clock);
+            }
+            UserCommand::Me(text) => {
+                let index = self.buffers.current_index();
+                let Some(to) = self.buffers.current().id.recipient() else {
+                    self.error_hint("/me needs a room or a conversation".to_owned());
+                    return false;
+                };
+                return self.send_message(index, to, &format!("/me {text}"), clock);
+            }
+            UserCommand::Rooms => return self.send_now(ClientLine::Rooms),
+            UserCommand::Names(room) => {
+                let Some(room) = room.or_else(|| self.current_room()) else {
+                    self.error_hint("/names: this is not a room; /names #room".to_owned());
+                    return false;
+                };
+                return self.send_now(ClientLine::Names(room));
+            }
+            UserCommand::Who => {
+                if self.send_now(ClientLine::Who) {
+                    self.who_asked += 1;
+                } else {
+                    return false;
+                }
+            }
+            UserCommand::History(n) => {
+                let Some(conv) = self.buffers.current().id.conv() else {
+                    self.error_hint("/history works in a room or a conversation".to_owned());
+                    return false;
+                };
+                let range = HistoryRange::Latest(n.unwrap_or(DEFAULT_HISTORY_LINES));
+                return self.send_now(ClientLine::History { conv, range });
+            }
+            UserCommand::Buffer(name) => match self.buffers.by_name(&name) {
+                Some(index) => self.switch(index),
+                None => {
+                    self.error_hint(format!("no buffer {name}"));
+                    return false;
+                }
+            },
+            UserCommand::Search(Some(query)) => {
+                self.search = Some(Search { query, at: None });
+                self.search_step(true);
+            }
+            UserCommand::Search(None) => self.search_step(true),
+            UserCommand::Clear => self.buffers.current_mut().clear(),
+            UserCommand::Register(password) => {
+                return self.send_now(ClientLine::Register(password));
+            }
+            UserCommand::SetPassword(password) => {
+                return self.send_now(ClientLine::SetPassword(password));
+            }
+            UserCommand::Reconnect => {
+                self.conn.reconnect();
+                self.connection_lost_cleanup();
+                self.out.push(Command::Connect);
+            }
+            UserCommand::Mouse => self.toggle_mouse(),
         }
-        let line = match self.compose(&typed) {
-            Ok(line) => line,
-            Err(reason) => {
-                self.note(reason, true, clock);
-                return Vec::new();
+        true
+    }
+
+    fn require_connection(&mut self) -> bool {
+        if !self.conn.is_connected() {
+            self.error_hint("not connected; try again once connected".to_owned());
+        }
+        self.conn.is_connected()
+    }
+
+    fn send_now(&mut self, line: ClientLine) -> bool {
+        if !self.require_connection() {
+            return false;
+        }
+        self.out.push(Command::Send(line));
+        true
+    }
+
+    fn current_room(&self) -> Option<RoomName> {
+        match &self.buffers.current().id {
+            BufferId::Room(room) => Some(room.clone()),
+            _ => None,
+        }
+    }
+
+    /// Joins a room and asks, in the same write, for what it missed: everything after the
+    /// last id seen, or the latest messages on a first join.
+    fn join(&mut self, room: &RoomName) {
+        let last = self
+            .buffers
+            .find(&BufferId::Room(room.clone()))
+            .and_then(|i| self.buffers.all()[i].last_id());
+        let range = match last {
+            Some(id) => HistoryRange::After(id),
+            None => HistoryRange::Latest(DEFAULT_HISTORY_LINES),
+        };
+        self.out.push(Command::Send(ClientLine::Join(room.clone())));
+        self.out.push(Command::Send(ClientLine::History {
+            conv: Conv::Room(room.clone()),
+            range,
+        }));
+    }
+
+    /// Sends `text` to `to`, shown in buffer `index`: now, or from the outbox after the
+    /// next login. `false` (with a hint) if it cannot be a message at all.
+    fn send_message(&mut self, index: usize, to: Recipient, text: &str, clock: Clock) -> bool {
+        let text = match MessageText::parse(text) {
+            Ok(text) => text,
+            Err(e) => {
+                self.error_hint(e.to_string());
+                return false;
             }
         };
-        self.send_typed(line, &typed, clock)
-    }
-
-    /// Turns typed text into a message: `bob,carol: text` is sent as written, anything
-    /// else goes to the current target.
-    fn compose(&self, typed: &str) -> Result<ClientLine, String> {
-        let explicit = typed
-            .split_once(':')
-            .and_then(|(to, text)| Some((parse_recipients(to).ok()?, text)));
-        let (to, text) = match explicit {
-            Some((to, text)) => (to, text),
-            None => (self.target.clone(), typed),
-        };
-        let text = MessageText::parse(text).map_err(|e| e.to_string())?;
-        Ok(ClientLine::Send { to, text })
-    }
-
-    /// Sends `line` if connected and within the line limit; otherwise keeps the input
-    /// and says why.
-    fn send_typed(&mut self, line: ClientLine, typed: &str, clock: Clock) -> Vec<Command> {
-        if let Err(reason) = self.check_sendable(&line) {
-            self.note(reason, true, clock);
-            return Vec::new();
-        }
-        self.record_own(&line, clock);
-        self.remember(typed.to_owned());
-        self.input.take();
-        vec![Command::Send(line)]
-    }
-
-    fn check_sendable(&self, line: &ClientLine) -> Result<(), String> {
-        if self.state != ConnState::Connected {
-            return Err(
-                "not connected; your line is kept, press Enter again once connected".to_owned(),
-            );
-        }
+        let line = ClientLine::Send { to: vec![to], text };
         let bytes = line.to_string().len();
         if bytes > self.settings.max_line_bytes {
-            return Err(format!(
+            self.error_hint(format!(
                 "line too long ({bytes} bytes; the limit is {})",
                 self.settings.max_line_bytes
             ));
+            return false;
         }
-        Ok(())
+        let ClientLine::Send { text, .. } = &line else {
+            return false;
+        };
+        let connected = self.conn.is_connected();
+        let kind = EntryKind::Own {
+            text: SafeText::new(text.as_str()),
+            id: None,
+            pending: !connected,
+        };
+        let seq = self.push(index, kind, clock);
+        let buffer = self.buffers.get_mut(index);
+        buffer.scroll = 0;
+        buffer.unseen = 0;
+        let pending = Pending {
+            line: line.clone(),
+            buffer: buffer.id.clone(),
+            seq,
+        };
+        if connected {
+            self.outbox.sent(pending);
+            self.out.push(Command::Send(line));
+        } else {
+            self.outbox.push(pending);
+        }
+        true
     }
 
-    fn record_own(&mut self, line: &ClientLine, clock: Clock) {
-        if let ClientLine::Send { to, text } = line {
-            let mut dests = String::new();
-            let _ = write_recipients(&mut dests, to);
-            self.push(Entry {
-                time: clock.local,
-                kind: EntryKind::Own {
-                    to: dests,
-                    text: text.to_string(),
-                },
-            });
-        }
-    }
-
-    /// Pasted text: one line is inserted for editing; several are sent one message each
-    /// to the current target (never run as commands), or refused if there are too many.
-    fn on_paste(&mut self, text: &str, clock: Clock) -> Vec<Command> {
-        let lines: Vec<&str> = text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.trim().is_empty())
+    /// Pasted text: one line is inserted for editing; several wait for a one-key
+    /// confirmation, then go to the current buffer one message each (never as commands).
+    fn on_paste(&mut self, text: &str) {
+        self.completion = None;
+        let lines: Vec<String> = text
+            .split("\r\n")
+            .flat_map(|l| l.split(['\r', '\n']))
+            .map(|l| l.trim_end().to_owned())
             .collect();
-        if lines.len() <= 1 && !text.trim_end().contains('\n') {
-            let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+        let lines: Vec<String> = {
+            let mut lines = lines;
+            while lines.last().is_some_and(String::is_empty) {
+                lines.pop();
+            }
+            lines
+        };
+        let non_empty: Vec<String> = lines
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .cloned()
+            .collect();
+        if lines.len() <= 1 {
+            let clean: String = lines
+                .concat()
+                .chars()
+                .filter(|c| *c == '\t' || !c.is_control())
+                .collect();
             self.input.insert_str(&clean);
-            return Vec::new();
+            return;
         }
-        if lines.len() > MAX_PASTE_LINES {
-            self.note(
-                format!(
-                    "paste of {} lines refused (at most {MAX_PASTE_LINES})",
-                    lines.len()
-                ),
-                true,
-                clock,
-            );
-            return Vec::new();
+        let label = self.buffers.current().id.label();
+        if self.buffers.current().id.recipient().is_none() {
+            self.error_hint("paste refused: the server buffer takes /commands only".to_owned());
+            return;
         }
-        let mut messages = Vec::new();
+        if non_empty.len() > MAX_PASTE_LINES {
+            self.error_hint(format!(
+                "paste of {} lines refused (at most {MAX_PASTE_LINES})",
+                non_empty.len()
+            ));
+            return;
+        }
+        self.hint = Some((
+            SafeText::new(&format!(
+                "paste {} lines to {label}? y or Enter sends them, n or Esc cancels",
+                non_empty.len()
+            )),
+            true,
+        ));
+        self.prompt = Some(Prompt::Paste(non_empty));
+    }
+
+    fn send_paste(&mut self, lines: Vec<String>, clock: Clock) {
+        let index = self.buffers.current_index();
+        let Some(to) = self.buffers.current().id.recipient() else {
+            return;
+        };
         for line in &lines {
-            match MessageText::parse(line) {
-                Ok(text) => messages.push(ClientLine::Send {
-                    to: self.target.clone(),
-                    text,
-                }),
-                Err(e) => {
-                    self.note(format!("paste refused: {e}"), true, clock);
-                    return Vec::new();
+            let line = line.replace('\t', "    ");
+            if let Some(problem) = MessageText::parse(&line)
+                .err()
+                .map(|e| e.to_string())
+                .or_else(|| {
+                    let bytes = ClientLine::Send {
+                        to: vec![to.clone()],
+                        text: MessageText::parse(&line).ok()?,
+                    }
+                    .to_string()
+                    .len();
+                    (bytes > self.settings.max_line_bytes).then(|| {
+                        format!(
+                            "line too long ({bytes} bytes; the limit is {})",
+                            self.settings.max_line_bytes
+                        )
+                    })
+                })
+            {
+                self.error_hint(format!("paste refused: {problem}"));
+                return;
+            }
+        }
+        for line in &lines {
+            self.send_message(index, to.clone(), line, clock);
+        }
+    }
+
+    fn complete(&mut self, forward: bool) {
+        if let Some(completion) = &mut self.completion {
+            completion.cycle(forward);
+        } else {
+            let current_members = self.buffers.current().members.iter();
+            let names: BTreeSet<&str> = self
+                .roster
+                .iter()
+                .chain(current_members)
+                .filter(|n| n.folded() != self.folded_name)
+                .map(UserName::as_str)
+                .collect();
+            let rooms: BTreeSet<String> = self
+                .known_rooms
+                .iter()
+                .map(ToString::to_string)
+                .chain(self.buffers.all().iter().filter_map(|b| match &b.id {
+                    BufferId::Room(room) => Some(room.to_string()),
+                    _ => None,
+                }))
+                .collect();
+            let commands = COMMANDS.iter().map(|c| c.name);
+            let Some(completion) = Completion::start(
+                self.input.as_str(),
+                self.input.cursor(),
+                names,
+                rooms.iter().map(String::as_str),
+                commands,
+            ) else {
+                return;
+            };
+            self.completion = Some(completion);
+            // The first Tab shows the first candidate, replacing the typed word.
+            let c = self.completion.as_ref().expect("just set");
+            self.input
+                .replace_before_cursor(c.start, c.current());
+            if c.candidates.len() > 1 {
+                self.hint = Some((
+                    SafeText::new(&format!("{} matches; Tab for the next", c.candidates.len())),
+                    false,
+                ));
+            }
+            return;
+        }
+        let c = self.completion.as_ref().expect("checked above");
+        self.input
+            .replace_before_cursor(c.start, c.current());
+    }
+
+    // ---- search ----
+
+    /// Moves the search to the next match, older or newer than the current one.
+    fn search_step(&mut self, older: bool) {
+        let Some(search) = &self.search else {
+            self.error_hint("no search; /search text starts one".to_owned());
+            return;
+        };
+        let buffer = self.buffers.current();
+        let matches = |text: Option<&str>| {
+            text.is_some_and(|t| layout::find_ignoring_case(t, &search.query).is_some())
+        };
+        let entries = buffer.entries();
+        let position = search
+            .at
+            .and_then(|seq| entries.iter().position(|e| e.seq == seq));
+        let found = if older {
+            let end = position.unwrap_or(entries.len());
+            entries.range(..end).rev().find(|e| matches(e.kind.text()))
+        } else {
+            let start = position.map_or(entries.len(), |p| p + 1);
+            entries.range(start..).find(|e| matches(e.kind.text()))
+        };
+        match found.map(|e| e.seq) {
+            Some(seq) => {
+                let rows_below = buffer.rows_below(seq).unwrap_or(0);
+                let view = self.view_rows(true);
+                let max = self.max_scroll_of(buffer);
+                let scroll = rows_below.saturating_sub(view / 2).min(max);
+                let buffer = self.buffers.current_mut();
+                buffer.scroll = scroll;
+                if scroll == 0 {
+                    buffer.unseen = 0;
+                }
+                if let Some(search) = &mut self.search {
+                    search.at = Some(seq);
                 }
             }
+            None => {
+                let query = &search.query;
+                let which = if older { "older" } else { "newer" };
+                let reason = match search.at {
+                    None => format!("no match for {query:?}"),
+                    Some(_) => format!("no {which} match for {query:?}"),
+                };
+                self.hint = Some((SafeText::new(&reason), true));
+            }
         }
-        if let Some(reason) = messages.iter().find_map(|m| self.check_sendable(m).err()) {
-            self.note(format!("paste refused: {reason}"), true, clock);
-            return Vec::new();
-        }
-        for message in &messages {
-            self.record_own(message, clock);
-        }
-        messages.into_iter().map(Command::Send).collect()
     }
 
-    fn on_net(&mut self, event: NetEvent, clock: Clock) -> Vec<Command> {
+    // ---- the network ----
+
+    fn on_net(&mut self, event: NetEvent, clock: Clock) {
         match event {
-            NetEvent::Connected => {
-                self.state = ConnState::Connected;
-                self.ever_connected = true;
-                self.catching_up = true;
-                self.reconnects = 0;
-                self.roster.clear();
-                let addr = self.settings.addr.clone();
-                self.note(
-                    format!("connected to {addr} as {}", self.settings.name),
-                    false,
-                    clock,
-                );
-                return vec![Command::Send(ClientLine::Who)];
-            }
+            NetEvent::Connected => self.connected(clock),
             NetEvent::Line(line) => self.on_line(line, clock),
-            NetEvent::Unrecognised(raw) => {
-                self.note(
-                    format!("unrecognised line from the server: {}", sanitize(&raw)),
-                    true,
-                    clock,
-                );
-            }
-            NetEvent::LoginRefused(reason) if !self.ever_connected => {
-                return self.quit(Exit::Refused(reason));
+            NetEvent::Unrecognised(raw) => self.note_in(
+                0,
+                format!("unrecognised line from the server: {raw}"),
+                true,
+                clock,
+            ),
+            NetEvent::LoginRefused(reason) if !self.conn.ever_connected() => {
+                self.quit(Exit::Refused(reason));
             }
             NetEvent::LoginRefused(reason) => {
-                self.disconnected(format!("login refused: {reason}"), clock)
+                self.connection_lost_cleanup();
+                let text = if self.conn.refused(reason.clone(), clock.now) {
+                    format!("login refused: {reason}; trying again")
+                } else {
+                    format!("login refused: {reason}; not retrying: /reconnect tries again")
+                };
+                self.note_everywhere(text, clock);
             }
-            NetEvent::Disconnected(reason) => self.disconnected(reason, clock),
+            NetEvent::Disconnected { reason, unsent } => {
+                self.unsent(&unsent);
+                self.connection_lost_cleanup();
+                let delay = self.conn.lost(reason.clone(), clock.now);
+                self.note_everywhere(
+                    format!(
+                        "disconnected: {reason}; reconnecting in {} s",
+                        delay.as_secs()
+                    ),
+                    clock,
+                );
+            }
         }
-        Vec::new()
+    }
+
+    fn connected(&mut self, clock: Clock) {
+        self.conn.connected();
+        self.roster.clear();
+        let text = format!(
+            "connected to {} as {}",
+            self.settings.addr, self.settings.name
+        );
+        self.note_in(0, text, false, clock);
+        self.out.push(Command::Send(ClientLine::Who));
+        let rooms: Vec<RoomName> = self
+            .buffers
+            .all()
+            .iter()
+            .filter(|b| b.wanted)
+            .filter_map(|b| match &b.id {
+                BufferId::Room(room) => Some(room.clone()),
+                _ => None,
+            })
+            .collect();
+        for room in &rooms {
+            self.join(room);
+        }
+        let measure_width = self.message_width();
+        for pending in self.outbox.drain() {
+            if let Some(index) = self.buffers.find(&pending.buffer) {
+                let measure = Measure {
+                    look: &self.look,
+                    width: measure_width,
+                };
+                self.buffers.get_mut(index).mark_sent(pending.seq, &measure);
+            }
+            self.out.push(Command::Send(pending.line.clone()));
+            self.outbox.sent(pending);
+        }
+    }
+
+    /// Lines the connection gave back: ours wait in the outbox again, shown as pending.
+    fn unsent(&mut self, lines: &[ClientLine]) {
+        let width = self.message_width();
+        for pending in self.outbox.returned(lines) {
+            if let Some(index) = self.buffers.find(&pending.buffer) {
+                let buffer = self.buffers.get_mut(index);
+                let measure = Measure {
+                    look: &self.look,
+                    width,
+                };
+                buffer.mark_pending(pending.seq, &measure);
+            }
+        }
+    }
+
+    fn connection_lost_cleanup(&mut self) {
+        self.roster.clear();
+        self.incoming.clear();
+        for buffer in self.buffers.all_mut() {
+            buffer.member = false;
+            buffer.members.clear();
+        }
     }
 
     fn on_line(&mut self, line: ServerLine, clock: Clock) {
-        let catching_up = std::mem::take(&mut self.catching_up);
         match line {
-            ServerLine::History(entry) if catching_up => {
-                self.catching_up = true;
-                let text = sanitize(entry.text.as_str());
-                self.push(Entry {
-                    time: clock.local,
-                    kind: EntryKind::Message {
-                        from: entry.sender,
-                        text: format!("(while you were away, {}) {text}", entry.time),
-                    },
-                });
-            }
             ServerLine::Welcome(_) => {}
             ServerLine::From {
                 sender,
                 scope,
                 text,
             } => {
-                let text = sanitize(text.as_str());
-                let text = match scope {
-                    Scope::Direct | Scope::Everyone => text.into_owned(),
-                    // Until the client has a buffer per room, the room leads the text.
-                    Scope::Room { room, .. } => format!("[{room}] {text}"),
+                let (id, buffer) = match scope {
+                    Scope::Direct => (None, BufferId::Query(sender.clone())),
+                    Scope::Everyone => (None, BufferId::Everyone),
+                    Scope::Room { room, id } => (Some(id), BufferId::Room(room)),
                 };
-                self.push(Entry {
-                    time: clock.local,
-                    kind: EntryKind::Message { from: sender, text },
-                });
+                let index = self.buffers.open(buffer);
+                if id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
+                    return;
+                }
+                let mention = self.mentions_me(text.as_str());
+                let kind = EntryKind::Message {
+                    from: sender.clone(),
+                    text: SafeText::new(text.as_str()),
+                    id,
+                    mention,
+                };
+                self.push(index, kind, clock);
+                if mention && self.settings.bell {
+                    let label = self.buffers.all()[index].id.label();
+                    self.out.push(Command::Bell);
+                    self.out.push(Command::Title(format!(
+                        "chat-client: {sender} mentioned you in {label}"
+                    )));
+                }
+            }
+            ServerLine::Joined(name) => {
+                self.roster.insert(name.clone());
+                self.presence_everywhere(true, name, clock);
+            }
+            ServerLine::Left(name) => {
+                self.roster.remove(&name);
+                self.presence_everywhere(false, name, clock);
             }
             ServerLine::JoinedRoom { room, name } => {
-                self.note(format!("{name} joined {room}"), false, clock)
+                let index = self.buffers.open(BufferId::Room(room.clone()));
+                let buffer = self.buffers.get_mut(index);
+                buffer.members.insert(name.clone());
+                if name.folded() == self.folded_name {
+                    buffer.member = true;
+                    buffer.wanted = true;
+                    if self.joining.as_ref() == Some(&room) {
+                        self.joining = None;
+                        self.switch(index);
+                    }
+                    self.note_in(index, format!("you joined {room}"), false, clock);
+                } else {
+                    self.presence(index, true, name, Some(room), clock);
+                }
             }
             ServerLine::LeftRoom { room, name } => {
-                self.note(format!("{name} left {room}"), false, clock)
+                let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) else {
+                    return;
+                };
+                let buffer = self.buffers.get_mut(index);
+                buffer.members.remove(&name);
+                if name.folded() == self.folded_name {
+                    buffer.member = false;
+                    buffer.wanted = false;
+                    buffer.members.clear();
+                    self.note_in(
+                        index,
+                        format!("you left {room}; /close closes this buffer"),
+                        false,
+                        clock,
+                    );
+                } else {
+                    self.presence(index, false, name, Some(room), clock);
+                }
             }
             ServerLine::Names { room, names } => {
-                let list = names
-                    .iter()
-                    .map(UserName::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.note(format!("{room} ({}): {list}", names.len()), false, clock);
+                let list = join_names(&names);
+                let text = format!("{room} ({}): {list}", names.len());
+                let index = match self.buffers.find(&BufferId::Room(room)) {
+                    Some(index) => {
+                        self.buffers.get_mut(index).members = names.into_iter().collect();
+                        index
+                    }
+                    None => self.buffers.current_index(),
+                };
+                self.note_in(index, text, false, clock);
             }
             ServerLine::Rooms(rooms) => {
                 let list = rooms
@@ -534,240 +1019,274 @@ impl App {
                     .map(|(room, n)| format!("{room} ({n})"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                self.note(format!("rooms: {list}"), false, clock);
+                self.known_rooms = rooms.into_iter().map(|(room, _)| room).collect();
+                let text = if list.is_empty() {
+                    "no rooms yet; /join #name makes one".to_owned()
+                } else {
+                    format!("rooms: {list}")
+                };
+                self.note_in(self.buffers.current_index(), text, false, clock);
             }
-            ServerLine::History(entry) => self.note(
-                format!(
-                    "{} {} {}: {}",
-                    entry.conv,
-                    entry.time,
-                    entry.sender,
-                    sanitize(entry.text.as_str())
-                ),
-                false,
-                clock,
-            ),
-            ServerLine::HistoryEnd { conv, truncated } => self.note(
-                format!(
-                    "end of {conv} history{}",
+            ServerLine::History(entry) => {
+                let conv = entry.conv.clone();
+                let item = self.history_item(entry);
+                self.incoming.entry(conv).or_default().push(item);
+            }
+            ServerLine::HistoryEnd { conv, truncated } => {
+                let batch = self.incoming.remove(&conv).unwrap_or_default();
+                let buffer = match &conv {
+                    Conv::Room(room) => BufferId::Room(room.clone()),
+                    Conv::Direct(name) => BufferId::Query(name.clone()),
+                };
+                let index = self.buffers.open(buffer);
+                let label = format!(
+                    "history of {conv}{}",
                     if truncated {
                         " (older messages are gone)"
                     } else {
                         ""
                     }
-                ),
-                false,
-                clock,
-            ),
-            ServerLine::Joined(name) => {
-                self.note(format!("{name} joined"), false, clock);
-                self.roster.insert(name);
+                );
+                self.merge(index, &label, batch);
             }
-            ServerLine::Left(name) => {
-                self.note(format!("{name} left"), false, clock);
-                self.roster.remove(&name);
+            ServerLine::Missed(n) => {
+                for (conv, batch) in std::mem::take(&mut self.incoming) {
+                    let buffer = match conv {
+                        Conv::Room(room) => BufferId::Room(room),
+                        Conv::Direct(name) => BufferId::Query(name),
+                    };
+                    let index = self.buffers.open(buffer);
+                    self.merge(index, "while you were away", batch);
+                }
+                self.note_in(
+                    0,
+                    format!("{n} message(s) arrived while you were away"),
+                    false,
+                    clock,
+                );
             }
             ServerLine::Users(names) => {
-                let list = names
-                    .iter()
-                    .map(UserName::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.note(format!("online ({}): {list}", names.len()), false, clock);
-                self.roster = names.into_iter().collect();
-            }
-            ServerLine::Missed(n) => self.note(
-                format!("{n} message(s) arrived while you were away (above)"),
-                false,
-                clock,
-            ),
-            ServerLine::Stored(name) => self.note(
-                format!("{name} is away; the message will be delivered at their next login"),
-                false,
-                clock,
-            ),
-            ServerLine::Registered(name) => {
-                self.note(format!("{name} is now registered"), false, clock)
-            }
-            ServerLine::PasswordChanged => self.note("password changed".to_owned(), false, clock),
-            ServerLine::Error(reason) => {
-                self.note(format!("error: {}", sanitize(&reason)), true, clock)
-            }
-            ServerLine::Bye(reason) => self.note(
-                format!("server says bye: {}", sanitize(&reason)),
-                true,
-                clock,
-            ),
-        }
-    }
-
-    fn disconnected(&mut self, reason: String, clock: Clock) {
-        let delay = RECONNECT_DELAYS[(self.reconnects as usize).min(RECONNECT_DELAYS.len() - 1)];
-        self.reconnects += 1;
-        let reason = sanitize(&reason).into_owned();
-        self.note(
-            format!(
-                "disconnected: {reason}; reconnecting in {} s",
-                delay.as_secs()
-            ),
-            true,
-            clock,
-        );
-        self.roster.clear();
-        self.state = ConnState::Disconnected {
-            reason,
-            retry_at: clock.now + delay,
-        };
-    }
-
-    /// Completes the name being typed in the destination part of the line (or after `/to`).
-    fn complete(&mut self, clock: Clock) {
-        let before = &self.input.as_str()[..self.input.cursor()];
-        let (dest_start, in_to) = match before.strip_prefix("/to ") {
-            Some(_) => (4, true),
-            None if !before.contains(':') && !before.starts_with('/') => (0, false),
-            None => return,
-        };
-        let word_start = before[dest_start..]
-            .rfind(',')
-            .map_or(dest_start, |i| dest_start + i + 1);
-        let prefix = before[word_start..].trim_start();
-        let word_start = before.len() - prefix.len();
-        let lower = prefix.to_lowercase();
-        let matches: Vec<&UserName> = self
-            .roster
-            .iter()
-            .filter(|n| **n != self.settings.name && n.as_str().to_lowercase().starts_with(&lower))
-            .collect();
-        match matches.as_slice() {
-            [] => {}
-            [only] => {
-                let suffix = if in_to || self.input.as_str()[self.input.cursor()..].starts_with(':')
-                {
-                    ""
-                } else {
-                    ": "
-                };
-                self.input
-                    .replace_before_cursor(word_start, &format!("{only}{suffix}"));
-            }
-            several => {
-                let common = several
-                    .iter()
-                    .skip(1)
-                    .fold(several[0].as_str(), |acc, n| common_prefix(acc, n.as_str()));
-                if common.chars().count() > prefix.chars().count() {
-                    self.input.replace_before_cursor(word_start, common);
-                } else {
-                    let list = several
-                        .iter()
-                        .map(|n| n.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    self.note(format!("matches: {list}"), false, clock);
+                self.roster = names.iter().cloned().collect();
+                if self.who_asked > 0 {
+                    self.who_asked -= 1;
+                    let text = format!("online ({}): {}", names.len(), join_names(&names));
+                    self.note_in(self.buffers.current_index(), text, false, clock);
                 }
             }
+            ServerLine::Stored(name) => {
+                let index = self.buffers.open(BufferId::Query(name.clone()));
+                self.note_in(
+                    index,
+                    format!("{name} is offline; the message is stored for their next login"),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::Registered(name) => {
+                self.note_in(
+                    self.buffers.current_index(),
+                    format!("{name} is now registered"),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::PasswordChanged => {
+                self.note_in(
+                    self.buffers.current_index(),
+                    "password changed".to_owned(),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::Error(reason) => {
+                self.note_in(
+                    self.buffers.current_index(),
+                    format!("error: {reason}"),
+                    true,
+                    clock,
+                );
+            }
+            ServerLine::Bye(reason) => {
+                self.note_everywhere(format!("server says bye: {reason}"), clock)
+            }
         }
     }
 
-    fn history_prev(&mut self) {
-        let pos = match &self.history_pos {
-            None if self.history.is_empty() => return,
-            None => {
-                self.history_pos = Some((self.history.len(), self.input.as_str().to_owned()));
-                self.history.len()
+    fn history_item(&self, entry: HistoryEntry) -> (NaiveTime, EntryKind) {
+        let time = chrono::DateTime::from_timestamp_millis(entry.time.unix_millis())
+            .map_or(NaiveTime::MIN, |t| t.with_timezone(&chrono::Local).time());
+        let text = SafeText::new(entry.text.as_str());
+        let kind = if entry.sender.folded() == self.folded_name {
+            EntryKind::Own {
+                text,
+                id: Some(entry.id),
+                pending: false,
             }
-            Some((pos, _)) => *pos,
+        } else {
+            EntryKind::Message {
+                mention: self.mentions_me(entry.text.as_str()),
+                from: entry.sender,
+                text,
+                id: Some(entry.id),
+            }
         };
-        if pos > 0 {
-            if let Some((p, _)) = &mut self.history_pos {
-                *p = pos - 1;
-            }
-            self.input.set(self.history[pos - 1].clone());
-        }
+        (time, kind)
     }
 
-    fn history_next(&mut self) {
-        let Some((pos, draft)) = self.history_pos.take() else {
+    fn merge(&mut self, index: usize, label: &str, batch: Vec<(NaiveTime, EntryKind)>) {
+        let width = self.message_width();
+        let measure = Measure {
+            look: &self.look,
+            width,
+        };
+        self.buffers.merge_history(index, label, batch, &measure);
+    }
+
+    /// Whether `text` names us: a whole word, compared folded.
+    fn mentions_me(&self, text: &str) -> bool {
+        text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            .filter(|w| !w.is_empty())
+            .any(|word| {
+                let folded = chat_proto::name::fold(word);
+                folded == self.folded_name
+                    || chat_proto::name::fold(word.trim_matches(['.', '-'])) == self.folded_name
+            })
+    }
+
+    // ---- entries ----
+
+    /// Adds an entry to buffer `index` (logging it), keeping the view steady if scrolled.
+    fn push(&mut self, index: usize, kind: EntryKind, clock: Clock) -> u64 {
+        let width = self.message_width();
+        let measure = Measure {
+            look: &self.look,
+            width,
+        };
+        let seq = self.buffers.push(index, clock.local.time(), kind, &measure);
+        if self.settings.log {
+            self.log(index, clock.local);
+        }
+        seq
+    }
+
+    fn log(&mut self, index: usize, when: NaiveDateTime) {
+        let buffer = &self.buffers.all()[index];
+        let Some(entry) = buffer.entries().back() else {
             return;
         };
-        if pos + 1 < self.history.len() {
-            self.input.set(self.history[pos + 1].clone());
-            self.history_pos = Some((pos + 1, draft));
-        } else {
-            self.input.set(draft);
-        }
-    }
-
-    fn remember(&mut self, typed: String) {
-        self.history_pos = None;
-        if self.history.back() != Some(&typed) {
-            self.history.push_back(typed);
-            if self.history.len() > HISTORY_LEN {
-                self.history.pop_front();
-            }
-        }
-    }
-
-    fn note(&mut self, text: String, error: bool, clock: Clock) {
-        self.push(Entry {
-            time: clock.local,
-            kind: EntryKind::Notice { text, error },
+        let text: String = layout::spans(entry, &self.look, None)
+            .iter()
+            .skip(1)
+            .map(|s| s.content.as_ref())
+            .collect();
+        self.out.push(Command::Log {
+            buffer: buffer.id.log_name(),
+            line: format!("{} {text}", when.format("%Y-%m-%d %H:%M:%S")),
         });
     }
 
-    fn push(&mut self, entry: Entry) {
-        if self.scroll > 0 {
-            // Keep the rows the user is reading where they are.
-            self.scroll += ui::entry_height(&entry, self.wrap_width());
-            self.unseen += 1;
-        }
-        self.entries.push_back(entry);
-        if self.entries.len() > self.settings.scrollback {
-            self.entries.pop_front();
+    fn note_in(&mut self, index: usize, text: String, error: bool, clock: Clock) {
+        let kind = EntryKind::Notice {
+            text: SafeText::new(&text),
+            error,
+        };
+        self.push(index, kind, clock);
+    }
+
+    /// A connection notice: in the server buffer, and in the shown one too.
+    fn note_everywhere(&mut self, text: String, clock: Clock) {
+        self.note_in(0, text.clone(), true, clock);
+        let current = self.buffers.current_index();
+        if current != 0 {
+            self.note_in(current, text, true, clock);
         }
     }
 
-    fn scroll_by(&mut self, rows: isize) {
-        self.scroll = self
-            .scroll
-            .saturating_add_signed(rows)
-            .min(self.max_scroll());
-        if self.scroll == 0 {
-            self.unseen = 0;
-        }
-    }
-
-    /// The furthest the pane can scroll up: rows above the first screenful. Only wraps as
-    /// many entries as needed to know that the scroll position is within it.
-    fn max_scroll(&self) -> usize {
-        let width = self.wrap_width();
-        let page = self.page();
-        let wanted = self.scroll.saturating_add(2 * page);
-        let mut rows = 0;
-        for entry in self.entries.iter().rev() {
-            rows += ui::entry_height(entry, width);
-            if rows >= wanted {
-                break;
+    fn presence(
+        &mut self,
+        index: usize,
+        joined: bool,
+        name: UserName,
+        room: Option<RoomName>,
+        clock: Clock,
+    ) {
+        let width = self.message_width();
+        let measure = Measure {
+            look: &self.look,
+            width,
+        };
+        match self.settings.join_part {
+            JoinPart::Hide => {}
+            JoinPart::Fold => {
+                self.buffers
+                    .presence(index, clock.local.time(), joined, name, room, &measure)
+            }
+            JoinPart::All => {
+                let kind = EntryKind::Presence {
+                    joined,
+                    names: vec![name],
+                    room,
+                };
+                self.push(index, kind, clock);
             }
         }
-        rows.saturating_sub(page)
     }
 
-    fn messages_area(&self) -> Rect {
-        ui::layout(Rect::from((ratatui::layout::Position::ORIGIN, self.size)))
-            .map_or(Rect::default(), |panes| panes.messages)
+    /// Someone came online or left: shown in `*`, and in their conversation if open.
+    fn presence_everywhere(&mut self, joined: bool, name: UserName, clock: Clock) {
+        if let Some(query) = self.buffers.find(&BufferId::Query(name.clone())) {
+            self.presence(query, joined, name.clone(), None, clock);
+        }
+        self.presence(1, joined, name, None, clock);
+    }
+
+    // ---- scrolling ----
+
+    fn scroll_by(&mut self, rows: isize) {
+        let max = self.max_scroll_of(self.buffers.current());
+        let buffer = self.buffers.current_mut();
+        buffer.scroll = buffer.scroll.saturating_add_signed(rows).min(max);
+        if buffer.scroll == 0 {
+            buffer.unseen = 0;
+        }
+    }
+
+    /// The furthest `buffer` can scroll up: with the bottom row given to the scroll
+    /// indicator, until its first row is at the top.
+    fn max_scroll_of(&self, buffer: &Buffer) -> usize {
+        let total = buffer.total_rows();
+        let height = self.view_rows(false);
+        if total <= height {
+            0
+        } else {
+            total - self.view_rows(true)
+        }
+    }
+
+    /// Message rows on screen: one fewer while scrolled, for the indicator.
+    fn view_rows(&self, scrolled: bool) -> usize {
+        let height = usize::from(self.messages_area().height);
+        if scrolled {
+            height.saturating_sub(1).max(1)
+        } else {
+            height.max(1)
+        }
     }
 
     fn page(&self) -> usize {
-        usize::from(self.messages_area().height.saturating_sub(1)).max(1)
+        self.view_rows(true).saturating_sub(1).max(1)
     }
 
-    fn wrap_width(&self) -> usize {
-        usize::from(self.messages_area().width)
+    fn messages_area(&self) -> Rect {
+        layout::panes(Rect::from((Position::ORIGIN, self.size)))
+            .map_or(Rect::default(), |p| p.messages)
     }
 
-    // Read-only views for `ui`.
+    fn message_width(&self) -> usize {
+        usize::from(self.messages_area().width).max(1)
+    }
+
+    // ---- read-only views for `ui` ----
 
     /// Our name.
     pub fn name(&self) -> &UserName {
@@ -779,9 +1298,14 @@ impl App {
         &self.settings.addr
     }
 
+    /// How entries are drawn.
+    pub fn look(&self) -> &Look {
+        &self.look
+    }
+
     /// The connection state.
     pub fn state(&self) -> &ConnState {
-        &self.state
+        self.conn.state()
     }
 
     /// The time of the last update, for countdowns.
@@ -789,9 +1313,9 @@ impl App {
         self.now
     }
 
-    /// The scrollback, oldest first.
-    pub fn entries(&self) -> &VecDeque<Entry> {
-        &self.entries
+    /// The buffers.
+    pub fn buffers(&self) -> &Buffers {
+        &self.buffers
     }
 
     /// Who is online.
@@ -804,26 +1328,34 @@ impl App {
         &self.input
     }
 
-    /// The current target, as the prompt shows it (`*`, `bob,carol`).
-    pub fn target_label(&self) -> String {
-        let mut label = String::new();
-        let _ = write_recipients(&mut label, &self.target);
-        label
+    /// The note over the input, and whether it asks for attention.
+    pub fn hint(&self) -> Option<(&SafeText, bool)> {
+        self.hint.as_ref().map(|(text, loud)| (text, *loud))
     }
 
-    /// Rows scrolled up from the bottom.
-    pub fn scroll(&self) -> usize {
-        self.scroll
+    /// The help overlay's scroll position, when shown.
+    pub fn help(&self) -> Option<usize> {
+        self.help
     }
 
-    /// Entries that arrived while scrolled up.
-    pub fn unseen(&self) -> usize {
-        self.unseen
+    /// The search, if one is on.
+    pub fn search(&self) -> Option<&Search> {
+        self.search.as_ref()
     }
 
-    /// Whether the help overlay is shown.
-    pub fn show_help(&self) -> bool {
-        self.show_help
+    /// Lines typed while disconnected, waiting.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// How far the user list is scrolled.
+    pub fn nick_scroll(&self) -> usize {
+        self.nick_scroll
+    }
+
+    /// Whether mouse wheel scrolling is on.
+    pub fn mouse(&self) -> bool {
+        self.mouse
     }
 
     /// How the program should end, once it does.
@@ -832,446 +1364,13 @@ impl App {
     }
 }
 
-fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
-    let len = a
-        .char_indices()
-        .zip(b.chars())
-        .take_while(|((_, x), y)| x.to_lowercase().eq(y.to_lowercase()))
-        .last()
-        .map_or(0, |((i, c), _)| i + c.len_utf8());
-    &a[..len]
+fn join_names(names: &[UserName]) -> String {
+    names
+        .iter()
+        .map(UserName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn clock() -> Clock {
-        Clock {
-            now: start(),
-            local: NaiveTime::from_hms_opt(12, 34, 0).expect("a valid time"),
-        }
-    }
-
-    fn start() -> Instant {
-        use std::sync::OnceLock;
-        static START: OnceLock<Instant> = OnceLock::new();
-        *START.get_or_init(Instant::now)
-    }
-
-    fn name(s: &str) -> UserName {
-        UserName::parse(s).expect("a valid name")
-    }
-
-    fn app() -> App {
-        let settings = Settings {
-            name: name("alice"),
-            addr: "127.0.0.1:8080".into(),
-            max_line_bytes: 64,
-            scrollback: 100,
-        };
-        App::new(settings, Size::new(80, 24), start())
-    }
-
-    fn connected() -> App {
-        let mut app = app();
-        assert_eq!(
-            app.update(Msg::Net(NetEvent::Connected), clock()),
-            [Command::Send(ClientLine::Who)]
-        );
-        app
-    }
-
-    fn key(code: KeyCode) -> Msg {
-        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
-    }
-
-    fn ctrl(c: char) -> Msg {
-        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
-    }
-
-    fn type_str(app: &mut App, s: &str) {
-        for c in s.chars() {
-            assert_eq!(app.update(key(KeyCode::Char(c)), clock()), []);
-        }
-    }
-
-    fn enter(app: &mut App, s: &str) -> Vec<Command> {
-        type_str(app, s);
-        app.update(key(KeyCode::Enter), clock())
-    }
-
-    fn send(line: &str) -> Command {
-        Command::Send(line.parse().expect("a valid client line"))
-    }
-
-    fn last_notice(app: &App) -> &str {
-        match &app.entries().back().expect("an entry").kind {
-            EntryKind::Notice { text, .. } => text,
-            other => panic!("expected a notice, got {other:?}"),
-        }
-    }
-
-    fn server(app: &mut App, line: &str) -> Vec<Command> {
-        app.update(
-            Msg::Net(NetEvent::Line(line.parse().expect("a server line"))),
-            clock(),
-        )
-    }
-
-    #[test]
-    fn explicit_destinations_are_sent_as_written() {
-        let mut app = connected();
-        assert_eq!(
-            enter(&mut app, "bob,carol: hi there"),
-            [send("bob,carol: hi there")]
-        );
-        assert!(app.input().is_empty());
-        let own = &app.entries().back().expect("an entry").kind;
-        assert_eq!(
-            own,
-            &EntryKind::Own {
-                to: "bob,carol".into(),
-                text: "hi there".into()
-            }
-        );
-    }
-
-    #[test]
-    fn plain_text_goes_to_the_sticky_target() {
-        let mut app = connected();
-        assert_eq!(
-            enter(&mut app, "hello everyone"),
-            [send("*: hello everyone")]
-        );
-        assert_eq!(enter(&mut app, "/to bob, carol"), []);
-        assert_eq!(app.target_label(), "bob,carol");
-        assert_eq!(enter(&mut app, "just us"), [send("bob,carol: just us")]);
-        assert_eq!(
-            enter(&mut app, "it's 10:30 now"),
-            [send("bob,carol: it's 10:30 now")]
-        );
-        enter(&mut app, "/to *");
-        assert_eq!(enter(&mut app, "all again"), [send("*: all again")]);
-        assert_eq!(enter(&mut app, "/to bo b"), []);
-        assert_eq!(app.target_label(), "*", "an invalid target changes nothing");
-    }
-
-    #[test]
-    fn lines_are_kept_when_they_cannot_be_sent() {
-        let mut app = app();
-        assert_eq!(enter(&mut app, "hello"), []);
-        assert_eq!(app.input().as_str(), "hello");
-        assert!(last_notice(&app).starts_with("not connected"));
-
-        let mut app = connected();
-        assert_eq!(
-            enter(&mut app, &"x".repeat(61)),
-            [send(&format!("*: {}", "x".repeat(61)))]
-        );
-        let long = "x".repeat(62);
-        assert_eq!(enter(&mut app, &long), []);
-        assert_eq!(app.input().as_str(), long);
-        assert_eq!(
-            last_notice(&app),
-            "line too long (65 bytes; the limit is 64)"
-        );
-        assert_eq!(enter(&mut app, ""), []);
-        app.update(ctrl('u'), clock());
-        assert_eq!(enter(&mut app, "bob:   "), []);
-        assert_eq!(last_notice(&app), "empty message");
-    }
-
-    #[test]
-    fn mail_replayed_after_login_is_shown_as_missed() {
-        let mut app = connected();
-        let line = |l: &str| Msg::Net(NetEvent::Line(l.parse().expect("a server line")));
-        app.update(
-            line("history @bob 7 2026-11-28T18:00:00.123Z bob: are you there?"),
-            clock(),
-        );
-        app.update(line("history-end missed 1"), clock());
-        let shown: Vec<String> = app
-            .entries()
-            .iter()
-            .map(|e| format!("{:?}", e.kind))
-            .collect();
-        assert!(
-            shown.iter().any(
-                |e| e.contains("while you were away, 2026-11-28T18:00:00.123Z) are you there?")
-            ),
-            "{shown:?}"
-        );
-        assert_eq!(
-            last_notice(&app),
-            "1 message(s) arrived while you were away (above)"
-        );
-    }
-
-    #[test]
-    fn commands() {
-        let mut app = connected();
-        assert_eq!(enter(&mut app, "/who"), [Command::Send(ClientLine::Who)]);
-        assert_eq!(enter(&mut app, "/join #rust"), [send("/join #rust")]);
-        assert_eq!(
-            enter(&mut app, "/history #rust 5"),
-            [send("/history #rust 5")]
-        );
-        assert_eq!(enter(&mut app, "/join rust"), []);
-        assert_eq!(last_notice(&app), "/join: invalid room \"rust\"");
-        app.update(ctrl('u'), clock());
-        assert_eq!(enter(&mut app, "#rust: hi"), [send("#rust: hi")]);
-        assert_eq!(
-            enter(&mut app, "/register my secret pw"),
-            [send("/register my secret pw")]
-        );
-        app.update(key(KeyCode::Up), clock());
-        assert_eq!(
-            app.input().as_str(),
-            "#rust: hi",
-            "the password is not in the history"
-        );
-        app.update(ctrl('u'), clock());
-        assert_eq!(enter(&mut app, "/password short"), []);
-        assert_eq!(
-            last_notice(&app),
-            "/password: password too weak: use at least 8 bytes"
-        );
-        app.update(ctrl('u'), clock());
-        assert_eq!(enter(&mut app, "/help"), []);
-        assert!(app.show_help());
-        app.update(key(KeyCode::Esc), clock());
-        assert!(!app.show_help());
-        assert_eq!(enter(&mut app, "/frobnicate"), []);
-        assert_eq!(
-            last_notice(&app),
-            "unknown command /frobnicate; F1 or /help lists them"
-        );
-        assert_eq!(app.input().as_str(), "/frobnicate", "kept for fixing");
-        app.update(ctrl('u'), clock());
-        assert_eq!(enter(&mut app, "/quit"), [Command::Quit]);
-        assert_eq!(app.exit(), Some(&Exit::Clean));
-    }
-
-    #[test]
-    fn ctrl_c_quits_and_ctrl_d_quits_only_on_an_empty_line() {
-        let mut app = connected();
-        type_str(&mut app, "draft");
-        assert_eq!(app.update(ctrl('d'), clock()), []);
-        app.update(ctrl('u'), clock());
-        assert_eq!(app.update(ctrl('d'), clock()), [Command::Quit]);
-        let mut app = connected();
-        type_str(&mut app, "draft");
-        assert_eq!(app.update(ctrl('c'), clock()), [Command::Quit]);
-        assert_eq!(app.update(Msg::Quit, clock()), [Command::Quit]);
-    }
-
-    #[test]
-    fn key_releases_are_ignored() {
-        let mut app = connected();
-        let mut release = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
-        release.kind = KeyEventKind::Release;
-        app.update(Msg::Key(release), clock());
-        assert!(app.input().is_empty());
-    }
-
-    #[test]
-    fn presence_lines_keep_the_roster() {
-        let mut app = connected();
-        server(&mut app, "users alice,bob");
-        server(&mut app, "joined carol");
-        assert_eq!(last_notice(&app), "carol joined");
-        server(&mut app, "left bob");
-        assert_eq!(last_notice(&app), "bob left");
-        let roster: Vec<&str> = app.roster().iter().map(UserName::as_str).collect();
-        assert_eq!(roster, ["alice", "carol"]);
-    }
-
-    #[test]
-    fn untrusted_text_is_stored_escaped() {
-        let mut app = connected();
-        app.update(
-            Msg::Net(NetEvent::Unrecognised(
-                "from bob: \x1b]0;PWNED\x07\x1b[2J".into(),
-            )),
-            clock(),
-        );
-        assert_eq!(
-            last_notice(&app),
-            "unrecognised line from the server: from bob: \\u{1b}]0;PWNED\\u{7}\\u{1b}[2J"
-        );
-        server(&mut app, "error: bad \u{202e}thing");
-        assert_eq!(last_notice(&app), "error: bad \\u{202e}thing");
-        server(&mut app, "from bob: tab\there");
-        let EntryKind::Message { text, .. } = &app.entries().back().expect("an entry").kind else {
-            panic!()
-        };
-        assert_eq!(text, "tab here");
-    }
-
-    #[test]
-    fn a_refused_first_login_ends_the_program() {
-        let mut app = app();
-        let commands = app.update(
-            Msg::Net(NetEvent::LoginRefused("name already in use: alice".into())),
-            clock(),
-        );
-        assert_eq!(commands, [Command::Quit]);
-        assert_eq!(
-            app.exit(),
-            Some(&Exit::Refused("name already in use: alice".into()))
-        );
-    }
-
-    #[test]
-    fn disconnects_reconnect_with_growing_backoff() {
-        let mut app = connected();
-        let mut now = clock();
-        for delay in [1, 2, 4, 8, 16, 30, 30] {
-            app.update(
-                Msg::Net(NetEvent::Disconnected("server shutting down".into())),
-                now,
-            );
-            assert!(
-                matches!(app.state(), ConnState::Disconnected { reason, .. } if reason == "server shutting down")
-            );
-            assert!(app.roster().is_empty());
-            now.now += Duration::from_secs(delay) - Duration::from_millis(1);
-            assert_eq!(app.update(Msg::Tick, now), [], "too early after {delay} s");
-            now.now += Duration::from_millis(1);
-            assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
-            assert!(matches!(app.state(), ConnState::Connecting { .. }));
-        }
-        assert_eq!(
-            app.update(Msg::Net(NetEvent::Connected), now),
-            [Command::Send(ClientLine::Who)]
-        );
-        app.update(
-            Msg::Net(NetEvent::LoginRefused("name already in use: alice".into())),
-            now,
-        );
-        assert_eq!(
-            app.exit(),
-            None,
-            "a refusal after a first success is retried"
-        );
-        now.now += Duration::from_secs(1);
-        assert_eq!(
-            app.update(Msg::Tick, now),
-            [Command::Connect],
-            "backoff restarts after a success"
-        );
-    }
-
-    #[test]
-    fn scrolling_up_holds_the_view_and_counts_new_entries() {
-        let mut app = connected();
-        for i in 0..60 {
-            server(&mut app, &format!("from bob: message {i}"));
-        }
-        app.update(key(KeyCode::PageUp), clock());
-        let scrolled = app.scroll();
-        assert!(scrolled > 0);
-        server(&mut app, "from bob: while away");
-        server(&mut app, "joined carol");
-        assert_eq!(app.unseen(), 2);
-        assert_eq!(app.scroll(), scrolled + 2, "the rows being read stay put");
-        for _ in 0..10 {
-            app.update(key(KeyCode::PageUp), clock());
-        }
-        let top = app.scroll();
-        app.update(key(KeyCode::PageUp), clock());
-        assert_eq!(app.scroll(), top, "scrolling stops at the oldest entry");
-        for _ in 0..10 {
-            app.update(key(KeyCode::PageDown), clock());
-        }
-        assert_eq!((app.scroll(), app.unseen()), (0, 0));
-    }
-
-    #[test]
-    fn scrollback_is_bounded() {
-        let mut app = connected();
-        for i in 0..250 {
-            server(&mut app, &format!("from bob: {i}"));
-        }
-        assert_eq!(app.entries().len(), 100);
-        let EntryKind::Message { text, .. } = &app.entries().back().expect("an entry").kind else {
-            panic!()
-        };
-        assert_eq!(text, "249");
-    }
-
-    #[test]
-    fn history_walks_back_and_returns_to_the_draft() {
-        let mut app = connected();
-        enter(&mut app, "first");
-        enter(&mut app, "second");
-        type_str(&mut app, "draft");
-        app.update(key(KeyCode::Up), clock());
-        assert_eq!(app.input().as_str(), "second");
-        app.update(key(KeyCode::Up), clock());
-        app.update(key(KeyCode::Up), clock());
-        assert_eq!(app.input().as_str(), "first");
-        app.update(key(KeyCode::Down), clock());
-        assert_eq!(app.input().as_str(), "second");
-        app.update(key(KeyCode::Down), clock());
-        assert_eq!(app.input().as_str(), "draft");
-    }
-
-    #[test]
-    fn tab_completes_names_in_the_destination_part() {
-        let mut app = connected();
-        server(&mut app, "users alice,bob,carol,caroline,张三");
-        type_str(&mut app, "b");
-        app.update(key(KeyCode::Tab), clock());
-        assert_eq!(app.input().as_str(), "bob: ");
-        app.update(ctrl('u'), clock());
-        type_str(&mut app, "bob,ca");
-        app.update(key(KeyCode::Tab), clock());
-        assert_eq!(
-            app.input().as_str(),
-            "bob,carol",
-            "the common prefix of carol and caroline"
-        );
-        app.update(key(KeyCode::Tab), clock());
-        assert_eq!(last_notice(&app), "matches: carol, caroline");
-        app.update(ctrl('u'), clock());
-        type_str(&mut app, "/to 张");
-        app.update(key(KeyCode::Tab), clock());
-        assert_eq!(app.input().as_str(), "/to 张三");
-        app.update(ctrl('u'), clock());
-        type_str(&mut app, "bob: b");
-        app.update(key(KeyCode::Tab), clock());
-        assert_eq!(
-            app.input().as_str(),
-            "bob: b",
-            "no completion inside the text"
-        );
-    }
-
-    #[test]
-    fn pasted_lines_are_sent_one_by_one_or_refused() {
-        let mut app = connected();
-        assert_eq!(app.update(Msg::Paste("one line".into()), clock()), []);
-        assert_eq!(app.input().as_str(), "one line");
-        app.update(ctrl('u'), clock());
-        let commands = app.update(
-            Msg::Paste("first\r\n\nsecond: with colon\n/quit\n".into()),
-            clock(),
-        );
-        assert_eq!(
-            commands,
-            [
-                send("*: first"),
-                send("*: second: with colon"),
-                send("*: /quit")
-            ]
-        );
-        let many = "line\n".repeat(MAX_PASTE_LINES + 1);
-        assert_eq!(app.update(Msg::Paste(many), clock()), []);
-        assert_eq!(last_notice(&app), "paste of 21 lines refused (at most 20)");
-        let long = format!("ok\n{}\n", "x".repeat(100));
-        assert_eq!(app.update(Msg::Paste(long), clock()), []);
-        assert!(last_notice(&app).starts_with("paste refused: line too long"));
-    }
-}
+mod tests;

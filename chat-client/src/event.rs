@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use chat_proto::ServerLine;
-use chrono::NaiveTime;
+use chat_proto::{ClientLine, ServerLine};
+use chrono::NaiveDateTime;
 use crossterm::event::KeyEvent;
 
 /// One thing that happened: a key, a paste, a resize, a tick, news from the network, or a
@@ -16,10 +16,14 @@ pub enum Msg {
     Paste(String),
     /// The terminal now has this many columns and rows.
     Resize(u16, u16),
+    /// The mouse wheel turned (only while mouse scrolling is on); `true` is up.
+    Wheel(bool),
     /// A second passed; drives the reconnect countdown.
     Tick,
-    /// News from the connection task.
+    /// News from the current connection.
     Net(NetEvent),
+    /// A line could not be handed to the connection (it had just ended).
+    SendFailed(ClientLine),
     /// SIGTERM or SIGHUP: leave cleanly.
     Quit,
 }
@@ -33,10 +37,15 @@ pub enum NetEvent {
     Line(ServerLine),
     /// A line from the server that is not protocol; shown escaped, never trusted.
     Unrecognised(String),
-    /// The server refused the name (`error:` instead of `welcome`).
+    /// The server refused the login (`error:` instead of `welcome`).
     LoginRefused(String),
     /// The connection ended or could not be made.
-    Disconnected(String),
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// Lines handed to the connection that it never wrote, oldest first.
+        unsent: Vec<ClientLine>,
+    },
 }
 
 /// The time at which a [`Msg`] is handled, so `update` itself never reads a clock.
@@ -44,8 +53,8 @@ pub enum NetEvent {
 pub struct Clock {
     /// Monotonic time, for timers.
     pub now: Instant,
-    /// Local wall-clock time, for timestamps.
-    pub local: NaiveTime,
+    /// Local wall-clock time, for timestamps and logs.
+    pub local: NaiveDateTime,
 }
 
 impl Clock {
@@ -53,7 +62,7 @@ impl Clock {
     pub fn read() -> Self {
         Self {
             now: Instant::now(),
-            local: chrono::Local::now().time(),
+            local: chrono::Local::now().naive_local(),
         }
     }
 }

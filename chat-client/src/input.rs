@@ -1,17 +1,21 @@
 //! [`InputLine`]: the edit buffer under the messages. The cursor moves by grapheme
 //! cluster (so `é` as `e` + U+0301, or an emoji with modifiers, is one step) and is drawn at
-//! the text's display width (so a CJK character is two cells).
+//! the width the text is drawn with ([`SafeText`]), so a CJK character is two cells and a
+//! tab four. Readline's word moves and cuts, with Ctrl-Y to paste the last cut.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use unicode_segmentation::UnicodeSegmentation;
-use unicode_width::UnicodeWidthStr;
 
-/// One line of text being edited, with a cursor.
+use crate::keys::Edit;
+use crate::sanitize::SafeText;
+
+/// One line of text being edited, with a cursor and the last text cut from it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InputLine {
     text: String,
     /// Byte offset of the cursor; always on a grapheme boundary.
     cursor: usize,
+    /// What the last cut removed, for Ctrl-Y.
+    cut: String,
 }
 
 impl InputLine {
@@ -30,9 +34,9 @@ impl InputLine {
         self.cursor
     }
 
-    /// Display width of the text before the cursor: the cursor's column.
+    /// The cursor's column: the drawn width of the text before it.
     pub fn cursor_width(&self) -> usize {
-        self.text[..self.cursor].width()
+        SafeText::new(&self.text[..self.cursor]).width()
     }
 
     /// Replaces the text and puts the cursor at its end.
@@ -55,55 +59,85 @@ impl InputLine {
         self.cursor = self.boundary_at_or_after(self.cursor);
     }
 
+    /// Inserts one typed character.
+    pub fn insert_char(&mut self, c: char) {
+        let mut buf = [0; 4];
+        self.insert_str(c.encode_utf8(&mut buf));
+    }
+
     /// Replaces the text between byte offsets `start` and the cursor with `s`.
     pub fn replace_before_cursor(&mut self, start: usize, s: &str) {
         self.text.replace_range(start..self.cursor, s);
         self.cursor = start + s.len();
     }
 
-    /// Applies an editing key; returns whether the key was one.
-    pub fn handle_key(&mut self, key: KeyEvent) -> bool {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('a') if ctrl => self.cursor = 0,
-            KeyCode::Char('e') if ctrl => self.cursor = self.text.len(),
-            KeyCode::Char('w') if ctrl => self.delete_word_before(),
-            KeyCode::Char('u') if ctrl => {
-                self.text.replace_range(..self.cursor, "");
-                self.cursor = 0;
-            }
-            KeyCode::Char('k') if ctrl => self.text.truncate(self.cursor),
-            KeyCode::Char(c) if !ctrl && !c.is_control() => {
-                let mut buf = [0; 4];
-                self.insert_str(c.encode_utf8(&mut buf));
-            }
-            KeyCode::Left => self.cursor = self.prev_boundary(),
-            KeyCode::Right => self.cursor = self.next_boundary(),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.text.len(),
-            KeyCode::Backspace => {
+    /// Applies an editing key.
+    pub fn edit(&mut self, edit: Edit) {
+        match edit {
+            Edit::Left => self.cursor = self.prev_boundary(),
+            Edit::Right => self.cursor = self.next_boundary(),
+            Edit::WordLeft => self.cursor = self.word_start_before(char::is_alphanumeric),
+            Edit::WordRight => self.cursor = self.word_end_after(),
+            Edit::Home => self.cursor = 0,
+            Edit::End => self.cursor = self.text.len(),
+            Edit::Backspace => {
                 let start = self.prev_boundary();
                 self.text.replace_range(start..self.cursor, "");
                 self.cursor = start;
             }
-            KeyCode::Delete => {
+            Edit::Delete => {
                 let end = self.next_boundary();
                 self.text.replace_range(self.cursor..end, "");
             }
-            _ => return false,
+            Edit::CutWordBefore => {
+                self.cut(self.word_start_before(|c| !c.is_whitespace()), self.cursor)
+            }
+            Edit::CutWordBack => {
+                self.cut(self.word_start_before(char::is_alphanumeric), self.cursor)
+            }
+            Edit::CutWordAfter => self.cut(self.cursor, self.word_end_after()),
+            Edit::CutToStart => self.cut(0, self.cursor),
+            Edit::CutToEnd => self.cut(self.cursor, self.text.len()),
+            Edit::Yank => {
+                let cut = self.cut.clone();
+                self.insert_str(&cut);
+            }
         }
-        true
     }
 
-    /// Deletes back to the start of the word before the cursor, like a shell's Ctrl-W.
-    fn delete_word_before(&mut self) {
-        let before = &self.text[..self.cursor];
-        let trimmed = before.trim_end();
-        let start = trimmed.rfind(char::is_whitespace).map_or(0, |i| {
-            i + trimmed[i..].chars().next().map_or(1, char::len_utf8)
-        });
-        self.text.replace_range(start..self.cursor, "");
+    /// Removes `start..end` into the cut buffer and leaves the cursor at `start`.
+    fn cut(&mut self, start: usize, end: usize) {
+        if start < end {
+            self.cut = self.text[start..end].to_owned();
+            self.text.replace_range(start..end, "");
+        }
         self.cursor = start;
+    }
+
+    /// The start of the word before the cursor, skipping what is not `in_word` first.
+    fn word_start_before(&self, in_word: impl Fn(char) -> bool) -> usize {
+        let before = &self.text[..self.cursor];
+        let trimmed = before.trim_end_matches(|c| !in_word(c));
+        trimmed
+            .char_indices()
+            .rev()
+            .take_while(|&(_, c)| in_word(c))
+            .last()
+            .map_or(trimmed.len(), |(i, _)| i)
+    }
+
+    /// The end of the word after the cursor, skipping what is not part of a word first.
+    fn word_end_after(&self) -> usize {
+        let after = &self.text[self.cursor..];
+        let skipped = after.len()
+            - after
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
+        let word = after[skipped..]
+            .char_indices()
+            .find(|&(_, c)| !c.is_alphanumeric())
+            .map_or(after.len() - skipped, |(i, _)| i);
+        self.boundary_at_or_after(self.cursor + skipped + word)
     }
 
     fn prev_boundary(&self) -> usize {
@@ -135,18 +169,10 @@ impl InputLine {
 mod tests {
     use super::*;
 
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
-
-    fn ctrl(c: char) -> KeyEvent {
-        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
-    }
-
     fn typed(s: &str) -> InputLine {
         let mut line = InputLine::default();
         for c in s.chars() {
-            assert!(line.handle_key(key(KeyCode::Char(c))));
+            line.insert_char(c);
         }
         line
     }
@@ -155,19 +181,19 @@ mod tests {
     fn editing_in_the_middle_of_wide_characters_keeps_the_cursor_right() {
         let mut line = typed("张三你好");
         assert_eq!(line.cursor_width(), 8);
-        line.handle_key(key(KeyCode::Left));
-        line.handle_key(key(KeyCode::Left));
+        line.edit(Edit::Left);
+        line.edit(Edit::Left);
         assert_eq!(line.cursor_width(), 4);
-        line.handle_key(key(KeyCode::Char('，')));
+        line.insert_char('，');
         assert_eq!(line.as_str(), "张三，你好");
         assert_eq!(line.cursor_width(), 6);
-        line.handle_key(key(KeyCode::Backspace));
-        line.handle_key(key(KeyCode::Backspace));
+        line.edit(Edit::Backspace);
+        line.edit(Edit::Backspace);
         assert_eq!(line.as_str(), "张你好");
         assert_eq!(line.cursor_width(), 2);
-        line.handle_key(key(KeyCode::Delete));
+        line.edit(Edit::Delete);
         assert_eq!(line.as_str(), "张好");
-        line.handle_key(key(KeyCode::End));
+        line.edit(Edit::End);
         assert_eq!(line.cursor_width(), 4);
     }
 
@@ -179,50 +205,83 @@ mod tests {
             line.as_str().len(),
             "the combining mark joined its letter"
         );
-        line.handle_key(key(KeyCode::Left));
+        line.edit(Edit::Left);
         assert_eq!(line.cursor(), 1);
-        line.handle_key(key(KeyCode::End));
+        line.edit(Edit::End);
         line.insert_str("👍🏽");
-        line.handle_key(key(KeyCode::Backspace));
+        line.edit(Edit::Backspace);
         assert_eq!(line.as_str(), "ae\u{301}");
-        line.handle_key(key(KeyCode::Backspace));
+        line.edit(Edit::Backspace);
         assert_eq!(line.as_str(), "a");
     }
 
     #[test]
-    fn shell_keys_move_and_delete() {
+    fn the_cursor_column_matches_what_is_drawn() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let line = typed(&format!("a{family}\t"));
+        assert_eq!(line.cursor_width(), 1 + 6 + 4);
+    }
+
+    #[test]
+    fn word_moves_and_cuts_work_like_readline() {
+        let mut line = typed("say hello, big world");
+        line.edit(Edit::WordLeft);
+        assert_eq!(&line.as_str()[line.cursor()..], "world");
+        line.edit(Edit::WordLeft);
+        line.edit(Edit::WordLeft);
+        assert_eq!(&line.as_str()[line.cursor()..], "hello, big world");
+        line.edit(Edit::WordRight);
+        assert_eq!(&line.as_str()[line.cursor()..], ", big world");
+        line.edit(Edit::CutWordAfter);
+        assert_eq!(line.as_str(), "say hello world");
+        line.edit(Edit::Home);
+        line.edit(Edit::CutWordAfter);
+        assert_eq!(line.as_str(), " hello world");
+        line.edit(Edit::Yank);
+        assert_eq!(line.as_str(), "say hello world");
+        line.edit(Edit::End);
+        line.edit(Edit::CutWordBack);
+        assert_eq!(line.as_str(), "say hello ");
+        line.edit(Edit::Home);
+        line.edit(Edit::Yank);
+        assert_eq!(line.as_str(), "worldsay hello ");
+    }
+
+    #[test]
+    fn shell_keys_cut_and_yank() {
         let mut line = typed("hello big world");
-        line.handle_key(ctrl('w'));
+        line.edit(Edit::CutWordBefore);
         assert_eq!(line.as_str(), "hello big ");
-        line.handle_key(ctrl('w'));
+        line.edit(Edit::CutWordBefore);
         assert_eq!(line.as_str(), "hello ");
-        line.handle_key(ctrl('a'));
-        assert_eq!(line.cursor(), 0);
-        line.handle_key(key(KeyCode::Char('>')));
-        line.handle_key(ctrl('e'));
-        assert_eq!(line.as_str(), ">hello ");
-        line.handle_key(key(KeyCode::Left));
-        line.handle_key(ctrl('u'));
-        assert_eq!((line.as_str(), line.cursor()), (" ", 0));
-        line.handle_key(key(KeyCode::Home));
-        line.handle_key(ctrl('k'));
+        line.edit(Edit::Yank);
+        assert_eq!(line.as_str(), "hello big ");
+        line.edit(Edit::Home);
+        line.edit(Edit::CutToEnd);
         assert!(line.is_empty());
+        line.edit(Edit::Yank);
+        line.edit(Edit::Left);
+        line.edit(Edit::CutToStart);
+        assert_eq!((line.as_str(), line.cursor()), (" ", 0));
     }
 
     #[test]
     fn keys_at_the_edges_do_nothing() {
         let mut line = InputLine::default();
-        for code in [
-            KeyCode::Left,
-            KeyCode::Right,
-            KeyCode::Backspace,
-            KeyCode::Delete,
+        for edit in [
+            Edit::Left,
+            Edit::Right,
+            Edit::Backspace,
+            Edit::Delete,
+            Edit::WordLeft,
+            Edit::WordRight,
+            Edit::CutWordBefore,
+            Edit::CutWordAfter,
+            Edit::Yank,
         ] {
-            line.handle_key(key(code));
+            line.edit(edit);
         }
-        line.handle_key(ctrl('w'));
         assert_eq!((line.as_str(), line.cursor()), ("", 0));
-        assert!(!line.handle_key(key(KeyCode::F(5))));
     }
 
     #[test]
@@ -232,7 +291,7 @@ mod tests {
         assert_eq!(line.cursor(), 0);
         line.set("张三".into());
         assert_eq!(line.cursor_width(), 4);
-        line.handle_key(key(KeyCode::Left));
+        line.edit(Edit::Left);
         line.replace_before_cursor(0, "李四李");
         assert_eq!(line.as_str(), "李四李三");
     }

@@ -2,23 +2,39 @@
 //!
 //! ```text
 //! terminal events, network lines, ticks, signals ──> event::Msg
-//!     ──> app::App::update ──> app::Command ──> tui (runtime) ──> net (socket)
+//!     ──> app::App::update ──> app::Command ──> tui (runtime) ──> net (socket), logger
 //!                        └──> ui (draws the App after each batch of messages)
 //! ```
 //!
-//! - [`app`]: all state and the `update` step; no I/O.
+//! - [`app`]: the state and the `update` step; no I/O. It is made of:
+//!   [`conn`] (connection state, reconnect policy), [`buffers`] (a scrollback per room and
+//!   conversation, unread and mentions), [`input`], [`history`], [`complete`], [`outbox`].
+//! - [`commands`] and [`keys`]: the command table and the key table, from which the help
+//!   is generated.
+//! - [`layout`]: pure text layout (panes, entry spans, wrapping) used by `app` and `ui`.
+//! - [`sanitize`]: [`sanitize::SafeText`], the only text that is drawn.
 //! - [`event`]: [`event::Msg`], everything that can happen.
-//! - [`input`]: the edit buffer, cursor by grapheme and display width.
 //! - [`net`]: one connection: login, then socket ↔ channels through `chat_proto::LineCodec`.
 //! - [`plain`]: line mode for when stdin is not a terminal.
-//! - [`sanitize`]: untrusted text made safe to draw.
+//! - [`config`]: the config file, merged under the command line.
+//! - [`logger`]: `--log-dir`, written off the UI thread.
 //! - [`tui`]: the runtime: terminal setup and restore, the event loop, running commands.
 //! - [`ui`]: the view, a pure function of the `App`.
 
 pub mod app;
+pub mod buffers;
+pub mod commands;
+pub mod complete;
+pub mod config;
+pub mod conn;
 pub mod event;
+pub mod history;
 pub mod input;
+pub mod keys;
+pub mod layout;
+pub mod logger;
 pub mod net;
+pub mod outbox;
 pub mod plain;
 pub mod sanitize;
 pub mod tui;

@@ -21,7 +21,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::event::{Msg, NetEvent};
+use crate::event::NetEvent;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,18 +43,51 @@ pub struct Session {
     pub task: JoinHandle<()>,
 }
 
-/// Starts a session that reports to `msg_tx`; its last event is always
-/// [`NetEvent::Disconnected`] or [`NetEvent::LoginRefused`].
-pub fn spawn(target: Target, name: UserName, msg_tx: mpsc::Sender<Msg>) -> Session {
-    let (cmd_tx, cmd_rx) = mpsc::channel(OUTGOING_QUEUE_LEN);
+/// Events from session `id`: the runtime drops those of sessions it has replaced.
+pub type Report = (u64, NetEvent);
+
+/// Starts session `id`, which reports to `report_tx`; its last event is always
+/// [`NetEvent::Disconnected`] (with the lines it never wrote) or [`NetEvent::LoginRefused`].
+pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Report>) -> Session {
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(OUTGOING_QUEUE_LEN);
     let task = tokio::spawn(async move {
-        let last = match session(&target, &name, &msg_tx, cmd_rx).await {
+        let tx = Reporter { id, tx: &report_tx };
+        let last = match session(&target, &name, &tx, &mut cmd_rx).await {
             Ok(last) => last,
-            Err(e) => NetEvent::Disconnected(without_os_error(&format!("{e:#}"))),
+            Err(e) => Ended::Lost(without_os_error(&format!("{e:#}"))),
         };
-        let _ = msg_tx.send(Msg::Net(last)).await;
+        // Whatever the user sent that never reached the socket goes back, to be sent
+        // again after the next login rather than lost.
+        cmd_rx.close();
+        let mut unsent = Vec::new();
+        while let Ok(line) = cmd_rx.try_recv() {
+            unsent.push(line);
+        }
+        let last = match last {
+            Ended::Refused(reason) => NetEvent::LoginRefused(reason),
+            Ended::Lost(reason) => NetEvent::Disconnected { reason, unsent },
+        };
+        let _ = report_tx.send((id, last)).await;
     });
     Session { cmd_tx, task }
+}
+
+/// How a session ended.
+enum Ended {
+    Refused(String),
+    Lost(String),
+}
+
+struct Reporter<'a> {
+    id: u64,
+    tx: &'a mpsc::Sender<Report>,
+}
+
+impl Reporter<'_> {
+    /// Reports `event`; `false` once the client has stopped listening.
+    async fn report(&self, event: NetEvent) -> bool {
+        self.tx.send((self.id, event)).await.is_ok()
+    }
 }
 
 /// Where to connect and how to log in.
@@ -162,35 +195,27 @@ fn tls_failure(e: std::io::Error) -> anyhow::Error {
 async fn session(
     target: &Target,
     name: &UserName,
-    msg_tx: &mpsc::Sender<Msg>,
-    mut cmd_rx: mpsc::Receiver<ClientLine>,
-) -> anyhow::Result<NetEvent> {
+    tx: &Reporter<'_>,
+    cmd_rx: &mut mpsc::Receiver<ClientLine>,
+) -> anyhow::Result<Ended> {
     let Login {
         mut lines,
         mut sink,
     } = connect(target, name).await?;
 
     let reply = match timeout(LOGIN_TIMEOUT, lines.next()).await {
-        Err(_) => return Ok(NetEvent::Disconnected("login timed out".to_owned())),
-        Ok(None) => {
-            return Ok(NetEvent::Disconnected(
-                "server closed the connection".to_owned(),
-            ));
-        }
+        Err(_) => return Ok(Ended::Lost("login timed out".to_owned())),
+        Ok(None) => return Ok(Ended::Lost("server closed the connection".to_owned())),
         Ok(Some(line)) => line.context("reading the login reply")?,
     };
     match reply.parse::<ServerLine>() {
         Ok(ServerLine::Welcome(_)) => {}
-        Ok(ServerLine::Error(reason)) => return Ok(NetEvent::LoginRefused(reason)),
-        Ok(ServerLine::Bye(reason)) => return Ok(NetEvent::Disconnected(reason)),
-        _ => {
-            return Ok(NetEvent::Disconnected(format!(
-                "unexpected login reply {reply:?}"
-            )));
-        }
+        Ok(ServerLine::Error(reason)) => return Ok(Ended::Refused(reason)),
+        Ok(ServerLine::Bye(reason)) => return Ok(Ended::Lost(reason)),
+        _ => return Ok(Ended::Lost(format!("unexpected login reply {reply:?}"))),
     }
-    if msg_tx.send(Msg::Net(NetEvent::Connected)).await.is_err() {
-        return Ok(NetEvent::Disconnected("client closed".to_owned()));
+    if !tx.report(NetEvent::Connected).await {
+        return Ok(Ended::Lost("client closed".to_owned()));
     }
 
     let mut bye = None;
@@ -203,7 +228,7 @@ async fn session(
                     // nothing it already sent is cut off by a reset.
                     SinkExt::<&str>::close(&mut sink).await.context("closing")?;
                     let _ = timeout(QUIT_DRAIN, drain(&mut lines)).await;
-                    return Ok(NetEvent::Disconnected("you left".to_owned()));
+                    return Ok(Ended::Lost("you left".to_owned()));
                 }
             },
             line = lines.next() => match line {
@@ -216,14 +241,14 @@ async fn session(
                         Ok(line) => NetEvent::Line(line),
                         Err(_) => NetEvent::Unrecognised(line),
                     };
-                    if msg_tx.send(Msg::Net(event)).await.is_err() {
-                        return Ok(NetEvent::Disconnected("client closed".to_owned()));
+                    if !tx.report(event).await {
+                        return Ok(Ended::Lost("client closed".to_owned()));
                     }
                 }
-                Some(Err(e)) => return Ok(NetEvent::Disconnected(e.to_string())),
+                Some(Err(e)) => return Ok(Ended::Lost(e.to_string())),
                 None => {
                     let reason = bye.unwrap_or_else(|| "server closed the connection".to_owned());
-                    return Ok(NetEvent::Disconnected(reason));
+                    return Ok(Ended::Lost(reason));
                 }
             },
         }

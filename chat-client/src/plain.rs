@@ -1,7 +1,8 @@
 //! Line mode, for when stdin is not a terminal (or `--plain`): stdin lines go to the
 //! server, server lines go to stdout unchanged. On stdin EOF the client shuts down its
 //! write half and prints everything until the server closes: the a-chat tutorial's
-//! client, without losing the last lines.
+//! client, without losing the last lines. `/quit` (in any case) ends stdin the same way
+//! rather than going to the server.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
+use crate::commands::{self, Typed, UserCommand};
 use crate::net::{self, Login, Target};
 
 /// Longest stdin line passed on; the server enforces its own, smaller limit.
@@ -34,7 +36,7 @@ pub async fn run(target: &Target, name: &UserName) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             line = stdin.next(), if stdin_open => match line {
-                Some(Ok(line)) => sink.send(line).await.context("sending to the server")?,
+                Some(Ok(line)) if !is_quit(&line) => sink.send(line).await.context("sending to the server")?,
                 end => {
                     if let Some(Err(e)) = end {
                         eprintln!("chat-client: stdin: {e}");
@@ -62,4 +64,9 @@ pub async fn run(target: &Target, name: &UserName) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(status)
+}
+
+/// Whether a stdin line is the client's own `/quit` (or `/exit`).
+fn is_quit(line: &str) -> bool {
+    commands::parse(line.trim()) == Ok(Typed::Command(UserCommand::Quit))
 }

@@ -2,10 +2,13 @@
 //! (terminal events, network lines, a one-second tick, SIGTERM/SIGHUP) through
 //! [`App::update`], carries out the [`Command`]s, and always puts the terminal back.
 
-use std::io::stdout;
+use std::io::{Write, stdout};
 use std::time::{Duration, Instant};
 
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream, MouseEventKind,
+};
 use crossterm::execute;
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
@@ -14,20 +17,36 @@ use tokio::sync::mpsc;
 
 use crate::app::{App, Command, Exit, Settings};
 use crate::event::{Clock, Msg};
-use crate::net::{self, QUIT_DRAIN, Session, Target};
+use crate::logger::Logger;
+use crate::net::{self, QUIT_DRAIN, Report, Session, Target};
 use crate::ui;
 
 /// Network events waiting for the loop; a full queue slows the socket, not the UI.
 const NET_QUEUE_LEN: usize = 4096;
 /// Messages handled between two redraws at most, so a flood still lets keys through.
 const MAX_BATCH: usize = 2048;
+/// xterm's title stack: save the user's title at start, put it back at exit.
+const PUSH_TITLE: &str = "\x1b[22;0t";
+const POP_TITLE: &str = "\x1b[23;0t";
 
 /// Runs the terminal UI until the user leaves. The terminal is restored on every path:
 /// here on return (error or not), and by the panic hook on a panic.
 /// `inject_panic` panics after the first frame (the hidden `--test-panic` flag).
-pub async fn run(settings: Settings, target: Target, inject_panic: bool) -> anyhow::Result<Exit> {
+pub async fn run(
+    settings: Settings,
+    target: Target,
+    logger: Option<Logger>,
+    inject_panic: bool,
+) -> anyhow::Result<Exit> {
     let mut terminal = init()?;
-    let result = event_loop(&mut terminal, settings, &target, inject_panic).await;
+    let result = event_loop(
+        &mut terminal,
+        settings,
+        &target,
+        logger.as_ref(),
+        inject_panic,
+    )
+    .await;
     restore();
     result
 }
@@ -37,18 +56,26 @@ fn init() -> std::io::Result<DefaultTerminal> {
     let terminal = ratatui::try_init()?;
     let ratatui_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(stdout(), DisableBracketedPaste);
+        undo_modes();
         ratatui_hook(info);
     }));
     if let Err(e) = execute!(stdout(), EnableBracketedPaste) {
         restore();
         return Err(e);
     }
+    let _ = write!(stdout(), "{PUSH_TITLE}");
     Ok(terminal)
 }
 
+/// Turns off what we turned on besides raw mode and the alternate screen.
+fn undo_modes() {
+    let _ = execute!(stdout(), DisableBracketedPaste, DisableMouseCapture);
+    let _ = write!(stdout(), "{POP_TITLE}");
+    let _ = stdout().flush();
+}
+
 fn restore() {
-    let _ = execute!(stdout(), DisableBracketedPaste);
+    undo_modes();
     ratatui::restore();
 }
 
@@ -56,38 +83,82 @@ async fn event_loop(
     terminal: &mut DefaultTerminal,
     settings: Settings,
     target: &Target,
+    logger: Option<&Logger>,
     inject_panic: bool,
 ) -> anyhow::Result<Exit> {
     let name = settings.name.clone();
     let mut app = App::new(settings, terminal.size()?, Instant::now());
-    // Net sessions hold clones of `msg_tx`; the loop owns the receiver until it returns.
-    let (msg_tx, mut msg_rx) = mpsc::channel(NET_QUEUE_LEN);
+    // Sessions hold clones of `report_tx`; the loop owns the receiver until it returns.
+    let (report_tx, mut report_rx) = mpsc::channel::<Report>(NET_QUEUE_LEN);
     let mut terminal_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut session: Option<Session> = None;
+    let mut session_id = 0;
     let mut commands = app.start();
+    // Events of a replaced session are dropped: the app only hears about the current one.
+    let current =
+        |(id, event): Report, session_id: u64| (id == session_id).then_some(Msg::Net(event));
 
     loop {
+        let mut followups = Vec::new();
         for command in commands.drain(..) {
             match command {
                 Command::Connect => {
-                    session = Some(net::spawn(target.clone(), name.clone(), msg_tx.clone()))
+                    session_id += 1;
+                    // Dropping the old session's sender makes it close cleanly by itself.
+                    session = Some(net::spawn(
+                        session_id,
+                        target.clone(),
+                        name.clone(),
+                        report_tx.clone(),
+                    ));
                 }
-                Command::Send(line) => {
-                    if let Some(session) = &session {
-                        // Only fails if 256 typed lines are still unsent: the socket is stuck,
-                        // and the session will report the disconnect.
-                        let _ = session.cmd_tx.try_send(line);
+                Command::Send(line) => match &session {
+                    // Fails only if the session just ended or 256 lines are still unsent;
+                    // the app keeps the line and sends it after the next login.
+                    Some(session) => {
+                        if let Err(e) = session.cmd_tx.try_send(line) {
+                            let line = match e {
+                                mpsc::error::TrySendError::Full(line)
+                                | mpsc::error::TrySendError::Closed(line) => line,
+                            };
+                            followups.push(Msg::SendFailed(line));
+                        }
+                    }
+                    None => followups.push(Msg::SendFailed(line)),
+                },
+                Command::Bell => {
+                    let _ = write!(stdout(), "\x07");
+                }
+                Command::Title(title) => {
+                    let _ = write!(stdout(), "\x1b]2;{title}\x07");
+                }
+                Command::Mouse(true) => {
+                    let _ = execute!(stdout(), EnableMouseCapture);
+                }
+                Command::Mouse(false) => {
+                    let _ = execute!(stdout(), DisableMouseCapture);
+                }
+                Command::Redraw => terminal.clear()?,
+                Command::Log { buffer, line } => {
+                    if let Some(logger) = logger {
+                        logger.log(buffer, line);
                     }
                 }
                 Command::Quit => {
-                    leave(session, msg_rx).await;
+                    leave(session, report_rx).await;
                     return Ok(app.exit().cloned().unwrap_or(Exit::Clean));
                 }
             }
+        }
+        for msg in followups {
+            commands.extend(app.update(msg, Clock::read()));
+        }
+        if !commands.is_empty() {
+            continue;
         }
         terminal.draw(|frame| ui::draw(frame, &app))?;
         assert!(!inject_panic, "panic injected by --test-panic");
@@ -99,7 +170,7 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => Some(Msg::Quit),
             },
-            Some(msg) = msg_rx.recv() => Some(msg),
+            Some(report) = report_rx.recv() => current(report, session_id),
             _ = tick.tick() => Some(Msg::Tick),
             _ = terminate.recv() => Some(Msg::Quit),
             _ = hangup.recv() => Some(Msg::Quit),
@@ -110,8 +181,12 @@ async fn event_loop(
         // Take what else the network has ready before drawing again: a burst of lines
         // costs one redraw, not one each.
         for _ in 0..MAX_BATCH {
-            let Ok(msg) = msg_rx.try_recv() else { break };
-            commands.extend(app.update(msg, Clock::read()));
+            let Ok(report) = report_rx.try_recv() else {
+                break;
+            };
+            if let Some(msg) = current(report, session_id) {
+                commands.extend(app.update(msg, Clock::read()));
+            }
         }
     }
 }
@@ -121,6 +196,11 @@ fn translate(event: Event) -> Option<Msg> {
         Event::Key(key) => Some(Msg::Key(key)),
         Event::Paste(text) => Some(Msg::Paste(text)),
         Event::Resize(width, height) => Some(Msg::Resize(width, height)),
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => Some(Msg::Wheel(true)),
+            MouseEventKind::ScrollDown => Some(Msg::Wheel(false)),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -128,7 +208,7 @@ fn translate(event: Event) -> Option<Msg> {
 /// Ends the session cleanly: dropping `cmd_tx` makes it flush, shut down its write half
 /// and read until the server closes. Its events are drained meanwhile so it never blocks
 /// on a full queue; the wait is bounded.
-async fn leave(session: Option<Session>, mut msg_rx: mpsc::Receiver<Msg>) {
+async fn leave(session: Option<Session>, mut report_rx: mpsc::Receiver<Report>) {
     let Some(Session { cmd_tx, mut task }) = session else {
         return;
     };
@@ -139,7 +219,7 @@ async fn leave(session: Option<Session>, mut msg_rx: mpsc::Receiver<Msg>) {
         tokio::select! {
             _ = &mut task => return,
             () = &mut deadline => return,
-            Some(_) = msg_rx.recv() => {}
+            Some(_) = report_rx.recv() => {}
         }
     }
 }

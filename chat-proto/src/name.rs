@@ -46,7 +46,7 @@ impl UserName {
 }
 
 /// Folds `s` for compatibility caseless comparison: NFKD(fold(NFKD(fold(NFD(s))))).
-pub(crate) fn fold(s: &str) -> String {
+pub fn fold(s: &str) -> String {
     use caseless::Caseless;
     use unicode_normalization::UnicodeNormalization;
     s.nfd()

@@ -1,0 +1,941 @@
+use std::time::Duration;
+
+use crossterm::event::KeyModifiers;
+
+use super::*;
+use chat_proto::MessageId;
+
+use crate::buffers::Entry;
+
+fn clock() -> Clock {
+    Clock {
+        now: start(),
+        local: chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+            .and_then(|d| d.and_hms_opt(12, 34, 0))
+            .expect("a valid time"),
+    }
+}
+
+fn start() -> Instant {
+    use std::sync::OnceLock;
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+fn name(s: &str) -> UserName {
+    UserName::parse(s).expect("a valid name")
+}
+
+fn settings() -> Settings {
+    Settings {
+        name: name("alice"),
+        addr: "127.0.0.1:8080".into(),
+        max_line_bytes: 64,
+        scrollback: 100,
+        rooms: Vec::new(),
+        bell: true,
+        time_format: "%H:%M".into(),
+        join_part: JoinPart::Fold,
+        mouse: false,
+        log: false,
+    }
+}
+
+fn app() -> App {
+    App::new(settings(), Size::new(80, 24), start())
+}
+
+fn connected() -> App {
+    let mut app = app();
+    assert_eq!(
+        app.update(Msg::Net(NetEvent::Connected), clock()),
+        [Command::Send(ClientLine::Who)]
+    );
+    app
+}
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ctrl(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn alt(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::ALT))
+}
+
+fn type_str(app: &mut App, s: &str) {
+    for c in s.chars() {
+        assert_eq!(app.update(key(KeyCode::Char(c)), clock()), []);
+    }
+}
+
+fn enter(app: &mut App, s: &str) -> Vec<Command> {
+    type_str(app, s);
+    app.update(key(KeyCode::Enter), clock())
+}
+
+fn send(line: &str) -> Command {
+    Command::Send(line.parse().expect("a valid client line"))
+}
+
+fn server(app: &mut App, line: &str) -> Vec<Command> {
+    app.update(
+        Msg::Net(NetEvent::Line(line.parse().expect("a server line"))),
+        clock(),
+    )
+}
+
+fn disconnect(app: &mut App, unsent: Vec<ClientLine>) {
+    app.update(
+        Msg::Net(NetEvent::Disconnected {
+            reason: "server shutting down".into(),
+            unsent,
+        }),
+        clock(),
+    );
+}
+
+fn current(app: &App) -> &Buffer {
+    app.buffers().current()
+}
+
+fn label(app: &App) -> String {
+    current(app).id.label()
+}
+
+fn last(app: &App) -> &Entry {
+    current(app).entries().back().expect("an entry")
+}
+
+fn last_notice(app: &App) -> String {
+    match &last(app).kind {
+        EntryKind::Notice { text, .. } => text.to_string(),
+        other => panic!("expected a notice, got {other:?}"),
+    }
+}
+
+fn hint(app: &App) -> String {
+    app.hint().map(|(h, _)| h.to_string()).unwrap_or_default()
+}
+
+/// Joins `room` and has the server confirm it (with an empty history).
+fn in_room(app: &mut App, room: &str) {
+    assert_eq!(
+        enter(app, &format!("/join {room}")),
+        [
+            send(&format!("/join {room}")),
+            send(&format!("/history {room} 50"))
+        ]
+    );
+    server(app, &format!("joined {room} alice"));
+    server(app, &format!("names {room} alice,bob"));
+    server(app, &format!("history-end {room} complete"));
+    assert_eq!(label(app), room);
+}
+
+#[test]
+fn typed_text_goes_to_the_current_buffer_whatever_colons_it_has() {
+    let mut app = connected();
+    assert_eq!(label(&app), "*");
+    assert_eq!(
+        enter(&mut app, "http://example.com is cool"),
+        [send("*: http://example.com is cool")]
+    );
+    assert_eq!(
+        enter(&mut app, "10:30 works for me"),
+        [send("*: 10:30 works for me")]
+    );
+    in_room(&mut app, "#rust");
+    assert_eq!(enter(&mut app, "bob: one"), [send("#rust: bob: one")]);
+    enter(&mut app, "/query bob");
+    assert_eq!(label(&app), "bob");
+    assert_eq!(enter(&mut app, "hi: there"), [send("bob: hi: there")]);
+    assert_eq!(
+        enter(&mut app, "//etc is a path"),
+        [send("bob: /etc is a path")]
+    );
+    assert_eq!(enter(&mut app, "/me waves"), [send("bob: /me waves")]);
+    assert_eq!(
+        enter(&mut app, "/msg #rust back in a bit"),
+        [send("#rust: back in a bit")]
+    );
+    assert_eq!(label(&app), "bob", "/msg does not switch");
+    assert!(app.input().is_empty());
+}
+
+#[test]
+fn the_server_buffer_takes_commands_only() {
+    let mut app = connected();
+    app.update(alt(KeyCode::Char('1')), clock());
+    assert_eq!(label(&app), "server");
+    assert_eq!(enter(&mut app, "hello"), []);
+    assert!(hint(&app).starts_with("the server buffer takes /commands only"));
+    assert_eq!(app.input().as_str(), "hello", "kept for fixing");
+}
+
+#[test]
+fn commands_are_case_insensitive_and_errors_are_hints() {
+    let mut app = connected();
+    assert_eq!(enter(&mut app, "/WHO"), [Command::Send(ClientLine::Who)]);
+    assert_eq!(enter(&mut app, "/frobnicate"), []);
+    assert!(hint(&app).starts_with("unknown command /frobnicate"));
+    assert_eq!(app.input().as_str(), "/frobnicate", "kept for fixing");
+    app.update(ctrl('u'), clock());
+    assert!(app.hint().is_none(), "a key clears the hint");
+    let before = current(&app).entries().len();
+    assert_eq!(enter(&mut app, "/join rust"), []);
+    assert_eq!(hint(&app), "/join: invalid room \"rust\"");
+    assert_eq!(
+        current(&app).entries().len(),
+        before,
+        "nothing written to the log"
+    );
+    app.update(ctrl('u'), clock());
+    assert_eq!(enter(&mut app, "/QUIT"), [Command::Quit]);
+    assert_eq!(app.exit(), Some(&Exit::Clean));
+}
+
+#[test]
+fn a_password_goes_out_but_never_into_the_history() {
+    let mut app = connected();
+    enter(&mut app, "hello");
+    assert_eq!(
+        enter(&mut app, "/register my secret pw"),
+        [send("/register my secret pw")]
+    );
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(app.input().as_str(), "hello");
+    app.update(ctrl('u'), clock());
+    assert_eq!(enter(&mut app, "/password short"), []);
+    assert_eq!(
+        hint(&app),
+        "/password: password too weak: use at least 8 bytes"
+    );
+}
+
+#[test]
+fn query_with_someone_offline_says_so() {
+    let mut app = connected();
+    server(&mut app, "users alice,bob");
+    enter(&mut app, "/to nobody");
+    assert_eq!(label(&app), "nobody");
+    assert!(
+        last_notice(&app).starts_with("nobody is not online"),
+        "{}",
+        last_notice(&app)
+    );
+    enter(&mut app, "/query Bob");
+    assert_eq!(label(&app), "Bob");
+    assert!(
+        current(&app).entries().is_empty(),
+        "Bob is bob, who is online"
+    );
+}
+
+#[test]
+fn messages_land_in_their_buffers_and_count_as_unread() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob: psst");
+    server(&mut app, "from carol *: hello all");
+    server(&mut app, "from bob #rust 7: in the room");
+    let unread: Vec<(String, usize)> = app
+        .buffers()
+        .all()
+        .iter()
+        .map(|b| (b.id.label(), b.unread))
+        .collect();
+    assert_eq!(
+        unread,
+        [
+            ("server".into(), 0),
+            ("*".into(), 1),
+            ("#rust".into(), 0),
+            ("bob".into(), 1)
+        ]
+    );
+    assert_eq!(current(&app).last_id().map(MessageId::get), Some(7));
+    server(&mut app, "from bob #rust 7: in the room");
+    assert_eq!(
+        current(&app).entries().len(),
+        3,
+        "the same id twice is shown once"
+    );
+    app.update(ctrl('n'), clock());
+    assert_eq!((label(&app), current(&app).unread), ("bob".into(), 0));
+    app.update(alt(KeyCode::Right), clock());
+    assert_eq!(label(&app), "server", "wraps around");
+    app.update(alt(KeyCode::Left), clock());
+    app.update(ctrl('p'), clock());
+    assert_eq!(label(&app), "#rust");
+    enter(&mut app, "/buffer 2");
+    assert_eq!(label(&app), "*");
+}
+
+#[test]
+fn a_mention_marks_its_buffer_and_rings_the_bell() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    app.update(alt(KeyCode::Char('2')), clock());
+    let commands = server(&mut app, "from bob #rust 1: hey ALICE, look");
+    assert_eq!(commands[0], Command::Bell);
+    assert!(matches!(&commands[1], Command::Title(t) if t.contains("bob mentioned you in #rust")));
+    let rust = &app.buffers().all()[2];
+    assert!(rust.mentioned);
+    assert!(matches!(
+        rust.entries().back().map(|e| &e.kind),
+        Some(EntryKind::Message { mention: true, .. })
+    ));
+    for text in ["alice_b is not me", "malice", "alice-ish"] {
+        assert_eq!(
+            server(&mut app, &format!("from bob #rust 2: {text}")),
+            [],
+            "{text}"
+        );
+    }
+    assert_eq!(
+        server(&mut app, "from bob #rust 3: ｂｙｅ ａｌｉｃｅ."),
+        [
+            Command::Bell,
+            Command::Title("chat-client: bob mentioned you in #rust".into())
+        ]
+    );
+    app.update(alt(KeyCode::Char('3')), clock());
+    assert!(!current(&app).mentioned, "seen");
+
+    let mut quiet = App::new(
+        Settings {
+            bell: false,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    quiet.update(Msg::Net(NetEvent::Connected), clock());
+    assert_eq!(server(&mut quiet, "from bob *: alice?"), [], "--no-bell");
+}
+
+#[test]
+fn the_unread_marker_goes_where_a_buffer_was_left() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 1: read this");
+    let read = last(&app).seq;
+    app.update(alt(KeyCode::Char('1')), clock());
+    server(&mut app, "from bob #rust 2: new one");
+    app.update(alt(KeyCode::Char('3')), clock());
+    assert_eq!(current(&app).marker, Some(read));
+    let rows = current(&app).visible_rows(app.look(), 60, 0, 10, None);
+    let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+    let marker = text
+        .iter()
+        .position(|r| r.starts_with(layout::NEW_MARKER))
+        .expect("a marker row");
+    assert!(text[marker - 1].ends_with("bob: read this"), "{text:?}");
+    assert!(text[marker + 1].ends_with("bob: new one"), "{text:?}");
+}
+
+#[test]
+fn join_and_part_bursts_fold_into_one_line() {
+    let mut app = connected();
+    for n in ["bob", "carol", "dave", "erin"] {
+        server(&mut app, &format!("joined {n}"));
+    }
+    server(&mut app, "left bob");
+    let shown: Vec<String> = current(&app)
+        .visible_rows(app.look(), 80, 0, 10, None)
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(
+        shown[0].ends_with("bob, carol and 2 others joined"),
+        "{shown:?}"
+    );
+    assert!(shown[1].ends_with("bob left"), "{shown:?}");
+
+    let mut all = App::new(
+        Settings {
+            join_part: JoinPart::All,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    all.update(Msg::Net(NetEvent::Connected), clock());
+    server(&mut all, "joined bob");
+    server(&mut all, "joined carol");
+    assert_eq!(all.buffers().current().entries().len(), 2);
+    let mut hide = App::new(
+        Settings {
+            join_part: JoinPart::Hide,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    hide.update(Msg::Net(NetEvent::Connected), clock());
+    server(&mut hide, "joined bob");
+    assert!(hide.buffers().current().entries().is_empty());
+    assert_eq!(hide.roster().len(), 1, "the roster still knows");
+}
+
+#[test]
+fn history_is_merged_in_place_without_duplicates() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 10: ten");
+    enter(&mut app, "mine");
+    disconnect(&mut app, Vec::new());
+    assert!(!current(&app).member);
+    // Rejoined, asking for what was missed after the last id seen, in the same write.
+    let commands = app.update(Msg::Net(NetEvent::Connected), clock());
+    assert_eq!(
+        commands,
+        [
+            send("/who"),
+            send("/join #rust"),
+            send("/history #rust after 10")
+        ]
+    );
+    server(&mut app, "joined #rust alice");
+    // A live message that arrived between the join and the history reply.
+    server(&mut app, "from carol #rust 13: live");
+    for line in [
+        "history #rust 11 2026-11-29T11:00:00.000Z alice: mine",
+        "history #rust 12 2026-11-29T11:00:01.000Z bob: missed",
+        "history #rust 13 2026-11-29T11:00:02.000Z carol: live",
+        "history-end #rust complete",
+    ] {
+        server(&mut app, line);
+    }
+    let texts: Vec<String> = current(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message { text, .. } | EntryKind::Own { text, .. } => Some(text.to_string()),
+            EntryKind::Marker(m) => Some(format!("[{m}]")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["ten", "mine", "[history of #rust: 1]", "missed", "live"]
+    );
+    assert_eq!(current(&app).last_id().map(MessageId::get), Some(13));
+}
+
+#[test]
+fn reconnecting_rejoins_rooms_and_asks_for_what_was_missed() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 41: hi");
+    disconnect(&mut app, Vec::new());
+    let commands = app.update(Msg::Net(NetEvent::Connected), clock());
+    assert_eq!(
+        commands,
+        [
+            send("/who"),
+            send("/join #rust"),
+            send("/history #rust after 41")
+        ]
+    );
+    enter(&mut app, "/part");
+    server(&mut app, "left #rust alice");
+    disconnect(&mut app, Vec::new());
+    assert_eq!(
+        app.update(Msg::Net(NetEvent::Connected), clock()),
+        [send("/who")],
+        "not after /part"
+    );
+}
+
+#[test]
+fn lines_typed_while_disconnected_wait_and_go_once_in_order() {
+    let mut app = connected();
+    assert_eq!(enter(&mut app, "sent"), [send("*: sent")]);
+    // The connection drops with that line still in its queue, unsent.
+    disconnect(&mut app, vec!["*: sent".parse().expect("a line")]);
+    assert_eq!(enter(&mut app, "first"), []);
+    assert_eq!(enter(&mut app, "second"), []);
+    assert!(app.input().is_empty(), "taken into the outbox");
+    assert_eq!(app.outbox_len(), 3);
+    let pending: Vec<bool> = current(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::Own { pending, .. } => Some(pending),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pending, [true, true, true]);
+    let commands = app.update(Msg::Net(NetEvent::Connected), clock());
+    assert_eq!(
+        commands,
+        [
+            send("/who"),
+            send("*: sent"),
+            send("*: first"),
+            send("*: second")
+        ]
+    );
+    assert_eq!(app.outbox_len(), 0);
+    assert!(
+        current(&app)
+            .entries()
+            .iter()
+            .all(|e| !matches!(e.kind, EntryKind::Own { pending: true, .. }))
+    );
+    disconnect(&mut app, Vec::new());
+    assert_eq!(
+        app.update(Msg::Net(NetEvent::Connected), clock()),
+        [send("/who")],
+        "not twice"
+    );
+    // A line the runtime could not hand over comes back the same way.
+    enter(&mut app, "racing");
+    app.update(
+        Msg::SendFailed("*: racing".parse().expect("a line")),
+        clock(),
+    );
+    assert_eq!(app.outbox_len(), 1);
+}
+
+#[test]
+fn a_multi_line_paste_is_split_on_any_line_break_and_waits_for_a_yes() {
+    let mut app = connected();
+    enter(&mut app, "/query bob");
+    assert_eq!(app.update(Msg::Paste("one\tline".into()), clock()), []);
+    assert_eq!(app.input().as_str(), "one\tline", "a tab survives");
+    app.update(ctrl('u'), clock());
+    assert_eq!(
+        app.update(Msg::Paste("bob: alpha\rbeta\r\ngamma\n\n".into()), clock()),
+        []
+    );
+    assert!(
+        hint(&app).starts_with("paste 3 lines to bob?"),
+        "{}",
+        hint(&app)
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Char('x')), clock()),
+        [],
+        "other keys wait"
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Char('y')), clock()),
+        [
+            send("bob: bob: alpha"),
+            send("bob: beta"),
+            send("bob: gamma")
+        ]
+    );
+    app.update(Msg::Paste("a\nb".into()), clock());
+    assert_eq!(app.update(key(KeyCode::Esc), clock()), []);
+    assert_eq!(hint(&app), "paste cancelled");
+    app.update(Msg::Paste("/quit\nsecond".into()), clock());
+    assert_eq!(
+        app.update(key(KeyCode::Enter), clock()),
+        [send("bob: /quit"), send("bob: second")],
+        "never a command"
+    );
+    let too_many = "x\n".repeat(MAX_PASTE_LINES + 1);
+    app.update(Msg::Paste(too_many), clock());
+    assert!(hint(&app).starts_with("paste of 101 lines refused"));
+}
+
+#[test]
+fn a_tab_looks_the_same_to_sender_and_receiver() {
+    let mut app = connected();
+    app.update(Msg::Paste("a\tb".into()), clock());
+    app.update(key(KeyCode::Enter), clock());
+    server(&mut app, "from bob *: a\tb");
+    let texts: Vec<&str> = current(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| e.kind.text())
+        .collect();
+    assert_eq!(texts, ["a    b", "a    b"]);
+}
+
+#[test]
+fn sending_while_scrolled_up_returns_to_the_bottom_and_end_does_too() {
+    let mut app = connected();
+    for i in 0..60 {
+        server(&mut app, &format!("from bob *: message {i}"));
+    }
+    app.update(key(KeyCode::PageUp), clock());
+    assert!(current(&app).scroll > 0);
+    enter(&mut app, "back");
+    assert_eq!(current(&app).scroll, 0);
+    app.update(key(KeyCode::PageUp), clock());
+    app.update(key(KeyCode::End), clock());
+    assert_eq!(current(&app).scroll, 0, "End on an empty line");
+}
+
+#[test]
+fn scrolling_up_holds_the_view_and_counts_new_entries() {
+    let mut app = connected();
+    for i in 0..60 {
+        server(&mut app, &format!("from bob *: message {i}"));
+    }
+    app.update(key(KeyCode::PageUp), clock());
+    let scrolled = current(&app).scroll;
+    server(&mut app, "from bob *: while away");
+    assert_eq!(current(&app).unseen, 1);
+    assert_eq!(
+        current(&app).scroll,
+        scrolled + 1,
+        "the rows being read stay put"
+    );
+    for _ in 0..10 {
+        app.update(key(KeyCode::PageUp), clock());
+    }
+    let top = current(&app).scroll;
+    assert_eq!(top, 61 - 19, "61 rows, 19 on screen with the indicator");
+    app.update(Msg::Wheel(false), clock());
+    assert_eq!(current(&app).scroll, top - 3);
+    for _ in 0..10 {
+        app.update(key(KeyCode::PageDown), clock());
+    }
+    assert_eq!((current(&app).scroll, current(&app).unseen), (0, 0));
+}
+
+#[test]
+fn ctrl_c_with_a_typed_line_asks_first() {
+    let mut app = connected();
+    type_str(&mut app, "half a tho");
+    assert_eq!(app.update(ctrl('c'), clock()), []);
+    assert!(hint(&app).starts_with("Ctrl-C again quits"));
+    type_str(&mut app, "ught");
+    assert_eq!(
+        app.input().as_str(),
+        "half a thought",
+        "any other key goes on"
+    );
+    app.update(ctrl('c'), clock());
+    assert_eq!(app.update(ctrl('c'), clock()), [Command::Quit]);
+
+    let mut app = connected();
+    assert_eq!(
+        app.update(ctrl('c'), clock()),
+        [Command::Quit],
+        "nothing to lose"
+    );
+    let mut app = connected();
+    type_str(&mut app, "draft");
+    app.update(key(KeyCode::Home), clock());
+    assert_eq!(app.update(ctrl('d'), clock()), []);
+    assert_eq!(app.input().as_str(), "raft");
+    app.update(ctrl('k'), clock());
+    assert_eq!(app.update(ctrl('d'), clock()), [Command::Quit]);
+    assert_eq!(connected().update(Msg::Quit, clock()), [Command::Quit]);
+}
+
+#[test]
+fn readline_keys_edit_words() {
+    let mut app = connected();
+    type_str(&mut app, "one two three");
+    app.update(alt(KeyCode::Char('b')), clock());
+    app.update(alt(KeyCode::Backspace), clock());
+    assert_eq!(app.input().as_str(), "one three");
+    app.update(
+        Msg::Key(KeyEvent::new(KeyCode::Left, KeyModifiers::CONTROL)),
+        clock(),
+    );
+    app.update(alt(KeyCode::Char('d')), clock());
+    assert_eq!(app.input().as_str(), " three");
+    app.update(ctrl('y'), clock());
+    assert_eq!(app.input().as_str(), "one three");
+    app.update(
+        Msg::Key(KeyEvent::new(KeyCode::Right, KeyModifiers::CONTROL)),
+        clock(),
+    );
+    app.update(alt(KeyCode::Char('f')), clock());
+    assert_eq!(app.input().cursor(), app.input().as_str().len());
+}
+
+#[test]
+fn tab_completes_anywhere_and_cycles_without_writing_to_the_log() {
+    let mut app = connected();
+    server(&mut app, "users alice,bob,carol,caroline,张三");
+    server(&mut app, "rooms #rust=2,#rustaceans=1");
+    let entries = current(&app).entries().len();
+    type_str(&mut app, "b");
+    app.update(key(KeyCode::Tab), clock());
+    assert_eq!(app.input().as_str(), "bob: ");
+    type_str(&mut app, "ask ca");
+    app.update(key(KeyCode::Tab), clock());
+    assert_eq!(app.input().as_str(), "bob: ask carol ");
+    app.update(key(KeyCode::Tab), clock());
+    assert_eq!(app.input().as_str(), "bob: ask caroline ");
+    app.update(key(KeyCode::BackTab), clock());
+    assert_eq!(app.input().as_str(), "bob: ask carol ");
+    type_str(&mut app, "in #rusta");
+    app.update(key(KeyCode::Tab), clock());
+    assert_eq!(app.input().as_str(), "bob: ask carol in #rustaceans ");
+    app.update(ctrl('u'), clock());
+    type_str(&mut app, "/qu");
+    app.update(key(KeyCode::Tab), clock());
+    assert_eq!(app.input().as_str(), "/query ");
+    type_str(&mut app, "张");
+    app.update(key(KeyCode::Tab), clock());
+    assert_eq!(app.input().as_str(), "/query 张三 ");
+    assert_eq!(
+        current(&app).entries().len(),
+        entries,
+        "nothing written to the log"
+    );
+}
+
+#[test]
+fn search_jumps_between_matches() {
+    let mut app = App::new(settings(), Size::new(80, 12), start());
+    app.update(Msg::Net(NetEvent::Connected), clock());
+    for i in 0..40 {
+        let text = if i % 10 == 3 {
+            format!("Needle {i}")
+        } else {
+            format!("hay {i}")
+        };
+        server(&mut app, &format!("from bob *: {text}"));
+    }
+    enter(&mut app, "/search needle");
+    let at = |app: &App| {
+        let seq = app.search().and_then(|s| s.at).expect("a match");
+        current(app)
+            .entries()
+            .iter()
+            .find(|e| e.seq == seq)
+            .and_then(|e| e.kind.text())
+            .map(str::to_owned)
+    };
+    assert_eq!(at(&app).as_deref(), Some("Needle 33"));
+    app.update(key(KeyCode::F(3)), clock());
+    assert_eq!(at(&app).as_deref(), Some("Needle 23"));
+    assert!(current(&app).scroll > 0, "scrolled to it");
+    app.update(key(KeyCode::F(3)), clock());
+    app.update(key(KeyCode::F(3)), clock());
+    app.update(key(KeyCode::F(3)), clock());
+    assert_eq!(at(&app).as_deref(), Some("Needle 3"));
+    assert_eq!(hint(&app), "no older match for \"needle\"");
+    app.update(
+        Msg::Key(KeyEvent::new(KeyCode::F(3), KeyModifiers::SHIFT)),
+        clock(),
+    );
+    assert_eq!(at(&app).as_deref(), Some("Needle 13"));
+    app.update(key(KeyCode::Esc), clock());
+    assert!(app.search().is_none());
+    enter(&mut app, "/search nothing here");
+    assert_eq!(hint(&app), "no match for \"nothing here\"");
+}
+
+#[test]
+fn a_refused_first_login_ends_the_program() {
+    let mut app = app();
+    let commands = app.update(
+        Msg::Net(NetEvent::LoginRefused("name already in use: alice".into())),
+        clock(),
+    );
+    assert_eq!(commands, [Command::Quit]);
+    assert_eq!(
+        app.exit(),
+        Some(&Exit::Refused("name already in use: alice".into()))
+    );
+}
+
+#[test]
+fn a_name_taken_while_away_stops_the_retries_until_reconnect() {
+    let mut app = connected();
+    let mut now = clock();
+    disconnect(&mut app, Vec::new());
+    for attempt in 1..=crate::conn::MAX_REFUSALS {
+        now.now += Duration::from_secs(60);
+        assert_eq!(
+            app.update(Msg::Tick, now),
+            [Command::Connect],
+            "attempt {attempt}"
+        );
+        app.update(
+            Msg::Net(NetEvent::LoginRefused("name already in use: alice".into())),
+            now,
+        );
+    }
+    assert!(matches!(app.state(), ConnState::Stopped { .. }));
+    assert!(
+        last_notice(&app).ends_with("not retrying: /reconnect tries again"),
+        "{}",
+        last_notice(&app)
+    );
+    now.now += Duration::from_secs(3600);
+    assert_eq!(app.update(Msg::Tick, now), [], "no more retries");
+    assert_eq!(app.exit(), None);
+    assert_eq!(enter(&mut app, "/reconnect"), [Command::Connect]);
+    assert!(matches!(app.state(), ConnState::Connecting { .. }));
+}
+
+#[test]
+fn disconnects_reconnect_with_growing_backoff() {
+    let mut app = connected();
+    let mut now = clock();
+    for delay in [1, 2, 4, 8, 16, 30, 30] {
+        app.update(
+            Msg::Net(NetEvent::Disconnected {
+                reason: "gone".into(),
+                unsent: Vec::new(),
+            }),
+            now,
+        );
+        assert!(app.roster().is_empty());
+        now.now += Duration::from_secs(delay) - Duration::from_millis(1);
+        assert_eq!(app.update(Msg::Tick, now), [], "too early after {delay} s");
+        now.now += Duration::from_millis(1);
+        assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
+    }
+    app.update(Msg::Net(NetEvent::Connected), now);
+    app.update(
+        Msg::Net(NetEvent::Disconnected {
+            reason: "gone".into(),
+            unsent: Vec::new(),
+        }),
+        now,
+    );
+    now.now += Duration::from_secs(1);
+    assert_eq!(
+        app.update(Msg::Tick, now),
+        [Command::Connect],
+        "backoff restarts after a success"
+    );
+}
+
+#[test]
+fn mail_replayed_after_login_lands_in_its_conversations() {
+    let mut app = connected();
+    server(
+        &mut app,
+        "history @bob 7 2026-11-28T18:00:00.123Z bob: are you there?",
+    );
+    server(
+        &mut app,
+        "history @carol 8 2026-11-28T18:00:01.000Z carol: ping alice",
+    );
+    server(&mut app, "history-end missed 2");
+    let bob = app
+        .buffers()
+        .find(&BufferId::Query(name("bob")))
+        .expect("a bob buffer");
+    let bob = &app.buffers().all()[bob];
+    assert_eq!(bob.unread, 1);
+    assert!(
+        bob.entries()
+            .iter()
+            .any(|e| e.kind.text() == Some("are you there?"))
+    );
+    let server_buffer = &app.buffers().all()[0];
+    assert_eq!(
+        server_buffer.entries().back().and_then(|e| e.kind.text()),
+        Some("2 message(s) arrived while you were away")
+    );
+}
+
+#[test]
+fn untrusted_text_is_stored_escaped() {
+    let mut app = connected();
+    app.update(
+        Msg::Net(NetEvent::Unrecognised(
+            "from bob: \x1b]0;PWNED\x07\x1b[2J".into(),
+        )),
+        clock(),
+    );
+    let server_buffer = &app.buffers().all()[0];
+    assert_eq!(
+        server_buffer.entries().back().and_then(|e| e.kind.text()),
+        Some("unrecognised line from the server: from bob: \\u{1b}]0;PWNED\\u{7}\\u{1b}[2J")
+    );
+    server(&mut app, "error: bad \u{202e}thing");
+    assert_eq!(last_notice(&app), "error: bad \\u{202e}thing");
+}
+
+#[test]
+fn scrollback_is_bounded_per_buffer() {
+    let mut app = connected();
+    for i in 0..250 {
+        server(&mut app, &format!("from bob *: {i}"));
+    }
+    assert_eq!(current(&app).entries().len(), 100);
+    assert_eq!(last(&app).kind.text(), Some("249"));
+}
+
+#[test]
+fn logs_carry_the_date_and_the_line_as_shown() {
+    let mut app = App::new(
+        Settings {
+            log: true,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    app.update(Msg::Net(NetEvent::Connected), clock());
+    let commands = server(&mut app, "from bob *: hello");
+    assert_eq!(
+        commands,
+        [Command::Log {
+            buffer: "everyone".into(),
+            line: "2026-11-29 12:34:00 bob: hello".into()
+        }]
+    );
+}
+
+#[test]
+fn help_scrolls_and_closes() {
+    let mut app = App::new(settings(), Size::new(40, 12), start());
+    app.update(key(KeyCode::F(1)), clock());
+    assert_eq!(app.help(), Some(0));
+    app.update(key(KeyCode::PageDown), clock());
+    assert_eq!(app.help(), Some(8));
+    for _ in 0..1000 {
+        app.update(key(KeyCode::Down), clock());
+    }
+    let last = layout::help_max_scroll(Size::new(40, 12));
+    assert!(
+        last > crate::keys::help_lines().len(),
+        "wrapped rows: {last}"
+    );
+    assert_eq!(app.help(), Some(last));
+    app.update(key(KeyCode::Esc), clock());
+    assert_eq!(app.help(), None);
+}
+
+#[test]
+fn the_mouse_is_captured_only_when_asked() {
+    let mut app = app();
+    assert_eq!(app.start(), [Command::Connect]);
+    assert_eq!(
+        app.update(key(KeyCode::F(2)), clock()),
+        [Command::Mouse(true)]
+    );
+    assert_eq!(enter(&mut app, "/mouse"), [Command::Mouse(false)]);
+    let app = App::new(
+        Settings {
+            mouse: true,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    assert_eq!(app.start(), [Command::Connect, Command::Mouse(true)]);
+}
+
+#[test]
+fn key_releases_are_ignored_and_ctrl_l_redraws() {
+    let mut app = connected();
+    let mut release = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
+    release.kind = KeyEventKind::Release;
+    app.update(Msg::Key(release), clock());
+    assert!(app.input().is_empty());
+    assert_eq!(app.update(ctrl('l'), clock()), [Command::Redraw]);
+}

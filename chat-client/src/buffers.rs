@@ -1,0 +1,635 @@
+//! Buffers, as in WeeChat and irssi: one for the server, one for `*`, one per room and one
+//! per direct conversation. Each keeps its own scrollback (with every entry's height at the
+//! current width, so scrolling through 10,000 lines wraps only what is on screen), scroll
+//! position, unread count, mention flag and unread marker.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
+use chrono::NaiveTime;
+use ratatui::text::Line;
+
+use crate::layout::{self, Look};
+use crate::sanitize::SafeText;
+
+/// Presence lines this close together fold into one.
+const PRESENCE_BURST_SECS: i64 = 30;
+
+/// Which buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BufferId {
+    /// Notices and errors from the server and the client.
+    Server,
+    /// Messages to everyone (`*`).
+    Everyone,
+    /// A room.
+    Room(RoomName),
+    /// Direct messages with one person.
+    Query(UserName),
+}
+
+impl BufferId {
+    /// The name shown in the buffer bar and the prompt.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Server => "server".to_owned(),
+            Self::Everyone => "*".to_owned(),
+            Self::Room(room) => room.to_string(),
+            Self::Query(name) => name.to_string(),
+        }
+    }
+
+    /// Where text typed in this buffer goes; the server buffer sends nowhere.
+    pub fn recipient(&self) -> Option<Recipient> {
+        match self {
+            Self::Server => None,
+            Self::Everyone => Some(Recipient::Everyone),
+            Self::Room(room) => Some(Recipient::Room(room.clone())),
+            Self::Query(name) => Some(Recipient::User(name.clone())),
+        }
+    }
+
+    /// The conversation whose history this buffer shows.
+    pub fn conv(&self) -> Option<Conv> {
+        match self {
+            Self::Room(room) => Some(Conv::Room(room.clone())),
+            Self::Query(name) => Some(Conv::Direct(name.clone())),
+            Self::Server | Self::Everyone => None,
+        }
+    }
+
+    /// The buffer a recipient's messages are shown in.
+    pub fn of(recipient: &Recipient) -> Self {
+        match recipient {
+            Recipient::Everyone => Self::Everyone,
+            Recipient::Room(room) => Self::Room(room.clone()),
+            Recipient::User(name) => Self::Query(name.clone()),
+        }
+    }
+
+    /// A file name for its log: `server`, `everyone`, `#rust`, `@bob`.
+    pub fn log_name(&self) -> String {
+        match self {
+            Self::Server => "server".to_owned(),
+            Self::Everyone => "everyone".to_owned(),
+            Self::Room(room) => room.to_string(),
+            Self::Query(name) => format!("@{}", name.folded()),
+        }
+    }
+
+    /// Whether two ids name one buffer: names compare folded, as the server compares them.
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Query(a), Self::Query(b)) => a.folded() == b.folded(),
+            _ => self == other,
+        }
+    }
+}
+
+/// One entry of a buffer. All its text is [`SafeText`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Unique within the client; the unread marker and search refer to entries by it.
+    pub seq: u64,
+    /// When it arrived, was sent, or (from history) was accepted by the server.
+    pub time: NaiveTime,
+    /// What it is.
+    pub kind: EntryKind,
+}
+
+/// The kinds of entry, each drawn in its own style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A message someone sent.
+    Message {
+        /// The sender.
+        from: UserName,
+        /// The text.
+        text: SafeText,
+        /// The server's id, for room and stored messages.
+        id: Option<MessageId>,
+        /// Whether it names us.
+        mention: bool,
+    },
+    /// A message we sent.
+    Own {
+        /// The text.
+        text: SafeText,
+        /// The server's id, once history told us.
+        id: Option<MessageId>,
+        /// Typed while disconnected; waits in the outbox.
+        pending: bool,
+    },
+    /// A server reply or a note from the client.
+    Notice {
+        /// The text.
+        text: SafeText,
+        /// Whether it reports a problem.
+        error: bool,
+    },
+    /// People joined or left, folded into one line per burst.
+    Presence {
+        /// Joined, or left.
+        joined: bool,
+        /// Who, in order.
+        names: Vec<UserName>,
+        /// The room, for room presence.
+        room: Option<RoomName>,
+    },
+    /// A divider, such as where replayed history starts.
+    Marker(SafeText),
+}
+
+impl EntryKind {
+    fn id(&self) -> Option<MessageId> {
+        match self {
+            Self::Message { id, .. } | Self::Own { id, .. } => *id,
+            _ => None,
+        }
+    }
+
+    /// The text a search looks in.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Message { text, .. } | Self::Own { text, .. } | Self::Notice { text, .. } => {
+                Some(text.as_str())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How entries are measured: the look and the message pane's width.
+#[derive(Debug, Clone, Copy)]
+pub struct Measure<'a> {
+    /// How entries are drawn.
+    pub look: &'a Look,
+    /// The message pane's width.
+    pub width: usize,
+}
+
+impl Measure<'_> {
+    fn height(&self, entry: &Entry) -> usize {
+        layout::height(entry, self.look, self.width)
+    }
+}
+
+/// One buffer.
+#[derive(Debug)]
+pub struct Buffer {
+    /// Which one.
+    pub id: BufferId,
+    entries: VecDeque<Entry>,
+    /// Rows each entry takes at the measured width, in step with `entries`.
+    heights: VecDeque<usize>,
+    ids: HashSet<MessageId>,
+    /// Messages that arrived while another buffer was shown.
+    pub unread: usize,
+    /// Whether one of those names us.
+    pub mentioned: bool,
+    /// The last entry seen before leaving; the `── new ──` line goes after it.
+    pub marker: Option<u64>,
+    /// Rows scrolled up from the bottom; 0 follows new entries.
+    pub scroll: usize,
+    /// Entries that arrived while scrolled up.
+    pub unseen: usize,
+    /// A room's members, as far as we know.
+    pub members: BTreeSet<UserName>,
+    /// Whether we are a member of this room now.
+    pub member: bool,
+    /// Whether we want to be: rejoined after a reconnect.
+    pub wanted: bool,
+    last_id: Option<MessageId>,
+}
+
+impl Buffer {
+    fn new(id: BufferId) -> Self {
+        Self {
+            id,
+            entries: VecDeque::new(),
+            heights: VecDeque::new(),
+            ids: HashSet::new(),
+            unread: 0,
+            mentioned: false,
+            marker: None,
+            scroll: 0,
+            unseen: 0,
+            members: BTreeSet::new(),
+            member: false,
+            wanted: false,
+            last_id: None,
+        }
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> &VecDeque<Entry> {
+        &self.entries
+    }
+
+    /// The largest message id seen here: where a catch-up starts.
+    pub fn last_id(&self) -> Option<MessageId> {
+        self.last_id
+    }
+
+    /// Whether the entry with this id is here already.
+    pub fn has_id(&self, id: MessageId) -> bool {
+        self.ids.contains(&id)
+    }
+
+    /// Where the unread marker goes: after this index, if entries follow it.
+    fn marker_index(&self) -> Option<usize> {
+        let seq = self.marker?;
+        let index = self.index_of(seq)?;
+        (index + 1 < self.entries.len()).then_some(index)
+    }
+
+    fn index_of(&self, seq: u64) -> Option<usize> {
+        // Seqs grow along the deque except for inserted history; search from the back.
+        self.entries.iter().rposition(|e| e.seq == seq)
+    }
+
+    /// Every row, the marker included.
+    pub fn total_rows(&self) -> usize {
+        self.heights.iter().sum::<usize>() + usize::from(self.marker_index().is_some())
+    }
+
+    /// Rows below the bottom of entry `seq` (the marker included): how far to scroll up
+    /// to bring it to the bottom of the pane.
+    pub fn rows_below(&self, seq: u64) -> Option<usize> {
+        let index = self.index_of(seq)?;
+        let below: usize = self.heights.iter().skip(index + 1).sum();
+        let marker = self.marker_index().is_some_and(|m| m >= index);
+        Some(below + usize::from(marker))
+    }
+
+    /// The rows from `skip` rows above the bottom up to `rows` of them, top first. Only
+    /// the entries on screen are wrapped; the rest are counted by their stored heights.
+    pub fn visible_rows(
+        &self,
+        look: &Look,
+        width: usize,
+        skip: usize,
+        rows: usize,
+        highlight: Option<&str>,
+    ) -> Vec<Line<'static>> {
+        let marker = self.marker_index();
+        let mut out: Vec<Line<'static>> = Vec::with_capacity(rows);
+        let mut below = 0;
+        for (index, entry) in self.entries.iter().enumerate().rev() {
+            if out.len() >= rows {
+                break;
+            }
+            let height = self.heights[index];
+            if below + height > skip {
+                let mut lines = layout::rows(entry, look, width, highlight);
+                lines.reverse();
+                let from = skip.saturating_sub(below);
+                out.extend(lines.into_iter().skip(from).take(rows - out.len()));
+            }
+            below += height;
+            if marker == Some(index.wrapping_sub(1)) && index > 0 {
+                if below >= skip && out.len() < rows {
+                    out.push(layout::marker_row(width));
+                }
+                below += 1;
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    fn push(&mut self, entry: Entry, height: usize, capacity: usize) {
+        if let Some(id) = entry.kind.id() {
+            self.ids.insert(id);
+            self.last_id = self.last_id.max(Some(id));
+        }
+        if self.scroll > 0 {
+            // Keep the rows being read where they are.
+            self.scroll += height;
+            self.unseen += 1;
+        }
+        self.entries.push_back(entry);
+        self.heights.push_back(height);
+        while self.entries.len() > capacity {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(old) = self.entries.pop_front() {
+            self.heights.pop_front();
+            if let Some(id) = old.kind.id() {
+                self.ids.remove(&id);
+            }
+        }
+        self.scroll = self.scroll.min(self.total_rows());
+    }
+
+    /// Changes the last entry in place, keeping its height (and the scroll) right.
+    fn amend_last(&mut self, measure: &Measure, change: impl FnOnce(&mut EntryKind)) {
+        let (Some(entry), Some(height)) = (self.entries.back_mut(), self.heights.back_mut()) else {
+            return;
+        };
+        change(&mut entry.kind);
+        let new = measure.height(entry);
+        if self.scroll > 0 {
+            self.scroll = (self.scroll + new).saturating_sub(*height);
+        }
+        *height = new;
+    }
+
+    /// Marks our pending message `seq` as sent.
+    pub fn mark_sent(&mut self, seq: u64, measure: &Measure) {
+        if let Some(index) = self.index_of(seq) {
+            if let EntryKind::Own { pending, .. } = &mut self.entries[index].kind {
+                *pending = false;
+            }
+            self.heights[index] = measure.height(&self.entries[index]);
+        }
+    }
+
+    /// Marks our message `seq` as waiting in the outbox again.
+    pub fn mark_pending(&mut self, seq: u64, measure: &Measure) {
+        if let Some(index) = self.index_of(seq) {
+            if let EntryKind::Own { pending, .. } = &mut self.entries[index].kind {
+                *pending = true;
+            }
+            self.heights[index] = measure.height(&self.entries[index]);
+        }
+    }
+
+    /// Empties the buffer.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.heights.clear();
+        self.ids.clear();
+        self.scroll = 0;
+        self.unseen = 0;
+        self.marker = None;
+    }
+
+    fn remeasure(&mut self, measure: &Measure) {
+        for (entry, height) in self.entries.iter().zip(self.heights.iter_mut()) {
+            *height = measure.height(entry);
+        }
+    }
+}
+
+/// Every buffer and which one is shown.
+#[derive(Debug)]
+pub struct Buffers {
+    list: Vec<Buffer>,
+    current: usize,
+    next_seq: u64,
+    capacity: usize,
+}
+
+impl Buffers {
+    /// The server and `*` buffers, each keeping at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            list: vec![
+                Buffer::new(BufferId::Server),
+                Buffer::new(BufferId::Everyone),
+            ],
+            current: 1,
+            next_seq: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// All buffers, in bar order.
+    pub fn all(&self) -> &[Buffer] {
+        &self.list
+    }
+
+    /// All buffers, to change.
+    pub fn all_mut(&mut self) -> &mut [Buffer] {
+        &mut self.list
+    }
+
+    /// The index of the shown buffer.
+    pub fn current_index(&self) -> usize {
+        self.current
+    }
+
+    /// The shown buffer.
+    pub fn current(&self) -> &Buffer {
+        &self.list[self.current]
+    }
+
+    /// The shown buffer, to change.
+    pub fn current_mut(&mut self) -> &mut Buffer {
+        &mut self.list[self.current]
+    }
+
+    /// The buffer at `index`.
+    pub fn get_mut(&mut self, index: usize) -> &mut Buffer {
+        &mut self.list[index]
+    }
+
+    /// The index of buffer `id`, if open.
+    pub fn find(&self, id: &BufferId) -> Option<usize> {
+        self.list.iter().position(|b| b.id.same(id))
+    }
+
+    /// The index of buffer `id`, opening it at the end of the bar if needed.
+    pub fn open(&mut self, id: BufferId) -> usize {
+        match self.find(&id) {
+            Some(index) => index,
+            None => {
+                self.list.push(Buffer::new(id));
+                self.list.len() - 1
+            }
+        }
+    }
+
+    /// The index of the buffer named `name` (as in the bar) or numbered `name` (from 1).
+    pub fn by_name(&self, name: &str) -> Option<usize> {
+        if let Ok(n) = name.parse::<usize>() {
+            return (1..=self.list.len()).contains(&n).then(|| n - 1);
+        }
+        let folded = chat_proto::name::fold(name);
+        self.list
+            .iter()
+            .position(|b| b.id.label() == name)
+            .or_else(|| {
+                self.list
+                    .iter()
+                    .position(|b| chat_proto::name::fold(&b.id.label()) == folded)
+            })
+    }
+
+    /// Shows buffer `index`: the one left keeps a marker where it was read up to, the one
+    /// shown is read.
+    pub fn switch(&mut self, index: usize) {
+        if index >= self.list.len() || index == self.current {
+            return;
+        }
+        let left = &mut self.list[self.current];
+        left.marker = left.entries.back().map(|e| e.seq);
+        self.current = index;
+        let shown = &mut self.list[index];
+        shown.unread = 0;
+        shown.mentioned = false;
+    }
+
+    /// Closes buffer `index` (never the server or `*` buffer) and shows its left neighbour.
+    pub fn close(&mut self, index: usize) {
+        if index < 2 || index >= self.list.len() {
+            return;
+        }
+        self.list.remove(index);
+        if self.current >= index {
+            self.current -= 1;
+        }
+        let shown = &mut self.list[self.current];
+        shown.unread = 0;
+        shown.mentioned = false;
+    }
+
+    /// Adds an entry to buffer `index`, counting it as unread there if it is a message and
+    /// the buffer is not shown. Returns its seq.
+    pub fn push(
+        &mut self,
+        index: usize,
+        time: NaiveTime,
+        kind: EntryKind,
+        measure: &Measure,
+    ) -> u64 {
+        let seq = self.seq();
+        let entry = Entry { seq, time, kind };
+        let height = measure.height(&entry);
+        let buffer = &mut self.list[index];
+        if index != self.current {
+            if let EntryKind::Message { mention, .. } = &entry.kind {
+                buffer.unread += 1;
+                buffer.mentioned |= *mention;
+            }
+        }
+        buffer.push(entry, height, self.capacity);
+        seq
+    }
+
+    /// Adds a presence line, folded into the previous one if that is the same kind of
+    /// presence from the same burst.
+    pub fn presence(
+        &mut self,
+        index: usize,
+        time: NaiveTime,
+        joined: bool,
+        name: UserName,
+        room: Option<RoomName>,
+        measure: &Measure,
+    ) {
+        let buffer = &mut self.list[index];
+        let folds = buffer.entries.back().is_some_and(|last| {
+            (time - last.time).num_seconds().abs() <= PRESENCE_BURST_SECS
+                && matches!(&last.kind, EntryKind::Presence { joined: j, room: r, .. } if *j == joined && *r == room)
+        });
+        if folds {
+            buffer.amend_last(measure, |kind| {
+                if let EntryKind::Presence { names, .. } = kind {
+                    names.push(name);
+                }
+            });
+        } else {
+            let kind = EntryKind::Presence {
+                joined,
+                names: vec![name],
+                room,
+            };
+            self.push(index, time, kind, measure);
+        }
+    }
+
+    /// Merges a batch of history into buffer `index`, in id order and without the
+    /// messages it already shows (our own ones included, matched by text), under a
+    /// marker saying how many are new.
+    pub fn merge_history(
+        &mut self,
+        index: usize,
+        label: &str,
+        batch: Vec<(NaiveTime, EntryKind)>,
+        measure: &Measure,
+    ) {
+        let buffer = &mut self.list[index];
+        let mut fresh = Vec::new();
+        for (time, kind) in batch {
+            let Some(id) = kind.id() else { continue };
+            if buffer.ids.contains(&id) {
+                continue;
+            }
+            if let EntryKind::Own { text, .. } = &kind {
+                // Our own line, shown when sent but without its id until now.
+                let shown = buffer.entries.iter_mut().find(
+                    |e| matches!(&e.kind, EntryKind::Own { id: None, text: t, .. } if t == text),
+                );
+                if let Some(entry) = shown {
+                    if let EntryKind::Own { id: slot, .. } = &mut entry.kind {
+                        *slot = Some(id);
+                    }
+                    buffer.ids.insert(id);
+                    buffer.last_id = buffer.last_id.max(Some(id));
+                    continue;
+                }
+            }
+            fresh.push((time, kind));
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let newest = fresh.iter().filter_map(|(_, k)| k.id()).max();
+        // Before the first message shown that is newer than the whole batch.
+        let at = buffer
+            .entries
+            .iter()
+            .position(|e| e.kind.id().is_some_and(|id| Some(id) > newest))
+            .unwrap_or(buffer.entries.len());
+        let count = fresh.len();
+        let marker_time = fresh[0].0;
+        let label = SafeText::new(&format!("{label}: {count}"));
+        let mut added = vec![(marker_time, EntryKind::Marker(label))];
+        added.extend(fresh);
+        let mut inserted_rows = 0;
+        for (offset, (time, kind)) in added.into_iter().enumerate() {
+            self.next_seq += 1;
+            let entry = Entry {
+                seq: self.next_seq,
+                time,
+                kind,
+            };
+            let height = measure.height(&entry);
+            inserted_rows += height;
+            let buffer = &mut self.list[index];
+            if let Some(id) = entry.kind.id() {
+                buffer.ids.insert(id);
+                buffer.last_id = buffer.last_id.max(Some(id));
+            }
+            buffer.entries.insert(at + offset, entry);
+            buffer.heights.insert(at + offset, height);
+        }
+        let buffer = &mut self.list[index];
+        if buffer.scroll > 0 {
+            buffer.scroll += inserted_rows;
+        }
+        if index != self.current {
+            buffer.unread += count;
+        }
+        while buffer.entries.len() > self.capacity {
+            buffer.pop_front();
+        }
+    }
+
+    /// Measures every entry again, after a resize.
+    pub fn remeasure(&mut self, measure: &Measure) {
+        for buffer in &mut self.list {
+            buffer.remeasure(measure);
+        }
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+}

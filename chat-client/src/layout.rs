@@ -1,0 +1,480 @@
+//! Text layout, pure and shared: where each pane goes, how an entry looks as styled spans,
+//! and how it wraps into rows. The app measures heights (for scrolling) and the view draws
+//! rows with the same functions, so the two never disagree by a row.
+
+use chat_proto::UserName;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
+
+use crate::buffers::{Entry, EntryKind};
+
+/// Smallest terminal the layout fits in.
+pub const MIN_WIDTH: u16 = 30;
+/// Smallest terminal the layout fits in.
+pub const MIN_HEIGHT: u16 = 7;
+/// Width of the user list, shown when the terminal is wide enough.
+const NICKS_WIDTH: u16 = 20;
+const NICKS_MIN_TERMINAL_WIDTH: u16 = 60;
+/// The unread marker, drawn where you last left a buffer.
+pub const NEW_MARKER: &str = "── new ──";
+
+/// How entries are drawn: whose messages are ours, and the timestamp format.
+#[derive(Debug, Clone)]
+pub struct Look {
+    /// Our name, drawn in its own style.
+    pub me: UserName,
+    /// A chrono format for timestamps, already checked (see `config`).
+    pub time_format: String,
+}
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Panes {
+    /// The status bar, top row.
+    pub status: Rect,
+    /// The buffer bar, second row.
+    pub bar: Rect,
+    /// The message pane.
+    pub messages: Rect,
+    /// The user list, when there is room.
+    pub nicks: Option<Rect>,
+    /// The input line, with a rule above it.
+    pub input: Rect,
+}
+
+/// Lays out a screen of `area`; `None` if it is too small for the layout.
+pub fn panes(area: Rect) -> Option<Panes> {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        return None;
+    }
+    let [status, bar, body, input] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(2),
+    ])
+    .areas(area);
+    let (messages, nicks) = if area.width >= NICKS_MIN_TERMINAL_WIDTH {
+        let [messages, nicks] =
+            Layout::horizontal([Constraint::Min(1), Constraint::Length(NICKS_WIDTH)]).areas(body);
+        (messages, Some(nicks))
+    } else {
+        (body, None)
+    };
+    Some(Panes {
+        status,
+        bar,
+        messages,
+        nicks,
+        input,
+    })
+}
+
+/// Where the help overlay goes on a screen of `size`: as wide as its longest line allows.
+pub fn help_popup(area: Rect) -> Rect {
+    let widest = crate::keys::help_lines()
+        .iter()
+        .map(|l| l.width())
+        .max()
+        .unwrap_or(0);
+    let width = (widest as u16 + 2).min(area.width);
+    let rows = help_rows(usize::from(width.saturating_sub(2))).len();
+    let height = (rows as u16 + 2).min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+/// The help wrapped to `width`, continuation rows indented.
+pub fn help_rows(width: usize) -> Vec<Line<'static>> {
+    crate::keys::help_lines()
+        .into_iter()
+        .flat_map(|line| {
+            let style = if line.starts_with(' ') || line.is_empty() {
+                Style::new()
+            } else {
+                Style::new().add_modifier(Modifier::BOLD)
+            };
+            wrap(&[Span::styled(line, style)], width, 4)
+        })
+        .collect()
+}
+
+/// How far the help can scroll on a screen of `size`.
+pub fn help_max_scroll(size: ratatui::layout::Size) -> usize {
+    let popup = help_popup(Rect::from((ratatui::layout::Position::ORIGIN, size)));
+    let rows = help_rows(usize::from(popup.width.saturating_sub(2))).len();
+    rows.saturating_sub(usize::from(popup.height.saturating_sub(2)))
+}
+
+/// The styled pieces of one entry, before wrapping; `highlight` marks search matches.
+pub fn spans(entry: &Entry, look: &Look, highlight: Option<&str>) -> Vec<Span<'static>> {
+    let mut spans = vec![Span::styled(
+        format!("{} ", entry.time.format(&look.time_format)),
+        Style::new().dark_gray(),
+    )];
+    let mut text = |spans: &mut Vec<Span<'static>>, text: &str, style: Style| {
+        push_highlighted(spans, text, style, highlight);
+    };
+    match &entry.kind {
+        EntryKind::Message {
+            from,
+            text: body,
+            mention,
+            ..
+        } => {
+            let style = if *mention {
+                Style::new().fg(Color::Yellow).bold()
+            } else {
+                Style::new()
+            };
+            said(
+                &mut spans,
+                from,
+                body.as_str(),
+                name_style(from, &look.me),
+                style,
+                &mut text,
+            );
+        }
+        EntryKind::Own {
+            text: body,
+            pending,
+            ..
+        } => {
+            let style = if *pending {
+                Style::new().dark_gray()
+            } else {
+                Style::new()
+            };
+            said(
+                &mut spans,
+                &look.me,
+                body.as_str(),
+                name_style(&look.me, &look.me),
+                style,
+                &mut text,
+            );
+            if *pending {
+                spans.push(Span::styled(
+                    " (pending)",
+                    Style::new().dark_gray().italic(),
+                ));
+            }
+        }
+        EntryKind::Notice { text: body, error } => {
+            let style = if *error {
+                Style::new().red().italic()
+            } else {
+                Style::new().dark_gray().italic()
+            };
+            spans.push(Span::styled("— ", style));
+            text(&mut spans, body.as_str(), style);
+        }
+        EntryKind::Presence {
+            joined,
+            names,
+            room,
+        } => {
+            let style = Style::new().dark_gray();
+            let verb = if *joined { "joined" } else { "left" };
+            let room = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
+            spans.push(Span::styled(
+                format!("{} {verb}{room}", list_names(names)),
+                style,
+            ));
+        }
+        EntryKind::Marker(label) => {
+            spans.push(Span::styled(format!("── {label} ──"), Style::new().cyan()));
+        }
+    }
+    spans
+}
+
+/// `name: text`, or `* name text` for an action (`/me text`).
+fn said(
+    spans: &mut Vec<Span<'static>>,
+    name: &UserName,
+    body: &str,
+    name_style: Style,
+    style: Style,
+    text: &mut impl FnMut(&mut Vec<Span<'static>>, &str, Style),
+) {
+    match body.strip_prefix("/me ") {
+        Some(action) => {
+            spans.push(Span::styled("* ", style));
+            spans.push(Span::styled(name.to_string(), name_style));
+            spans.push(Span::styled(" ", style));
+            text(spans, action, style.italic());
+        }
+        None => {
+            spans.push(Span::styled(name.to_string(), name_style));
+            spans.push(Span::raw(": "));
+            text(spans, body, style);
+        }
+    }
+}
+
+/// `text` in `style`, with case-insensitive matches of `highlight` reversed.
+fn push_highlighted(
+    spans: &mut Vec<Span<'static>>,
+    text: &str,
+    style: Style,
+    highlight: Option<&str>,
+) {
+    let Some(needle) = highlight.filter(|h| !h.is_empty()) else {
+        spans.push(Span::styled(text.to_owned(), style));
+        return;
+    };
+    let mut rest = text;
+    while let Some((start, end)) = find_ignoring_case(rest, needle) {
+        if start > 0 {
+            spans.push(Span::styled(rest[..start].to_owned(), style));
+        }
+        spans.push(Span::styled(
+            rest[start..end].to_owned(),
+            style.add_modifier(Modifier::REVERSED),
+        ));
+        rest = &rest[end..];
+    }
+    if !rest.is_empty() {
+        spans.push(Span::styled(rest.to_owned(), style));
+    }
+}
+
+/// The byte range of the first case-insensitive match of `needle` in `haystack`.
+pub fn find_ignoring_case(haystack: &str, needle: &str) -> Option<(usize, usize)> {
+    let needle: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
+    haystack.char_indices().find_map(|(start, _)| {
+        let mut lowered = haystack[start..]
+            .char_indices()
+            .flat_map(|(i, c)| c.to_lowercase().map(move |l| (i + c.len_utf8(), l)));
+        let mut end = start;
+        for want in &needle {
+            let (after, got) = lowered.next()?;
+            if got != *want {
+                return None;
+            }
+            end = start + after;
+        }
+        Some((start, end))
+    })
+}
+
+/// `alice`, `alice and bob`, `alice, bob and carol`, `alice, bob and 33 others`.
+fn list_names(names: &[UserName]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, c] => format!("{a}, {b} and {c}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} others", rest.len()),
+    }
+}
+
+/// The rows `entry` takes at `width`.
+pub fn rows(
+    entry: &Entry,
+    look: &Look,
+    width: usize,
+    highlight: Option<&str>,
+) -> Vec<Line<'static>> {
+    let indent = entry.time.format(&look.time_format).to_string().width() + 1;
+    wrap(&spans(entry, look, highlight), width, indent)
+}
+
+/// How many rows `entry` takes at `width`.
+pub fn height(entry: &Entry, look: &Look, width: usize) -> usize {
+    rows(entry, look, width, None).len()
+}
+
+/// The unread marker row.
+pub fn marker_row(width: usize) -> Line<'static> {
+    let fill = width.saturating_sub(NEW_MARKER.width());
+    Line::styled(
+        format!("{NEW_MARKER}{}", "─".repeat(fill)),
+        Style::new().red(),
+    )
+}
+
+/// Word-wraps styled text to `width` cells; rows after the first are indented by
+/// `indent` (past the timestamp) when the width allows. A word longer than a row is split
+/// where it must be.
+pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    let indent = if width > indent * 3 { indent } else { 0 };
+    let mut rows: Vec<Vec<(&str, Style)>> = vec![Vec::new()];
+    let mut row_width = 0;
+    for span in spans {
+        for grapheme in span.content.graphemes(true) {
+            let w = grapheme.width();
+            if row_width + w > width && row_width > indent {
+                let row = rows.last_mut().expect("rows is never empty");
+                // Break after the last space, if the row has one past the indent.
+                let carry = match row.iter().rposition(|(g, _)| *g == " ") {
+                    Some(space) if space + 1 > indent && space + 1 < row.len() => {
+                        row.split_off(space + 1)
+                    }
+                    _ => Vec::new(),
+                };
+                let mut next: Vec<(&str, Style)> = vec![(" ", Style::new()); indent];
+                row_width = indent + carry.iter().map(|(g, _)| g.width()).sum::<usize>();
+                next.extend(carry);
+                rows.push(next);
+            }
+            if grapheme == " " && row_width == indent && rows.len() > 1 {
+                // A space that would start a wrapped row is the break itself.
+                continue;
+            }
+            rows.last_mut()
+                .expect("rows is never empty")
+                .push((grapheme, span.style));
+            row_width += w;
+        }
+    }
+    rows.into_iter().map(to_line).collect()
+}
+
+fn to_line(row: Vec<(&str, Style)>) -> Line<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    for (grapheme, style) in row {
+        match spans.last_mut() {
+            Some(last) if last.style == style => last.content.to_mut().push_str(grapheme),
+            _ => spans.push(Span::styled(grapheme.to_owned(), style)),
+        }
+    }
+    Line::from(spans)
+}
+
+/// A stable colour per name from the 256-colour cube: about 170 readable colours, so
+/// twenty people rarely share one. Greys, the darkest and the palest are left out; our own
+/// name is bright white, which no one else gets.
+pub fn name_color(name: &str) -> Color {
+    // FNV-1a over the folded name: stable across runs and machines, and the same for
+    // `Bob` and `bob`, who are the same person.
+    let hash = chat_proto::name::fold(name)
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let palette = palette();
+    palette[(hash % palette.len() as u64) as usize]
+}
+
+fn palette() -> &'static [Color] {
+    use std::sync::OnceLock;
+    static PALETTE: OnceLock<Vec<Color>> = OnceLock::new();
+    PALETTE.get_or_init(|| {
+        (0u8..216)
+            .filter(|i| {
+                let (r, g, b) = (i / 36, i / 6 % 6, i % 6);
+                let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+                max >= 3 && min <= 3 && !(r == g && g == b)
+            })
+            .map(|i| Color::Indexed(16 + i))
+            .collect()
+    })
+}
+
+/// How a name is drawn: bold in its colour, or ours bold bright white.
+pub fn name_style(name: &UserName, me: &UserName) -> Style {
+    let color = if name.folded() == me.folded() {
+        Color::Indexed(15)
+    } else {
+        name_color(name.as_str())
+    };
+    Style::new().fg(color).add_modifier(Modifier::BOLD)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn text_of(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_indents_continuations() {
+        let spans = [
+            Span::raw("09:05 "),
+            Span::raw("bob: "),
+            Span::raw("one two three four five six"),
+        ];
+        assert_eq!(
+            text_of(&wrap(&spans, 20, 6)),
+            ["09:05 bob: one two ", "      three four ", "      five six"]
+        );
+    }
+
+    #[test]
+    fn wrap_splits_long_words_and_counts_wide_characters() {
+        let spans = [Span::raw("09:05 "), Span::raw("好".repeat(12))];
+        let rows = text_of(&wrap(&spans, 20, 6));
+        assert_eq!(
+            rows,
+            [
+                format!("09:05 {}", "好".repeat(7)),
+                format!("      {}", "好".repeat(5))
+            ]
+        );
+        assert!(rows.iter().all(|r| r.width() <= 20));
+    }
+
+    #[test]
+    fn wrap_keeps_styles() {
+        let spans = [Span::styled("ab", Style::new().red()), Span::raw("cd")];
+        let lines = wrap(&spans, 10, 6);
+        assert_eq!(
+            lines[0].spans,
+            [Span::styled("ab", Style::new().red()), Span::raw("cd")]
+        );
+    }
+
+    #[test]
+    fn twenty_names_rarely_share_a_colour() {
+        assert!(palette().len() >= 150, "{}", palette().len());
+        let names: Vec<String> = (0..20).map(|i| format!("user{i}")).collect();
+        let colours: HashSet<_> = names
+            .iter()
+            .map(|n| format!("{:?}", name_color(n)))
+            .collect();
+        assert!(
+            colours.len() >= 18,
+            "{} colours for 20 names",
+            colours.len()
+        );
+        assert_eq!(name_color("Bob"), name_color("bob"));
+        let me = UserName::parse("alice").unwrap();
+        assert_eq!(name_style(&me, &me).fg, Some(Color::Indexed(15)));
+        assert!(!palette().contains(&Color::Indexed(15)));
+    }
+
+    #[test]
+    fn search_matches_ignore_case() {
+        assert_eq!(find_ignoring_case("Hello World", "world"), Some((6, 11)));
+        assert_eq!(find_ignoring_case("ÄBC", "äb"), Some((0, 3)));
+        assert_eq!(find_ignoring_case("abc", "x"), None);
+    }
+
+    #[test]
+    fn names_fold_into_one_line_per_burst() {
+        let n = |s: &str| UserName::parse(s).unwrap();
+        assert_eq!(list_names(&[n("a")]), "a");
+        assert_eq!(list_names(&[n("a"), n("b")]), "a and b");
+        assert_eq!(list_names(&[n("a"), n("b"), n("c")]), "a, b and c");
+        let many: Vec<UserName> = (0..35).map(|i| n(&format!("u{i}"))).collect();
+        assert_eq!(list_names(&many), "u0, u1 and 33 others");
+    }
+}

@@ -1,0 +1,377 @@
+use std::time::{Duration, Instant};
+
+use chat_proto::UserName;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Size;
+
+use super::*;
+use crate::app::{JoinPart, Settings};
+use crate::event::{Clock, Msg, NetEvent};
+
+fn clock(now: Instant) -> Clock {
+    Clock {
+        now,
+        local: chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+            .and_then(|d| d.and_hms_opt(9, 5, 0))
+            .expect("a valid time"),
+    }
+}
+
+fn app(width: u16, height: u16, now: Instant) -> App {
+    let settings = Settings {
+        name: UserName::parse("alice").expect("a valid name"),
+        addr: "127.0.0.1:8080".into(),
+        max_line_bytes: 4096,
+        scrollback: 1000,
+        rooms: Vec::new(),
+        bell: true,
+        time_format: "%H:%M".into(),
+        join_part: JoinPart::Fold,
+        mouse: false,
+        log: false,
+    };
+    App::new(settings, Size::new(width, height), now)
+}
+
+fn feed(app: &mut App, now: Instant, lines: &[&str]) {
+    for line in lines {
+        let event = match line.parse() {
+            Ok(line) => NetEvent::Line(line),
+            Err(_) => NetEvent::Unrecognised((*line).to_owned()),
+        };
+        app.update(Msg::Net(event), clock(now));
+    }
+}
+
+fn press(app: &mut App, now: Instant, code: KeyCode, mods: KeyModifiers) {
+    app.update(Msg::Key(KeyEvent::new(code, mods)), clock(now));
+}
+
+fn type_line(app: &mut App, now: Instant, text: &str) {
+    for c in text.chars() {
+        press(app, now, KeyCode::Char(c), KeyModifiers::NONE);
+    }
+}
+
+fn screen(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|frame| draw(frame, app)).expect("drawing");
+    terminal
+}
+
+fn row(terminal: &Terminal<TestBackend>, y: u16) -> String {
+    let buffer = terminal.backend().buffer();
+    (0..buffer.area.width)
+        .map(|x| buffer[(x, y)].symbol().to_owned())
+        .collect()
+}
+
+/// Alice in #rust with bob and 张三, a few messages, a line being typed.
+fn conversation(width: u16, height: u16) -> (App, Instant) {
+    let now = Instant::now();
+    let mut app = app(width, height, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["users alice,bob,张三"]);
+    type_line(&mut app, now, "/join #rust");
+    press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    feed(
+        &mut app,
+        now,
+        &[
+            "joined #rust alice",
+            "names #rust alice,bob,张三",
+            "history #rust 1 2026-11-29T08:00:00.000Z bob: earlier, from history",
+            "history-end #rust complete",
+            "from bob #rust 2: hi alice, this is a longer message that has to wrap onto a second row",
+            "from 张三 #rust 3: 你好！",
+            "from bob #rust 4: \x1b]0;PWNED\x07\x1b[2J",
+            "from carol: a direct message",
+        ],
+    );
+    type_line(&mut app, now, "好的 see you");
+    press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    type_line(&mut app, now, "/me waves");
+    press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    type_line(&mut app, now, "张三你好");
+    (app, now)
+}
+
+#[test]
+fn whole_screen() {
+    let (app, _) = conversation(80, 16);
+    let terminal = screen(&app, 80, 16);
+    insta::assert_snapshot!(terminal.backend());
+    assert_eq!(
+        terminal.backend().cursor_position(),
+        Position::new(8 + 8, 15),
+        "after [#rust] and 张三你好"
+    );
+}
+
+#[test]
+fn narrow_screen_hides_the_user_list_and_wraps_more() {
+    let (app, _) = conversation(40, 12);
+    insta::assert_snapshot!(screen(&app, 40, 12).backend());
+}
+
+#[test]
+fn the_status_bar_drops_whole_pieces_when_narrow() {
+    let (app, _) = conversation(80, 12);
+    for (width, want) in [
+        (80, " ● connected · alice @ 127.0.0.1:8080 · 3 online"),
+        (50, " ● connected · alice @ 127.0.0.1:8080 · 3 online"),
+        (40, " ● connected · alice · :8080 · 3 online"),
+        (30, " ● connected · 3 online"),
+    ] {
+        let top = row(&screen(&app, width, 12), 0);
+        assert!(top.starts_with(want), "{width}: {top:?}");
+        assert!(
+            !top.trim_end().ends_with('·'),
+            "{width}: a dangling separator in {top:?}"
+        );
+    }
+    assert!(
+        row(&screen(&app, 80, 12), 0)
+            .trim_end()
+            .ends_with("F1 help")
+    );
+}
+
+#[test]
+fn disconnected_status_counts_down() {
+    let now = Instant::now();
+    let mut app = app(100, 8, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    app.update(
+        Msg::Net(NetEvent::Disconnected {
+            reason: "server shutting down".into(),
+            unsent: Vec::new(),
+        }),
+        clock(now),
+    );
+    app.update(Msg::Tick, clock(now + Duration::from_millis(10)));
+    let top = row(&screen(&app, 100, 8), 0);
+    assert!(
+        top.starts_with(
+            " disconnected: server shutting down · reconnecting in 1 s · alice @ 127.0.0.1:8080"
+        ),
+        "{top:?}"
+    );
+}
+
+#[test]
+fn too_small_a_terminal_says_so() {
+    let now = Instant::now();
+    let app = app(20, 4, now);
+    insta::assert_snapshot!(screen(&app, 20, 4).backend());
+}
+
+#[test]
+fn help_overlay_fits_and_scrolls_at_40_by_12() {
+    let (mut app, now) = conversation(40, 12);
+    press(&mut app, now, KeyCode::F(1), KeyModifiers::NONE);
+    let first = screen(&app, 40, 12);
+    insta::assert_snapshot!("help_top", first.backend());
+    assert!(
+        row(&first, 0).contains("help 1-10 of"),
+        "{:?}",
+        row(&first, 0)
+    );
+    press(&mut app, now, KeyCode::PageDown, KeyModifiers::NONE);
+    let second = screen(&app, 40, 12);
+    assert!(
+        row(&second, 0).contains("help 9-18 of"),
+        "{:?}",
+        row(&second, 0)
+    );
+    for _ in 0..100 {
+        press(&mut app, now, KeyCode::PageDown, KeyModifiers::NONE);
+    }
+    let end = screen(&app, 40, 12);
+    assert!(
+        row(&end, 10).contains("starts with /"),
+        "the last line is reachable: {:?}",
+        row(&end, 10)
+    );
+    for y in 0..12 {
+        assert_eq!(
+            row(&second, y).chars().count(),
+            40,
+            "nothing drawn past the edge"
+        );
+    }
+}
+
+#[test]
+fn help_overlay_at_80_by_24() {
+    let (mut app, now) = conversation(80, 24);
+    press(&mut app, now, KeyCode::F(1), KeyModifiers::NONE);
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_scroll_indicator_has_a_row_of_its_own() {
+    let (mut app, now) = conversation(60, 12);
+    for i in 0..20 {
+        feed(
+            &mut app,
+            now,
+            &[&format!("from bob #rust {}: older {i}", 10 + i)],
+        );
+    }
+    press(&mut app, now, KeyCode::PageUp, KeyModifiers::NONE);
+    let before = screen(&app, 60, 12);
+    feed(
+        &mut app,
+        now,
+        &["from bob #rust 40: newer 1", "from bob #rust 41: newer 2"],
+    );
+    let terminal = screen(&app, 60, 12);
+    insta::assert_snapshot!(terminal.backend());
+    // The indicator is on the pane's last row, and the rows above it did not move.
+    assert!(
+        row(&terminal, 9).contains("↓ 2 new"),
+        "{:?}",
+        row(&terminal, 9)
+    );
+    for y in 2..9 {
+        assert_eq!(row(&before, y), row(&terminal, y), "row {y} moved");
+    }
+    press(&mut app, now, KeyCode::PageUp, KeyModifiers::NONE);
+    let up = screen(&app, 60, 12);
+    let last_message_row = row(&up, 8);
+    assert!(
+        last_message_row.contains("older"),
+        "a message's end is not hidden: {last_message_row:?}"
+    );
+}
+
+#[test]
+fn the_user_list_says_how_many_more_and_scrolls() {
+    let now = Instant::now();
+    let mut app = app(60, 10, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    let names: Vec<String> = (0..20).map(|i| format!("user{i:02}")).collect();
+    feed(
+        &mut app,
+        now,
+        &[&format!("users alice,{}", names.join(","))],
+    );
+    let terminal = screen(&app, 60, 10);
+    let list: Vec<String> = (2..8)
+        .map(|y| {
+            row(&terminal, y)
+                .chars()
+                .skip(41)
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(list[0], "online (21)");
+    assert_eq!(list[1], "alice (you)");
+    assert_eq!(
+        list.last().map(String::as_str),
+        Some("+17 more"),
+        "{list:?}"
+    );
+    for _ in 0..3 {
+        press(&mut app, now, KeyCode::Down, KeyModifiers::ALT);
+    }
+    let terminal = screen(&app, 60, 10);
+    let list: Vec<String> = (2..8)
+        .map(|y| {
+            row(&terminal, y)
+                .chars()
+                .skip(41)
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(list[1], "↑ 3 more", "{list:?}");
+    assert_eq!(list[2], "user02");
+    assert_eq!(
+        list.last().map(String::as_str),
+        Some("+15 more"),
+        "{list:?}"
+    );
+}
+
+#[test]
+fn wide_emoji_and_flags_keep_the_separator_in_place() {
+    let now = Instant::now();
+    let mut app = app(60, 8, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(
+        &mut app,
+        now,
+        &["from bob *: family 👨\u{200d}👩\u{200d}👧 flag 🇨🇳 heart ❤\u{fe0f} end"],
+    );
+    let terminal = screen(&app, 60, 8);
+    let cells = terminal.backend().buffer();
+    // A terminal advances by the sum of the characters' widths; ratatui placed each cell
+    // by the cluster's width. They must agree for every cell, or the cursor drifts.
+    for cell in &cells.content {
+        let symbol = cell.symbol();
+        let by_char: usize = symbol
+            .chars()
+            .map(|c| unicode_width::UnicodeWidthChar::width(c).unwrap_or(0))
+            .sum();
+        assert_eq!(symbol.width(), by_char, "{symbol:?}");
+    }
+    let message_row = (0..8)
+        .map(|y| row(&terminal, y))
+        .find(|r| r.contains("family"))
+        .expect("the message");
+    // Drawn as its three people, each in its own two cells.
+    assert!(
+        message_row.contains("family 👨 👩 👧  flag 🇨🇳 "),
+        "{message_row:?}"
+    );
+}
+
+#[test]
+fn a_long_input_scrolls_sideways_to_keep_the_cursor_visible() {
+    let now = Instant::now();
+    let mut app = app(40, 8, now);
+    type_line(&mut app, now, &"字".repeat(30));
+    let terminal = screen(&app, 40, 8);
+    let cursor = terminal.backend().cursor_position();
+    assert_eq!(cursor.y, 7);
+    assert!(cursor.x < 40, "cursor at {cursor:?}");
+    assert!(
+        row(&terminal, 7).starts_with("[*] 字"),
+        "{:?}",
+        row(&terminal, 7)
+    );
+}
+
+#[test]
+fn a_password_being_typed_is_masked_width_for_width() {
+    assert_eq!(masked("/register héllo 世界", 0), "/register **********");
+    assert_eq!(masked("/PASSWORD abc", 3), "SSWORD ***");
+    assert_eq!(masked("/who", 0), "/who");
+    assert_eq!(masked("bob: /register x", 0), "bob: /register x");
+    assert_eq!(masked("a\tb\x1b", 0), "a    b\\u{1b}");
+}
+
+#[test]
+fn the_buffer_bar_shows_unread_and_mentions() {
+    let (mut app, now) = conversation(80, 12);
+    press(&mut app, now, KeyCode::Char('1'), KeyModifiers::ALT);
+    feed(
+        &mut app,
+        now,
+        &[
+            "from bob #rust 50: alice, you there?",
+            "from bob #rust 51: hello?",
+        ],
+    );
+    let bar = row(&screen(&app, 80, 12), 1);
+    assert!(bar.contains("1:server"), "{bar:?}");
+    assert!(bar.contains("3:#rust 2!"), "{bar:?}");
+    assert!(bar.contains("4:carol 1"), "{bar:?}");
+}
