@@ -81,8 +81,8 @@ pub enum Command {
     Send(ClientLine),
     /// Ring the terminal bell.
     Bell,
-    /// Set the terminal's title.
-    Title(String),
+    /// Set the terminal's title, or with `None` put back the one it had before.
+    Title(Option<String>),
     /// Capture the mouse (wheel scrolling) or give it back to the terminal.
     Mouse(bool),
     /// Redraw the whole screen.
@@ -154,6 +154,8 @@ pub struct App {
     help: Option<usize>,
     search: Option<Search>,
     mouse: bool,
+    /// Whether a mention changed the terminal's title.
+    titled: bool,
     nick_scroll: usize,
     size: Size,
     now: Instant,
@@ -193,6 +195,7 @@ impl App {
             hint: None,
             help: None,
             search: None,
+            titled: false,
             nick_scroll: 0,
             size,
             now,
@@ -374,8 +377,9 @@ impl App {
             self.buffers.switch(index);
             self.search = None;
             self.nick_scroll = 0;
-            if !self.buffers.all().iter().any(|b| b.mentioned) && self.settings.bell {
-                self.out.push(Command::Title("chat-client".to_owned()));
+            if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
+                self.titled = false;
+                self.out.push(Command::Title(None));
             }
         }
     }
@@ -597,28 +601,16 @@ impl App {
     /// Sends `text` to `to`, shown in buffer `index`: now, or from the outbox after the
     /// next login. `false` (with a hint) if it cannot be a message at all.
     fn send_message(&mut self, index: usize, to: Recipient, text: &str, clock: Clock) -> bool {
-        let text = match MessageText::parse(text) {
-            Ok(text) => text,
-            Err(e) => {
-                self.error_hint(e.to_string());
+        let (line, text) = match self.message(to, text) {
+            Ok(message) => message,
+            Err(reason) => {
+                self.error_hint(reason);
                 return false;
             }
         };
-        let line = ClientLine::Send { to: vec![to], text };
-        let bytes = line.to_string().len();
-        if bytes > self.settings.max_line_bytes {
-            self.error_hint(format!(
-                "line too long ({bytes} bytes; the limit is {})",
-                self.settings.max_line_bytes
-            ));
-            return false;
-        }
-        let ClientLine::Send { text, .. } = &line else {
-            return false;
-        };
         let connected = self.conn.is_connected();
         let kind = EntryKind::Own {
-            text: SafeText::new(text.as_str()),
+            text,
             id: None,
             pending: !connected,
         };
@@ -638,6 +630,22 @@ impl App {
             self.outbox.push(pending);
         }
         true
+    }
+
+    /// `text` for `to` as a line to send and as it is shown, if it can be a message within
+    /// the line limit.
+    fn message(&self, to: Recipient, text: &str) -> Result<(ClientLine, SafeText), String> {
+        let text = MessageText::parse(text).map_err(|e| e.to_string())?;
+        let shown = SafeText::new(text.as_str());
+        let line = ClientLine::Send { to: vec![to], text };
+        let bytes = line.to_string().len();
+        if bytes > self.settings.max_line_bytes {
+            return Err(format!(
+                "line too long ({bytes} bytes; the limit is {})",
+                self.settings.max_line_bytes
+            ));
+        }
+        Ok((line, shown))
     }
 
     /// Pasted text: one line is inserted for editing; several wait for a one-key
@@ -697,29 +705,10 @@ impl App {
         let Some(to) = self.buffers.current().id.recipient() else {
             return;
         };
-        for line in &lines {
-            let line = line.replace('\t', "    ");
-            if let Some(problem) = MessageText::parse(&line)
-                .err()
-                .map(|e| e.to_string())
-                .or_else(|| {
-                    let bytes = ClientLine::Send {
-                        to: vec![to.clone()],
-                        text: MessageText::parse(&line).ok()?,
-                    }
-                    .to_string()
-                    .len();
-                    (bytes > self.settings.max_line_bytes).then(|| {
-                        format!(
-                            "line too long ({bytes} bytes; the limit is {})",
-                            self.settings.max_line_bytes
-                        )
-                    })
-                })
-            {
-                self.error_hint(format!("paste refused: {problem}"));
-                return;
-            }
+        // All or nothing: a paste is not sent with holes in it.
+        if let Some(problem) = lines.iter().find_map(|l| self.message(to.clone(), l).err()) {
+            self.error_hint(format!("paste refused: {problem}"));
+            return;
         }
         for line in &lines {
             self.send_message(index, to.clone(), line, clock);
@@ -760,8 +749,7 @@ impl App {
             self.completion = Some(completion);
             // The first Tab shows the first candidate, replacing the typed word.
             let c = self.completion.as_ref().expect("just set");
-            self.input
-                .replace_before_cursor(c.start, c.current());
+            self.input.replace_before_cursor(c.start, c.current());
             if c.candidates.len() > 1 {
                 self.hint = Some((
                     SafeText::new(&format!("{} matches; Tab for the next", c.candidates.len())),
@@ -771,8 +759,7 @@ impl App {
             return;
         }
         let c = self.completion.as_ref().expect("checked above");
-        self.input
-            .replace_before_cursor(c.start, c.current());
+        self.input.replace_before_cursor(c.start, c.current());
     }
 
     // ---- search ----
@@ -847,7 +834,7 @@ impl App {
                 } else {
                     format!("login refused: {reason}; not retrying: /reconnect tries again")
                 };
-                self.note_everywhere(text, clock);
+                self.note_everywhere(text, true, clock);
             }
             NetEvent::Disconnected { reason, unsent } => {
                 self.unsent(&unsent);
@@ -858,6 +845,7 @@ impl App {
                         "disconnected: {reason}; reconnecting in {} s",
                         delay.as_secs()
                     ),
+                    true,
                     clock,
                 );
             }
@@ -871,7 +859,7 @@ impl App {
             "connected to {} as {}",
             self.settings.addr, self.settings.name
         );
-        self.note_in(0, text, false, clock);
+        self.note_everywhere(text, false, clock);
         self.out.push(Command::Send(ClientLine::Who));
         let rooms: Vec<RoomName> = self
             .buffers
@@ -951,10 +939,11 @@ impl App {
                 self.push(index, kind, clock);
                 if mention && self.settings.bell {
                     let label = self.buffers.all()[index].id.label();
+                    self.titled = true;
                     self.out.push(Command::Bell);
-                    self.out.push(Command::Title(format!(
+                    self.out.push(Command::Title(Some(format!(
                         "chat-client: {sender} mentioned you in {label}"
-                    )));
+                    ))));
                 }
             }
             ServerLine::Joined(name) => {
@@ -1107,7 +1096,7 @@ impl App {
                 );
             }
             ServerLine::Bye(reason) => {
-                self.note_everywhere(format!("server says bye: {reason}"), clock)
+                self.note_everywhere(format!("server says bye: {reason}"), true, clock)
             }
         }
     }
@@ -1194,11 +1183,11 @@ impl App {
     }
 
     /// A connection notice: in the server buffer, and in the shown one too.
-    fn note_everywhere(&mut self, text: String, clock: Clock) {
-        self.note_in(0, text.clone(), true, clock);
+    fn note_everywhere(&mut self, text: String, error: bool, clock: Clock) {
+        self.note_in(0, text.clone(), error, clock);
         let current = self.buffers.current_index();
         if current != 0 {
-            self.note_in(current, text, true, clock);
+            self.note_in(current, text, error, clock);
         }
     }
 

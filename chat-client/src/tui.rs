@@ -133,8 +133,12 @@ async fn event_loop(
                 Command::Bell => {
                     let _ = write!(stdout(), "\x07");
                 }
-                Command::Title(title) => {
+                Command::Title(Some(title)) => {
                     let _ = write!(stdout(), "\x1b]2;{title}\x07");
+                }
+                // Back to the saved title, and saved again for the next time.
+                Command::Title(None) => {
+                    let _ = write!(stdout(), "{POP_TITLE}{PUSH_TITLE}");
                 }
                 Command::Mouse(true) => {
                     let _ = execute!(stdout(), EnableMouseCapture);

@@ -27,6 +27,29 @@ pub mod keys {
     pub const F1: &str = "\x1bOP";
     /// Page Up.
     pub const PAGE_UP: &str = "\x1b[5~";
+    /// Escape.
+    pub const ESC: &str = "\x1b";
+    /// Tab.
+    pub const TAB: &str = "\t";
+    /// F2: mouse wheel scrolling on/off.
+    pub const F2: &str = "\x1bOQ";
+    /// Ctrl-L: redraw.
+    pub const CTRL_L: &str = "\x0c";
+    /// Ctrl-N: the next buffer.
+    pub const CTRL_N: &str = "\x0e";
+    /// Alt-b: a word left.
+    pub const ALT_B: &str = "\x1bb";
+    /// Alt-Backspace: cut the word before the cursor.
+    pub const ALT_BACKSPACE: &str = "\x1b\x7f";
+    /// Ctrl-→: a word right.
+    pub const CTRL_RIGHT: &str = "\x1b[1;5C";
+    /// Ctrl-Y: paste the last cut.
+    pub const CTRL_Y: &str = "\x19";
+
+    /// Alt-`n`: switch to buffer `n`.
+    pub fn alt(n: u8) -> String {
+        format!("\x1b{n}")
+    }
 }
 
 /// What the client asked the terminal to do besides drawing, recorded for the tests.
@@ -92,6 +115,8 @@ impl PtyClient {
         command.env("RUST_BACKTRACE", "0");
         command.env_remove("CHAT_NAME");
         command.env_remove("CHAT_ADDR");
+        // Never the developer's own config file.
+        command.env("XDG_CONFIG_HOME", "/nonexistent");
         let child = pair
             .slave
             .spawn_command(command)
@@ -231,14 +256,25 @@ impl PtyClient {
         }
     }
 
+    /// Whether the client has captured the mouse.
+    pub fn mouse_captured(&self) -> bool {
+        self.lock().screen().mouse_protocol_mode() != vt100::MouseProtocolMode::None
+    }
+
     /// Whether the terminal is back as the client found it: main screen, cursor shown,
-    /// bracketed paste off, and the line discipline cooked (canonical input and echo).
+    /// bracketed paste and mouse capture off, and the line discipline cooked (canonical
+    /// input and echo).
     pub fn assert_restored(&self) {
         let parser = self.lock();
         let screen = parser.screen();
         assert!(!screen.alternate_screen(), "still on the alternate screen");
         assert!(!screen.hide_cursor(), "the cursor is still hidden");
         assert!(!screen.bracketed_paste(), "bracketed paste is still on");
+        assert_eq!(
+            screen.mouse_protocol_mode(),
+            vt100::MouseProtocolMode::None,
+            "the mouse is still captured"
+        );
         drop(parser);
         let termios = self.master.get_termios().expect("termios of the pty");
         let flags = format!("{:?}", termios.local_flags);

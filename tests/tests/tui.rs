@@ -27,18 +27,20 @@ async fn login_is_visible_and_messages_flow_both_ways() {
     alice.wait_for("online (2)");
     bob.expect("joined alice").await;
 
-    alice.type_keys("bob: hello from alice");
-    alice.type_keys(keys::ENTER);
-    bob.expect("from alice: hello from alice").await;
-    alice.wait_for("alice → bob: hello from alice");
+    // Typed text goes to the buffer shown: `*` first, whatever colons it has.
+    alice.type_keys("http://example.com is cool\r");
+    bob.expect("from alice *: http://example.com is cool").await;
+
+    alice.type_keys("/query bob\r");
+    alice.wait_for("[bob] ");
+    alice.type_keys("10:30 works for me\r");
+    bob.expect("from alice: 10:30 works for me").await;
+    alice.wait_for("alice: 10:30 works for me");
 
     bob.send("alice: hi back").await;
     alice.wait_for("bob: hi back");
-
-    // Plain text goes to the target in the prompt: everyone by default, then /to.
-    alice.type_keys("to all of you\r/to bob\rjust you\r");
+    alice.type_keys("/msg * to all of you\r");
     bob.expect("from alice *: to all of you").await;
-    bob.expect("from alice: just you").await;
     alice.wait_for("[bob] ");
 }
 
@@ -49,12 +51,13 @@ async fn cjk_is_typed_edited_and_received_byte_exact() {
     let mut alice = client(&server, "alice");
     bob.expect("joined alice").await;
 
-    alice.type_keys("bob: 张三你好");
+    alice.type_keys("/query bob\r");
+    alice.type_keys("张三你好");
     alice.type_keys(keys::LEFT);
     alice.type_keys(keys::LEFT);
     alice.type_keys("，");
     alice.type_keys(" 😀");
-    alice.wait_for("[*] bob: 张三， 😀你好");
+    alice.wait_for("[bob] 张三， 😀你好");
     alice.type_keys(keys::ENTER);
     assert_eq!(
         bob.recv_bytes().await.expect("a line"),
@@ -104,13 +107,17 @@ fn escape_sequences_from_the_network_never_reach_the_terminal() {
         b"from bob: after".to_vec(),
     ]);
     let addr = addr.to_string();
-    let client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 120, 24);
+    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 120, 24);
+    // Bob's well-formed lines open his buffer; the rest are server notices.
+    client.wait_for("3:bob 3");
+    client.type_keys(&keys::alt(3));
     client.wait_for("bob: after");
     let screen = client.screen();
-    assert!(
-        screen.contains("bob: before"),
-        "the screen was cleared:\n{screen}"
-    );
+    assert!(screen.contains("bob: before"), "{screen}");
+    assert!(screen.contains("\\u{202e}desrever"), "{screen}");
+    client.type_keys(&keys::alt(1));
+    client.wait_for("[server]");
+    let screen = client.screen();
     assert!(
         screen.contains("\\u{1b}]0;PWNED\\u{7}\\u{1b}[2J"),
         "not shown escaped:\n{screen}"
@@ -126,7 +133,6 @@ fn escape_sequences_from_the_network_never_reach_the_terminal() {
             .any(|l| l.contains("carol: forged") && !l.contains("\\u{d}")),
         "{screen}"
     );
-    assert!(screen.contains("\\u{202e}desrever"), "{screen}");
     assert!(
         screen.contains("abc\\u{8}\\u{8}\\u{8}from eve: backspaced"),
         "{screen}"
@@ -186,7 +192,7 @@ async fn quit_exits_0_restores_the_terminal_and_leaves_cleanly() {
     let mut bob = server.login("bob").await;
     let mut alice = client(&server, "alice");
     bob.expect("joined alice").await;
-    alice.type_keys("bob: last words\r/quit\r");
+    alice.type_keys("/msg bob last words\r/QUIT\r");
     assert_eq!(alice.wait_exit(), 0);
     alice.assert_restored();
     bob.expect("from alice: last words").await;
@@ -194,11 +200,17 @@ async fn quit_exits_0_restores_the_terminal_and_leaves_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_exits_0_and_restores_the_terminal() {
+async fn ctrl_c_asks_before_losing_a_typed_line_then_exits_0() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     let mut alice = client(&server, "alice");
     alice.type_keys("half a line");
+    alice.type_keys(keys::CTRL_C);
+    alice.wait_for("Ctrl-C again quits");
+    alice.type_keys(" more");
+    alice.wait_for("[*] half a line more");
+    alice.type_keys(keys::CTRL_C);
+    alice.wait_for("Ctrl-C again quits");
     alice.type_keys(keys::CTRL_C);
     assert_eq!(alice.wait_exit(), 0);
     alice.assert_restored();
@@ -250,7 +262,7 @@ async fn server_shutdown_is_shown_and_the_client_reconnects_when_it_is_back() {
         s.contents().matches("connected to").count() == 2 && s.contents().contains("● connected")
     });
     let mut bob = server.login("bob").await;
-    bob.send("alice: welcome back").await;
+    bob.send("*: welcome back").await;
     alice.wait_for("bob: welcome back");
     alice.type_keys(keys::CTRL_C);
     assert_eq!(alice.wait_exit(), 0);
@@ -327,7 +339,7 @@ async fn a_burst_of_ten_thousand_messages_does_not_freeze_typing() {
     bob.expect("joined alice").await;
     let flood = tokio::spawn(async move {
         for i in 0..10_000 {
-            bob.send(&format!("alice: message {i}")).await;
+            bob.send(&format!("*: message {i}")).await;
         }
         bob.sync().await;
         bob
@@ -359,10 +371,11 @@ fn a_hostile_server_flooding_garbage_cannot_freeze_the_client() {
     lines.push(b"from bob: \xff\xfe invalid".to_vec());
     let addr = hostile_server(lines).to_string();
     let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 100, 24);
-    client.wait_for("bob: last before the garbage");
     client.wait_for("disconnected: line too long");
+    client.type_keys(&keys::alt(3));
+    client.wait_for("bob: last before the garbage");
     client.type_keys("still responsive");
-    client.wait_for("[*] still responsive");
+    client.wait_for("[bob] still responsive");
     let requests = client.requests();
     assert!(
         requests.titles.is_empty() && requests.clipboard.is_empty(),
@@ -372,6 +385,8 @@ fn a_hostile_server_flooding_garbage_cannot_freeze_the_client() {
         !client.screen().contains("invalid"),
         "nothing after the over-long line was read"
     );
+    client.type_keys(keys::CTRL_C);
+    client.wait_for("Ctrl-C again quits");
     client.type_keys(keys::CTRL_C);
     assert_eq!(client.wait_exit(), 0);
     client.assert_restored();
