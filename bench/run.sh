@@ -98,6 +98,7 @@ for _ in $(seq "$runs"); do
     start_server --sendq 1GiB
     record drain $bench drain --addr "127.0.0.1:$port" --messages 1000000 --server-pid "$server_pid"
     record drain $bench drain --raw --server-cpu 0 --messages 1000000
+    record render $bench render --lines 10000 --width 120 --height 40
 done
 pkill -f "chat-server --addr 127.0.0.1:$port" 2>/dev/null || true
 
@@ -133,4 +134,7 @@ print(f"idle: {med('idle', 'server', lambda r: r['bytes_per_connection']):,.0f} 
 print(f"logins: {med('logins', 'server', lambda r: r['seconds']):.2f} s for 5,000")
 s = med("drain", "server", lambda r: r["lines_per_sec"]); w = med("drain", "raw", lambda r: r["lines_per_sec"])
 print(f"drain: server {s:,.0f} lines/s, raw {w:,.0f} lines/s, ratio {s / w:.0%}")
+print(f"client render, 10,000 lines: arriving p99 {med('render', 'server', lambda r: r['arrival_p99_ms'])} ms, "
+      f"scrolling p99 {med('render', 'server', lambda r: r['scroll_p99_ms'])} ms, "
+      f"worst {max(max(r['arrival_max_ms'], r['scroll_max_ms']) for r in rows if r['name'] == 'render')} ms")
 PY

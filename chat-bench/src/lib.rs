@@ -7,10 +7,12 @@
 //! - [`forwarder`]: the minimal forwarder behind `raw`.
 //! - [`procstat`]: CPU time and memory from `/proc`.
 //! - [`report`]: one JSON line and a human summary.
+//! - [`render`]: the client's time per frame with a full scrollback.
 
 pub mod client;
 pub mod forwarder;
 pub mod load;
 pub mod procstat;
+pub mod render;
 pub mod report;
 pub mod scenarios;

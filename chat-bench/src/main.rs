@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chat_bench::load::{self, Fanout, Spec};
-use chat_bench::{forwarder, report, scenarios};
+use chat_bench::{forwarder, render, report, scenarios};
 use clap::{Args, Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -91,6 +91,16 @@ enum Cmd {
         clients: usize,
         #[arg(long)]
         server_pid: Option<u32>,
+    },
+    /// The client's time per frame (update and draw) with N lines of scrollback, new
+    /// lines arriving and scrolling to the oldest and back.
+    Render {
+        #[arg(long, default_value_t = 10_000)]
+        lines: usize,
+        #[arg(long, default_value_t = 120)]
+        width: u16,
+        #[arg(long, default_value_t = 40)]
+        height: u16,
     },
     /// Run the minimal forwarder alone (prints `listening on ADDR`).
     Forwarder {
@@ -242,6 +252,15 @@ async fn run(command: Cmd) -> anyhow::Result<bool> {
             clients,
             server_pid,
         } => scenarios::accounts(addr, clients, server_pid).await?,
+        Cmd::Render {
+            lines,
+            width,
+            height,
+        } => {
+            let record = render::render(lines, width, height)?;
+            println!("{record}");
+            return Ok(record.get("under_5ms").and_then(serde_json::Value::as_bool) == Some(true));
+        }
         Cmd::Forwarder { addr } => {
             let listener = TcpListener::bind(addr)
                 .await
@@ -277,7 +296,7 @@ fn check_loopback_only(command: &Cmd) -> anyhow::Result<()> {
         | Cmd::Accounts { addr, .. }
         | Cmd::Forwarder { addr } => Some(*addr),
         Cmd::Drain { addr, .. } => *addr,
-        Cmd::Raw { .. } => None,
+        Cmd::Raw { .. } | Cmd::Render { .. } => None,
     };
     match addr {
         Some(addr) if !addr.ip().is_loopback() => {

@@ -217,7 +217,10 @@ pub fn help_lines() -> Vec<String> {
             command.help
         ));
     }
-    lines.push("  //text           send a line that starts with /".to_owned());
+    let slash = "//text";
+    lines.push(format!(
+        "  {slash:command_width$}  send a line that starts with /"
+    ));
     lines
 }
 
@@ -340,6 +343,26 @@ mod tests {
             typed_char(key(K::Char('字'), KeyModifiers::NONE)),
             Some('字')
         );
+    }
+
+    #[test]
+    fn docs_client_md_lists_every_key_and_command() {
+        // Tables escape | as \|.
+        let doc = include_str!("../../docs/client.md").replace("\\|", "|");
+        for binding in BINDINGS {
+            assert!(
+                doc.contains(binding.label),
+                "docs/client.md lacks the key {}",
+                binding.label
+            );
+        }
+        for command in COMMANDS {
+            let usage = format!("/{} {}", command.name, command.args);
+            assert!(
+                doc.contains(usage.trim_end()),
+                "docs/client.md lacks {usage}"
+            );
+        }
     }
 
     #[test]

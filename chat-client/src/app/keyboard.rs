@@ -1,0 +1,294 @@
+//! Keys and pastes: what each key does (from the key table), the help overlay, buffer
+//! switching, completion, search, and the paste confirmation.
+
+use super::*;
+
+impl App {
+    pub(super) fn on_key(&mut self, key: KeyEvent, clock: Clock) {
+        let action = keys::action(key);
+        if let Some(scroll) = self.help {
+            self.help_key(key, action, scroll);
+            return;
+        }
+        match self.prompt.take() {
+            Some(Prompt::Paste(lines)) => {
+                match key.code {
+                    KeyCode::Char('y' | 'Y') | KeyCode::Enter => self.send_paste(lines, clock),
+                    KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+                        self.hint = Some((SafeText::new("paste cancelled"), false));
+                    }
+                    _ if action == Some(Action::Interrupt) => {
+                        self.hint = Some((SafeText::new("paste cancelled"), false));
+                    }
+                    _ => self.prompt = Some(Prompt::Paste(lines)),
+                }
+                return;
+            }
+            Some(Prompt::Quit) if action == Some(Action::Interrupt) => {
+                self.quit(Exit::Clean);
+                return;
+            }
+            Some(Prompt::Quit) | None => {}
+        }
+        self.hint = None;
+        if !matches!(action, Some(Action::Complete | Action::CompleteBack)) {
+            self.completion = None;
+        }
+        let Some(action) = action else {
+            if let Some(c) = keys::typed_char(key) {
+                self.input.insert_char(c);
+            }
+            return;
+        };
+        match action {
+            Action::Submit => self.submit(clock),
+            Action::Interrupt if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::Interrupt => {
+                self.prompt = Some(Prompt::Quit);
+                self.hint = Some((
+                    SafeText::new(
+                        "Ctrl-C again quits and loses the typed line; any other key goes on",
+                    ),
+                    true,
+                ));
+            }
+            Action::QuitIfEmpty if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::QuitIfEmpty => self.input.edit(Edit::Delete),
+            Action::Help => self.help = Some(0),
+            Action::ToggleMouse => self.toggle_mouse(),
+            Action::SearchOlder => self.search_step(true),
+            Action::SearchNewer => self.search_step(false),
+            Action::Cancel => self.search = None,
+            Action::PageUp => self.scroll_by(self.page() as isize),
+            Action::PageDown => self.scroll_by(-(self.page() as isize)),
+            Action::Bottom => self.scroll_by(isize::MIN),
+            Action::EndOrBottom if self.input.is_empty() => self.scroll_by(isize::MIN),
+            Action::EndOrBottom => self.input.edit(Edit::End),
+            Action::Buffer(n) => self.switch(n - 1),
+            Action::PrevBuffer => {
+                let n = self.buffers.all().len();
+                self.switch((self.buffers.current_index() + n - 1) % n);
+            }
+            Action::NextBuffer => {
+                let n = self.buffers.all().len();
+                self.switch((self.buffers.current_index() + 1) % n);
+            }
+            Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
+            Action::NicksDown => self.nick_scroll += 1,
+            Action::HistoryPrev => {
+                if let Some(line) = self.history.older(self.input.as_str()) {
+                    self.input.set(line);
+                }
+            }
+            Action::HistoryNext => {
+                if let Some(line) = self.history.newer() {
+                    self.input.set(line);
+                }
+            }
+            Action::Complete => self.complete(true),
+            Action::CompleteBack => self.complete(false),
+            Action::Redraw => self.out.push(Command::Redraw),
+            Action::Edit(edit) => self.input.edit(edit),
+        }
+    }
+
+    pub(super) fn help_key(&mut self, key: KeyEvent, action: Option<Action>, scroll: usize) {
+        let page = usize::from(self.size.height.saturating_sub(4)).max(1);
+        self.help = match key.code {
+            KeyCode::Esc | KeyCode::F(1) | KeyCode::Enter | KeyCode::Char('q') => None,
+            _ if action == Some(Action::Interrupt) => None,
+            KeyCode::Up => Some(scroll.saturating_sub(1)),
+            KeyCode::Down => Some(scroll + 1),
+            KeyCode::PageUp => Some(scroll.saturating_sub(page)),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(scroll + page),
+            KeyCode::Home => Some(0),
+            _ => Some(scroll),
+        }
+        .map(|s| s.min(layout::help_max_scroll(self.size)));
+    }
+
+    pub(super) fn toggle_mouse(&mut self) {
+        self.mouse = !self.mouse;
+        self.out.push(Command::Mouse(self.mouse));
+        let text = if self.mouse {
+            "mouse wheel scrolling on; F2 gives the mouse back for selecting text"
+        } else {
+            "mouse wheel scrolling off; the terminal selects text again"
+        };
+        self.hint = Some((SafeText::new(text), false));
+    }
+
+    pub(super) fn switch(&mut self, index: usize) {
+        if index < self.buffers.all().len() && index != self.buffers.current_index() {
+            self.buffers.switch(index);
+            self.search = None;
+            self.nick_scroll = 0;
+            if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
+                self.titled = false;
+                self.out.push(Command::Title(None));
+            }
+        }
+    }
+
+    /// Moves the search to the next match, older or newer than the current one.
+    pub(super) fn search_step(&mut self, older: bool) {
+        let Some(search) = &self.search else {
+            self.error_hint("no search; /search text starts one".to_owned());
+            return;
+        };
+        let buffer = self.buffers.current();
+        let matches = |text: Option<&str>| {
+            text.is_some_and(|t| layout::find_ignoring_case(t, &search.query).is_some())
+        };
+        let entries = buffer.entries();
+        let position = search
+            .at
+            .and_then(|seq| entries.iter().position(|e| e.seq == seq));
+        let found = if older {
+            let end = position.unwrap_or(entries.len());
+            entries.range(..end).rev().find(|e| matches(e.kind.text()))
+        } else {
+            let start = position.map_or(entries.len(), |p| p + 1);
+            entries.range(start..).find(|e| matches(e.kind.text()))
+        };
+        match found.map(|e| e.seq) {
+            Some(seq) => {
+                let rows_below = buffer.rows_below(seq).unwrap_or(0);
+                let view = self.view_rows(true);
+                let max = self.max_scroll_of(buffer);
+                let scroll = rows_below.saturating_sub(view / 2).min(max);
+                let buffer = self.buffers.current_mut();
+                buffer.scroll = scroll;
+                if scroll == 0 {
+                    buffer.unseen = 0;
+                }
+                if let Some(search) = &mut self.search {
+                    search.at = Some(seq);
+                }
+            }
+            None => {
+                let query = &search.query;
+                let which = if older { "older" } else { "newer" };
+                let reason = match search.at {
+                    None => format!("no match for {query:?}"),
+                    Some(_) => format!("no {which} match for {query:?}"),
+                };
+                self.hint = Some((SafeText::new(&reason), true));
+            }
+        }
+    }
+
+    /// Pasted text: one line is inserted for editing; several wait for a one-key
+    /// confirmation, then go to the current buffer one message each (never as commands).
+    pub(super) fn on_paste(&mut self, text: &str) {
+        self.completion = None;
+        let lines: Vec<String> = text
+            .split("\r\n")
+            .flat_map(|l| l.split(['\r', '\n']))
+            .map(|l| l.trim_end().to_owned())
+            .collect();
+        let lines: Vec<String> = {
+            let mut lines = lines;
+            while lines.last().is_some_and(String::is_empty) {
+                lines.pop();
+            }
+            lines
+        };
+        let non_empty: Vec<String> = lines
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .cloned()
+            .collect();
+        if lines.len() <= 1 {
+            let clean: String = lines
+                .concat()
+                .chars()
+                .filter(|c| *c == '\t' || !c.is_control())
+                .collect();
+            self.input.insert_str(&clean);
+            return;
+        }
+        let label = self.buffers.current().id.label();
+        if self.buffers.current().id.recipient().is_none() {
+            self.error_hint("paste refused: the server buffer takes /commands only".to_owned());
+            return;
+        }
+        if non_empty.len() > MAX_PASTE_LINES {
+            self.error_hint(format!(
+                "paste of {} lines refused (at most {MAX_PASTE_LINES})",
+                non_empty.len()
+            ));
+            return;
+        }
+        self.hint = Some((
+            SafeText::new(&format!(
+                "paste {} lines to {label}? y or Enter sends them, n or Esc cancels",
+                non_empty.len()
+            )),
+            true,
+        ));
+        self.prompt = Some(Prompt::Paste(non_empty));
+    }
+
+    pub(super) fn send_paste(&mut self, lines: Vec<String>, clock: Clock) {
+        let index = self.buffers.current_index();
+        let Some(to) = self.buffers.current().id.recipient() else {
+            return;
+        };
+        // All or nothing: a paste is not sent with holes in it.
+        if let Some(problem) = lines.iter().find_map(|l| self.message(to.clone(), l).err()) {
+            self.error_hint(format!("paste refused: {problem}"));
+            return;
+        }
+        for line in &lines {
+            self.send_message(index, to.clone(), line, clock);
+        }
+    }
+
+    pub(super) fn complete(&mut self, forward: bool) {
+        if let Some(completion) = &mut self.completion {
+            completion.cycle(forward);
+        } else {
+            let current_members = self.buffers.current().members.iter();
+            let names: BTreeSet<&str> = self
+                .roster
+                .iter()
+                .chain(current_members)
+                .filter(|n| n.folded() != self.folded_name)
+                .map(UserName::as_str)
+                .collect();
+            let rooms: BTreeSet<String> = self
+                .known_rooms
+                .iter()
+                .map(ToString::to_string)
+                .chain(self.buffers.all().iter().filter_map(|b| match &b.id {
+                    BufferId::Room(room) => Some(room.to_string()),
+                    _ => None,
+                }))
+                .collect();
+            let commands = COMMANDS.iter().map(|c| c.name);
+            let Some(completion) = Completion::start(
+                self.input.as_str(),
+                self.input.cursor(),
+                names,
+                rooms.iter().map(String::as_str),
+                commands,
+            ) else {
+                return;
+            };
+            self.completion = Some(completion);
+            // The first Tab shows the first candidate, replacing the typed word.
+            let c = self.completion.as_ref().expect("just set");
+            self.input.replace_before_cursor(c.start, c.current());
+            if c.candidates.len() > 1 {
+                self.hint = Some((
+                    SafeText::new(&format!("{} matches; Tab for the next", c.candidates.len())),
+                    false,
+                ));
+            }
+            return;
+        }
+        let c = self.completion.as_ref().expect("checked above");
+        self.input.replace_before_cursor(c.start, c.current());
+    }
+}

@@ -1,0 +1,333 @@
+//! The network: login, disconnects and refusals, and where each server line goes.
+
+use super::*;
+
+impl App {
+    pub(super) fn on_net(&mut self, event: NetEvent, clock: Clock) {
+        match event {
+            NetEvent::Connected => self.connected(clock),
+            NetEvent::Line(line) => self.on_line(line, clock),
+            NetEvent::Unrecognised(raw) => self.note_in(
+                0,
+                format!("unrecognised line from the server: {raw}"),
+                true,
+                clock,
+            ),
+            NetEvent::LoginRefused(reason) if !self.conn.ever_connected() => {
+                self.quit(Exit::Refused(reason));
+            }
+            NetEvent::LoginRefused(reason) => {
+                self.connection_lost_cleanup();
+                let text = if self.conn.refused(reason.clone(), clock.now) {
+                    format!("login refused: {reason}; trying again")
+                } else {
+                    format!("login refused: {reason}; not retrying: /reconnect tries again")
+                };
+                self.note_everywhere(text, true, clock);
+            }
+            NetEvent::Disconnected { reason, unsent } => {
+                self.unsent(&unsent);
+                self.connection_lost_cleanup();
+                let delay = self.conn.lost(reason.clone(), clock.now);
+                self.note_everywhere(
+                    format!(
+                        "disconnected: {reason}; reconnecting in {} s",
+                        delay.as_secs()
+                    ),
+                    true,
+                    clock,
+                );
+            }
+        }
+    }
+
+    pub(super) fn connected(&mut self, clock: Clock) {
+        self.conn.connected();
+        self.roster.clear();
+        let text = format!(
+            "connected to {} as {}",
+            self.settings.addr, self.settings.name
+        );
+        self.note_everywhere(text, false, clock);
+        self.out.push(Command::Send(ClientLine::Who));
+        let rooms: Vec<RoomName> = self
+            .buffers
+            .all()
+            .iter()
+            .filter(|b| b.wanted)
+            .filter_map(|b| match &b.id {
+                BufferId::Room(room) => Some(room.clone()),
+                _ => None,
+            })
+            .collect();
+        for room in &rooms {
+            self.join(room);
+        }
+        let measure_width = self.message_width();
+        for pending in self.outbox.drain() {
+            if let Some(index) = self.buffers.find(&pending.buffer) {
+                let measure = Measure {
+                    look: &self.look,
+                    width: measure_width,
+                };
+                self.buffers.get_mut(index).mark_sent(pending.seq, &measure);
+            }
+            self.out.push(Command::Send(pending.line.clone()));
+            self.outbox.sent(pending);
+        }
+    }
+
+    /// Lines the connection gave back: ours wait in the outbox again, shown as pending.
+    pub(super) fn unsent(&mut self, lines: &[ClientLine]) {
+        let width = self.message_width();
+        for pending in self.outbox.returned(lines) {
+            if let Some(index) = self.buffers.find(&pending.buffer) {
+                let buffer = self.buffers.get_mut(index);
+                let measure = Measure {
+                    look: &self.look,
+                    width,
+                };
+                buffer.mark_pending(pending.seq, &measure);
+            }
+        }
+    }
+
+    pub(super) fn connection_lost_cleanup(&mut self) {
+        self.roster.clear();
+        self.incoming.clear();
+        for buffer in self.buffers.all_mut() {
+            buffer.member = false;
+            buffer.members.clear();
+        }
+    }
+
+    pub(super) fn on_line(&mut self, line: ServerLine, clock: Clock) {
+        match line {
+            ServerLine::Welcome(_) => {}
+            ServerLine::From {
+                sender,
+                scope,
+                text,
+            } => {
+                let (id, buffer) = match scope {
+                    Scope::Direct => (None, BufferId::Query(sender.clone())),
+                    Scope::Everyone => (None, BufferId::Everyone),
+                    Scope::Room { room, id } => (Some(id), BufferId::Room(room)),
+                };
+                let index = self.buffers.open(buffer);
+                if id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
+                    return;
+                }
+                let mention = self.mentions_me(text.as_str());
+                let kind = EntryKind::Message {
+                    from: sender.clone(),
+                    text: SafeText::new(text.as_str()),
+                    id,
+                    mention,
+                };
+                self.push(index, kind, clock);
+                if mention && self.settings.bell {
+                    let label = self.buffers.all()[index].id.label();
+                    self.titled = true;
+                    self.out.push(Command::Bell);
+                    self.out.push(Command::Title(Some(format!(
+                        "chat-client: {sender} mentioned you in {label}"
+                    ))));
+                }
+            }
+            ServerLine::Joined(name) => {
+                self.roster.insert(name.clone());
+                self.presence_everywhere(true, name, clock);
+            }
+            ServerLine::Left(name) => {
+                self.roster.remove(&name);
+                self.presence_everywhere(false, name, clock);
+            }
+            ServerLine::JoinedRoom { room, name } => {
+                let index = self.buffers.open(BufferId::Room(room.clone()));
+                let buffer = self.buffers.get_mut(index);
+                buffer.members.insert(name.clone());
+                if name.folded() == self.folded_name {
+                    buffer.member = true;
+                    buffer.wanted = true;
+                    if self.joining.as_ref() == Some(&room) {
+                        self.joining = None;
+                        self.switch(index);
+                    }
+                    self.note_in(index, format!("you joined {room}"), false, clock);
+                } else {
+                    self.presence(index, true, name, Some(room), clock);
+                }
+            }
+            ServerLine::LeftRoom { room, name } => {
+                let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) else {
+                    return;
+                };
+                let buffer = self.buffers.get_mut(index);
+                buffer.members.remove(&name);
+                if name.folded() == self.folded_name {
+                    buffer.member = false;
+                    buffer.wanted = false;
+                    buffer.members.clear();
+                    self.note_in(
+                        index,
+                        format!("you left {room}; /close closes this buffer"),
+                        false,
+                        clock,
+                    );
+                } else {
+                    self.presence(index, false, name, Some(room), clock);
+                }
+            }
+            ServerLine::Names { room, names } => {
+                let list = join_names(&names);
+                let text = format!("{room} ({}): {list}", names.len());
+                let index = match self.buffers.find(&BufferId::Room(room)) {
+                    Some(index) => {
+                        self.buffers.get_mut(index).members = names.into_iter().collect();
+                        index
+                    }
+                    None => self.buffers.current_index(),
+                };
+                self.note_in(index, text, false, clock);
+            }
+            ServerLine::Rooms(rooms) => {
+                let list = rooms
+                    .iter()
+                    .map(|(room, n)| format!("{room} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.known_rooms = rooms.into_iter().map(|(room, _)| room).collect();
+                let text = if list.is_empty() {
+                    "no rooms yet; /join #name makes one".to_owned()
+                } else {
+                    format!("rooms: {list}")
+                };
+                self.note_in(self.buffers.current_index(), text, false, clock);
+            }
+            ServerLine::History(entry) => {
+                let conv = entry.conv.clone();
+                let item = self.history_item(entry);
+                self.incoming.entry(conv).or_default().push(item);
+            }
+            ServerLine::HistoryEnd { conv, truncated } => {
+                let batch = self.incoming.remove(&conv).unwrap_or_default();
+                let buffer = match &conv {
+                    Conv::Room(room) => BufferId::Room(room.clone()),
+                    Conv::Direct(name) => BufferId::Query(name.clone()),
+                };
+                let index = self.buffers.open(buffer);
+                let label = format!(
+                    "history of {conv}{}",
+                    if truncated {
+                        " (older messages are gone)"
+                    } else {
+                        ""
+                    }
+                );
+                self.merge(index, &label, batch);
+            }
+            ServerLine::Missed(n) => {
+                for (conv, batch) in std::mem::take(&mut self.incoming) {
+                    let buffer = match conv {
+                        Conv::Room(room) => BufferId::Room(room),
+                        Conv::Direct(name) => BufferId::Query(name),
+                    };
+                    let index = self.buffers.open(buffer);
+                    self.merge(index, "while you were away", batch);
+                }
+                self.note_in(
+                    0,
+                    format!("{n} message(s) arrived while you were away"),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::Users(names) => {
+                self.roster = names.iter().cloned().collect();
+                if self.who_asked > 0 {
+                    self.who_asked -= 1;
+                    let text = format!("online ({}): {}", names.len(), join_names(&names));
+                    self.note_in(self.buffers.current_index(), text, false, clock);
+                }
+            }
+            ServerLine::Stored(name) => {
+                let index = self.buffers.open(BufferId::Query(name.clone()));
+                self.note_in(
+                    index,
+                    format!("{name} is offline; the message is stored for their next login"),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::Registered(name) => {
+                self.note_in(
+                    self.buffers.current_index(),
+                    format!("{name} is now registered"),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::PasswordChanged => {
+                self.note_in(
+                    self.buffers.current_index(),
+                    "password changed".to_owned(),
+                    false,
+                    clock,
+                );
+            }
+            ServerLine::Error(reason) => {
+                self.note_in(
+                    self.buffers.current_index(),
+                    format!("error: {reason}"),
+                    true,
+                    clock,
+                );
+            }
+            ServerLine::Bye(reason) => {
+                self.note_everywhere(format!("server says bye: {reason}"), true, clock)
+            }
+        }
+    }
+
+    pub(super) fn history_item(&self, entry: HistoryEntry) -> (NaiveTime, EntryKind) {
+        let time = chrono::DateTime::from_timestamp_millis(entry.time.unix_millis())
+            .map_or(NaiveTime::MIN, |t| t.with_timezone(&chrono::Local).time());
+        let text = SafeText::new(entry.text.as_str());
+        let kind = if entry.sender.folded() == self.folded_name {
+            EntryKind::Own {
+                text,
+                id: Some(entry.id),
+                pending: false,
+            }
+        } else {
+            EntryKind::Message {
+                mention: self.mentions_me(entry.text.as_str()),
+                from: entry.sender,
+                text,
+                id: Some(entry.id),
+            }
+        };
+        (time, kind)
+    }
+
+    pub(super) fn merge(&mut self, index: usize, label: &str, batch: Vec<(NaiveTime, EntryKind)>) {
+        let width = self.message_width();
+        let measure = Measure {
+            look: &self.look,
+            width,
+        };
+        self.buffers.merge_history(index, label, batch, &measure);
+    }
+
+    /// Whether `text` names us: a whole word, compared folded.
+    pub(super) fn mentions_me(&self, text: &str) -> bool {
+        text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+            .filter(|w| !w.is_empty())
+            .any(|word| {
+                let folded = chat_proto::name::fold(word);
+                folded == self.folded_name
+                    || chat_proto::name::fold(word.trim_matches(['.', '-'])) == self.folded_name
+            })
+    }
+}

@@ -1,0 +1,278 @@
+//! Typed lines: text for the current buffer, and the `/commands`; sending now or through
+//! the outbox.
+
+use super::*;
+
+impl App {
+    /// What the user typed, on Enter.
+    pub(super) fn submit(&mut self, clock: Clock) {
+        let typed = self.input.as_str().trim_end().to_owned();
+        if typed.trim().is_empty() {
+            return;
+        }
+        match commands::parse(&typed) {
+            Err(reason) => self.error_hint(reason),
+            Ok(Typed::Text(text)) => {
+                let index = self.buffers.current_index();
+                match self.buffers.current().id.recipient() {
+                    Some(to) => {
+                        if self.send_message(index, to, &text, clock) {
+                            self.typed_done(typed);
+                        }
+                    }
+                    None => self.error_hint(
+                        "the server buffer takes /commands only: /join a room, /query someone, or Alt-2 for everyone".to_owned(),
+                    ),
+                }
+            }
+            Ok(Typed::Command(command)) => {
+                let secret = matches!(
+                    command,
+                    UserCommand::Register(_) | UserCommand::SetPassword(_)
+                );
+                if self.run(command, clock) {
+                    if secret {
+                        // Never into the input history: the line holds a password.
+                        self.input.take();
+                    } else {
+                        self.typed_done(typed);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn typed_done(&mut self, typed: String) {
+        self.history.remember(typed);
+        self.input.take();
+    }
+
+    pub(super) fn error_hint(&mut self, reason: String) {
+        self.hint = Some((SafeText::new(&reason), true));
+    }
+
+    /// Runs a command; `false` leaves the line in the input to be fixed.
+    pub(super) fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
+        match command {
+            UserCommand::Help => self.help = Some(0),
+            UserCommand::Quit => self.quit(Exit::Clean),
+            UserCommand::Join(room) => {
+                if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
+                    if self.buffers.all()[index].member {
+                        self.switch(index);
+                        return true;
+                    }
+                }
+                if !self.require_connection() {
+                    return false;
+                }
+                self.joining = Some(room.clone());
+                self.join(&room);
+            }
+            UserCommand::Part(room) => {
+                let Some(room) = room.or_else(|| self.current_room()) else {
+                    self.error_hint("/part: this is not a room; /part #room".to_owned());
+                    return false;
+                };
+                if !self.require_connection() {
+                    return false;
+                }
+                if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
+                    self.buffers.get_mut(index).wanted = false;
+                }
+                self.out.push(Command::Send(ClientLine::Part(room)));
+            }
+            UserCommand::Query(name) => {
+                let index = self.buffers.open(BufferId::Query(name.clone()));
+                self.switch(index);
+                let online = self.roster.iter().any(|n| n.folded() == name.folded());
+                if self.conn.is_connected() && !online {
+                    self.note_in(
+                        index,
+                        format!("{name} is not online; a message reaches them only if they have an account (it is stored for them)"),
+                        true,
+                        clock,
+                    );
+                }
+            }
+            UserCommand::Close => {
+                let index = self.buffers.current_index();
+                match self.buffers.current().id.clone() {
+                    BufferId::Server | BufferId::Everyone => {
+                        self.error_hint("the server and * buffers stay open".to_owned());
+                        return false;
+                    }
+                    BufferId::Room(room) => {
+                        if self.buffers.current().member && self.conn.is_connected() {
+                            self.out.push(Command::Send(ClientLine::Part(room)));
+                        }
+                        self.buffers.close(index);
+                    }
+                    BufferId::Query(_) => self.buffers.close(index),
+                }
+                self.search = None;
+            }
+            UserCommand::Msg(to, text) => {
+                let index = self.buffers.open(BufferId::of(&to));
+                return self.send_message(index, to, &text, clock);
+            }
+            UserCommand::Me(text) => {
+                let index = self.buffers.current_index();
+                let Some(to) = self.buffers.current().id.recipient() else {
+                    self.error_hint("/me needs a room or a conversation".to_owned());
+                    return false;
+                };
+                return self.send_message(index, to, &format!("/me {text}"), clock);
+            }
+            UserCommand::Rooms => return self.send_now(ClientLine::Rooms),
+            UserCommand::Names(room) => {
+                let Some(room) = room.or_else(|| self.current_room()) else {
+                    self.error_hint("/names: this is not a room; /names #room".to_owned());
+                    return false;
+                };
+                return self.send_now(ClientLine::Names(room));
+            }
+            UserCommand::Who => {
+                if self.send_now(ClientLine::Who) {
+                    self.who_asked += 1;
+                } else {
+                    return false;
+                }
+            }
+            UserCommand::History(n) => {
+                let Some(conv) = self.buffers.current().id.conv() else {
+                    self.error_hint("/history works in a room or a conversation".to_owned());
+                    return false;
+                };
+                let range = HistoryRange::Latest(n.unwrap_or(DEFAULT_HISTORY_LINES));
+                return self.send_now(ClientLine::History { conv, range });
+            }
+            UserCommand::Buffer(name) => match self.buffers.by_name(&name) {
+                Some(index) => self.switch(index),
+                None => {
+                    self.error_hint(format!("no buffer {name}"));
+                    return false;
+                }
+            },
+            UserCommand::Search(Some(query)) => {
+                self.search = Some(Search { query, at: None });
+                self.search_step(true);
+            }
+            UserCommand::Search(None) => self.search_step(true),
+            UserCommand::Clear => self.buffers.current_mut().clear(),
+            UserCommand::Register(password) => {
+                return self.send_now(ClientLine::Register(password));
+            }
+            UserCommand::SetPassword(password) => {
+                return self.send_now(ClientLine::SetPassword(password));
+            }
+            UserCommand::Reconnect => {
+                self.conn.reconnect();
+                self.connection_lost_cleanup();
+                self.out.push(Command::Connect);
+            }
+            UserCommand::Mouse => self.toggle_mouse(),
+        }
+        true
+    }
+
+    pub(super) fn require_connection(&mut self) -> bool {
+        if !self.conn.is_connected() {
+            self.error_hint("not connected; try again once connected".to_owned());
+        }
+        self.conn.is_connected()
+    }
+
+    pub(super) fn send_now(&mut self, line: ClientLine) -> bool {
+        if !self.require_connection() {
+            return false;
+        }
+        self.out.push(Command::Send(line));
+        true
+    }
+
+    pub(super) fn current_room(&self) -> Option<RoomName> {
+        match &self.buffers.current().id {
+            BufferId::Room(room) => Some(room.clone()),
+            _ => None,
+        }
+    }
+
+    /// Joins a room and asks, in the same write, for what it missed: everything after the
+    /// last id seen, or the latest messages on a first join.
+    pub(super) fn join(&mut self, room: &RoomName) {
+        let last = self
+            .buffers
+            .find(&BufferId::Room(room.clone()))
+            .and_then(|i| self.buffers.all()[i].last_id());
+        let range = match last {
+            Some(id) => HistoryRange::After(id),
+            None => HistoryRange::Latest(DEFAULT_HISTORY_LINES),
+        };
+        self.out.push(Command::Send(ClientLine::Join(room.clone())));
+        self.out.push(Command::Send(ClientLine::History {
+            conv: Conv::Room(room.clone()),
+            range,
+        }));
+    }
+
+    /// Sends `text` to `to`, shown in buffer `index`: now, or from the outbox after the
+    /// next login. `false` (with a hint) if it cannot be a message at all.
+    pub(super) fn send_message(
+        &mut self,
+        index: usize,
+        to: Recipient,
+        text: &str,
+        clock: Clock,
+    ) -> bool {
+        let (line, text) = match self.message(to, text) {
+            Ok(message) => message,
+            Err(reason) => {
+                self.error_hint(reason);
+                return false;
+            }
+        };
+        let connected = self.conn.is_connected();
+        let kind = EntryKind::Own {
+            text,
+            id: None,
+            pending: !connected,
+        };
+        let seq = self.push(index, kind, clock);
+        let buffer = self.buffers.get_mut(index);
+        buffer.scroll = 0;
+        buffer.unseen = 0;
+        let pending = Pending {
+            line: line.clone(),
+            buffer: buffer.id.clone(),
+            seq,
+        };
+        if connected {
+            self.outbox.sent(pending);
+            self.out.push(Command::Send(line));
+        } else {
+            self.outbox.push(pending);
+        }
+        true
+    }
+
+    /// `text` for `to` as a line to send and as it is shown, if it can be a message within
+    /// the line limit.
+    pub(super) fn message(
+        &self,
+        to: Recipient,
+        text: &str,
+    ) -> Result<(ClientLine, SafeText), String> {
+        let text = MessageText::parse(text).map_err(|e| e.to_string())?;
+        let shown = SafeText::new(text.as_str());
+        let line = ClientLine::Send { to: vec![to], text };
+        let bytes = line.to_string().len();
+        if bytes > self.settings.max_line_bytes {
+            return Err(format!(
+                "line too long ({bytes} bytes; the limit is {})",
+                self.settings.max_line_bytes
+            ));
+        }
+        Ok((line, shown))
+    }
+}
