@@ -3,8 +3,8 @@
 //! the runtime to carry out (The Elm Architecture). The state is made of small parts, each
 //! in its own module: the connection ([`Connection`]), the buffers ([`Buffers`]), the input
 //! line, its history and completion, and the outbox; `update` dispatches to them. The
-//! handlers live by what they handle: [`keyboard`] (keys, pastes, completion, search),
-//! [`typed`] (typed lines and `/commands`) and [`server`] (the connection and each server
+//! handlers live by what they handle: `app/keyboard.rs` (keys, pastes, completion, search),
+//! `app/typed.rs` (typed lines and `/commands`) and `app/server.rs` (the connection and each server
 //! line); this file keeps the state, the entries and the scrolling.
 
 use std::collections::{BTreeSet, HashMap};
