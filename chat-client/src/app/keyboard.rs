@@ -13,7 +13,10 @@ impl App {
         match self.prompt.take() {
             Some(Prompt::Paste(lines)) => {
                 match key.code {
-                    KeyCode::Char('y' | 'Y') | KeyCode::Enter => self.send_paste(lines, clock),
+                    KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
+                        self.hint = None;
+                        self.send_paste(lines, clock);
+                    }
                     KeyCode::Char('n' | 'N') | KeyCode::Esc => {
                         self.hint = Some((SafeText::new("paste cancelled"), false));
                     }
