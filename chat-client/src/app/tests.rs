@@ -552,6 +552,7 @@ fn a_multi_line_paste_is_split_on_any_line_break_and_waits_for_a_yes() {
             send("bob: gamma")
         ]
     );
+    assert!(app.hint().is_none(), "the question is gone once answered");
     app.update(Msg::Paste("a\nb".into()), clock());
     assert_eq!(app.update(key(KeyCode::Esc), clock()), []);
     assert_eq!(hint(&app), "paste cancelled");
