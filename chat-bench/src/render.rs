@@ -67,6 +67,14 @@ pub fn render(lines: usize, width: u16, height: u16) -> anyhow::Result<Value> {
     while app.buffers().current().scroll > 0 {
         frame(&mut app, key(KeyCode::PageDown), &mut scrolling)?;
     }
+    // A resize measures every entry again at the new width.
+    let resized = Instant::now();
+    app.update(Msg::Resize(width - 20, height), Clock::read());
+    terminal
+        .resize(ratatui::layout::Rect::new(0, 0, width - 20, height))
+        .context("resizing")?;
+    terminal.draw(|f| ui::draw(f, &app)).context("drawing")?;
+    let resize = resized.elapsed();
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Ok(json!({
         "scenario": "render",
@@ -81,6 +89,7 @@ pub fn render(lines: usize, width: u16, height: u16) -> anyhow::Result<Value> {
         "scroll_p50_ms": ms(&scrolling, 0.5),
         "scroll_p99_ms": ms(&scrolling, 0.99),
         "scroll_max_ms": scrolling.max() as f64 / 1000.0,
+        "resize_ms": resize.as_secs_f64() * 1000.0,
         "under_5ms": Duration::from_micros(arriving.max().max(scrolling.max())) < Duration::from_millis(5),
     }))
 }

@@ -18,7 +18,7 @@ use chrono::{NaiveDateTime, NaiveTime};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
-use crate::buffers::{Buffer, BufferId, Buffers, EntryKind, Measure};
+use crate::buffers::{BufferId, Buffers, EntryKind, Measure};
 use crate::commands::{self, COMMANDS, Typed, UserCommand};
 use crate::complete::Completion;
 use crate::conn::{ConnState, Connection};
@@ -227,14 +227,18 @@ impl App {
             Msg::Resize(width, height) => {
                 self.size = Size::new(width, height);
                 let width = self.message_width();
-                self.buffers.remeasure(&Measure {
+                let rows = self.view_rows(false);
+                let measure = Measure {
                     look: &self.look,
                     width,
-                });
+                };
+                self.buffers.remeasure(&measure, rows);
                 for index in 0..self.buffers.all().len() {
-                    let max = self.max_scroll_of(&self.buffers.all()[index]);
-                    let buffer = self.buffers.get_mut(index);
-                    buffer.scroll = buffer.scroll.min(max);
+                    if self.buffers.all()[index].scroll > 0 {
+                        let max = self.max_scroll(index);
+                        let buffer = self.buffers.get_mut(index);
+                        buffer.scroll = buffer.scroll.min(max);
+                    }
                 }
             }
             Msg::Wheel(up) => self.scroll_by(if up {
@@ -349,7 +353,7 @@ impl App {
     // ---- scrolling ----
 
     fn scroll_by(&mut self, rows: isize) {
-        let max = self.max_scroll_of(self.buffers.current());
+        let max = self.max_scroll(self.buffers.current_index());
         let buffer = self.buffers.current_mut();
         buffer.scroll = buffer.scroll.saturating_add_signed(rows).min(max);
         if buffer.scroll == 0 {
@@ -357,10 +361,14 @@ impl App {
         }
     }
 
-    /// The furthest `buffer` can scroll up: with the bottom row given to the scroll
+    /// The furthest buffer `index` can scroll up: with the bottom row given to the scroll
     /// indicator, until its first row is at the top.
-    fn max_scroll_of(&self, buffer: &Buffer) -> usize {
-        let total = buffer.total_rows();
+    fn max_scroll(&mut self, index: usize) -> usize {
+        let measure = Measure {
+            look: &self.look,
+            width: self.message_width(),
+        };
+        let total = self.buffers.get_mut(index).total_rows(&measure);
         let height = self.view_rows(false);
         if total <= height {
             0

@@ -182,6 +182,10 @@ pub struct Buffer {
     entries: VecDeque<Entry>,
     /// Rows each entry takes at the measured width, in step with `entries`.
     heights: VecDeque<usize>,
+    /// Entries before this index were measured at an older width. A resize only marks
+    /// them so; they are measured again when something needs them, newest first, so
+    /// dragging a window's edge does not wrap 10,000 entries per step.
+    stale: usize,
     ids: HashSet<MessageId>,
     /// Messages that arrived while another buffer was shown.
     pub unread: usize,
@@ -208,6 +212,7 @@ impl Buffer {
             id,
             entries: VecDeque::new(),
             heights: VecDeque::new(),
+            stale: 0,
             ids: HashSet::new(),
             unread: 0,
             mentioned: false,
@@ -248,14 +253,27 @@ impl Buffer {
         self.entries.iter().rposition(|e| e.seq == seq)
     }
 
+    /// Measures stale entries, newest first, until the newest `rows` rows are known.
+    pub fn measure_rows(&mut self, measure: &Measure, rows: usize) {
+        let mut known: usize = self.heights.iter().skip(self.stale).sum();
+        while self.stale > 0 && known < rows {
+            self.stale -= 1;
+            let height = measure.height(&self.entries[self.stale]);
+            self.heights[self.stale] = height;
+            known += height;
+        }
+    }
+
     /// Every row, the marker included.
-    pub fn total_rows(&self) -> usize {
+    pub fn total_rows(&mut self, measure: &Measure) -> usize {
+        self.measure_rows(measure, usize::MAX);
         self.heights.iter().sum::<usize>() + usize::from(self.marker_index().is_some())
     }
 
     /// Rows below the bottom of entry `seq` (the marker included): how far to scroll up
     /// to bring it to the bottom of the pane.
-    pub fn rows_below(&self, seq: u64) -> Option<usize> {
+    pub fn rows_below(&mut self, seq: u64, measure: &Measure) -> Option<usize> {
+        self.measure_rows(measure, usize::MAX);
         let index = self.index_of(seq)?;
         let below: usize = self.heights.iter().skip(index + 1).sum();
         let marker = self.marker_index().is_some_and(|m| m >= index);
@@ -263,7 +281,8 @@ impl Buffer {
     }
 
     /// The rows from `skip` rows above the bottom up to `rows` of them, top first. Only
-    /// the entries on screen are wrapped; the rest are counted by their stored heights.
+    /// the entries on screen are wrapped; the rest are counted by their stored heights
+    /// (measured here, without storing, if a resize left them stale).
     pub fn visible_rows(
         &self,
         look: &Look,
@@ -279,7 +298,11 @@ impl Buffer {
             if out.len() >= rows {
                 break;
             }
-            let height = self.heights[index];
+            let height = if index < self.stale {
+                layout::height(entry, look, width)
+            } else {
+                self.heights[index]
+            };
             if below + height > skip {
                 let mut lines = layout::rows(entry, look, width, highlight);
                 lines.reverse();
@@ -318,11 +341,13 @@ impl Buffer {
     fn pop_front(&mut self) {
         if let Some(old) = self.entries.pop_front() {
             self.heights.pop_front();
+            self.stale = self.stale.saturating_sub(1);
             if let Some(id) = old.kind.id() {
                 self.ids.remove(&id);
             }
         }
-        self.scroll = self.scroll.min(self.total_rows());
+        let known: usize = self.heights.iter().sum();
+        self.scroll = self.scroll.min(known);
     }
 
     /// Changes the last entry in place, keeping its height (and the scroll) right.
@@ -362,16 +387,17 @@ impl Buffer {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.heights.clear();
+        self.stale = 0;
         self.ids.clear();
         self.scroll = 0;
         self.unseen = 0;
         self.marker = None;
     }
 
-    fn remeasure(&mut self, measure: &Measure) {
-        for (entry, height) in self.entries.iter().zip(self.heights.iter_mut()) {
-            *height = measure.height(entry);
-        }
+    /// After a resize: every height is stale; the newest `rows` are measured now.
+    fn remeasure(&mut self, measure: &Measure, rows: usize) {
+        self.stale = self.entries.len();
+        self.measure_rows(measure, rows);
     }
 }
 
@@ -606,6 +632,9 @@ impl Buffers {
                 buffer.ids.insert(id);
                 buffer.last_id = buffer.last_id.max(Some(id));
             }
+            if at + offset < buffer.stale {
+                buffer.stale += 1;
+            }
             buffer.entries.insert(at + offset, entry);
             buffer.heights.insert(at + offset, height);
         }
@@ -621,10 +650,12 @@ impl Buffers {
         }
     }
 
-    /// Measures every entry again, after a resize.
-    pub fn remeasure(&mut self, measure: &Measure) {
+    /// After a resize: each buffer's newest `rows` (past its scroll position) are
+    /// measured again now, the rest when needed.
+    pub fn remeasure(&mut self, measure: &Measure, rows: usize) {
         for buffer in &mut self.list {
-            buffer.remeasure(measure);
+            let rows = rows.saturating_add(buffer.scroll);
+            buffer.remeasure(measure, rows);
         }
     }
 

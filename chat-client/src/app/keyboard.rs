@@ -156,9 +156,18 @@ impl App {
         };
         match found.map(|e| e.seq) {
             Some(seq) => {
-                let rows_below = buffer.rows_below(seq).unwrap_or(0);
+                let measure = Measure {
+                    look: &self.look,
+                    width: self.message_width(),
+                };
+                let index = self.buffers.current_index();
+                let rows_below = self
+                    .buffers
+                    .get_mut(index)
+                    .rows_below(seq, &measure)
+                    .unwrap_or(0);
                 let view = self.view_rows(true);
-                let max = self.max_scroll_of(buffer);
+                let max = self.max_scroll(index);
                 let scroll = rows_below.saturating_sub(view / 2).min(max);
                 let buffer = self.buffers.current_mut();
                 buffer.scroll = scroll;

@@ -5,7 +5,7 @@ use crossterm::event::KeyModifiers;
 use super::*;
 use chat_proto::MessageId;
 
-use crate::buffers::Entry;
+use crate::buffers::{Buffer, Entry};
 
 fn clock() -> Clock {
     Clock {
@@ -959,4 +959,43 @@ fn key_releases_are_ignored_and_ctrl_l_redraws() {
     app.update(Msg::Key(release), clock());
     assert!(app.input().is_empty());
     assert_eq!(app.update(ctrl('l'), clock()), [Command::Redraw]);
+}
+
+#[test]
+fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
+    let mut app = App::new(settings(), Size::new(80, 24), start());
+    app.update(Msg::Net(NetEvent::Connected), clock());
+    let long = "word ".repeat(30);
+    for i in 0..100 {
+        server(&mut app, &format!("from bob *: {i} {long}"));
+    }
+    // At 40 columns (20 for messages with the user list gone, 40 without) each wraps more.
+    app.update(Msg::Resize(40, 24), clock());
+    let narrow = current(&app).visible_rows(app.look(), 40, 0, 20, None);
+    assert!(
+        narrow
+            .last()
+            .is_some_and(|l| l.to_string().contains("word"))
+    );
+    for _ in 0..100 {
+        app.update(key(KeyCode::PageUp), clock());
+    }
+    let top = current(&app).scroll;
+    let rows = current(&app).visible_rows(app.look(), 40, top, 19, None);
+    assert!(
+        rows[0].to_string().contains(" 0 word"),
+        "the oldest entry is reachable: {:?}",
+        rows[0]
+    );
+    // Every height measured at the new width: the scroll range is exact.
+    let heights: usize = current(&app)
+        .entries()
+        .iter()
+        .map(|e| layout::height(e, app.look(), 40))
+        .sum();
+    assert_eq!(
+        top,
+        heights - 19,
+        "{heights} rows, 19 shown with the indicator"
+    );
 }
