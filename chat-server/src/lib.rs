@@ -12,6 +12,8 @@
 //!   [`accounts`] (registered names; Argon2id hashing runs beside the readers).
 //! - [`store`]: history, accounts and offline mail on disk (`--db`), written by a
 //!   thread of its own.
+//! - [`cluster`]: cluster mode on Redis, being built (docs/cluster.md): so far the
+//!   start-up check and the name leases.
 //! - [`tls`]: the TLS acceptor (`--tls-cert`, `--tls-key`) and plain-or-TLS halves.
 //! - [`shutdown`]: the SIGINT/SIGTERM future; [`rlimit`]: the open-file limit.
 //!
@@ -42,6 +44,7 @@
 
 pub mod accounts;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod history;

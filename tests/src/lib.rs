@@ -5,11 +5,14 @@
 //! - [`ServerProcess`]: a `chat-server` on `127.0.0.1:0`, killed and reaped on drop.
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
+//! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests.
 
 pub mod pty;
+pub mod redis;
 
 pub use chat_bench::procstat::Sample;
 pub use pty::{PtyClient, keys};
+pub use redis::RedisServer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

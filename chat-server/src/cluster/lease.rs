@@ -1,0 +1,116 @@
+//! Name leases: a name is used on one node at a time across the cluster. Each logged-in
+//! name holds a Redis key `chat:lease:<folded name>` set with `SET NX PX`; its value names
+//! the owner (node and connection). The owning node renews all its leases well before they
+//! expire, and only the owner can release one (a Lua script compares and deletes in one
+//! step), so a node that stalled and lost a lease can never delete its new owner's. A node
+//! that dies stops renewing: its names are free again when the leases run out.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::{RedisResult, Script};
+
+/// How long a lease lasts without renewal: a dead node's names are free after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often the owning node renews: three renewals can fail before a lease is lost.
+pub const RENEW_EVERY: Duration = Duration::from_millis(3_000);
+
+/// The Redis key for a folded name.
+pub fn key(folded: &str) -> String {
+    format!("chat:lease:{folded}")
+}
+
+/// Who holds a lease: written as the key's value, `node/connection`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The node's name (`--node-name`).
+    pub node: String,
+    /// The connection on that node.
+    pub conn: u64,
+}
+
+impl Owner {
+    fn value(&self) -> String {
+        format!("{}/{}", self.node, self.conn)
+    }
+}
+
+/// Takes the lease on `folded` for `owner` if nobody holds it. `true` if it is now ours.
+/// Two nodes asking at the same instant: Redis runs one `SET NX` after the other, so
+/// exactly one wins.
+pub async fn acquire(
+    redis: &mut impl ConnectionLike,
+    folded: &str,
+    owner: &Owner,
+) -> RedisResult<bool> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key(folded))
+        .arg(owner.value())
+        .arg("NX")
+        .arg("PX")
+        .arg(LEASE_TTL.as_millis() as u64)
+        .query_async(redis)
+        .await?;
+    Ok(set.is_some())
+}
+
+/// Extends the leases `owner` still holds among `folded` names; returns the names whose
+/// lease is gone or held by someone else (after an outage longer than [`LEASE_TTL`]).
+pub async fn renew(
+    redis: &mut impl ConnectionLike,
+    folded: &[&str],
+    owner: &Owner,
+) -> RedisResult<Vec<String>> {
+    if folded.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One round trip for all of a node's names.
+    let script = Script::new(
+        r"
+        local lost = {}
+        for i, key in ipairs(KEYS) do
+            if redis.call('GET', key) == ARGV[1] then
+                redis.call('PEXPIRE', key, ARGV[2])
+            else
+                table.insert(lost, i)
+            end
+        end
+        return lost
+        ",
+    );
+    let mut invocation = script.prepare_invoke();
+    for name in folded {
+        invocation.key(key(name));
+    }
+    let lost: Vec<usize> = invocation
+        .arg(owner.value())
+        .arg(LEASE_TTL.as_millis() as u64)
+        .invoke_async(redis)
+        .await?;
+    Ok(lost
+        .into_iter()
+        .filter_map(|i| folded.get(i.checked_sub(1)?).map(|n| (*n).to_owned()))
+        .collect())
+}
+
+/// Gives the lease on `folded` back if `owner` still holds it; `true` if it did.
+pub async fn release(
+    redis: &mut impl ConnectionLike,
+    folded: &str,
+    owner: &Owner,
+) -> RedisResult<bool> {
+    let script = Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+            return redis.call('DEL', KEYS[1])
+        end
+        return 0
+        ",
+    );
+    let deleted: i64 = script
+        .key(key(folded))
+        .arg(owner.value())
+        .invoke_async(redis)
+        .await?;
+    Ok(deleted == 1)
+}

@@ -1,0 +1,171 @@
+//! Room messages through Redis: one Lua script gives a message its id, appends it to the
+//! room's capped stream and publishes it, atomically, so every node's members see one
+//! room's messages in one order with the same ids (Centrifugo's publish script). History
+//! is read back from the stream by the same ids.
+
+use chat_proto::{HistoryRange, MessageId, RoomName, Timestamp};
+use redis::aio::ConnectionLike;
+use redis::{RedisResult, Script};
+
+/// The keys and channel of one room.
+fn keys(room: &RoomName) -> [String; 3] {
+    [
+        format!("chat:room:{room}:seq"),
+        format!("chat:room:{room}:log"),
+        format!("chat:room:{room}"),
+    ]
+}
+
+/// The channel a room's messages are published on.
+pub fn channel(room: &RoomName) -> String {
+    keys(room)[2].clone()
+}
+
+/// One stored or published room message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMessage {
+    /// Its id in the room.
+    pub id: MessageId,
+    /// When a node accepted it, in milliseconds since the epoch.
+    pub time: Timestamp,
+    /// The sender's name, as typed.
+    pub from: String,
+    /// The text.
+    pub text: String,
+}
+
+impl RoomMessage {
+    /// Parses a message as published: `id time from text`.
+    pub fn parse_published(payload: &str) -> Option<Self> {
+        let mut parts = payload.splitn(4, ' ');
+        let id = MessageId::new(parts.next()?.parse().ok()?)?;
+        let time = Timestamp::from_unix_millis(parts.next()?.parse().ok()?)?;
+        let from = parts.next()?.to_owned();
+        let text = parts.next()?.to_owned();
+        Some(Self {
+            id,
+            time,
+            from,
+            text,
+        })
+    }
+}
+
+/// Publishes `text` from `from` in `room`, keeping at most `keep` messages in its stream;
+/// returns the id. Ids are `max(last + 1, µs since the epoch at the node)`, as in
+/// a single server, so they keep growing even if Redis lost the counter.
+pub async fn publish(
+    redis: &mut impl ConnectionLike,
+    room: &RoomName,
+    from: &str,
+    text: &str,
+    time: Timestamp,
+    now_micros: u64,
+    keep: usize,
+) -> RedisResult<MessageId> {
+    let script = Script::new(
+        r"
+        local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local id = math.max(last + 1, tonumber(ARGV[5]))
+        local sid = string.format('%.0f', id)
+        redis.call('SET', KEYS[1], sid)
+        redis.call('XADD', KEYS[2], sid .. '-0', 'time', ARGV[1], 'from', ARGV[2], 'text', ARGV[3])
+        -- Retention drops the oldest with XDEL, which Redis records as the stream's
+        -- max-deleted-entry-id: how history knows whether asked-for messages are gone.
+        if redis.call('XLEN', KEYS[2]) > tonumber(ARGV[4]) then
+            local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+            redis.call('XDEL', KEYS[2], oldest[1][1])
+        end
+        redis.call('PUBLISH', KEYS[3], sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+        return sid
+        ",
+    );
+    let [seq, log, channel] = keys(room);
+    let id: String = script
+        .key(seq)
+        .key(log)
+        .key(channel)
+        .arg(time.unix_millis())
+        .arg(from)
+        .arg(text)
+        .arg(keep)
+        .arg(now_micros)
+        .invoke_async(redis)
+        .await?;
+    id.parse::<u64>()
+        .ok()
+        .and_then(MessageId::new)
+        .ok_or_else(|| {
+            (
+                redis::ErrorKind::UnexpectedReturnType,
+                "the script returned a bad id",
+            )
+                .into()
+        })
+}
+
+/// A room's history for `range`, oldest first, and whether messages that were asked for
+/// are gone (trimmed from the stream, or past the 1000 cap).
+pub async fn history(
+    redis: &mut impl ConnectionLike,
+    room: &RoomName,
+    range: HistoryRange,
+) -> RedisResult<(Vec<RoomMessage>, bool)> {
+    let script = Script::new(
+        r"
+        local trimmed = '0-0'
+        local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
+        if ok then
+            for i = 1, #info, 2 do
+                if info[i] == 'max-deleted-entry-id' then trimmed = info[i + 1] end
+            end
+        end
+        local trimmed_id = tonumber(string.match(trimmed, '^(%d+)')) or 0
+        local rows
+        local truncated = 0
+        if ARGV[1] == 'latest' then
+            rows = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])
+            if #rows < tonumber(ARGV[2]) and trimmed_id > 0 then truncated = 1 end
+        else
+            rows = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3] + 1)
+            if trimmed_id > tonumber(ARGV[2]) then truncated = 1 end
+            if #rows > tonumber(ARGV[3]) then
+                truncated = 1
+                table.remove(rows)
+            end
+        end
+        local out = {truncated}
+        for _, row in ipairs(rows) do
+            local fields = {}
+            for j = 1, #row[2], 2 do fields[row[2][j]] = row[2][j + 1] end
+            table.insert(out, string.match(row[1], '^(%d+)') .. ' ' .. fields['time'] .. ' ' .. fields['from'] .. ' ' .. fields['text'])
+        end
+        return out
+        ",
+    );
+    let [_, log, _] = keys(room);
+    let mut invocation = script.prepare_invoke();
+    invocation.key(log);
+    let latest = matches!(range, HistoryRange::Latest(_));
+    match range {
+        HistoryRange::Latest(n) => invocation.arg("latest").arg(n),
+        HistoryRange::After(id) => invocation
+            .arg("after")
+            .arg(id.get())
+            .arg(chat_proto::MAX_HISTORY_LINES),
+    };
+    let reply: Vec<redis::Value> = invocation.invoke_async(redis).await?;
+    let mut reply = reply.into_iter();
+    let truncated = matches!(reply.next(), Some(redis::Value::Int(1)));
+    let mut messages: Vec<RoomMessage> = reply
+        .filter_map(|v| match v {
+            redis::Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+            _ => None,
+        })
+        .filter_map(|row| RoomMessage::parse_published(&row))
+        .collect();
+    if latest {
+        messages.reverse();
+    }
+    Ok((messages, truncated))
+}
