@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::accounts::{Account, Accounts, Throttle};
+use crate::cluster::link::{ClusterCmd, ClusterEvent, ClusterLink, UNAVAILABLE};
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
@@ -124,6 +125,8 @@ pub enum BrokerEvent {
         /// The connection.
         id: ConnId,
     },
+    /// News from the rest of the cluster (cluster mode only).
+    Cluster(ClusterEvent),
 }
 
 /// Runs `broker` until every `broker_tx` is dropped, then says `bye` to everyone and
@@ -166,6 +169,19 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Br
     // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
     // behind it; dropping the roster then closes every queue and the writers finish.
     broker.flush_joins();
+    if let Some(cluster) = broker.cluster.take() {
+        // Only this node stops: the other nodes' users see this node's users leave.
+        let mut lines = BytesMut::new();
+        for (_, peer) in broker.roster.peers() {
+            lines.extend_from_slice(&encode_line(ServerLine::Left(peer.name.clone())));
+        }
+        if !lines.is_empty() {
+            cluster.send(ClusterCmd::All {
+                from: None,
+                lines: lines.freeze(),
+            });
+        }
+    }
     let bye = encode_line(ServerLine::Bye("server shutting down".to_owned()));
     for (_, peer) in broker.roster.peers() {
         peer.outbox.send_last(&bye);
@@ -209,6 +225,8 @@ pub struct Broker {
     throttle: Throttle,
     /// Direct messages for offline registered users, by folded name, oldest first.
     offline: HashMap<String, VecDeque<Message>>,
+    /// `Some` in cluster mode: the way to the other nodes.
+    cluster: Option<ClusterLink>,
 }
 
 impl Broker {
@@ -228,6 +246,64 @@ impl Broker {
             accounts: None,
             throttle: Throttle::default(),
             offline: HashMap::new(),
+            cluster: None,
+        }
+    }
+
+    /// Serves as one node of a cluster reached through `link`.
+    pub fn with_cluster(mut self, link: ClusterLink) -> Self {
+        self.cluster = Some(link);
+        self
+    }
+
+    /// Hands `cmd` to the cluster link; if it cannot take it, `from` (if set) is told.
+    fn tell_cluster(&mut self, cmd: ClusterCmd) {
+        let from = match &cmd {
+            ClusterCmd::All { from, .. } => *from,
+            ClusterCmd::Direct { from, .. } | ClusterCmd::Who { from } => Some(*from),
+        };
+        let sent = self.cluster.as_ref().is_some_and(|c| c.send(cmd));
+        if let (false, Some(from)) = (sent, from) {
+            self.deliver(
+                from,
+                &encode_line(ServerLine::Error(UNAVAILABLE.to_owned())),
+            );
+        }
+    }
+
+    fn cluster_event(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Remote { to: None, lines } => {
+                let mut failed = Vec::new();
+                for (id, peer) in self.roster.peers() {
+                    offer(id, peer, &lines, &mut failed);
+                }
+                self.remove(failed);
+            }
+            ClusterEvent::Remote {
+                to: Some(folded),
+                lines,
+            } => {
+                let mut failed = Vec::new();
+                if let Some((id, peer)) = self.roster.find_folded(&folded) {
+                    offer(id, peer, &lines, &mut failed);
+                }
+                self.remove(failed);
+            }
+            ClusterEvent::Reply { to, line } => self.deliver(to, &line),
+            ClusterEvent::Lost(names) => {
+                let bye = encode_line(ServerLine::Bye(
+                    "your name is now held on another node of the cluster".to_owned(),
+                ));
+                let mut gone = Vec::new();
+                for folded in names {
+                    if let Some((id, peer)) = self.roster.find_folded(&folded) {
+                        peer.outbox.send_last(&bye);
+                        gone.push(id);
+                    }
+                }
+                self.remove(gone);
+            }
         }
     }
 
@@ -288,6 +364,7 @@ impl Broker {
                 }
             }
             BrokerEvent::Leave { id } => self.remove(vec![id]),
+            BrokerEvent::Cluster(event) => self.cluster_event(event),
         }
     }
 
@@ -305,6 +382,9 @@ impl Broker {
                 self.deliver(id, &encode_line(ServerLine::Error(reason)));
             }
             Ok(ClientLine::Send { to, text }) => self.route(id, &to, &text),
+            Ok(ClientLine::Who) if self.cluster.is_some() => {
+                self.tell_cluster(ClusterCmd::Who { from: id });
+            }
             Ok(ClientLine::Who) => {
                 let names = self.roster.names().cloned().collect();
                 self.deliver(id, &encode_line(ServerLine::Users(names)));
@@ -538,6 +618,12 @@ impl Broker {
             };
             offer(id, peer, &line, &mut failed);
         }
+        if self.cluster.is_some() {
+            self.tell_cluster(ClusterCmd::All {
+                from: None,
+                lines: chunk,
+            });
+        }
         self.remove(failed);
     }
 
@@ -561,6 +647,12 @@ impl Broker {
                     offer(id, peer, &line, &mut failed);
                 }
             }
+            if self.cluster.is_some() {
+                self.tell_cluster(ClusterCmd::All {
+                    from: Some(from),
+                    lines: line,
+                });
+            }
         }
         // Formatted once, on first use, and shared by every user named.
         let mut direct: Option<Line> = None;
@@ -577,6 +669,8 @@ impl Broker {
         // someone has registered: a plain server's direct path allocates nothing here).
         let keep_direct = self.accounts.as_ref().is_some_and(|a| !a.is_empty());
         let mut direct_to: Vec<UserName> = Vec::new();
+        // Users on other nodes, in cluster mode.
+        let mut remote: Vec<(UserName, Line)> = Vec::new();
         for dest in to {
             if dedup {
                 if seen.contains(&dest) {
@@ -607,6 +701,18 @@ impl Broker {
                             }
                         }
                     }
+                    // Not on this node: the node holding the name's lease gets it.
+                    None if self.cluster.is_some() && !everyone => {
+                        let line = direct.get_or_insert_with(|| {
+                            encode_line(FromLine {
+                                sender: &sender,
+                                scope: &Scope::Direct,
+                                text,
+                            })
+                        });
+                        remote.push((name.clone(), line.clone()));
+                    }
+                    None if self.cluster.is_some() => {}
                     None => match self.accounts.as_ref().and_then(|a| a.get(name)) {
                         Some(account) if stored.contains(&account.name) => {}
                         Some(account) => {
@@ -628,6 +734,9 @@ impl Broker {
         }
         for to in direct_to {
             self.keep_direct(&sender, &to, text);
+        }
+        for (to, line) in remote {
+            self.tell_cluster(ClusterCmd::Direct { from, to, line });
         }
         self.remove(failed);
         for name in stored {
@@ -813,6 +922,12 @@ impl Broker {
                 if !ids.contains(&other_id) {
                     offer(other_id, other, &left, &mut ids);
                 }
+            }
+            if let Some(cluster) = &self.cluster {
+                cluster.send(ClusterCmd::All {
+                    from: None,
+                    lines: left,
+                });
             }
         }
     }

@@ -39,6 +39,17 @@ pub struct Config {
     pub max_per_ip: Option<usize>,
     /// Serve TLS with this certificate and key; `None`: plain TCP.
     pub tls: Option<TlsFiles>,
+    /// Be one node of a cluster on Redis (`--cluster`); `None`: a single server.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Where the cluster's Redis is, and this node's name in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT`.
+    pub url: String,
+    /// This node's name: unique in the cluster, no `/` or whitespace.
+    pub node: String,
 }
 
 impl Default for Config {
@@ -57,6 +68,7 @@ impl Default for Config {
             allow_plaintext_passwords: false,
             max_per_ip: None,
             tls: None,
+            cluster: None,
         }
     }
 }

@@ -16,12 +16,13 @@ use tokio::time::{Instant, timeout};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use zeroize::Zeroize;
 
 use crate::Config;
 use crate::accounts::Hasher;
 use crate::broker::{Auth, BrokerEvent, Request};
+use crate::cluster::link::Leases;
 use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
@@ -47,6 +48,9 @@ const KICK_GRACE: Duration = Duration::from_secs(10);
 /// A batch is written out once it holds this much, so one write never grows unbounded.
 const WRITE_CHUNK_BYTES: usize = 64 * 1024;
 
+/// How long giving a name's lease back may take; past it the lease runs out by itself.
+const LEASE_RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What a connection task needs from the server.
 pub(crate) struct Connection {
     pub(crate) id: ConnId,
@@ -63,6 +67,8 @@ pub(crate) struct Connection {
     pub(crate) config: Arc<Config>,
     /// With `--tls-cert`: the handshake every connection makes first.
     pub(crate) tls: Option<TlsAcceptor>,
+    /// In cluster mode: the name leases, taken before `welcome` and given back at the end.
+    pub(crate) leases: Option<Leases>,
 }
 
 impl Connection {
@@ -103,7 +109,12 @@ impl Connection {
             return Ok(());
         };
         info!(id = self.id, %name, "logged in");
-        let Some((last, result)) = self.reader_loop(lines, writer_done).await else {
+        let ended = self.reader_loop(lines, writer_done).await;
+        // The name is free before anyone hears `left`: whoever sees it go can take it.
+        if let Some(leases) = &self.leases {
+            let _ = timeout(LEASE_RELEASE_TIMEOUT, leases.release(&name, self.id)).await;
+        }
+        let Some((last, result)) = ended else {
             // No leave: the broker will tell everyone `bye` instead.
             debug!(id = self.id, %name, "stopped reading for shutdown");
             return Ok(());
@@ -132,6 +143,21 @@ impl Connection {
                 return None;
             }
         };
+        // In cluster mode the name must be free on every node: its lease first.
+        if let Some(leases) = &self.leases {
+            let refusal = match leases.acquire(&name, self.id).await {
+                Ok(true) => None,
+                Ok(false) => Some(format!("name already in use: {name}")),
+                Err(e) => {
+                    warn!(id = self.id, error = %e, "could not take a name lease");
+                    Some(crate::cluster::link::UNAVAILABLE.to_owned())
+                }
+            };
+            if let Some(reason) = refusal {
+                outbox.send_last(&encode_line(ServerLine::Error(reason)));
+                return None;
+            }
+        }
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let join = BrokerEvent::Join {
             id: self.id,
@@ -142,7 +168,13 @@ impl Connection {
         };
         // A refusal (name taken) was already queued for this client by the broker.
         let sent = self.broker_tx.send(join).await.is_ok();
-        (sent && accepted_rx.await.unwrap_or(false)).then_some(name)
+        let accepted = sent && accepted_rx.await.unwrap_or(false);
+        if !accepted {
+            if let Some(leases) = &self.leases {
+                let _ = timeout(LEASE_RELEASE_TIMEOUT, leases.release(&name, self.id)).await;
+            }
+        }
+        accepted.then_some(name)
     }
 
     /// Reads the login line. `Ok(None)`: the client or the server went away first;

@@ -58,7 +58,7 @@ pub mod shutdown;
 pub mod store;
 pub mod tls;
 
-pub use config::Config;
+pub use config::{ClusterConfig, Config};
 
 use std::future::Future;
 
@@ -88,6 +88,8 @@ pub struct Server {
     accounts: Option<(Accounts, Vec<(String, history::Message)>)>,
     /// With `--tls-cert` and `--tls-key`.
     tls: Option<TlsAcceptor>,
+    /// In cluster mode, once [`Server::join_cluster`] has reached Redis.
+    redis: Option<redis::aio::ConnectionManager>,
 }
 
 impl Server {
@@ -137,7 +139,18 @@ impl Server {
             store,
             accounts,
             tls,
+            redis: None,
         })
+    }
+
+    /// In cluster mode, reaches Redis; fails with a clear message if it cannot, so a node
+    /// never half-starts. Without `--cluster`, does nothing.
+    pub async fn join_cluster(mut self) -> anyhow::Result<Self> {
+        if let Some(cluster) = &self.config.cluster {
+            self.redis = Some(cluster::connect(&cluster.url).await?);
+            tracing::info!(node = %cluster.node, url = %cluster.url, "joined the cluster");
+        }
+        Ok(self)
     }
 
     /// Serves clients on `listener` until `shutdown` resolves, then shuts down cleanly.
@@ -153,6 +166,7 @@ impl Server {
             store,
             accounts,
             tls,
+            redis,
         } = self;
         let retention = config.history.clone().unwrap_or_default();
         let (store, store_thread) = match store {
@@ -166,7 +180,12 @@ impl Server {
         if let Some((accounts, mail)) = accounts {
             broker = broker.with_accounts(accounts, mail);
         }
-        let result = serve(listener, tls, config, broker, shutdown).await;
+        let cluster = match (&config.cluster, redis) {
+            (Some(cluster), Some(redis)) => Some((cluster.clone(), redis)),
+            (Some(_), None) => anyhow::bail!("cluster mode needs Server::join_cluster first"),
+            (None, _) => None,
+        };
+        let result = serve(listener, tls, config, broker, cluster, shutdown).await;
         if let Some(thread) = store_thread {
             thread.await.context("the history store writer panicked")?;
         }
@@ -181,26 +200,49 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    Server::new(config)?.run(listener, shutdown).await
+    Server::new(config)?
+        .join_cluster()
+        .await?
+        .run(listener, shutdown)
+        .await
 }
 
 async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     config: Config,
-    broker: Broker,
+    mut broker: Broker,
+    cluster: Option<(ClusterConfig, redis::aio::ConnectionManager)>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Cancelled once by `run`; readers and handshakes watch it to stop reading.
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (broker_tx, broker_rx) = mpsc::channel(BROKER_QUEUE_LEN);
+    // In cluster mode the link's tasks start first: the broker holds the link, so the
+    // publisher outlives it and sends the last `left` lines; the others stop with `token`.
+    let mut leases = None;
+    let mut link_tasks = Vec::new();
+    if let Some((cluster, redis)) = cluster {
+        let started = cluster::link::start(
+            cluster.node,
+            cluster.url,
+            redis,
+            broker_tx.clone(),
+            token.clone(),
+        )
+        .await?;
+        broker = broker.with_cluster(started.link);
+        leases = Some(started.leases);
+        link_tasks = started.tasks;
+    }
     tracker.spawn(broker::broker_loop(broker_rx, broker));
 
     let accept = listener::accept_loop(
         listener,
         tls,
         broker_tx,
+        leases,
         token.clone(),
         tracker.clone(),
         config.clone(),
@@ -220,6 +262,11 @@ async fn serve(
             timeout = ?config.shutdown_timeout,
             "some clients did not take their last lines in time; cutting them off"
         );
+    }
+    // The publisher ends once the broker (and its link) is gone: its last `left` lines
+    // are out. The subscriber and renewer stopped with the token.
+    for task in link_tasks {
+        let _ = tokio::time::timeout(config.shutdown_timeout, task).await;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::Hasher;
 use crate::broker::BrokerEvent;
+use crate::cluster::link::Leases;
 use crate::roster::ConnId;
 use crate::{Config, connection};
 
@@ -37,6 +38,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     broker_tx: mpsc::Sender<BrokerEvent>,
+    leases: Option<Leases>,
     token: CancellationToken,
     tracker: TaskTracker,
     config: Config,
@@ -95,6 +97,7 @@ pub(crate) async fn accept_loop(
             hasher: hasher.clone(),
             tls: tls.clone(),
             broker_tx: broker_tx.clone(),
+            leases: leases.clone(),
             token: token.clone(),
             tracker: tracker.clone(),
             config: config.clone(),

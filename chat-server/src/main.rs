@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_server::history::Retention;
-use chat_server::{Config, Server, shutdown};
+use chat_server::{ClusterConfig, Config, Server, shutdown};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -93,6 +93,16 @@ struct Args {
     /// At most N connections from one address (loopback included); more are refused.
     #[arg(long, value_name = "N", value_parser = positive)]
     max_per_ip: Option<usize>,
+
+    /// Be one node of a cluster sharing this Redis (redis://HOST:PORT): names, direct
+    /// messages, `*`, presence and /who span every node (docs/cluster.md says what else
+    /// does, so far). Redis unreachable at start: exit 1.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// This node's name in the cluster [default: host name and process id]
+    #[arg(long, value_name = "NAME", requires = "cluster", value_parser = node_name)]
+    node_name: Option<String>,
 
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -195,6 +205,10 @@ fn main() -> anyhow::Result<()> {
             .tls_cert
             .zip(args.tls_key)
             .map(|(cert, key)| chat_server::tls::TlsFiles { cert, key }),
+        cluster: args.cluster.map(|url| ClusterConfig {
+            url,
+            node: args.node_name.unwrap_or_else(default_node_name),
+        }),
     };
     // Before binding: a database that cannot be used ends startup with a clear error.
     let server = Server::new(config)?;
@@ -203,7 +217,32 @@ fn main() -> anyhow::Result<()> {
         .block_on(serve(args.addr, server))
 }
 
+/// `host-pid`: unique among nodes on one machine and across machines.
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '/')
+        .collect();
+    format!(
+        "{}-{}",
+        if host.is_empty() { "node" } else { &host },
+        std::process::id()
+    )
+}
+
+fn node_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 || s.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err("1-64 characters, no spaces and no `/`".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
 async fn serve(addr: SocketAddr, server: Server) -> anyhow::Result<()> {
+    // Before binding: a node whose Redis is unreachable stops here, with exit status 1.
+    let server = server.join_cluster().await?;
     let shutdown = shutdown::signals().context("installing signal handlers")?;
     let listener = TcpListener::bind(addr)
         .await

@@ -107,6 +107,12 @@ impl Roster {
         Some((id, &self.peers[&id]))
     }
 
+    /// The peer whose folded name is `folded`.
+    pub fn find_folded(&self, folded: &str) -> Option<(ConnId, &Peer)> {
+        let id = *self.by_folded.get(folded)?;
+        Some((id, &self.peers[&id]))
+    }
+
     /// Every peer, in no particular order.
     pub fn peers(&self) -> impl Iterator<Item = (ConnId, &Peer)> {
         self.peers.iter().map(|(&id, peer)| (id, peer))

@@ -1,5 +1,8 @@
-//! Cluster mode's foundations against a real `redis-server` (one per test, on a free port,
-//! persistence off): the start-up check and the name leases.
+//! Cluster mode against a real `redis-server` (one per test, on a free port, persistence
+//! off): the start-up check, the name leases, the room script, and nodes (in-process
+//! servers sharing one Redis) serving one chat.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +10,9 @@ use std::time::Duration;
 use chat_proto::{HistoryRange, MessageId, RoomName, Timestamp};
 use chat_server::cluster::rooms::{self, RoomMessage};
 use chat_server::cluster::{self, lease};
+use chat_server::{ClusterConfig, Config};
 use chat_tests::RedisServer;
+use common::TestServer;
 use futures::StreamExt;
 use lease::Owner;
 use nix::sys::signal::Signal;
@@ -17,6 +22,7 @@ fn owner(node: &str, conn: u64) -> Owner {
     Owner {
         node: node.to_owned(),
         conn,
+        name: "Bob".to_owned(),
     }
 }
 
@@ -111,10 +117,14 @@ async fn only_the_owner_renews_or_releases_and_a_dead_owners_lease_runs_out() {
             .await
             .expect("acquiring")
     );
-    let lost = lease::renew(&mut conn, &["bob", "carol", "dave", "erin"], &a)
-        .await
-        .expect("renewing");
-    assert_eq!(lost, ["dave", "erin"], "dave is b's; erin is nobody's");
+    let held = [("bob", &a), ("carol", &a), ("dave", &a), ("erin", &a)];
+    let lost = lease::renew(&mut conn, &held).await.expect("renewing");
+    assert_eq!(lost, ["dave"], "dave is b's");
+    assert_eq!(
+        redis.command("GET chat:lease:erin"),
+        "$7\r\na/7/Bob\r\n",
+        "erin was nobody's: taken back"
+    );
     let ttl = redis.command("PTTL chat:lease:bob");
     let ttl: u64 = ttl.trim_start_matches(':').trim().parse().expect("a TTL");
     assert!(
@@ -142,10 +152,18 @@ async fn only_the_owner_renews_or_releases_and_a_dead_owners_lease_runs_out() {
             .await
             .expect("carol is free")
     );
-    let lost = lease::renew(&mut conn, &["carol"], &a)
+    let lost = lease::renew(&mut conn, &[("carol", &a)])
         .await
         .expect("renewing");
     assert_eq!(lost, ["carol"], "a learns it lost carol");
+    assert_eq!(
+        Owner::parse("node-1/42/Ｂｏｂ"),
+        Some(Owner {
+            node: "node-1".into(),
+            conn: 42,
+            name: "Ｂｏｂ".into()
+        })
+    );
 }
 
 /// Publishes from `node`, stamping the time as a node would.
@@ -303,4 +321,188 @@ async fn history_reads_the_stream_by_id_and_says_when_some_are_gone() {
         .expect("reading");
     assert_eq!(latest.len(), 3);
     assert!(truncated, "50 asked for, older ones gone");
+}
+
+fn node_config(redis: &RedisServer, node: &str) -> Config {
+    Config {
+        cluster: Some(ClusterConfig {
+            url: redis.url(),
+            node: node.to_owned(),
+        }),
+        ..Config::default()
+    }
+}
+
+async fn node(redis: &RedisServer, name: &str) -> TestServer {
+    common::start(node_config(redis, name)).await
+}
+
+/// Reads until `want` arrives, skipping other lines (presence from other nodes).
+async fn until(client: &mut chat_tests::LineClient, want: &str) {
+    loop {
+        let line = client.recv().await;
+        if line == want {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_redis_is_unreachable_does_not_start() {
+    let mut redis = RedisServer::start();
+    let config = node_config(&redis, "a");
+    redis.kill();
+    let error = common::try_start(config)
+        .await
+        .err()
+        .expect("no Redis, no node");
+    assert!(
+        format!("{error:#}").starts_with("cannot reach Redis at"),
+        "{error:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_serve_one_chat() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    // Presence crosses nodes.
+    until(&mut alice, "joined bob").await;
+
+    // A direct message, both ways.
+    alice.send("bob: hi from node a").await;
+    until(&mut bob, "from alice: hi from node a").await;
+    bob.send("Alice: and back from b").await;
+    until(&mut alice, "from bob: and back from b").await;
+
+    // `*` reaches every node's users, not the sender.
+    let mut carol = b.login("carol").await;
+    until(&mut alice, "joined carol").await;
+    alice.send("*: hello everyone").await;
+    until(&mut bob, "from alice *: hello everyone").await;
+    until(&mut carol, "from alice *: hello everyone").await;
+
+    // /who lists the cluster, sorted.
+    alice.send("/who").await;
+    until(&mut alice, "users alice,bob,carol").await;
+
+    // A name is taken on every node at once, whatever its case.
+    let mut again = chat_tests::LineClient::connect(a.addr).await;
+    again.send("BOB").await;
+    again.expect("error: name already in use: BOB").await;
+
+    // Nobody by that name anywhere.
+    alice.send("zed: anyone?").await;
+    until(&mut alice, "error: no such user: zed").await;
+
+    // Leaving is seen on the other node, and frees the name everywhere.
+    drop(bob);
+    until(&mut alice, "left bob").await;
+    let mut bob_on_a = a.login("bob").await;
+    until(&mut carol, "joined bob").await;
+    carol.send("bob: found you on a").await;
+    until(&mut bob_on_a, "from carol: found you on a").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sender_keeps_its_order_across_nodes() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    // Bob first: alice's `joined` then certainly reaches him, and nothing else is due.
+    let mut bob = b.login("bob").await;
+    let mut alice = a.login("alice").await;
+    until(&mut bob, "joined alice").await;
+    for i in 0..500 {
+        alice.send(&format!("bob: line {i}")).await;
+    }
+    for i in 0..500 {
+        bob.expect(&format!("from alice: line {i}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_is_seen_leaving_and_the_rest_go_on() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    until(&mut alice, "joined bob").await;
+    alice.send("bob: before the shutdown").await;
+    until(&mut bob, "from alice: before the shutdown").await;
+    a.shutdown().await;
+    // Alice got everything and `bye`; bob sees her leave; her name is free again.
+    let rest = alice.recv_until_eof().await;
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("bye: server shutting down")
+    );
+    until(&mut bob, "left alice").await;
+    let mut alice_on_b = b.login("alice").await;
+    alice_on_b.send("/who").await;
+    until(&mut alice_on_b, "users alice,bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_keeps_local_users_says_so_and_recovers() {
+    let mut redis = RedisServer::start();
+    let at = redis.addr;
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    let mut ann = a.login("ann").await;
+    let mut bob = b.login("bob").await;
+    until(&mut alice, "joined bob").await;
+
+    redis.kill();
+    // Local delivery goes on; anything needing the cluster says it is unavailable.
+    alice.send("ann: still here").await;
+    until(&mut ann, "from alice: still here").await;
+    alice.send("bob: across").await;
+    until(
+        &mut alice,
+        "error: cluster unavailable (Redis unreachable); try again",
+    )
+    .await;
+    alice.send("/who").await;
+    until(
+        &mut alice,
+        "error: cluster unavailable (Redis unreachable); try again",
+    )
+    .await;
+
+    // Redis comes back empty: the nodes subscribe again and take their names back.
+    let redis = RedisServer::start_at(at);
+    let deadline = tokio::time::Instant::now() + chat_tests::DEADLINE;
+    loop {
+        alice.send("/who").await;
+        let reply = alice.recv().await;
+        if reply == "users alice,ann,bob" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recovery: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Subscriptions are back too: a DM crosses again.
+    loop {
+        alice.send("bob: across again").await;
+        let got = tokio::time::timeout(Duration::from_millis(500), bob.recv()).await;
+        if let Ok(line) = got {
+            if line == "from alice: across again" {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription did not come back"
+        );
+    }
+    drop(redis);
 }

@@ -20,18 +20,31 @@ pub fn key(folded: &str) -> String {
     format!("chat:lease:{folded}")
 }
 
-/// Who holds a lease: written as the key's value, `node/connection`.
+/// Who holds a lease: written as the key's value, `node/connection/name`. Neither a node
+/// name nor a user name can hold a `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     /// The node's name (`--node-name`).
     pub node: String,
     /// The connection on that node.
     pub conn: u64,
+    /// The name as its user typed it, for `/who`.
+    pub name: String,
 }
 
 impl Owner {
     fn value(&self) -> String {
-        format!("{}/{}", self.node, self.conn)
+        format!("{}/{}/{}", self.node, self.conn, self.name)
+    }
+
+    /// Reads a lease's value back.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.splitn(3, '/');
+        Some(Self {
+            node: parts.next()?.to_owned(),
+            conn: parts.next()?.parse().ok()?,
+            name: parts.next()?.to_owned(),
+        })
     }
 }
 
@@ -54,23 +67,27 @@ pub async fn acquire(
     Ok(set.is_some())
 }
 
-/// Extends the leases `owner` still holds among `folded` names; returns the names whose
-/// lease is gone or held by someone else (after an outage longer than [`LEASE_TTL`]).
+/// Extends each lease in `held` (folded name and owner) that its owner still holds, and
+/// takes back any that expired meanwhile (an outage longer than [`LEASE_TTL`]). Returns
+/// the names now held by someone else.
 pub async fn renew(
     redis: &mut impl ConnectionLike,
-    folded: &[&str],
-    owner: &Owner,
+    held: &[(&str, &Owner)],
 ) -> RedisResult<Vec<String>> {
-    if folded.is_empty() {
+    if held.is_empty() {
         return Ok(Vec::new());
     }
     // One round trip for all of a node's names.
     let script = Script::new(
         r"
+        local ttl = ARGV[#KEYS + 1]
         local lost = {}
         for i, key in ipairs(KEYS) do
-            if redis.call('GET', key) == ARGV[1] then
-                redis.call('PEXPIRE', key, ARGV[2])
+            local holder = redis.call('GET', key)
+            if holder == ARGV[i] then
+                redis.call('PEXPIRE', key, ttl)
+            elseif not holder then
+                redis.call('SET', key, ARGV[i], 'PX', ttl)
             else
                 table.insert(lost, i)
             end
@@ -79,17 +96,16 @@ pub async fn renew(
         ",
     );
     let mut invocation = script.prepare_invoke();
-    for name in folded {
-        invocation.key(key(name));
+    for (name, owner) in held {
+        invocation.key(key(name)).arg(owner.value());
     }
     let lost: Vec<usize> = invocation
-        .arg(owner.value())
         .arg(LEASE_TTL.as_millis() as u64)
         .invoke_async(redis)
         .await?;
     Ok(lost
         .into_iter()
-        .filter_map(|i| folded.get(i.checked_sub(1)?).map(|n| (*n).to_owned()))
+        .filter_map(|i| held.get(i.checked_sub(1)?).map(|(n, _)| (*n).to_owned()))
         .collect())
 }
 

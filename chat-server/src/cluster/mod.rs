@@ -4,6 +4,7 @@
 //! script that orders and stores a room's messages.
 
 pub mod lease;
+pub mod link;
 pub mod rooms;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use anyhow::Context;
 use redis::aio::ConnectionManager;
 
 /// How long the start-up check waits for Redis before the node gives up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Connects to Redis at `url` (`redis://HOST:PORT`) and checks it answers, so a node with
 /// an unreachable Redis stops at once with a clear message instead of half-starting.

@@ -26,7 +26,7 @@ pub async fn start(config: Config) -> TestServer {
 
 /// Like [`start`], but returns the error of a server that refuses to start.
 pub async fn try_start(config: Config) -> anyhow::Result<TestServer> {
-    let server = chat_server::Server::new(config)?;
+    let server = chat_server::Server::new(config)?.join_cluster().await?;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let addr = listener.local_addr().expect("an address");
     let (stop, stopped) = oneshot::channel::<()>();
