@@ -304,9 +304,23 @@ impl LineClient {
 
     /// The next line's raw bytes without its `\n`, or `None` at EOF.
     pub async fn recv_bytes(&mut self) -> Option<Vec<u8>> {
+        self.recv_bytes_within(DEADLINE).await
+    }
+
+    /// The next line, waiting at most `within` (for what takes longer than [`DEADLINE`]
+    /// by design, such as a lease running out).
+    pub async fn recv_within(&mut self, within: Duration) -> String {
+        let line = self
+            .recv_bytes_within(within)
+            .await
+            .expect("the server closed the connection");
+        String::from_utf8(line).expect("the server sent invalid UTF-8")
+    }
+
+    async fn recv_bytes_within(&mut self, within: Duration) -> Option<Vec<u8>> {
         let mut line = Vec::new();
         let read = self.reader.read_until(b'\n', &mut line);
-        let n = tokio::time::timeout(DEADLINE, read)
+        let n = tokio::time::timeout(within, read)
             .await
             .expect("no line from the server within the deadline")
             .expect("reading from chat-server");

@@ -7,8 +7,11 @@
 //!   after the broker, sending the node's last `left` lines;
 //! - the subscriber reads `chat:all` and this node's channel, and reconnects (with
 //!   backoff) when Redis goes away;
-//! - the renewer extends this node's name leases, takes back any that expired during an
-//!   outage, and reports the ones now held elsewhere, whose users are then disconnected.
+//! - the renewer beats the node's heartbeat, extends its name leases, takes back any that
+//!   expired during an outage, and reports the ones now held elsewhere, whose users are
+//!   then disconnected. It also sweeps: the users of a node whose heartbeat stopped (a
+//!   node killed with SIGKILL) are announced `left` on every node, by whichever survivor
+//!   takes that node's cleanup lock first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +40,24 @@ pub const UNAVAILABLE: &str = "cluster unavailable (Redis unreachable); try agai
 /// The channel node `node` reads: direct lines for its users.
 pub fn node_channel(node: &str) -> String {
     format!("chat:node:{node}")
+}
+
+/// Every node that has run, so the survivors can check on each other.
+const NODES: &str = "chat:nodes";
+
+/// Node `node`'s heartbeat: set every renewal with the lease time, gone once it stops.
+fn heartbeat_key(node: &str) -> String {
+    format!("chat:node:{node}:alive")
+}
+
+/// The names logged in on node `node`, for announcing them gone if it dies.
+fn users_key(node: &str) -> String {
+    format!("chat:node:{node}:users")
+}
+
+/// A member of a node's users set: `folded/name` (neither holds a `/`).
+fn user_entry(folded: &str, name: &UserName) -> String {
+    format!("{folded}/{name}")
 }
 
 /// What the broker asks of the cluster.
@@ -123,6 +144,11 @@ impl Leases {
         let mut redis = self.redis.clone();
         let won = lease::acquire(&mut redis, &folded, &owner).await?;
         if won {
+            redis::cmd("SADD")
+                .arg(users_key(&self.node))
+                .arg(user_entry(&folded, name))
+                .query_async::<i64>(&mut redis)
+                .await?;
             self.held().insert(folded, owner);
         }
         Ok(won)
@@ -140,7 +166,15 @@ impl Leases {
         };
         if let Some(owner) = owner {
             let mut redis = self.redis.clone();
-            if let Err(e) = lease::release(&mut redis, &folded, &owner).await {
+            let released = async {
+                lease::release(&mut redis, &folded, &owner).await?;
+                redis::cmd("SREM")
+                    .arg(users_key(&self.node))
+                    .arg(user_entry(&folded, name))
+                    .query_async::<i64>(&mut redis)
+                    .await
+            };
+            if let Err(e) = released.await {
                 // It runs out by itself within the lease time.
                 warn!(name = %name, error = %e, "could not release a name lease");
             }
@@ -382,7 +416,8 @@ async fn subscriber(
     }
 }
 
-/// Renews this node's leases every [`lease::RENEW_EVERY`].
+/// Every [`lease::RENEW_EVERY`]: beats this node's heartbeat, renews its leases, and
+/// looks for nodes whose heartbeat stopped (killed, or cut off for longer than a lease).
 async fn renewer(leases: Leases, broker_tx: mpsc::Sender<BrokerEvent>, token: CancellationToken) {
     let mut tick = tokio::time::interval(lease::RENEW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -397,6 +432,13 @@ async fn renewer(leases: Leases, broker_tx: mpsc::Sender<BrokerEvent>, token: Ca
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut redis = leases.redis.clone();
+        if let Err(e) = beat(&mut redis, &leases.node).await {
+            warn!(node = %leases.node, error = %e, "no heartbeat: Redis unreachable");
+            continue;
+        }
+        if let Err(e) = sweep(&mut redis, &leases.node).await {
+            warn!(node = %leases.node, error = %e, "could not check on the other nodes");
+        }
         let pairs: Vec<(&str, &Owner)> = held.iter().map(|(k, v)| (k.as_str(), v)).collect();
         // Redis away: try again next tick; a lease lasts three ticks, and one that ran
         // out meanwhile is taken back if nobody else took it.
@@ -415,4 +457,74 @@ async fn renewer(leases: Leases, broker_tx: mpsc::Sender<BrokerEvent>, token: Ca
                 .await;
         }
     }
+}
+
+async fn beat(redis: &mut ConnectionManager, node: &str) -> redis::RedisResult<()> {
+    redis::pipe()
+        .cmd("SADD")
+        .arg(NODES)
+        .arg(node)
+        .ignore()
+        .cmd("SET")
+        .arg(heartbeat_key(node))
+        .arg(1)
+        .arg("PX")
+        .arg(lease::LEASE_TTL.as_millis() as u64)
+        .ignore()
+        .query_async(redis)
+        .await
+}
+
+/// For each node whose heartbeat is gone, one survivor (whoever takes the cleanup lock
+/// first) tells every node's users that its users left, and forgets it. Their names'
+/// leases ran out with the heartbeat, so the names are free too.
+async fn sweep(redis: &mut ConnectionManager, me: &str) -> redis::RedisResult<()> {
+    let script = Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
+        if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', 30000) then return {} end
+        local users = redis.call('SMEMBERS', KEYS[4])
+        local names = {}
+        for _, entry in ipairs(users) do
+            local folded, name = string.match(entry, '^([^/]*)/(.*)$')
+            local lease = 'chat:lease:' .. folded
+            local holder = redis.call('GET', lease)
+            -- Free the dead node's names now, not when their leases run out.
+            if holder and string.sub(holder, 1, #ARGV[2] + 1) == ARGV[2] .. '/' then
+                redis.call('DEL', lease)
+            end
+            table.insert(names, name)
+        end
+        redis.call('DEL', KEYS[4])
+        redis.call('SREM', KEYS[1], ARGV[2])
+        return names
+        ",
+    );
+    let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(redis).await?;
+    for node in nodes.iter().filter(|n| n.as_str() != me) {
+        let gone: Vec<String> = script
+            .key(NODES)
+            .key(heartbeat_key(node))
+            .key(format!("chat:node:{node}:cleanup"))
+            .key(users_key(node))
+            .arg(me)
+            .arg(node)
+            .invoke_async(redis)
+            .await?;
+        if gone.is_empty() {
+            continue;
+        }
+        warn!(node = %node, users = gone.len(), "a node stopped without leaving; its users are gone");
+        // No origin: every node, the sweeper's own included, tells its users.
+        let mut lines = BytesMut::from(&b"\n"[..]);
+        for name in gone.iter().filter_map(|n| UserName::parse(n).ok()) {
+            lines.extend_from_slice(&encode_line(ServerLine::Left(name)));
+        }
+        redis::cmd("PUBLISH")
+            .arg(ALL)
+            .arg(&lines[..])
+            .query_async::<i64>(redis)
+            .await?;
+    }
+    Ok(())
 }

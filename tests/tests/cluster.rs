@@ -1,0 +1,78 @@
+//! Cluster mode with real processes: `chat-server --cluster` nodes sharing a real
+//! `redis-server`, for what needs a process (exit status, SIGKILL) and the three-node
+//! scenario.
+
+use std::time::{Duration, Instant};
+
+use chat_tests::{LineClient, RedisServer, ServerProcess, run_server_to_exit};
+use nix::sys::signal::Signal;
+
+async fn node(redis: &RedisServer, name: &str) -> ServerProcess {
+    let url = redis.url();
+    ServerProcess::start(&["--cluster", &url, "--node-name", name]).await
+}
+
+/// Reads until `want` arrives, skipping other lines (presence from other nodes).
+async fn until(client: &mut LineClient, want: &str) {
+    while client.recv().await != want {}
+}
+
+#[tokio::test]
+async fn a_node_without_its_redis_exits_1_and_says_why() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    redis.kill();
+    let (status, stderr) = run_server_to_exit(&["--cluster", &url]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach Redis at {url}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_one_chat() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let c = node(&redis, "c").await;
+    let mut carol = c.login("carol").await;
+    let mut bob = b.login("bob").await;
+    let mut alice = a.login("alice").await;
+    until(&mut carol, "joined alice").await;
+
+    alice.send("bob: a to b").await;
+    until(&mut bob, "from alice: a to b").await;
+    bob.send("carol: b to c").await;
+    until(&mut carol, "from bob: b to c").await;
+    carol.send("*: c to everyone").await;
+    until(&mut alice, "from carol *: c to everyone").await;
+    until(&mut bob, "from carol *: c to everyone").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.send("/who").await;
+        until(client, "users alice,bob,carol").await;
+    }
+    let mut twin = LineClient::connect(c.addr).await;
+    twin.send("Alice").await;
+    twin.expect("error: name already in use: Alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_users_are_seen_leaving_within_15_s_and_their_names_freed() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut bob = b.login("bob").await;
+    let mut alice = a.login("alice").await;
+    until(&mut bob, "joined alice").await;
+    let killed = Instant::now();
+    b.signal(Signal::SIGKILL);
+    while alice.recv_within(Duration::from_secs(16)).await != "left bob" {}
+    let took = killed.elapsed();
+    assert!(took <= Duration::from_secs(15), "left after {took:?}");
+    // The name is free on the survivor.
+    let mut bob_again = a.login("bob").await;
+    bob_again.send("/who").await;
+    until(&mut bob_again, "users alice,bob").await;
+    drop(bob);
+}
