@@ -170,7 +170,19 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Br
     // behind it; dropping the roster then closes every queue and the writers finish.
     broker.flush_joins();
     if let Some(cluster) = broker.cluster.take() {
-        // Only this node stops: the other nodes' users see this node's users leave.
+        // Only this node stops: the other nodes' users see this node's users leave their
+        // rooms and the chat.
+        let rooms: Vec<RoomName> = broker.roster.rooms().map(|(r, _)| r.clone()).collect();
+        for room in rooms {
+            for name in broker.roster.member_names(&room).unwrap_or_default() {
+                cluster.send(ClusterCmd::PartRoom {
+                    from: None,
+                    room: room.clone(),
+                    name,
+                    last_here: false,
+                });
+            }
+        }
         let mut lines = BytesMut::new();
         for (_, peer) in broker.roster.peers() {
             lines.extend_from_slice(&encode_line(ServerLine::Left(peer.name.clone())));
@@ -259,8 +271,14 @@ impl Broker {
     /// Hands `cmd` to the cluster link; if it cannot take it, `from` (if set) is told.
     fn tell_cluster(&mut self, cmd: ClusterCmd) {
         let from = match &cmd {
-            ClusterCmd::All { from, .. } => *from,
-            ClusterCmd::Direct { from, .. } | ClusterCmd::Who { from } => Some(*from),
+            ClusterCmd::All { from, .. } | ClusterCmd::PartRoom { from, .. } => *from,
+            ClusterCmd::Direct { from, .. }
+            | ClusterCmd::Who { from }
+            | ClusterCmd::JoinRoom { from, .. }
+            | ClusterCmd::RoomSay { from, .. }
+            | ClusterCmd::Names { from, .. }
+            | ClusterCmd::Rooms { from }
+            | ClusterCmd::History { from, .. } => Some(*from),
         };
         let sent = self.cluster.as_ref().is_some_and(|c| c.send(cmd));
         if let (false, Some(from)) = (sent, from) {
@@ -291,6 +309,19 @@ impl Broker {
                 self.remove(failed);
             }
             ClusterEvent::Reply { to, line } => self.deliver(to, &line),
+            ClusterEvent::RoomLines {
+                room,
+                except,
+                lines,
+            } => {
+                let mut failed = Vec::new();
+                for (id, peer) in self.roster.members(&room).into_iter().flatten() {
+                    if except.as_deref() != Some(peer.name.folded().as_str()) {
+                        offer(id, peer, &lines, &mut failed);
+                    }
+                }
+                self.remove(failed);
+            }
             ClusterEvent::Lost(names) => {
                 let bye = encode_line(ServerLine::Bye(
                     "your name is now held on another node of the cluster".to_owned(),
@@ -388,6 +419,22 @@ impl Broker {
             Ok(ClientLine::Who) => {
                 let names = self.roster.names().cloned().collect();
                 self.deliver(id, &encode_line(ServerLine::Users(names)));
+            }
+            Ok(ClientLine::Names(room)) if self.cluster.is_some() => {
+                self.tell_cluster(ClusterCmd::Names { from: id, room });
+            }
+            Ok(ClientLine::Rooms) if self.cluster.is_some() => {
+                self.tell_cluster(ClusterCmd::Rooms { from: id });
+            }
+            Ok(ClientLine::History {
+                conv: Conv::Room(room),
+                range,
+            }) if self.cluster.is_some() => {
+                self.tell_cluster(ClusterCmd::History {
+                    from: id,
+                    room,
+                    range,
+                });
             }
             Ok(ClientLine::Join(room)) => self.join_room(id, room),
             Ok(ClientLine::Part(room)) => self.part_room(id, room),
@@ -768,6 +815,16 @@ impl Broker {
         text: &MessageText,
         failed: &mut Vec<ConnId>,
     ) {
+        if self.cluster.is_some() {
+            // Ids, order and storage come from Redis; members here hear it back from there.
+            self.tell_cluster(ClusterCmd::RoomSay {
+                from,
+                room: room.clone(),
+                sender: sender.clone(),
+                text: text.clone(),
+            });
+            return;
+        }
         let (time, micros) = wall_clock();
         let id = self.ids.next(micros);
         let scope = Scope::Room {
@@ -805,6 +862,15 @@ impl Broker {
         let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
             return;
         };
+        if self.cluster.is_some() {
+            // Every member on every node hears it through the room's channel.
+            self.tell_cluster(ClusterCmd::JoinRoom {
+                from: id,
+                room,
+                name,
+            });
+            return;
+        }
         let joined = encode_line(ServerLine::JoinedRoom {
             room: room.clone(),
             name,
@@ -822,6 +888,17 @@ impl Broker {
         if !self.roster.is_member(id, &room) {
             let reason = format!("not a member of {room}");
             self.deliver(id, &encode_line(ServerLine::Error(reason)));
+            return;
+        }
+        if self.cluster.is_some() {
+            self.roster.part_room(id, &room);
+            let last_here = self.roster.members(&room).is_none();
+            self.tell_cluster(ClusterCmd::PartRoom {
+                from: Some(id),
+                room,
+                name,
+                last_here,
+            });
             return;
         }
         let left = encode_line(ServerLine::LeftRoom {
@@ -907,6 +984,16 @@ impl Broker {
             };
             info!(name = %peer.name, online = self.roster.online(), "removed from roster");
             for room in rooms {
+                if self.cluster.is_some() {
+                    let last_here = self.roster.members(&room).is_none();
+                    self.tell_cluster(ClusterCmd::PartRoom {
+                        from: None,
+                        room,
+                        name: peer.name.clone(),
+                        last_here,
+                    });
+                    continue;
+                }
                 let left = encode_line(ServerLine::LeftRoom {
                     room: room.clone(),
                     name: peer.name.clone(),

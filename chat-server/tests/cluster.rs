@@ -506,3 +506,141 @@ async fn losing_redis_keeps_local_users_says_so_and_recovers() {
     }
     drop(redis);
 }
+
+/// Joins `room` and reads the joiner's `joined` and `names` lines.
+async fn join(client: &mut chat_tests::LineClient, name: &str, room: &str) -> String {
+    client.send(&format!("/join {room}")).await;
+    until(client, &format!("joined {room} {name}")).await;
+    client.expect_prefix(&format!("names {room} ")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_spans_nodes_with_one_order_and_the_same_ids() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    let mut carol = a.login("carol").await;
+    let mut bob = b.login("bob").await;
+    assert_eq!(
+        join(&mut alice, "alice", "#rust").await,
+        "names #rust alice"
+    );
+    assert_eq!(
+        join(&mut bob, "bob", "#rust").await,
+        "names #rust alice,bob"
+    );
+    until(&mut alice, "joined #rust bob").await;
+    assert_eq!(
+        join(&mut carol, "carol", "#rust").await,
+        "names #rust alice,bob,carol"
+    );
+    until(&mut alice, "joined #rust carol").await;
+    until(&mut bob, "joined #rust carol").await;
+
+    // Two senders on two nodes at once; each member sees one order with the same ids.
+    for i in 0..100 {
+        alice.send(&format!("#rust: a{i}")).await;
+        bob.send(&format!("#rust: b{i}")).await;
+    }
+    let mut seen_by_carol = Vec::new();
+    while seen_by_carol.len() < 200 {
+        let line = carol.recv().await;
+        if line.starts_with("from ") {
+            seen_by_carol.push(line);
+        }
+    }
+    let mut alice_saw = Vec::new();
+    while alice_saw.len() < 100 {
+        let line = alice.recv().await;
+        if line.starts_with("from ") {
+            alice_saw.push(line);
+        }
+    }
+    let from_bob: Vec<&String> = seen_by_carol
+        .iter()
+        .filter(|l| l.starts_with("from bob"))
+        .collect();
+    assert_eq!(
+        alice_saw.iter().collect::<Vec<_>>(),
+        from_bob,
+        "alice sees bob's lines as carol does, ids included"
+    );
+    let ids: Vec<u64> = seen_by_carol
+        .iter()
+        .map(|l| {
+            l.split(' ')
+                .nth(3)
+                .and_then(|id| id.trim_end_matches(':').parse().ok())
+                .expect("an id")
+        })
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids grow in delivery order"
+    );
+    let a_order: Vec<String> = seen_by_carol
+        .iter()
+        .filter(|l| l.starts_with("from alice"))
+        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        a_order,
+        (0..100).map(|i| format!("a{i}")).collect::<Vec<_>>()
+    );
+
+    // Names, rooms and history come from Redis, the same on every node.
+    bob.send("/names #rust").await;
+    until(&mut bob, "names #rust alice,bob,carol").await;
+    carol.send("/rooms").await;
+    until(&mut carol, "rooms #rust=3").await;
+    bob.send("/history #rust 2").await;
+    let last_two: Vec<String> = vec![bob.recv().await, bob.recv().await];
+    assert!(
+        last_two.iter().all(|l| l.starts_with("history #rust ")),
+        "{last_two:?}"
+    );
+    bob.expect("history-end #rust complete").await;
+
+    // Leaving, by /part or by disconnecting, is heard on every node.
+    carol.send("/part #rust").await;
+    until(&mut carol, "left #rust carol").await;
+    until(&mut bob, "left #rust carol").await;
+    drop(alice);
+    until(&mut bob, "left #rust alice").await;
+    bob.send("/names #rust").await;
+    until(&mut bob, "names #rust bob").await;
+    bob.send("#rust: anyone?").await;
+    carol.send("#rust: not a member").await;
+    until(&mut carol, "error: not a member of #rust").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_history_survives_a_node_restart() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let mut alice = a.login("alice").await;
+    join(&mut alice, "alice", "#ops").await;
+    for i in 0..3 {
+        alice.send(&format!("#ops: note {i}")).await;
+    }
+    alice.send("/history #ops").await;
+    let mut first = Vec::new();
+    loop {
+        let line = alice.recv().await;
+        if line == "history-end #ops complete" {
+            break;
+        }
+        first.push(line);
+    }
+    assert_eq!(first.len(), 3, "{first:?}");
+    drop(alice);
+    a.shutdown().await;
+    let a2 = node(&redis, "a2").await;
+    let mut bob = a2.login("bob").await;
+    bob.send("/history #ops").await;
+    for line in &first {
+        bob.expect(line).await;
+    }
+    bob.expect("history-end #ops complete").await;
+}

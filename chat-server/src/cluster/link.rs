@@ -17,17 +17,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use bytes::{Bytes, BytesMut};
-use chat_proto::{ServerLine, UserName, encode_line};
+use chat_proto::{
+    Conv, FromLine, HistoryLine, HistoryRange, MessageText, RoomName, Scope, ServerLine, UserName,
+    encode_line,
+};
 use futures::StreamExt;
 use redis::Script;
 use redis::aio::ConnectionManager;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::lease::{self, Owner};
+use super::rooms;
 use crate::broker::BrokerEvent;
+use crate::history::{Retention, wall_clock};
 use crate::roster::ConnId;
 
 /// Commands waiting for the publisher; past this the broker answers "unavailable".
@@ -85,6 +92,58 @@ pub enum ClusterCmd {
         /// Who asked.
         from: ConnId,
     },
+    /// A local user joined a room.
+    JoinRoom {
+        /// The connection, answered with `joined` and `names`.
+        from: ConnId,
+        /// The room.
+        room: RoomName,
+        /// Its name.
+        name: UserName,
+    },
+    /// A local user left a room (by `/part`, or by leaving the chat).
+    PartRoom {
+        /// The connection, answered with `left`, if it parted by `/part`.
+        from: Option<ConnId>,
+        /// The room.
+        room: RoomName,
+        /// Its name.
+        name: UserName,
+        /// Whether no local member is left, so the node stops listening to the room.
+        last_here: bool,
+    },
+    /// A room message from a local member.
+    RoomSay {
+        /// The connection, told if it could not go out.
+        from: ConnId,
+        /// The room.
+        room: RoomName,
+        /// The sender.
+        sender: UserName,
+        /// The text.
+        text: MessageText,
+    },
+    /// `/names <#room>` across the cluster.
+    Names {
+        /// Who asked.
+        from: ConnId,
+        /// The room.
+        room: RoomName,
+    },
+    /// `/rooms` across the cluster.
+    Rooms {
+        /// Who asked.
+        from: ConnId,
+    },
+    /// `/history <#room> ...` from the room's stream.
+    History {
+        /// Who asked.
+        from: ConnId,
+        /// The room.
+        room: RoomName,
+        /// Which messages.
+        range: HistoryRange,
+    },
 }
 
 /// What the cluster tells the broker.
@@ -103,6 +162,16 @@ pub enum ClusterEvent {
         to: ConnId,
         /// The encoded line.
         line: Bytes,
+    },
+    /// Lines for a room's members on this node, but the one with this folded name (who
+    /// sent it, or was answered directly).
+    RoomLines {
+        /// The room.
+        room: RoomName,
+        /// The folded name left out.
+        except: Option<String>,
+        /// The encoded lines.
+        lines: Bytes,
     },
     /// These folded names are now held by another node: disconnect their users.
     Lost(Vec<String>),
@@ -215,6 +284,7 @@ pub async fn start(
         .map_err(|_| anyhow::anyhow!("subscribing on Redis at {url} timed out"))?
         .map_err(|e| anyhow::anyhow!("subscribing on Redis at {url}: {e}"))?;
     let (cmd_tx, cmd_rx) = mpsc::channel(CMD_QUEUE_LEN);
+    let (sub_tx, sub_rx) = mpsc::channel(CMD_QUEUE_LEN);
     let leases = Leases {
         node: node.clone(),
         redis: redis.clone(),
@@ -226,6 +296,7 @@ pub async fn start(
         tokio::spawn(publisher(
             redis,
             cmd_rx,
+            sub_tx,
             broker_tx.downgrade(),
             node.clone(),
         )),
@@ -234,6 +305,7 @@ pub async fn start(
             url,
             node.clone(),
             broker_tx.clone(),
+            sub_rx,
             token.clone(),
         )),
         tokio::spawn(renewer(leases.clone(), broker_tx, token)),
@@ -257,6 +329,7 @@ async fn subscribe(url: &str, node: &str) -> redis::RedisResult<redis::aio::PubS
 async fn publisher(
     mut redis: ConnectionManager,
     mut cmds: mpsc::Receiver<ClusterCmd>,
+    subscriber: mpsc::Sender<SubCmd>,
     broker_tx: mpsc::WeakSender<BrokerEvent>,
     node: String,
 ) {
@@ -318,8 +391,232 @@ async fn publisher(
                 Ok(names) => reply(from, ServerLine::Users(names)).await,
                 Err(_) => reply(from, unavailable()).await,
             },
+            ClusterCmd::JoinRoom { from, room, name } => {
+                let (done_tx, done) = oneshot::channel();
+                let subscribed = subscriber
+                    .send(SubCmd::Room(room.clone(), done_tx))
+                    .await
+                    .is_ok()
+                    && done.await.unwrap_or(false);
+                let joined = encode_line(ServerLine::JoinedRoom {
+                    room: room.clone(),
+                    name: name.clone(),
+                });
+                let result = async {
+                    if !subscribed {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "not subscribed",
+                        )));
+                    }
+                    redis::cmd("SADD")
+                        .arg(members_key(&room))
+                        .arg(member_entry(&node, &name))
+                        .query_async::<i64>(&mut redis)
+                        .await?;
+                    publish_presence(&mut redis, &room, Some(&name), &joined).await?;
+                    members(&mut redis, &room).await
+                }
+                .await;
+                let line = match result {
+                    // The joiner hears its `joined`, then the names, in that order.
+                    Ok(names) => {
+                        let mut lines = BytesMut::from(&joined[..]);
+                        lines.extend_from_slice(&encode_line(ServerLine::Names { room, names }));
+                        lines.freeze()
+                    }
+                    Err(_) => encode_line(unavailable()),
+                };
+                send_reply(&broker_tx, from, line).await;
+            }
+            ClusterCmd::PartRoom {
+                from,
+                room,
+                name,
+                last_here,
+            } => {
+                let left = encode_line(ServerLine::LeftRoom {
+                    room: room.clone(),
+                    name: name.clone(),
+                });
+                let result = async {
+                    redis::cmd("SREM")
+                        .arg(members_key(&room))
+                        .arg(member_entry(&node, &name))
+                        .query_async::<i64>(&mut redis)
+                        .await?;
+                    publish_presence(&mut redis, &room, Some(&name), &left).await
+                }
+                .await;
+                if last_here {
+                    let _ = subscriber.send(SubCmd::Leave(room)).await;
+                }
+                if let Some(from) = from {
+                    let line = if result.is_ok() {
+                        left
+                    } else {
+                        encode_line(unavailable())
+                    };
+                    send_reply(&broker_tx, from, line).await;
+                }
+            }
+            ClusterCmd::RoomSay {
+                from,
+                room,
+                sender,
+                text,
+            } => {
+                let (time, micros) = wall_clock();
+                let keep = Retention::default().per_conv;
+                let published = rooms::publish(
+                    &mut redis,
+                    &room,
+                    sender.as_str(),
+                    text.as_str(),
+                    time,
+                    micros,
+                    keep,
+                )
+                .await;
+                if published.is_err() {
+                    reply(from, unavailable()).await;
+                }
+            }
+            ClusterCmd::Names { from, room } => match members(&mut redis, &room).await {
+                Ok(names) if names.is_empty() => {
+                    reply(from, ServerLine::Error(format!("no such room: {room}"))).await;
+                }
+                Ok(names) => reply(from, ServerLine::Names { room, names }).await,
+                Err(_) => reply(from, unavailable()).await,
+            },
+            ClusterCmd::Rooms { from } => match all_rooms(&mut redis).await {
+                Ok(list) => reply(from, ServerLine::Rooms(list)).await,
+                Err(_) => reply(from, unavailable()).await,
+            },
+            ClusterCmd::History { from, room, range } => {
+                let line = match rooms::history(&mut redis, &room, range).await {
+                    Ok((messages, truncated)) => history_reply(&room, &messages, truncated),
+                    Err(_) => encode_line(unavailable()),
+                };
+                send_reply(&broker_tx, from, line).await;
+            }
         }
     }
+}
+
+async fn send_reply(broker_tx: &mpsc::WeakSender<BrokerEvent>, to: ConnId, line: Bytes) {
+    if let Some(tx) = broker_tx.upgrade() {
+        let _ = tx
+            .send(BrokerEvent::Cluster(ClusterEvent::Reply { to, line }))
+            .await;
+    }
+}
+
+/// The set of a room's members across the cluster: `node/name`.
+fn members_key(room: &RoomName) -> String {
+    format!("chat:room:{room}:members")
+}
+
+fn member_entry(node: &str, name: &UserName) -> String {
+    format!("{node}/{name}")
+}
+
+/// Presence on a room's channel: `p <folded name left out>\n<lines>`.
+async fn publish_presence(
+    redis: &mut ConnectionManager,
+    room: &RoomName,
+    except: Option<&UserName>,
+    lines: &[u8],
+) -> redis::RedisResult<()> {
+    let mut payload = BytesMut::from(
+        format!("p {}\n", except.map(UserName::folded).unwrap_or_default()).as_bytes(),
+    );
+    payload.extend_from_slice(lines);
+    redis::cmd("PUBLISH")
+        .arg(rooms::channel(room))
+        .arg(&payload[..])
+        .query_async::<i64>(redis)
+        .await?;
+    Ok(())
+}
+
+/// A room's members across the cluster, sorted bytewise.
+async fn members(
+    redis: &mut ConnectionManager,
+    room: &RoomName,
+) -> redis::RedisResult<Vec<UserName>> {
+    let entries: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(members_key(room))
+        .query_async(redis)
+        .await?;
+    let mut names: Vec<UserName> = entries
+        .iter()
+        .filter_map(|e| e.split_once('/'))
+        .filter_map(|(_, name)| UserName::parse(name).ok())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Every room with members across the cluster and its member count, sorted bytewise.
+async fn all_rooms(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<(RoomName, usize)>> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("chat:room:*:members")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut rooms = Vec::new();
+    for key in keys {
+        let Some(room) = key
+            .strip_prefix("chat:room:")
+            .and_then(|k| k.strip_suffix(":members"))
+            .and_then(|r| RoomName::parse(r).ok())
+        else {
+            continue;
+        };
+        let count: usize = redis::cmd("SCARD").arg(&key).query_async(redis).await?;
+        if count > 0 {
+            rooms.push((room, count));
+        }
+    }
+    rooms.sort();
+    Ok(rooms)
+}
+
+/// `history` lines, oldest first, then `history-end`.
+fn history_reply(room: &RoomName, messages: &[rooms::RoomMessage], truncated: bool) -> Bytes {
+    let conv = Conv::Room(room.clone());
+    let mut lines = BytesMut::new();
+    for message in messages {
+        let (Ok(sender), Ok(text)) = (
+            UserName::parse(&message.from),
+            MessageText::parse(&message.text),
+        ) else {
+            continue;
+        };
+        lines.extend_from_slice(&encode_line(HistoryLine {
+            conv: &conv,
+            id: message.id,
+            time: message.time,
+            sender: &sender,
+            text: &text,
+        }));
+    }
+    lines.extend_from_slice(&encode_line(ServerLine::HistoryEnd { conv, truncated }));
+    lines.freeze()
 }
 
 /// Every name holding a lease, sorted bytewise.
@@ -356,49 +653,67 @@ async fn who(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<UserName>>
     Ok(names)
 }
 
-/// Reads `chat:all` and this node's channel, reconnecting with backoff while Redis is
-/// away. Messages go to the broker, waiting for room in its queue: a node that cannot keep
-/// up falls behind on Redis's side, and Redis's own output-buffer limit cuts it off.
+/// What the publisher asks of the subscriber.
+#[derive(Debug)]
+enum SubCmd {
+    /// Subscribe to a room's channel (a local user joined it); answers once subscribed, so
+    /// the node hears everything published after.
+    Room(RoomName, oneshot::Sender<bool>),
+    /// Unsubscribe from a room's channel (its last local member left).
+    Leave(RoomName),
+}
+
+/// Reads `chat:all`, this node's channel and the channels of rooms with a local member,
+/// reconnecting with backoff (and subscribing to everything again) while Redis is away.
+/// Messages go to the broker, waiting for room in its queue: a node that cannot keep up
+/// falls behind on Redis's side, and Redis's own output-buffer limit cuts it off.
 async fn subscriber(
     first: redis::aio::PubSub,
     url: String,
     node: String,
     broker_tx: mpsc::Sender<BrokerEvent>,
+    mut cmds: mpsc::Receiver<SubCmd>,
     token: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut ready = Some(first);
+    let mut rooms: HashSet<RoomName> = HashSet::new();
     loop {
         let session = async {
-            let mut pubsub = match ready.take() {
+            let pubsub = match ready.take() {
                 Some(pubsub) => pubsub,
                 None => subscribe(&url, &node).await?,
             };
-            info!(%node, "subscribed to the cluster");
-            let mut messages = pubsub.on_message();
-            while let Some(message) = messages.next().await {
-                let payload: Vec<u8> = message.get_payload()?;
-                let Some(split) = payload.iter().position(|&b| b == b'\n') else {
-                    continue;
-                };
-                let head = String::from_utf8_lossy(&payload[..split]).into_owned();
-                let lines = Bytes::copy_from_slice(&payload[split + 1..]);
-                let event = if message.get_channel_name() == ALL {
-                    if head == node {
-                        continue;
+            let (mut sink, mut stream) = pubsub.split();
+            for room in &rooms {
+                sink.subscribe(rooms::channel(room)).await?;
+            }
+            info!(%node, rooms = rooms.len(), "subscribed to the cluster");
+            backoff = Duration::from_millis(100);
+            loop {
+                tokio::select! {
+                    message = stream.next() => {
+                        let Some(message) = message else { return Ok::<_, redis::RedisError>(()) };
+                        let Some(event) = decode(&message, &node) else { continue };
+                        if broker_tx.send(BrokerEvent::Cluster(event)).await.is_err() {
+                            return Ok(());
+                        }
                     }
-                    ClusterEvent::Remote { to: None, lines }
-                } else {
-                    ClusterEvent::Remote {
-                        to: Some(head),
-                        lines,
-                    }
-                };
-                if broker_tx.send(BrokerEvent::Cluster(event)).await.is_err() {
-                    break;
+                    cmd = cmds.recv() => match cmd {
+                        None => return Ok(()),
+                        Some(SubCmd::Room(room, done)) => {
+                            let subscribed = sink.subscribe(rooms::channel(&room)).await;
+                            rooms.insert(room);
+                            let _ = done.send(subscribed.is_ok());
+                            subscribed?;
+                        }
+                        Some(SubCmd::Leave(room)) => {
+                            rooms.remove(&room);
+                            sink.unsubscribe(rooms::channel(&room)).await?;
+                        }
+                    },
                 }
             }
-            Ok::<_, redis::RedisError>(())
         };
         tokio::select! {
             () = token.cancelled() => return,
@@ -408,12 +723,72 @@ async fn subscriber(
                 }
             }
         }
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+        // While away, room commands are answered at once: not subscribed, but remembered
+        // (or forgotten) for the next session.
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = &mut pause => break,
+                cmd = cmds.recv() => match cmd {
+                    None => return,
+                    Some(SubCmd::Room(room, done)) => {
+                        rooms.insert(room);
+                        let _ = done.send(false);
+                    }
+                    Some(SubCmd::Leave(room)) => {
+                        rooms.remove(&room);
+                    }
+                },
+            }
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// A published message as the broker's event, or `None` for our own or a malformed one.
+fn decode(message: &redis::Msg, node: &str) -> Option<ClusterEvent> {
+    let payload = message.get_payload_bytes();
+    let channel = message.get_channel_name();
+    if let Some(room) = channel.strip_prefix("chat:room:") {
+        let room = RoomName::parse(room).ok()?;
+        let payload = std::str::from_utf8(payload).ok()?;
+        if let Some(presence) = payload.strip_prefix("p ") {
+            let (except, lines) = presence.split_once('\n')?;
+            return Some(ClusterEvent::RoomLines {
+                room,
+                except: (!except.is_empty()).then(|| except.to_owned()),
+                lines: Bytes::copy_from_slice(lines.as_bytes()),
+            });
+        }
+        let message = rooms::RoomMessage::parse_published(payload)?;
+        let sender = UserName::parse(&message.from).ok()?;
+        let text = MessageText::parse(&message.text).ok()?;
+        let line = encode_line(FromLine {
+            sender: &sender,
+            scope: &Scope::Room {
+                room: room.clone(),
+                id: message.id,
+            },
+            text: &text,
+        });
+        return Some(ClusterEvent::RoomLines {
+            room,
+            except: Some(sender.folded()),
+            lines: line,
+        });
+    }
+    let split = payload.iter().position(|&b| b == b'\n')?;
+    let head = String::from_utf8_lossy(&payload[..split]).into_owned();
+    let lines = Bytes::copy_from_slice(&payload[split + 1..]);
+    if channel == ALL {
+        return (head != node).then_some(ClusterEvent::Remote { to: None, lines });
+    }
+    Some(ClusterEvent::Remote {
+        to: Some(head),
+        lines,
+    })
 }
 
 /// Every [`lease::RENEW_EVERY`]: beats this node's heartbeat, renews its leases, and
@@ -520,6 +895,16 @@ async fn sweep(redis: &mut ConnectionManager, me: &str) -> redis::RedisResult<()
         for name in gone.iter().filter_map(|n| UserName::parse(n).ok()) {
             lines.extend_from_slice(&encode_line(ServerLine::Left(name)));
         }
+        // Its users leave their rooms first, as a disconnect would have them.
+        for (room, names) in remove_from_rooms(redis, node).await? {
+            for name in names {
+                let left = encode_line(ServerLine::LeftRoom {
+                    room: room.clone(),
+                    name,
+                });
+                publish_presence(redis, &room, None, &left).await?;
+            }
+        }
         redis::cmd("PUBLISH")
             .arg(ALL)
             .arg(&lines[..])
@@ -527,4 +912,39 @@ async fn sweep(redis: &mut ConnectionManager, me: &str) -> redis::RedisResult<()
             .await?;
     }
     Ok(())
+}
+
+/// Takes node `node`'s users out of every room's member set; returns who left what.
+async fn remove_from_rooms(
+    redis: &mut ConnectionManager,
+    node: &str,
+) -> redis::RedisResult<Vec<(RoomName, Vec<UserName>)>> {
+    let script = Script::new(
+        r"
+        local gone = {}
+        for _, entry in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            if string.sub(entry, 1, #ARGV[1] + 1) == ARGV[1] .. '/' then
+                redis.call('SREM', KEYS[1], entry)
+                table.insert(gone, string.sub(entry, #ARGV[1] + 2))
+            end
+        end
+        return gone
+        ",
+    );
+    let mut out = Vec::new();
+    for (room, _) in all_rooms(redis).await? {
+        let gone: Vec<String> = script
+            .key(members_key(&room))
+            .arg(node)
+            .invoke_async(redis)
+            .await?;
+        let names: Vec<UserName> = gone
+            .iter()
+            .filter_map(|n| UserName::parse(n).ok())
+            .collect();
+        if !names.is_empty() {
+            out.push((room, names));
+        }
+    }
+    Ok(out)
 }

@@ -35,8 +35,14 @@ pub struct RoomMessage {
 }
 
 impl RoomMessage {
-    /// Parses a message as published: `id time from text`.
+    /// Parses a message as published on the room's channel: `m id time from text` (the
+    /// channel also carries presence, as `p ...`).
     pub fn parse_published(payload: &str) -> Option<Self> {
+        Self::parse_row(payload.strip_prefix("m ")?)
+    }
+
+    /// Parses `id time from text`.
+    fn parse_row(payload: &str) -> Option<Self> {
         let mut parts = payload.splitn(4, ' ');
         let id = MessageId::new(parts.next()?.parse().ok()?)?;
         let time = Timestamp::from_unix_millis(parts.next()?.parse().ok()?)?;
@@ -76,7 +82,7 @@ pub async fn publish(
             local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
             redis.call('XDEL', KEYS[2], oldest[1][1])
         end
-        redis.call('PUBLISH', KEYS[3], sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+        redis.call('PUBLISH', KEYS[3], 'm ' .. sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
         return sid
         ",
     );
@@ -162,7 +168,7 @@ pub async fn history(
             redis::Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
             _ => None,
         })
-        .filter_map(|row| RoomMessage::parse_published(&row))
+        .filter_map(|row| RoomMessage::parse_row(&row))
         .collect();
     if latest {
         messages.reverse();
