@@ -12,6 +12,18 @@ async fn node(redis: &RedisServer, name: &str) -> ServerProcess {
     ServerProcess::start(&["--cluster", &url, "--node-name", name]).await
 }
 
+/// The next two room messages `client` receives.
+async fn room_lines(client: &mut LineClient) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let line = client.recv().await;
+        if line.starts_with("from ") {
+            got.push(line);
+        }
+    }
+    got
+}
+
 /// Reads until `want` arrives, skipping other lines (presence from other nodes).
 async fn until(client: &mut LineClient, want: &str) {
     while client.recv().await != want {}
@@ -55,6 +67,67 @@ async fn three_nodes_one_chat() {
     let mut twin = LineClient::connect(c.addr).await;
     twin.send("Alice").await;
     twin.expect("error: name already in use: Alice").await;
+
+    // A room across the three nodes: every member sees the same lines, ids included.
+    for (client, name) in [
+        (&mut alice, "alice"),
+        (&mut bob, "bob"),
+        (&mut carol, "carol"),
+    ] {
+        client.send("/join #rust").await;
+        until(client, &format!("joined #rust {name}")).await;
+    }
+    until(&mut alice, "joined #rust carol").await;
+    until(&mut bob, "joined #rust carol").await;
+    alice.send("#rust: one from a").await;
+    bob.send("#rust: one from b").await;
+    carol.send("#rust: one from c").await;
+    let (seen_a, seen_b, seen_c) = (
+        room_lines(&mut alice).await,
+        room_lines(&mut bob).await,
+        room_lines(&mut carol).await,
+    );
+    // Each misses only its own line; the other lines are byte-identical across nodes.
+    let all: std::collections::BTreeSet<&String> =
+        seen_a.iter().chain(&seen_b).chain(&seen_c).collect();
+    assert_eq!(
+        all.len(),
+        3,
+        "three messages, each seen the same way: {all:?}"
+    );
+    for seen in [&seen_a, &seen_b, &seen_c] {
+        let ids: Vec<&str> = seen
+            .iter()
+            .map(|l| l.split(' ').nth(3).unwrap_or(""))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {seen:?}");
+    }
+
+    // History lives in Redis: a node restarted serves what was said before.
+    let mut c = c;
+    drop(carol);
+    c.signal(Signal::SIGTERM);
+    assert_eq!(c.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
+    let c2 = node(&redis, "c").await;
+    let mut dave = c2.login("dave").await;
+    dave.send("/history #rust").await;
+    let mut history = Vec::new();
+    loop {
+        let line = dave.recv().await;
+        if line.starts_with("history-end") {
+            assert_eq!(line, "history-end #rust complete");
+            break;
+        }
+        history.push(line);
+    }
+    let texts: Vec<&str> = history
+        .iter()
+        .map(|l| l.rsplit(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(texts.len(), 3, "{history:?}");
+    for text in ["one from a", "one from b", "one from c"] {
+        assert!(texts.contains(&text), "{text} in {history:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
