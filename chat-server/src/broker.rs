@@ -105,6 +105,8 @@ pub enum BrokerEvent {
         outbox: Outbox,
         /// Whether the login was accepted.
         accepted: oneshot::Sender<bool>,
+        /// In cluster mode, the mail taken from Redis for this name, oldest first.
+        mail: Vec<Message>,
     },
     /// Lines after login, in order. Several per event when a read brought several.
     Lines {
@@ -271,6 +273,7 @@ impl Broker {
     /// Hands `cmd` to the cluster link; if it cannot take it, `from` (if set) is told.
     fn tell_cluster(&mut self, cmd: ClusterCmd) {
         let from = match &cmd {
+            ClusterCmd::Account(_) => None,
             ClusterCmd::All { from, .. } | ClusterCmd::PartRoom { from, .. } => *from,
             ClusterCmd::Direct { from, .. }
             | ClusterCmd::Who { from }
@@ -309,6 +312,11 @@ impl Broker {
                 self.remove(failed);
             }
             ClusterEvent::Reply { to, line } => self.deliver(to, &line),
+            ClusterEvent::Account(account) => {
+                if let Some(accounts) = &mut self.accounts {
+                    accounts.put(account);
+                }
+            }
             ClusterEvent::RoomLines {
                 room,
                 except,
@@ -377,7 +385,8 @@ impl Broker {
                 authenticated,
                 outbox,
                 accepted,
-            } => self.join(id, name, authenticated, outbox, accepted),
+                mail,
+            } => self.join(id, name, authenticated, outbox, accepted, mail),
             BrokerEvent::Lines { id, lines } => {
                 for line in lines {
                     // The sender may have been dropped by an earlier line's reply.
@@ -498,6 +507,9 @@ impl Broker {
                     phc,
                 };
                 accounts.put(account.clone());
+                if let Some(cluster) = &self.cluster {
+                    cluster.send(ClusterCmd::Account(account.clone()));
+                }
                 self.write(Write::Account(account));
                 info!(%name, "registered");
                 ServerLine::Registered(name)
@@ -517,6 +529,9 @@ impl Broker {
                 Some(mut account) => {
                     account.phc = phc;
                     accounts.put(account.clone());
+                    if let Some(cluster) = &self.cluster {
+                        cluster.send(ClusterCmd::Account(account.clone()));
+                    }
                     self.write(Write::Account(account));
                     info!(%name, "password changed");
                     ServerLine::PasswordChanged
@@ -533,6 +548,7 @@ impl Broker {
         authenticated: bool,
         outbox: Outbox,
         accepted: oneshot::Sender<bool>,
+        mail: Vec<Message>,
     ) {
         let registered = self
             .accounts
@@ -558,7 +574,11 @@ impl Broker {
         }
         // A fresh queue has room: the welcome is always this client's first line.
         let _ = outbox.send(&encode_line(ServerLine::Welcome(name.clone())));
-        self.deliver_offline(&name, &outbox);
+        let mail = match self.cluster {
+            Some(_) => mail.into(),
+            None => self.offline.remove(&name.folded()).unwrap_or_default(),
+        };
+        self.deliver_offline(mail, &outbox);
         self.roster.insert(id, name.clone(), outbox);
         self.pending_joins.push((id, name));
         if self.pending_joins.len() >= MAX_JOIN_BATCH {
@@ -568,10 +588,10 @@ impl Broker {
 
     /// Right after `welcome`: what was kept for `name` while it was away, then
     /// `history-end missed <n>`; each message once.
-    fn deliver_offline(&mut self, name: &UserName, outbox: &Outbox) {
-        let Some(mail) = self.offline.remove(&name.folded()) else {
+    fn deliver_offline(&mut self, mail: VecDeque<Message>, outbox: &Outbox) {
+        if mail.is_empty() {
             return;
-        };
+        }
         let mut lines = BytesMut::new();
         for m in &mail {
             lines.extend_from_slice(&encode_line(HistoryLine {
@@ -783,7 +803,32 @@ impl Broker {
             self.keep_direct(&sender, &to, text);
         }
         for (to, line) in remote {
-            self.tell_cluster(ClusterCmd::Direct { from, to, line });
+            // A registered recipient nobody holds gets the message kept for them.
+            let account = self
+                .accounts
+                .as_ref()
+                .and_then(|a| a.get(&to))
+                .map(|a| a.name.clone());
+            let (to, mail) = match account {
+                Some(owner) => {
+                    let (time, micros) = wall_clock();
+                    let message = Message {
+                        conv: ConvKey::pair(&sender, &owner),
+                        id: self.ids.next(micros),
+                        time,
+                        sender: sender.clone(),
+                        text: text.clone(),
+                    };
+                    (owner, Some(message))
+                }
+                None => (to, None),
+            };
+            self.tell_cluster(ClusterCmd::Direct {
+                from,
+                to,
+                line,
+                mail,
+            });
         }
         self.remove(failed);
         for name in stored {
@@ -1065,6 +1110,7 @@ mod tests {
             authenticated: false,
             outbox,
             accepted,
+            mail: Vec::new(),
         });
         inbox
     }
@@ -1161,6 +1207,7 @@ mod tests {
             authenticated: false,
             outbox,
             accepted,
+            mail: Vec::new(),
         });
         let mut fast = join(&mut broker, 2, "fast");
         for i in 0..10 {

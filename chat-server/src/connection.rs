@@ -158,6 +158,18 @@ impl Connection {
                 return None;
             }
         }
+        // The name is ours on every node now: take what was kept for it.
+        let mail = match &self.leases {
+            Some(leases) => match leases.take_mail(&name).await {
+                Ok(mail) => mail,
+                Err(e) => {
+                    // Left in Redis: delivered at a later login.
+                    warn!(id = self.id, error = %e, "could not read kept mail");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let join = BrokerEvent::Join {
             id: self.id,
@@ -165,6 +177,7 @@ impl Connection {
             authenticated,
             outbox,
             accepted: accepted_tx,
+            mail,
         };
         // A refusal (name taken) was already queued for this client by the broker.
         let sent = self.broker_tx.send(join).await.is_ok();

@@ -147,7 +147,17 @@ impl Server {
     /// never half-starts. Without `--cluster`, does nothing.
     pub async fn join_cluster(mut self) -> anyhow::Result<Self> {
         if let Some(cluster) = &self.config.cluster {
-            self.redis = Some(cluster::connect(&cluster.url).await?);
+            let mut redis = cluster::connect(&cluster.url).await?;
+            // Accounts live in Redis, so any node can log anyone in.
+            let mut accounts = Accounts::default();
+            for account in cluster::mail::load_accounts(&mut redis)
+                .await
+                .with_context(|| format!("loading accounts from Redis at {}", cluster.url))?
+            {
+                accounts.put(account);
+            }
+            self.accounts = Some((accounts, Vec::new()));
+            self.redis = Some(redis);
             tracing::info!(node = %cluster.node, url = %cluster.url, "joined the cluster");
         }
         Ok(self)

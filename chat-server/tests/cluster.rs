@@ -644,3 +644,46 @@ async fn room_history_survives_a_node_restart() {
     }
     bob.expect("history-end #ops complete").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_and_offline_mail_span_nodes() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let c = node(&redis, "c").await;
+    let mut alice = a.login("alice").await;
+    alice.send("/register correct horse").await;
+    until(&mut alice, "registered alice").await;
+    drop(alice);
+
+    // Registered on a, known on b: no password, no login.
+    let mut bob = b.login("bob").await;
+    until(&mut bob, "left alice").await;
+    let mut bare = chat_tests::LineClient::connect(b.addr).await;
+    bare.send("alice").await;
+    bare.expect("error: name is registered; log in with \"alice <password>\"")
+        .await;
+
+    // A message to her while she is offline is stored on b...
+    bob.send("alice: are you there?").await;
+    until(&mut bob, "stored alice").await;
+    bob.send("zed: and you?").await;
+    until(&mut bob, "error: no such user: zed").await;
+
+    // ...and delivered on c, once, right after welcome.
+    let mut alice = chat_tests::LineClient::connect(c.addr).await;
+    alice.send("alice correct horse").await;
+    alice.expect("welcome alice").await;
+    let kept = alice.expect_prefix("history @bob ").await;
+    assert!(kept.ends_with(" bob: are you there?"), "{kept}");
+    alice.expect("history-end missed 1").await;
+    drop(alice);
+    let mut again = chat_tests::LineClient::connect(a.addr).await;
+    again.send("alice correct horse").await;
+    again.expect("welcome alice").await;
+    let (before, _) = again.sync().await;
+    assert!(
+        before.iter().all(|l| !l.starts_with("history")),
+        "delivered twice: {before:?}"
+    );
+}

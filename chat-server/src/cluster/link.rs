@@ -32,8 +32,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::lease::{self, Owner};
-use super::rooms;
+use super::{mail, rooms};
+use crate::accounts::Account;
 use crate::broker::BrokerEvent;
+use crate::history::Message;
 use crate::history::{Retention, wall_clock};
 use crate::roster::ConnId;
 
@@ -80,13 +82,17 @@ pub enum ClusterCmd {
     },
     /// A direct line for a user who is not on this node.
     Direct {
-        /// The sender, told if nobody has that name.
+        /// The sender, told if nobody has that name (or that it was stored).
         from: ConnId,
-        /// The recipient.
+        /// The recipient (as registered, if it is an account).
         to: UserName,
         /// The encoded line.
         line: Bytes,
+        /// For a registered recipient: the message to keep if they are offline.
+        mail: Option<Message>,
     },
+    /// An account was registered or its password changed: store it, tell every node.
+    Account(Account),
     /// `/who` across the cluster.
     Who {
         /// Who asked.
@@ -173,6 +179,8 @@ pub enum ClusterEvent {
         /// The encoded lines.
         lines: Bytes,
     },
+    /// An account registered or changed on some node.
+    Account(Account),
     /// These folded names are now held by another node: disconnect their users.
     Lost(Vec<String>),
 }
@@ -250,6 +258,12 @@ impl Leases {
         }
     }
 
+    /// Takes the mail kept for `name` (whose lease this node now holds).
+    pub async fn take_mail(&self, name: &UserName) -> redis::RedisResult<Vec<Message>> {
+        let mut redis = self.redis.clone();
+        mail::take(&mut redis, name).await
+    }
+
     fn held(&self) -> MutexGuard<'_, HashMap<String, Owner>> {
         // A poisoned map is still a map: the data is plain.
         self.held
@@ -323,6 +337,7 @@ async fn subscribe(url: &str, node: &str) -> redis::RedisResult<redis::aio::PubS
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(ALL).await?;
     pubsub.subscribe(node_channel(node)).await?;
+    pubsub.subscribe(mail::ACCOUNTS_CHANNEL).await?;
     Ok(pubsub)
 }
 
@@ -335,13 +350,20 @@ async fn publisher(
 ) {
     // A DM goes to the node holding the recipient's lease, or nowhere: checked and
     // published in one step, so a name cannot change hands in between.
+    // For a registered recipient nobody holds, the message is kept instead (2), unless
+    // their mailbox is full (3).
     let direct = Script::new(
         r"
         local owner = redis.call('GET', KEYS[1])
-        if not owner then return 0 end
-        local node = string.match(owner, '^([^/]*)/')
-        redis.call('PUBLISH', 'chat:node:' .. node, ARGV[1])
-        return 1
+        if owner then
+            local node = string.match(owner, '^([^/]*)/')
+            redis.call('PUBLISH', 'chat:node:' .. node, ARGV[1])
+            return 1
+        end
+        if ARGV[2] == '' then return 0 end
+        if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return 3 end
+        redis.call('RPUSH', KEYS[2], ARGV[2])
+        return 2
         ",
     );
     let reply = |to: ConnId, line: ServerLine| {
@@ -372,19 +394,39 @@ async fn publisher(
                     reply(from, unavailable()).await;
                 }
             }
-            ClusterCmd::Direct { from, to, line } => {
+            ClusterCmd::Direct {
+                from,
+                to,
+                line,
+                mail,
+            } => {
                 let folded = to.folded();
                 let mut payload = BytesMut::from(format!("{folded}\n").as_bytes());
                 payload.extend_from_slice(&line);
+                let kept = mail.as_ref().map(mail::encode_mail).unwrap_or_default();
                 let sent: redis::RedisResult<i64> = direct
                     .key(lease::key(&folded))
+                    .key(mail::mail_key(&folded))
                     .arg(&payload[..])
+                    .arg(kept)
+                    .arg(mail::MAX_MAIL)
                     .invoke_async(&mut redis)
                     .await;
                 match sent {
                     Ok(1) => {}
+                    Ok(2) => reply(from, ServerLine::Stored(to)).await,
+                    Ok(3) => {
+                        let reason =
+                            format!("offline mailbox full ({} messages): {to}", mail::MAX_MAIL);
+                        reply(from, ServerLine::Error(reason)).await;
+                    }
                     Ok(_) => reply(from, ServerLine::Error(format!("no such user: {to}"))).await,
                     Err(_) => reply(from, unavailable()).await,
+                }
+            }
+            ClusterCmd::Account(account) => {
+                if let Err(e) = mail::put_account(&mut redis, &account).await {
+                    warn!(name = %account.name, error = %e, "could not store an account in Redis");
                 }
             }
             ClusterCmd::Who { from } => match who(&mut redis).await {
@@ -751,6 +793,10 @@ async fn subscriber(
 fn decode(message: &redis::Msg, node: &str) -> Option<ClusterEvent> {
     let payload = message.get_payload_bytes();
     let channel = message.get_channel_name();
+    if channel == mail::ACCOUNTS_CHANNEL {
+        let account = mail::decode_account(std::str::from_utf8(payload).ok()?)?;
+        return Some(ClusterEvent::Account(account));
+    }
     if let Some(room) = channel.strip_prefix("chat:room:") {
         let room = RoomName::parse(room).ok()?;
         let payload = std::str::from_utf8(payload).ok()?;

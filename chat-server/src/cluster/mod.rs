@@ -5,6 +5,7 @@
 
 pub mod lease;
 pub mod link;
+pub mod mail;
 pub mod rooms;
 
 use std::time::Duration;
