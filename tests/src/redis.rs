@@ -22,18 +22,28 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port and waits until it answers `PING`.
     pub fn start() -> Self {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        Self::start_configured(&[])
     }
 
     /// Starts one on `addr` (after [`RedisServer::kill`], to bring it back).
     pub fn start_at(addr: SocketAddr) -> Self {
+        Self::start_with(addr, &[])
+    }
+
+    /// Starts one on a free port with extra configuration (`--name value` pairs).
+    pub fn start_configured(extra: &[&str]) -> Self {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_with(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), extra)
+    }
+
+    fn start_with(addr: SocketAddr, extra: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -149,3 +149,45 @@ async fn a_killed_node_s_users_are_seen_leaving_within_15_s_and_their_names_free
     until(&mut bob_again, "users alice,bob").await;
     drop(bob);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_reading_is_cut_off_by_redis_not_waited_for() {
+    // A small pub/sub output limit, so the test needs little traffic to reach it.
+    let redis =
+        RedisServer::start_configured(&["--client-output-buffer-limit", "pubsub 256kb 0 0"]);
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut bob = b.login("bob").await;
+    let mut alice = a.login("alice").await;
+    let mut carol = a.login("carol").await;
+    until(&mut bob, "joined carol").await;
+    let subscribers = || redis.command("PUBSUB NUMSUB chat:all");
+    assert!(subscribers().ends_with(":2\r\n"), "{}", subscribers());
+
+    // Node b stops reading (paused); alice floods `*` through Redis: 24 MB, well past
+    // what the socket buffers between Redis and b absorb before Redis's own limit.
+    b.signal(Signal::SIGSTOP);
+    // Node a's users are not held up by b: carol gets every line (in steps of 100, so her
+    // own send queue never fills).
+    let text = "x".repeat(3000);
+    for step in 0..80 {
+        for i in step * 100..(step + 1) * 100 {
+            alice.send(&format!("*: {i} {text}")).await;
+        }
+        for i in step * 100..(step + 1) * 100 {
+            carol.expect(&format!("from alice *: {i} {text}")).await;
+        }
+    }
+    // Redis cut b's subscription off at its limit.
+    assert!(subscribers().ends_with(":1\r\n"), "{}", subscribers());
+
+    // b resumes: its users stayed connected, and it subscribes again.
+    b.signal(Signal::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !subscribers().ends_with(":2\r\n") {
+        assert!(Instant::now() < deadline, "b did not subscribe again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    alice.send("bob: after the gap").await;
+    until(&mut bob, "from alice: after the gap").await;
+}
