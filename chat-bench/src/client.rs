@@ -86,13 +86,15 @@ pub async fn register(addr: SocketAddr, i: usize) -> anyhow::Result<()> {
 
 /// Logs in clients `0..n`, several at a time, calling `started(i, client)` for each as
 /// soon as it is in (so its reader can start draining presence lines at once).
-pub async fn login_all<F>(addr: SocketAddr, n: usize, mut started: F) -> anyhow::Result<()>
+pub async fn login_all<F>(nodes: &[SocketAddr], n: usize, mut started: F) -> anyhow::Result<()>
 where
     F: FnMut(usize, Client),
 {
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut logins = tokio::task::JoinSet::new();
     for i in 0..n {
+        // Clients spread over a cluster's nodes, round robin.
+        let addr = nodes[i % nodes.len()];
         let permit = permits.clone().acquire_owned().await?;
         logins.spawn(async move {
             let client = login(addr, i).await;

@@ -34,6 +34,8 @@ pub enum Fanout {
 pub struct Spec {
     /// Where the server listens.
     pub addr: SocketAddr,
+    /// More nodes of a cluster: clients are spread over `addr` and these, round robin.
+    pub also: Vec<SocketAddr>,
     /// Clients logged in.
     pub clients: usize,
     /// How many of them send.
@@ -173,7 +175,9 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     let mut receiver_tasks = Vec::new();
     let mut writers: Vec<Option<OwnedWriteHalf>> = (0..spec.clients).map(|_| None).collect();
     eprintln!("logging in {} clients...", spec.clients);
-    client::login_all(spec.addr, spec.clients, |i, Client { reader, writer }| {
+    let mut nodes = vec![spec.addr];
+    nodes.extend(&spec.also);
+    client::login_all(&nodes, spec.clients, |i, Client { reader, writer }| {
         writers[i] = Some(writer);
         let shared = shared.clone();
         let expected = expected_by_receiver[i];
@@ -536,6 +540,7 @@ mod tests {
     fn destinations_are_distinct_others() {
         let spec = Spec {
             addr: "127.0.0.1:1".parse().unwrap(),
+            also: Vec::new(),
             clients: 5,
             senders: 5,
             fanout: Fanout::Others(3),

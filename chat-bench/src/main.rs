@@ -114,6 +114,10 @@ struct LoadArgs {
     /// The server (ignored by `raw`, which starts its own forwarder).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Another node of the same cluster (repeatable): clients are spread over --addr and
+    /// these, round robin.
+    #[arg(long = "also-addr", value_name = "ADDR")]
+    also: Vec<SocketAddr>,
     #[arg(long, default_value_t = 100)]
     clients: usize,
     #[arg(long, default_value_t = 100)]
@@ -155,6 +159,7 @@ impl LoadArgs {
     fn spec(&self, addr: SocketAddr, server_pid: Option<u32>) -> Spec {
         Spec {
             addr,
+            also: self.also.clone(),
             clients: self.clients,
             senders: self.senders,
             fanout: match (self.broadcast, self.rooms) {

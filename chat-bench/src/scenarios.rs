@@ -30,7 +30,7 @@ pub async fn idle(
     let before = procstat::sample(server_pid).context("reading the server's /proc")?;
     let mut writers = Vec::with_capacity(clients);
     let started = Instant::now();
-    client::login_all(addr, clients, |_, client| {
+    client::login_all(&[addr], clients, |_, client| {
         drain_in_background(client.reader);
         writers.push(client.writer);
     })
@@ -68,7 +68,7 @@ pub async fn logins(
     let cpu_before = server_pid.and_then(procstat::sample);
     let started = Instant::now();
     let mut writers = Vec::with_capacity(clients);
-    client::login_all(addr, clients, |_, client| {
+    client::login_all(&[addr], clients, |_, client| {
         drain_in_background(client.reader);
         writers.push(client.writer);
     })
@@ -189,7 +189,7 @@ pub async fn history(
         }
     }
     let mut readers = Vec::with_capacity(clients);
-    client::login_all(addr, clients, |_, client| readers.push(client)).await?;
+    client::login_all(&[addr], clients, |_, client| readers.push(client)).await?;
     let cpu_before = server_pid.and_then(procstat::sample);
     let ask = format!("/history {ROOM} {lines}\n");
     let started = Instant::now();

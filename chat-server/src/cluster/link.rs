@@ -348,24 +348,6 @@ async fn publisher(
     broker_tx: mpsc::WeakSender<BrokerEvent>,
     node: String,
 ) {
-    // A DM goes to the node holding the recipient's lease, or nowhere: checked and
-    // published in one step, so a name cannot change hands in between.
-    // For a registered recipient nobody holds, the message is kept instead (2), unless
-    // their mailbox is full (3).
-    let direct = Script::new(
-        r"
-        local owner = redis.call('GET', KEYS[1])
-        if owner then
-            local node = string.match(owner, '^([^/]*)/')
-            redis.call('PUBLISH', 'chat:node:' .. node, ARGV[1])
-            return 1
-        end
-        if ARGV[2] == '' then return 0 end
-        if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return 3 end
-        redis.call('RPUSH', KEYS[2], ARGV[2])
-        return 2
-        ",
-    );
     let reply = |to: ConnId, line: ServerLine| {
         let event = BrokerEvent::Cluster(ClusterEvent::Reply {
             to,
@@ -379,50 +361,34 @@ async fn publisher(
         }
     };
     let unavailable = || ServerLine::Error(UNAVAILABLE.to_owned());
-    while let Some(cmd) = cmds.recv().await {
+    // A command of another kind, met while gathering a batch.
+    let mut held_back: Option<ClusterCmd> = None;
+    loop {
+        let cmd = match held_back.take() {
+            Some(cmd) => cmd,
+            None => match cmds.recv().await {
+                Some(cmd) => cmd,
+                None => break,
+            },
+        };
         match cmd {
-            ClusterCmd::All { from, lines } => {
-                let mut payload = BytesMut::from(format!("{node}\n").as_bytes());
-                payload.extend_from_slice(&lines);
-                let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                    .arg(ALL)
-                    .arg(&payload[..])
-                    .query_async(&mut redis)
-                    .await;
-                if let (Err(e), Some(from)) = (sent, from) {
-                    warn!(error = %e, "publishing to the cluster failed");
-                    reply(from, unavailable()).await;
-                }
-            }
-            ClusterCmd::Direct {
-                from,
-                to,
-                line,
-                mail,
-            } => {
-                let folded = to.folded();
-                let mut payload = BytesMut::from(format!("{folded}\n").as_bytes());
-                payload.extend_from_slice(&line);
-                let kept = mail.as_ref().map(mail::encode_mail).unwrap_or_default();
-                let sent: redis::RedisResult<i64> = direct
-                    .key(lease::key(&folded))
-                    .key(mail::mail_key(&folded))
-                    .arg(&payload[..])
-                    .arg(kept)
-                    .arg(mail::MAX_MAIL)
-                    .invoke_async(&mut redis)
-                    .await;
-                match sent {
-                    Ok(1) => {}
-                    Ok(2) => reply(from, ServerLine::Stored(to)).await,
-                    Ok(3) => {
-                        let reason =
-                            format!("offline mailbox full ({} messages): {to}", mail::MAX_MAIL);
-                        reply(from, ServerLine::Error(reason)).await;
+            fast @ (ClusterCmd::All { .. } | ClusterCmd::Direct { .. } | ClusterCmd::RoomSay { .. }) => {
+                let mut batch = vec![fast];
+                while batch.len() < MAX_PIPELINE {
+                    match cmds.try_recv() {
+                        Ok(
+                            next @ (ClusterCmd::All { .. }
+                            | ClusterCmd::Direct { .. }
+                            | ClusterCmd::RoomSay { .. }),
+                        ) => batch.push(next),
+                        Ok(other) => {
+                            held_back = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
-                    Ok(_) => reply(from, ServerLine::Error(format!("no such user: {to}"))).await,
-                    Err(_) => reply(from, unavailable()).await,
                 }
+                pipeline(&mut redis, batch, &node, &broker_tx).await;
             }
             ClusterCmd::Account(account) => {
                 if let Err(e) = mail::put_account(&mut redis, &account).await {
@@ -500,28 +466,6 @@ async fn publisher(
                         encode_line(unavailable())
                     };
                     send_reply(&broker_tx, from, line).await;
-                }
-            }
-            ClusterCmd::RoomSay {
-                from,
-                room,
-                sender,
-                text,
-            } => {
-                let (time, micros) = wall_clock();
-                let keep = Retention::default().per_conv;
-                let published = rooms::publish(
-                    &mut redis,
-                    &room,
-                    sender.as_str(),
-                    text.as_str(),
-                    time,
-                    micros,
-                    keep,
-                )
-                .await;
-                if published.is_err() {
-                    reply(from, unavailable()).await;
                 }
             }
             ClusterCmd::Names { from, room } => match members(&mut redis, &room).await {
@@ -659,6 +603,115 @@ fn history_reply(room: &RoomName, messages: &[rooms::RoomMessage], truncated: bo
     }
     lines.extend_from_slice(&encode_line(ServerLine::HistoryEnd { conv, truncated }));
     lines.freeze()
+}
+
+/// A DM goes to the node holding the recipient's lease, or nowhere: checked and
+/// published in one step, so a name cannot change hands in between. For a registered
+/// recipient nobody holds, the message is kept instead (2), unless their mailbox is full
+/// (3); nobody by that name is 0.
+const DIRECT: &str = r"
+    local owner = redis.call('GET', KEYS[1])
+    if owner then
+        local node = string.match(owner, '^([^/]*)/')
+        redis.call('PUBLISH', 'chat:node:' .. node, ARGV[1])
+        return 1
+    end
+    if ARGV[2] == '' then return 0 end
+    if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return 3 end
+    redis.call('RPUSH', KEYS[2], ARGV[2])
+    return 2
+";
+
+/// Most commands sent to Redis as one pipeline.
+const MAX_PIPELINE: usize = 512;
+
+/// Messages ready together go to Redis as one pipeline: one round trip for the batch,
+/// in order (one connection, answered in order), so one sender's lines keep their order.
+async fn pipeline(
+    redis: &mut ConnectionManager,
+    batch: Vec<ClusterCmd>,
+    node: &str,
+    broker_tx: &mpsc::WeakSender<BrokerEvent>,
+) {
+    let mut pipe = redis::pipe();
+    for cmd in &batch {
+        match cmd {
+            ClusterCmd::All { lines, .. } => {
+                let mut payload = BytesMut::from(format!("{node}\n").as_bytes());
+                payload.extend_from_slice(lines);
+                pipe.cmd("PUBLISH").arg(ALL).arg(&payload[..]);
+            }
+            ClusterCmd::Direct { to, line, mail, .. } => {
+                let folded = to.folded();
+                let mut payload = BytesMut::from(format!("{folded}\n").as_bytes());
+                payload.extend_from_slice(line);
+                let kept = mail.as_ref().map(mail::encode_mail).unwrap_or_default();
+                pipe.cmd("EVAL")
+                    .arg(DIRECT)
+                    .arg(2)
+                    .arg(lease::key(&folded))
+                    .arg(mail::mail_key(&folded))
+                    .arg(&payload[..])
+                    .arg(kept)
+                    .arg(mail::MAX_MAIL);
+            }
+            ClusterCmd::RoomSay {
+                room, sender, text, ..
+            } => {
+                let (time, micros) = wall_clock();
+                let keep = Retention::default().per_conv;
+                pipe.add_command(rooms::publish_cmd(
+                    room,
+                    sender.as_str(),
+                    text.as_str(),
+                    time,
+                    micros,
+                    keep,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let answers: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(redis).await;
+    let answers = match answers {
+        Ok(answers) => answers,
+        Err(e) => {
+            warn!(error = %e, messages = batch.len(), "the cluster did not take a batch");
+            Vec::new()
+        }
+    };
+    let unavailable = || encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+    for (i, cmd) in batch.into_iter().enumerate() {
+        let answer = answers.get(i);
+        let (from, line) = match cmd {
+            ClusterCmd::All {
+                from: Some(from), ..
+            }
+            | ClusterCmd::RoomSay { from, .. }
+                if answer.is_none() =>
+            {
+                (from, unavailable())
+            }
+            ClusterCmd::Direct { from, to, .. } => match answer {
+                None => (from, unavailable()),
+                Some(redis::Value::Int(1)) => continue,
+                Some(redis::Value::Int(2)) => (from, encode_line(ServerLine::Stored(to))),
+                Some(redis::Value::Int(3)) => {
+                    let reason = format!(
+                        "offline mailbox full ({} messages): {to}",
+                        mail::MAX_MAIL
+                    );
+                    (from, encode_line(ServerLine::Error(reason)))
+                }
+                Some(_) => {
+                    let reason = format!("no such user: {to}");
+                    (from, encode_line(ServerLine::Error(reason)))
+                }
+            },
+            _ => continue,
+        };
+        send_reply(broker_tx, from, line).await;
+    }
 }
 
 /// Every name holding a lease, sorted bytewise.
