@@ -651,13 +651,14 @@ async fn accounts_and_offline_mail_span_nodes() {
     let a = node(&redis, "a").await;
     let b = node(&redis, "b").await;
     let c = node(&redis, "c").await;
+    let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
+    until(&mut bob, "joined alice").await;
     alice.send("/register correct horse").await;
     until(&mut alice, "registered alice").await;
     drop(alice);
 
     // Registered on a, known on b: no password, no login.
-    let mut bob = b.login("bob").await;
     until(&mut bob, "left alice").await;
     let mut bare = chat_tests::LineClient::connect(b.addr).await;
     bare.send("alice").await;

@@ -58,7 +58,7 @@ impl RoomMessage {
 }
 
 /// The publish script: the id, the stream, retention and the `PUBLISH`, in one step.
-const PUBLISH: &str = r"
+pub const PUBLISH: &str = r"
     local last = tonumber(redis.call('GET', KEYS[1]) or '0')
     local id = math.max(last + 1, tonumber(ARGV[5]))
     local sid = string.format('%.0f', id)
@@ -75,8 +75,9 @@ const PUBLISH: &str = r"
 ";
 
 /// The command that publishes `text` from `from` in `room`, keeping at most `keep`
-/// messages in its stream; it answers the id. Plain `EVAL`, so it can go in a pipeline
-/// and never meets a Redis that lost its script cache. Ids are
+/// messages in its stream; it answers the id. It names the script by its hash
+/// (`EVALSHA`), so it can go in a pipeline without sending the script each time; the
+/// caller loads the script first ([`PUBLISH`]). Ids are
 /// `max(last + 1, µs since the epoch at the node)`, as in a single server, so they keep
 /// growing even if Redis lost the counter.
 pub fn publish_cmd(
@@ -88,8 +89,8 @@ pub fn publish_cmd(
     keep: usize,
 ) -> redis::Cmd {
     let [seq, log, channel] = keys(room);
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(PUBLISH)
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(Script::new(PUBLISH).get_hash())
         .arg(3)
         .arg(seq)
         .arg(log)
@@ -112,6 +113,11 @@ pub async fn publish(
     now_micros: u64,
     keep: usize,
 ) -> RedisResult<MessageId> {
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(PUBLISH)
+        .query_async::<String>(redis)
+        .await?;
     let id: String = publish_cmd(room, from, text, time, now_micros, keep)
         .query_async(redis)
         .await?;
