@@ -337,16 +337,6 @@ async fn node(redis: &RedisServer, name: &str) -> TestServer {
     common::start(node_config(redis, name)).await
 }
 
-/// Reads until `want` arrives, skipping other lines (presence from other nodes).
-async fn until(client: &mut chat_tests::LineClient, want: &str) {
-    loop {
-        let line = client.recv().await;
-        if line == want {
-            return;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_redis_is_unreachable_does_not_start() {
     let mut redis = RedisServer::start();
@@ -370,24 +360,24 @@ async fn two_nodes_serve_one_chat() {
     let mut alice = a.login("alice").await;
     let mut bob = b.login("bob").await;
     // Presence crosses nodes.
-    until(&mut alice, "joined bob").await;
+    alice.skip_until("joined bob").await;
 
     // A direct message, both ways.
     alice.send("bob: hi from node a").await;
-    until(&mut bob, "from alice: hi from node a").await;
+    bob.skip_until("from alice: hi from node a").await;
     bob.send("Alice: and back from b").await;
-    until(&mut alice, "from bob: and back from b").await;
+    alice.skip_until("from bob: and back from b").await;
 
     // `*` reaches every node's users, not the sender.
     let mut carol = b.login("carol").await;
-    until(&mut alice, "joined carol").await;
+    alice.skip_until("joined carol").await;
     alice.send("*: hello everyone").await;
-    until(&mut bob, "from alice *: hello everyone").await;
-    until(&mut carol, "from alice *: hello everyone").await;
+    bob.skip_until("from alice *: hello everyone").await;
+    carol.skip_until("from alice *: hello everyone").await;
 
     // /who lists the cluster, sorted.
     alice.send("/who").await;
-    until(&mut alice, "users alice,bob,carol").await;
+    alice.skip_until("users alice,bob,carol").await;
 
     // A name is taken on every node at once, whatever its case.
     let mut again = chat_tests::LineClient::connect(a.addr).await;
@@ -396,15 +386,15 @@ async fn two_nodes_serve_one_chat() {
 
     // Nobody by that name anywhere.
     alice.send("zed: anyone?").await;
-    until(&mut alice, "error: no such user: zed").await;
+    alice.skip_until("error: no such user: zed").await;
 
     // Leaving is seen on the other node, and frees the name everywhere.
     drop(bob);
-    until(&mut alice, "left bob").await;
+    alice.skip_until("left bob").await;
     let mut bob_on_a = a.login("bob").await;
-    until(&mut carol, "joined bob").await;
+    carol.skip_until("joined bob").await;
     carol.send("bob: found you on a").await;
-    until(&mut bob_on_a, "from carol: found you on a").await;
+    bob_on_a.skip_until("from carol: found you on a").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,7 +405,7 @@ async fn one_sender_keeps_its_order_across_nodes() {
     // Bob first: alice's `joined` then certainly reaches him, and nothing else is due.
     let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
-    until(&mut bob, "joined alice").await;
+    bob.skip_until("joined alice").await;
     for i in 0..500 {
         alice.send(&format!("bob: line {i}")).await;
     }
@@ -431,9 +421,9 @@ async fn a_node_shutting_down_is_seen_leaving_and_the_rest_go_on() {
     let b = node(&redis, "b").await;
     let mut alice = a.login("alice").await;
     let mut bob = b.login("bob").await;
-    until(&mut alice, "joined bob").await;
+    alice.skip_until("joined bob").await;
     alice.send("bob: before the shutdown").await;
-    until(&mut bob, "from alice: before the shutdown").await;
+    bob.skip_until("from alice: before the shutdown").await;
     a.shutdown().await;
     // Alice got everything and `bye`; bob sees her leave; her name is free again.
     let rest = alice.recv_until_eof().await;
@@ -441,10 +431,10 @@ async fn a_node_shutting_down_is_seen_leaving_and_the_rest_go_on() {
         rest.last().map(String::as_str),
         Some("bye: server shutting down")
     );
-    until(&mut bob, "left alice").await;
+    bob.skip_until("left alice").await;
     let mut alice_on_b = b.login("alice").await;
     alice_on_b.send("/who").await;
-    until(&mut alice_on_b, "users alice,bob").await;
+    alice_on_b.skip_until("users alice,bob").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,24 +446,20 @@ async fn losing_redis_keeps_local_users_says_so_and_recovers() {
     let mut alice = a.login("alice").await;
     let mut ann = a.login("ann").await;
     let mut bob = b.login("bob").await;
-    until(&mut alice, "joined bob").await;
+    alice.skip_until("joined bob").await;
 
     redis.kill();
     // Local delivery goes on; anything needing the cluster says it is unavailable.
     alice.send("ann: still here").await;
-    until(&mut ann, "from alice: still here").await;
+    ann.skip_until("from alice: still here").await;
     alice.send("bob: across").await;
-    until(
-        &mut alice,
-        "error: cluster unavailable (Redis unreachable); try again",
-    )
-    .await;
+    alice
+        .skip_until("error: cluster unavailable (Redis unreachable); try again")
+        .await;
     alice.send("/who").await;
-    until(
-        &mut alice,
-        "error: cluster unavailable (Redis unreachable); try again",
-    )
-    .await;
+    alice
+        .skip_until("error: cluster unavailable (Redis unreachable); try again")
+        .await;
 
     // Redis comes back empty: the nodes subscribe again and take their names back.
     let redis = RedisServer::start_at(at);
@@ -510,7 +496,7 @@ async fn losing_redis_keeps_local_users_says_so_and_recovers() {
 /// Joins `room` and reads the joiner's `joined` and `names` lines.
 async fn join(client: &mut chat_tests::LineClient, name: &str, room: &str) -> String {
     client.send(&format!("/join {room}")).await;
-    until(client, &format!("joined {room} {name}")).await;
+    client.skip_until(&format!("joined {room} {name}")).await;
     client.expect_prefix(&format!("names {room} ")).await
 }
 
@@ -530,13 +516,13 @@ async fn a_room_spans_nodes_with_one_order_and_the_same_ids() {
         join(&mut bob, "bob", "#rust").await,
         "names #rust alice,bob"
     );
-    until(&mut alice, "joined #rust bob").await;
+    alice.skip_until("joined #rust bob").await;
     assert_eq!(
         join(&mut carol, "carol", "#rust").await,
         "names #rust alice,bob,carol"
     );
-    until(&mut alice, "joined #rust carol").await;
-    until(&mut bob, "joined #rust carol").await;
+    alice.skip_until("joined #rust carol").await;
+    bob.skip_until("joined #rust carol").await;
 
     // Two senders on two nodes at once; each member sees one order with the same ids.
     for i in 0..100 {
@@ -591,9 +577,9 @@ async fn a_room_spans_nodes_with_one_order_and_the_same_ids() {
 
     // Names, rooms and history come from Redis, the same on every node.
     bob.send("/names #rust").await;
-    until(&mut bob, "names #rust alice,bob,carol").await;
+    bob.skip_until("names #rust alice,bob,carol").await;
     carol.send("/rooms").await;
-    until(&mut carol, "rooms #rust=3").await;
+    carol.skip_until("rooms #rust=3").await;
     bob.send("/history #rust 2").await;
     let last_two: Vec<String> = vec![bob.recv().await, bob.recv().await];
     assert!(
@@ -604,15 +590,15 @@ async fn a_room_spans_nodes_with_one_order_and_the_same_ids() {
 
     // Leaving, by /part or by disconnecting, is heard on every node.
     carol.send("/part #rust").await;
-    until(&mut carol, "left #rust carol").await;
-    until(&mut bob, "left #rust carol").await;
+    carol.skip_until("left #rust carol").await;
+    bob.skip_until("left #rust carol").await;
     drop(alice);
-    until(&mut bob, "left #rust alice").await;
+    bob.skip_until("left #rust alice").await;
     bob.send("/names #rust").await;
-    until(&mut bob, "names #rust bob").await;
+    bob.skip_until("names #rust bob").await;
     bob.send("#rust: anyone?").await;
     carol.send("#rust: not a member").await;
-    until(&mut carol, "error: not a member of #rust").await;
+    carol.skip_until("error: not a member of #rust").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -653,13 +639,13 @@ async fn accounts_and_offline_mail_span_nodes() {
     let c = node(&redis, "c").await;
     let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
-    until(&mut bob, "joined alice").await;
+    bob.skip_until("joined alice").await;
     alice.send("/register correct horse").await;
-    until(&mut alice, "registered alice").await;
+    alice.skip_until("registered alice").await;
     drop(alice);
 
     // Registered on a, known on b: no password, no login.
-    until(&mut bob, "left alice").await;
+    bob.skip_until("left alice").await;
     let mut bare = chat_tests::LineClient::connect(b.addr).await;
     bare.send("alice").await;
     bare.expect("error: name is registered; log in with \"alice <password>\"")
@@ -667,9 +653,9 @@ async fn accounts_and_offline_mail_span_nodes() {
 
     // A message to her while she is offline is stored on b...
     bob.send("alice: are you there?").await;
-    until(&mut bob, "stored alice").await;
+    bob.skip_until("stored alice").await;
     bob.send("zed: and you?").await;
-    until(&mut bob, "error: no such user: zed").await;
+    bob.skip_until("error: no such user: zed").await;
 
     // ...and delivered on c, once, right after welcome.
     let mut alice = chat_tests::LineClient::connect(c.addr).await;

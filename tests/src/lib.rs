@@ -349,6 +349,12 @@ impl LineClient {
             .expect("the server closed the connection")
     }
 
+    /// Reads lines until `want` arrives, skipping others (presence, say, that may or may
+    /// not come first); fails the test if it does not come within the deadline.
+    pub async fn skip_until(&mut self, want: &str) {
+        while self.recv().await != want {}
+    }
+
     /// Asserts the next line is `want`.
     pub async fn expect(&mut self, want: &str) {
         assert_eq!(self.recv().await, want);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chat_tests::{LineClient, PtyClient, ServerProcess, keys};
+use chat_tests::{PtyClient, ServerProcess, keys};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -19,11 +19,6 @@ fn client(server: &ServerProcess, name: &str, extra: &[&str]) -> PtyClient {
     let client = PtyClient::spawn(&args, 100, 24);
     client.wait_for("● connected");
     client
-}
-
-/// Reads lines until `want` arrives (presence lines may come first).
-async fn wait_line(client: &mut LineClient, want: &str) {
-    while client.recv().await != want {}
 }
 
 /// A TCP proxy between a client and the server that the test can close, cutting every
@@ -112,7 +107,7 @@ async fn a_mention_lights_the_buffer_bar_and_rings_the_bell() {
     alice.type_keys("/join #rust\r");
     alice.wait_for("[#rust] ");
     bob.send("/join #rust").await;
-    wait_line(&mut bob, "joined #rust bob").await;
+    bob.skip_until("joined #rust bob").await;
     alice.type_keys(&keys::alt(1));
     alice.wait_for("[server] ");
     assert_eq!(alice.requests().bells, 0);
@@ -151,7 +146,7 @@ async fn the_unread_marker_shows_where_a_buffer_was_left() {
     alice.type_keys("/join #rust\r");
     alice.wait_for("[#rust] ");
     bob.send("/join #rust").await;
-    wait_line(&mut bob, "joined #rust bob").await;
+    bob.skip_until("joined #rust bob").await;
     bob.send("#rust: already read").await;
     alice.wait_for("bob: already read");
     alice.type_keys(&keys::alt(2));
@@ -180,7 +175,7 @@ async fn history_after_a_restart_with_db_fills_the_gap_without_duplicates() {
     let gate = Gate::start(at).await;
     let mut bob = server.login("bob").await;
     bob.send("/join #rust").await;
-    wait_line(&mut bob, "joined #rust bob").await;
+    bob.skip_until("joined #rust bob").await;
     bob.send("#rust: before alice came").await;
     bob.sync().await;
     let addr = gate.addr.to_string();
@@ -194,7 +189,7 @@ async fn history_after_a_restart_with_db_fills_the_gap_without_duplicates() {
     // The first join shows the recent history, marked.
     alice.wait_for("bob: before alice came");
     alice.wait_for("history of #rust: 1");
-    wait_line(&mut bob, "joined #rust alice").await;
+    bob.skip_until("joined #rust alice").await;
     bob.send("#rust: live one").await;
     alice.wait_for("bob: live one");
     alice.type_keys("mine, sent live\r");
@@ -208,7 +203,7 @@ async fn history_after_a_restart_with_db_fills_the_gap_without_duplicates() {
     let server = ServerProcess::start_at(&at.to_string(), &["--db", db]).await;
     let mut bob = server.login("bob").await;
     bob.send("/join #rust").await;
-    wait_line(&mut bob, "joined #rust bob").await;
+    bob.skip_until("joined #rust bob").await;
     bob.send("#rust: missed one").await;
     bob.send("#rust: missed two").await;
     bob.sync().await;
@@ -239,7 +234,7 @@ async fn lines_typed_while_disconnected_are_sent_once_after_reconnect() {
     let addr = gate.addr.to_string();
     let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 100, 24);
     alice.wait_for("● connected");
-    wait_line(&mut bob, "joined alice").await;
+    bob.skip_until("joined alice").await;
 
     gate.close();
     alice.wait_for("disconnected");
@@ -270,7 +265,7 @@ async fn a_multi_line_paste_is_confirmed_then_sent_line_by_line() {
     let mut alice = client(&server, "alice", &[]);
     alice.type_keys("/query bob\r");
     alice.wait_for("[bob] ");
-    wait_line(&mut bob, "joined alice").await;
+    bob.skip_until("joined alice").await;
     // Terminals send CR between pasted lines.
     alice.paste("bob: alpha\rbeta\tgamma\r/quit");
     alice.wait_for("paste 3 lines to bob?");
@@ -369,7 +364,7 @@ async fn the_config_file_is_read_and_logs_are_kept_per_buffer() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     bob.send("/join #rust").await;
-    wait_line(&mut bob, "joined #rust bob").await;
+    bob.skip_until("joined #rust bob").await;
     let dir = tempfile::tempdir().expect("a temp dir");
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -382,7 +377,7 @@ async fn the_config_file_is_read_and_logs_are_kept_per_buffer() {
     .expect("writing the config");
     let mut alice = PtyClient::spawn(&["--config", config.to_str().expect("UTF-8")], 100, 24);
     alice.wait_for("● connected · alice @");
-    wait_line(&mut bob, "joined #rust alice").await;
+    bob.skip_until("joined #rust alice").await;
     bob.send("#rust: logged line").await;
     // Rooms from the config are joined at login; the buffer shown is still `*`.
     alice.wait_for("3:#rust 1");
@@ -467,7 +462,7 @@ async fn plain_mode_quit_is_the_clients_own_in_any_case() {
         .write_all(b"*: before quitting\n/QUIT\n")
         .await
         .expect("writing stdin");
-    wait_line(&mut bob, "from alice *: before quitting").await;
+    bob.skip_until("from alice *: before quitting").await;
     // stdin stays open: the client leaves because of /QUIT, without sending it.
     let output = tokio::time::timeout(chat_tests::DEADLINE, plain.wait_with_output())
         .await

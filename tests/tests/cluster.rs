@@ -24,11 +24,6 @@ async fn room_lines(client: &mut LineClient) -> Vec<String> {
     got
 }
 
-/// Reads until `want` arrives, skipping other lines (presence from other nodes).
-async fn until(client: &mut LineClient, want: &str) {
-    while client.recv().await != want {}
-}
-
 #[tokio::test]
 async fn a_node_without_its_redis_exits_1_and_says_why() {
     let mut redis = RedisServer::start();
@@ -51,18 +46,18 @@ async fn three_nodes_one_chat() {
     let mut carol = c.login("carol").await;
     let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
-    until(&mut carol, "joined alice").await;
+    carol.skip_until("joined alice").await;
 
     alice.send("bob: a to b").await;
-    until(&mut bob, "from alice: a to b").await;
+    bob.skip_until("from alice: a to b").await;
     bob.send("carol: b to c").await;
-    until(&mut carol, "from bob: b to c").await;
+    carol.skip_until("from bob: b to c").await;
     carol.send("*: c to everyone").await;
-    until(&mut alice, "from carol *: c to everyone").await;
-    until(&mut bob, "from carol *: c to everyone").await;
+    alice.skip_until("from carol *: c to everyone").await;
+    bob.skip_until("from carol *: c to everyone").await;
     for client in [&mut alice, &mut bob, &mut carol] {
         client.send("/who").await;
-        until(client, "users alice,bob,carol").await;
+        client.skip_until("users alice,bob,carol").await;
     }
     let mut twin = LineClient::connect(c.addr).await;
     twin.send("Alice").await;
@@ -75,10 +70,10 @@ async fn three_nodes_one_chat() {
         (&mut carol, "carol"),
     ] {
         client.send("/join #rust").await;
-        until(client, &format!("joined #rust {name}")).await;
+        client.skip_until(&format!("joined #rust {name}")).await;
     }
-    until(&mut alice, "joined #rust carol").await;
-    until(&mut bob, "joined #rust carol").await;
+    alice.skip_until("joined #rust carol").await;
+    bob.skip_until("joined #rust carol").await;
     alice.send("#rust: one from a").await;
     bob.send("#rust: one from b").await;
     carol.send("#rust: one from c").await;
@@ -137,7 +132,7 @@ async fn a_killed_node_s_users_are_seen_leaving_within_15_s_and_their_names_free
     let b = node(&redis, "b").await;
     let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
-    until(&mut bob, "joined alice").await;
+    bob.skip_until("joined alice").await;
     let killed = Instant::now();
     b.signal(Signal::SIGKILL);
     while alice.recv_within(Duration::from_secs(16)).await != "left bob" {}
@@ -146,7 +141,7 @@ async fn a_killed_node_s_users_are_seen_leaving_within_15_s_and_their_names_free
     // The name is free on the survivor.
     let mut bob_again = a.login("bob").await;
     bob_again.send("/who").await;
-    until(&mut bob_again, "users alice,bob").await;
+    bob_again.skip_until("users alice,bob").await;
     drop(bob);
 }
 
@@ -160,7 +155,7 @@ async fn a_node_that_stops_reading_is_cut_off_by_redis_not_waited_for() {
     let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
     let mut carol = a.login("carol").await;
-    until(&mut bob, "joined carol").await;
+    bob.skip_until("joined carol").await;
     let subscribers = || redis.command("PUBSUB NUMSUB chat:all");
     assert!(subscribers().ends_with(":2\r\n"), "{}", subscribers());
 
@@ -189,5 +184,5 @@ async fn a_node_that_stops_reading_is_cut_off_by_redis_not_waited_for() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     alice.send("bob: after the gap").await;
-    until(&mut bob, "from alice: after the gap").await;
+    bob.skip_until("from alice: after the gap").await;
 }

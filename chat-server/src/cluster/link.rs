@@ -549,23 +549,7 @@ async fn members(
 
 /// Every room with members across the cluster and its member count, sorted bytewise.
 async fn all_rooms(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<(RoomName, usize)>> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg("chat:room:*:members")
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(redis)
-            .await?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let keys = scan(redis, "chat:room:*:members").await?;
     let mut rooms = Vec::new();
     for key in keys {
         let Some(room) = key
@@ -720,25 +704,30 @@ async fn pipeline(
     }
 }
 
-/// Every name holding a lease, sorted bytewise.
-async fn who(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<UserName>> {
-    let mut keys: Vec<String> = Vec::new();
+/// Every key matching `pattern`, by `SCAN` (never `KEYS`, which would block Redis).
+async fn scan(redis: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
     let mut cursor: u64 = 0;
     loop {
         let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg("chat:lease:*")
+            .arg(pattern)
             .arg("COUNT")
             .arg(1000)
             .query_async(redis)
             .await?;
         keys.extend(batch);
         if next == 0 {
-            break;
+            return Ok(keys);
         }
         cursor = next;
     }
+}
+
+/// Every name holding a lease, sorted bytewise.
+async fn who(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<UserName>> {
+    let keys = scan(redis, "chat:lease:*").await?;
     if keys.is_empty() {
         return Ok(Vec::new());
     }
