@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::accounts::{Account, Accounts, Throttle};
 use crate::cluster::link::{ClusterCmd, ClusterEvent, ClusterLink, UNAVAILABLE};
+use crate::cluster::rooms;
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
@@ -273,7 +274,7 @@ impl Broker {
     /// Hands `cmd` to the cluster link; if it cannot take it, `from` (if set) is told.
     fn tell_cluster(&mut self, cmd: ClusterCmd) {
         let from = match &cmd {
-            ClusterCmd::Account(_) => None,
+            ClusterCmd::Account(_) | ClusterCmd::KeepDirect { .. } => None,
             ClusterCmd::All { from, .. } | ClusterCmd::PartRoom { from, .. } => *from,
             ClusterCmd::Direct { from, .. }
             | ClusterCmd::Who { from }
@@ -434,16 +435,6 @@ impl Broker {
             }
             Ok(ClientLine::Rooms) if self.cluster.is_some() => {
                 self.tell_cluster(ClusterCmd::Rooms { from: id });
-            }
-            Ok(ClientLine::History {
-                conv: Conv::Room(room),
-                range,
-            }) if self.cluster.is_some() => {
-                self.tell_cluster(ClusterCmd::History {
-                    from: id,
-                    room,
-                    range,
-                });
             }
             Ok(ClientLine::Join(room)) => self.join_room(id, room),
             Ok(ClientLine::Part(room)) => self.part_room(id, room),
@@ -643,7 +634,16 @@ impl Broker {
             .as_ref()
             .is_some_and(|a| a.is_registered(sender) && a.is_registered(to));
         if both_registered {
-            self.keep(message.clone(), time);
+            if self.cluster.is_some() {
+                // Kept in Redis, where both ends' nodes read it, under one counter.
+                self.tell_cluster(ClusterCmd::KeepDirect {
+                    place: rooms::pair_place(sender, to),
+                    sender: sender.clone(),
+                    text: text.clone(),
+                });
+            } else {
+                self.keep(message.clone(), time);
+            }
         }
         message
     }
@@ -809,6 +809,18 @@ impl Broker {
                 .as_ref()
                 .and_then(|a| a.get(&to))
                 .map(|a| a.name.clone());
+            let both_registered = account.is_some()
+                && self
+                    .accounts
+                    .as_ref()
+                    .is_some_and(|a| a.is_registered(&sender));
+            if let (true, Some(owner)) = (both_registered, &account) {
+                self.tell_cluster(ClusterCmd::KeepDirect {
+                    place: rooms::pair_place(&sender, owner),
+                    sender: sender.clone(),
+                    text: text.clone(),
+                });
+            }
             let (to, mail) = match account {
                 Some(owner) => {
                     let (time, micros) = wall_clock();
@@ -968,6 +980,26 @@ impl Broker {
         let Some(limit) = self.roster.get(id).map(|p| p.outbox.limit()) else {
             return;
         };
+        if self.cluster.is_some() {
+            // Rooms and two accounts' direct messages are kept in Redis in cluster mode.
+            let place = match &conv {
+                Conv::Room(room) => Ok(rooms::room_place(room)),
+                Conv::Direct(other) => self.direct_key(id, other).map(|_| {
+                    let me = self.roster.get(id).map(|p| p.name.clone());
+                    rooms::pair_place(&me.unwrap_or_else(|| other.clone()), other)
+                }),
+            };
+            match place {
+                Ok(place) => self.tell_cluster(ClusterCmd::History {
+                    from: id,
+                    conv,
+                    place,
+                    range,
+                }),
+                Err(reason) => self.deliver(id, &encode_line(ServerLine::Error(reason))),
+            }
+            return;
+        }
         let key = match &conv {
             Conv::Room(room) => Ok(ConvKey::Room(room.clone())),
             Conv::Direct(other) => self.direct_key(id, other),

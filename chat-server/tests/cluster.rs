@@ -673,4 +673,20 @@ async fn accounts_and_offline_mail_span_nodes() {
         before.iter().all(|l| !l.starts_with("history")),
         "delivered twice: {before:?}"
     );
+
+    // Between two accounts, direct messages are kept in Redis: either end reads them
+    // on any node.
+    bob.send("/register bob-is-bob").await;
+    bob.skip_until("registered bob").await;
+    again.send("bob: kept for us both").await;
+    bob.skip_until("from alice: kept for us both").await;
+    bob.send("/history @alice").await;
+    let kept = bob.expect_prefix("history @alice ").await;
+    assert!(kept.ends_with(" alice: kept for us both"), "{kept}");
+    bob.expect("history-end @alice complete").await;
+    let mut carol = c.login("carol").await;
+    carol.send("/history @alice").await;
+    carol
+        .expect_prefix("error: no history is kept for @alice")
+        .await;
 }

@@ -141,14 +141,25 @@ pub enum ClusterCmd {
         /// Who asked.
         from: ConnId,
     },
-    /// `/history <#room> ...` from the room's stream.
+    /// `/history <conv> ...` from the conversation's stream.
     History {
         /// Who asked.
         from: ConnId,
-        /// The room.
-        room: RoomName,
+        /// The conversation, as the asker named it.
+        conv: Conv,
+        /// Where it lives ([`rooms::room_place`] or [`rooms::pair_place`]).
+        place: String,
         /// Which messages.
         range: HistoryRange,
+    },
+    /// A direct message between two accounts, for their `@` history.
+    KeepDirect {
+        /// Where their conversation lives ([`rooms::pair_place`]).
+        place: String,
+        /// The sender.
+        sender: UserName,
+        /// The text.
+        text: MessageText,
     },
 }
 
@@ -374,14 +385,16 @@ async fn publisher(
         match cmd {
             fast @ (ClusterCmd::All { .. }
             | ClusterCmd::Direct { .. }
-            | ClusterCmd::RoomSay { .. }) => {
+            | ClusterCmd::RoomSay { .. }
+            | ClusterCmd::KeepDirect { .. }) => {
                 let mut batch = vec![fast];
                 while batch.len() < MAX_PIPELINE {
                     match cmds.try_recv() {
                         Ok(
                             next @ (ClusterCmd::All { .. }
                             | ClusterCmd::Direct { .. }
-                            | ClusterCmd::RoomSay { .. }),
+                            | ClusterCmd::RoomSay { .. }
+                            | ClusterCmd::KeepDirect { .. }),
                         ) => batch.push(next),
                         Ok(other) => {
                             held_back = Some(other);
@@ -481,9 +494,14 @@ async fn publisher(
                 Ok(list) => reply(from, ServerLine::Rooms(list)).await,
                 Err(_) => reply(from, unavailable()).await,
             },
-            ClusterCmd::History { from, room, range } => {
-                let line = match rooms::history(&mut redis, &room, range).await {
-                    Ok((messages, truncated)) => history_reply(&room, &messages, truncated),
+            ClusterCmd::History {
+                from,
+                conv,
+                place,
+                range,
+            } => {
+                let line = match rooms::read(&mut redis, &place, range).await {
+                    Ok((messages, truncated)) => history_reply(conv, &messages, truncated),
                     Err(_) => encode_line(unavailable()),
                 };
                 send_reply(&broker_tx, from, line).await;
@@ -569,8 +587,7 @@ async fn all_rooms(redis: &mut ConnectionManager) -> redis::RedisResult<Vec<(Roo
 }
 
 /// `history` lines, oldest first, then `history-end`.
-fn history_reply(room: &RoomName, messages: &[rooms::RoomMessage], truncated: bool) -> Bytes {
-    let conv = Conv::Room(room.clone());
+fn history_reply(conv: Conv, messages: &[rooms::RoomMessage], truncated: bool) -> Bytes {
     let mut lines = BytesMut::new();
     for message in messages {
         let (Ok(sender), Ok(text)) = (
@@ -654,6 +671,22 @@ async fn pipeline(
                 let keep = Retention::default().per_conv;
                 pipe.add_command(rooms::publish_cmd(
                     room,
+                    sender.as_str(),
+                    text.as_str(),
+                    time,
+                    micros,
+                    keep,
+                ));
+            }
+            ClusterCmd::KeepDirect {
+                place,
+                sender,
+                text,
+            } => {
+                let (time, micros) = wall_clock();
+                let keep = Retention::default().per_conv;
+                pipe.add_command(rooms::append_cmd(
+                    place,
                     sender.as_str(),
                     text.as_str(),
                     time,

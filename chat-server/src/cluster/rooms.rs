@@ -3,17 +3,35 @@
 //! room's messages in one order with the same ids (Centrifugo's publish script). History
 //! is read back from the stream by the same ids.
 
-use chat_proto::{HistoryRange, MessageId, RoomName, Timestamp};
+use chat_proto::{HistoryRange, MessageId, RoomName, Timestamp, UserName};
 use redis::aio::ConnectionLike;
 use redis::{RedisResult, Script};
 
+/// Where a room lives in Redis.
+pub fn room_place(room: &RoomName) -> String {
+    format!("chat:room:{room}")
+}
+
+/// Where the direct messages between two accounts live: their folded names in order, so
+/// both name the same place.
+pub fn pair_place(a: &UserName, b: &UserName) -> String {
+    let (a, b) = (a.folded(), b.folded());
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    format!("chat:pair:{a}|{b}")
+}
+
+/// The counter, the stream and the channel of a conversation's place.
+fn place_keys(place: &str) -> [String; 3] {
+    [
+        format!("{place}:seq"),
+        format!("{place}:log"),
+        place.to_owned(),
+    ]
+}
+
 /// The keys and channel of one room.
 fn keys(room: &RoomName) -> [String; 3] {
-    [
-        format!("chat:room:{room}:seq"),
-        format!("chat:room:{room}:log"),
-        format!("chat:room:{room}"),
-    ]
+    place_keys(&room_place(room))
 }
 
 /// The channel a room's messages are published on.
@@ -88,7 +106,20 @@ pub fn publish_cmd(
     now_micros: u64,
     keep: usize,
 ) -> redis::Cmd {
-    let [seq, log, channel] = keys(room);
+    append_cmd(&room_place(room), from, text, time, now_micros, keep)
+}
+
+/// [`publish_cmd`] for any conversation's place: a room, or two accounts' direct
+/// messages (whose channel nobody reads: they were delivered as they were sent).
+pub fn append_cmd(
+    place: &str,
+    from: &str,
+    text: &str,
+    time: Timestamp,
+    now_micros: u64,
+    keep: usize,
+) -> redis::Cmd {
+    let [seq, log, channel] = place_keys(place);
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(Script::new(PUBLISH).get_hash())
         .arg(3)
@@ -140,6 +171,15 @@ pub async fn history(
     room: &RoomName,
     range: HistoryRange,
 ) -> RedisResult<(Vec<RoomMessage>, bool)> {
+    read(redis, &room_place(room), range).await
+}
+
+/// [`history`] for any conversation's place.
+pub async fn read(
+    redis: &mut impl ConnectionLike,
+    place: &str,
+    range: HistoryRange,
+) -> RedisResult<(Vec<RoomMessage>, bool)> {
     let script = Script::new(
         r"
         local trimmed = '0-0'
@@ -172,7 +212,7 @@ pub async fn history(
         return out
         ",
     );
-    let [_, log, _] = keys(room);
+    let [_, log, _] = place_keys(place);
     let mut invocation = script.prepare_invoke();
     invocation.key(log);
     let latest = matches!(range, HistoryRange::Latest(_));
