@@ -690,3 +690,22 @@ async fn accounts_and_offline_mail_span_nodes() {
         .expect_prefix("error: no history is kept for @alice")
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_taken_elsewhere_during_an_outage_is_told_bye() {
+    let mut redis = RedisServer::start();
+    let at = redis.addr;
+    let a = node(&redis, "a").await;
+    let mut alice = a.login("alice").await;
+    redis.kill();
+    // Redis comes back empty, and another node's alice has the name by then.
+    let redis = RedisServer::start_at(at);
+    redis.command("SET chat:lease:alice b/1/alice");
+    // Node a's next renewal finds it so: its alice is told why and disconnected.
+    let rest = alice.recv_until_eof().await;
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("bye: your name is now held on another node of the cluster"),
+        "{rest:?}"
+    );
+}
