@@ -151,7 +151,12 @@ async fn a_node_that_stops_reading_is_cut_off_by_redis_not_waited_for() {
     let redis =
         RedisServer::start_configured(&["--client-output-buffer-limit", "pubsub 256kb 0 0"]);
     let a = node(&redis, "a").await;
-    let b = node(&redis, "b").await;
+    // When b resumes, what the socket buffers held before Redis cut it off (a few MB)
+    // reaches bob at once: a send queue that holds it keeps him from being cut off for
+    // reading slower than that burst arrives on a loaded machine.
+    let url = redis.url();
+    let b =
+        ServerProcess::start(&["--cluster", &url, "--node-name", "b", "--sendq", "64MiB"]).await;
     let mut bob = b.login("bob").await;
     let mut alice = a.login("alice").await;
     let mut carol = a.login("carol").await;
