@@ -366,8 +366,15 @@ impl Broker {
     }
 
     fn handle(&mut self, event: BrokerEvent) {
-        if !matches!(event, BrokerEvent::Join { .. }) {
-            // Anything else may be seen by a peer, so announce earlier logins first.
+        if !matches!(
+            event,
+            BrokerEvent::Join { .. }
+                | BrokerEvent::Authenticate { .. }
+                | BrokerEvent::LoginPassed { .. }
+        ) {
+            // Anything else may be seen by a peer, so announce earlier logins first. The
+            // steps of a login are not: every login of a storm asks `Authenticate` first,
+            // and flushing on it would announce each login alone (quadratic again).
             self.flush_joins();
         }
         match event {
@@ -1200,6 +1207,31 @@ mod tests {
         assert_eq!(read(&mut a), "welcome a\njoined b\njoined c\n");
         assert_eq!(read(&mut b), "welcome b\njoined c\n");
         assert_eq!(read(&mut c), "welcome c\n");
+    }
+
+    #[test]
+    fn the_login_checks_between_joins_do_not_end_a_run() {
+        let mut broker = broker(false);
+        let mut old = join(&mut broker, 1, "old");
+        broker.flush_joins();
+        read(&mut old);
+        for (id, name) in [(2, "a"), (3, "b")] {
+            let (reply, _answer) = oneshot::channel();
+            let name = UserName::parse(name).expect("a valid name");
+            broker.handle(BrokerEvent::Authenticate {
+                name: name.clone(),
+                addr: IpAddr::from([127, 0, 0, 1]),
+                with_password: false,
+                reply,
+            });
+            join(&mut broker, id, name.as_str());
+        }
+        broker.flush_joins();
+        assert_eq!(
+            old.try_recv().as_deref(),
+            Some(&b"joined a\njoined b\n"[..]),
+            "one shared write for the whole run"
+        );
     }
 
     #[test]
