@@ -1,21 +1,23 @@
-//! One client: login, then a reader loop feeding the broker and a writer loop draining the
-//! client's queue. After login the reader never writes to the socket; every line the
-//! client gets, errors included, comes through its one queue, in order.
+//! One client, served by one task: login, then a loop that hands the broker every line
+//! the client sends and writes every line queued for the client. Only the queue writes to
+//! the socket after login: every line the client gets, errors included, comes through
+//! it, in order. One task rather than a reader and a writer halves what an idle client
+//! costs (a task, its future and the tokens between the two).
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use chat_proto::{ClientLine, CodecError, LoginLine, Password, ServerLine, UserName, encode_line};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, Sleep, timeout, timeout_at};
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::{CancellationToken, DropGuard};
-use tokio_util::task::TaskTracker;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use zeroize::Zeroize;
 
@@ -26,7 +28,7 @@ use crate::cluster::link::Leases;
 use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
-use crate::sendq::{self, Inbox, Outbox};
+use crate::sendq::{self, Inbox, Outbox, Ready};
 use crate::tls::{self, ReadHalf, WriteHalf};
 
 /// After the last line is written, how long to keep discarding input while waiting for the
@@ -63,7 +65,6 @@ pub(crate) struct Connection {
     pub(crate) broker_tx: mpsc::Sender<BrokerEvent>,
     /// Cancelled by [`crate::run`] at shutdown: stop reading, send nothing more.
     pub(crate) token: CancellationToken,
-    pub(crate) tracker: TaskTracker,
     pub(crate) config: Arc<Config>,
     /// With `--tls-cert`: the handshake every connection makes first.
     pub(crate) tls: Option<TlsAcceptor>,
@@ -74,42 +75,42 @@ pub(crate) struct Connection {
 impl Connection {
     /// Serves one client until it leaves, is dropped, or the server shuts down.
     pub(crate) async fn run(self, stream: TcpStream) -> io::Result<()> {
-        let opened = tokio::select! {
-            opened = open(stream, self.tls.as_ref(), self.config.handshake_timeout) => opened?,
-            () = self.token.cancelled() => None,
-        };
+        // The states that live once (handshake, login) are boxed: a task keeps room for
+        // its largest state all its life, and an idle client should pay for the loop only.
+        let opened = Box::pin(async {
+            tokio::select! {
+                opened = open(stream, self.tls.as_ref(), self.config.handshake_timeout) => opened,
+                () = self.token.cancelled() => Ok(None),
+            }
+        })
+        .await?;
         let Some((read_half, write_half)) = opened else {
             return Ok(());
         };
         let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
         let (outbox, inbox) = sendq::channel(self.config.sendq);
-        // Cancelled when the writer ends, for whatever reason.
-        let writer_done = CancellationToken::new();
-        self.tracker.spawn(writer_loop(
-            self.id,
-            write_half,
-            inbox,
-            writer_done.clone().drop_guard(),
-        ));
-
-        let result = self.serve(&mut lines, outbox, &writer_done).await;
-        linger(lines.into_inner(), writer_done).await;
+        let mut writer = Writer::new(write_half, inbox);
+        let id = self.id;
+        let result = match Box::pin(self.login(&mut lines, outbox)).await {
+            Some(name) => self.serve(name, &mut lines, &mut writer).await,
+            // Refused: the queue holds why, if the client is still there to read it.
+            None => Ok(()),
+        };
+        finish(id, &mut lines, &mut writer).await;
         result
     }
 
-    /// Login and the reader loop. Consumes `self` so that `broker_tx` is dropped as soon as
-    /// reading ends, not after the linger: the broker's shutdown waits for exactly that.
+    /// The logged-in loop, then telling the broker how it ended. Consumes `self` so that
+    /// `broker_tx` is dropped as soon as reading ends, not after the queue is written out:
+    /// the broker's shutdown waits for exactly that.
     async fn serve(
         self,
+        name: UserName,
         lines: &mut LineReader,
-        outbox: Outbox,
-        writer_done: &CancellationToken,
+        writer: &mut Writer,
     ) -> io::Result<()> {
-        let Some(name) = self.login(lines, outbox).await else {
-            return Ok(());
-        };
         info!(id = self.id, %name, "logged in");
-        let ended = self.reader_loop(lines, writer_done).await;
+        let ended = self.read_and_write(lines, writer).await;
         // The name is free before anyone hears `left`: whoever sees it go can take it.
         if let Some(leases) = &self.leases {
             let _ = timeout(LEASE_RELEASE_TIMEOUT, leases.release(&name, self.id)).await;
@@ -291,12 +292,13 @@ impl Connection {
         )
     }
 
-    /// Hands the broker every line the client sends until reading ends. Returns what the
-    /// broker must hear about the end, or `None` at shutdown, when it must hear nothing.
-    async fn reader_loop(
+    /// Hands the broker every line the client sends, and writes what the broker queues,
+    /// until reading ends. Returns what the broker must hear about the end, or `None` at
+    /// shutdown, when it must hear nothing.
+    async fn read_and_write(
         &self,
         lines: &mut LineReader,
-        writer_done: &CancellationToken,
+        writer: &mut Writer,
     ) -> Option<(BrokerEvent, io::Result<()>)> {
         let id = self.id;
         let mut pacer = self.config.rate_limit.map(Pacer::new);
@@ -306,23 +308,38 @@ impl Connection {
         } else {
             MAX_LINES_PER_EVENT
         };
-        // Made once, not per line: registering a fresh waiter on each token per line
-        // showed up in profiles.
+        // Made once, not per line: registering a fresh waiter per line showed up in
+        // profiles.
         let shutdown = self.token.cancelled();
-        let writer_gone = writer_done.cancelled();
-        tokio::pin!(shutdown, writer_gone);
+        tokio::pin!(shutdown);
+        // With flood control: when the client may send its next line. Boxed, since only
+        // paced clients ever wait on it.
+        let mut paused: Option<Pin<Box<Sleep>>> = None;
         loop {
+            // Stopping wins over writing, writing over reading. Every branch is cancel
+            // safe: LineReader keeps a partial line buffered, the writer keeps the bytes
+            // it took, and the futures made once are reused.
             let Batch { lines: read, end } = tokio::select! {
-                // Stopping wins over reading. Every branch is cancel safe: LineReader keeps
-                // a partial line buffered, and the token futures are reused.
                 biased;
                 () = &mut shutdown => return None,
-                () = &mut writer_gone => return Some((BrokerEvent::Leave { id }, Ok(()))),
-                batch = lines.next_batch(most) => batch,
+                wrote = writer.step() => match wrote {
+                    Ok(Wrote::More) => continue,
+                    // The broker let the client go (cut off, or its name taken in the
+                    // cluster): it no longer listens, but hears the leave harmlessly.
+                    Ok(Wrote::Closed | Wrote::Kicked) => {
+                        return Some((BrokerEvent::Leave { id }, Ok(())));
+                    }
+                    Err(e) => return Some((BrokerEvent::Leave { id }, Err(e))),
+                },
+                () = async { paused.as_mut().expect("guarded").await }, if paused.is_some() => {
+                    paused = None;
+                    continue;
+                }
+                batch = lines.next_batch(most), if paused.is_none() => batch,
             };
             if !read.is_empty() {
                 // Every line one read brought goes in one event: one channel operation and
-                // one poll of the tokens per read, not per line.
+                // one poll of the token per read, not per line.
                 let mut lines = Vec::with_capacity(read.len());
                 for line in read {
                     lines.push(self.request(line).await);
@@ -338,11 +355,7 @@ impl Connection {
             // Flood control: not reading is the whole penalty. The client's lines wait
             // in its socket (then in its own send buffer); none is lost.
             if let Some(ready) = pacer.as_mut().and_then(|p| p.after_line(Instant::now())) {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => return None,
-                    () = tokio::time::sleep_until(ready) => {}
-                }
+                paused = Some(Box::pin(tokio::time::sleep_until(ready)));
             }
         }
     }
@@ -408,102 +421,133 @@ pub(crate) async fn refuse(
     let (outbox, inbox) = sendq::channel(usize::MAX);
     outbox.send_last(&encode_line(ServerLine::Error(reason)));
     drop(outbox);
-    let writer_done = CancellationToken::new();
-    let writer = writer_loop(id, write_half, inbox, writer_done.clone().drop_guard());
-    tokio::join!(writer, linger(read_half, writer_done));
+    let mut lines = LineReader::new(read_half, chat_proto::DEFAULT_MAX_LINE_BYTES);
+    finish(id, &mut lines, &mut Writer::new(write_half, inbox)).await;
 }
 
-/// Writes queued lines until the queue is closed and empty, then shuts down the write
-/// half so the client reads EOF. Everything queued at that moment is sent in one batch.
-/// If the broker kicks the client (it fell too far behind), the backlog is dropped:
-/// the client gets the rest of the line in flight, then the last line queued (the
-/// `error:` saying why), within [`KICK_GRACE`].
-async fn writer_loop(id: ConnId, mut half: WriteHalf, mut inbox: Inbox, _done: DropGuard) {
-    let kick = inbox.kick.clone();
-    // Bytes taken from the queue and not yet written; no allocation while idle.
-    let mut out = BytesMut::new();
-    let write_all = async {
-        while let Some(line) = inbox.recv().await {
+/// After reading ends: writes out what is still queued (a cut-off client only the rest
+/// of the line in flight and why, within [`KICK_GRACE`]), shuts the write half so the
+/// client reads EOF, and discards input until the client closes or [`CLOSE_LINGER`] has
+/// passed. Dropping the read half only then keeps the close a FIN rather than a reset,
+/// which could destroy the last line before the client reads it.
+async fn finish(id: ConnId, lines: &mut LineReader, writer: &mut Writer) {
+    let mut input_open = true;
+    let written = loop {
+        tokio::select! {
+            biased;
+            wrote = writer.step() => match wrote {
+                Ok(Wrote::More) => {}
+                Ok(Wrote::Closed) => break writer.shut().await,
+                Ok(Wrote::Kicked) => {
+                    match timeout(KICK_GRACE, Box::pin(writer.farewell())).await {
+                        Ok(written) => break written,
+                        Err(_) => {
+                            debug!(id, "cut-off client took nothing in its grace period");
+                            break Ok(());
+                        }
+                    }
+                }
+                Err(e) => break Err(e),
+            },
+            open = lines.discard(), if input_open => input_open = open,
+        }
+    };
+    if let Err(e) = written {
+        debug!(id, error = %e, "writing ended with an error");
+        return;
+    }
+    if input_open {
+        let _ = timeout(CLOSE_LINGER, async { while lines.discard().await {} }).await;
+    }
+}
+
+/// What [`Writer::step`] did.
+enum Wrote {
+    /// Wrote some bytes; there may be more.
+    More,
+    /// The broker dropped the queue and everything in it is written.
+    Closed,
+    /// The broker cut the client off: see [`Writer::farewell`].
+    Kicked,
+}
+
+/// The writing side of a connection: its queue, the socket, and the bytes taken from the
+/// one and not yet written to the other (no allocation while idle).
+struct Writer {
+    half: WriteHalf,
+    inbox: Inbox,
+    out: BytesMut,
+    /// A write making no progress past this ends the connection, so a client that
+    /// stopped reading cannot hold its socket open forever.
+    stall_deadline: Instant,
+}
+
+impl Writer {
+    fn new(half: WriteHalf, inbox: Inbox) -> Self {
+        Self {
+            half,
+            inbox,
+            out: BytesMut::new(),
+            stall_deadline: Instant::now(),
+        }
+    }
+
+    /// Waits for queued lines if it holds none, then makes one write. Cancel safe.
+    async fn step(&mut self) -> io::Result<Wrote> {
+        if self.out.is_empty() {
+            match self.inbox.ready().await {
+                Ready::Lines => {}
+                Ready::Closed => return Ok(Wrote::Closed),
+                Ready::Kicked => return Ok(Wrote::Kicked),
+            }
             // Let the broker route whatever else is ready first, so this wake-up writes a
             // batch in one syscall rather than one line (a scheduler turn, not a timer).
             for _ in 0..4 {
-                let queued = inbox.queued_lines();
+                let queued = self.inbox.queued_lines();
                 tokio::task::yield_now().await;
-                if inbox.queued_lines() == queued {
+                if self.inbox.queued_lines() == queued {
                     break;
                 }
             }
-            out.extend_from_slice(&line);
-            while out.len() < WRITE_CHUNK_BYTES {
-                let Some(line) = inbox.try_recv() else { break };
-                out.extend_from_slice(&line);
-            }
-            while out.has_remaining() {
-                let written = timeout(WRITE_STALL_TIMEOUT, half.write(&out))
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")
-                    })??;
-                if written == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                out.advance(written);
-            }
-            out = BytesMut::new();
+            self.inbox.take_into(&mut self.out, WRITE_CHUNK_BYTES);
+            self.stall_deadline = Instant::now() + WRITE_STALL_TIMEOUT;
         }
-        // The broker dropped the queue's only sender and everything in it is written.
-        half.shutdown().await
-    };
-    let result = tokio::select! {
-        biased;
-        () = kick.cancelled() => Ok(()),
-        result = write_all => result,
-    };
-    if kick.is_cancelled() {
-        let farewell = async {
-            // Finish the line in flight so the client's framing stays whole, drop the rest.
-            let line_end = out.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-            out.truncate(line_end);
-            let mut last = None;
-            while let Some(line) = inbox.recv().await {
-                last = Some(line);
-            }
-            if let Some(last) = last {
-                out.extend_from_slice(&last);
-            }
-            half.write_all(&out).await?;
-            half.shutdown().await
-        };
-        if timeout(KICK_GRACE, farewell).await.is_err() {
-            debug!(id, "cut-off client took nothing in its grace period");
+        let written = timeout_at(self.stall_deadline, self.half.write(&self.out))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
-    } else if let Err(e) = result {
-        debug!(id, error = %e, "writer ended with an error");
+        self.out.advance(written);
+        if self.out.is_empty() {
+            // Written out: give the memory back; an idle client holds no buffer.
+            self.out = BytesMut::new();
+        } else {
+            self.stall_deadline = Instant::now() + WRITE_STALL_TIMEOUT;
+        }
+        Ok(Wrote::More)
+    }
+
+    /// Shuts the write half: the client reads EOF after the last line.
+    async fn shut(&mut self) -> io::Result<()> {
+        timeout(WRITE_STALL_TIMEOUT, self.half.shutdown())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
+    }
+
+    /// A cut-off client's last words: the rest of the line in flight, so its framing
+    /// stays whole, then the last line queued (the `error:` saying why). The backlog
+    /// between is dropped.
+    async fn farewell(&mut self) -> io::Result<()> {
+        let line_end = self.out.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.out.truncate(line_end);
+        if let Some(last) = self.inbox.last_line().await {
+            self.out.extend_from_slice(&last);
+        }
+        self.half.write_all(&self.out).await?;
+        self.half.shutdown().await
     }
 }
-
-/// Discards input until the writer has finished and then the client closes, or until
-/// [`CLOSE_LINGER`] after the writer finished, then waits for the writer. Dropping the
-/// read half only now keeps the close a FIN rather than a reset.
-async fn linger(mut read_half: ReadHalf, writer_done: CancellationToken) {
-    let deadline = async {
-        writer_done.cancelled().await;
-        tokio::time::sleep(CLOSE_LINGER).await;
-    };
-    tokio::pin!(deadline);
-    let mut scratch = vec![0; 4096];
-    loop {
-        tokio::select! {
-            () = &mut deadline => break,
-            read = read_half.read(&mut scratch) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            },
-        }
-    }
-    writer_done.cancelled().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

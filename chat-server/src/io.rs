@@ -56,6 +56,30 @@ impl LineReader {
             if self.eof {
                 return self.codec.decode_eof(&mut self.buf).transpose();
             }
+            match self.read_some().await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+    }
+
+    /// Reads and drops whatever the client sends; `false` once it closed or the socket
+    /// broke. For the wait before closing, when nothing read matters any more.
+    pub async fn discard(&mut self) -> bool {
+        if self.eof {
+            return false;
+        }
+        self.buf.clear();
+        let open = matches!(self.read_some().await, Ok(1..));
+        self.buf.clear();
+        self.eof = !open;
+        open
+    }
+
+    /// One read into `buf`; `Ok(0)` at EOF. Cancel safe.
+    async fn read_some(&mut self) -> io::Result<usize> {
+        loop {
             if self.buf.is_empty() {
                 // Nothing pending: give the memory back before waiting, maybe for hours.
                 self.buf = BytesMut::new();
@@ -63,9 +87,7 @@ impl LineReader {
             let read = match &mut self.half {
                 Either::Left(tcp) => {
                     // Wait for bytes with no buffer, then make room for exactly this read.
-                    if let Err(e) = tcp.readable().await {
-                        return Some(Err(e.into()));
-                    }
+                    tcp.readable().await?;
                     self.buf.reserve(READ_CHUNK_BYTES);
                     tcp.try_read_buf(&mut self.buf)
                 }
@@ -77,10 +99,8 @@ impl LineReader {
                 }
             };
             match read {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Some(Err(e.into())),
+                read => return read,
             }
         }
     }
@@ -107,10 +127,5 @@ impl LineReader {
             }
         }
         batch
-    }
-
-    /// The socket's read half, for draining before close.
-    pub fn into_inner(self) -> ReadHalf {
-        self.half
     }
 }

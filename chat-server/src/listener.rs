@@ -99,7 +99,6 @@ pub(crate) async fn accept_loop(
             broker_tx: broker_tx.clone(),
             leases: leases.clone(),
             token: token.clone(),
-            tracker: tracker.clone(),
             config: config.clone(),
         };
         tracker.spawn(async move {

@@ -1,13 +1,19 @@
 //! A client's outgoing queue, bounded in bytes like IRC's SendQ: the broker's [`Outbox`]
-//! end refuses a line that would take the queued bytes past the limit, and the writer's
-//! [`Inbox`] end gives the bytes back as it takes lines out.
+//! end refuses a line that would take the queued bytes past the limit, and the
+//! connection's [`Inbox`] end gives the bytes back as it takes lines out.
+//!
+//! Hand-written rather than a tokio channel because of idle memory: tokio's channels
+//! allocate their first block of slots up front (about 1 KiB here), for every client,
+//! forever. This queue is a `VecDeque` under a lock that the broker and the connection
+//! each take once per batch, and it gives its memory back whenever it is emptied.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use bytes::{Bytes, BytesMut};
+use futures::task::AtomicWaker;
 
 /// Server lines in wire form, `\n` included: usually one line, or a run of lines sent
 /// together. Formatted once and shared (reference counted, never copied) by every
@@ -19,78 +25,116 @@ pub type Line = Bytes;
 pub enum Undeliverable {
     /// It would take the queue past its byte limit: the client is not keeping up.
     Full,
-    /// The writer is gone.
+    /// The connection is gone.
     Closed,
+}
+
+/// What the connection finds when it looks at its queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// Lines are waiting.
+    Lines,
+    /// The broker dropped the [`Outbox`] and every line is taken: nothing more will come.
+    Closed,
+    /// The broker cut the client off (it fell too far behind): drop the backlog.
+    Kicked,
 }
 
 /// The broker's end of one client's queue.
 #[derive(Debug)]
 pub struct Outbox {
-    /// The channel itself is unbounded: `queued` is the bound, counted in bytes.
-    tx: mpsc::UnboundedSender<Line>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     limit: usize,
-    /// Cancelled by the broker when the client is cut off: the writer then drops what is
-    /// queued instead of waiting on a client that does not read.
-    kick: CancellationToken,
 }
 
-/// The writer's end of one client's queue.
+/// The connection's end of one client's queue.
 #[derive(Debug)]
 pub struct Inbox {
-    rx: mpsc::UnboundedReceiver<Line>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// The connection task, woken when the queue stops being empty, is closed or kicked.
+    waker: AtomicWaker,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lines: VecDeque<Line>,
+    /// The bytes in `lines`: the bound is on this, not on the count.
+    bytes: usize,
+    /// The [`Outbox`] was dropped.
+    closed: bool,
+    /// The [`Inbox`] was dropped.
+    gone: bool,
     /// See [`Outbox::kick`].
-    pub kick: CancellationToken,
+    kicked: bool,
 }
 
 /// A queue holding at most `limit` bytes of lines (one last line may go past it).
 pub fn channel(limit: usize) -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let kick = CancellationToken::new();
+    let shared = Arc::new(Shared::default());
     let outbox = Outbox {
-        tx,
-        queued: queued.clone(),
+        shared: shared.clone(),
         limit,
-        kick: kick.clone(),
     };
-    (outbox, Inbox { rx, queued, kick })
+    (outbox, Inbox { shared })
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something did, the queue's data is
+        // still whole (every change is a single push, pop or flag).
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Outbox {
     /// Queues `line` unless that would pass the byte limit.
     pub fn send(&self, line: &Line) -> Result<(), Undeliverable> {
-        let before = self.queued.fetch_add(line.len(), Ordering::Relaxed);
-        if before + line.len() > self.limit {
-            self.queued.fetch_sub(line.len(), Ordering::Relaxed);
-            return Err(Undeliverable::Full);
-        }
-        self.push(line)
+        self.push(line, false)
     }
 
     /// Queues the last line this client will get (`error:` or `bye:`), past the limit
     /// if need be: a full queue can still say why it is closing.
     pub fn send_last(&self, line: &Line) {
-        self.queued.fetch_add(line.len(), Ordering::Relaxed);
-        let _ = self.push(line);
+        let _ = self.push(line, true);
     }
 
-    fn push(&self, line: &Line) -> Result<(), Undeliverable> {
-        self.tx.send(line.clone()).map_err(|_| {
-            self.queued.fetch_sub(line.len(), Ordering::Relaxed);
-            Undeliverable::Closed
-        })
+    fn push(&self, line: &Line, past_limit: bool) -> Result<(), Undeliverable> {
+        let was_empty = {
+            let mut state = self.shared.state();
+            if state.gone {
+                return Err(Undeliverable::Closed);
+            }
+            if !past_limit && state.bytes + line.len() > self.limit {
+                return Err(Undeliverable::Full);
+            }
+            state.bytes += line.len();
+            state.lines.push_back(line.clone());
+            state.lines.len() == 1
+        };
+        // The connection only waits on an empty queue; a longer one it will drain anyway.
+        if was_empty {
+            self.shared.waker.wake();
+        }
+        Ok(())
     }
 
-    /// Tells the writer to give up on what is queued; see [`Inbox::kick`].
+    /// Tells the connection to give up on what is queued: it finishes the line in
+    /// flight, sends only the last line queued (the `error:` saying why), and closes.
     pub fn kick(&self) {
-        self.kick.cancel();
+        self.shared.state().kicked = true;
+        self.shared.waker.wake();
     }
 
     /// Whether [`Outbox::kick`] was called.
     pub fn is_kicked(&self) -> bool {
-        self.kick.is_cancelled()
+        self.shared.state().kicked
     }
 
     /// The byte limit.
@@ -99,28 +143,78 @@ impl Outbox {
     }
 }
 
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.shared.state().closed = true;
+        self.shared.waker.wake();
+    }
+}
+
 impl Inbox {
-    /// The next line, or `None` once the broker dropped the [`Outbox`] and all is taken.
-    pub async fn recv(&mut self) -> Option<Line> {
-        let line = self.rx.recv().await?;
-        self.taken(&line);
-        Some(line)
+    /// Waits until lines are queued, the queue is closed and empty, or the client is
+    /// kicked. Cancel safe: it takes nothing out.
+    pub async fn ready(&mut self) -> Ready {
+        poll_fn(|cx| {
+            // Registered before looking, so a push after the look still wakes us.
+            self.shared.waker.register(cx.waker());
+            let mut state = self.shared.state();
+            if state.kicked {
+                Poll::Ready(Ready::Kicked)
+            } else if !state.lines.is_empty() {
+                Poll::Ready(Ready::Lines)
+            } else if state.closed {
+                Poll::Ready(Ready::Closed)
+            } else {
+                // About to wait, maybe for hours: an idle client holds no queue memory.
+                state.lines = VecDeque::new();
+                Poll::Pending
+            }
+        })
+        .await
     }
 
-    /// The next line if one is queued: never waits.
-    pub fn try_recv(&mut self) -> Option<Line> {
-        let line = self.rx.try_recv().ok()?;
-        self.taken(&line);
-        Some(line)
+    /// Appends queued lines to `out` while it holds less than `max` bytes, at least one
+    /// line if any is queued.
+    pub fn take_into(&mut self, out: &mut BytesMut, max: usize) {
+        let mut state = self.shared.state();
+        while out.is_empty() || out.len() < max {
+            let Some(line) = state.lines.pop_front() else {
+                break;
+            };
+            state.bytes -= line.len();
+            out.extend_from_slice(&line);
+        }
+    }
+
+    /// Waits until the broker has dropped the [`Outbox`], then returns the last line
+    /// queued and drops the rest: a kicked client's farewell.
+    pub async fn last_line(&mut self) -> Option<Line> {
+        poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            let mut state = self.shared.state();
+            if !state.closed {
+                return Poll::Pending;
+            }
+            state.bytes = 0;
+            let last = state.lines.pop_back();
+            state.lines = VecDeque::new();
+            Poll::Ready(last)
+        })
+        .await
     }
 
     /// How many lines are queued.
     pub fn queued_lines(&self) -> usize {
-        self.rx.len()
+        self.shared.state().lines.len()
     }
+}
 
-    fn taken(&self, line: &Line) {
-        self.queued.fetch_sub(line.len(), Ordering::Relaxed);
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        state.gone = true;
+        state.lines = VecDeque::new();
+        state.bytes = 0;
     }
 }
 
@@ -128,19 +222,68 @@ impl Inbox {
 mod tests {
     use super::*;
 
+    fn taken(inbox: &mut Inbox) -> BytesMut {
+        let mut out = BytesMut::new();
+        inbox.take_into(&mut out, usize::MAX);
+        out
+    }
+
     #[test]
-    fn the_limit_counts_bytes_and_frees_them_as_the_writer_takes_lines() {
+    fn the_limit_counts_bytes_and_frees_them_as_the_connection_takes_lines() {
         let (outbox, mut inbox) = channel(10);
         let four = Line::from_static(b"abc\n");
         assert_eq!(outbox.send(&four), Ok(()));
         assert_eq!(outbox.send(&four), Ok(()));
         assert_eq!(outbox.send(&four), Err(Undeliverable::Full), "12 > 10");
-        assert_eq!(inbox.try_recv(), Some(four.clone()));
+        let mut out = BytesMut::new();
+        inbox.take_into(&mut out, 1);
+        assert_eq!(&out[..], b"abc\n", "at least one line, even past max");
         assert_eq!(outbox.send(&four), Ok(()), "4 bytes freed");
         outbox.send_last(&Line::from_static(b"error: full\n"));
         assert_eq!(inbox.queued_lines(), 3, "the last line passes the limit");
+        assert_eq!(&taken(&mut inbox)[..], b"abc\nabc\nerror: full\n");
         let (outbox, inbox) = channel(10);
         drop(inbox);
         assert_eq!(outbox.send(&four), Err(Undeliverable::Closed));
+    }
+
+    #[tokio::test]
+    async fn ready_reports_lines_then_the_close_once_they_are_taken() {
+        let (outbox, mut inbox) = channel(100);
+        outbox.send(&Line::from_static(b"a\n")).unwrap();
+        drop(outbox);
+        assert_eq!(inbox.ready().await, Ready::Lines, "lines before the close");
+        assert_eq!(&taken(&mut inbox)[..], b"a\n");
+        assert_eq!(inbox.ready().await, Ready::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_is_woken_by_a_line() {
+        let (outbox, mut inbox) = channel(100);
+        let waiting = tokio::spawn(async move {
+            let ready = inbox.ready().await;
+            (ready, taken(&mut inbox))
+        });
+        tokio::task::yield_now().await;
+        outbox.send(&Line::from_static(b"hi\n")).unwrap();
+        let (ready, out) = waiting.await.unwrap();
+        assert_eq!((ready, &out[..]), (Ready::Lines, &b"hi\n"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_kicked_client_gets_only_the_last_line() {
+        let (outbox, mut inbox) = channel(100);
+        for line in ["backlog 1\n", "backlog 2\n", "error: too slow\n"] {
+            outbox.send(&Line::from(line)).unwrap();
+        }
+        outbox.kick();
+        assert!(outbox.is_kicked());
+        assert_eq!(inbox.ready().await, Ready::Kicked);
+        drop(outbox);
+        assert_eq!(
+            inbox.last_line().await,
+            Some(Line::from_static(b"error: too slow\n"))
+        );
+        assert_eq!(inbox.queued_lines(), 0);
     }
 }
