@@ -1282,7 +1282,7 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(
-            futures::FutureExt::now_or_never(slow.ready()),
+            futures::FutureExt::now_or_never(std::future::poll_fn(|cx| slow.poll_ready(cx))),
             Some(sendq::Ready::Kicked)
         );
         let text = read(&mut fast);

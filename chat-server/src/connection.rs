@@ -6,16 +6,19 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use chat_proto::{ClientLine, CodecError, LoginLine, Password, ServerLine, UserName, encode_line};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, Sleep, timeout, timeout_at};
+use tokio::time::{Instant, Sleep, timeout};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -73,44 +76,58 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Serves one client until it leaves, is dropped, or the server shuts down.
-    pub(crate) async fn run(self, stream: TcpStream) -> io::Result<()> {
-        // The states that live once (handshake, login) are boxed: a task keeps room for
-        // its largest state all its life, and an idle client should pay for the loop only.
+    /// Serves one client until it leaves, is dropped, or the server shuts down; then
+    /// drops `admission` (what the listener counts connections by).
+    ///
+    /// One flat function on purpose: every nested `async fn` taking values stores them
+    /// twice in the task, and the task's size is what every idle client costs. The
+    /// states that live once (handshake, login, the close) are boxed for the same reason.
+    pub(crate) async fn run<A: Send>(self, stream: TcpStream, admission: A) {
+        let (id, addr) = (self.id, self.addr);
         let opened = Box::pin(async {
             tokio::select! {
                 opened = open(stream, self.tls.as_ref(), self.config.handshake_timeout) => opened,
                 () = self.token.cancelled() => Ok(None),
             }
         })
-        .await?;
-        let Some((read_half, write_half)) = opened else {
-            return Ok(());
+        .await;
+        let result = match opened {
+            Ok(Some((read_half, write_half))) => {
+                let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
+                let (outbox, inbox) = sendq::channel(self.config.sendq);
+                let mut writer = Writer::new(write_half, inbox);
+                let result = match Box::pin(self.login(&mut lines, outbox)).await {
+                    Some(name) => {
+                        info!(id, %name, "logged in");
+                        let ended = self.read_and_write(&mut lines, &mut writer).await;
+                        Box::pin(self.leave(name, ended)).await
+                    }
+                    // Refused: the queue holds why, if the client is still there to read it.
+                    None => Ok(()),
+                };
+                // The broker's shutdown waits for every `broker_tx` to go, and this
+                // connection's queue closes only after that: drop it before the close.
+                drop(self);
+                Box::pin(finish(id, &mut lines, &mut writer)).await;
+                result
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         };
-        let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
-        let (outbox, inbox) = sendq::channel(self.config.sendq);
-        let mut writer = Writer::new(write_half, inbox);
-        let id = self.id;
-        let result = match Box::pin(self.login(&mut lines, outbox)).await {
-            Some(name) => self.serve(name, &mut lines, &mut writer).await,
-            // Refused: the queue holds why, if the client is still there to read it.
-            None => Ok(()),
-        };
-        finish(id, &mut lines, &mut writer).await;
-        result
+        if let Err(e) = result {
+            debug!(peer = %addr, id, error = %e, "connection ended with an error");
+        }
+        info!(peer = %addr, id, "closed");
+        drop(admission);
     }
 
-    /// The logged-in loop, then telling the broker how it ended. Consumes `self` so that
-    /// `broker_tx` is dropped as soon as reading ends, not after the queue is written out:
-    /// the broker's shutdown waits for exactly that.
-    async fn serve(
-        self,
+    /// Gives the name back in cluster mode and tells the broker how reading ended
+    /// (`None`: at shutdown, when it must hear nothing).
+    async fn leave(
+        &self,
         name: UserName,
-        lines: &mut LineReader,
-        writer: &mut Writer,
+        ended: Option<(BrokerEvent, io::Result<()>)>,
     ) -> io::Result<()> {
-        info!(id = self.id, %name, "logged in");
-        let ended = self.read_and_write(lines, writer).await;
         // The name is free before anyone hears `left`: whoever sees it go can take it.
         if let Some(leases) = &self.leases {
             let _ = timeout(LEASE_RELEASE_TIMEOUT, leases.release(&name, self.id)).await;
@@ -253,22 +270,8 @@ impl Connection {
         }
     }
 
-    /// What the broker gets for `line`. Password lines are hashed here, on the blocking
-    /// pool, so a password never reaches the broker and never waits in its queue.
-    async fn request(&self, mut line: String) -> Request {
-        let parsed = line.parse::<ClientLine>();
-        let request = match parsed {
-            Ok(ClientLine::Register(password)) => self.hashed(password, Request::Register).await,
-            Ok(ClientLine::SetPassword(password)) => {
-                self.hashed(password, Request::SetPassword).await
-            }
-            Ok(line) => return Request::Line(line),
-            Err(e) => return Request::Invalid(e.to_string()),
-        };
-        line.zeroize();
-        request
-    }
-
+    /// Hashes a `/register` or `/password` line's password here, on the blocking pool,
+    /// so a password never reaches the broker and never waits in its queue.
     async fn hashed(&self, password: Password, wrap: fn(String) -> Request) -> Request {
         if let Err(reason) = self.may_send_passwords() {
             return Request::Invalid(reason);
@@ -322,7 +325,7 @@ impl Connection {
             let Batch { lines: read, end } = tokio::select! {
                 biased;
                 () = &mut shutdown => return None,
-                wrote = writer.step() => match wrote {
+                wrote = poll_fn(|cx| writer.poll_step(cx)) => match wrote {
                     Ok(Wrote::More) => continue,
                     // The broker let the client go (cut off, or its name taken in the
                     // cluster): it no longer listens, but hears the leave harmlessly.
@@ -331,21 +334,36 @@ impl Connection {
                     }
                     Err(e) => return Some((BrokerEvent::Leave { id }, Err(e))),
                 },
-                () = async { paused.as_mut().expect("guarded").await }, if paused.is_some() => {
+                () = poll_fn(|cx| paused.as_mut().map_or(Poll::Pending, |p| p.as_mut().poll(cx))),
+                    if paused.is_some() =>
+                {
                     paused = None;
                     continue;
                 }
-                batch = lines.next_batch(most), if paused.is_none() => batch,
+                batch = poll_fn(|cx| lines.poll_batch(cx, most)), if paused.is_none() => batch,
             };
             if !read.is_empty() {
                 // Every line one read brought goes in one event: one channel operation and
                 // one poll of the token per read, not per line.
                 let mut lines = Vec::with_capacity(read.len());
                 for line in read {
-                    lines.push(self.request(line).await);
+                    let request = match request(line) {
+                        Ok(request) => request,
+                        // Rare, and boxed so the loop's future has no room for it.
+                        Err((password, wrap)) => Box::pin(self.hashed(password, wrap)).await,
+                    };
+                    lines.push(request);
                 }
                 let event = BrokerEvent::Lines { id, lines };
-                if self.broker_tx.send(event).await.is_err() {
+                // Waiting for room is boxed too: it happens only when the broker is behind.
+                let sent = match self.broker_tx.try_send(event) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(event)) => {
+                        Box::pin(self.broker_tx.send(event)).await.is_ok()
+                    }
+                    Err(TrySendError::Closed(_)) => false,
+                };
+                if !sent {
                     return None;
                 }
             }
@@ -359,6 +377,22 @@ impl Connection {
             }
         }
     }
+}
+
+/// A password line's password, and what the broker gets once it is hashed.
+type ToHash = (Password, fn(String) -> Request);
+
+/// What the broker gets for `line`, or for a password line, what to hash first.
+fn request(mut line: String) -> Result<Request, ToHash> {
+    let password = match line.parse() {
+        Ok(ClientLine::Register(password)) => (password, Request::Register as fn(_) -> _),
+        Ok(ClientLine::SetPassword(password)) => (password, Request::SetPassword as fn(_) -> _),
+        Ok(line) => return Ok(Request::Line(line)),
+        Err(e) => return Ok(Request::Invalid(chat_proto::ParseError::to_string(&e))),
+    };
+    // The parsed copy wipes itself when dropped; so must the line.
+    line.zeroize();
+    Err(password)
 }
 
 /// Whether a password may come over this (plain TCP) connection: from loopback it never
@@ -435,7 +469,7 @@ async fn finish(id: ConnId, lines: &mut LineReader, writer: &mut Writer) {
     let written = loop {
         tokio::select! {
             biased;
-            wrote = writer.step() => match wrote {
+            wrote = poll_fn(|cx| writer.poll_step(cx)) => match wrote {
                 Ok(Wrote::More) => {}
                 Ok(Wrote::Closed) => break writer.shut().await,
                 Ok(Wrote::Kicked) => {
@@ -477,9 +511,14 @@ struct Writer {
     half: WriteHalf,
     inbox: Inbox,
     out: BytesMut,
-    /// A write making no progress past this ends the connection, so a client that
+    /// Armed (boxed: most writes never wait) when a write waits: a write making no
+    /// progress for [`WRITE_STALL_TIMEOUT`] ends the connection, so a client that
     /// stopped reading cannot hold its socket open forever.
-    stall_deadline: Instant,
+    stall: Option<Pin<Box<Sleep>>>,
+    /// Scheduler turns yielded so far before taking a batch, and the queue's length
+    /// at the last one.
+    yielded: u8,
+    queued: usize,
 }
 
 impl Writer {
@@ -488,44 +527,58 @@ impl Writer {
             half,
             inbox,
             out: BytesMut::new(),
-            stall_deadline: Instant::now(),
+            stall: None,
+            yielded: 0,
+            queued: 0,
         }
     }
 
-    /// Waits for queued lines if it holds none, then makes one write. Cancel safe.
-    async fn step(&mut self) -> io::Result<Wrote> {
+    /// Waits for queued lines if it holds none, then makes one write. A poll function,
+    /// like [`LineReader::poll_batch`], so that an idle client's task holds no future
+    /// for it; the state lives in `self`, which makes it cancel safe too.
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>> {
         if self.out.is_empty() {
-            match self.inbox.ready().await {
+            match ready!(self.inbox.poll_ready(cx)) {
                 Ready::Lines => {}
-                Ready::Closed => return Ok(Wrote::Closed),
-                Ready::Kicked => return Ok(Wrote::Kicked),
+                Ready::Closed => return Poll::Ready(Ok(Wrote::Closed)),
+                Ready::Kicked => return Poll::Ready(Ok(Wrote::Kicked)),
             }
             // Let the broker route whatever else is ready first, so this wake-up writes a
-            // batch in one syscall rather than one line (a scheduler turn, not a timer).
-            for _ in 0..4 {
-                let queued = self.inbox.queued_lines();
-                tokio::task::yield_now().await;
-                if self.inbox.queued_lines() == queued {
-                    break;
-                }
+            // batch in one syscall rather than one line: a scheduler turn, not a timer,
+            // repeated (up to 4 times) while the queue keeps growing.
+            let queued = self.inbox.queued_lines();
+            if self.yielded == 0 || (self.yielded < 4 && queued != self.queued) {
+                self.yielded += 1;
+                self.queued = queued;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
+            self.yielded = 0;
             self.inbox.take_into(&mut self.out, WRITE_CHUNK_BYTES);
-            self.stall_deadline = Instant::now() + WRITE_STALL_TIMEOUT;
         }
-        let written = timeout_at(self.stall_deadline, self.half.write(&self.out))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))??;
+        let written = match Pin::new(&mut self.half).poll_write(cx, &self.out) {
+            Poll::Ready(written) => written?,
+            Poll::Pending => {
+                let stall = self.stall.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT))
+                });
+                ready!(stall.as_mut().poll(cx));
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                )));
+            }
+        };
         if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
+        self.stall = None;
         self.out.advance(written);
         if self.out.is_empty() {
             // Written out: give the memory back; an idle client holds no buffer.
             self.out = BytesMut::new();
-        } else {
-            self.stall_deadline = Instant::now() + WRITE_STALL_TIMEOUT;
         }
-        Ok(Wrote::More)
+        Poll::Ready(Ok(Wrote::More))
     }
 
     /// Shuts the write half: the client reads EOF after the last line.

@@ -3,15 +3,18 @@
 //! (tokio-util's `FramedRead` allocates its own up front); here a buffer exists only
 //! while bytes are in flight. Framing itself is still `chat_proto::LineCodec`'s.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use chat_proto::{CodecError, LineCodec};
-use tokio::io::AsyncReadExt;
+use tokio_util::codec::Decoder;
 use tokio_util::either::Either;
+use tokio_util::io::poll_read_buf;
 
 use crate::tls::ReadHalf;
-use tokio_util::codec::Decoder;
 
 /// Room made for each read; a read never takes more than this.
 const READ_CHUNK_BYTES: usize = 4096;
@@ -49,17 +52,51 @@ impl LineReader {
     /// The next line, `None` at EOF (an unterminated fragment is dropped), or the error
     /// that ends the stream. Cancel safe: a partial line stays buffered.
     pub async fn next_line(&mut self) -> Option<Result<String, CodecError>> {
+        let Batch { mut lines, end } = poll_fn(|cx| self.poll_batch(cx, 1)).await;
+        match lines.pop() {
+            Some(line) => Some(Ok(line)),
+            None => end.flatten().map(Err),
+        }
+    }
+
+    /// Waits for a line, then takes up to `most` in all of those already buffered, so one
+    /// read's worth of lines travels on together. A poll function rather than an `async
+    /// fn` because its future would live in every idle client's task; this way the
+    /// task holds no state for it but `self`. Cancel safe: a partial line stays
+    /// buffered.
+    pub fn poll_batch(&mut self, cx: &mut Context<'_>, most: usize) -> Poll<Batch> {
+        let mut batch = Batch::default();
         loop {
-            if let Some(line) = self.codec.decode(&mut self.buf).transpose() {
-                return Some(line);
+            while batch.lines.len() < most {
+                match self.codec.decode(&mut self.buf) {
+                    Ok(Some(line)) => batch.lines.push(line),
+                    Ok(None) => break,
+                    Err(e) => {
+                        batch.end = Some(Some(e));
+                        return Poll::Ready(batch);
+                    }
+                }
+            }
+            if !batch.lines.is_empty() {
+                return Poll::Ready(batch);
             }
             if self.eof {
-                return self.codec.decode_eof(&mut self.buf).transpose();
+                batch.end = match self.codec.decode_eof(&mut self.buf) {
+                    Ok(line) => {
+                        batch.lines.extend(line);
+                        Some(None)
+                    }
+                    Err(e) => Some(Some(e)),
+                };
+                return Poll::Ready(batch);
             }
-            match self.read_some().await {
+            match ready!(self.poll_read(cx)) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) => return Some(Err(e.into())),
+                Err(e) => {
+                    batch.end = Some(Some(e.into()));
+                    return Poll::Ready(batch);
+                }
             }
         }
     }
@@ -71,14 +108,14 @@ impl LineReader {
             return false;
         }
         self.buf.clear();
-        let open = matches!(self.read_some().await, Ok(1..));
+        let open = matches!(poll_fn(|cx| self.poll_read(cx)).await, Ok(1..));
         self.buf.clear();
         self.eof = !open;
         open
     }
 
-    /// One read into `buf`; `Ok(0)` at EOF. Cancel safe.
-    async fn read_some(&mut self) -> io::Result<usize> {
+    /// One read into `buf`; `Ok(0)` at EOF.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             if self.buf.is_empty() {
                 // Nothing pending: give the memory back before waiting, maybe for hours.
@@ -87,7 +124,7 @@ impl LineReader {
             let read = match &mut self.half {
                 Either::Left(tcp) => {
                     // Wait for bytes with no buffer, then make room for exactly this read.
-                    tcp.readable().await?;
+                    ready!(tcp.as_ref().poll_read_ready(cx))?;
                     self.buf.reserve(READ_CHUNK_BYTES);
                     tcp.try_read_buf(&mut self.buf)
                 }
@@ -95,37 +132,14 @@ impl LineReader {
                 // room made first, so a TLS client holds a buffer while idle.
                 Either::Right(tls) => {
                     self.buf.reserve(READ_CHUNK_BYTES);
-                    tls.read_buf(&mut self.buf).await
+                    ready!(poll_read_buf(Pin::new(tls), cx, &mut self.buf))
                 }
             };
             match read {
+                // A false readiness; trying cleared it, so the next poll waits.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                read => return read,
+                read => return Poll::Ready(read),
             }
         }
-    }
-
-    /// Waits for a line, then takes up to `most` in all of those already buffered, so one
-    /// read's worth of lines travels on together. Cancel safe, like [`Self::next_line`].
-    pub async fn next_batch(&mut self, most: usize) -> Batch {
-        let mut batch = Batch::default();
-        match self.next_line().await {
-            Some(Ok(line)) => batch.lines.push(line),
-            end => {
-                batch.end = Some(end.and_then(Result::err));
-                return batch;
-            }
-        }
-        while batch.lines.len() < most {
-            match self.codec.decode(&mut self.buf) {
-                Ok(Some(line)) => batch.lines.push(line),
-                Ok(None) => break,
-                Err(e) => {
-                    batch.end = Some(Some(e));
-                    break;
-                }
-            }
-        }
-        batch
     }
 }

@@ -101,13 +101,8 @@ pub(crate) async fn accept_loop(
             token: token.clone(),
             config: config.clone(),
         };
-        tracker.spawn(async move {
-            if let Err(e) = conn.run(stream).await {
-                debug!(peer = %addr, id, error = %e, "connection ended with an error");
-            }
-            info!(peer = %addr, id, "closed");
-            drop((permit, ip_slot));
-        });
+        let task = conn.run(stream, (permit, ip_slot));
+        tracker.spawn(task);
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures::task::AtomicWaker;
@@ -151,26 +151,23 @@ impl Drop for Outbox {
 }
 
 impl Inbox {
-    /// Waits until lines are queued, the queue is closed and empty, or the client is
-    /// kicked. Cancel safe: it takes nothing out.
-    pub async fn ready(&mut self) -> Ready {
-        poll_fn(|cx| {
-            // Registered before looking, so a push after the look still wakes us.
-            self.shared.waker.register(cx.waker());
-            let mut state = self.shared.state();
-            if state.kicked {
-                Poll::Ready(Ready::Kicked)
-            } else if !state.lines.is_empty() {
-                Poll::Ready(Ready::Lines)
-            } else if state.closed {
-                Poll::Ready(Ready::Closed)
-            } else {
-                // About to wait, maybe for hours: an idle client holds no queue memory.
-                state.lines = VecDeque::new();
-                Poll::Pending
-            }
-        })
-        .await
+    /// Ready once lines are queued, the queue is closed and empty, or the client is
+    /// kicked. Takes nothing out.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
+        // Registered before looking, so a push after the look still wakes us.
+        self.shared.waker.register(cx.waker());
+        let mut state = self.shared.state();
+        if state.kicked {
+            Poll::Ready(Ready::Kicked)
+        } else if !state.lines.is_empty() {
+            Poll::Ready(Ready::Lines)
+        } else if state.closed {
+            Poll::Ready(Ready::Closed)
+        } else {
+            // About to wait, maybe for hours: an idle client holds no queue memory.
+            state.lines = VecDeque::new();
+            Poll::Pending
+        }
     }
 
     /// Appends queued lines to `out` while it holds less than `max` bytes, at least one
@@ -222,6 +219,10 @@ impl Drop for Inbox {
 mod tests {
     use super::*;
 
+    async fn ready(inbox: &mut Inbox) -> Ready {
+        poll_fn(|cx| inbox.poll_ready(cx)).await
+    }
+
     fn taken(inbox: &mut Inbox) -> BytesMut {
         let mut out = BytesMut::new();
         inbox.take_into(&mut out, usize::MAX);
@@ -252,16 +253,16 @@ mod tests {
         let (outbox, mut inbox) = channel(100);
         outbox.send(&Line::from_static(b"a\n")).unwrap();
         drop(outbox);
-        assert_eq!(inbox.ready().await, Ready::Lines, "lines before the close");
+        assert_eq!(ready(&mut inbox).await, Ready::Lines, "lines before the close");
         assert_eq!(&taken(&mut inbox)[..], b"a\n");
-        assert_eq!(inbox.ready().await, Ready::Closed);
+        assert_eq!(ready(&mut inbox).await, Ready::Closed);
     }
 
     #[tokio::test]
     async fn a_waiting_connection_is_woken_by_a_line() {
         let (outbox, mut inbox) = channel(100);
         let waiting = tokio::spawn(async move {
-            let ready = inbox.ready().await;
+            let ready = ready(&mut inbox).await;
             (ready, taken(&mut inbox))
         });
         tokio::task::yield_now().await;
@@ -278,7 +279,7 @@ mod tests {
         }
         outbox.kick();
         assert!(outbox.is_kicked());
-        assert_eq!(inbox.ready().await, Ready::Kicked);
+        assert_eq!(ready(&mut inbox).await, Ready::Kicked);
         drop(outbox);
         assert_eq!(
             inbox.last_line().await,
