@@ -49,6 +49,14 @@ enum Cmd {
         addr: SocketAddr,
         #[arg(long, default_value_t = 5_000)]
         clients: usize,
+        /// Every client reads and parses every line it is sent, as a real client does,
+        /// and the storm ends only once each has read a `joined` for every later login.
+        #[arg(long)]
+        read_presence: bool,
+        /// What the server was started with: `rooms` means no `joined` line is owed,
+        /// and one arriving fails the run.
+        #[arg(long, default_value = "all", value_parser = ["all", "rooms"])]
+        presence: String,
         #[arg(long)]
         server_pid: Option<u32>,
     },
@@ -223,8 +231,13 @@ async fn run(command: Cmd) -> anyhow::Result<bool> {
         Cmd::Logins {
             addr,
             clients,
+            read_presence,
+            presence,
             server_pid,
-        } => scenarios::logins(addr, clients, server_pid).await?,
+        } => {
+            let announced = presence == "all";
+            scenarios::logins(addr, clients, read_presence, announced, server_pid).await?
+        }
         Cmd::Drain {
             raw: true,
             messages,

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -10,7 +11,9 @@ use hdrhistogram::Histogram;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
+use chat_proto::ServerLine;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
 
 use crate::client::{self, LineReader};
 use crate::procstat;
@@ -59,36 +62,112 @@ pub async fn idle(
     }))
 }
 
-/// `logins`: time until `clients` clients are all welcomed.
+/// `logins`: time until `clients` clients are all welcomed; with `read_presence`, until
+/// each has also read and parsed the `joined` line of every client that logged in after
+/// it (n(n-1)/2 lines in all, none if the server does not `announce` logins).
 pub async fn logins(
     addr: SocketAddr,
     clients: usize,
+    read_presence: bool,
+    announced: bool,
     server_pid: Option<u32>,
 ) -> anyhow::Result<Value> {
     let cpu_before = server_pid.and_then(procstat::sample);
+    let bench_before = procstat::sample(std::process::id());
     let started = Instant::now();
     let mut writers = Vec::with_capacity(clients);
+    let n = clients as u64;
+    let presence = Arc::new(Presence {
+        expected: if announced { n * n.saturating_sub(1) / 2 } else { 0 },
+        ..Presence::default()
+    });
+    let mut readers = tokio::task::JoinSet::new();
     client::login_all(&[addr], clients, |_, client| {
-        drain_in_background(client.reader);
+        if read_presence {
+            readers.spawn(presence.clone().read(client.reader));
+        } else {
+            drain_in_background(client.reader);
+        }
         writers.push(client.writer);
     })
     .await?;
+    let welcomed = started.elapsed();
+    if read_presence && presence.expected > 0 {
+        tokio::select! {
+            () = presence.all_read.notified() => {}
+            Some(failed) = readers.join_next() => {
+                failed??;
+                bail!("a client's connection ended during the storm");
+            }
+            () = tokio::time::sleep(Duration::from_secs(120)) => {
+                bail!("{} of {} joined lines read after 120 s",
+                    presence.joined.load(Ordering::Relaxed), presence.expected);
+            }
+        }
+    }
     let elapsed = started.elapsed();
+    let joined = presence.joined.load(Ordering::Relaxed);
+    if read_presence && joined != presence.expected {
+        bail!("{joined} joined lines read, {} expected", presence.expected);
+    }
     let cpu = server_pid
         .and_then(procstat::sample)
         .zip(cpu_before)
         .map(|(a, b)| (a.cpu - b.cpu).as_secs_f64());
+    let bench_cpu = procstat::sample(std::process::id())
+        .zip(bench_before)
+        .map(|(a, b)| (a.cpu - b.cpu).as_secs_f64());
     eprintln!(
-        "{clients} clients welcomed in {:.3} s",
-        elapsed.as_secs_f64()
+        "{clients} clients welcomed in {:.3} s{}",
+        welcomed.as_secs_f64(),
+        if read_presence {
+            format!(
+                ", every joined line ({}) read and parsed in {:.3} s",
+                presence.expected,
+                elapsed.as_secs_f64()
+            )
+        } else {
+            String::new()
+        }
     );
     Ok(json!({
         "scenario": "logins",
         "clients": clients,
+        "read_presence": read_presence,
+        "joined_lines": joined,
+        "welcomed_seconds": welcomed.as_secs_f64(),
         "seconds": elapsed.as_secs_f64(),
         "logins_per_sec": clients as f64 / elapsed.as_secs_f64(),
         "server_cpu_seconds": cpu,
+        "bench_cpu_seconds": bench_cpu,
     }))
+}
+
+/// The `joined` lines all clients of a login storm have read.
+#[derive(Debug, Default)]
+struct Presence {
+    expected: u64,
+    joined: AtomicU64,
+    /// Notified once `joined` reaches `expected`.
+    all_read: Notify,
+}
+
+impl Presence {
+    /// Reads and parses every line `reader` gets, as a client would, counting `joined`s.
+    async fn read(self: Arc<Self>, mut reader: LineReader) -> anyhow::Result<()> {
+        while let Some(line) = reader.next_line().await? {
+            let line = std::str::from_utf8(line).context("a line that is not UTF-8")?;
+            let parsed: ServerLine = line
+                .parse()
+                .with_context(|| format!("unparsable line {line:?}"))?;
+            if matches!(parsed, ServerLine::Joined(_))
+                && self.joined.fetch_add(1, Ordering::Relaxed) + 1 == self.expected
+            {
+                self.all_read.notify_one();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `drain`: `messages` lines queued for a receiver that does not read; then SIGTERM to

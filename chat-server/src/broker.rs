@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::accounts::{Account, Accounts, Throttle};
 use crate::cluster::link::{ClusterCmd, ClusterEvent, ClusterLink, UNAVAILABLE};
 use crate::cluster::rooms;
+use crate::config::Presence;
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
@@ -187,8 +188,10 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Br
             }
         }
         let mut lines = BytesMut::new();
-        for (_, peer) in broker.roster.peers() {
-            lines.extend_from_slice(&encode_line(ServerLine::Left(peer.name.clone())));
+        if broker.presence == Presence::All {
+            for (_, peer) in broker.roster.peers() {
+                lines.extend_from_slice(&encode_line(ServerLine::Left(peer.name.clone())));
+            }
         }
         if !lines.is_empty() {
             cluster.send(ClusterCmd::All {
@@ -242,6 +245,7 @@ pub struct Broker {
     offline: HashMap<String, VecDeque<Message>>,
     /// `Some` in cluster mode: the way to the other nodes.
     cluster: Option<ClusterLink>,
+    presence: Presence,
 }
 
 impl Broker {
@@ -262,7 +266,14 @@ impl Broker {
             throttle: Throttle::default(),
             offline: HashMap::new(),
             cluster: None,
+            presence: Presence::All,
         }
+    }
+
+    /// Sets who is told of logins and departures (by default, everyone).
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// Serves as one node of a cluster reached through `link`.
@@ -578,9 +589,11 @@ impl Broker {
         };
         self.deliver_offline(mail, &outbox);
         self.roster.insert(id, name.clone(), outbox);
-        self.pending_joins.push((id, name));
-        if self.pending_joins.len() >= MAX_JOIN_BATCH {
-            self.flush_joins();
+        if self.presence == Presence::All {
+            self.pending_joins.push((id, name));
+            if self.pending_joins.len() >= MAX_JOIN_BATCH {
+                self.flush_joins();
+            }
         }
     }
 
@@ -1087,6 +1100,9 @@ impl Broker {
                         offer(member, other, &left, &mut ids);
                     }
                 }
+            }
+            if self.presence == Presence::Rooms {
+                continue;
             }
             let left = encode_line(ServerLine::Left(peer.name));
             for (other_id, other) in self.roster.peers() {

@@ -41,6 +41,21 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Be one node of a cluster on Redis (`--cluster`); `None`: a single server.
     pub cluster: Option<ClusterConfig>,
+    /// Who is told of logins and departures (`--presence`).
+    pub presence: Presence,
+}
+
+/// Who is told that someone logged in or left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Presence {
+    /// Everyone online gets `joined <name>` and `left <name>` (v1's rule). A login
+    /// storm of n clients then costs n(n-1)/2 lines.
+    #[default]
+    All,
+    /// Only rooms tell: their members get `joined <#room> <name>` and
+    /// `left <#room> <name>`, and nobody gets `joined <name>` or `left <name>`. A login
+    /// costs nobody else a line; `/who` still lists everyone.
+    Rooms,
 }
 
 /// Where the cluster's Redis is, and this node's name in it.
@@ -69,6 +84,7 @@ impl Default for Config {
             max_per_ip: None,
             tls: None,
             cluster: None,
+            presence: Presence::All,
         }
     }
 }

@@ -58,7 +58,7 @@ pub mod shutdown;
 pub mod store;
 pub mod tls;
 
-pub use config::{ClusterConfig, Config};
+pub use config::{ClusterConfig, Config, Presence};
 
 use std::future::Future;
 
@@ -186,7 +186,8 @@ impl Server {
             }
             None => (None, None),
         };
-        let mut broker = Broker::new(config.strict_names, history, store, ids);
+        let mut broker =
+            Broker::new(config.strict_names, history, store, ids).with_presence(config.presence);
         if let Some((accounts, mail)) = accounts {
             broker = broker.with_accounts(accounts, mail);
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_server::history::Retention;
-use chat_server::{ClusterConfig, Config, Server, shutdown};
+use chat_server::{ClusterConfig, Config, Presence, Server, shutdown};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -112,6 +112,13 @@ struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Who is told of logins and departures: `all` (everyone online gets `joined <name>`
+    /// and `left <name>`), or `rooms` (only rooms' members, through their `joined
+    /// <#room> <name>` and `left <#room> <name>`), which makes a login cost nobody else a
+    /// line: for a server where thousands log in at once.
+    #[arg(long, default_value = "all", value_parser = ["all", "rooms"])]
+    presence: String,
+
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -195,6 +202,11 @@ fn main() -> anyhow::Result<()> {
         handshake_timeout: args.handshake_timeout,
         shutdown_timeout: args.shutdown_timeout,
         strict_names: args.strict_names,
+        presence: if args.presence == "rooms" {
+            Presence::Rooms
+        } else {
+            Presence::All
+        },
         rate_limit: args.rate_limit,
         history,
         db: args.db,

@@ -4,7 +4,7 @@
 mod common;
 
 use chat_proto::{MessageId, Scope, ServerLine};
-use chat_server::Config;
+use chat_server::{Config, Presence};
 use common::start;
 
 /// The id of a room `from` line; panics on any other line.
@@ -294,5 +294,28 @@ async fn every_refused_v2_line_gets_its_reason_and_the_connection_stays() {
     let (before, names) = alice.sync().await;
     assert!(before.is_empty());
     assert_eq!(names, ["alice"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_presence_rooms_only_room_members_hear_of_arrivals_and_departures() {
+    let server = start(Config {
+        presence: Presence::Rooms,
+        ..Config::default()
+    })
+    .await;
+    let mut alice = server.member("alice", "#rust").await;
+    let mut carol = server.login("carol").await;
+    let mut bob = server.member("bob", "#rust").await;
+    let (before, users) = alice.sync().await;
+    assert_eq!(before, ["joined #rust bob"], "no v1 joined line");
+    assert_eq!(users, ["alice", "bob", "carol"], "/who still lists everyone");
+    bob.shutdown_write().await;
+    bob.recv_until_eof().await;
+    let (before, users) = alice.sync().await;
+    assert_eq!(before, ["left #rust bob"], "no v1 left line");
+    assert_eq!(users, ["alice", "carol"]);
+    let (before, _) = carol.sync().await;
+    assert!(before.is_empty(), "in no room: told nothing: {before:?}");
     server.shutdown().await;
 }
