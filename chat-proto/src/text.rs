@@ -1,6 +1,7 @@
 //! [`MessageText`]: the text of a message, safe to relay to other people's terminals.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use crate::ParseError;
@@ -12,20 +13,48 @@ pub struct MessageText(String);
 impl MessageText {
     /// Trims `text` and checks it is non-empty and free of control characters.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(ParseError::EmptyText);
-        }
-        if text.chars().any(is_forbidden_control) {
-            return Err(ParseError::ControlCharacter);
-        }
-        Ok(Self(text.to_owned()))
+        Ok(Self(checked(text)?.to_owned()))
+    }
+
+    /// Like [`MessageText::parse`] of `buf[range]`, keeping the text in `buf`'s own
+    /// buffer (moved to its front) rather than a new one.
+    pub fn parse_in(mut buf: String, range: Range<usize>) -> Result<Self, ParseError> {
+        let within = &buf[range.clone()];
+        let text = checked(within)?;
+        let start = range.start + (within.len() - within.trim_start().len());
+        buf.truncate(start + text.len());
+        buf.drain(..start);
+        Ok(Self(buf))
     }
 
     /// The text as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `text` trimmed, if it is non-empty and free of control characters.
+fn checked(text: &str) -> Result<&str, ParseError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ParseError::EmptyText);
+    }
+    if has_forbidden_control(text) {
+        return Err(ParseError::ControlCharacter);
+    }
+    Ok(text)
+}
+
+/// Whether `text` holds a character [`is_forbidden_control`] refuses, checked a byte at a
+/// time (every message passes here): C0 and DEL are single bytes, and C1 (U+0080 to
+/// U+009F) is `0xC2` followed by `0x80..=0x9F` in UTF-8.
+fn has_forbidden_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        (b < 0x20 && b != b'\t')
+            || b == 0x7f
+            || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
+    })
 }
 
 /// C0 controls other than tab, DEL and C1 controls: the characters that let a line rewrite
@@ -57,6 +86,26 @@ impl AsRef<str> for MessageText {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_byte_check_agrees_with_the_char_check(s in "(?s).{0,40}") {
+            prop_assert_eq!(has_forbidden_control(&s), s.chars().any(is_forbidden_control));
+        }
+
+        #[test]
+        fn parse_in_agrees_with_parse(s in "(?s).{0,40}", a in 0usize..40, b in 0usize..40) {
+            let (a, b) = (a.min(b), a.max(b));
+            if s.is_char_boundary(a.min(s.len())) && s.is_char_boundary(b.min(s.len())) {
+                let range = a.min(s.len())..b.min(s.len());
+                prop_assert_eq!(
+                    MessageText::parse_in(s.clone(), range.clone()),
+                    MessageText::parse(&s[range])
+                );
+            }
+        }
+    }
 
     #[test]
     fn trims_and_keeps_tabs_and_any_script() {

@@ -382,17 +382,15 @@ impl Connection {
 /// A password line's password, and what the broker gets once it is hashed.
 type ToHash = (Password, fn(String) -> Request);
 
-/// What the broker gets for `line`, or for a password line, what to hash first.
-fn request(mut line: String) -> Result<Request, ToHash> {
-    let password = match line.parse() {
-        Ok(ClientLine::Register(password)) => (password, Request::Register as fn(_) -> _),
-        Ok(ClientLine::SetPassword(password)) => (password, Request::SetPassword as fn(_) -> _),
-        Ok(line) => return Ok(Request::Line(line)),
-        Err(e) => return Ok(Request::Invalid(chat_proto::ParseError::to_string(&e))),
-    };
-    // The parsed copy wipes itself when dropped; so must the line.
-    line.zeroize();
-    Err(password)
+/// What the broker gets for `line`, or for a password line, what to hash first. The
+/// line's buffer becomes the message's text, or is wiped (it may hold a password).
+fn request(line: String) -> Result<Request, ToHash> {
+    match ClientLine::parse_owned(line) {
+        Ok(ClientLine::Register(password)) => Err((password, Request::Register)),
+        Ok(ClientLine::SetPassword(password)) => Err((password, Request::SetPassword)),
+        Ok(line) => Ok(Request::Line(line)),
+        Err(e) => Ok(Request::Invalid(e.to_string())),
+    }
 }
 
 /// Whether a password may come over this (plain TCP) connection: from loopback it never
