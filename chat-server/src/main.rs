@@ -7,7 +7,7 @@ use anyhow::Context;
 use chat_server::history::Retention;
 use chat_server::{ClusterConfig, Config, Presence, Server, shutdown};
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
 // Per message the server allocates a few small, short-lived buffers; glibc's malloc spent
@@ -252,13 +252,29 @@ fn node_name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Connections the kernel may hold complete but not yet accepted; it caps this at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds like `TcpListener::bind`, but with a deep accept queue: the default (128 here)
+/// overflowed in login storms while the server was busy writing, and a dropped SYN costs
+/// the client a one-second retransmit before it can even send its name.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn serve(addr: SocketAddr, server: Server) -> anyhow::Result<()> {
     // Before binding: a node whose Redis is unreachable stops here, with exit status 1.
     let server = server.join_cluster().await?;
     let shutdown = shutdown::signals().context("installing signal handlers")?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {local}")

@@ -337,6 +337,28 @@ async fn clients_over_max_clients_are_refused() {
 }
 
 #[tokio::test]
+async fn the_accept_queue_holds_a_login_storm() {
+    let server = ServerProcess::start(&[]).await;
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("( sport = :{} )", server.addr.port())])
+        .output()
+        .expect("running ss (iproute2)");
+    let out = String::from_utf8_lossy(&out.stdout);
+    // For a listening socket, ss shows the backlog as Send-Q (the third column).
+    let backlog: u32 = out
+        .split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket in:\n{out}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("reading somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_eq!(backlog, somaxconn.min(4096), "not the default of 128");
+}
+
+#[tokio::test]
 async fn accepted_sockets_have_tcp_keepalive() {
     let server = ServerProcess::start(&[]).await;
     let _alice = server.login("alice").await;
