@@ -445,7 +445,7 @@ impl Broker {
                 self.tell_cluster(ClusterCmd::Who { from: id });
             }
             Ok(ClientLine::Who) => {
-                let names = self.roster.names().cloned().collect();
+                let names = self.roster.names().into_iter().cloned().collect();
                 self.deliver(id, &encode_line(ServerLine::Users(names)));
             }
             Ok(ClientLine::Names(room)) if self.cluster.is_some() => {

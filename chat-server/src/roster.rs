@@ -29,8 +29,10 @@ pub struct Roster {
     /// Looked up once per recipient of every room message: a connection id is a small
     /// counter nobody outside chooses, so the fast hash is safe and SipHash is waste.
     peers: FxHashMap<ConnId, Peer>,
-    /// Sorted bytewise, for `/who`.
-    by_name: BTreeMap<UserName, ConnId>,
+    /// Looked up once per recipient of every direct message, so hashed (SipHash: names
+    /// are chosen by clients) rather than a B-tree's dozen string compares; `/who`
+    /// sorts.
+    by_name: HashMap<UserName, ConnId>,
     /// Names are unique under NFKC and case folding.
     by_folded: HashMap<String, ConnId>,
     /// With `--strict-names`: the confusable skeleton of each name online.
@@ -119,8 +121,10 @@ impl Roster {
     }
 
     /// Every name online, sorted bytewise.
-    pub fn names(&self) -> impl Iterator<Item = &UserName> {
-        self.by_name.keys()
+    pub fn names(&self) -> Vec<&UserName> {
+        let mut names: Vec<&UserName> = self.by_name.keys().collect();
+        names.sort_unstable();
+        names
     }
 
     /// How many are online.
@@ -217,7 +221,23 @@ mod tests {
             );
         }
         assert_eq!(roster.find(&name("bOB")).map(|(id, _)| id), Some(1));
-        assert_eq!(roster.names().collect::<Vec<_>>(), [&name("Bob")]);
+        assert_eq!(roster.names(), [&name("Bob")]);
+    }
+
+    #[test]
+    fn names_are_listed_in_bytewise_order() {
+        let mut roster = Roster::new(false);
+        for (id, who) in [
+            (1, "carol"),
+            (2, "Bob"),
+            (3, "alice"),
+            (4, "\u{e9}mile"),
+            (5, "Zed"),
+        ] {
+            add(&mut roster, id, who);
+        }
+        let names: Vec<&str> = roster.names().into_iter().map(UserName::as_str).collect();
+        assert_eq!(names, ["Bob", "Zed", "alice", "carol", "\u{e9}mile"]);
     }
 
     #[test]
