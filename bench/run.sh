@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every scenario of docs/performance.md three times against chat-server and the raw
 # forwarder, server pinned to CPU 0 and chat-bench to CPU 1, and prints the medians.
-# Usage: bench/run.sh [results.jsonl]      (about eleven minutes on a 2-core machine)
+# Usage: bench/run.sh [results.jsonl]      (about thirteen minutes on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results.jsonl}
@@ -95,6 +95,12 @@ for _ in $(seq "$runs"); do
     record idle $bench idle --addr "127.0.0.1:$port" --clients 10000 --hold 5 --server-pid "$server_pid"
     start_server
     record logins $bench logins --addr "127.0.0.1:$port" --clients 5000 --server-pid "$server_pid"
+    # The same storm with clients that read and parse every line, as real clients do:
+    # presence to everyone (12.5 M joined lines), then --presence rooms (none).
+    start_server
+    record logins-read $bench logins --read-presence --addr "127.0.0.1:$port" --clients 5000 --server-pid "$server_pid"
+    start_server --presence rooms
+    record logins-rooms $bench logins --read-presence --presence rooms --addr "127.0.0.1:$port" --clients 5000 --server-pid "$server_pid"
     start_server --sendq 1GiB
     record drain $bench drain --addr "127.0.0.1:$port" --messages 1000000 --server-pid "$server_pid"
     record drain $bench drain --raw --server-cpu 0 --messages 1000000
@@ -130,8 +136,16 @@ for name in ["history", "history-db"]:
 for target in ["server", "raw"]:
     print(f"latency {target}: p50 {med('latency', target, lambda r: r['latency_us']['p50'])} µs, "
           f"p99 {med('latency', target, lambda r: r['latency_us']['p99'])} µs")
+for q in ["p50", "p99"]:
+    d = med("latency", "server", lambda r: r["latency_us"][q]) - med("latency", "raw", lambda r: r["latency_us"][q])
+    print(f"latency {q}: server minus raw {d:+} µs")
 print(f"idle: {med('idle', 'server', lambda r: r['bytes_per_connection']):,.0f} bytes per connection")
 print(f"logins: {med('logins', 'server', lambda r: r['seconds']):.2f} s for 5,000")
+for name in ["logins-read", "logins-rooms"]:
+    print(f"{name}: {med(name, 'server', lambda r: r['seconds']):.2f} s for 5,000 reading every line "
+          f"(welcomed {med(name, 'server', lambda r: r['welcomed_seconds']):.2f} s), "
+          f"server CPU {med(name, 'server', lambda r: r['server_cpu_seconds'])} s, "
+          f"clients' CPU {med(name, 'server', lambda r: r['bench_cpu_seconds'])} s")
 s = med("drain", "server", lambda r: r["lines_per_sec"]); w = med("drain", "raw", lambda r: r["lines_per_sec"])
 print(f"drain: server {s:,.0f} lines/s, raw {w:,.0f} lines/s, ratio {s / w:.0%}")
 print(f"client render, 10,000 lines: arriving p99 {med('render', 'server', lambda r: r['arrival_p99_ms'])} ms, "

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chat_proto::ServerLine;
 use hdrhistogram::Histogram;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use chat_proto::ServerLine;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
@@ -78,7 +78,11 @@ pub async fn logins(
     let mut writers = Vec::with_capacity(clients);
     let n = clients as u64;
     let presence = Arc::new(Presence {
-        expected: if announced { n * n.saturating_sub(1) / 2 } else { 0 },
+        expected: if announced {
+            n * n.saturating_sub(1) / 2
+        } else {
+            0
+        },
         ..Presence::default()
     });
     let mut readers = tokio::task::JoinSet::new();

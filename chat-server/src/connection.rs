@@ -4,12 +4,12 @@
 //! it, in order. One task rather than a reader and a writer halves what an idle client
 //! costs (a task, its future and the tokens between the two).
 
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
-use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -557,9 +557,9 @@ impl Writer {
         let written = match Pin::new(&mut self.half).poll_write(cx, &self.out) {
             Poll::Ready(written) => written?,
             Poll::Pending => {
-                let stall = self.stall.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT))
-                });
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT)));
                 ready!(stall.as_mut().poll(cx));
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -590,7 +590,11 @@ impl Writer {
     /// stays whole, then the last line queued (the `error:` saying why). The backlog
     /// between is dropped.
     async fn farewell(&mut self) -> io::Result<()> {
-        let line_end = self.out.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_end = self
+            .out
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         self.out.truncate(line_end);
         if let Some(last) = self.inbox.last_line().await {
             self.out.extend_from_slice(&last);

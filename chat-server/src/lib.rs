@@ -241,6 +241,7 @@ async fn serve(
             redis,
             broker_tx.clone(),
             token.clone(),
+            config.presence,
         )
         .await?;
         broker = broker.with_cluster(started.link);

@@ -253,7 +253,11 @@ mod tests {
         let (outbox, mut inbox) = channel(100);
         outbox.send(&Line::from_static(b"a\n")).unwrap();
         drop(outbox);
-        assert_eq!(ready(&mut inbox).await, Ready::Lines, "lines before the close");
+        assert_eq!(
+            ready(&mut inbox).await,
+            Ready::Lines,
+            "lines before the close"
+        );
         assert_eq!(&taken(&mut inbox)[..], b"a\n");
         assert_eq!(ready(&mut inbox).await, Ready::Closed);
     }

@@ -309,7 +309,11 @@ async fn with_presence_rooms_only_room_members_hear_of_arrivals_and_departures()
     let mut bob = server.member("bob", "#rust").await;
     let (before, users) = alice.sync().await;
     assert_eq!(before, ["joined #rust bob"], "no v1 joined line");
-    assert_eq!(users, ["alice", "bob", "carol"], "/who still lists everyone");
+    assert_eq!(
+        users,
+        ["alice", "bob", "carol"],
+        "/who still lists everyone"
+    );
     bob.shutdown_write().await;
     bob.recv_until_eof().await;
     let (before, users) = alice.sync().await;

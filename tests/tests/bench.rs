@@ -104,6 +104,26 @@ async fn broadcast_and_raw_baseline() {
 }
 
 #[tokio::test]
+async fn a_login_storm_read_line_by_line_counts_every_joined() {
+    for (presence, joined) in [("all", 50 * 49 / 2), ("rooms", 0)] {
+        let server = ServerProcess::start(&["--presence", presence]).await;
+        let r = bench(&[
+            "logins",
+            "--read-presence",
+            "--presence",
+            presence,
+            "--addr",
+            &server.addr.to_string(),
+            "--clients",
+            "50",
+        ])
+        .await;
+        assert_eq!(r["joined_lines"], joined, "--presence {presence}");
+        assert!(r["seconds"].as_f64() >= r["welcomed_seconds"].as_f64());
+    }
+}
+
+#[tokio::test]
 async fn drain_logins_and_idle() {
     let server = ServerProcess::start(&["--sendq", "64MiB"]).await;
     let addr = server.addr.to_string();

@@ -35,6 +35,7 @@ use super::lease::{self, Owner};
 use super::{mail, rooms};
 use crate::accounts::Account;
 use crate::broker::BrokerEvent;
+use crate::config::Presence;
 use crate::history::Message;
 use crate::history::{Retention, wall_clock};
 use crate::roster::ConnId;
@@ -303,6 +304,7 @@ pub async fn start(
     redis: ConnectionManager,
     broker_tx: mpsc::Sender<BrokerEvent>,
     token: CancellationToken,
+    presence: Presence,
 ) -> anyhow::Result<Started> {
     let first = tokio::time::timeout(super::CONNECT_TIMEOUT, subscribe(&url, &node))
         .await
@@ -333,7 +335,7 @@ pub async fn start(
             sub_rx,
             token.clone(),
         )),
-        tokio::spawn(renewer(leases.clone(), broker_tx, token)),
+        tokio::spawn(renewer(leases.clone(), broker_tx, token, presence)),
     ];
     Ok(Started {
         link: ClusterLink { node, cmd_tx },
@@ -920,7 +922,12 @@ fn decode(message: &redis::Msg, node: &str) -> Option<ClusterEvent> {
 
 /// Every [`lease::RENEW_EVERY`]: beats this node's heartbeat, renews its leases, and
 /// looks for nodes whose heartbeat stopped (killed, or cut off for longer than a lease).
-async fn renewer(leases: Leases, broker_tx: mpsc::Sender<BrokerEvent>, token: CancellationToken) {
+async fn renewer(
+    leases: Leases,
+    broker_tx: mpsc::Sender<BrokerEvent>,
+    token: CancellationToken,
+    presence: Presence,
+) {
     let mut tick = tokio::time::interval(lease::RENEW_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -938,7 +945,7 @@ async fn renewer(leases: Leases, broker_tx: mpsc::Sender<BrokerEvent>, token: Ca
             warn!(node = %leases.node, error = %e, "no heartbeat: Redis unreachable");
             continue;
         }
-        if let Err(e) = sweep(&mut redis, &leases.node).await {
+        if let Err(e) = sweep(&mut redis, &leases.node, presence).await {
             warn!(node = %leases.node, error = %e, "could not check on the other nodes");
         }
         let pairs: Vec<(&str, &Owner)> = held.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -980,7 +987,11 @@ async fn beat(redis: &mut ConnectionManager, node: &str) -> redis::RedisResult<(
 /// For each node whose heartbeat is gone, one survivor (whoever takes the cleanup lock
 /// first) tells every node's users that its users left, and forgets it. Their names'
 /// leases ran out with the heartbeat, so the names are free too.
-async fn sweep(redis: &mut ConnectionManager, me: &str) -> redis::RedisResult<()> {
+async fn sweep(
+    redis: &mut ConnectionManager,
+    me: &str,
+    presence: Presence,
+) -> redis::RedisResult<()> {
     let script = Script::new(
         r"
         if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
@@ -1032,11 +1043,13 @@ async fn sweep(redis: &mut ConnectionManager, me: &str) -> redis::RedisResult<()
                 publish_presence(redis, &room, None, &left).await?;
             }
         }
-        redis::cmd("PUBLISH")
-            .arg(ALL)
-            .arg(&lines[..])
-            .query_async::<i64>(redis)
-            .await?;
+        if presence == Presence::All {
+            redis::cmd("PUBLISH")
+                .arg(ALL)
+                .arg(&lines[..])
+                .query_async::<i64>(redis)
+                .await?;
+        }
     }
     Ok(())
 }
