@@ -2,8 +2,9 @@
 //!
 //! - [`config`]: [`Config`], every limit and timeout.
 //! - [`listener`]: the accept loop, which spawns one connection task per client.
-//! - [`connection`]: login, then the reader loop (socket → broker) and the writer loop
-//!   (queue → socket) of one client.
+//! - [`connection`]: login, then one task per client whose loop is both its reader
+//!   (socket → broker) and its writer (queue → socket); one task, not two, because an
+//!   idle client's cost is mostly its task.
 //! - [`io`]: a line reader that holds no buffer while a client is idle.
 //! - [`pacer`]: flood control for `--rate-limit`.
 //! - [`sendq`]: a client's outgoing queue, bounded in bytes.
@@ -12,13 +13,13 @@
 //!   [`accounts`] (registered names; Argon2id hashing runs beside the readers).
 //! - [`store`]: history, accounts and offline mail on disk (`--db`), written by a
 //!   thread of its own.
-//! - [`cluster`]: cluster mode on Redis, being built (docs/cluster.md): so far the
-//!   start-up check and the name leases.
+//! - [`cluster`]: cluster mode on Redis (docs/cluster.md).
 //! - [`tls`]: the TLS acceptor (`--tls-cert`, `--tls-key`) and plain-or-TLS halves.
 //! - [`shutdown`]: the SIGINT/SIGTERM future; [`rlimit`]: the open-file limit.
 //!
-//! Data flows one way: socket → `io` → `connection` (reader) → `broker` → `sendq` →
-//! `connection` (writer) → socket, with a branch `broker` → `store` → disk.
+//! Data flows one way: socket → `io` → `connection` (its reading side) → `broker` →
+//! `sendq` → `connection` (its writing side) → socket, with a branch `broker` → `store`
+//! → disk. Below, "reader" and "writer" are those two sides of a connection's task.
 //!
 //! # Shutdown order
 //!
@@ -29,7 +30,8 @@
 //! 1. The shutdown future resolves: [`run`] drops the accept loop (the listener and its
 //!    `broker_tx` go with it) and cancels the token.
 //! 2. Each reader sees the token, stops reading, and drops its `broker_tx` without sending
-//!    a leave, so nobody is told `left` about a server that is going away.
+//!    a leave, so nobody is told `left` about a server that is going away. Its task
+//!    goes on writing.
 //! 3. With every `broker_tx` gone, the broker's `recv()` returns `None`: every line any
 //!    reader handed over has been routed into some peer queue. The broker queues
 //!    `bye: server shutting down` for each peer and drops the roster, and with it the
