@@ -535,6 +535,11 @@ impl Writer {
     /// like [`LineReader::poll_batch`], so that an idle client's task holds no future
     /// for it; the state lives in `self`, which makes it cancel safe too.
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>> {
+        // Checked before every write, not only between batches: a cut-off client gets
+        // the rest of the line in flight, not the rest of a batch (see `farewell`).
+        if self.inbox.is_kicked() {
+            return Poll::Ready(Ok(Wrote::Kicked));
+        }
         if self.out.is_empty() {
             match ready!(self.inbox.poll_ready(cx)) {
                 Ready::Lines => {}

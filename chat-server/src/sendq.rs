@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -56,6 +57,9 @@ pub struct Inbox {
 #[derive(Debug, Default)]
 struct Shared {
     state: Mutex<State>,
+    /// See [`Outbox::kick`]. Outside the lock: the connection checks it before each
+    /// write, so that a cut-off client gets no more of a batch already taken.
+    kicked: AtomicBool,
     /// The connection task, woken when the queue stops being empty, is closed or kicked.
     waker: AtomicWaker,
 }
@@ -69,8 +73,6 @@ struct State {
     closed: bool,
     /// The [`Inbox`] was dropped.
     gone: bool,
-    /// See [`Outbox::kick`].
-    kicked: bool,
 }
 
 /// A queue holding at most `limit` bytes of lines (one last line may go past it).
@@ -128,13 +130,13 @@ impl Outbox {
     /// Tells the connection to give up on what is queued: it finishes the line in
     /// flight, sends only the last line queued (the `error:` saying why), and closes.
     pub fn kick(&self) {
-        self.shared.state().kicked = true;
+        self.shared.kicked.store(true, Ordering::Release);
         self.shared.waker.wake();
     }
 
     /// Whether [`Outbox::kick`] was called.
     pub fn is_kicked(&self) -> bool {
-        self.shared.state().kicked
+        self.shared.kicked.load(Ordering::Acquire)
     }
 
     /// The byte limit.
@@ -156,10 +158,11 @@ impl Inbox {
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
         // Registered before looking, so a push after the look still wakes us.
         self.shared.waker.register(cx.waker());
+        if self.is_kicked() {
+            return Poll::Ready(Ready::Kicked);
+        }
         let mut state = self.shared.state();
-        if state.kicked {
-            Poll::Ready(Ready::Kicked)
-        } else if !state.lines.is_empty() {
+        if !state.lines.is_empty() {
             Poll::Ready(Ready::Lines)
         } else if state.closed {
             Poll::Ready(Ready::Closed)
@@ -198,6 +201,11 @@ impl Inbox {
             Poll::Ready(last)
         })
         .await
+    }
+
+    /// Whether the broker cut the client off ([`Outbox::kick`]).
+    pub fn is_kicked(&self) -> bool {
+        self.shared.kicked.load(Ordering::Acquire)
     }
 
     /// How many lines are queued.
