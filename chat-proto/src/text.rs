@@ -45,16 +45,13 @@ fn checked(text: &str) -> Result<&str, ParseError> {
     Ok(text)
 }
 
-/// Whether `text` holds a character [`is_forbidden_control`] refuses, checked a byte at a
-/// time (every message passes here): C0 and DEL are single bytes, and C1 (U+0080 to
-/// U+009F) is `0xC2` followed by `0x80..=0x9F` in UTF-8.
+/// Whether `text` holds a character [`is_forbidden_control`] refuses. Every message
+/// passes here, so a first pass looks only at bytes: C0 and DEL are single bytes, and
+/// every C1 control (U+0080 to U+009F) starts with `0xC2` in UTF-8. Text without any of
+/// those (nearly all text) needs no second, character-wise look.
 fn has_forbidden_control(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| {
-        (b < 0x20 && b != b'\t')
-            || b == 0x7f
-            || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
-    })
+    text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+        && text.chars().any(is_forbidden_control)
 }
 
 /// C0 controls other than tab, DEL and C1 controls: the characters that let a line rewrite
