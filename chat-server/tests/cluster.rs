@@ -187,9 +187,18 @@ async fn keep(
     keep: usize,
 ) -> MessageId {
     let time = Timestamp::from_unix_millis(1_800_000_000_000).expect("a time");
-    rooms::publish(conn, room, from, text, time, now_micros, keep)
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(rooms::PUBLISH)
+        .query_async::<String>(conn)
         .await
-        .expect("publishing")
+        .expect("loading the script");
+    let place = rooms::room_place(room);
+    let id: String = rooms::append_cmd(&place, from, text, time, now_micros, keep)
+        .query_async(conn)
+        .await
+        .expect("publishing");
+    id.parse().ok().and_then(MessageId::new).expect("an id")
 }
 
 async fn subscriber(url: &str, room: &RoomName) -> redis::aio::PubSub {
@@ -270,9 +279,13 @@ async fn history_reads_the_stream_by_id_and_says_when_some_are_gone() {
     let redis = RedisServer::start();
     let mut conn = cluster::connect(&redis.url()).await.expect("connecting");
     let room = RoomName::parse("#中文").expect("a room");
-    let (empty, truncated) = rooms::history(&mut conn, &room, HistoryRange::Latest(50))
-        .await
-        .expect("reading");
+    let (empty, truncated) = rooms::read(
+        &mut conn,
+        &rooms::room_place(&room),
+        HistoryRange::Latest(50),
+    )
+    .await
+    .expect("reading");
     assert!(empty.is_empty() && !truncated);
     let mut ids = Vec::new();
     for i in 0..10 {
@@ -284,15 +297,23 @@ async fn history_reads_the_stream_by_id_and_says_when_some_are_gone() {
     let next = say(&mut conn, &room, "bob", "next", 0).await;
     assert_eq!(next.get(), later.get() + 1);
 
-    let (latest, truncated) = rooms::history(&mut conn, &room, HistoryRange::Latest(3))
-        .await
-        .expect("reading");
+    let (latest, truncated) = rooms::read(
+        &mut conn,
+        &rooms::room_place(&room),
+        HistoryRange::Latest(3),
+    )
+    .await
+    .expect("reading");
     let texts: Vec<&str> = latest.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["m9 你好", "late", "next"], "oldest first");
     assert!(!truncated);
-    let (after, _) = rooms::history(&mut conn, &room, HistoryRange::After(ids[7]))
-        .await
-        .expect("reading");
+    let (after, _) = rooms::read(
+        &mut conn,
+        &rooms::room_place(&room),
+        HistoryRange::After(ids[7]),
+    )
+    .await
+    .expect("reading");
     let texts: Vec<&str> = after.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["m8 你好", "m9 你好", "late", "next"]);
 
@@ -305,20 +326,32 @@ async fn history_reads_the_stream_by_id_and_says_when_some_are_gone() {
         }
         ids
     };
-    let (after, truncated) = rooms::history(&mut conn, &small, HistoryRange::After(ids[0]))
-        .await
-        .expect("reading");
+    let (after, truncated) = rooms::read(
+        &mut conn,
+        &rooms::room_place(&small),
+        HistoryRange::After(ids[0]),
+    )
+    .await
+    .expect("reading");
     let texts: Vec<&str> = after.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["s2", "s3", "s4"]);
     assert!(truncated, "s1 is gone");
-    let (after, truncated) = rooms::history(&mut conn, &small, HistoryRange::After(ids[1]))
-        .await
-        .expect("reading");
+    let (after, truncated) = rooms::read(
+        &mut conn,
+        &rooms::room_place(&small),
+        HistoryRange::After(ids[1]),
+    )
+    .await
+    .expect("reading");
     assert_eq!(after.len(), 3);
     assert!(!truncated, "nothing after s1 is gone");
-    let (latest, truncated) = rooms::history(&mut conn, &small, HistoryRange::Latest(50))
-        .await
-        .expect("reading");
+    let (latest, truncated) = rooms::read(
+        &mut conn,
+        &rooms::room_place(&small),
+        HistoryRange::Latest(50),
+    )
+    .await
+    .expect("reading");
     assert_eq!(latest.len(), 3);
     assert!(truncated, "50 asked for, older ones gone");
 }

@@ -671,8 +671,8 @@ async fn pipeline(
             } => {
                 let (time, micros) = wall_clock();
                 let keep = Retention::default().per_conv;
-                pipe.add_command(rooms::publish_cmd(
-                    room,
+                pipe.add_command(rooms::append_cmd(
+                    &rooms::room_place(room),
                     sender.as_str(),
                     text.as_str(),
                     time,

@@ -92,25 +92,13 @@ pub const PUBLISH: &str = r"
     return sid
 ";
 
-/// The command that publishes `text` from `from` in `room`, keeping at most `keep`
-/// messages in its stream; it answers the id. It names the script by its hash
-/// (`EVALSHA`), so it can go in a pipeline without sending the script each time; the
-/// caller loads the script first ([`PUBLISH`]). Ids are
+/// The command that appends `text` from `from` to a conversation's place (a room, or two
+/// accounts' direct messages, whose channel nobody reads: they were delivered as they
+/// were sent), keeping at most `keep` messages in its stream; it answers the id. It
+/// names the script by its hash (`EVALSHA`), so it can go in a pipeline without sending
+/// the script each time; the caller loads the script first ([`PUBLISH`]). Ids are
 /// `max(last + 1, µs since the epoch at the node)`, as in a single server, so they keep
 /// growing even if Redis lost the counter.
-pub fn publish_cmd(
-    room: &RoomName,
-    from: &str,
-    text: &str,
-    time: Timestamp,
-    now_micros: u64,
-    keep: usize,
-) -> redis::Cmd {
-    append_cmd(&room_place(room), from, text, time, now_micros, keep)
-}
-
-/// [`publish_cmd`] for any conversation's place: a room, or two accounts' direct
-/// messages (whose channel nobody reads: they were delivered as they were sent).
 pub fn append_cmd(
     place: &str,
     from: &str,
@@ -134,47 +122,8 @@ pub fn append_cmd(
     cmd
 }
 
-/// Publishes as [`publish_cmd`] and returns the id.
-pub async fn publish(
-    redis: &mut impl ConnectionLike,
-    room: &RoomName,
-    from: &str,
-    text: &str,
-    time: Timestamp,
-    now_micros: u64,
-    keep: usize,
-) -> RedisResult<MessageId> {
-    redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(PUBLISH)
-        .query_async::<String>(redis)
-        .await?;
-    let id: String = publish_cmd(room, from, text, time, now_micros, keep)
-        .query_async(redis)
-        .await?;
-    id.parse::<u64>()
-        .ok()
-        .and_then(MessageId::new)
-        .ok_or_else(|| {
-            (
-                redis::ErrorKind::UnexpectedReturnType,
-                "the script returned a bad id",
-            )
-                .into()
-        })
-}
-
-/// A room's history for `range`, oldest first, and whether messages that were asked for
-/// are gone (trimmed from the stream, or past the 1000 cap).
-pub async fn history(
-    redis: &mut impl ConnectionLike,
-    room: &RoomName,
-    range: HistoryRange,
-) -> RedisResult<(Vec<RoomMessage>, bool)> {
-    read(redis, &room_place(room), range).await
-}
-
-/// [`history`] for any conversation's place.
+/// A conversation's history for `range`, oldest first, and whether messages that were
+/// asked for are gone (trimmed from the stream, or past the 1000 cap).
 pub async fn read(
     redis: &mut impl ConnectionLike,
     place: &str,
