@@ -21,13 +21,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep, timeout};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 use zeroize::Zeroize;
 
 use crate::Config;
 use crate::accounts::Hasher;
 use crate::broker::{Auth, BrokerEvent, Request};
-use crate::cluster::link::Leases;
 use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
@@ -53,9 +52,6 @@ const KICK_GRACE: Duration = Duration::from_secs(10);
 /// A batch is written out once it holds this much, so one write never grows unbounded.
 const WRITE_CHUNK_BYTES: usize = 64 * 1024;
 
-/// How long giving a name's lease back may take; past it the lease runs out by itself.
-const LEASE_RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// What a connection task needs from the server.
 pub(crate) struct Connection {
     pub(crate) id: ConnId,
@@ -71,8 +67,6 @@ pub(crate) struct Connection {
     pub(crate) config: Arc<Config>,
     /// With `--tls-cert`: the handshake every connection makes first.
     pub(crate) tls: Option<TlsAcceptor>,
-    /// In cluster mode: the name leases, taken before `welcome` and given back at the end.
-    pub(crate) leases: Option<Leases>,
 }
 
 impl Connection {
@@ -121,17 +115,13 @@ impl Connection {
         drop(admission);
     }
 
-    /// Gives the name back in cluster mode and tells the broker how reading ended
-    /// (`None`: at shutdown, when it must hear nothing).
+    /// Tells the broker how reading ended (`None`: at shutdown, when it must hear
+    /// nothing).
     async fn leave(
         &self,
         name: UserName,
         ended: Option<(BrokerEvent, io::Result<()>)>,
     ) -> io::Result<()> {
-        // The name is free before anyone hears `left`: whoever sees it go can take it.
-        if let Some(leases) = &self.leases {
-            let _ = timeout(LEASE_RELEASE_TIMEOUT, leases.release(&name, self.id)).await;
-        }
         let Some((last, result)) = ended else {
             // No leave: the broker will tell everyone `bye` instead.
             debug!(id = self.id, %name, "stopped reading for shutdown");
@@ -161,33 +151,6 @@ impl Connection {
                 return None;
             }
         };
-        // In cluster mode the name must be free on every node: its lease first.
-        if let Some(leases) = &self.leases {
-            let refusal = match leases.acquire(&name, self.id).await {
-                Ok(true) => None,
-                Ok(false) => Some(format!("name already in use: {name}")),
-                Err(e) => {
-                    warn!(id = self.id, error = %e, "could not take a name lease");
-                    Some(crate::cluster::link::UNAVAILABLE.to_owned())
-                }
-            };
-            if let Some(reason) = refusal {
-                outbox.send_last(&encode_line(ServerLine::Error(reason)));
-                return None;
-            }
-        }
-        // The name is ours on every node now: take what was kept for it.
-        let mail = match &self.leases {
-            Some(leases) => match leases.take_mail(&name).await {
-                Ok(mail) => mail,
-                Err(e) => {
-                    // Left in Redis: delivered at a later login.
-                    warn!(id = self.id, error = %e, "could not read kept mail");
-                    Vec::new()
-                }
-            },
-            None => Vec::new(),
-        };
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let join = BrokerEvent::Join {
             id: self.id,
@@ -195,16 +158,10 @@ impl Connection {
             authenticated,
             outbox,
             accepted: accepted_tx,
-            mail,
         };
         // A refusal (name taken) was already queued for this client by the broker.
         let sent = self.broker_tx.send(join).await.is_ok();
         let accepted = sent && accepted_rx.await.unwrap_or(false);
-        if !accepted {
-            if let Some(leases) = &self.leases {
-                let _ = timeout(LEASE_RELEASE_TIMEOUT, leases.release(&name, self.id)).await;
-            }
-        }
         accepted.then_some(name)
     }
 

@@ -18,7 +18,6 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::Hasher;
 use crate::broker::BrokerEvent;
-use crate::cluster::link::Leases;
 use crate::roster::ConnId;
 use crate::{Config, connection};
 
@@ -38,7 +37,6 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     broker_tx: mpsc::Sender<BrokerEvent>,
-    leases: Option<Leases>,
     token: CancellationToken,
     tracker: TaskTracker,
     config: Config,
@@ -97,7 +95,6 @@ pub(crate) async fn accept_loop(
             hasher: hasher.clone(),
             tls: tls.clone(),
             broker_tx: broker_tx.clone(),
-            leases: leases.clone(),
             token: token.clone(),
             config: config.clone(),
         };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_server::history::Retention;
-use chat_server::{ClusterConfig, Config, Presence, Server, shutdown};
+use chat_server::{ClusterConfig, Config, Presence, shutdown};
 use clap::Parser;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
@@ -222,11 +222,9 @@ fn main() -> anyhow::Result<()> {
             node: args.node_name.unwrap_or_else(default_node_name),
         }),
     };
-    // Before binding: a database that cannot be used ends startup with a clear error.
-    let server = Server::new(config)?;
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
-        .block_on(serve(args.addr, server))
+        .block_on(serve(args.addr, config))
 }
 
 /// `host-pid`: unique among nodes on one machine and across machines.
@@ -270,9 +268,10 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-async fn serve(addr: SocketAddr, server: Server) -> anyhow::Result<()> {
-    // Before binding: a node whose Redis is unreachable stops here, with exit status 1.
-    let server = server.join_cluster().await?;
+async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {
+    // Before binding: a database that cannot be used, or a Redis that cannot be reached,
+    // ends startup here with a clear error and exit status 1.
+    let backend = chat_server::open_backend(&config).await?;
     let shutdown = shutdown::signals().context("installing signal handlers")?;
     let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
@@ -281,5 +280,5 @@ async fn serve(addr: SocketAddr, server: Server) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     drop(stdout);
-    server.run(listener, shutdown).await
+    chat_server::run(listener, config, backend, shutdown).await
 }

@@ -194,10 +194,19 @@ async fn keep(
         .await
         .expect("loading the script");
     let place = rooms::room_place(room);
-    let id: String = rooms::append_cmd(&place, from, text, time, now_micros, keep)
-        .query_async(conn)
-        .await
-        .expect("publishing");
+    let id: String = rooms::append_cmd(&rooms::Append {
+        place: &place,
+        from,
+        text,
+        time,
+        now_micros,
+        keep,
+        young: 0,
+        origin: Some(("test", 1)),
+    })
+    .query_async(conn)
+    .await
+    .expect("publishing");
     id.parse().ok().and_then(MessageId::new).expect("an id")
 }
 

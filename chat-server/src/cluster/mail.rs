@@ -1,7 +1,7 @@
 //! Accounts and offline mail in Redis, so any node can log anyone in and deliver what was
 //! kept for them. Accounts are a hash (`chat:accounts`: folded name → `name\nPHC`) that
 //! every node loads at start and keeps in step through `chat:accounts` messages. Mail is a
-//! list per recipient (`chat:mail:<folded>`), at most [`MAX_MAIL`] messages, taken (read
+//! list per recipient (`chat:mail:<folded>`), at most [`crate::backend::MAX_OFFLINE_PER_RECIPIENT`] messages, taken (read
 //! and deleted in one step) by the node the recipient logs in on.
 
 use chat_proto::{MessageId, MessageText, Timestamp, UserName};
@@ -15,9 +15,6 @@ use crate::history::{ConvKey, Message};
 pub const ACCOUNTS: &str = "chat:accounts";
 /// The channel account changes are announced on.
 pub const ACCOUNTS_CHANNEL: &str = "chat:accounts";
-/// Messages kept for one offline user, as on a single server.
-pub const MAX_MAIL: usize = crate::broker::MAX_OFFLINE_PER_RECIPIENT;
-
 /// The list of mail waiting for `folded`.
 pub fn mail_key(folded: &str) -> String {
     format!("chat:mail:{folded}")

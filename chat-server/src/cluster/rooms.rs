@@ -53,14 +53,15 @@ pub struct RoomMessage {
 }
 
 impl RoomMessage {
-    /// Parses a message as published on the room's channel: `m id time from text` (the
-    /// channel also carries presence, as `p ...`).
+    /// Parses a message as published on the room's channel:
+    /// `m <node> <conn> <id> <time> <from> <text>`, where node and connection are its
+    /// sender's (the channel also carries presence, as `p ...`).
     pub fn parse_published(payload: &str) -> Option<Self> {
-        Self::parse_row(payload.strip_prefix("m ")?)
+        Self::parse_row(payload.strip_prefix("m ")?.splitn(3, ' ').nth(2)?)
     }
 
     /// Parses `id time from text`.
-    fn parse_row(payload: &str) -> Option<Self> {
+    pub(super) fn parse_row(payload: &str) -> Option<Self> {
         let mut parts = payload.splitn(4, ' ');
         let id = MessageId::new(parts.next()?.parse().ok()?)?;
         let time = Timestamp::from_unix_millis(parts.next()?.parse().ok()?)?;
@@ -76,50 +77,92 @@ impl RoomMessage {
 }
 
 /// The publish script: the id, the stream, retention and the `PUBLISH`, in one step.
+/// ARGV: time, from, text, most kept (0: history is off, keep nothing), µs now, the
+/// smallest id still young enough to keep (0: no age limit), the sender's node and
+/// connection, and whether to publish (a pair's messages were delivered as sent).
 pub const PUBLISH: &str = r"
     local last = tonumber(redis.call('GET', KEYS[1]) or '0')
     local id = math.max(last + 1, tonumber(ARGV[5]))
     local sid = string.format('%.0f', id)
     redis.call('SET', KEYS[1], sid)
-    redis.call('XADD', KEYS[2], sid .. '-0', 'time', ARGV[1], 'from', ARGV[2], 'text', ARGV[3])
-    -- Retention drops the oldest with XDEL, which Redis records as the stream's
-    -- max-deleted-entry-id: how history knows whether asked-for messages are gone.
-    if redis.call('XLEN', KEYS[2]) > tonumber(ARGV[4]) then
-        local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-        redis.call('XDEL', KEYS[2], oldest[1][1])
+    local keep = tonumber(ARGV[4])
+    if keep > 0 then
+        redis.call('XADD', KEYS[2], sid .. '-0', 'time', ARGV[1], 'from', ARGV[2], 'text', ARGV[3])
+        -- Retention drops the oldest with XDEL, which Redis records as the stream's
+        -- max-deleted-entry-id: how history knows whether asked-for messages are gone.
+        while redis.call('XLEN', KEYS[2]) > keep do
+            local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+            redis.call('XDEL', KEYS[2], oldest[1][1])
+        end
+        local young = tonumber(ARGV[6])
+        if young > 0 then
+            local old = redis.call('XRANGE', KEYS[2], '-', '(' .. string.format('%.0f', young), 'COUNT', 100)
+            for _, row in ipairs(old) do redis.call('XDEL', KEYS[2], row[1]) end
+        end
     end
-    redis.call('PUBLISH', KEYS[3], 'm ' .. sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+    if ARGV[9] == '1' then
+        redis.call('PUBLISH', KEYS[3], 'm ' .. ARGV[7] .. ' ' .. ARGV[8] .. ' ' .. sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+    end
     return sid
 ";
 
-/// The command that appends `text` from `from` to a conversation's place (a room, or two
-/// accounts' direct messages, whose channel nobody reads: they were delivered as they
-/// were sent), keeping at most `keep` messages in its stream; it answers the id. It
-/// names the script by its hash (`EVALSHA`), so it can go in a pipeline without sending
-/// the script each time; the caller loads the script first ([`PUBLISH`]). Ids are
-/// `max(last + 1, µs since the epoch at the node)`, as in a single server, so they keep
-/// growing even if Redis lost the counter.
-pub fn append_cmd(
-    place: &str,
-    from: &str,
-    text: &str,
-    time: Timestamp,
-    now_micros: u64,
-    keep: usize,
-) -> redis::Cmd {
-    let [seq, log, channel] = place_keys(place);
+/// One message for [`append_cmd`].
+#[derive(Debug, Clone, Copy)]
+pub struct Append<'a> {
+    /// Where it goes ([`room_place`] or [`pair_place`]).
+    pub place: &'a str,
+    /// The sender's name.
+    pub from: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// When the node accepted it.
+    pub time: Timestamp,
+    /// The node's clock in µs since the epoch, which ids never fall behind.
+    pub now_micros: u64,
+    /// Most messages kept; 0 keeps none (`--history off`).
+    pub keep: usize,
+    /// Messages with a smaller id are too old to keep (0: no age limit); ids are about µs
+    /// since the epoch.
+    pub young: u64,
+    /// The sender's node and connection, so its node leaves it out; `None`: not
+    /// published (a pair's messages were delivered as they were sent).
+    pub origin: Option<(&'a str, u64)>,
+}
+
+/// The command that appends a message to a conversation's place and publishes it on the
+/// place's channel; it answers the id. It names the script by its hash (`EVALSHA`), so
+/// it can go in a pipeline without sending the script each time; the caller loads the
+/// script first ([`PUBLISH`]). Ids are `max(last + 1, µs since the epoch at the node)`,
+/// as in a single server, so they keep growing even if Redis lost the counter.
+pub fn append_cmd(message: &Append<'_>) -> redis::Cmd {
+    let [seq, log, channel] = place_keys(message.place);
+    let (node, conn) = message.origin.unwrap_or(("-", 0));
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(Script::new(PUBLISH).get_hash())
         .arg(3)
         .arg(seq)
         .arg(log)
         .arg(channel)
-        .arg(time.unix_millis())
-        .arg(from)
-        .arg(text)
-        .arg(keep)
-        .arg(now_micros);
+        .arg(message.time.unix_millis())
+        .arg(message.from)
+        .arg(message.text)
+        .arg(message.keep)
+        .arg(message.now_micros)
+        .arg(message.young)
+        .arg(node)
+        .arg(conn)
+        .arg(if message.origin.is_some() { "1" } else { "0" });
     cmd
+}
+
+/// The set of a room's members across the cluster: `node/name`.
+pub fn members_key(room: &RoomName) -> String {
+    format!("chat:room:{room}:members")
+}
+
+/// A member's entry in [`members_key`].
+pub fn member_entry(node: &str, name: &UserName) -> String {
+    format!("{node}/{name}")
 }
 
 /// A conversation's history for `range`, oldest first, and whether messages that were

@@ -26,11 +26,11 @@ pub async fn start(config: Config) -> TestServer {
 
 /// Like [`start`], but returns the error of a server that refuses to start.
 pub async fn try_start(config: Config) -> anyhow::Result<TestServer> {
-    let server = chat_server::Server::new(config)?.join_cluster().await?;
+    let backend = chat_server::open_backend(&config).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let addr = listener.local_addr().expect("an address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
+    let task = tokio::spawn(chat_server::run(listener, config, backend, async {
         let _ = stopped.await;
     }));
     Ok(TestServer { addr, stop, task })

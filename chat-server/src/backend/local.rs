@@ -1,0 +1,376 @@
+//! [`Local`]: the backend of a single server, where this process is the whole chat.
+//! History and offline mail live in memory, mirrored to SQLite with `--db` by the store
+//! writer's thread; ids come from one [`IdClock`]. Every answer is given at once.
+
+use std::collections::{HashMap, VecDeque};
+
+use anyhow::Context;
+use chat_proto::{
+    FromLine, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName, encode_line,
+};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tracing::error;
+
+use super::{Answer, Answers, Backend, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use crate::accounts::Account;
+use crate::config::Config;
+use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
+use crate::roster::{ConnId, Roster};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{self, Store, StoreWriter, Write};
+
+/// This process as the whole chat.
+#[derive(Debug)]
+pub struct Local {
+    /// `None` with `--history off`.
+    history: Option<History>,
+    /// With `--db`: mirrors history, accounts and mail to disk; the thread ends once the
+    /// writer is dropped and has written everything handed to it.
+    store: Option<(StoreWriter, tokio::task::JoinHandle<()>)>,
+    ids: IdClock,
+    /// Loaded at start, taken by the broker; `None` without a store.
+    accounts: Option<Vec<Account>>,
+    /// Direct messages for offline registered users, by folded name, oldest first.
+    offline: HashMap<String, VecDeque<Message>>,
+}
+
+impl Local {
+    /// Opens the store `config.db` names (if any) and loads what it kept. Fails, with a
+    /// message fit for an operator, on a database that is in use, damaged or not ours.
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let store = match (&config.db, &config.history) {
+            (Some(path), Some(_)) => {
+                Some(Box::new(SqliteStore::open(path, config.db_max_bytes)?) as Box<dyn Store>)
+            }
+            _ => None,
+        };
+        Self::with_store(config, store)
+    }
+
+    /// A backend whose history is kept in `store` (if any) instead of the one
+    /// `config.db` names.
+    pub fn with_store(config: &Config, store: Option<Box<dyn Store>>) -> anyhow::Result<Self> {
+        let mut local = Self {
+            history: config.history.clone().map(History::new),
+            store: None,
+            ids: IdClock::default(),
+            accounts: None,
+            offline: HashMap::new(),
+        };
+        // With `--history off` there is nothing to store.
+        let (Some(mut store), Some(retention)) = (store, config.history.clone()) else {
+            return Ok(local);
+        };
+        let now = wall_clock().0;
+        let loaded = store
+            .load(&retention, now)
+            .with_context(|| format!("reading history from {}", store.location()))?;
+        if let Some(history) = &mut local.history {
+            for (conv, through) in loaded.dropped {
+                history.mark_dropped(conv, through);
+            }
+            for message in loaded.messages {
+                history.push(message, now);
+            }
+        }
+        local.ids = IdClock::after(loaded.last_id);
+        local.accounts = Some(loaded.accounts);
+        for (recipient, message) in loaded.offline {
+            local
+                .offline
+                .entry(recipient)
+                .or_default()
+                .push_back(message);
+        }
+        local.store = Some(store::spawn(store, retention));
+        Ok(local)
+    }
+
+    fn write(&mut self, write: Write) {
+        if let Some((store, _)) = &mut self.store {
+            store.push(write);
+        }
+    }
+
+    /// Adds `message` to the history, and to the store's.
+    fn keep(&mut self, message: Message, now: Timestamp) {
+        if let Some(history) = &mut self.history {
+            if let Some((store, _)) = &mut self.store {
+                store.push(Write::Message(message.clone()));
+            }
+            history.push(message, now);
+        }
+    }
+
+    /// A direct message with its id, kept in the `@` history of two accounts if `pair`.
+    fn direct_message(
+        &mut self,
+        sender: &UserName,
+        to: &UserName,
+        text: &MessageText,
+        pair: bool,
+    ) -> Message {
+        let (time, micros) = wall_clock();
+        let message = Message {
+            conv: ConvKey::pair(sender, to),
+            id: self.ids.next(micros),
+            time,
+            sender: sender.clone(),
+            text: text.clone(),
+        };
+        if pair {
+            self.keep(message.clone(), time);
+        }
+        message
+    }
+}
+
+impl Backend for Local {
+    fn answers(&mut self) -> Option<tokio::sync::mpsc::Receiver<Answer>> {
+        None
+    }
+
+    fn accounts(&mut self) -> Option<Vec<Account>> {
+        self.accounts.take()
+    }
+
+    fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers) {
+        let mail: Vec<Message> = self
+            .offline
+            .remove(&name.folded())
+            .map(Vec::from)
+            .unwrap_or_default();
+        if !mail.is_empty() {
+            self.write(Write::Delivered(mail.iter().map(|m| m.id).collect()));
+        }
+        out.push_back(Answer::Admitted { conn, mail });
+    }
+
+    fn release(&mut self, _conn: ConnId, _name: &UserName) {}
+
+    fn to_others(&mut self, _from: Option<ConnId>, _lines: bytes::Bytes, _out: &mut Answers) {}
+
+    fn announce(&mut self, lines: bytes::Bytes, out: &mut Answers) {
+        out.push_back(Answer::ToAll { lines });
+    }
+
+    fn direct(&mut self, direct: Direct, out: &mut Answers) {
+        let Direct {
+            from,
+            sender,
+            text,
+            away,
+            kept,
+            ..
+        } = direct;
+        for to in &kept {
+            self.direct_message(&sender, to, &text, true);
+        }
+        let (mut stored, mut full, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+        for to in away {
+            if !to.registered {
+                unknown.push(to.name);
+                continue;
+            }
+            let recipient = to.name.folded();
+            if self
+                .offline
+                .get(&recipient)
+                .is_some_and(|m| m.len() >= MAX_OFFLINE_PER_RECIPIENT)
+            {
+                full.push(to.name);
+                continue;
+            }
+            let message = self.direct_message(&sender, &to.name, &text, to.pair);
+            self.offline
+                .entry(recipient.clone())
+                .or_default()
+                .push_back(message.clone());
+            self.write(Write::Offline { recipient, message });
+            stored.push(to.name);
+        }
+        if !(stored.is_empty() && full.is_empty() && unknown.is_empty()) {
+            out.push_back(Answer::Direct {
+                to: from,
+                stored,
+                full,
+                unknown,
+            });
+        }
+    }
+
+    fn say(
+        &mut self,
+        from: ConnId,
+        room: &RoomName,
+        sender: &UserName,
+        text: &MessageText,
+        out: &mut Answers,
+    ) {
+        let (time, micros) = wall_clock();
+        let id = self.ids.next(micros);
+        let scope = Scope::Room {
+            room: room.clone(),
+            id,
+        };
+        let lines = encode_line(FromLine {
+            sender,
+            scope: &scope,
+            text,
+        });
+        out.push_back(Answer::Room {
+            room: room.clone(),
+            lines,
+            except: Some(from),
+            plus: None,
+        });
+        if self.history.is_some() {
+            let message = Message {
+                conv: ConvKey::Room(room.clone()),
+                id,
+                time,
+                sender: sender.clone(),
+                text: text.clone(),
+            };
+            self.keep(message, time);
+        }
+    }
+
+    fn join_room(
+        &mut self,
+        from: ConnId,
+        room: &RoomName,
+        name: &UserName,
+        here: &Roster,
+        out: &mut Answers,
+    ) {
+        let joined = encode_line(ServerLine::JoinedRoom {
+            room: room.clone(),
+            name: name.clone(),
+        });
+        out.push_back(Answer::Room {
+            room: room.clone(),
+            lines: joined,
+            except: None,
+            plus: None,
+        });
+        if let Some(names) = here.member_names(room) {
+            let lines = encode_line(ServerLine::Names {
+                room: room.clone(),
+                names,
+            });
+            out.push_back(Answer::Reply { to: from, lines });
+        }
+    }
+
+    fn part_room(
+        &mut self,
+        from: Option<ConnId>,
+        room: &RoomName,
+        name: &UserName,
+        _here: &Roster,
+        out: &mut Answers,
+    ) {
+        let left = encode_line(ServerLine::LeftRoom {
+            room: room.clone(),
+            name: name.clone(),
+        });
+        out.push_back(Answer::Room {
+            room: room.clone(),
+            lines: left,
+            except: None,
+            plus: from,
+        });
+    }
+
+    fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers) {
+        let names = here.names().into_iter().cloned().collect();
+        let lines = encode_line(ServerLine::Users(names));
+        out.push_back(Answer::Reply { to: from, lines });
+    }
+
+    fn names(&mut self, from: ConnId, room: &RoomName, here: &Roster, out: &mut Answers) {
+        let reply = match here.member_names(room) {
+            Some(names) => ServerLine::Names {
+                room: room.clone(),
+                names,
+            },
+            None => ServerLine::Error(format!("no such room: {room}")),
+        };
+        out.push_back(Answer::Reply {
+            to: from,
+            lines: encode_line(reply),
+        });
+    }
+
+    fn rooms(&mut self, from: ConnId, here: &Roster, out: &mut Answers) {
+        let rooms = here.rooms().map(|(r, n)| (r.clone(), n)).collect();
+        let lines = encode_line(ServerLine::Rooms(rooms));
+        out.push_back(Answer::Reply { to: from, lines });
+    }
+
+    fn history(&mut self, ask: HistoryAsk, out: &mut Answers) {
+        let HistoryAsk {
+            from,
+            conv,
+            key,
+            range,
+            max_bytes,
+        } = ask;
+        let failure = self.store.as_ref().and_then(|(s, _)| s.failure());
+        let reply = match (&mut self.history, failure) {
+            (None, _) => Err("history is off on this server".to_owned()),
+            (Some(_), Some(failure)) => Err(format!("history is unavailable: {failure}")),
+            (Some(history), None) => Ok(history
+                .reply(&key, &conv, range, wall_clock().0, max_bytes)
+                .lines
+                .freeze()),
+        };
+        let lines = reply.unwrap_or_else(|reason| encode_line(ServerLine::Error(reason)));
+        out.push_back(Answer::Reply { to: from, lines });
+    }
+
+    fn put_account(&mut self, account: Account) {
+        self.write(Write::Account(account));
+    }
+
+    fn is_busy(&self) -> bool {
+        false
+    }
+
+    fn wake(&mut self) -> BoxFuture<'_, ()> {
+        async move {
+            match &mut self.store {
+                Some((store, _)) if store.is_behind() => store.flush_when_ready().await,
+                _ => std::future::pending().await,
+            }
+        }
+        .boxed()
+    }
+
+    fn flush(&mut self) {
+        if let Some((store, _)) = &mut self.store {
+            store.flush();
+        }
+    }
+
+    fn node_stopping(&mut self, _here: &Roster) {}
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, ()> {
+        async move {
+            // Every accepted message goes to the store before the writer is let go.
+            let Some((mut store, thread)) = self.store else {
+                return;
+            };
+            while store.is_behind() {
+                store.flush_when_ready().await;
+            }
+            drop(store);
+            if let Err(e) = thread.await {
+                error!(error = %e, "the history store writer panicked");
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,229 @@
+//! The seam between the broker, which decides, and a backend, which carries.
+//!
+//! The broker knows its own connections (the [`Roster`]) and the rules. Everything that
+//! is shared with the rest of the chat goes through one [`Backend`]: admission (a name is
+//! held once, offline mail handed over), lines for users and room members on other nodes,
+//! room ids and order, history, offline mail, accounts, and the cluster-wide answers to
+//! `/who`, `/names` and `/rooms`. Two implementations:
+//!
+//! - [`local::Local`]: this process is the whole chat. It answers at once.
+//! - [`crate::cluster::Redis`]: one node of a cluster sharing a Redis. It answers later,
+//!   through the receiver it hands the broker loop.
+//!
+//! Either way, what a backend has to say comes back as [`Answer`]s, which the broker
+//! handles in one place, so every rule holds alike in both modes. A backend's methods
+//! never wait: [`Backend::is_busy`] is how it slows the broker's intake instead
+//! (backpressure, exactly like a full broker queue), and [`Backend::wake`] how it asks
+//! for the broker's attention.
+
+pub mod local;
+
+use chat_proto::{Conv, HistoryRange, MessageText, RoomName, UserName};
+use futures::future::BoxFuture;
+
+use crate::accounts::Account;
+use crate::history::{ConvKey, Message};
+use crate::roster::{ConnId, Roster};
+use crate::sendq::Line;
+
+/// Direct messages kept for one offline registered user; past this the sender is told
+/// the mailbox is full.
+pub const MAX_OFFLINE_PER_RECIPIENT: usize = 100;
+
+/// What a backend tells the broker, at once (pushed onto the broker's list) or later.
+#[derive(Debug)]
+pub enum Answer {
+    /// Lines for one connection of this node.
+    Reply {
+        /// The connection.
+        to: ConnId,
+        /// The encoded lines.
+        lines: Line,
+    },
+    /// Lines for the user with this folded name, if they are on this node.
+    ToUser {
+        /// The folded name.
+        folded: String,
+        /// The encoded lines.
+        lines: Line,
+    },
+    /// Lines for every user of this node (`*` messages and presence from other nodes).
+    ToAll {
+        /// The encoded lines.
+        lines: Line,
+    },
+    /// Lines for the members of a room on this node.
+    Room {
+        /// The room.
+        room: RoomName,
+        /// The encoded lines.
+        lines: Line,
+        /// A member left out (the sender of a message).
+        except: Option<ConnId>,
+        /// Someone told although no longer a member (who just parted).
+        plus: Option<ConnId>,
+    },
+    /// The recipients of a direct message who were not online anywhere.
+    Direct {
+        /// The sender's connection.
+        to: ConnId,
+        /// Registered recipients the message was kept for.
+        stored: Vec<UserName>,
+        /// Registered recipients whose mailbox is full.
+        full: Vec<UserName>,
+        /// Names nobody has.
+        unknown: Vec<UserName>,
+    },
+    /// A login may go on: the name is held for `conn`, and this mail was kept for it.
+    Admitted {
+        /// The connection.
+        conn: ConnId,
+        /// Offline messages, oldest first, handed over once.
+        mail: Vec<Message>,
+    },
+    /// A login is refused.
+    Refused {
+        /// The connection.
+        conn: ConnId,
+        /// Why, for `error:`.
+        reason: String,
+    },
+    /// An account was registered or changed elsewhere.
+    Account(Account),
+    /// These folded names are now held elsewhere: their users here must go.
+    Lost(Vec<String>),
+}
+
+/// The broker's list of answers to handle, oldest first.
+pub type Answers = std::collections::VecDeque<Answer>;
+
+/// A direct message for users the broker does not hold, and the conversations it joins.
+#[derive(Debug)]
+pub struct Direct {
+    /// The sender's connection, answered with [`Answer::Direct`] if anything failed.
+    pub from: ConnId,
+    /// The sender.
+    pub sender: UserName,
+    /// The text.
+    pub text: MessageText,
+    /// The encoded `from <sender>: <text>` line.
+    pub line: Line,
+    /// Recipients not on this node.
+    pub away: Vec<Recipient>,
+    /// Accounts on this node that got the line, whose `@` history with the sender (also
+    /// an account) it joins.
+    pub kept: Vec<UserName>,
+    /// The line also went to `*`: a recipient online elsewhere has it already, so only
+    /// the offline ones are handled.
+    pub covered: bool,
+}
+
+/// A recipient of a direct message who is not on this node.
+#[derive(Debug)]
+pub struct Recipient {
+    /// The name as the sender wrote it, or as registered if it is an account.
+    pub name: UserName,
+    /// Whether it is an account, so the message is kept for it while offline.
+    pub registered: bool,
+    /// Whether the message joins the `@` history of two accounts.
+    pub pair: bool,
+}
+
+/// A `/history` request the broker has checked.
+#[derive(Debug)]
+pub struct HistoryAsk {
+    /// Who asked.
+    pub from: ConnId,
+    /// The conversation as the asker named it.
+    pub conv: Conv,
+    /// The conversation as stored.
+    pub key: ConvKey,
+    /// Which messages.
+    pub range: HistoryRange,
+    /// Most bytes of `history` lines: half the asker's send queue, so a reply never cuts
+    /// its asker off.
+    pub max_bytes: usize,
+}
+
+/// What carries the broker's decisions: see the module docs. Every method returns at
+/// once; answers go onto `out` (now) or come back through the receiver of
+/// [`Backend::answers`] (later).
+pub trait Backend: Send + std::fmt::Debug {
+    /// Where later answers come from; taken once by the broker loop. `None`: every answer
+    /// comes at once.
+    fn answers(&mut self) -> Option<tokio::sync::mpsc::Receiver<Answer>>;
+    /// The registered accounts, taken once at start; `None` where accounts cannot be
+    /// kept (no `--db`): names that vanished at a restart would be handed to others.
+    fn accounts(&mut self) -> Option<Vec<Account>>;
+
+    /// Holds `name` for `conn` across the chat and takes the mail kept for it:
+    /// [`Answer::Admitted`] or [`Answer::Refused`]. The broker has checked its own roster.
+    fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers);
+    /// Gives `name` back; called before anyone is told `left`.
+    fn release(&mut self, conn: ConnId, name: &UserName);
+
+    /// Lines for every user elsewhere (`*` messages, `joined`, `left`); `from`, if set,
+    /// is told if they cannot go out.
+    fn to_others(&mut self, from: Option<ConnId>, lines: Line, out: &mut Answers);
+    /// Lines for every user, here included, in order with the room lines this backend
+    /// carries (a departure's `left` after its `left <#room>` lines).
+    fn announce(&mut self, lines: Line, out: &mut Answers);
+    /// Delivers or keeps a direct message; see [`Direct`].
+    fn direct(&mut self, direct: Direct, out: &mut Answers);
+    /// Gives a room message its id, keeps it, and has every member but the sender get it.
+    fn say(
+        &mut self,
+        from: ConnId,
+        room: &RoomName,
+        sender: &UserName,
+        text: &MessageText,
+        out: &mut Answers,
+    );
+
+    /// `name` (on `from`, already a member here) joined `room`: every member, the joiner
+    /// included, gets `joined`, then the joiner `names`.
+    fn join_room(
+        &mut self,
+        from: ConnId,
+        room: &RoomName,
+        name: &UserName,
+        here: &Roster,
+        out: &mut Answers,
+    );
+    /// `name` (no longer a member here) left `room`: every member gets `left`, and so
+    /// does `from` if it parted by `/part`.
+    fn part_room(
+        &mut self,
+        from: Option<ConnId>,
+        room: &RoomName,
+        name: &UserName,
+        here: &Roster,
+        out: &mut Answers,
+    );
+
+    /// `/who`: everyone online.
+    fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
+    /// `/names <#room>`.
+    fn names(&mut self, from: ConnId, room: &RoomName, here: &Roster, out: &mut Answers);
+    /// `/rooms`.
+    fn rooms(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
+    /// `/history`.
+    fn history(&mut self, ask: HistoryAsk, out: &mut Answers);
+
+    /// An account was registered or its password changed: keep it, and tell elsewhere.
+    fn put_account(&mut self, account: Account);
+
+    /// Whether the broker should stop taking new requests until [`Backend::wake`].
+    fn is_busy(&self) -> bool;
+    /// Resolves when the broker should take a turn: room again after being busy, or
+    /// writes to hand on. Cancel safe.
+    fn wake(&mut self) -> BoxFuture<'_, ()>;
+    /// Hands on what the turn buffered; called after each turn of the broker.
+    fn flush(&mut self);
+
+    /// This node stops while `here` are online: tell the others they left (nothing to
+    /// do when this process is the whole chat).
+    fn node_stopping(&mut self, here: &Roster);
+    /// Everything handed over is carried (or given up after the shutdown timeout).
+    fn finish(self: Box<Self>) -> BoxFuture<'static, ()>;
+}

@@ -1,0 +1,210 @@
+//! Logging in and accounts: the throttle, admission through the backend, the welcome
+//! with offline mail, `/register` and `/password`.
+
+use std::net::IpAddr;
+
+use bytes::BytesMut;
+use chat_proto::{Conv, HistoryLine, ServerLine, UserName, encode_line};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::info;
+
+use super::{Admitting, Broker, MAX_JOIN_BATCH};
+use crate::accounts::Account;
+use crate::config::Presence;
+use crate::history::Message;
+use crate::roster::ConnId;
+use crate::sendq::Outbox;
+
+/// Why `/register` and `/password` are refused by a server without a store.
+const NO_ACCOUNTS: &str = "accounts need a server started with --db, so they survive a restart";
+
+/// How a login may go on, as the broker sees it before any password is checked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The name is not registered and no password was given: log in.
+    Open,
+    /// The name is registered: check the password against this hash.
+    Verify(String),
+    /// Refused, with the reason for `error:`.
+    Refused(String),
+}
+
+impl Broker {
+    pub(super) fn authenticate(
+        &mut self,
+        name: &UserName,
+        addr: IpAddr,
+        with_password: bool,
+    ) -> Auth {
+        let account = self.accounts.as_ref().and_then(|a| a.get(name));
+        match (account, with_password) {
+            (None, false) => Auth::Open,
+            (None, true) => Auth::Refused(format!(
+                "{name} is not registered; log in with the name alone"
+            )),
+            (Some(account), false) => Auth::Refused(format!(
+                "name is registered; log in with \"{} <password>\"",
+                account.name
+            )),
+            (Some(account), true) => {
+                let now = Instant::now();
+                match self.throttle.retry_at(name, addr, now) {
+                    Some(at) => Auth::Refused(format!(
+                        "too many login attempts; retry in {} s",
+                        (at - now).as_secs_f64().ceil()
+                    )),
+                    None => {
+                        // Counted as a failure now, not when the check ends: otherwise a
+                        // burst of attempts would all start before the first one failed.
+                        self.throttle.failed(name, addr, now);
+                        Auth::Verify(account.phc.clone())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks what this node knows (registered, in use here, look-alikes), then asks the
+    /// backend to hold the name everywhere; the login goes on in [`Broker::admitted`].
+    pub(super) fn join(
+        &mut self,
+        id: ConnId,
+        name: UserName,
+        authenticated: bool,
+        outbox: Outbox,
+        accepted: oneshot::Sender<bool>,
+    ) {
+        let registered = self
+            .accounts
+            .as_ref()
+            .is_some_and(|a| a.is_registered(&name));
+        let refusal = if registered && !authenticated {
+            // Registered between this client's authentication and now.
+            Some(format!(
+                "name is registered; log in with \"{name} <password>\""
+            ))
+        } else {
+            self.roster.refusal(&name)
+        };
+        if let Some(reason) = refusal {
+            outbox.send_last(&encode_line(ServerLine::Error(reason)));
+            let _ = accepted.send(false);
+            return;
+        }
+        self.backend.admit(id, &name, &mut self.answers);
+        self.admitting.insert(
+            id,
+            Admitting {
+                name,
+                outbox,
+                accepted,
+            },
+        );
+    }
+
+    /// The backend holds the name for `conn`: welcome it, hand it its mail, and announce
+    /// it (soon, with others; see [`Broker::flush_joins`]).
+    pub(super) fn admitted(&mut self, conn: ConnId, mail: &[Message]) {
+        let Some(Admitting {
+            name,
+            outbox,
+            accepted,
+        }) = self.admitting.remove(&conn)
+        else {
+            return;
+        };
+        // Another connection may have taken the name here while the backend was asked.
+        if let Some(reason) = self.roster.refusal(&name) {
+            self.backend.release(conn, &name);
+            outbox.send_last(&encode_line(ServerLine::Error(reason)));
+            let _ = accepted.send(false);
+            return;
+        }
+        // The reader only goes on if it hears yes; if it is gone, nobody has seen this
+        // login yet and there is nothing to announce or take back.
+        if accepted.send(true).is_err() {
+            self.backend.release(conn, &name);
+            return;
+        }
+        // A fresh queue has room: the welcome is always this client's first line, and
+        // the mail (up to 100 lines) fits but on a tiny --sendq.
+        let welcome = encode_line(ServerLine::Welcome(name.clone()));
+        if mail.is_empty() {
+            let _ = outbox.send(&welcome);
+        } else {
+            let mut all = BytesMut::from(&welcome[..]);
+            for m in mail {
+                all.extend_from_slice(&encode_line(HistoryLine {
+                    conv: &Conv::Direct(m.sender.clone()),
+                    id: m.id,
+                    time: m.time,
+                    sender: &m.sender,
+                    text: &m.text,
+                }));
+            }
+            all.extend_from_slice(&encode_line(ServerLine::Missed(mail.len())));
+            outbox.send_last(&all.freeze());
+        }
+        self.roster.insert(conn, name.clone(), outbox);
+        if self.presence == Presence::All {
+            self.pending_joins.push((conn, name));
+            if self.pending_joins.len() >= MAX_JOIN_BATCH {
+                self.flush_joins();
+            }
+        }
+    }
+
+    /// The backend would not hold the name for `conn`.
+    pub(super) fn refused(&mut self, conn: ConnId, reason: String) {
+        if let Some(admitting) = self.admitting.remove(&conn) {
+            admitting
+                .outbox
+                .send_last(&encode_line(ServerLine::Error(reason)));
+            let _ = admitting.accepted.send(false);
+        }
+    }
+
+    pub(super) fn register(&mut self, id: ConnId, phc: String) {
+        let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        let reply = match &mut self.accounts {
+            None => ServerLine::Error(NO_ACCOUNTS.to_owned()),
+            Some(accounts) if accounts.is_registered(&name) => {
+                ServerLine::Error(format!("{name} is already registered"))
+            }
+            Some(accounts) => {
+                let account = Account {
+                    name: name.clone(),
+                    phc,
+                };
+                accounts.put(account.clone());
+                self.backend.put_account(account);
+                info!(%name, "registered");
+                ServerLine::Registered(name)
+            }
+        };
+        self.deliver(id, &encode_line(reply));
+    }
+
+    pub(super) fn set_password(&mut self, id: ConnId, phc: String) {
+        let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        let reply = match &mut self.accounts {
+            None => ServerLine::Error(NO_ACCOUNTS.to_owned()),
+            Some(accounts) => match accounts.get(&name).cloned() {
+                None => ServerLine::Error(format!("{name} is not registered; /register first")),
+                Some(mut account) => {
+                    account.phc = phc;
+                    accounts.put(account.clone());
+                    self.backend.put_account(account);
+                    info!(%name, "password changed");
+                    ServerLine::PasswordChanged
+                }
+            },
+        };
+        self.deliver(id, &encode_line(reply));
+    }
+}

@@ -1,0 +1,685 @@
+//! The broker: the one task that decides. It owns the [`Roster`] (this node's
+//! connections and their rooms) and the [`Accounts`], applies every rule, and hands
+//! what must be carried to the [`Backend`]; what the backend has to say comes back as
+//! [`Answer`]s, handled in [`Broker::answer`] whichever backend it is.
+//!
+//! It never awaits a client. Each peer's queue is bounded in bytes and fed without
+//! waiting; a full queue means that client is too slow (IRC's "SendQ exceeded"), so it is
+//! told why and dropped, and the others never notice. A closed queue means its writer
+//! died; that peer is dropped too.
+//!
+//! By command: [`login`] (authentication, admission, accounts), [`route`] (direct, `*`
+//! and room messages), [`rooms`] (join, part and the listings, history).
+
+mod login;
+mod rooms;
+mod route;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chat_proto::{ClientLine, ServerLine, UserName, encode_line};
+use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::accounts::{Accounts, Throttle};
+use crate::backend::{Answer, Answers, Backend};
+use crate::config::Presence;
+use crate::roster::{ConnId, Peer, Roster};
+use crate::sendq::{Line, Outbox, Undeliverable};
+
+pub use login::Auth;
+
+/// Events routed per turn of the broker before it lets other tasks run.
+const BROKER_BATCH: usize = 1024;
+/// Most logins whose `joined` lines are announced together.
+const MAX_JOIN_BATCH: usize = 1024;
+/// How long a `joined` announcement may wait for more logins to share its writes, per
+/// peer online: an announcement costs one write per peer, so the wait grows with the
+/// roster (0.5 ms for 10 people, 250 ms for 5,000, at most `MAX_JOIN_ANNOUNCE_DELAY`).
+/// Any other event announces at once, so nobody sees a message from someone before
+/// their `joined`; only the presence line itself waits.
+const JOIN_ANNOUNCE_DELAY_PER_PEER: Duration = Duration::from_micros(50);
+const MAX_JOIN_ANNOUNCE_DELAY: Duration = Duration::from_millis(250);
+
+/// One line after login, as the reader hands it over.
+#[derive(Debug)]
+pub enum Request {
+    /// A valid line.
+    Line(ClientLine),
+    /// A line that is not valid, and why (answered with `error:`).
+    Invalid(String),
+    /// `/register`, its password already hashed (PHC string) by the reader.
+    Register(String),
+    /// `/password`, likewise.
+    SetPassword(String),
+}
+
+/// What readers tell the broker.
+#[derive(Debug)]
+pub enum BrokerEvent {
+    /// A client sent its login line: may it log in, and must its password be checked?
+    Authenticate {
+        /// The name it asks for.
+        name: UserName,
+        /// Where it connects from, for the throttle.
+        addr: IpAddr,
+        /// Whether it sent a password.
+        with_password: bool,
+        /// The answer.
+        reply: oneshot::Sender<Auth>,
+    },
+    /// A password matched: the attempt counted against the throttle when its check began
+    /// is taken back.
+    LoginPassed {
+        /// The name tried.
+        name: UserName,
+        /// Where from.
+        addr: IpAddr,
+    },
+    /// A client may log in. The broker answers on `accepted`; if the login is refused it
+    /// has already queued the `error:` on `outbox` and dropped it.
+    Join {
+        /// The connection.
+        id: ConnId,
+        /// The name it asks for.
+        name: UserName,
+        /// Whether its password was checked; a registered name needs that.
+        authenticated: bool,
+        /// The client's outgoing queue; the broker becomes its only sender.
+        outbox: Outbox,
+        /// Whether the login was accepted.
+        accepted: oneshot::Sender<bool>,
+    },
+    /// Lines after login, in order. Several per event when a read brought several.
+    Lines {
+        /// The connection.
+        id: ConnId,
+        /// The lines.
+        lines: Vec<Request>,
+    },
+    /// The connection broke the framing rules: send `error: <reason>`, then drop it.
+    Fatal {
+        /// The connection.
+        id: ConnId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The client went away (EOF or a read error).
+    Leave {
+        /// The connection.
+        id: ConnId,
+    },
+}
+
+/// Runs `broker` until every `broker_tx` is dropped, then says `bye` to everyone and
+/// lets the backend finish what it was handed.
+pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Broker) {
+    // Answers that come later (cluster mode); taken first in every turn, since they never
+    // wait on the broker's intake and the backend's room depends on them being read.
+    let mut later = broker.backend.answers();
+    // When the pending `joined` announcements are due; see `Broker::flush_joins`.
+    let mut announce_at: Option<Instant> = None;
+    loop {
+        let accepting = !broker.backend.is_busy();
+        tokio::select! {
+            biased;
+            Some(answer) = recv_or_never(&mut later) => {
+                broker.flush_joins();
+                broker.answers.push_back(answer);
+                broker.settle();
+                while let Some(answer) = later.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                    broker.answers.push_back(answer);
+                    broker.settle();
+                }
+            }
+            event = events.recv(), if accepting => {
+                let Some(event) = event else { break };
+                broker.handle(event);
+                // Route everything already waiting before yielding: the writers this wakes
+                // then find whole batches in their queues and write each with one syscall.
+                for _ in 0..BROKER_BATCH {
+                    if broker.backend.is_busy() {
+                        break;
+                    }
+                    let Ok(event) = events.try_recv() else { break };
+                    broker.handle(event);
+                }
+            }
+            () = sleep_until_or_never(announce_at) => {
+                broker.flush_joins();
+                broker.settle();
+            }
+            () = broker.backend.wake() => {}
+        }
+        broker.backend.flush();
+        if broker.pending_joins.is_empty() {
+            announce_at = None;
+        } else if announce_at.is_none() {
+            let peers = u32::try_from(broker.roster.online()).unwrap_or(u32::MAX);
+            announce_at = Some(
+                Instant::now()
+                    + (JOIN_ANNOUNCE_DELAY_PER_PEER * peers).min(MAX_JOIN_ANNOUNCE_DELAY),
+            );
+        }
+    }
+    // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
+    // behind it; dropping the roster then closes every queue and the writers finish.
+    broker.flush_joins();
+    broker.settle();
+    broker.backend.node_stopping(&broker.roster);
+    let bye = encode_line(ServerLine::Bye("server shutting down".to_owned()));
+    for (_, peer) in broker.roster.peers() {
+        peer.outbox.send_last(&bye);
+    }
+    drop(broker.roster);
+    drop(later);
+    broker.backend.finish().await;
+}
+
+async fn recv_or_never<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A login waiting for the backend's [`Answer::Admitted`] or [`Answer::Refused`].
+#[derive(Debug)]
+struct Admitting {
+    name: UserName,
+    outbox: Outbox,
+    accepted: oneshot::Sender<bool>,
+}
+
+/// The broker's state: who is online here, who is registered, and the way to the rest.
+#[derive(Debug)]
+pub struct Broker {
+    roster: Roster,
+    /// Logins not yet announced, in order; see [`Broker::flush_joins`].
+    pending_joins: Vec<(ConnId, UserName)>,
+    /// Logins the backend has not answered yet.
+    admitting: FxHashMap<ConnId, Admitting>,
+    /// `None` where accounts cannot be kept: names that vanished at a restart would be
+    /// handed over.
+    accounts: Option<Accounts>,
+    throttle: Throttle,
+    presence: Presence,
+    backend: Box<dyn Backend>,
+    /// Answers not yet handled, oldest first; see [`Broker::settle`].
+    answers: Answers,
+    /// Peers that could not take a line, to remove once nothing iterates the roster.
+    failed: Vec<ConnId>,
+}
+
+impl Broker {
+    /// A broker with nobody online, carried by `backend`.
+    pub fn new(strict_names: bool, presence: Presence, mut backend: Box<dyn Backend>) -> Self {
+        let accounts = backend.accounts().map(|loaded| {
+            let mut accounts = Accounts::default();
+            for account in loaded {
+                accounts.put(account);
+            }
+            accounts
+        });
+        Self {
+            roster: Roster::new(strict_names),
+            pending_joins: Vec::new(),
+            admitting: FxHashMap::default(),
+            accounts,
+            throttle: Throttle::default(),
+            presence,
+            backend,
+            answers: Answers::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    fn handle(&mut self, event: BrokerEvent) {
+        if !matches!(
+            event,
+            BrokerEvent::Join { .. }
+                | BrokerEvent::Authenticate { .. }
+                | BrokerEvent::LoginPassed { .. }
+        ) {
+            // Anything else may be seen by a peer, so announce earlier logins first. The
+            // steps of a login are not: every login of a storm asks `Authenticate` first,
+            // and flushing on it would announce each login alone (quadratic again).
+            self.flush_joins();
+        }
+        match event {
+            BrokerEvent::Authenticate {
+                name,
+                addr,
+                with_password,
+                reply,
+            } => {
+                let _ = reply.send(self.authenticate(&name, addr, with_password));
+            }
+            BrokerEvent::LoginPassed { name, addr } => self.throttle.forgive(&name, addr),
+            BrokerEvent::Join {
+                id,
+                name,
+                authenticated,
+                outbox,
+                accepted,
+            } => self.join(id, name, authenticated, outbox, accepted),
+            BrokerEvent::Lines { id, lines } => {
+                for line in lines {
+                    // The sender may have been dropped by an earlier line's reply.
+                    if self.roster.get(id).is_none() {
+                        return;
+                    }
+                    self.line(id, line);
+                    self.settle();
+                }
+            }
+            BrokerEvent::Fatal { id, reason } => {
+                if let Some(peer) = self.roster.get(id) {
+                    peer.outbox
+                        .send_last(&encode_line(ServerLine::Error(reason)));
+                    self.failed.push(id);
+                }
+            }
+            BrokerEvent::Leave { id } => self.failed.push(id),
+        }
+        self.settle();
+    }
+
+    fn line(&mut self, id: ConnId, request: Request) {
+        let line = match request {
+            Request::Line(line) => line,
+            Request::Invalid(reason) => return self.error(id, reason),
+            Request::Register(phc) => return self.register(id, phc),
+            Request::SetPassword(phc) => return self.set_password(id, phc),
+        };
+        match line {
+            ClientLine::Register(_) | ClientLine::SetPassword(_) => {
+                // The reader hashes these; a password never reaches the broker.
+                self.error(id, "a password line reached the broker unhashed".to_owned());
+            }
+            ClientLine::Send { to, text } => self.route(id, &to, &text),
+            ClientLine::Who => self.backend.who(id, &self.roster, &mut self.answers),
+            ClientLine::Names(room) => {
+                self.backend
+                    .names(id, &room, &self.roster, &mut self.answers);
+            }
+            ClientLine::Rooms => self.backend.rooms(id, &self.roster, &mut self.answers),
+            ClientLine::Join(room) => self.join_room(id, room),
+            ClientLine::Part(room) => self.part_room(id, room),
+            ClientLine::History { conv, range } => self.history(id, conv, range),
+        }
+    }
+
+    /// Handles every answer waiting, and removes every peer that failed meanwhile; each
+    /// may bring more of the other, so this is a worklist rather than recursion.
+    fn settle(&mut self) {
+        loop {
+            if let Some(answer) = self.answers.pop_front() {
+                self.answer(answer);
+            } else if let Some(id) = self.failed.pop() {
+                self.remove(id);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Acts on what the backend said: the one place where both modes' deliveries land.
+    fn answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Reply { to, lines } => self.deliver(to, &lines),
+            Answer::ToUser { folded, lines } => {
+                if let Some((id, peer)) = self.roster.find_folded(&folded) {
+                    offer(id, peer, &lines, &mut self.failed);
+                }
+            }
+            Answer::ToAll { lines } => {
+                for (id, peer) in self.roster.peers() {
+                    offer(id, peer, &lines, &mut self.failed);
+                }
+            }
+            Answer::Room {
+                room,
+                lines,
+                except,
+                plus,
+            } => {
+                for (id, peer) in self.roster.members(&room).into_iter().flatten() {
+                    if Some(id) != except {
+                        offer(id, peer, &lines, &mut self.failed);
+                    }
+                }
+                if let Some(plus) = plus {
+                    self.deliver(plus, &lines);
+                }
+            }
+            Answer::Direct {
+                to,
+                stored,
+                full,
+                unknown,
+            } => self.direct_failed(to, stored, full, unknown),
+            Answer::Admitted { conn, mail } => self.admitted(conn, &mail),
+            Answer::Refused { conn, reason } => self.refused(conn, reason),
+            Answer::Account(account) => {
+                if let Some(accounts) = &mut self.accounts {
+                    accounts.put(account);
+                }
+            }
+            Answer::Lost(names) => {
+                let bye = encode_line(ServerLine::Bye(
+                    "your name is now held on another node of the cluster".to_owned(),
+                ));
+                for folded in names {
+                    if let Some((id, peer)) = self.roster.find_folded(&folded) {
+                        peer.outbox.send_last(&bye);
+                        self.failed.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues `error: <reason>` for `id`.
+    fn error(&mut self, id: ConnId, reason: String) {
+        self.deliver(id, &encode_line(ServerLine::Error(reason)));
+    }
+
+    /// Queues `line` for `id` if online; one that cannot take it is removed later.
+    fn deliver(&mut self, id: ConnId, line: &Line) {
+        if let Some(peer) = self.roster.get(id) {
+            offer(id, peer, line, &mut self.failed);
+        }
+    }
+
+    /// Announces the pending logins. Sending `joined` to everyone for each login makes a
+    /// login storm quadratic; instead the `joined` lines of a run of logins are encoded
+    /// into one shared buffer, and each peer's queue gets one reference to it, or for a
+    /// peer that is itself in the run, to the part after its own line. Every peer still
+    /// reads exactly the lines it would have, in the same order: any other event
+    /// flushes the run first, and a quiet broker flushes it when the delay is up.
+    fn flush_joins(&mut self) {
+        if self.pending_joins.is_empty() {
+            return;
+        }
+        let mut chunk = BytesMut::new();
+        let mut ends =
+            FxHashMap::with_capacity_and_hasher(self.pending_joins.len(), Default::default());
+        for (id, name) in self.pending_joins.drain(..) {
+            chunk.extend_from_slice(&encode_line(ServerLine::Joined(name)));
+            ends.insert(id, chunk.len());
+        }
+        let chunk = chunk.freeze();
+        for (id, peer) in self.roster.peers() {
+            let line = match ends.get(&id) {
+                None => chunk.clone(),
+                Some(&end) if end < chunk.len() => chunk.slice(end..),
+                Some(_) => continue,
+            };
+            offer(id, peer, &line, &mut self.failed);
+        }
+        self.backend.to_others(None, chunk, &mut self.answers);
+    }
+
+    /// Takes `id` off the roster and tells the others: `left <#room> <name>` to the
+    /// members of each room it was in, then `left <name>` to everyone. Dropping a peer
+    /// closes its queue: its writer sends what is queued and closes the connection.
+    fn remove(&mut self, id: ConnId) {
+        // Nobody may read `left` for a login it has not been told about yet.
+        self.flush_joins();
+        let Some((peer, rooms)) = self.roster.remove(id) else {
+            return;
+        };
+        info!(name = %peer.name, online = self.roster.online(), "removed from roster");
+        // The name is free before anyone hears `left`: whoever sees it go can take it.
+        self.backend.release(id, &peer.name);
+        for room in rooms {
+            self.backend
+                .part_room(None, &room, &peer.name, &self.roster, &mut self.answers);
+        }
+        if self.presence == Presence::Rooms {
+            return;
+        }
+        let left = encode_line(ServerLine::Left(peer.name));
+        self.backend.announce(left, &mut self.answers);
+    }
+}
+
+/// Queues `line` for `peer`. A peer that cannot take it is added to `failed`, for the
+/// caller to remove once it is done iterating the roster; a slow one is first told why
+/// and kicked, so its writer drops its backlog.
+fn offer(id: ConnId, peer: &Peer, line: &Line, failed: &mut Vec<ConnId>) {
+    match peer.outbox.send(line) {
+        Ok(()) => {}
+        Err(Undeliverable::Full) => {
+            if peer.outbox.is_kicked() {
+                return;
+            }
+            warn!(name = %peer.name, "send queue full; disconnecting");
+            let reason = format!(
+                "send queue exceeded ({} bytes); you are not reading fast enough",
+                peer.outbox.limit()
+            );
+            peer.outbox
+                .send_last(&encode_line(ServerLine::Error(reason)));
+            peer.outbox.kick();
+            failed.push(id);
+        }
+        Err(Undeliverable::Closed) => failed.push(id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use chat_proto::UserName;
+
+    use super::*;
+    use crate::Config;
+    use crate::accounts::Account;
+    use crate::backend::local::Local;
+    use crate::sendq::{self, Inbox};
+
+    fn broker(strict_names: bool) -> Broker {
+        let local = Local::with_store(&Config::default(), None).expect("no store to open");
+        Broker::new(strict_names, Presence::All, Box::new(local))
+    }
+
+    fn join(broker: &mut Broker, id: ConnId, name: &str) -> Inbox {
+        let (outbox, inbox) = sendq::channel(1 << 20);
+        let (accepted, _answer) = oneshot::channel();
+        let name = UserName::parse(name).expect("a valid name");
+        broker.handle(BrokerEvent::Join {
+            id,
+            name,
+            authenticated: false,
+            outbox,
+            accepted,
+        });
+        inbox
+    }
+
+    fn say(broker: &mut Broker, id: ConnId, line: &str) {
+        let request = match line.parse() {
+            Ok(line) => Request::Line(line),
+            Err(e) => Request::Invalid(e.to_string()),
+        };
+        broker.handle(BrokerEvent::Lines {
+            id,
+            lines: vec![request],
+        });
+    }
+
+    /// Everything queued for a peer, as text.
+    fn read(inbox: &mut Inbox) -> String {
+        let mut out = BytesMut::new();
+        inbox.take_into(&mut out, usize::MAX);
+        String::from_utf8(out.to_vec()).expect("UTF-8")
+    }
+
+    #[test]
+    fn strict_names_refuse_look_alikes_of_names_online() {
+        let mut broker = broker(true);
+        let _alice = join(&mut broker, 1, "alice");
+        let mut fake = join(&mut broker, 2, "\u{430}lice");
+        assert_eq!(
+            read(&mut fake),
+            "error: name too similar to alice, who is online\n"
+        );
+        broker.handle(BrokerEvent::Leave { id: 1 });
+        let mut later = join(&mut broker, 3, "\u{430}lice");
+        assert_eq!(
+            read(&mut later),
+            "welcome \u{430}lice\n",
+            "free once the original left"
+        );
+    }
+
+    #[test]
+    fn a_run_of_logins_is_announced_as_if_one_by_one() {
+        let mut broker = broker(false);
+        let mut old = join(&mut broker, 1, "old");
+        broker.flush_joins();
+        assert_eq!(read(&mut old), "welcome old\n");
+        let mut a = join(&mut broker, 2, "a");
+        let mut b = join(&mut broker, 3, "b");
+        let mut c = join(&mut broker, 4, "c");
+        assert_eq!(read(&mut old), "", "announcements wait for the run to end");
+        broker.flush_joins();
+        assert_eq!(read(&mut old), "joined a\njoined b\njoined c\n");
+        assert_eq!(read(&mut a), "welcome a\njoined b\njoined c\n");
+        assert_eq!(read(&mut b), "welcome b\njoined c\n");
+        assert_eq!(read(&mut c), "welcome c\n");
+    }
+
+    #[test]
+    fn the_login_checks_between_joins_do_not_end_a_run() {
+        let mut broker = broker(false);
+        let mut old = join(&mut broker, 1, "old");
+        broker.flush_joins();
+        read(&mut old);
+        let mut inboxes = Vec::new();
+        for (id, name) in [(2, "a"), (3, "b")] {
+            let (reply, _answer) = oneshot::channel();
+            let name = UserName::parse(name).expect("a valid name");
+            broker.handle(BrokerEvent::Authenticate {
+                name: name.clone(),
+                addr: IpAddr::from([127, 0, 0, 1]),
+                with_password: false,
+                reply,
+            });
+            inboxes.push(join(&mut broker, id, name.as_str()));
+        }
+        broker.flush_joins();
+        assert_eq!(old.queued_lines(), 1, "one shared buffer for the whole run");
+        assert_eq!(read(&mut old), "joined a\njoined b\n");
+    }
+
+    #[test]
+    fn any_other_event_announces_pending_logins_first() {
+        let mut broker = broker(false);
+        let mut old = join(&mut broker, 1, "old");
+        broker.flush_joins();
+        read(&mut old);
+        let _new = join(&mut broker, 2, "new");
+        say(&mut broker, 2, "old: hi");
+        assert_eq!(read(&mut old), "joined new\nfrom new: hi\n");
+        let _gone = join(&mut broker, 3, "gone");
+        broker.handle(BrokerEvent::Leave { id: 3 });
+        assert_eq!(read(&mut old), "joined gone\nleft gone\n");
+    }
+
+    #[test]
+    fn a_room_member_who_disconnects_is_left_in_the_room_then_everywhere() {
+        let mut broker = broker(false);
+        let mut alice = join(&mut broker, 1, "alice");
+        let _bob = join(&mut broker, 2, "bob");
+        say(&mut broker, 1, "/join #rust");
+        say(&mut broker, 2, "/join #rust");
+        read(&mut alice);
+        broker.handle(BrokerEvent::Leave { id: 2 });
+        assert_eq!(read(&mut alice), "left #rust bob\nleft bob\n");
+    }
+
+    #[test]
+    fn a_slow_peer_is_told_the_limit_and_dropped_and_others_go_on() {
+        let mut broker = broker(false);
+        let (outbox, mut slow) = sendq::channel(100);
+        let (accepted, _answer) = oneshot::channel();
+        broker.handle(BrokerEvent::Join {
+            id: 1,
+            name: UserName::parse("slow").expect("a valid name"),
+            authenticated: false,
+            outbox,
+            accepted,
+        });
+        let mut fast = join(&mut broker, 2, "fast");
+        for i in 0..10 {
+            say(&mut broker, 2, &format!("slow: message number {i}"));
+        }
+        say(&mut broker, 2, "/who");
+        let text = read(&mut slow);
+        assert!(
+            text.ends_with(
+                "error: send queue exceeded (100 bytes); you are not reading fast enough\n"
+            ),
+            "{text:?}"
+        );
+        assert_eq!(
+            futures::FutureExt::now_or_never(std::future::poll_fn(|cx| slow.poll_ready(cx))),
+            Some(sendq::Ready::Kicked)
+        );
+        let text = read(&mut fast);
+        assert!(text.starts_with("welcome fast\nleft slow\n"), "{text:?}");
+        assert!(
+            text.ends_with("error: no such user: slow\nusers fast\n"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_fourth_attempt_within_the_minute_is_refused_before_any_hashing() {
+        let mut broker = broker(false);
+        broker.accounts = Some(Accounts::default());
+        let bob = UserName::parse("bob").expect("a valid name");
+        if let Some(accounts) = &mut broker.accounts {
+            accounts.put(Account {
+                name: bob.clone(),
+                phc: "$argon2id$stored".to_owned(),
+            });
+        }
+        let addr: IpAddr = "192.0.2.7".parse().expect("an address");
+        // A right password gives its attempt back.
+        assert!(matches!(
+            broker.authenticate(&bob, addr, true),
+            Auth::Verify(_)
+        ));
+        broker.handle(BrokerEvent::LoginPassed {
+            name: bob.clone(),
+            addr,
+        });
+        // Three checks under way at once are all the name gets.
+        for _ in 0..3 {
+            assert_eq!(
+                broker.authenticate(&bob, addr, true),
+                Auth::Verify("$argon2id$stored".to_owned())
+            );
+        }
+        assert_eq!(
+            broker.authenticate(&bob, addr, true),
+            Auth::Refused("too many login attempts; retry in 60 s".to_owned()),
+            "no hash handed out, so nothing is hashed"
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! [`Redis`]: the backend of one node of a cluster. Its methods only queue commands
+//! for the [`publisher`](super::publisher); answers come back through the queue the
+//! broker loop takes from [`Backend::answers`], fed by the publisher, the subscriber and
+//! the renewer.
+//!
+//! Backpressure: the command queue counts what it holds. Past [`HIGH_WATER`] the
+//! backend is busy, so the broker stops taking readers' events and the readers wait on
+//! the broker's full queue, exactly as when the broker itself is slow; below
+//! [`LOW_WATER`] it takes them again. A burst is slowed down, never cut.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_proto::{MessageText, RoomName, ServerLine, UserName, encode_line};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::publisher::{Publisher, publisher};
+use super::renewer::renewer;
+use super::subscriber::{subscribe, subscriber};
+use super::{CONNECT_TIMEOUT, Held, mail};
+use crate::accounts::Account;
+use crate::backend::{Answer, Answers, Backend, Direct, HistoryAsk};
+use crate::config::{ClusterConfig, Config, Presence};
+use crate::roster::{ConnId, Roster};
+use crate::sendq::Line;
+
+/// Commands queued past this make the backend busy.
+const HIGH_WATER: usize = 4096;
+/// Busy until the queue is down to this.
+const LOW_WATER: usize = 1024;
+/// Answers waiting for the broker; the broker takes them before anything else.
+const ANSWER_QUEUE_LEN: usize = 4096;
+
+/// What the broker asks of Redis, run by the publisher in order.
+#[derive(Debug)]
+pub(super) enum Cmd {
+    Admit {
+        conn: ConnId,
+        name: UserName,
+    },
+    Release {
+        conn: ConnId,
+        name: UserName,
+    },
+    ToOthers {
+        from: Option<ConnId>,
+        lines: Line,
+        /// This node's users get them too (through Redis).
+        everywhere: bool,
+    },
+    Direct(Direct),
+    Say {
+        from: ConnId,
+        room: RoomName,
+        sender: UserName,
+        text: MessageText,
+    },
+    JoinRoom {
+        from: ConnId,
+        room: RoomName,
+        name: UserName,
+    },
+    PartRoom {
+        from: Option<ConnId>,
+        room: RoomName,
+        name: UserName,
+        last_here: bool,
+    },
+    Who {
+        from: ConnId,
+    },
+    Names {
+        from: ConnId,
+        room: RoomName,
+    },
+    Rooms {
+        from: ConnId,
+    },
+    History(HistoryAsk),
+    PutAccount(Account),
+}
+
+impl Cmd {
+    /// Whether it can share a pipeline with the commands next to it.
+    pub(super) fn batches(&self) -> bool {
+        matches!(
+            self,
+            Self::ToOthers { .. } | Self::Direct(_) | Self::Say { .. }
+        )
+    }
+
+    /// Who is told `error:` if it fails.
+    pub(super) fn asker(&self) -> Option<ConnId> {
+        match self {
+            Self::ToOthers { from, .. } | Self::PartRoom { from, .. } => *from,
+            Self::Direct(direct) => Some(direct.from),
+            Self::Say { from, .. }
+            | Self::JoinRoom { from, .. }
+            | Self::Who { from }
+            | Self::Names { from, .. }
+            | Self::Rooms { from } => Some(*from),
+            Self::History(ask) => Some(ask.from),
+            Self::Admit { .. } | Self::Release { .. } | Self::PutAccount(_) => None,
+        }
+    }
+}
+
+/// How many commands wait for the publisher, and a wake-up when they fall low again.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    len: AtomicUsize,
+    drained: Notify,
+}
+
+impl Queue {
+    /// The publisher is done with `n` commands.
+    pub(super) fn done(&self, n: usize) {
+        let before = self.len.fetch_sub(n, Ordering::AcqRel);
+        if before >= LOW_WATER && before - n < LOW_WATER {
+            self.drained.notify_waiters();
+        }
+    }
+}
+
+/// History retention in Redis, the same options as one server's.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settings {
+    /// Most messages kept per conversation; 0 with `--history off`.
+    pub(super) keep: usize,
+    /// `--history-age`.
+    pub(super) max_age: Duration,
+}
+
+impl Settings {
+    /// The smallest id young enough to keep, given µs now (ids are about µs since the
+    /// epoch).
+    pub(super) fn young(&self, now_micros: u64) -> u64 {
+        let age = u64::try_from(self.max_age.as_micros()).unwrap_or(u64::MAX);
+        now_micros.saturating_sub(age)
+    }
+
+    /// Messages sent before this are too old to show.
+    pub(super) fn oldest(&self) -> chat_proto::Timestamp {
+        let now = crate::history::wall_clock().0;
+        let age = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
+        chat_proto::Timestamp::from_unix_millis(now.unix_millis().saturating_sub(age))
+            .unwrap_or(now)
+    }
+}
+
+/// One node of a cluster on Redis.
+#[derive(Debug)]
+pub struct Redis {
+    /// To the publisher; it ends once this is dropped, after running what is queued.
+    cmds: mpsc::UnboundedSender<Cmd>,
+    queue: Arc<Queue>,
+    answers: Option<mpsc::Receiver<Answer>>,
+    accounts: Option<Vec<Account>>,
+    presence: Presence,
+    /// Stops the subscriber and the renewer.
+    token: CancellationToken,
+    publisher: JoinHandle<()>,
+    others: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Redis {
+    /// Reaches Redis, loads the accounts, and subscribes before it returns, so the node
+    /// misses nothing published once it accepts clients. Fails with a clear message if
+    /// Redis cannot be reached, so a node never half-starts.
+    pub async fn start(cluster: &ClusterConfig, config: &Config) -> anyhow::Result<Self> {
+        let node = cluster.node.clone();
+        let mut redis = super::connect(&cluster.url).await?;
+        let accounts = mail::load_accounts(&mut redis)
+            .await
+            .with_context(|| format!("loading accounts from Redis at {}", cluster.url))?;
+        let client = redis::Client::open(cluster.url.as_str())
+            .with_context(|| format!("{:?} is not a Redis URL", cluster.url))?;
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &node))
+            .await
+            .map_err(|_| anyhow::anyhow!("subscribing on Redis at {} timed out", cluster.url))?
+            .with_context(|| format!("subscribing on Redis at {}", cluster.url))?;
+        let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let (answers_tx, answers) = mpsc::channel(ANSWER_QUEUE_LEN);
+        let (sub_tx, sub_rx) = mpsc::channel(64);
+        let queue = Arc::new(Queue::default());
+        let held = Held::default();
+        let token = CancellationToken::new();
+        let settings = Settings {
+            keep: config.history.as_ref().map_or(0, |r| r.per_conv),
+            max_age: config.history.as_ref().map_or(Duration::MAX, |r| r.max_age),
+        };
+        let publisher = tokio::spawn(publisher(
+            Publisher {
+                node: node.clone(),
+                redis: redis.clone(),
+                settings,
+                held: held.clone(),
+                queue: queue.clone(),
+                answers: answers_tx.clone(),
+                subscriber: sub_tx,
+                down: None,
+                probe_at: Instant::now(),
+            },
+            cmd_rx,
+        ));
+        let others = vec![
+            tokio::spawn(subscriber(
+                first,
+                client,
+                node.clone(),
+                answers_tx.clone(),
+                sub_rx,
+                token.clone(),
+            )),
+            tokio::spawn(renewer(
+                node.clone(),
+                redis,
+                held,
+                answers_tx,
+                token.clone(),
+                config.presence,
+            )),
+        ];
+        info!(%node, url = %cluster.url, "joined the cluster");
+        Ok(Self {
+            cmds,
+            queue,
+            answers: Some(answers),
+            accounts: Some(accounts),
+            presence: config.presence,
+            token,
+            publisher,
+            others,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    fn send(&self, cmd: Cmd) {
+        self.queue.len.fetch_add(1, Ordering::AcqRel);
+        if self.cmds.send(cmd).is_err() {
+            self.queue.done(1);
+        }
+    }
+}
+
+impl Backend for Redis {
+    fn answers(&mut self) -> Option<mpsc::Receiver<Answer>> {
+        self.answers.take()
+    }
+
+    fn accounts(&mut self) -> Option<Vec<Account>> {
+        self.accounts.take()
+    }
+
+    fn admit(&mut self, conn: ConnId, name: &UserName, _out: &mut Answers) {
+        self.send(Cmd::Admit {
+            conn,
+            name: name.clone(),
+        });
+    }
+
+    fn release(&mut self, conn: ConnId, name: &UserName) {
+        self.send(Cmd::Release {
+            conn,
+            name: name.clone(),
+        });
+    }
+
+    fn to_others(&mut self, from: Option<ConnId>, lines: Line, _out: &mut Answers) {
+        self.send(Cmd::ToOthers {
+            from,
+            lines,
+            everywhere: false,
+        });
+    }
+
+    fn announce(&mut self, lines: Line, _out: &mut Answers) {
+        // No origin: every node, this one included, hears it from Redis, behind the
+        // room lines published before it.
+        self.send(Cmd::ToOthers {
+            from: None,
+            lines,
+            everywhere: true,
+        });
+    }
+
+    fn direct(&mut self, direct: Direct, _out: &mut Answers) {
+        self.send(Cmd::Direct(direct));
+    }
+
+    fn say(
+        &mut self,
+        from: ConnId,
+        room: &RoomName,
+        sender: &UserName,
+        text: &MessageText,
+        _out: &mut Answers,
+    ) {
+        self.send(Cmd::Say {
+            from,
+            room: room.clone(),
+            sender: sender.clone(),
+            text: text.clone(),
+        });
+    }
+
+    fn join_room(
+        &mut self,
+        from: ConnId,
+        room: &RoomName,
+        name: &UserName,
+        _here: &Roster,
+        _out: &mut Answers,
+    ) {
+        self.send(Cmd::JoinRoom {
+            from,
+            room: room.clone(),
+            name: name.clone(),
+        });
+    }
+
+    fn part_room(
+        &mut self,
+        from: Option<ConnId>,
+        room: &RoomName,
+        name: &UserName,
+        here: &Roster,
+        _out: &mut Answers,
+    ) {
+        self.send(Cmd::PartRoom {
+            from,
+            room: room.clone(),
+            name: name.clone(),
+            // With no member here, the node stops listening to the room.
+            last_here: here.members(room).is_none(),
+        });
+    }
+
+    fn who(&mut self, from: ConnId, _here: &Roster, _out: &mut Answers) {
+        self.send(Cmd::Who { from });
+    }
+
+    fn names(&mut self, from: ConnId, room: &RoomName, _here: &Roster, _out: &mut Answers) {
+        self.send(Cmd::Names {
+            from,
+            room: room.clone(),
+        });
+    }
+
+    fn rooms(&mut self, from: ConnId, _here: &Roster, _out: &mut Answers) {
+        self.send(Cmd::Rooms { from });
+    }
+
+    fn history(&mut self, ask: HistoryAsk, _out: &mut Answers) {
+        self.send(Cmd::History(ask));
+    }
+
+    fn put_account(&mut self, account: Account) {
+        self.send(Cmd::PutAccount(account));
+    }
+
+    fn is_busy(&self) -> bool {
+        self.queue.len.load(Ordering::Acquire) >= HIGH_WATER
+    }
+
+    fn wake(&mut self) -> BoxFuture<'_, ()> {
+        let queue = self.queue.clone();
+        let busy = self.is_busy();
+        async move {
+            if !busy {
+                return std::future::pending().await;
+            }
+            loop {
+                let drained = queue.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if queue.len.load(Ordering::Acquire) < LOW_WATER {
+                    return;
+                }
+                drained.await;
+            }
+        }
+        .boxed()
+    }
+
+    fn flush(&mut self) {}
+
+    fn node_stopping(&mut self, here: &Roster) {
+        // Only this node stops: the other nodes' users see this node's users leave
+        // their rooms and the chat, and their names are free at once.
+        for (conn, peer) in here.peers() {
+            self.release(conn, &peer.name);
+        }
+        let rooms: Vec<RoomName> = here.rooms().map(|(r, _)| r.clone()).collect();
+        for room in rooms {
+            for name in here.member_names(&room).unwrap_or_default() {
+                self.send(Cmd::PartRoom {
+                    from: None,
+                    room: room.clone(),
+                    name,
+                    last_here: false,
+                });
+            }
+        }
+        if self.presence == Presence::All {
+            let mut lines = bytes::BytesMut::new();
+            for (_, peer) in here.peers() {
+                lines.extend_from_slice(&encode_line(ServerLine::Left(peer.name.clone())));
+            }
+            if !lines.is_empty() {
+                self.send(Cmd::ToOthers {
+                    from: None,
+                    lines: lines.freeze(),
+                    everywhere: false,
+                });
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let Self {
+            cmds,
+            token,
+            mut publisher,
+            others,
+            shutdown_timeout,
+            ..
+        } = *self;
+        async move {
+            // The publisher runs what is queued, then ends; with Redis down it answers
+            // each at once, so this takes long only with a Redis that is slow but there.
+            drop(cmds);
+            if tokio::time::timeout(shutdown_timeout, &mut publisher)
+                .await
+                .is_err()
+            {
+                warn!(timeout = ?shutdown_timeout, "Redis did not take this node's last lines in time");
+                publisher.abort();
+            }
+            token.cancel();
+            for task in others {
+                let _ = task.await;
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,716 @@
+//! The publisher: runs the broker's commands against Redis, in order, so one sender's
+//! lines keep their order. Messages ready together go as one pipeline (consecutive
+//! direct messages as one script call), one round trip for the batch.
+//!
+//! When Redis does not answer (an error, or nothing within [`REDIS_TIMEOUT`]) the
+//! publisher counts it as down: that command and every one after it is answered with
+//! `error: cluster unavailable` at once, without waiting on Redis, until a `PING`
+//! (tried every [`PROBE_EVERY`]) answers again. So every cluster operation fails within
+//! about a second of the loss, queued ones included, and nothing is dropped unsaid.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use chat_proto::{HistoryRange, RoomName, ServerLine, UserName, encode_line};
+use redis::aio::ConnectionManager;
+use redis::{Pipeline, Script};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::backend::{Cmd, Queue, Settings};
+use super::lease::{self, Owner};
+use super::subscriber::{Mode, SubCmd, node_record, presence_payload};
+use super::{ALL, Held, UNAVAILABLE, lock, mail, node_channel, queries, rooms, users_key};
+use crate::backend::{Answer, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use crate::history::{ConvKey, wall_clock};
+use crate::roster::ConnId;
+
+/// Longest wait for one answer from Redis before it counts as down.
+pub(super) const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a Redis that is down is asked whether it is back.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// Most commands sent to Redis as one pipeline.
+const MAX_PIPELINE: usize = 512;
+
+/// Direct messages in one step per batch: for each recipient, the node holding its
+/// lease gets the line (grouped into one `PUBLISH` per node), or the message is kept as
+/// mail for an account (unless its mailbox is full), or nobody has that name. Messages
+/// between two accounts join their `@` history, under the pair's one id sequence, which
+/// also numbers the mail. Four keys and eight arguments per recipient (see
+/// [`direct_records`]); answers one status per recipient: 1 delivered (or kept), 2
+/// stored, 3 mailbox full, 0 no such user.
+const DIRECT: &str = r"
+    local now = tonumber(ARGV[2])
+    local keep = tonumber(ARGV[3])
+    local young = tonumber(ARGV[4])
+    local maxmail = tonumber(ARGV[5])
+    local time = ARGV[1]
+    local out, nodes, status = {}, {}, {}
+    local function id_for(k, sender, text, pair)
+        local last = tonumber(redis.call('GET', KEYS[k + 3]) or '0')
+        local sid = string.format('%.0f', math.max(last + 1, now))
+        redis.call('SET', KEYS[k + 3], sid)
+        if pair and keep > 0 then
+            local log = KEYS[k + 4]
+            redis.call('XADD', log, sid .. '-0', 'time', time, 'from', sender, 'text', text)
+            while redis.call('XLEN', log) > keep do
+                local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+                redis.call('XDEL', log, oldest[1][1])
+            end
+            if young > 0 then
+                local old = redis.call('XRANGE', log, '-', '(' .. string.format('%.0f', young), 'COUNT', 100)
+                for _, row in ipairs(old) do redis.call('XDEL', log, row[1]) end
+            end
+        end
+        return sid
+    end
+    local n = (#ARGV - 5) / 8
+    for r = 0, n - 1 do
+        local a = 5 + r * 8
+        local k = r * 4
+        local mode, covered, registered, pair = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4] == '1'
+        local folded, line, sender, text = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+        local owner = nil
+        if mode == 'd' then owner = redis.call('GET', KEYS[k + 1]) end
+        if mode == 'k' or owner then
+            if owner and covered == '0' then
+                local node = string.match(owner, '^([^/]*)/')
+                if not out[node] then
+                    out[node] = {}
+                    table.insert(nodes, node)
+                end
+                table.insert(out[node], 'u ' .. #line .. ' ' .. folded .. '\n' .. line)
+            end
+            if pair then id_for(k, sender, text, true) end
+            status[r + 1] = 1
+        elseif registered == '0' then
+            status[r + 1] = 0
+        elseif redis.call('LLEN', KEYS[k + 2]) >= maxmail then
+            status[r + 1] = 3
+        else
+            local sid = id_for(k, sender, text, pair)
+            redis.call('RPUSH', KEYS[k + 2], sid .. ' ' .. time .. ' ' .. sender .. ' ' .. text)
+            status[r + 1] = 2
+        end
+    end
+    for _, node in ipairs(nodes) do
+        redis.call('PUBLISH', 'chat:node:' .. node, table.concat(out[node]))
+    end
+    return status
+";
+
+/// What the publisher works with.
+pub(super) struct Publisher {
+    pub(super) node: String,
+    pub(super) redis: ConnectionManager,
+    pub(super) settings: Settings,
+    pub(super) held: Held,
+    pub(super) queue: Arc<Queue>,
+    pub(super) answers: mpsc::Sender<Answer>,
+    pub(super) subscriber: mpsc::Sender<SubCmd>,
+    /// When Redis stopped answering, while it is down.
+    pub(super) down: Option<Instant>,
+    /// When to ask a Redis that is down again.
+    pub(super) probe_at: Instant,
+}
+
+/// Runs commands until every sender is gone (the backend finished).
+pub(super) async fn publisher(mut p: Publisher, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+    // A command of another kind, met while gathering a batch.
+    let mut held_back: Option<Cmd> = None;
+    loop {
+        let cmd = match held_back.take() {
+            Some(cmd) => cmd,
+            None => match cmds.recv().await {
+                Some(cmd) => cmd,
+                None => break,
+            },
+        };
+        if !p.available().await {
+            p.fail(cmd).await;
+            p.queue.done(1);
+            continue;
+        }
+        if !cmd.batches() {
+            p.run(cmd).await;
+            p.queue.done(1);
+            continue;
+        }
+        let mut batch = vec![cmd];
+        while batch.len() < MAX_PIPELINE {
+            match cmds.try_recv() {
+                Ok(next) if next.batches() => batch.push(next),
+                Ok(other) => {
+                    held_back = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        p.pipeline(batch).await;
+        p.queue.done(n);
+    }
+}
+
+impl Publisher {
+    /// Whether to try Redis: it is up, or it is time to ask whether it is back.
+    async fn available(&mut self) -> bool {
+        let Some(since) = self.down else {
+            return true;
+        };
+        if Instant::now() < self.probe_at {
+            return false;
+        }
+        self.probe_at = Instant::now() + PROBE_EVERY;
+        let ping = redis::cmd("PING");
+        let answered =
+            tokio::time::timeout(REDIS_TIMEOUT, ping.query_async::<String>(&mut self.redis));
+        if matches!(answered.await, Ok(Ok(_))) {
+            info!(node = %self.node, down_for = ?since.elapsed(), "Redis answers again");
+            self.down = None;
+            return true;
+        }
+        false
+    }
+
+    fn lost(&mut self, error: &str) {
+        if self.down.is_none() {
+            warn!(node = %self.node, %error, "Redis does not answer; failing cluster operations until it does");
+            self.down = Some(Instant::now());
+            self.probe_at = Instant::now() + PROBE_EVERY;
+        }
+    }
+
+    /// Runs `query` against Redis, at most [`REDIS_TIMEOUT`]; a failure marks Redis down.
+    async fn ask<T>(
+        &mut self,
+        query: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let mut redis = self.redis.clone();
+        match tokio::time::timeout(REDIS_TIMEOUT, query(&mut redis)).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                self.lost(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.lost("no answer in time");
+                None
+            }
+        }
+    }
+
+    async fn answer(&self, answer: Answer) {
+        let _ = self.answers.send(answer).await;
+    }
+
+    async fn unavailable(&self, to: ConnId) {
+        let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+        self.answer(Answer::Reply { to, lines }).await;
+    }
+
+    /// Answers `cmd` as failed, without asking Redis.
+    async fn fail(&mut self, cmd: Cmd) {
+        match cmd.asker() {
+            Some(to) => self.unavailable(to).await,
+            None => match cmd {
+                Cmd::Admit { conn, .. } => {
+                    let reason = UNAVAILABLE.to_owned();
+                    self.answer(Answer::Refused { conn, reason }).await;
+                }
+                Cmd::Release { name, conn } => {
+                    // Its lease runs out by itself.
+                    self.forget(&name, conn);
+                }
+                Cmd::PutAccount(account) => {
+                    warn!(name = %account.name, "Redis is down: an account change was not stored");
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// Publishes `lines` to this node's own channel for connection `to`: it arrives
+    /// behind everything Redis handled before (see the subscriber's docs).
+    async fn reply(&mut self, to: ConnId, lines: &[u8]) {
+        let mut payload = BytesMut::new();
+        node_record(&mut payload, 'r', &to.to_string(), lines);
+        let channel = node_channel(&self.node);
+        let sent = self
+            .ask(async |redis| {
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(&payload[..])
+                    .query_async::<i64>(redis)
+                    .await
+            })
+            .await;
+        if sent.is_none() {
+            self.unavailable(to).await;
+        }
+    }
+
+    fn forget(&self, name: &UserName, conn: ConnId) -> Option<Owner> {
+        let folded = name.folded();
+        let mut held = lock(&self.held);
+        match held.get(&folded) {
+            Some(owner) if owner.conn == conn => held.remove(&folded),
+            _ => None,
+        }
+    }
+
+    /// One command that is not batched.
+    async fn run(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Admit { conn, name } => self.admit(conn, name).await,
+            Cmd::Release { conn, name } => {
+                if let Some(owner) = self.forget(&name, conn) {
+                    let (node, folded) = (self.node.clone(), name.folded());
+                    let entry = super::user_entry(&folded, &name);
+                    self.ask(async |redis| {
+                        lease::release(redis, &folded, &owner).await?;
+                        redis::cmd("SREM")
+                            .arg(users_key(&node))
+                            .arg(&entry)
+                            .query_async::<i64>(redis)
+                            .await
+                    })
+                    .await;
+                }
+            }
+            Cmd::JoinRoom { from, room, name } => self.join_room(from, room, name).await,
+            Cmd::PartRoom {
+                from,
+                room,
+                name,
+                last_here,
+            } => self.part_room(from, room, name, last_here).await,
+            Cmd::Who { from } => match self.ask(async |redis| queries::who(redis).await).await {
+                Some(names) => {
+                    self.reply(from, &encode_line(ServerLine::Users(names)))
+                        .await;
+                }
+                None => self.unavailable(from).await,
+            },
+            Cmd::Names { from, room } => {
+                match self
+                    .ask(async |redis| queries::members(redis, &room).await)
+                    .await
+                {
+                    Some(names) => {
+                        let line = if names.is_empty() {
+                            ServerLine::Error(format!("no such room: {room}"))
+                        } else {
+                            ServerLine::Names { room, names }
+                        };
+                        self.reply(from, &encode_line(line)).await;
+                    }
+                    None => self.unavailable(from).await,
+                }
+            }
+            Cmd::Rooms { from } => {
+                match self
+                    .ask(async |redis| queries::all_rooms(redis).await)
+                    .await
+                {
+                    Some(list) => {
+                        self.reply(from, &encode_line(ServerLine::Rooms(list)))
+                            .await;
+                    }
+                    None => self.unavailable(from).await,
+                }
+            }
+            Cmd::History(ask) => self.history(ask).await,
+            Cmd::PutAccount(account) => {
+                let stored = self
+                    .ask(async |redis| mail::put_account(redis, &account).await)
+                    .await;
+                if stored.is_none() {
+                    warn!(name = %account.name, "could not store an account in Redis");
+                }
+            }
+            batched @ (Cmd::ToOthers { .. } | Cmd::Direct(_) | Cmd::Say { .. }) => {
+                self.pipeline(vec![batched]).await;
+            }
+        }
+    }
+
+    async fn admit(&mut self, conn: ConnId, name: UserName) {
+        let owner = Owner {
+            node: self.node.clone(),
+            conn,
+            name: name.to_string(),
+        };
+        let folded = name.folded();
+        let users = users_key(&self.node);
+        let entry = super::user_entry(&folded, &name);
+        let won = self
+            .ask(async |redis| lease::acquire(redis, &folded, &owner).await)
+            .await;
+        let answer = match won {
+            None => Answer::Refused {
+                conn,
+                reason: UNAVAILABLE.to_owned(),
+            },
+            Some(false) => Answer::Refused {
+                conn,
+                reason: format!("name already in use: {name}"),
+            },
+            Some(true) => {
+                lock(&self.held).insert(folded, owner);
+                let taken = self
+                    .ask(async |redis| {
+                        redis::cmd("SADD")
+                            .arg(&users)
+                            .arg(&entry)
+                            .query_async::<i64>(redis)
+                            .await?;
+                        mail::take(redis, &name).await
+                    })
+                    .await;
+                // Mail that could not be read stays in Redis for a later login.
+                let mail = taken.unwrap_or_default();
+                Answer::Admitted { conn, mail }
+            }
+        };
+        self.answer(answer).await;
+    }
+
+    async fn join_room(&mut self, from: ConnId, room: RoomName, name: UserName) {
+        let (done_tx, done) = oneshot::channel();
+        let subscribed = self
+            .subscriber
+            .send(SubCmd::Room(room.clone(), done_tx))
+            .await
+            .is_ok()
+            && done.await.unwrap_or(false);
+        if !subscribed {
+            return self.unavailable(from).await;
+        }
+        let joined = encode_line(ServerLine::JoinedRoom {
+            room: room.clone(),
+            name: name.clone(),
+        });
+        let payload = presence_payload(Some((&self.node, from)), Mode::All, &joined);
+        let entry = rooms::member_entry(&self.node, &name);
+        let names = self
+            .ask(async |redis| {
+                redis::cmd("SADD")
+                    .arg(rooms::members_key(&room))
+                    .arg(&entry)
+                    .query_async::<i64>(redis)
+                    .await?;
+                redis::cmd("PUBLISH")
+                    .arg(rooms::channel(&room))
+                    .arg(&payload[..])
+                    .query_async::<i64>(redis)
+                    .await?;
+                queries::members(redis, &room).await
+            })
+            .await;
+        match names {
+            // Published after `joined`: the joiner hears that first, then the names.
+            Some(names) => {
+                let line = encode_line(ServerLine::Names { room, names });
+                self.reply(from, &line).await;
+            }
+            None => self.unavailable(from).await,
+        }
+    }
+
+    async fn part_room(
+        &mut self,
+        from: Option<ConnId>,
+        room: RoomName,
+        name: UserName,
+        last_here: bool,
+    ) {
+        let left = encode_line(ServerLine::LeftRoom {
+            room: room.clone(),
+            name: name.clone(),
+        });
+        let origin = from.map(|from| (self.node.as_str(), from));
+        let payload = presence_payload(origin, Mode::Plus, &left);
+        let entry = rooms::member_entry(&self.node, &name);
+        let parted = self
+            .ask(async |redis| {
+                redis::cmd("SREM")
+                    .arg(rooms::members_key(&room))
+                    .arg(&entry)
+                    .query_async::<i64>(redis)
+                    .await?;
+                redis::cmd("PUBLISH")
+                    .arg(rooms::channel(&room))
+                    .arg(&payload[..])
+                    .query_async::<i64>(redis)
+                    .await
+            })
+            .await;
+        if last_here {
+            let _ = self.subscriber.send(SubCmd::Leave(room)).await;
+        }
+        if let (None, Some(from)) = (parted, from) {
+            self.unavailable(from).await;
+        }
+    }
+
+    async fn history(&mut self, ask: HistoryAsk) {
+        let HistoryAsk {
+            from,
+            conv,
+            key,
+            range,
+            max_bytes,
+        } = ask;
+        if self.settings.keep == 0 {
+            let line = encode_line(ServerLine::Error(
+                "history is off on this server".to_owned(),
+            ));
+            return self.reply(from, &line).await;
+        }
+        let place = place(&key);
+        let read = self
+            .ask(async |redis| rooms::read(redis, &place, range).await)
+            .await;
+        match read {
+            Some((messages, truncated)) => {
+                let latest = matches!(range, HistoryRange::Latest(_));
+                let oldest = self.settings.oldest();
+                let lines =
+                    queries::history_reply(conv, &messages, truncated, latest, oldest, max_bytes);
+                self.reply(from, &lines).await;
+            }
+            None => self.unavailable(from).await,
+        }
+    }
+
+    /// Runs a batch of messages as one pipeline, in order; each sender whose message did
+    /// not go out is told.
+    async fn pipeline(&mut self, batch: Vec<Cmd>) {
+        let mut pipe = redis::pipe();
+        // The scripts first, in the same pipeline: a Redis that restarted (and lost them)
+        // has them again before the commands that name them by hash, and nothing is sent
+        // twice. Two loads per batch cost far less than sending a script with every
+        // message.
+        for script in [DIRECT, rooms::PUBLISH] {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
+        }
+        let (time, now_micros) = wall_clock();
+        let young = self.settings.young(now_micros);
+        // Which answer belongs to which command: runs of direct messages share one.
+        let mut slots: Vec<Slot> = Vec::with_capacity(batch.len());
+        let mut run: Vec<&Direct> = Vec::new();
+        for cmd in &batch {
+            if let Cmd::Direct(direct) = cmd {
+                run.push(direct);
+                slots.push(Slot::Direct);
+                continue;
+            }
+            self.flush_directs(&mut pipe, &mut run, time, now_micros, young);
+            match cmd {
+                Cmd::ToOthers {
+                    lines, everywhere, ..
+                } => {
+                    let origin = if *everywhere { "" } else { self.node.as_str() };
+                    let mut payload = BytesMut::from(format!("{origin}\n").as_bytes());
+                    payload.extend_from_slice(lines);
+                    pipe.cmd("PUBLISH").arg(ALL).arg(&payload[..]);
+                }
+                Cmd::Say {
+                    from,
+                    room,
+                    sender,
+                    text,
+                } => {
+                    pipe.add_command(rooms::append_cmd(&rooms::Append {
+                        place: &rooms::room_place(room),
+                        from: sender.as_str(),
+                        text: text.as_str(),
+                        time,
+                        now_micros,
+                        keep: self.settings.keep,
+                        young,
+                        origin: Some((&self.node, *from)),
+                    }));
+                }
+                _ => {}
+            }
+            slots.push(Slot::Own);
+        }
+        self.flush_directs(&mut pipe, &mut run, time, now_micros, young);
+        let mut redis = self.redis.clone();
+        let answers: Option<Vec<redis::Value>> =
+            match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut redis)).await {
+                Ok(Ok(answers)) => Some(answers),
+                Ok(Err(e)) => {
+                    self.lost(&e.to_string());
+                    None
+                }
+                Err(_) => {
+                    self.lost("no answer in time");
+                    None
+                }
+            };
+        self.report(batch, &slots, answers).await;
+    }
+
+    /// Adds the run of direct messages in `run` to `pipe` as one script call.
+    fn flush_directs(
+        &self,
+        pipe: &mut Pipeline,
+        run: &mut Vec<&Direct>,
+        time: chat_proto::Timestamp,
+        now_micros: u64,
+        young: u64,
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(Script::new(DIRECT).get_hash());
+        let records: Vec<Record<'_>> = run.drain(..).flat_map(direct_records).collect();
+        cmd.arg(records.len() * 4);
+        for record in &records {
+            let folded = record.to.folded();
+            let place = rooms::pair_place(&record.direct.sender, record.to);
+            cmd.arg(lease::key(&folded))
+                .arg(mail::mail_key(&folded))
+                .arg(format!("{place}:seq"))
+                .arg(format!("{place}:log"));
+        }
+        cmd.arg(time.unix_millis())
+            .arg(now_micros)
+            .arg(self.settings.keep)
+            .arg(young)
+            .arg(MAX_OFFLINE_PER_RECIPIENT);
+        for record in &records {
+            let direct = record.direct;
+            cmd.arg(if record.keep_only { "k" } else { "d" })
+                .arg(if direct.covered { "1" } else { "0" })
+                .arg(if record.registered { "1" } else { "0" })
+                .arg(if record.pair { "1" } else { "0" })
+                .arg(record.to.folded())
+                .arg(&direct.line[..])
+                .arg(direct.sender.as_str())
+                .arg(direct.text.as_str());
+        }
+        pipe.add_command(cmd);
+    }
+
+    /// Tells each sender what became of its messages.
+    async fn report(
+        &mut self,
+        batch: Vec<Cmd>,
+        slots: &[Slot],
+        answers: Option<Vec<redis::Value>>,
+    ) {
+        let Some(answers) = answers else {
+            for cmd in batch {
+                if let Some(to) = cmd.asker() {
+                    self.unavailable(to).await;
+                }
+            }
+            return;
+        };
+        let mut answers = answers.into_iter();
+        let mut statuses: std::vec::IntoIter<i64> = Vec::new().into_iter();
+        let mut in_run = false;
+        for (cmd, slot) in batch.into_iter().zip(slots) {
+            match slot {
+                Slot::Own => {
+                    answers.next();
+                    in_run = false;
+                }
+                Slot::Direct if !in_run => {
+                    in_run = true;
+                    statuses = match answers.next() {
+                        Some(redis::Value::Array(values)) => values
+                            .into_iter()
+                            .map(|v| match v {
+                                redis::Value::Int(i) => i,
+                                _ => 0,
+                            })
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                        _ => Vec::new().into_iter(),
+                    };
+                }
+                Slot::Direct => {}
+            }
+            if let Cmd::Direct(direct) = cmd {
+                self.report_direct(direct, &mut statuses).await;
+            }
+        }
+    }
+
+    async fn report_direct(&mut self, direct: Direct, statuses: &mut impl Iterator<Item = i64>) {
+        let (mut stored, mut full, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in &direct.kept {
+            statuses.next();
+        }
+        for to in direct.away {
+            match statuses.next() {
+                Some(1) => {}
+                Some(2) => stored.push(to.name),
+                Some(3) => full.push(to.name),
+                _ => unknown.push(to.name),
+            }
+        }
+        if !(stored.is_empty() && full.is_empty() && unknown.is_empty()) {
+            let to = direct.from;
+            self.answer(Answer::Direct {
+                to,
+                stored,
+                full,
+                unknown,
+            })
+            .await;
+        }
+    }
+}
+
+/// Where each command's answer is: its own, or its share of a run's script call.
+enum Slot {
+    Own,
+    Direct,
+}
+
+/// One recipient of a direct message, as the [`DIRECT`] script takes it.
+struct Record<'a> {
+    direct: &'a Direct,
+    to: &'a UserName,
+    /// An account on the sender's node: only its `@` history is written.
+    keep_only: bool,
+    registered: bool,
+    pair: bool,
+}
+
+/// The records of `direct`: its recipients here (kept), then elsewhere, in order.
+fn direct_records(direct: &Direct) -> Vec<Record<'_>> {
+    let kept = direct.kept.iter().map(|to| Record {
+        direct,
+        to,
+        keep_only: true,
+        registered: true,
+        pair: true,
+    });
+    let away = direct.away.iter().map(|to| Record {
+        direct,
+        to: &to.name,
+        keep_only: false,
+        registered: to.registered,
+        pair: to.pair,
+    });
+    kept.chain(away).collect()
+}
+
+/// Where a conversation lives in Redis.
+fn place(key: &ConvKey) -> String {
+    match key {
+        ConvKey::Room(room) => rooms::room_place(room),
+        ConvKey::Pair(a, b) => format!("chat:pair:{a}|{b}"),
+    }
+}

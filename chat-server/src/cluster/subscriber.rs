@@ -1,0 +1,300 @@
+//! The subscriber: reads `chat:all`, this node's channel, `chat:accounts` and the
+//! channels of rooms with a member here, and turns what it reads into the broker's
+//! [`Answer`]s. It reconnects with backoff (subscribing to everything again) while
+//! Redis is away.
+//!
+//! Replies to this node's users (`/who`, `/names`, `/history`...) come through this
+//! node's channel too, published after everything the publisher sent before them: so a
+//! reply arrives after every line Redis handled earlier, and `/who` is a barrier across
+//! nodes as it is in one process.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use chat_proto::{FromLine, MessageText, RoomName, Scope, UserName, encode_line};
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{ALL, mail, node_channel, rooms};
+use crate::backend::Answer;
+use crate::roster::ConnId;
+
+/// What the publisher asks of the subscriber.
+#[derive(Debug)]
+pub(super) enum SubCmd {
+    /// Subscribe to a room's channel (a member here joined it); answers once subscribed,
+    /// so the node hears everything published after.
+    Room(RoomName, oneshot::Sender<bool>),
+    /// Unsubscribe from a room's channel (its last member here left).
+    Leave(RoomName),
+}
+
+/// How a room's presence lines treat the connection that caused them, on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Every member gets them.
+    All,
+    /// The connection gets them although no longer a member (it parted).
+    Plus,
+}
+
+/// Presence on a room's channel: `p <node> <conn> <a|p>\n<lines>`, `-` for no origin.
+pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines: &[u8]) -> Bytes {
+    let (node, conn) = origin.unwrap_or(("-", 0));
+    let mode = if mode == Mode::Plus { 'p' } else { 'a' };
+    let mut payload = BytesMut::from(format!("p {node} {conn} {mode}\n").as_bytes());
+    payload.extend_from_slice(lines);
+    payload.freeze()
+}
+
+/// One record of a node channel's payload: `<kind> <length> <target>\n<bytes>`, where
+/// the kind is `u` (for the user with that folded name) or `r` (a reply to that
+/// connection). A payload holds one or more. The target goes last: a folded name may
+/// hold a space (NFKC makes one of `¨`).
+pub(super) fn node_record(out: &mut BytesMut, kind: char, target: &str, lines: &[u8]) {
+    out.extend_from_slice(format!("{kind} {} {target}\n", lines.len()).as_bytes());
+    out.extend_from_slice(lines);
+}
+
+/// A pub/sub connection subscribed to `chat:all`, `node`'s channel and `chat:accounts`.
+pub(super) async fn subscribe(
+    client: &redis::Client,
+    node: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(ALL).await?;
+    pubsub.subscribe(node_channel(node)).await?;
+    pubsub.subscribe(mail::ACCOUNTS_CHANNEL).await?;
+    Ok(pubsub)
+}
+
+/// Reads until `token` is cancelled; see the module docs. Answers wait for room in the
+/// broker's answer queue: a node that cannot keep up falls behind on Redis's side, and
+/// Redis's own output-buffer limit cuts it off.
+pub(super) async fn subscriber(
+    first: redis::aio::PubSub,
+    client: redis::Client,
+    node: String,
+    answers: mpsc::Sender<Answer>,
+    mut cmds: mpsc::Receiver<SubCmd>,
+    token: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut ready = Some(first);
+    let mut rooms: HashSet<RoomName> = HashSet::new();
+    loop {
+        let session = async {
+            let pubsub = match ready.take() {
+                Some(pubsub) => pubsub,
+                None => subscribe(&client, &node).await?,
+            };
+            let (mut sink, mut stream) = pubsub.split();
+            for room in &rooms {
+                sink.subscribe(rooms::channel(room)).await?;
+            }
+            info!(%node, rooms = rooms.len(), "subscribed to the cluster");
+            backoff = Duration::from_millis(100);
+            loop {
+                tokio::select! {
+                    message = stream.next() => {
+                        let Some(message) = message else { return Ok::<_, redis::RedisError>(()) };
+                        for answer in decode(&message, &node) {
+                            if answers.send(answer).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    cmd = cmds.recv() => match cmd {
+                        None => return Ok(()),
+                        Some(SubCmd::Room(room, done)) => {
+                            let subscribed = sink.subscribe(rooms::channel(&room)).await;
+                            rooms.insert(room);
+                            let _ = done.send(subscribed.is_ok());
+                            subscribed?;
+                        }
+                        Some(SubCmd::Leave(room)) => {
+                            rooms.remove(&room);
+                            sink.unsubscribe(rooms::channel(&room)).await?;
+                        }
+                    },
+                }
+            }
+        };
+        tokio::select! {
+            () = token.cancelled() => return,
+            ended = session => {
+                if let Err(e) = ended {
+                    warn!(%node, error = %e, "lost the cluster subscription; reconnecting");
+                }
+            }
+        }
+        // While away, room commands are answered at once: not subscribed, but remembered
+        // (or forgotten) for the next session.
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = &mut pause => break,
+                cmd = cmds.recv() => match cmd {
+                    None => return,
+                    Some(SubCmd::Room(room, done)) => {
+                        rooms.insert(room);
+                        let _ = done.send(false);
+                    }
+                    Some(SubCmd::Leave(room)) => {
+                        rooms.remove(&room);
+                    }
+                },
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A published message as the broker's answers; none for our own or a malformed one.
+fn decode(message: &redis::Msg, node: &str) -> Vec<Answer> {
+    let payload = message.get_payload_bytes();
+    let channel = message.get_channel_name();
+    let decoded = if channel == mail::ACCOUNTS_CHANNEL {
+        std::str::from_utf8(payload)
+            .ok()
+            .and_then(mail::decode_account)
+            .map(|account| vec![Answer::Account(account)])
+    } else if let Some(room) = channel.strip_prefix("chat:room:") {
+        decode_room(room, payload, node).map(|answer| vec![answer])
+    } else if channel == ALL {
+        let split = payload.iter().position(|&b| b == b'\n');
+        split
+            .filter(|&split| &payload[..split] != node.as_bytes())
+            .map(|split| {
+                vec![Answer::ToAll {
+                    lines: Bytes::copy_from_slice(&payload[split + 1..]),
+                }]
+            })
+    } else {
+        Some(decode_records(payload))
+    };
+    decoded.unwrap_or_default()
+}
+
+/// A room channel's message (`m ...`) or presence (`p ...`).
+fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
+    let room = RoomName::parse(room).ok()?;
+    let payload = std::str::from_utf8(payload).ok()?;
+    let here = |origin: &str, conn: &str| -> Option<ConnId> {
+        (origin == node).then(|| conn.parse().ok()).flatten()
+    };
+    if let Some(presence) = payload.strip_prefix("p ") {
+        let (head, lines) = presence.split_once('\n')?;
+        let mut parts = head.split(' ');
+        let conn = here(parts.next()?, parts.next()?);
+        let plus = parts.next()? == "p";
+        return Some(Answer::Room {
+            room,
+            lines: Bytes::copy_from_slice(lines.as_bytes()),
+            except: None,
+            plus: conn.filter(|_| plus),
+        });
+    }
+    let mut parts = payload.strip_prefix("m ")?.splitn(3, ' ');
+    let except = here(parts.next()?, parts.next()?);
+    let message = rooms::RoomMessage::parse_row(parts.next()?)?;
+    let sender = UserName::parse(&message.from).ok()?;
+    let text = MessageText::parse(&message.text).ok()?;
+    let lines = encode_line(FromLine {
+        sender: &sender,
+        scope: &Scope::Room {
+            room: room.clone(),
+            id: message.id,
+        },
+        text: &text,
+    });
+    Some(Answer::Room {
+        room,
+        lines,
+        except,
+        plus: None,
+    })
+}
+
+/// The records of a node channel's payload; see [`node_record`].
+fn decode_records(mut payload: &[u8]) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    while let Some(split) = payload.iter().position(|&b| b == b'\n') {
+        let Ok(head) = std::str::from_utf8(&payload[..split]) else {
+            break;
+        };
+        let mut parts = head.splitn(3, ' ');
+        let (Some(kind), Some(Ok(len)), Some(target)) = (
+            parts.next(),
+            parts.next().map(str::parse::<usize>),
+            parts.next(),
+        ) else {
+            break;
+        };
+        let body = &payload[split + 1..];
+        let Some(lines) = body.get(..len) else { break };
+        let lines = Bytes::copy_from_slice(lines);
+        match kind {
+            "u" => answers.push(Answer::ToUser {
+                folded: target.to_owned(),
+                lines,
+            }),
+            "r" => {
+                if let Ok(to) = target.parse() {
+                    answers.push(Answer::Reply { to, lines });
+                }
+            }
+            _ => {}
+        }
+        payload = &body[len..];
+    }
+    answers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_records_read_back_in_order() {
+        let mut payload = BytesMut::new();
+        node_record(&mut payload, 'u', "bob", b"from alice: hi\n");
+        node_record(&mut payload, 'r', "7", b"users alice,bob\n");
+        node_record(
+            &mut payload,
+            'u',
+            "\u{5f20}\u{4e09}",
+            b"from a: x\nfrom a: y\n",
+        );
+        let answers = decode_records(&payload);
+        let got: Vec<String> = answers
+            .iter()
+            .map(|a| match a {
+                Answer::ToUser { folded, lines } => format!("u {folded} {lines:?}"),
+                Answer::Reply { to, lines } => format!("r {to} {lines:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "u bob b\"from alice: hi\\n\"",
+                "r 7 b\"users alice,bob\\n\"",
+                "u \u{5f20}\u{4e09} b\"from a: x\\nfrom a: y\\n\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_record_is_dropped_not_misread() {
+        let mut payload = BytesMut::new();
+        node_record(&mut payload, 'u', "bob", b"from alice: hi\n");
+        payload.truncate(payload.len() - 2);
+        assert!(decode_records(&payload).is_empty());
+    }
+}
