@@ -453,16 +453,22 @@ async fn a_slow_disk_slows_history_writes_not_delivery_and_shutdown_writes_every
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("chat.db");
     let slow = SlowDisk(SqliteStore::open(&db, None).expect("opening"));
-    let server =
-        chat_server::Server::with_store(Config::default(), Some(Box::new(slow))).expect("a server");
+    let config = Config::default();
+    let backend = chat_server::backend::local::Local::with_store(&config, Some(Box::new(slow)))
+        .expect("a backend");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding");
     let addr = listener.local_addr().expect("an address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(chat_server::run(
+        listener,
+        config,
+        Box::new(backend),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let mut alice = LineClient::connect(addr).await;
     alice.send("alice").await;
     alice.expect("welcome alice").await;

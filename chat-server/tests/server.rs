@@ -21,7 +21,8 @@ async fn start(config: Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let addr = listener.local_addr().expect("an address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run(listener, config, async {
+    let backend = chat_server::open_backend(&config).await.expect("a backend");
+    let task = tokio::spawn(chat_server::run(listener, config, backend, async {
         let _ = stopped.await;
     }));
     Server { addr, stop, task }

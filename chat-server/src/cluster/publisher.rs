@@ -394,7 +394,7 @@ impl Publisher {
             room: room.clone(),
             name: name.clone(),
         });
-        let payload = presence_payload(Some((&self.node, from)), Mode::All, &joined);
+        let payload = presence_payload(Some((&self.node, from)), Mode::Except, &joined);
         let entry = rooms::member_entry(&self.node, &name);
         let names = self
             .ask(async |redis| {
@@ -412,10 +412,11 @@ impl Publisher {
             })
             .await;
         match names {
-            // Published after `joined`: the joiner hears that first, then the names.
+            // The joiner's `joined` and `names` go together, as from one server.
             Some(names) => {
-                let line = encode_line(ServerLine::Names { room, names });
-                self.reply(from, &line).await;
+                let mut lines = BytesMut::from(&joined[..]);
+                lines.extend_from_slice(&encode_line(ServerLine::Names { room, names }));
+                self.reply(from, &lines).await;
             }
             None => self.unavailable(from).await,
         }

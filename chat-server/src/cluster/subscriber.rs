@@ -37,14 +37,20 @@ pub(super) enum SubCmd {
 pub(super) enum Mode {
     /// Every member gets them.
     All,
+    /// Every member but the connection (a joiner, answered with its `names` after).
+    Except,
     /// The connection gets them although no longer a member (it parted).
     Plus,
 }
 
-/// Presence on a room's channel: `p <node> <conn> <a|p>\n<lines>`, `-` for no origin.
+/// Presence on a room's channel: `p <node> <conn> <a|e|p>\n<lines>`, `-` for no origin.
 pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines: &[u8]) -> Bytes {
     let (node, conn) = origin.unwrap_or(("-", 0));
-    let mode = if mode == Mode::Plus { 'p' } else { 'a' };
+    let mode = match mode {
+        Mode::All => 'a',
+        Mode::Except => 'e',
+        Mode::Plus => 'p',
+    };
     let mut payload = BytesMut::from(format!("p {node} {conn} {mode}\n").as_bytes());
     payload.extend_from_slice(lines);
     payload.freeze()
@@ -192,12 +198,12 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
         let (head, lines) = presence.split_once('\n')?;
         let mut parts = head.split(' ');
         let conn = here(parts.next()?, parts.next()?);
-        let plus = parts.next()? == "p";
+        let mode = parts.next()?;
         return Some(Answer::Room {
             room,
             lines: Bytes::copy_from_slice(lines.as_bytes()),
-            except: None,
-            plus: conn.filter(|_| plus),
+            except: conn.filter(|_| mode == "e"),
+            plus: conn.filter(|_| mode == "p"),
         });
     }
     let mut parts = payload.strip_prefix("m ")?.splitn(3, ' ');
