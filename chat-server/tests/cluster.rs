@@ -762,3 +762,89 @@ async fn a_name_taken_elsewhere_during_an_outage_is_told_bye() {
         "{rest:?}"
     );
 }
+
+/// How soon after losing Redis every cluster operation must say so.
+const OUTAGE_NOTICE: Duration = Duration::from_secs(2);
+
+async fn expect_unavailable_within(client: &mut chat_tests::LineClient, what: &str) {
+    let line = client.recv_within(OUTAGE_NOTICE).await;
+    assert_eq!(
+        line, "error: cluster unavailable (Redis unreachable); try again",
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_during_an_outage_fails_within_two_seconds_queued_ones_too() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    let _bob = b.login("bob").await;
+    alice.skip_until("joined bob").await;
+    redis.kill();
+    // One after another, each told within the limit (not 8 s for the second, as before).
+    for i in 0..3 {
+        alice.send(&format!("bob: {i}")).await;
+        expect_unavailable_within(&mut alice, &format!("direct message {i}")).await;
+    }
+    alice.send("/who").await;
+    expect_unavailable_within(&mut alice, "/who").await;
+    // A burst queued at once: every one of them told, none dropped unsaid.
+    let burst: String = (0..200).map(|i| format!("bob: queued {i}\n")).collect();
+    alice.send_raw(burst.as_bytes()).await;
+    for i in 0..200 {
+        expect_unavailable_within(&mut alice, &format!("queued message {i}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_is_noticed_within_two_seconds() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    let _bob = b.login("bob").await;
+    alice.skip_until("joined bob").await;
+    redis.signal(Signal::SIGSTOP);
+    alice.send("bob: are you there").await;
+    expect_unavailable_within(&mut alice, "the message in flight").await;
+    alice.send("bob: and now").await;
+    expect_unavailable_within(&mut alice, "the next one, without waiting again").await;
+    redis.signal(Signal::SIGCONT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shuts_down_within_its_timeout_with_redis_gone() {
+    let mut redis = RedisServer::start();
+    let config = Config {
+        shutdown_timeout: Duration::from_secs(2),
+        ..node_config(&redis, "a")
+    };
+    let a = common::start(config).await;
+    let mut alice = a.login("alice").await;
+    alice.send("/join #rust").await;
+    alice.skip_until("names #rust alice").await;
+    redis.kill();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), a.shutdown())
+        .await
+        .expect("shutdown within the timeout, and a little");
+    assert_eq!(alice.recv().await, "bye: server shutting down");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn db_with_cluster_is_refused_with_a_reason() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = Config {
+        db: Some(dir.path().join("chat.db")),
+        ..node_config(&redis, "a")
+    };
+    let error = common::try_start(config).await.err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "--db cannot go with --cluster: a cluster keeps its history, accounts and mail in Redis"
+    );
+}
