@@ -26,10 +26,11 @@ pub const HASHING_THREADS: usize = 2;
 const HASHING_QUEUE_LEN: usize = 64;
 
 /// Failed logins for one name within [`THROTTLE_WINDOW`] before more are refused.
-const MAX_FAILURES_PER_NAME: usize = 3;
+pub const MAX_FAILURES_PER_NAME: usize = 3;
 /// Failed logins from one address within [`THROTTLE_WINDOW`] before more are refused.
-const MAX_FAILURES_PER_ADDR: usize = 10;
-const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+pub const MAX_FAILURES_PER_ADDR: usize = 10;
+/// How long a failed login counts.
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
 /// Names and addresses tracked at most; past it the oldest failures are forgotten, so
 /// an attacker cycling through addresses cannot grow this without bound.
 const MAX_TRACKED: usize = 100_000;
@@ -78,7 +79,28 @@ pub struct Throttle {
     by_addr: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
+/// The refusal of a login that must wait `wait`.
+pub fn too_many_attempts(wait: Duration) -> String {
+    format!(
+        "too many login attempts; retry in {} s",
+        wait.as_secs_f64().ceil()
+    )
+}
+
 impl Throttle {
+    /// Counts an attempt of `name` from `addr` if it may be made now (a password check
+    /// counts as failed until it passes: otherwise a burst of attempts would all start
+    /// before the first one failed); otherwise how long it must wait.
+    pub fn attempt(&mut self, name: &UserName, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        match self.retry_at(name, addr, now) {
+            Some(at) => Err(at - now),
+            None => {
+                self.failed(name, addr, now);
+                Ok(())
+            }
+        }
+    }
+
     /// When `name` from `addr` may try again, if not now.
     pub fn retry_at(&mut self, name: &UserName, addr: IpAddr, now: Instant) -> Option<Instant> {
         let by_name = blocked(

@@ -284,8 +284,8 @@ impl Connection {
                 () = &mut shutdown => return None,
                 wrote = poll_fn(|cx| writer.poll_step(cx)) => match wrote {
                     Ok(Wrote::More) => continue,
-                    // The broker let the client go (cut off, or its name taken in the
-                    // cluster): it no longer listens, but hears the leave harmlessly.
+                    // The broker let the client go (cut off, or its name taken
+                    // elsewhere): it no longer listens, but hears the leave harmlessly.
                     Ok(Wrote::Closed | Wrote::Kicked) => {
                         return Some((BrokerEvent::Leave { id }, Ok(())));
                     }

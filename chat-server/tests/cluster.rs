@@ -848,3 +848,53 @@ async fn db_with_cluster_is_refused_with_a_reason() {
         "--db cannot go with --cluster: a cluster keeps its history, accounts and mail in Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_throttle_spans_the_cluster() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    alice.send("/register correct horse").await;
+    alice.skip_until("registered alice").await;
+    drop(alice);
+    // Three wrong passwords on node a...
+    for _ in 0..3 {
+        let mut guess = chat_tests::LineClient::connect(a.addr).await;
+        guess.send("alice wrong guess").await;
+        guess.expect("error: wrong password").await;
+    }
+    // ...and the fourth, on node b, is refused before any hashing, as on one server.
+    let mut guess = chat_tests::LineClient::connect(b.addr).await;
+    guess.send("alice correct horse").await;
+    let refusal = guess.recv().await;
+    assert!(
+        refusal.starts_with("error: too many login attempts; retry in "),
+        "{refusal}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_mail_and_history_share_one_id_across_nodes() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut alice = a.login("alice").await;
+    alice.send("/register alice-pass").await;
+    alice.skip_until("registered alice").await;
+    let mut bob = b.login("bob").await;
+    bob.send("/register bob-pass-1").await;
+    bob.skip_until("registered bob").await;
+    drop(bob);
+    alice.skip_until("left bob").await;
+    alice.send("bob: while you were away").await;
+    alice.skip_until("stored bob").await;
+    let mut bob = chat_tests::LineClient::connect(b.addr).await;
+    bob.send("bob bob-pass-1").await;
+    bob.expect("welcome bob").await;
+    let mail = bob.expect_prefix("history @alice ").await;
+    bob.expect("history-end missed 1").await;
+    bob.send("/history @alice").await;
+    let kept = bob.expect_prefix("history @alice ").await;
+    assert_eq!(mail, kept, "one message, one id");
+}

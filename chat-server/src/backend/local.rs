@@ -3,6 +3,7 @@
 //! writer's thread; ids come from one [`IdClock`]. Every answer is given at once.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 use anyhow::Context;
 use chat_proto::{
@@ -10,10 +11,12 @@ use chat_proto::{
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use tokio::time::Instant;
 use tracing::error;
 
-use super::{Answer, Answers, Backend, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
-use crate::accounts::Account;
+use super::{Answer, Answers, Attempt, Backend, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use crate::accounts::{Account, Throttle, too_many_attempts};
+use crate::broker::Auth;
 use crate::config::Config;
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Roster};
@@ -33,6 +36,7 @@ pub struct Local {
     accounts: Option<Vec<Account>>,
     /// Direct messages for offline registered users, by folded name, oldest first.
     offline: HashMap<String, VecDeque<Message>>,
+    throttle: Throttle,
 }
 
 impl Local {
@@ -57,6 +61,7 @@ impl Local {
             ids: IdClock::default(),
             accounts: None,
             offline: HashMap::new(),
+            throttle: Throttle::default(),
         };
         // With `--history off` there is nothing to store.
         let (Some(mut store), Some(retention)) = (store, config.history.clone()) else {
@@ -145,6 +150,24 @@ impl Backend for Local {
             self.write(Write::Delivered(mail.iter().map(|m| m.id).collect()));
         }
         out.push_back(Answer::Admitted { conn, mail });
+    }
+
+    fn attempt(&mut self, attempt: Attempt, out: &mut Answers) {
+        let Attempt {
+            name,
+            addr,
+            phc,
+            reply,
+        } = attempt;
+        let auth = match self.throttle.attempt(&name, addr, Instant::now()) {
+            Ok(()) => Auth::Verify(phc),
+            Err(wait) => Auth::Refused(too_many_attempts(wait)),
+        };
+        out.push_back(Answer::Attempt { reply, auth });
+    }
+
+    fn forgive(&mut self, name: &UserName, addr: IpAddr) {
+        self.throttle.forgive(name, addr);
     }
 
     fn release(&mut self, _conn: ConnId, _name: &UserName) {}

@@ -81,6 +81,13 @@ pub enum Answer {
         /// Offline messages, oldest first, handed over once.
         mail: Vec<Message>,
     },
+    /// Whether a password may be checked now, for the reader waiting on `reply`.
+    Attempt {
+        /// The reader's answer.
+        reply: tokio::sync::oneshot::Sender<crate::broker::Auth>,
+        /// `Verify` with the hash, or `Refused` with how long to wait.
+        auth: crate::broker::Auth,
+    },
     /// A login is refused.
     Refused {
         /// The connection.
@@ -90,8 +97,14 @@ pub enum Answer {
     },
     /// An account was registered or changed elsewhere.
     Account(Account),
-    /// These folded names are now held elsewhere: their users here must go.
-    Lost(Vec<String>),
+    /// These folded names are now held elsewhere: their users here are told `bye` with
+    /// the reason, and must go.
+    Lost {
+        /// The folded names.
+        names: Vec<String>,
+        /// Why, for `bye:`.
+        reason: String,
+    },
 }
 
 /// The broker's list of answers to handle, oldest first.
@@ -129,6 +142,19 @@ pub struct Recipient {
     pub pair: bool,
 }
 
+/// A login whose password is to be checked, if the throttle lets it.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The name tried.
+    pub name: UserName,
+    /// Where from.
+    pub addr: std::net::IpAddr,
+    /// The account's hash, handed to the reader if it may check.
+    pub phc: String,
+    /// The reader's answer.
+    pub reply: tokio::sync::oneshot::Sender<crate::broker::Auth>,
+}
+
 /// A `/history` request the broker has checked.
 #[derive(Debug)]
 pub struct HistoryAsk {
@@ -159,6 +185,11 @@ pub trait Backend: Send + std::fmt::Debug {
     /// Holds `name` for `conn` across the chat and takes the mail kept for it:
     /// [`Answer::Admitted`] or [`Answer::Refused`]. The broker has checked its own roster.
     fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers);
+    /// Counts a password attempt for `name` from `addr` against the throttle, across
+    /// the chat: [`Answer::Attempt`] with `Verify(phc)` if it may be checked now.
+    fn attempt(&mut self, attempt: Attempt, out: &mut Answers);
+    /// A password matched: the attempt counted for it is taken back.
+    fn forgive(&mut self, name: &UserName, addr: std::net::IpAddr);
     /// Gives `name` back; called before anyone is told `left`.
     fn release(&mut self, conn: ConnId, name: &UserName);
 

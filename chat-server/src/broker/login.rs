@@ -6,11 +6,11 @@ use std::net::IpAddr;
 use bytes::BytesMut;
 use chat_proto::{Conv, HistoryLine, ServerLine, UserName, encode_line};
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 use tracing::info;
 
 use super::{Admitting, Broker, MAX_JOIN_BATCH};
 use crate::accounts::Account;
+use crate::backend::Attempt;
 use crate::config::Presence;
 use crate::history::Message;
 use crate::roster::ConnId;
@@ -31,14 +31,17 @@ pub enum Auth {
 }
 
 impl Broker {
+    /// Answers a login line on `reply`: open, refused, or (counted against the
+    /// throttle by the backend, across the chat) a hash to check the password against.
     pub(super) fn authenticate(
         &mut self,
-        name: &UserName,
+        name: UserName,
         addr: IpAddr,
         with_password: bool,
-    ) -> Auth {
-        let account = self.accounts.as_ref().and_then(|a| a.get(name));
-        match (account, with_password) {
+        reply: oneshot::Sender<Auth>,
+    ) {
+        let account = self.accounts.as_ref().and_then(|a| a.get(&name));
+        let auth = match (account, with_password) {
             (None, false) => Auth::Open,
             (None, true) => Auth::Refused(format!(
                 "{name} is not registered; log in with the name alone"
@@ -48,21 +51,17 @@ impl Broker {
                 account.name
             )),
             (Some(account), true) => {
-                let now = Instant::now();
-                match self.throttle.retry_at(name, addr, now) {
-                    Some(at) => Auth::Refused(format!(
-                        "too many login attempts; retry in {} s",
-                        (at - now).as_secs_f64().ceil()
-                    )),
-                    None => {
-                        // Counted as a failure now, not when the check ends: otherwise a
-                        // burst of attempts would all start before the first one failed.
-                        self.throttle.failed(name, addr, now);
-                        Auth::Verify(account.phc.clone())
-                    }
-                }
+                let phc = account.phc.clone();
+                let attempt = Attempt {
+                    name,
+                    addr,
+                    phc,
+                    reply,
+                };
+                return self.backend.attempt(attempt, &mut self.answers);
             }
-        }
+        };
+        let _ = reply.send(auth);
     }
 
     /// Checks what this node knows (registered, in use here, look-alikes), then asks the

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::accounts::{Accounts, Throttle};
+use crate::accounts::Accounts;
 use crate::backend::{Answer, Answers, Backend};
 use crate::config::Presence;
 use crate::roster::{ConnId, Peer, Roster};
@@ -118,8 +118,9 @@ pub enum BrokerEvent {
 /// Runs `broker` until every `broker_tx` is dropped, then says `bye` to everyone and
 /// lets the backend finish what it was handed.
 pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Broker) {
-    // Answers that come later (cluster mode); taken first in every turn, since they never
-    // wait on the broker's intake and the backend's room depends on them being read.
+    // Answers that come later, from a backend that answers later; taken first in every
+    // turn, since they never wait on the broker's intake and the backend's room depends
+    // on them being read.
     let mut later = broker.backend.answers();
     // When the pending `joined` announcements are due; see `Broker::flush_joins`.
     let mut announce_at: Option<Instant> = None;
@@ -213,7 +214,6 @@ pub struct Broker {
     /// `None` where accounts cannot be kept: names that vanished at a restart would be
     /// handed over.
     accounts: Option<Accounts>,
-    throttle: Throttle,
     presence: Presence,
     backend: Box<dyn Backend>,
     /// Answers not yet handled, oldest first; see [`Broker::settle`].
@@ -237,7 +237,6 @@ impl Broker {
             pending_joins: Vec::new(),
             admitting: FxHashMap::default(),
             accounts,
-            throttle: Throttle::default(),
             presence,
             backend,
             answers: Answers::new(),
@@ -263,10 +262,8 @@ impl Broker {
                 addr,
                 with_password,
                 reply,
-            } => {
-                let _ = reply.send(self.authenticate(&name, addr, with_password));
-            }
-            BrokerEvent::LoginPassed { name, addr } => self.throttle.forgive(&name, addr),
+            } => self.authenticate(name, addr, with_password, reply),
+            BrokerEvent::LoginPassed { name, addr } => self.backend.forgive(&name, addr),
             BrokerEvent::Join {
                 id,
                 name,
@@ -370,6 +367,9 @@ impl Broker {
                 full,
                 unknown,
             } => self.direct_failed(to, stored, full, unknown),
+            Answer::Attempt { reply, auth } => {
+                let _ = reply.send(auth);
+            }
             Answer::Admitted { conn, mail } => self.admitted(conn, &mail),
             Answer::Refused { conn, reason } => self.refused(conn, reason),
             Answer::Account(account) => {
@@ -377,10 +377,8 @@ impl Broker {
                     accounts.put(account);
                 }
             }
-            Answer::Lost(names) => {
-                let bye = encode_line(ServerLine::Bye(
-                    "your name is now held on another node of the cluster".to_owned(),
-                ));
+            Answer::Lost { names, reason } => {
+                let bye = encode_line(ServerLine::Bye(reason));
                 for folded in names {
                     if let Some((id, peer)) = self.roster.find_folded(&folded) {
                         peer.outbox.send_last(&bye);
@@ -648,23 +646,31 @@ mod tests {
         );
     }
 
+    /// What the broker answers a login line of `name` with a password from `addr`.
+    fn attempt(broker: &mut Broker, name: &UserName, addr: IpAddr) -> Auth {
+        let (reply, mut answer) = oneshot::channel();
+        broker.handle(BrokerEvent::Authenticate {
+            name: name.clone(),
+            addr,
+            with_password: true,
+            reply,
+        });
+        answer.try_recv().expect("answered at once")
+    }
+
     #[test]
     fn a_fourth_attempt_within_the_minute_is_refused_before_any_hashing() {
         let mut broker = broker(false);
-        broker.accounts = Some(Accounts::default());
         let bob = UserName::parse("bob").expect("a valid name");
-        if let Some(accounts) = &mut broker.accounts {
-            accounts.put(Account {
-                name: bob.clone(),
-                phc: "$argon2id$stored".to_owned(),
-            });
-        }
+        let mut accounts = Accounts::default();
+        accounts.put(Account {
+            name: bob.clone(),
+            phc: "$argon2id$stored".to_owned(),
+        });
+        broker.accounts = Some(accounts);
         let addr: IpAddr = "192.0.2.7".parse().expect("an address");
         // A right password gives its attempt back.
-        assert!(matches!(
-            broker.authenticate(&bob, addr, true),
-            Auth::Verify(_)
-        ));
+        assert!(matches!(attempt(&mut broker, &bob, addr), Auth::Verify(_)));
         broker.handle(BrokerEvent::LoginPassed {
             name: bob.clone(),
             addr,
@@ -672,12 +678,12 @@ mod tests {
         // Three checks under way at once are all the name gets.
         for _ in 0..3 {
             assert_eq!(
-                broker.authenticate(&bob, addr, true),
+                attempt(&mut broker, &bob, addr),
                 Auth::Verify("$argon2id$stored".to_owned())
             );
         }
         assert_eq!(
-            broker.authenticate(&bob, addr, true),
+            attempt(&mut broker, &bob, addr),
             Auth::Refused("too many login attempts; retry in 60 s".to_owned()),
             "no hash handed out, so nothing is hashed"
         );

@@ -8,6 +8,37 @@ use crate::backend::{self, Answer, Direct};
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
+/// One message's direct part while its destinations are served: who got it here, who
+/// is elsewhere, and the line, formatted once on first use and shared by every user.
+struct Fanout<'a> {
+    sender: &'a UserName,
+    text: &'a MessageText,
+    /// The message also went to `*`: every other user has had it.
+    everyone: bool,
+    /// Several destinations, which may name one user twice.
+    dedup: bool,
+    sender_registered: bool,
+    line: Option<Line>,
+    served: Vec<ConnId>,
+    away: Vec<backend::Recipient>,
+    kept: Vec<UserName>,
+}
+
+impl Fanout<'_> {
+    fn line(&mut self) -> Line {
+        let (sender, text) = (self.sender, self.text);
+        self.line
+            .get_or_insert_with(|| {
+                encode_line(FromLine {
+                    sender,
+                    scope: &Scope::Direct,
+                    text,
+                })
+            })
+            .clone()
+    }
+}
+
 impl Broker {
     /// Sends `text` from `from` once to each distinct destination: a direct line to each
     /// user named, a `*` line to everyone with `*`, and a room line, with a fresh id, to
@@ -20,29 +51,23 @@ impl Broker {
         if everyone {
             self.to_everyone(from, &sender, text);
         }
-        let sender_registered = self.is_registered(&sender);
-        // Formatted once, on first use, and shared by every user named.
-        let mut line: Option<Line> = None;
-        let mut direct_line = || {
-            line.get_or_insert_with(|| {
-                encode_line(FromLine {
-                    sender: &sender,
-                    scope: &Scope::Direct,
-                    text,
-                })
-            })
-            .clone()
+        let mut fanout = Fanout {
+            sender: &sender,
+            text,
+            everyone,
+            dedup: to.len() > 1,
+            sender_registered: self.is_registered(&sender),
+            line: None,
+            served: Vec::new(),
+            away: Vec::new(),
+            kept: Vec::new(),
         };
         // Destination lists are short: linear scans dedup without allocating sets, and one
         // destination (the common case) cannot repeat, so it allocates nothing at all.
-        let dedup = to.len() > 1;
         let mut seen: Vec<&Recipient> = Vec::new();
-        let mut served: Vec<ConnId> = Vec::new();
-        let mut away: Vec<backend::Recipient> = Vec::new();
-        let mut kept: Vec<UserName> = Vec::new();
         let mut outside: Vec<&str> = Vec::new();
         for dest in to {
-            if dedup {
+            if fanout.dedup {
                 if seen.contains(&dest) {
                     continue;
                 }
@@ -50,36 +75,7 @@ impl Broker {
             }
             match dest {
                 Recipient::Everyone => {}
-                Recipient::User(name) => match self.roster.find(name) {
-                    Some((id, _)) if served.contains(&id) => {}
-                    Some((id, peer)) => {
-                        if dedup {
-                            served.push(id);
-                        }
-                        // With `*`, every other user has had the line; only the sender has not.
-                        if !everyone || id == from {
-                            offer(id, peer, &direct_line(), &mut self.failed);
-                            if sender_registered && self.is_registered(&peer.name) {
-                                kept.push(peer.name.clone());
-                            }
-                        }
-                    }
-                    None => {
-                        let account = self
-                            .accounts
-                            .as_ref()
-                            .and_then(|a| a.get(name))
-                            .map(|a| a.name.clone());
-                        if away.iter().any(|r| Some(&r.name) == account.as_ref()) {
-                            continue;
-                        }
-                        away.push(backend::Recipient {
-                            registered: account.is_some(),
-                            pair: sender_registered && account.is_some(),
-                            name: account.unwrap_or_else(|| name.clone()),
-                        });
-                    }
-                },
+                Recipient::User(name) => self.to_user(from, name, &mut fanout),
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
                 }
@@ -89,14 +85,14 @@ impl Broker {
                 }
             }
         }
-        if !(away.is_empty() && kept.is_empty()) {
+        if !(fanout.away.is_empty() && fanout.kept.is_empty()) {
             let direct = Direct {
                 from,
                 sender: sender.clone(),
                 text: text.clone(),
-                line: direct_line(),
-                away,
-                kept,
+                line: fanout.line(),
+                away: fanout.away,
+                kept: fanout.kept,
                 covered: everyone,
             };
             self.backend.direct(direct, &mut self.answers);
@@ -106,6 +102,44 @@ impl Broker {
             let reason = format!("not a member of {}", outside.join(","));
             let lines = encode_line(ServerLine::Error(reason));
             self.answers.push_back(Answer::Reply { to: from, lines });
+        }
+    }
+
+    /// The direct line for the user `name`: queued if here, else left to the backend.
+    fn to_user(&mut self, from: ConnId, name: &UserName, fanout: &mut Fanout<'_>) {
+        match self.roster.find(name) {
+            Some((id, _)) if fanout.served.contains(&id) => {}
+            Some((id, peer)) => {
+                if fanout.dedup {
+                    fanout.served.push(id);
+                }
+                // With `*`, every other user has had the line; only the sender has not.
+                if !fanout.everyone || id == from {
+                    offer(id, peer, &fanout.line(), &mut self.failed);
+                    if fanout.sender_registered && self.is_registered(&peer.name) {
+                        fanout.kept.push(peer.name.clone());
+                    }
+                }
+            }
+            None => {
+                let account = self
+                    .accounts
+                    .as_ref()
+                    .and_then(|a| a.get(name))
+                    .map(|a| a.name.clone());
+                if fanout
+                    .away
+                    .iter()
+                    .any(|r| Some(&r.name) == account.as_ref())
+                {
+                    return;
+                }
+                fanout.away.push(backend::Recipient {
+                    registered: account.is_some(),
+                    pair: fanout.sender_registered && account.is_some(),
+                    name: account.unwrap_or_else(|| name.clone()),
+                });
+            }
         }
     }
 

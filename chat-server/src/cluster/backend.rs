@@ -8,6 +8,7 @@
 //! the broker's full queue, exactly as when the broker itself is slow; below
 //! [`LOW_WATER`] it takes them again. A burst is slowed down, never cut.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use super::renewer::renewer;
 use super::subscriber::{subscribe, subscriber};
 use super::{CONNECT_TIMEOUT, Held, mail};
 use crate::accounts::Account;
-use crate::backend::{Answer, Answers, Backend, Direct, HistoryAsk};
+use crate::backend::{Answer, Answers, Attempt, Backend, Direct, HistoryAsk};
 use crate::config::{ClusterConfig, Config, Presence};
 use crate::roster::{ConnId, Roster};
 use crate::sendq::Line;
@@ -42,6 +43,11 @@ const ANSWER_QUEUE_LEN: usize = 4096;
 /// What the broker asks of Redis, run by the publisher in order.
 #[derive(Debug)]
 pub(super) enum Cmd {
+    Attempt(Attempt),
+    Forgive {
+        name: UserName,
+        addr: IpAddr,
+    },
     Admit {
         conn: ConnId,
         name: UserName,
@@ -108,7 +114,11 @@ impl Cmd {
             | Self::Names { from, .. }
             | Self::Rooms { from } => Some(*from),
             Self::History(ask) => Some(ask.from),
-            Self::Admit { .. } | Self::Release { .. } | Self::PutAccount(_) => None,
+            Self::Attempt(_)
+            | Self::Forgive { .. }
+            | Self::Admit { .. }
+            | Self::Release { .. }
+            | Self::PutAccount(_) => None,
         }
     }
 }
@@ -265,6 +275,17 @@ impl Backend for Redis {
         self.send(Cmd::Admit {
             conn,
             name: name.clone(),
+        });
+    }
+
+    fn attempt(&mut self, attempt: Attempt, _out: &mut Answers) {
+        self.send(Cmd::Attempt(attempt));
+    }
+
+    fn forgive(&mut self, name: &UserName, addr: IpAddr) {
+        self.send(Cmd::Forgive {
+            name: name.clone(),
+            addr,
         });
     }
 

@@ -23,7 +23,11 @@ use super::backend::{Cmd, Queue, Settings};
 use super::lease::{self, Owner};
 use super::subscriber::{Mode, SubCmd, node_record, presence_payload};
 use super::{ALL, Held, UNAVAILABLE, lock, mail, node_channel, queries, rooms, users_key};
-use crate::backend::{Answer, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use crate::accounts::{
+    MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
+};
+use crate::backend::{Answer, Attempt, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use crate::broker::Auth;
 use crate::history::{ConvKey, wall_clock};
 use crate::roster::ConnId;
 
@@ -100,6 +104,40 @@ const DIRECT: &str = r"
     end
     return status
 ";
+
+/// Failed logins per name and per address within the window, as lists of times (ms)
+/// with the window as their expiry: answers 0 and counts the attempt if it may be made,
+/// otherwise how many ms until it may.
+const THROTTLE: &str = r"
+    local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+    local wait = 0
+    for i = 1, 2 do
+        local key, most = KEYS[i], tonumber(ARGV[2 + i])
+        while true do
+            local first = redis.call('LINDEX', key, 0)
+            if not first or tonumber(first) + window > now then break end
+            redis.call('LPOP', key)
+        end
+        if redis.call('LLEN', key) >= most then
+            wait = math.max(wait, tonumber(redis.call('LINDEX', key, 0)) + window - now)
+        end
+    end
+    if wait > 0 then return wait end
+    for i = 1, 2 do
+        redis.call('RPUSH', KEYS[i], ARGV[1])
+        redis.call('LTRIM', KEYS[i], -tonumber(ARGV[2 + i]), -1)
+        redis.call('PEXPIRE', KEYS[i], window)
+    end
+    return 0
+";
+
+/// The throttle's keys for a name and an address.
+fn throttle_keys(name: &UserName, addr: std::net::IpAddr) -> [String; 2] {
+    [
+        format!("chat:throttle:name:{}", name.folded()),
+        format!("chat:throttle:addr:{addr}"),
+    ]
+}
 
 /// What the publisher works with.
 pub(super) struct Publisher {
@@ -217,6 +255,11 @@ impl Publisher {
         match cmd.asker() {
             Some(to) => self.unavailable(to).await,
             None => match cmd {
+                Cmd::Attempt(attempt) => {
+                    let auth = Auth::Refused(UNAVAILABLE.to_owned());
+                    let reply = attempt.reply;
+                    self.answer(Answer::Attempt { reply, auth }).await;
+                }
                 Cmd::Admit { conn, .. } => {
                     let reason = UNAVAILABLE.to_owned();
                     self.answer(Answer::Refused { conn, reason }).await;
@@ -265,6 +308,22 @@ impl Publisher {
     /// One command that is not batched.
     async fn run(&mut self, cmd: Cmd) {
         match cmd {
+            Cmd::Attempt(attempt) => self.attempt(attempt).await,
+            Cmd::Forgive { name, addr } => {
+                let [by_name, by_addr] = throttle_keys(&name, addr);
+                self.ask(async |redis| {
+                    redis::pipe()
+                        .cmd("RPOP")
+                        .arg(&by_name)
+                        .ignore()
+                        .cmd("RPOP")
+                        .arg(&by_addr)
+                        .ignore()
+                        .query_async::<()>(redis)
+                        .await
+                })
+                .await;
+            }
             Cmd::Admit { conn, name } => self.admit(conn, name).await,
             Cmd::Release { conn, name } => {
                 if let Some(owner) = self.forget(&name, conn) {
@@ -336,6 +395,38 @@ impl Publisher {
                 self.pipeline(vec![batched]).await;
             }
         }
+    }
+
+    /// The throttle of one server, kept in Redis so that it spans the cluster.
+    async fn attempt(&mut self, attempt: Attempt) {
+        let Attempt {
+            name,
+            addr,
+            phc,
+            reply,
+        } = attempt;
+        let [by_name, by_addr] = throttle_keys(&name, addr);
+        let now = wall_clock().0.unix_millis();
+        let window = u64::try_from(THROTTLE_WINDOW.as_millis()).unwrap_or(u64::MAX);
+        let wait: Option<u64> = self
+            .ask(async |redis| {
+                Script::new(THROTTLE)
+                    .key(&by_name)
+                    .key(&by_addr)
+                    .arg(now)
+                    .arg(window)
+                    .arg(MAX_FAILURES_PER_NAME)
+                    .arg(MAX_FAILURES_PER_ADDR)
+                    .invoke_async(redis)
+                    .await
+            })
+            .await;
+        let auth = match wait {
+            None => Auth::Refused(UNAVAILABLE.to_owned()),
+            Some(0) => Auth::Verify(phc),
+            Some(ms) => Auth::Refused(too_many_attempts(Duration::from_millis(ms))),
+        };
+        self.answer(Answer::Attempt { reply, auth }).await;
     }
 
     async fn admit(&mut self, conn: ConnId, name: UserName) {

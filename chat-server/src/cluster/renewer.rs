@@ -59,7 +59,13 @@ pub(super) async fn renewer(
                     map.remove(name);
                 }
             }
-            let _ = answers.send(Answer::Lost(lost)).await;
+            let reason = "your name is now held on another node of the cluster".to_owned();
+            let _ = answers
+                .send(Answer::Lost {
+                    names: lost,
+                    reason,
+                })
+                .await;
         }
     }
 }
