@@ -56,7 +56,12 @@ impl Accounts {
         self.by_folded.get(&name.folded())
     }
 
-    /// Whether `name` (folded) is registered.
+    /// The account whose folded name is `folded`.
+    pub fn get_folded(&self, folded: &str) -> Option<&Account> {
+        self.by_folded.get(folded)
+    }
+
+    /// Whether `name` is registered.
     pub fn is_registered(&self, name: &UserName) -> bool {
         self.by_folded.contains_key(&name.folded())
     }

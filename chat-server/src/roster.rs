@@ -109,6 +109,19 @@ impl Roster {
         Some((id, &self.peers[&id]))
     }
 
+    /// Like [`Roster::find`], but a name not found comes back folded, for whoever
+    /// looks further.
+    pub fn find_or_fold(&self, name: &UserName) -> Result<(ConnId, &Peer), String> {
+        if let Some(&id) = self.by_name.get(name) {
+            return Ok((id, &self.peers[&id]));
+        }
+        let folded = name.folded();
+        match self.by_folded.get(&folded) {
+            Some(&id) => Ok((id, &self.peers[&id])),
+            None => Err(folded),
+        }
+    }
+
     /// The peer whose folded name is `folded`.
     pub fn find_folded(&self, folded: &str) -> Option<(ConnId, &Peer)> {
         let id = *self.by_folded.get(folded)?;

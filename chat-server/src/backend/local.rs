@@ -196,7 +196,7 @@ impl Backend for Local {
                 unknown.push(to.name);
                 continue;
             }
-            let recipient = to.name.folded();
+            let recipient = to.folded;
             if self
                 .offline
                 .get(&recipient)

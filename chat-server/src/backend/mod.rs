@@ -136,6 +136,8 @@ pub struct Direct {
 pub struct Recipient {
     /// The name as the sender wrote it, or as registered if it is an account.
     pub name: UserName,
+    /// The name folded, as names are compared.
+    pub folded: String,
     /// Whether it is an account, so the message is kept for it while offline.
     pub registered: bool,
     /// Whether the message joins the `@` history of two accounts.

@@ -107,9 +107,9 @@ impl Broker {
 
     /// The direct line for the user `name`: queued if here, else left to the backend.
     fn to_user(&mut self, from: ConnId, name: &UserName, fanout: &mut Fanout<'_>) {
-        match self.roster.find(name) {
-            Some((id, _)) if fanout.served.contains(&id) => {}
-            Some((id, peer)) => {
+        match self.roster.find_or_fold(name) {
+            Ok((id, _)) if fanout.served.contains(&id) => {}
+            Ok((id, peer)) => {
                 if fanout.dedup {
                     fanout.served.push(id);
                 }
@@ -121,23 +121,20 @@ impl Broker {
                     }
                 }
             }
-            None => {
+            Err(folded) => {
+                if fanout.away.iter().any(|r| r.folded == folded) {
+                    return;
+                }
                 let account = self
                     .accounts
                     .as_ref()
-                    .and_then(|a| a.get(name))
+                    .and_then(|a| a.get_folded(&folded))
                     .map(|a| a.name.clone());
-                if fanout
-                    .away
-                    .iter()
-                    .any(|r| Some(&r.name) == account.as_ref())
-                {
-                    return;
-                }
                 fanout.away.push(backend::Recipient {
                     registered: account.is_some(),
                     pair: fanout.sender_registered && account.is_some(),
                     name: account.unwrap_or_else(|| name.clone()),
+                    folded,
                 });
             }
         }

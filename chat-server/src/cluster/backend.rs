@@ -219,6 +219,7 @@ impl Redis {
                 subscriber: sub_tx,
                 down: None,
                 probe_at: Instant::now(),
+                scripts_loaded: false,
             },
             cmd_rx,
         ));

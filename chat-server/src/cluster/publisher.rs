@@ -8,7 +8,7 @@
 //! (tried every [`PROBE_EVERY`]) answers again. So every cluster operation fails within
 //! about a second of the loss, queued ones included, and nothing is dropped unsaid.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -35,6 +35,9 @@ use crate::roster::ConnId;
 pub(super) const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a Redis that is down is asked whether it is back.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// The key named for what a script never touches: a name that is not an account has
+/// no mail and no `@` history.
+const UNUSED: &str = "chat:unused";
 /// Most commands sent to Redis as one pipeline.
 const MAX_PIPELINE: usize = 512;
 
@@ -152,6 +155,8 @@ pub(super) struct Publisher {
     pub(super) down: Option<Instant>,
     /// When to ask a Redis that is down again.
     pub(super) probe_at: Instant,
+    /// Whether Redis has the scripts the pipeline names by hash, as far as we know.
+    pub(super) scripts_loaded: bool,
 }
 
 /// Runs commands until every sender is gone (the backend finished).
@@ -215,6 +220,9 @@ impl Publisher {
     }
 
     fn lost(&mut self, error: &str) {
+        // The connection may be new when Redis answers again, and Redis may have
+        // restarted without the scripts.
+        self.scripts_loaded = false;
         if self.down.is_none() {
             warn!(node = %self.node, %error, "Redis does not answer; failing cluster operations until it does");
             self.down = Some(Instant::now());
@@ -583,12 +591,13 @@ impl Publisher {
     /// not go out is told.
     async fn pipeline(&mut self, batch: Vec<Cmd>) {
         let mut pipe = redis::pipe();
-        // The scripts first, in the same pipeline: a Redis that restarted (and lost them)
-        // has them again before the commands that name them by hash, and nothing is sent
-        // twice. Two loads per batch cost far less than sending a script with every
-        // message.
-        for script in [DIRECT, rooms::PUBLISH] {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
+        // The scripts first, in the same pipeline, on a fresh connection: a Redis that
+        // restarted (and lost them) broke the connection, so it has them again before the
+        // commands that name them by hash, and nothing is sent twice.
+        if !self.scripts_loaded {
+            for script in [DIRECT, rooms::PUBLISH] {
+                pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
+            }
         }
         let (time, now_micros) = wall_clock();
         let young = self.settings.young(now_micros);
@@ -636,7 +645,10 @@ impl Publisher {
         let mut redis = self.redis.clone();
         let answers: Option<Vec<redis::Value>> =
             match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut redis)).await {
-                Ok(Ok(answers)) => Some(answers),
+                Ok(Ok(answers)) => {
+                    self.scripts_loaded = true;
+                    Some(answers)
+                }
                 Ok(Err(e)) => {
                     self.lost(&e.to_string());
                     None
@@ -662,16 +674,23 @@ impl Publisher {
             return;
         }
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(Script::new(DIRECT).get_hash());
+        static DIRECT_HASH: LazyLock<String> =
+            LazyLock::new(|| Script::new(DIRECT).get_hash().to_owned());
+        cmd.arg(DIRECT_HASH.as_str());
         let records: Vec<Record<'_>> = run.drain(..).flat_map(direct_records).collect();
         cmd.arg(records.len() * 4);
         for record in &records {
-            let folded = record.to.folded();
-            let place = rooms::pair_place(&record.direct.sender, record.to);
-            cmd.arg(lease::key(&folded))
-                .arg(mail::mail_key(&folded))
-                .arg(format!("{place}:seq"))
-                .arg(format!("{place}:log"));
+            cmd.arg(lease::key(&record.folded));
+            if record.registered {
+                // Folding costs more than anything else here: only for accounts.
+                let place = rooms::pair_place(&record.direct.sender, record.to);
+                cmd.arg(mail::mail_key(&record.folded))
+                    .arg(format!("{place}:seq"))
+                    .arg(format!("{place}:log"));
+            } else {
+                // Never touched for a name that is not an account.
+                cmd.arg(UNUSED).arg(UNUSED).arg(UNUSED);
+            }
         }
         cmd.arg(time.unix_millis())
             .arg(now_micros)
@@ -684,7 +703,7 @@ impl Publisher {
                 .arg(if direct.covered { "1" } else { "0" })
                 .arg(if record.registered { "1" } else { "0" })
                 .arg(if record.pair { "1" } else { "0" })
-                .arg(record.to.folded())
+                .arg(&record.folded)
                 .arg(&direct.line[..])
                 .arg(direct.sender.as_str())
                 .arg(direct.text.as_str());
@@ -774,6 +793,7 @@ enum Slot {
 struct Record<'a> {
     direct: &'a Direct,
     to: &'a UserName,
+    folded: std::borrow::Cow<'a, str>,
     /// An account on the sender's node: only its `@` history is written.
     keep_only: bool,
     registered: bool,
@@ -785,6 +805,7 @@ fn direct_records(direct: &Direct) -> Vec<Record<'_>> {
     let kept = direct.kept.iter().map(|to| Record {
         direct,
         to,
+        folded: to.folded().into(),
         keep_only: true,
         registered: true,
         pair: true,
@@ -792,6 +813,7 @@ fn direct_records(direct: &Direct) -> Vec<Record<'_>> {
     let away = direct.away.iter().map(|to| Record {
         direct,
         to: &to.name,
+        folded: to.folded.as_str().into(),
         keep_only: false,
         registered: to.registered,
         pair: to.pair,

@@ -106,6 +106,13 @@ pub const PUBLISH: &str = r"
     return sid
 ";
 
+/// The SHA-1 that names [`PUBLISH`], worked out once.
+pub fn publish_hash() -> &'static str {
+    static HASH: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| Script::new(PUBLISH).get_hash().to_owned());
+    &HASH
+}
+
 /// One message for [`append_cmd`].
 #[derive(Debug, Clone, Copy)]
 pub struct Append<'a> {
@@ -138,7 +145,7 @@ pub fn append_cmd(message: &Append<'_>) -> redis::Cmd {
     let [seq, log, channel] = place_keys(message.place);
     let (node, conn) = message.origin.unwrap_or(("-", 0));
     let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(Script::new(PUBLISH).get_hash())
+    cmd.arg(publish_hash())
         .arg(3)
         .arg(seq)
         .arg(log)
