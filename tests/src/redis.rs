@@ -1,6 +1,7 @@
 //! [`RedisServer`]: a real `redis-server` (Debian package `redis-server`) for the cluster
 //! tests, on a free loopback port with persistence off, stopped by pid when dropped. Tests
-//! can pause it (`SIGSTOP`), resume it, or kill and restart it on the same port.
+//! can pause it (`SIGSTOP`), resume it, or kill and restart it on the same port, and start
+//! one that asks for a password ([`RedisServer::start_with_password`]).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -16,6 +17,8 @@ use crate::DEADLINE;
 pub struct RedisServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `--requirepass`, if it was started with one.
+    password: Option<String>,
     child: Option<Child>,
 }
 
@@ -25,6 +28,19 @@ impl RedisServer {
         Self::start_configured(&[])
     }
 
+    /// Starts one that refuses every command until `AUTH password` (`--requirepass`).
+    /// [`RedisServer::url`] then holds the password.
+    pub fn start_with_password(password: &str) -> Self {
+        let port = free_port();
+        let mut server = Self::spawn(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            &["--requirepass", password],
+        );
+        server.password = Some(password.to_owned());
+        server.wait_ready();
+        server
+    }
+
     /// Starts one on `addr` (after [`RedisServer::kill`], to bring it back).
     pub fn start_at(addr: SocketAddr) -> Self {
         Self::start_with(addr, &[])
@@ -32,14 +48,17 @@ impl RedisServer {
 
     /// Starts one on a free port with extra configuration (`--name value` pairs).
     pub fn start_configured(extra: &[&str]) -> Self {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_with(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), extra)
+        Self::start_with(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())), extra)
     }
 
     fn start_with(addr: SocketAddr, extra: &[&str]) -> Self {
+        let server = Self::spawn(addr, extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts it, without waiting for it to answer.
+    fn spawn(addr: SocketAddr, extra: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -48,17 +67,19 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server (Debian package redis-server; .ci/run installs it)");
-        let server = Self {
+        Self {
             addr,
+            password: None,
             child: Some(child),
-        };
-        server.wait_ready();
-        server
+        }
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("redis://{}", self.addr)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@{}", self.addr),
+            None => format!("redis://{}", self.addr),
+        }
     }
 
     /// Its process id.
@@ -80,12 +101,23 @@ impl RedisServer {
         }
     }
 
-    /// Sends one command in inline form and returns the raw reply.
+    /// Sends one command in inline form and returns the raw reply (after `AUTH`, if it
+    /// has a password).
     pub fn command(&self, command: &str) -> String {
         let mut stream = TcpStream::connect(self.addr).expect("connecting to redis-server");
         stream
             .set_read_timeout(Some(DEADLINE))
             .expect("a read timeout");
+        if let Some(password) = &self.password {
+            stream
+                .write_all(format!("AUTH {password}\r\n").as_bytes())
+                .expect("writing to redis-server");
+            let mut ok = [0; 5];
+            stream
+                .read_exact(&mut ok)
+                .expect("reading from redis-server");
+            assert_eq!(&ok, b"+OK\r\n", "AUTH refused");
+        }
         stream
             .write_all(format!("{command}\r\n").as_bytes())
             .expect("writing to redis-server");
@@ -104,7 +136,8 @@ impl RedisServer {
                 s.read_exact(&mut buf).ok()?;
                 Some(buf)
             });
-            if pong.as_ref() == Some(b"+PONG\r\n") {
+            // With a password it answers `-NOAUTH Authentication required.`, as ready.
+            if pong.is_some_and(|reply| &reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH")) {
                 return;
             }
             assert!(
@@ -115,6 +148,14 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl Drop for RedisServer {
