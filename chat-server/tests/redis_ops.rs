@@ -1,11 +1,28 @@
 //! Redis as operators deploy it (issue 17), against a real `redis-server`: a password in
-//! the URL never reaches a log or an error.
+//! the URL never reaches a log or an error, and `rediss://` with a private CA.
 
-use chat_server::cluster;
-use chat_tests::{RedisServer, ServerProcess, run_server_to_exit};
+use std::path::Path;
+
+use chat_server::{ClusterConfig, cluster};
+use chat_tests::{RedisServer, ServerProcess, TestCa, run_server_to_exit};
+use redis::aio::ConnectionManager;
 
 const PASSWORD: &str = "correct-horse-battery";
 const WRONG: &str = "wrong-staple-7f3a";
+
+/// Node `a`'s connection to `url`, as `Server::join_cluster` makes it.
+async fn connect(url: &str, ca_file: Option<&Path>) -> anyhow::Result<ConnectionManager> {
+    cluster::connect_node(&ClusterConfig {
+        url: url.to_owned(),
+        node: "a".to_owned(),
+        ca_file: ca_file.map(Path::to_path_buf),
+    })
+    .await
+}
+
+async fn ping(conn: &mut ConnectionManager) -> String {
+    redis::cmd("PING").query_async(conn).await.expect("PING")
+}
 
 #[tokio::test]
 async fn a_wrong_password_is_an_error_that_does_not_show_it() {
@@ -26,7 +43,7 @@ async fn an_unreachable_redis_does_not_show_the_password() {
     let mut redis = RedisServer::start_with_password(PASSWORD);
     let url = redis.url();
     redis.kill();
-    let error = cluster::connect(&url).await.expect_err("nothing listens");
+    let error = connect(&url, None).await.expect_err("nothing listens");
     let text = format!("{error:#} {error:?}");
     assert!(!text.contains(PASSWORD), "{text}");
     assert!(
@@ -41,12 +58,8 @@ async fn an_unreachable_redis_does_not_show_the_password() {
 #[tokio::test]
 async fn the_right_password_works() {
     let redis = RedisServer::start_with_password(PASSWORD);
-    let mut conn = cluster::connect(&redis.url()).await.expect("connecting");
-    let pong: String = redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .expect("PING");
-    assert_eq!(pong, "PONG");
+    let mut conn = connect(&redis.url(), None).await.expect("connecting");
+    assert_eq!(ping(&mut conn).await, "PONG");
 }
 
 #[tokio::test]
@@ -86,4 +99,75 @@ async fn a_running_node_never_logs_the_password() {
     let log = server.log_text();
     assert!(log.contains("joined the cluster"), "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+#[tokio::test]
+async fn rediss_with_the_ca_file_works() {
+    let redis = RedisServer::start_tls();
+    let mut conn = connect(&redis.url(), Some(redis.ca_file()))
+        .await
+        .expect("connecting over TLS");
+    assert_eq!(ping(&mut conn).await, "PONG");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_clearly() {
+    let redis = RedisServer::start_tls();
+    let other = TestCa::new();
+    let shown = format!("cannot reach Redis at {}", redis.url());
+    // Another CA, then the built-in public roots: neither signed the test certificate.
+    for ca_file in [Some(other.ca_file()), None] {
+        let error = connect(&redis.url(), ca_file)
+            .await
+            .expect_err("an untrusted certificate");
+        let text = format!("{error:#}");
+        assert!(text.starts_with(&shown), "{text}");
+        assert!(text.contains("certificate"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_ca_file_must_be_a_certificate_for_a_rediss_url() {
+    let plain = RedisServer::start();
+    let tls = RedisServer::start_tls();
+    let error = connect(&plain.url(), Some(tls.ca_file()))
+        .await
+        .expect_err("a CA file with redis://");
+    assert!(format!("{error:#}").contains("rediss://"), "{error:#}");
+
+    let missing = Path::new("/nonexistent/ca.pem");
+    let error = connect(&tls.url(), Some(missing))
+        .await
+        .expect_err("no such file");
+    let text = format!("{error:#}");
+    assert!(
+        text.starts_with("reading the CA file /nonexistent/ca.pem"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("writing");
+    let error = connect(&tls.url(), Some(&empty))
+        .await
+        .expect_err("no certificate");
+    assert!(format!("{error:#}").contains("no certificate"), "{error:#}");
+}
+
+#[tokio::test]
+async fn a_nodes_connection_is_named_in_client_list() {
+    let redis = RedisServer::start();
+    let mut kept = Vec::new();
+    for node in ["ops-a", "zürich"] {
+        let cluster = ClusterConfig {
+            url: redis.url(),
+            node: node.to_owned(),
+            ca_file: None,
+        };
+        kept.push(cluster::connect_node(&cluster).await.expect("connecting"));
+    }
+    let list = redis.command("CLIENT LIST");
+    assert!(list.contains(" name=chat-node:ops-a "), "{list}");
+    // Redis takes printable ASCII only in a name.
+    assert!(list.contains(" name=chat-node:z?rich "), "{list}");
 }

@@ -1,27 +1,118 @@
 //! Cluster mode on Redis (issue 11), being built in steps; `docs/cluster.md` has the
-//! design and says which parts exist. So far: the connection check a node makes at start,
-//! [`lease`], the per-name leases that keep names unique across nodes, and [`rooms`], the
-//! script that orders and stores a room's messages.
+//! design and says which parts exist. So far: [`client`], the one place a node's Redis
+//! client is made (TLS and its CA, its name in `CLIENT LIST`), [`connect_node`], the
+//! connection check a node makes at start, [`redacted`], a Redis URL without its password,
+//! for logs and errors, [`lease`], the per-name leases that keep names unique across
+//! nodes, and [`rooms`], the script that orders and stores a room's messages.
 
 pub mod lease;
 pub mod link;
 pub mod mail;
 pub mod rooms;
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use redis::IntoConnectionInfo;
 use redis::aio::ConnectionManager;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::ClusterConfig;
 
 /// How long the start-up check waits for Redis before the node gives up.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Connects to Redis at `url` (`redis://HOST:PORT`) and checks it answers, so a node with
-/// an unreachable Redis stops at once with a clear message instead of half-starting.
-pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+/// The Redis client of node `node` for `url` (`redis://`, or `rediss://` for TLS). Over
+/// TLS it trusts the CA in the PEM file `ca_file` alone if given, else the built-in public
+/// roots (webpki-roots, as chat-client does). Every connection made from it tells Redis
+/// `node` (`lib-name=chat-node:<node>` in `CLIENT LIST`, Redis 7.2 and later).
+///
+/// Errors name the URL only as [`redacted`] shows it.
+pub fn client(url: &str, ca_file: Option<&Path>, node: &str) -> anyhow::Result<redis::Client> {
+    build_client(url, ca_file, Some(node))
+}
+
+fn build_client(
+    url: &str,
+    ca_file: Option<&Path>,
+    node: Option<&str>,
+) -> anyhow::Result<redis::Client> {
     let shown = redacted(url);
-    let client =
-        redis::Client::open(url).with_context(|| format!("{shown:?} is not a Redis URL"))?;
+    let mut info = url
+        .into_connection_info()
+        .with_context(|| format!("{shown:?} is not a Redis URL"))?;
+    if let Some(node) = node {
+        // Sent on every connection, the pub/sub ones and the manager's reconnections too,
+        // which `CLIENT SETNAME` is not: redis-rs 1.2 has no setting for a client name.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_lib_name(connection_name(node), env!("CARGO_PKG_VERSION"));
+        info = info.set_redis_settings(settings);
+    }
+    let Some(ca_file) = ca_file else {
+        return redis::Client::open(info).with_context(|| format!("opening {shown}"));
+    };
+    anyhow::ensure!(
+        matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
+        "a CA file is for a rediss:// URL (TLS), and {shown} is not one"
+    );
+    let ca = ca_file.display();
+    let pem = std::fs::read(ca_file).with_context(|| format!("reading the CA file {ca}"))?;
+    // redis-rs would take a file without a certificate as an empty trust store, and every
+    // handshake would then fail with a less telling error.
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading the CA file {ca}"))?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in the CA file {ca}");
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    redis::Client::build_with_tls(info, certificates)
+        .with_context(|| format!("using the CA file {ca} for {shown}"))
+}
+
+/// `chat-node:<node>`, with what Redis refuses in a client name (anything but printable
+/// ASCII; node names may be any Unicode) as `?`.
+fn connection_name(node: &str) -> String {
+    let node: String = node
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    format!("chat-node:{node}")
+}
+
+/// Connects node `cluster.node` to its Redis ([`client`]) and checks it answers, so a
+/// node with an unreachable Redis, or the wrong password, stops at once with a clear
+/// message instead of half-starting. The connection shows as `name=chat-node:<node>` in
+/// `CLIENT LIST`.
+pub async fn connect_node(cluster: &ClusterConfig) -> anyhow::Result<ConnectionManager> {
+    let client = client(&cluster.url, cluster.ca_file.as_deref(), &cluster.node)?;
+    let mut manager = checked(client, &redacted(&cluster.url)).await?;
+    let name = connection_name(&cluster.node);
+    let named = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(&name)
+        .query_async::<()>(&mut manager)
+        .await;
+    // A Redis user not allowed `CLIENT SETNAME` can still run the chat.
+    if let Err(e) = named {
+        tracing::warn!(error = %e, name, "could not name the Redis connection");
+    }
+    Ok(manager)
+}
+
+/// [`connect_node`] for a URL alone: no CA file, no connection name. Only until
+/// `Server::join_cluster` passes its whole [`ClusterConfig`]; then it goes.
+pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+    checked(build_client(url, None, None)?, &redacted(url)).await
+}
+
+/// The node's command connection, once Redis answered `PING`.
+async fn checked(client: redis::Client, shown: &str) -> anyhow::Result<ConnectionManager> {
     // One plain connection first: the manager would retry a refused one quietly.
     let check = async {
         let mut probe = client.get_multiplexed_async_connection().await?;
@@ -33,7 +124,7 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
         .map_err(|_| {
             anyhow::anyhow!("cannot reach Redis at {shown}: no answer within {CONNECT_TIMEOUT:?}")
         })?
-        .map_err(|e| refused(e, &shown))
+        .map_err(|e| refused(e, shown))
 }
 
 /// The start-up error for `e`: a password problem said as one, anything else as
