@@ -1,10 +1,13 @@
 //! Redis as operators deploy it (issue 17), against a real `redis-server`: a password in
-//! the URL never reaches a log or an error, and `rediss://` with a private CA.
+//! the URL never reaches a log or an error, `rediss://` with a private CA, a node's name
+//! in `CLIENT LIST`, and an outage noticed within 2 s.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use chat_server::{ClusterConfig, cluster};
-use chat_tests::{RedisServer, ServerProcess, TestCa, run_server_to_exit};
+use chat_tests::{DEADLINE, RedisServer, ServerProcess, TestCa, run_server_to_exit};
+use nix::sys::signal::Signal;
 use redis::aio::ConnectionManager;
 
 const PASSWORD: &str = "correct-horse-battery";
@@ -170,4 +173,44 @@ async fn a_nodes_connection_is_named_in_client_list() {
     assert!(list.contains(" name=chat-node:ops-a "), "{list}");
     // Redis takes printable ASCII only in a name.
     assert!(list.contains(" name=chat-node:z?rich "), "{list}");
+}
+
+#[tokio::test]
+async fn losing_redis_is_an_error_within_two_seconds() {
+    let mut redis = RedisServer::start();
+    let mut conn = connect(&redis.url(), None).await.expect("connecting");
+    let within = Duration::from_secs(2);
+    // Paused: the connection stays open and nothing answers.
+    redis.signal(Signal::SIGSTOP);
+    let started = Instant::now();
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .expect_err("a paused Redis");
+    assert!(started.elapsed() < within, "{:?}", started.elapsed());
+    redis.signal(Signal::SIGCONT);
+    assert_eq!(ping(&mut conn).await, "PONG");
+
+    // Gone: the call in flight fails, and so do those made while the manager reconnects.
+    let addr = redis.addr;
+    redis.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .expect_err("no Redis");
+        assert!(started.elapsed() < within, "{:?}", started.elapsed());
+    }
+    // Back: the manager reconnects by itself.
+    let _redis = RedisServer::start_at(addr);
+    let deadline = Instant::now() + DEADLINE;
+    while redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "no reconnection");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
