@@ -101,7 +101,9 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting redis-server (Debian package redis-server; .ci/run installs it)");
+            .expect(
+                "starting redis-server (Debian package redis-server; scripts/test installs it)",
+            );
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             password: None,
