@@ -214,3 +214,28 @@ async fn losing_redis_is_an_error_within_two_seconds() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "until Server::join_cluster and link::start use cluster::connect_node and client (lib.rs, link.rs)"]
+async fn two_nodes_chat_over_rediss_with_a_private_ca() {
+    let redis = RedisServer::start_tls();
+    let ca = redis.ca_file().to_str().expect("a UTF-8 path").to_owned();
+    let url = redis.url();
+    let args = |name| {
+        [
+            "--cluster",
+            &url,
+            "--cluster-ca-file",
+            &ca,
+            "--node-name",
+            name,
+        ]
+    };
+    let a = ServerProcess::start(&args("a")).await;
+    let b = ServerProcess::start(&args("b")).await;
+    let mut alice = a.login("alice").await;
+    let mut bob = b.login("bob").await;
+    alice.skip_until("joined bob").await;
+    alice.send("bob: over TLS").await;
+    bob.skip_until("from alice: over TLS").await;
+}

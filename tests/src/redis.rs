@@ -195,8 +195,13 @@ impl RedisServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server did not start on {}",
-                self.addr
+                "redis-server did not start on {}{}",
+                self.addr,
+                if self.tls.is_some() {
+                    " (is it built with TLS? Debian's is)"
+                } else {
+                    ""
+                }
             );
             std::thread::sleep(Duration::from_millis(20));
         }
