@@ -1,5 +1,6 @@
 //! [`Config`]: the server's limits and timeouts, with the defaults `--help` shows.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,12 +60,27 @@ pub enum Presence {
 }
 
 /// Where the cluster's Redis is, and this node's name in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// `redis://HOST:PORT`.
+    /// `redis://HOST:PORT`, `redis://[USER]:PASSWORD@HOST:PORT`, or `rediss://...` for
+    /// TLS. It may hold a password: show it only through [`crate::cluster::redacted`].
     pub url: String,
     /// This node's name: unique in the cluster, no `/` or whitespace.
     pub node: String,
+    /// For a `rediss://` URL, trust only this CA (PEM) instead of the built-in public
+    /// roots (`--cluster-ca-file`); `None`: the built-in roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+// By hand, so that printing a `Config` never prints the Redis password.
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("url", &crate::cluster::redacted(&self.url))
+            .field("node", &self.node)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl Default for Config {

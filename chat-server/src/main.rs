@@ -94,11 +94,18 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = positive)]
     max_per_ip: Option<usize>,
 
-    /// Be one node of a cluster sharing this Redis (redis://HOST:PORT): names, direct
-    /// messages, `*`, presence and /who span every node (docs/cluster.md says what else
-    /// does, so far). Redis unreachable at start: exit 1.
+    /// Be one node of a cluster sharing this Redis: names, direct messages, `*`,
+    /// presence and /who span every node (docs/cluster.md says what else does, so far).
+    /// URL: redis://HOST:PORT, with a password redis://:PASSWORD@HOST:PORT (or
+    /// USER:PASSWORD@), over TLS rediss://HOST:PORT. Errors show the password as `***`.
+    /// Redis unreachable or refusing the password at start: exit 1.
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
+
+    /// For a rediss:// --cluster URL: trust only this CA certificate (PEM), instead of
+    /// the built-in public roots, for a Redis whose certificate a private CA signed.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    cluster_ca_file: Option<PathBuf>,
 
     /// This node's name in the cluster [default: host name and process id]
     #[arg(long, value_name = "NAME", requires = "cluster", value_parser = node_name)]
@@ -220,6 +227,7 @@ fn main() -> anyhow::Result<()> {
         cluster: args.cluster.map(|url| ClusterConfig {
             url,
             node: args.node_name.unwrap_or_else(default_node_name),
+            ca_file: args.cluster_ca_file,
         }),
     };
     tokio::runtime::Runtime::new()

@@ -30,6 +30,7 @@ impl Chat {
             cluster: Some(ClusterConfig {
                 url: redis.url(),
                 node: name.to_owned(),
+                ca_file: None,
             }),
             ..Config::default()
         };

@@ -31,7 +31,7 @@ async fn an_unreachable_redis_is_a_clear_error_at_start() {
     let mut redis = RedisServer::start();
     let url = redis.url();
     redis.kill();
-    let error = cluster::connect(&url)
+    let error = cluster::connect_node(&cluster_config(url.clone(), "a"))
         .await
         .expect_err("nothing listens there");
     let text = format!("{error:#}");
@@ -42,7 +42,7 @@ async fn an_unreachable_redis_is_a_clear_error_at_start() {
 
     let paused = RedisServer::start();
     paused.signal(Signal::SIGSTOP);
-    let error = cluster::connect(&paused.url())
+    let error = cluster::connect_node(&cluster_config(paused.url(), "a"))
         .await
         .expect_err("a paused Redis");
     let text = format!("{error:#}");
@@ -52,7 +52,11 @@ async fn an_unreachable_redis_is_a_clear_error_at_start() {
     );
     paused.signal(Signal::SIGCONT);
 
-    assert!(cluster::connect("http://nope").await.is_err());
+    assert!(
+        cluster::connect_node(&cluster_config("http://nope".to_owned(), "a"))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +66,9 @@ async fn two_nodes_taking_one_name_at_the_same_instant_exactly_one_wins() {
         let barrier = Arc::new(Barrier::new(2));
         let mut racers = Vec::new();
         for node in ["a", "b"] {
-            let mut conn = cluster::connect(&redis.url()).await.expect("connecting");
+            let mut conn = cluster::connect_node(&cluster_config(redis.url(), node))
+                .await
+                .expect("connecting");
             let barrier = barrier.clone();
             racers.push(tokio::spawn(async move {
                 barrier.wait().await;
@@ -82,7 +88,9 @@ async fn two_nodes_taking_one_name_at_the_same_instant_exactly_one_wins() {
 #[tokio::test]
 async fn only_the_owner_renews_or_releases_and_a_dead_owners_lease_runs_out() {
     let redis = RedisServer::start();
-    let mut conn = cluster::connect(&redis.url()).await.expect("connecting");
+    let mut conn = cluster::connect_node(&cluster_config(redis.url(), "a"))
+        .await
+        .expect("connecting");
     let a = owner("a", 7);
     let b = owner("b", 9);
     assert!(
@@ -246,7 +254,9 @@ async fn every_subscriber_sees_one_room_order_with_the_same_ids() {
     // Two nodes publish at once, 200 messages each.
     let mut publishers = Vec::new();
     for node in ["a", "b"] {
-        let mut conn = cluster::connect(&redis.url()).await.expect("connecting");
+        let mut conn = cluster::connect_node(&cluster_config(redis.url(), node))
+            .await
+            .expect("connecting");
         let room = room.clone();
         publishers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
@@ -286,7 +296,9 @@ async fn every_subscriber_sees_one_room_order_with_the_same_ids() {
 #[tokio::test]
 async fn history_reads_the_stream_by_id_and_says_when_some_are_gone() {
     let redis = RedisServer::start();
-    let mut conn = cluster::connect(&redis.url()).await.expect("connecting");
+    let mut conn = cluster::connect_node(&cluster_config(redis.url(), "a"))
+        .await
+        .expect("connecting");
     let room = RoomName::parse("#中文").expect("a room");
     let (empty, truncated) = rooms::read(
         &mut conn,
@@ -365,12 +377,18 @@ async fn history_reads_the_stream_by_id_and_says_when_some_are_gone() {
     assert!(truncated, "50 asked for, older ones gone");
 }
 
+/// Node `node` of a cluster on the Redis at `url`.
+fn cluster_config(url: String, node: &str) -> ClusterConfig {
+    ClusterConfig {
+        url,
+        node: node.to_owned(),
+        ca_file: None,
+    }
+}
+
 fn node_config(redis: &RedisServer, node: &str) -> Config {
     Config {
-        cluster: Some(ClusterConfig {
-            url: redis.url(),
-            node: node.to_owned(),
-        }),
+        cluster: Some(cluster_config(redis.url(), node)),
         ..Config::default()
     }
 }

@@ -5,14 +5,15 @@
 //! - [`ServerProcess`]: a `chat-server` on `127.0.0.1:0`, killed and reaped on drop.
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
-//! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests.
+//! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests: plain,
+//!   with a password, or TLS only with certificates from a [`TestCa`].
 
 pub mod pty;
 pub mod redis;
 
 pub use chat_bench::procstat::Sample;
 pub use pty::{PtyClient, keys};
-pub use redis::RedisServer;
+pub use redis::{RedisServer, TestCa};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -188,16 +188,16 @@ impl Redis {
     /// Redis cannot be reached, so a node never half-starts.
     pub async fn start(cluster: &ClusterConfig, config: &Config) -> anyhow::Result<Self> {
         let node = cluster.node.clone();
-        let mut redis = super::connect(&cluster.url).await?;
+        let shown = super::redacted(&cluster.url);
+        let mut redis = super::connect_node(cluster).await?;
         let accounts = mail::load_accounts(&mut redis)
             .await
-            .with_context(|| format!("loading accounts from Redis at {}", cluster.url))?;
-        let client = redis::Client::open(cluster.url.as_str())
-            .with_context(|| format!("{:?} is not a Redis URL", cluster.url))?;
+            .with_context(|| format!("loading accounts from Redis at {shown}"))?;
+        let client = super::client(&cluster.url, cluster.ca_file.as_deref(), &node)?;
         let first = tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &node))
             .await
-            .map_err(|_| anyhow::anyhow!("subscribing on Redis at {} timed out", cluster.url))?
-            .with_context(|| format!("subscribing on Redis at {}", cluster.url))?;
+            .map_err(|_| anyhow::anyhow!("subscribing on Redis at {shown} timed out"))?
+            .with_context(|| format!("subscribing on Redis at {shown}"))?;
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let (answers_tx, answers) = mpsc::channel(ANSWER_QUEUE_LEN);
         let (sub_tx, sub_rx) = mpsc::channel(64);
@@ -241,7 +241,7 @@ impl Redis {
                 config.presence,
             )),
         ];
-        info!(%node, url = %cluster.url, "joined the cluster");
+        info!(%node, url = %shown, "joined the cluster");
         Ok(Self {
             cmds,
             queue,
