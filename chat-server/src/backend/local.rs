@@ -172,7 +172,7 @@ impl Backend for Local {
 
     fn release(&mut self, _conn: ConnId, _name: &UserName) {}
 
-    fn to_others(&mut self, _from: Option<ConnId>, _lines: bytes::Bytes, _out: &mut Answers) {}
+    fn send_elsewhere(&mut self, _from: Option<ConnId>, _lines: bytes::Bytes, _out: &mut Answers) {}
 
     fn announce(&mut self, lines: bytes::Bytes, out: &mut Answers) {
         out.push_back(Answer::ToAll { lines });

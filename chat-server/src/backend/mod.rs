@@ -197,7 +197,7 @@ pub trait Backend: Send + std::fmt::Debug {
 
     /// Lines for every user elsewhere (`*` messages, `joined`, `left`); `from`, if set,
     /// is told if they cannot go out.
-    fn to_others(&mut self, from: Option<ConnId>, lines: Line, out: &mut Answers);
+    fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, out: &mut Answers);
     /// Lines for every user, here included, in order with the room lines this backend
     /// carries (a departure's `left` after its `left <#room>` lines).
     fn announce(&mut self, lines: Line, out: &mut Answers);

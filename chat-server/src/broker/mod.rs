@@ -427,7 +427,7 @@ impl Broker {
             };
             offer(id, peer, &line, &mut self.failed);
         }
-        self.backend.to_others(None, chunk, &mut self.answers);
+        self.backend.send_elsewhere(None, chunk, &mut self.answers);
     }
 
     /// Takes `id` off the roster and tells the others: `left <#room> <name>` to the

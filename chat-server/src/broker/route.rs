@@ -49,7 +49,7 @@ impl Broker {
         };
         let everyone = to.contains(&Recipient::Everyone);
         if everyone {
-            self.to_everyone(from, &sender, text);
+            self.send_everyone(from, &sender, text);
         }
         let mut fanout = Fanout {
             sender: &sender,
@@ -75,7 +75,7 @@ impl Broker {
             }
             match dest {
                 Recipient::Everyone => {}
-                Recipient::User(name) => self.to_user(from, name, &mut fanout),
+                Recipient::User(name) => self.send_direct(from, name, &mut fanout),
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
                 }
@@ -106,7 +106,7 @@ impl Broker {
     }
 
     /// The direct line for the user `name`: queued if here, else left to the backend.
-    fn to_user(&mut self, from: ConnId, name: &UserName, fanout: &mut Fanout<'_>) {
+    fn send_direct(&mut self, from: ConnId, name: &UserName, fanout: &mut Fanout<'_>) {
         match self.roster.find_or_fold(name) {
             Ok((id, _)) if fanout.served.contains(&id) => {}
             Ok((id, peer)) => {
@@ -141,7 +141,7 @@ impl Broker {
     }
 
     /// A `*` line for every user but the sender, here and elsewhere.
-    fn to_everyone(&mut self, from: ConnId, sender: &UserName, text: &MessageText) {
+    fn send_everyone(&mut self, from: ConnId, sender: &UserName, text: &MessageText) {
         let line = encode_line(FromLine {
             sender,
             scope: &Scope::Everyone,
@@ -152,7 +152,8 @@ impl Broker {
                 offer(id, peer, &line, &mut self.failed);
             }
         }
-        self.backend.to_others(Some(from), line, &mut self.answers);
+        self.backend
+            .send_elsewhere(Some(from), line, &mut self.answers);
     }
 
     /// Tells `to` which recipients of its direct message were offline: `stored` lines,

@@ -297,7 +297,7 @@ impl Backend for Redis {
         });
     }
 
-    fn to_others(&mut self, from: Option<ConnId>, lines: Line, _out: &mut Answers) {
+    fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, _out: &mut Answers) {
         self.send(Cmd::ToOthers {
             from,
             lines,
