@@ -94,9 +94,11 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = positive)]
     max_per_ip: Option<usize>,
 
-    /// Be one node of a cluster sharing this Redis: names, direct messages, `*`,
-    /// presence and /who span every node (docs/cluster.md says what else does, so far).
-    /// URL: redis://HOST:PORT, with a password redis://:PASSWORD@HOST:PORT (or
+    /// Be one node of a cluster sharing this Redis: one chat over every node, with the
+    /// same rules as one server (names, messages, rooms, history, accounts, offline
+    /// mail and the login throttle span the nodes; docs/cluster.md). The history
+    /// options apply to the history in Redis; --db cannot go with it. URL:
+    /// redis://HOST:PORT, with a password redis://:PASSWORD@HOST:PORT (or
     /// USER:PASSWORD@), over TLS rediss://HOST:PORT. Errors show the password as `***`.
     /// Redis unreachable or refusing the password at start: exit 1.
     #[arg(long, value_name = "URL")]
