@@ -45,8 +45,9 @@ const MAX_PIPELINE: usize = 512;
 /// lease gets the line (grouped into one `PUBLISH` per node), or the message is kept as
 /// mail for an account (unless its mailbox is full), or nobody has that name. Messages
 /// between two accounts join their `@` history, under the pair's one id sequence, which
-/// also numbers the mail. Four keys and eight arguments per recipient (see
-/// [`direct_records`]); answers one status per recipient: 1 delivered (or kept), 2
+/// also numbers the mail. Four keys and five arguments per recipient (see
+/// [`direct_records`]): flags (`d` deliver or `k` keep only, then covered, registered,
+/// pair, each `0` or `1`), folded name, line, sender and text; answers one status per recipient: 1 delivered (or kept), 2
 /// stored, 3 mailbox full, 0 no such user.
 const DIRECT: &str = r"
     local now = tonumber(ARGV[2])
@@ -73,12 +74,14 @@ const DIRECT: &str = r"
         end
         return sid
     end
-    local n = (#ARGV - 5) / 8
+    local n = (#ARGV - 5) / 5
     for r = 0, n - 1 do
-        local a = 5 + r * 8
+        local a = 5 + r * 5
         local k = r * 4
-        local mode, covered, registered, pair = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4] == '1'
-        local folded, line, sender, text = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+        local flags = ARGV[a + 1]
+        local mode, covered, registered, pair = string.sub(flags, 1, 1), string.sub(flags, 2, 2), string.sub(flags, 3, 3), string.sub(flags, 4, 4) == '1'
+        local folded, line = ARGV[a + 2], ARGV[a + 3]
+        local sender, text = ARGV[a + 4], ARGV[a + 5]
         local owner = nil
         if mode == 'd' then owner = redis.call('GET', KEYS[k + 1]) end
         if mode == 'k' or owner then
@@ -699,14 +702,21 @@ impl Publisher {
             .arg(MAX_OFFLINE_PER_RECIPIENT);
         for record in &records {
             let direct = record.direct;
-            cmd.arg(if record.keep_only { "k" } else { "d" })
-                .arg(if direct.covered { "1" } else { "0" })
-                .arg(if record.registered { "1" } else { "0" })
-                .arg(if record.pair { "1" } else { "0" })
+            let flags = [
+                if record.keep_only { b'k' } else { b'd' },
+                if direct.covered { b'1' } else { b'0' },
+                if record.registered { b'1' } else { b'0' },
+                if record.pair { b'1' } else { b'0' },
+            ];
+            cmd.arg(&flags[..])
                 .arg(&record.folded)
-                .arg(&direct.line[..])
-                .arg(direct.sender.as_str())
-                .arg(direct.text.as_str());
+                .arg(&direct.line[..]);
+            // Only an account's mail and history need them apart from the line.
+            if record.registered {
+                cmd.arg(direct.sender.as_str()).arg(direct.text.as_str());
+            } else {
+                cmd.arg("").arg("");
+            }
         }
         pipe.add_command(cmd);
     }
