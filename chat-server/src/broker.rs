@@ -401,7 +401,8 @@ impl Broker {
         }
     }
 
-    /// Announces the pending logins. Sending `joined` to everyone for each login makes a
+    /// Announces the pending logins to the users here (elsewhere, the backend announced
+    /// each as it admitted it). Sending `joined` to everyone for each login makes a
     /// login storm quadratic; instead the `joined` lines of a run of logins are encoded
     /// into one shared buffer, and each peer's queue gets one reference to it, or for a
     /// peer that is itself in the run, to the part after its own line. Every peer still
@@ -427,7 +428,6 @@ impl Broker {
             };
             offer(id, peer, &line, &mut self.failed);
         }
-        self.backend.send_elsewhere(None, chunk, &mut self.answers);
     }
 
     /// Takes `id` off the roster and tells the others: `left <#room> <name>` to the

@@ -307,6 +307,10 @@ impl Backend for Local {
         });
     }
 
+    fn reply_after(&mut self, to: ConnId, lines: bytes::Bytes, out: &mut Answers) {
+        out.push_back(Answer::Reply { to, lines });
+    }
+
     fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers) {
         let names = here.names().into_iter().cloned().collect();
         let lines = encode_line(ServerLine::Users(names));

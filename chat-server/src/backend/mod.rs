@@ -234,6 +234,9 @@ pub trait Backend: Send + std::fmt::Debug {
         out: &mut Answers,
     );
 
+    /// Lines for `to` that must come after everything this backend is carrying for it.
+    fn reply_after(&mut self, to: ConnId, lines: Line, out: &mut Answers);
+
     /// `/who`: everyone online.
     fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
     /// `/names <#room>`.

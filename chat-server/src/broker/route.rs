@@ -1,10 +1,12 @@
 //! Messages: `*`, direct and room lines, each distinct destination served once, and the
 //! sender told afterwards which destinations failed.
 
-use chat_proto::{FromLine, MessageText, Recipient, Scope, ServerLine, UserName, encode_line};
+use chat_proto::{
+    FromLine, MessageText, Recipient, RoomName, Scope, ServerLine, UserName, encode_line,
+};
 
 use super::{Broker, offer};
-use crate::backend::{self, Answer, Direct};
+use crate::backend::{self, Direct};
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
@@ -66,6 +68,8 @@ impl Broker {
         // destination (the common case) cannot repeat, so it allocates nothing at all.
         let mut seen: Vec<&Recipient> = Vec::new();
         let mut outside: Vec<&str> = Vec::new();
+        // Said after the direct part, which a backend may carry later than a room line.
+        let mut rooms: Vec<&RoomName> = Vec::new();
         for dest in to {
             if fanout.dedup {
                 if seen.contains(&dest) {
@@ -79,10 +83,7 @@ impl Broker {
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
                 }
-                Recipient::Room(room) => {
-                    self.backend
-                        .say(from, room, &sender, text, &mut self.answers);
-                }
+                Recipient::Room(room) => rooms.push(room),
             }
         }
         if !(fanout.away.is_empty() && fanout.kept.is_empty()) {
@@ -97,11 +98,18 @@ impl Broker {
             };
             self.backend.direct(direct, &mut self.answers);
         }
+        for room in rooms {
+            self.backend
+                .say(from, room, &sender, text, &mut self.answers);
+        }
         if !outside.is_empty() {
             // Behind the backend's answers about users, as one server reports them.
             let reason = format!("not a member of {}", outside.join(","));
-            let lines = encode_line(ServerLine::Error(reason));
-            self.answers.push_back(Answer::Reply { to: from, lines });
+            self.backend.reply_after(
+                from,
+                encode_line(ServerLine::Error(reason)),
+                &mut self.answers,
+            );
         }
     }
 

@@ -80,6 +80,10 @@ pub(super) enum Cmd {
         name: UserName,
         last_here: bool,
     },
+    Reply {
+        to: ConnId,
+        lines: Line,
+    },
     Who {
         from: ConnId,
     },
@@ -110,6 +114,7 @@ impl Cmd {
             Self::Direct(direct) => Some(direct.from),
             Self::Say { from, .. }
             | Self::JoinRoom { from, .. }
+            | Self::Reply { to: from, .. }
             | Self::Who { from }
             | Self::Names { from, .. }
             | Self::Rooms { from } => Some(*from),
@@ -147,6 +152,8 @@ pub(super) struct Settings {
     pub(super) keep: usize,
     /// `--history-age`.
     pub(super) max_age: Duration,
+    /// Whether logins are announced to everyone (`--presence`).
+    pub(super) presence: Presence,
 }
 
 impl Settings {
@@ -207,6 +214,7 @@ impl Redis {
         let settings = Settings {
             keep: config.history.as_ref().map_or(0, |r| r.per_conv),
             max_age: config.history.as_ref().map_or(Duration::MAX, |r| r.max_age),
+            presence: config.presence,
         };
         let publisher = tokio::spawn(publisher(
             Publisher {
@@ -365,6 +373,10 @@ impl Backend for Redis {
             // With no member here, the node stops listening to the room.
             last_here: here.members(room).is_none(),
         });
+    }
+
+    fn reply_after(&mut self, to: ConnId, lines: Line, _out: &mut Answers) {
+        self.send(Cmd::Reply { to, lines });
     }
 
     fn who(&mut self, from: ConnId, _here: &Roster, _out: &mut Answers) {

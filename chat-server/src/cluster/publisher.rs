@@ -28,6 +28,7 @@ use crate::accounts::{
 };
 use crate::backend::{Answer, Attempt, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
 use crate::broker::Auth;
+use crate::config::Presence;
 use crate::history::{ConvKey, wall_clock};
 use crate::roster::ConnId;
 
@@ -144,6 +145,23 @@ fn throttle_keys(name: &UserName, addr: std::net::IpAddr) -> [String; 2] {
         format!("chat:throttle:addr:{addr}"),
     ]
 }
+
+/// A login's last step, in one piece: the name joins this node's users, its mail is
+/// taken (read and deleted), everyone elsewhere hears `joined` (unless presence is by
+/// rooms only), and the admission goes to this node's own channel as the record
+/// `a <length> <conn>\n<name>\n<mail>...`, so it reaches the broker behind every line
+/// published before it: a user who logs in after another's admission never hears that
+/// one's `joined`, as on one server.
+const ADMIT: &str = r"
+    redis.call('SADD', KEYS[1], ARGV[1])
+    local mail = redis.call('LRANGE', KEYS[2], 0, -1)
+    redis.call('DEL', KEYS[2])
+    if ARGV[2] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[2]) end
+    local body = ARGV[4] .. '\n'
+    for _, m in ipairs(mail) do body = body .. m .. '\n' end
+    redis.call('PUBLISH', KEYS[4], 'a ' .. #body .. ' ' .. ARGV[3] .. '\n' .. body)
+    return 1
+";
 
 /// What the publisher works with.
 pub(super) struct Publisher {
@@ -264,7 +282,11 @@ impl Publisher {
     /// Answers `cmd` as failed, without asking Redis.
     async fn fail(&mut self, cmd: Cmd) {
         match cmd.asker() {
-            Some(to) => self.unavailable(to).await,
+            Some(to) => match cmd {
+                // Lines the broker made: only their order needed Redis.
+                Cmd::Reply { to, lines } => self.answer(Answer::Reply { to, lines }).await,
+                _ => self.unavailable(to).await,
+            },
             None => match cmd {
                 Cmd::Attempt(attempt) => {
                     let auth = Auth::Refused(UNAVAILABLE.to_owned());
@@ -358,6 +380,7 @@ impl Publisher {
                 name,
                 last_here,
             } => self.part_room(from, room, name, last_here).await,
+            Cmd::Reply { to, lines } => self.reply(to, &lines).await,
             Cmd::Who { from } => match self.ask(async |redis| queries::who(redis).await).await {
                 Some(names) => {
                     self.reply(from, &encode_line(ServerLine::Users(names)))
@@ -449,6 +472,7 @@ impl Publisher {
         let folded = name.folded();
         let users = users_key(&self.node);
         let entry = super::user_entry(&folded, &name);
+        let mail_key = mail::mail_key(&folded);
         let won = self
             .ask(async |redis| lease::acquire(redis, &folded, &owner).await)
             .await;
@@ -463,19 +487,40 @@ impl Publisher {
             },
             Some(true) => {
                 lock(&self.held).insert(folded, owner);
-                let taken = self
+                let joined = match self.settings.presence {
+                    Presence::All => {
+                        let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
+                        payload.extend_from_slice(&encode_line(ServerLine::Joined(name.clone())));
+                        payload.freeze()
+                    }
+                    Presence::Rooms => bytes::Bytes::new(),
+                };
+                let channel = node_channel(&self.node);
+                let admitted = self
                     .ask(async |redis| {
-                        redis::cmd("SADD")
-                            .arg(&users)
+                        Script::new(ADMIT)
+                            .key(&users)
+                            .key(&mail_key)
+                            .key(ALL)
+                            .key(&channel)
                             .arg(&entry)
-                            .query_async::<i64>(redis)
-                            .await?;
-                        mail::take(redis, &name).await
+                            .arg(&joined[..])
+                            .arg(conn)
+                            .arg(name.as_str())
+                            .invoke_async::<i64>(redis)
+                            .await
                     })
                     .await;
-                // Mail that could not be read stays in Redis for a later login.
-                let mail = taken.unwrap_or_default();
-                Answer::Admitted { conn, mail }
+                if admitted.is_some() {
+                    // The subscriber hands the broker the admission, behind every line
+                    // published before it.
+                    return;
+                }
+                self.forget(&name, conn);
+                Answer::Refused {
+                    conn,
+                    reason: UNAVAILABLE.to_owned(),
+                }
             }
         };
         self.answer(answer).await;

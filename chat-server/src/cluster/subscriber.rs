@@ -57,8 +57,8 @@ pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines
 }
 
 /// One record of a node channel's payload: `<kind> <length> <target>\n<bytes>`, where
-/// the kind is `u` (for the user with that folded name) or `r` (a reply to that
-/// connection). A payload holds one or more. The target goes last: a folded name may
+/// the kind is `u` (for the user with that folded name), `r` (a reply to that
+/// connection) or `a` (that connection is admitted; written by a script). A payload holds one or more. The target goes last: a folded name may
 /// hold a space (NFKC makes one of `¨`).
 pub(super) fn node_record(out: &mut BytesMut, kind: char, target: &str, lines: &[u8]) {
     out.extend_from_slice(format!("{kind} {} {target}\n", lines.len()).as_bytes());
@@ -255,11 +255,26 @@ fn decode_records(mut payload: &[u8]) -> Vec<Answer> {
                     answers.push(Answer::Reply { to, lines });
                 }
             }
+            "a" => {
+                if let Some(admitted) = decode_admission(target, &lines) {
+                    answers.push(admitted);
+                }
+            }
             _ => {}
         }
         payload = &body[len..];
     }
     answers
+}
+
+/// An admission record's body: the name, then the mail kept for it, a line each.
+fn decode_admission(conn: &str, body: &[u8]) -> Option<Answer> {
+    let conn = conn.parse().ok()?;
+    let body = std::str::from_utf8(body).ok()?;
+    let mut lines = body.lines();
+    let name = UserName::parse(lines.next()?).ok()?;
+    let mail = lines.filter_map(|m| mail::decode_mail(&name, m)).collect();
+    Some(Answer::Admitted { conn, mail })
 }
 
 #[cfg(test)]
