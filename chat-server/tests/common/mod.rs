@@ -161,11 +161,6 @@ impl Chat {
         }
     }
 
-    /// The backend this chat runs on.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// Where node `node` listens; in [`Mode::Local`], the one server whatever `node`.
     pub fn addr(&self, node: usize) -> SocketAddr {
         match self.mode {
@@ -238,14 +233,14 @@ impl Chat {
 
 /// Turns `async fn $body(mode: Mode)` into a module `$body` of two tests, `local` and
 /// `cluster`, so `cargo test $body` runs both and `cargo test ::cluster` every cluster
-/// variant.
+/// variant. Both run on a multi-threaded runtime, as the server does.
 ///
 /// `both_modes!(body, cluster_ignore = "cluster drift: why")` marks only the cluster
 /// variant `#[ignore]`, for a rule the cluster does not keep yet; `cargo test --
 /// --ignored` still runs it.
 #[allow(unused_macros)] // Like the rest of this module, not every test file uses it.
 macro_rules! both_modes {
-    ($body:ident) => {
+    ($body:ident $(, cluster_ignore = $reason:literal)?) => {
         mod $body {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn local() {
@@ -253,20 +248,7 @@ macro_rules! both_modes {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn cluster() {
-                super::$body(crate::common::Mode::Cluster).await;
-            }
-        }
-    };
-    ($body:ident, cluster_ignore = $reason:literal) => {
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn local() {
-                super::$body(crate::common::Mode::Local).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = $reason]
+            $(#[ignore = $reason])?
             async fn cluster() {
                 super::$body(crate::common::Mode::Cluster).await;
             }
