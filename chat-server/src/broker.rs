@@ -19,14 +19,14 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chat_proto::{ClientLine, ServerLine, UserName, encode_line};
+use chat_proto::{ClientLine, MessageId, RoomName, ServerLine, UserName, encode_line};
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::accounts::Accounts;
-use crate::backend::{Answer, Answers, Backend};
+use crate::backend::{Answer, Answers, Backend, Departure};
 use crate::config::Presence;
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
@@ -203,6 +203,16 @@ struct Admitting {
     accepted: oneshot::Sender<bool>,
 }
 
+/// A `/history` request not answered yet. Asked by a member of the room, live messages
+/// may reach it before the reply (from a backend that answers later); the first one's
+/// id marks where the reply stops, so nothing comes twice.
+#[derive(Debug)]
+struct Awaiting {
+    conn: ConnId,
+    room: Option<RoomName>,
+    first_live: Option<MessageId>,
+}
+
 /// The broker's state: who is online here, who is registered, and the way to the rest.
 #[derive(Debug)]
 pub struct Broker {
@@ -211,6 +221,8 @@ pub struct Broker {
     pending_joins: Vec<(ConnId, UserName)>,
     /// Logins the backend has not answered yet.
     admitting: FxHashMap<ConnId, Admitting>,
+    /// History requests not answered yet, oldest first.
+    awaiting: Vec<Awaiting>,
     /// `None` where accounts cannot be kept: names that vanished at a restart would be
     /// handed over.
     accounts: Option<Accounts>,
@@ -236,6 +248,7 @@ impl Broker {
             roster: Roster::new(strict_names),
             pending_joins: Vec::new(),
             admitting: FxHashMap::default(),
+            awaiting: Vec::new(),
             accounts,
             presence,
             backend,
@@ -351,7 +364,11 @@ impl Broker {
                 lines,
                 except,
                 plus,
+                id,
             } => {
+                if let (Some(id), false) = (id, self.awaiting.is_empty()) {
+                    self.seen_live(&room, id, except);
+                }
                 for (id, peer) in self.roster.members(&room).into_iter().flatten() {
                     if Some(id) != except {
                         offer(id, peer, &lines, &mut self.failed);
@@ -361,6 +378,7 @@ impl Broker {
                     self.deliver(plus, &lines);
                 }
             }
+            Answer::History { to, lines } => self.history_answered(to, &lines),
             Answer::Direct {
                 to,
                 stored,
@@ -439,18 +457,19 @@ impl Broker {
         let Some((peer, rooms)) = self.roster.remove(id) else {
             return;
         };
+        self.awaiting.retain(|a| a.conn != id);
         info!(name = %peer.name, online = self.roster.online(), "removed from roster");
-        // The name is free before anyone hears `left`: whoever sees it go can take it.
-        self.backend.release(id, &peer.name);
-        for room in rooms {
-            self.backend
-                .part_room(None, &room, &peer.name, &self.roster, &mut self.answers);
-        }
-        if self.presence == Presence::Rooms {
-            return;
-        }
-        let left = encode_line(ServerLine::Left(peer.name));
-        self.backend.announce(left, &mut self.answers);
+        let farewell = (self.presence == Presence::All)
+            .then(|| encode_line(ServerLine::Left(peer.name.clone())));
+        let departure = Departure {
+            conn: id,
+            name: peer.name,
+            rooms,
+            farewell,
+            queue: Some(peer.outbox),
+        };
+        self.backend
+            .depart(departure, &self.roster, &mut self.answers);
     }
 }
 

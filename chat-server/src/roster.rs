@@ -202,6 +202,14 @@ impl Roster {
             .iter()
             .map(|(room, members)| (room, members.len()))
     }
+
+    /// The rooms connection `id` is a member of.
+    pub fn rooms_of(&self, id: ConnId) -> Vec<RoomName> {
+        self.peers
+            .get(&id)
+            .map(|peer| peer.rooms.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! History, in process: the reply forms of `/history`, retention and `truncated`, replay
-//! after a reconnect, persistence in SQLite across restarts, and store failures.
+//! History, in process: the reply forms of `/history`, retention (`history_len`,
+//! `history_age`, off) and `truncated`, and replay after a reconnect, in both modes (one
+//! server; two cluster nodes sharing a Redis); then, on one server, persistence in SQLite
+//! across restarts and store failures.
 
 mod common;
 
@@ -10,7 +12,7 @@ use chat_proto::{HistoryEntry, MessageId, Scope, ServerLine};
 use chat_server::Config;
 use chat_server::history::Retention;
 use chat_tests::LineClient;
-use common::{start, try_start};
+use common::{Chat, Mode, both_modes, start, try_start, try_start_with_store};
 
 /// Sends `/history <args>` and returns the entries and whether the end said `truncated`.
 async fn history(client: &mut LineClient, args: &str) -> (Vec<HistoryEntry>, bool) {
@@ -51,10 +53,10 @@ fn small_history(per_conv: usize) -> Config {
     }
 }
 
-#[tokio::test]
-async fn the_reply_is_history_lines_oldest_first_then_history_end() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#rust").await;
+both_modes!(the_reply_is_history_lines_oldest_first_then_history_end);
+async fn the_reply_is_history_lines_oldest_first_then_history_end(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member("alice", "#rust").await;
     say(
         &mut alice,
         "#rust",
@@ -87,29 +89,29 @@ async fn the_reply_is_history_lines_oldest_first_then_history_end() {
     assert_eq!(texts(&entries), ["m3: with a colon"]);
     let (entries, truncated) = history(&mut alice, "#nothing-here").await;
     assert!(entries.is_empty() && !truncated);
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn anyone_may_read_a_room_and_rooms_keep_history_when_empty() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#rust").await;
+both_modes!(anyone_may_read_a_room_and_rooms_keep_history_when_empty);
+async fn anyone_may_read_a_room_and_rooms_keep_history_when_empty(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member_on(0, "alice", "#rust").await;
     say(&mut alice, "#rust", ["kept".to_owned()]).await;
     alice.send("/part #rust").await;
     alice.expect("left #rust alice").await;
-    let mut bob = server.login("bob").await;
+    let mut bob = chat.login_on(1, "bob").await;
     bob.send("/names #rust").await;
     bob.expect("error: no such room: #rust").await;
     let (entries, _) = history(&mut bob, "#rust").await;
     assert_eq!(texts(&entries), ["kept"]);
     assert_eq!(entries[0].sender.as_str(), "alice");
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn asking_for_messages_retention_dropped_says_truncated() {
-    let server = start(small_history(5)).await;
-    let mut alice = server.member("alice", "#r").await;
+both_modes!(asking_for_messages_retention_dropped_says_truncated);
+async fn asking_for_messages_retention_dropped_says_truncated(mode: Mode) {
+    let chat = Chat::start(mode, small_history(5)).await;
+    let mut alice = chat.member("alice", "#r").await;
     say(&mut alice, "#r", (1..=3).map(|i| format!("m{i}"))).await;
     let (first, truncated) = history(&mut alice, "#r 10").await;
     assert!(!truncated, "nothing dropped yet, there are just 3");
@@ -124,13 +126,13 @@ async fn asking_for_messages_retention_dropped_says_truncated() {
     assert!(truncated, "m2 and m3 are gone");
     let (_, truncated) = history(&mut alice, &format!("#r after {}", entries[0].id)).await;
     assert!(!truncated);
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn after_returns_at_most_1000_oldest_first_and_says_truncated() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#r").await;
+both_modes!(after_returns_at_most_1000_oldest_first_and_says_truncated);
+async fn after_returns_at_most_1000_oldest_first_and_says_truncated(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member("alice", "#r").await;
     say(&mut alice, "#r", (0..1100).map(|i| format!("n{i}"))).await;
     let (entries, truncated) = history(&mut alice, "#r after 0").await;
     assert_eq!(entries.len(), 1000);
@@ -144,15 +146,15 @@ async fn after_returns_at_most_1000_oldest_first_and_says_truncated() {
     let (latest, truncated) = history(&mut alice, "#r 1000").await;
     assert_eq!((latest.len(), truncated), (1000, false));
     assert_eq!(latest[999].text.as_str(), "n1099");
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flow() {
-    let server = start(Config::default()).await;
-    let mut observer = server.member("observer", "#r").await;
-    let mut reader = server.member("reader", "#r").await;
-    let mut talker = server.member("talker", "#r").await;
+both_modes!(replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flow);
+async fn replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flow(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut observer = chat.member_on(1, "observer", "#r").await;
+    let mut reader = chat.member_on(1, "reader", "#r").await;
+    let mut talker = chat.member_on(0, "talker", "#r").await;
     let talking = tokio::spawn(async move {
         for i in 0..600 {
             talker.send(&format!("#r: t{i}")).await;
@@ -170,7 +172,8 @@ async fn replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flo
         }) => Some(id),
         _ => None,
     };
-    // The reader sees some messages live, then goes away mid-stream.
+    // The reader sees some messages live, then goes away mid-stream, and comes back on
+    // the talker's server.
     let mut seen: Vec<MessageId> = Vec::new();
     while seen.len() < 100 {
         if let Some(id) = id_of(&reader.recv().await) {
@@ -179,7 +182,7 @@ async fn replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flo
     }
     reader.shutdown_write().await;
     reader.recv_until_eof().await;
-    let mut reader = server.login("reader").await;
+    let mut reader = chat.login_on(0, "reader").await;
     let last = *seen.last().expect("saw messages");
     // Joining and asking in one write puts both in one broker turn: live messages start
     // exactly where the snapshot ends (docs/protocol.md, "Catching up").
@@ -188,11 +191,16 @@ async fn replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flo
         .await;
     let talker = talking.await.expect("the talker");
     drop(talker);
-    // Everything after the history reply's end is live; stop at the /who barrier, which
-    // comes after the last message routed before it.
-    let (lines, _) = reader.sync().await;
+    // Every message, as a member who stayed saw them.
+    let mut all: Vec<MessageId> = Vec::new();
+    while all.len() < 600 {
+        all.extend(id_of(&observer.recv().await));
+    }
+    let newest = all[599];
+    // The reader's history reply and the live messages after it, up to the newest.
     let mut ended = false;
-    for line in &lines {
+    while !(ended && seen.contains(&newest)) {
+        let line = reader.recv().await;
         match line.parse::<ServerLine>() {
             Ok(ServerLine::History(entry)) => {
                 assert!(!ended, "one reply");
@@ -202,27 +210,28 @@ async fn replay_after_a_reconnect_has_no_gap_and_no_duplicate_while_messages_flo
                 assert!(!truncated);
                 ended = true;
             }
-            _ => seen.extend(id_of(line)),
+            _ => seen.extend(id_of(&line)),
         }
     }
-    assert!(ended, "the reply ended before the barrier");
-    let (all, _) = observer.sync().await;
-    let all: Vec<MessageId> = all.iter().filter_map(|l| id_of(l)).collect();
-    assert_eq!(all.len(), 600);
+    let (after, _) = reader.sync().await;
+    assert!(
+        after.iter().all(|l| id_of(l).is_none()),
+        "nothing after the newest: {after:?}"
+    );
     let unique: BTreeSet<MessageId> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len(), "no duplicate");
     assert_eq!(unique.into_iter().collect::<Vec<_>>(), all, "no gap");
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn history_refusals_say_why() {
-    let server = start(Config {
+both_modes!(history_refusals_say_why);
+async fn history_refusals_say_why(mode: Mode) {
+    let config = Config {
         history: None,
         ..Config::default()
-    })
-    .await;
-    let mut alice = server.member("alice", "#r").await;
+    };
+    let chat = Chat::start(mode, config).await;
+    let mut alice = chat.member("alice", "#r").await;
     alice.send("/history #r").await;
     alice.expect("error: history is off on this server").await;
     alice.send("/history @bob").await;
@@ -237,17 +246,17 @@ async fn history_refusals_say_why() {
     alice
         .expect("error: invalid conversation \"r\" (expected #room or @name)")
         .await;
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_reply_never_overflows_the_askers_send_queue() {
-    let server = start(Config {
+both_modes!(a_reply_never_overflows_the_askers_send_queue);
+async fn a_reply_never_overflows_the_askers_send_queue(mode: Mode) {
+    let config = Config {
         sendq: 64 * 1024,
         ..Config::default()
-    })
-    .await;
-    let mut alice = server.member("alice", "#r").await;
+    };
+    let chat = Chat::start(mode, config).await;
+    let mut alice = chat.member("alice", "#r").await;
     let long = "x".repeat(1000);
     say(&mut alice, "#r", (0..100).map(|i| format!("{i} {long}"))).await;
     let (entries, truncated) = history(&mut alice, "#r 100").await;
@@ -263,7 +272,45 @@ async fn a_reply_never_overflows_the_askers_send_queue() {
         "the newest kept"
     );
     alice.sync().await;
-    server.shutdown().await;
+    chat.shutdown().await;
+}
+
+both_modes!(messages_older_than_the_history_age_are_dropped_and_say_truncated);
+async fn messages_older_than_the_history_age_are_dropped_and_say_truncated(mode: Mode) {
+    let age = Duration::from_secs(1);
+    let config = Config {
+        history: Some(Retention {
+            max_age: age,
+            ..Retention::default()
+        }),
+        ..Config::default()
+    };
+    let chat = Chat::start(mode, config).await;
+    let mut alice = chat.member("alice", "#r").await;
+    say(&mut alice, "#r", ["old".to_owned()]).await;
+    let (entries, _) = history(&mut alice, "#r").await;
+    assert_eq!(texts(&entries), ["old"]);
+    // The age is the rule, so this waits for the clock, asking until `old` is gone.
+    let deadline = tokio::time::Instant::now() + age + chat_tests::DEADLINE;
+    loop {
+        let (entries, truncated) = history(&mut alice, "#r").await;
+        if entries.is_empty() {
+            assert!(truncated, "asked for 50, and `old` is gone");
+            break;
+        }
+        assert_eq!(texts(&entries), ["old"]);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`old` outlived the history age by {:?}",
+            chat_tests::DEADLINE
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    say(&mut alice, "#r", ["new".to_owned()]).await;
+    let (entries, truncated) = history(&mut alice, "#r").await;
+    assert_eq!(texts(&entries), ["new"]);
+    assert!(truncated, "`old` is still gone");
+    chat.shutdown().await;
 }
 
 fn with_db(path: &std::path::Path) -> Config {
@@ -453,29 +500,12 @@ async fn a_slow_disk_slows_history_writes_not_delivery_and_shutdown_writes_every
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("chat.db");
     let slow = SlowDisk(SqliteStore::open(&db, None).expect("opening"));
-    let config = Config::default();
-    let backend = chat_server::backend::local::Local::with_store(&config, Some(Box::new(slow)))
-        .expect("a backend");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let server = try_start_with_store(Config::default(), Some(Box::new(slow)))
         .await
-        .expect("binding");
-    let addr = listener.local_addr().expect("an address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run(
-        listener,
-        config,
-        Box::new(backend),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut alice = LineClient::connect(addr).await;
-    alice.send("alice").await;
-    alice.expect("welcome alice").await;
+        .expect("a server");
+    let mut alice = server.login("alice").await;
     alice.send("/join #r").await;
-    let mut bob = LineClient::connect(addr).await;
-    bob.send("bob").await;
-    bob.expect("welcome bob").await;
+    let mut bob = server.login("bob").await;
     bob.send("/join #r").await;
     bob.expect("joined #r bob").await;
     bob.expect("names #r alice,bob").await;
@@ -499,10 +529,7 @@ async fn a_slow_disk_slows_history_writes_not_delivery_and_shutdown_writes_every
         "delivery waited for the disk: {:?}",
         started.elapsed()
     );
-    stop.send(()).expect("the server is running");
-    task.await
-        .expect("the server task")
-        .expect("a clean shutdown");
+    server.shutdown().await;
     let mut store = SqliteStore::open(&db, None).expect("reopening");
     let loaded = store
         .load(&Retention::default(), chat_server::history::wall_clock().0)

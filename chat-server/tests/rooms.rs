@@ -1,11 +1,16 @@
-//! Rooms, in process: every row of the contract's "Rooms" table, mixed destinations,
-//! disconnects, shutdown, the `*` form and folded names.
+//! Rooms, in process and in both modes (one server; two cluster nodes sharing a Redis):
+//! every row of the contract's "Rooms" table, mixed destinations, disconnects, shutdown,
+//! the `*` form and folded names. Members of one room sit on different nodes.
+//!
+//! A `/who` reply is a barrier for its asker's own lines and for lines from the same
+//! node; a line from another node is awaited (`expect`), or found before a later line of
+//! the same sender (`lines_until`): one sender's lines keep their order in both modes.
 
 mod common;
 
 use chat_proto::{MessageId, Scope, ServerLine};
 use chat_server::{Config, Presence};
-use common::start;
+use common::{Chat, Mode, both_modes};
 
 /// The id of a room `from` line; panics on any other line.
 fn room_id(line: &str) -> MessageId {
@@ -18,153 +23,172 @@ fn room_id(line: &str) -> MessageId {
     }
 }
 
-#[tokio::test]
-async fn join_tells_every_member_then_lists_the_names() {
-    let server = start(Config::default()).await;
-    let mut bob = server.member("bob", "#rust").await;
-    let mut alice = server.login("alice").await;
+both_modes!(join_tells_every_member_then_lists_the_names);
+async fn join_tells_every_member_then_lists_the_names(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut bob = chat.member_on(0, "bob", "#rust").await;
+    let mut alice = chat.login_on(1, "alice").await;
     alice.send("/join #rust").await;
     alice.expect("joined #rust alice").await;
     alice.expect("names #rust alice,bob").await;
-    let (before, _) = bob.sync().await;
-    assert_eq!(before, ["joined alice", "joined #rust alice"]);
+    bob.expect("joined alice").await;
+    bob.expect("joined #rust alice").await;
     alice.send("/join #rust").await;
     alice.expect("error: already a member of #rust").await;
-    server.shutdown().await;
+    alice.send("bob: done").await;
+    assert_eq!(
+        bob.lines_until("from alice: done").await,
+        Vec::<String>::new(),
+        "a refused /join tells nobody"
+    );
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn part_tells_every_member_including_the_one_leaving() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#rust").await;
-    let mut bob = server.member("bob", "#rust").await;
-    alice.send("/part #rust").await;
+both_modes!(part_tells_every_member_including_the_one_leaving);
+async fn part_tells_every_member_including_the_one_leaving(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member_on(0, "alice", "#rust").await;
+    let mut bob = chat.member_on(1, "bob", "#rust").await;
     alice.expect("joined bob").await;
     alice.expect("joined #rust bob").await;
+    alice.send("/part #rust").await;
     alice.expect("left #rust alice").await;
-    let (before, _) = bob.sync().await;
-    assert_eq!(before, ["left #rust alice"]);
     alice.send("/part #rust").await;
     alice.expect("error: not a member of #rust").await;
     alice.send("#rust: still there?").await;
     alice.expect("error: not a member of #rust").await;
-    let (before, _) = bob.sync().await;
-    assert!(before.is_empty(), "nothing relayed: {before:?}");
-    server.shutdown().await;
+    alice.send("bob: done").await;
+    assert_eq!(
+        bob.lines_until("from alice: done").await,
+        ["left #rust alice"],
+        "told of the part once, and nothing relayed"
+    );
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn names_and_rooms_are_sorted_bytewise() {
-    let server = start(Config::default()).await;
-    let mut carol = server.login("carol").await;
+both_modes!(names_and_rooms_are_sorted_bytewise);
+async fn names_and_rooms_are_sorted_bytewise(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut carol = chat.login_on(0, "carol").await;
     carol.send("/rooms").await;
     carol.expect("rooms").await;
     carol.send("/names #rust").await;
     carol.expect("error: no such room: #rust").await;
-    let _b = server.member("bob", "#rust").await;
-    let _a = server.member("Zed", "#rust").await;
-    let _c = server.member("alice", "#Go").await;
-    let (_, _) = carol.sync().await;
+    let _b = chat.member_on(1, "bob", "#rust").await;
+    let _a = chat.member_on(0, "Zed", "#rust").await;
+    let _c = chat.member_on(1, "alice", "#Go").await;
+    // Alice's is the last login carol is told of.
+    carol.skip_until("joined alice").await;
     carol.send("/names #rust").await;
     carol.expect("names #rust Zed,bob").await;
     carol.send("/rooms").await;
     carol.expect("rooms #Go=1,#rust=2").await;
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_room_message_reaches_the_other_members_with_an_id() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#rust").await;
-    let mut bob = server.member("bob", "#rust").await;
-    let mut carol = server.login("carol").await;
-    alice.send("#rust: hello: rustaceans").await;
-    let (before, _) = alice.sync().await;
-    assert_eq!(
-        before,
-        ["joined bob", "joined #rust bob", "joined carol"],
-        "the sender does not get its own room message"
-    );
+both_modes!(a_room_message_reaches_the_other_members_with_an_id);
+async fn a_room_message_reaches_the_other_members_with_an_id(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member_on(0, "alice", "#rust").await;
+    let mut bob = chat.member_on(1, "bob", "#rust").await;
+    alice.expect("joined bob").await;
+    alice.expect("joined #rust bob").await;
+    let mut carol = chat.login_on(1, "carol").await;
+    alice.expect("joined carol").await;
     bob.expect("joined carol").await;
+    alice.send("#rust: hello: rustaceans").await;
     let line = bob.recv().await;
     assert!(
         line.starts_with("from alice #rust ") && line.ends_with(": hello: rustaceans"),
         "{line:?}"
     );
     room_id(&line);
-    let (before, _) = carol.sync().await;
-    assert!(before.is_empty(), "not a member: {before:?}");
-    server.shutdown().await;
+    // Bob answers once he has it: a copy for alice or carol would come before.
+    bob.send("alice,carol: seen").await;
+    assert_eq!(
+        alice.lines_until("from bob: seen").await,
+        Vec::<String>::new(),
+        "the sender does not get its own room message"
+    );
+    assert_eq!(
+        carol.lines_until("from bob: seen").await,
+        Vec::<String>::new(),
+        "not a member"
+    );
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn mixed_destinations_are_each_served_once_and_errors_come_last() {
-    let server = start(Config::default()).await;
-    let mut alice = server.login("alice").await;
+both_modes!(mixed_destinations_are_each_served_once_and_errors_come_last);
+async fn mixed_destinations_are_each_served_once_and_errors_come_last(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.login_on(0, "alice").await;
     alice.send("/join #rust").await;
     alice.send("/join #go").await;
-    let mut bob = server.member("bob", "#rust").await;
-    let mut gopher = server.member("gopher", "#go").await;
+    let mut bob = chat.member_on(1, "bob", "#rust").await;
+    alice.skip_until("joined #rust bob").await;
+    let mut gopher = chat.member_on(0, "gopher", "#go").await;
+    alice.skip_until("joined #go gopher").await;
     alice.send("bob,#rust,#go,ghost,#rust,#elm,bob: hi").await;
     let (before, _) = alice.sync().await;
-    let errors: Vec<_> = before.iter().filter(|l| l.starts_with("error")).collect();
     assert_eq!(
-        errors,
+        before,
         ["error: no such user: ghost", "error: not a member of #elm"]
     );
-    assert_eq!(
-        before.last().map(String::as_str),
-        Some("error: not a member of #elm")
-    );
+    // Alice's next line comes after every copy of this one.
+    alice.send("bob,gopher: end").await;
     let messages = |lines: Vec<String>| -> Vec<String> {
         lines
             .into_iter()
             .filter(|l| l.starts_with("from "))
             .collect()
     };
-    let got = messages(bob.sync().await.0);
+    let got = messages(bob.lines_until("from alice: end").await);
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0], "from alice: hi");
     assert!(got[1].starts_with("from alice #rust "), "{got:?}");
-    let got = messages(gopher.sync().await.0);
+    let got = messages(gopher.lines_until("from alice: end").await);
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].starts_with("from alice #go "), "{got:?}");
     assert!(room_id(&got[0]) > MessageId::new(0).expect("an id"));
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_disconnect_leaves_every_room_and_shutdown_sends_no_left() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#rust").await;
+both_modes!(a_disconnect_leaves_every_room_and_shutdown_sends_no_left);
+async fn a_disconnect_leaves_every_room_and_shutdown_sends_no_left(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member_on(0, "alice", "#rust").await;
     alice.send("/join #go").await;
-    let mut bob = server.member("bob", "#rust").await;
+    let mut bob = chat.member_on(1, "bob", "#rust").await;
     bob.send("/join #go").await;
-    let mut carol = server.login("carol").await;
+    alice.skip_until("joined #go bob").await;
+    let mut carol = chat.login_on(0, "carol").await;
+    alice.expect("joined carol").await;
     bob.shutdown_write().await;
     bob.recv_until_eof().await;
-    let (before, _) = alice.sync().await;
     assert_eq!(
-        before[before.len() - 3..],
-        ["left #go bob", "left #rust bob", "left bob"]
+        alice.lines_until("left bob").await,
+        ["left #go bob", "left #rust bob"]
     );
-    let (before, _) = carol.sync().await;
-    assert_eq!(before, ["left bob"], "not in the rooms: only the v1 line");
-    server.shutdown().await;
+    assert_eq!(
+        carol.lines_until("left bob").await,
+        Vec::<String>::new(),
+        "not in the rooms: only the v1 line"
+    );
+    chat.shutdown().await;
     alice.expect("bye: server shutting down").await;
     alice.expect_eof().await;
 }
 
-#[tokio::test]
-async fn every_member_sees_one_room_in_one_order_with_increasing_ids() {
-    let server = start(Config::default()).await;
+both_modes!(every_member_sees_one_room_in_one_order_with_increasing_ids);
+async fn every_member_sees_one_room_in_one_order_with_increasing_ids(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
     let mut watchers = vec![
-        server.member("w1", "#r").await,
-        server.member("w2", "#r").await,
+        chat.member_on(0, "w1", "#r").await,
+        chat.member_on(1, "w2", "#r").await,
     ];
     let mut senders = Vec::new();
-    for name in ["s1", "s2", "s3"] {
-        senders.push(server.member(name, "#r").await);
+    for (node, name) in ["s1", "s2", "s3"].into_iter().enumerate() {
+        senders.push(chat.member_on(node % 2, name, "#r").await);
     }
     let tasks: Vec<_> = senders
         .into_iter()
@@ -179,17 +203,20 @@ async fn every_member_sees_one_room_in_one_order_with_increasing_ids() {
             })
         })
         .collect();
+    let mut senders = Vec::new();
     for task in tasks {
-        task.await.expect("a sender");
+        senders.push(task.await.expect("a sender"));
     }
     let mut seen = Vec::new();
     for watcher in &mut watchers {
-        let (before, _) = watcher.sync().await;
-        let messages: Vec<String> = before
-            .into_iter()
-            .filter(|l| l.starts_with("from "))
-            .collect();
-        assert_eq!(messages.len(), 600);
+        // Every message was accepted; a watcher on another node may still be reading.
+        let mut messages = Vec::new();
+        while messages.len() < 600 {
+            let line = watcher.recv().await;
+            if line.starts_with("from ") {
+                messages.push(line);
+            }
+        }
         let ids: Vec<MessageId> = messages.iter().map(|l| room_id(l)).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids strictly increase");
         for n in 0..3 {
@@ -197,6 +224,7 @@ async fn every_member_sees_one_room_in_one_order_with_increasing_ids() {
                 .iter()
                 .filter(|l| l.contains(&format!(": {n} ")))
                 .collect();
+            assert_eq!(own.len(), 200);
             let order: Vec<String> = (0..200).map(|i| format!(": {n} {i}")).collect();
             assert!(
                 own.iter()
@@ -208,34 +236,35 @@ async fn every_member_sees_one_room_in_one_order_with_increasing_ids() {
         seen.push(messages);
     }
     assert_eq!(seen[0], seen[1], "every member sees the same order and ids");
-    server.shutdown().await;
+    drop(senders);
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn star_messages_say_so_and_actions_are_relayed_as_text() {
-    let server = start(Config::default()).await;
-    let mut alice = server.login("alice").await;
-    let mut bob = server.login("bob").await;
+both_modes!(star_messages_say_so_and_actions_are_relayed_as_text);
+async fn star_messages_say_so_and_actions_are_relayed_as_text(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.login_on(0, "alice").await;
+    let mut bob = chat.login_on(1, "bob").await;
     alice.send("*: hello all").await;
     alice.send("bob: /me waves").await;
     alice.sync().await;
     bob.expect("from alice *: hello all").await;
     bob.expect("from alice: /me waves").await;
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn names_are_unique_under_case_and_width_folding() {
-    let server = start(Config::default()).await;
-    let mut bob = server.login("bob").await;
+both_modes!(names_are_unique_under_case_and_width_folding);
+async fn names_are_unique_under_case_and_width_folding(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut bob = chat.login_on(0, "bob").await;
     for taken in ["Bob", "BOB", "\u{ff42}\u{ff4f}\u{ff42}"] {
-        let mut twin = chat_tests::LineClient::connect(server.addr).await;
+        let mut twin = chat.connect_on(1).await;
         twin.send(taken).await;
         twin.expect(&format!("error: name already in use: {taken}"))
             .await;
         twin.expect_eof().await;
     }
-    let mut alice = server.login("alice").await;
+    let mut alice = chat.login_on(1, "alice").await;
     alice.send("BOB: found you").await;
     alice.sync().await;
     bob.expect("joined alice").await;
@@ -244,14 +273,14 @@ async fn names_are_unique_under_case_and_width_folding() {
     bob.recv_until_eof().await;
     let (_, names) = alice.sync().await;
     assert_eq!(names, ["alice"]);
-    let _big = server.login("Bob").await;
-    server.shutdown().await;
+    let _big = chat.login_on(1, "Bob").await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn every_refused_v2_line_gets_its_reason_and_the_connection_stays() {
-    let server = start(Config::default()).await;
-    let mut alice = server.member("alice", "#rust").await;
+both_modes!(every_refused_v2_line_gets_its_reason_and_the_connection_stays);
+async fn every_refused_v2_line_gets_its_reason_and_the_connection_stays(mode: Mode) {
+    let chat = Chat::start(mode, Config::default()).await;
+    let mut alice = chat.member("alice", "#rust").await;
     let cases = [
         ("/join", "error: usage: /join <#room>"),
         ("/join #a #b", "error: usage: /join <#room>"),
@@ -294,21 +323,23 @@ async fn every_refused_v2_line_gets_its_reason_and_the_connection_stays() {
     let (before, names) = alice.sync().await;
     assert!(before.is_empty());
     assert_eq!(names, ["alice"]);
-    server.shutdown().await;
+    chat.shutdown().await;
 }
 
-#[tokio::test]
-async fn with_presence_rooms_only_room_members_hear_of_arrivals_and_departures() {
-    let server = start(Config {
+both_modes!(with_presence_rooms_only_room_members_hear_of_arrivals_and_departures);
+async fn with_presence_rooms_only_room_members_hear_of_arrivals_and_departures(mode: Mode) {
+    let config = Config {
         presence: Presence::Rooms,
         ..Config::default()
-    })
-    .await;
-    let mut alice = server.member("alice", "#rust").await;
-    let mut carol = server.login("carol").await;
-    let mut bob = server.member("bob", "#rust").await;
+    };
+    let chat = Chat::start(mode, config).await;
+    let mut alice = chat.member_on(0, "alice", "#rust").await;
+    let mut carol = chat.login_on(1, "carol").await;
+    let mut bob = chat.member_on(1, "bob", "#rust").await;
+    // A v1 `joined` for carol or bob would come first.
+    alice.expect("joined #rust bob").await;
     let (before, users) = alice.sync().await;
-    assert_eq!(before, ["joined #rust bob"], "no v1 joined line");
+    assert_eq!(before, Vec::<String>::new(), "no v1 joined line");
     assert_eq!(
         users,
         ["alice", "bob", "carol"],
@@ -316,10 +347,16 @@ async fn with_presence_rooms_only_room_members_hear_of_arrivals_and_departures()
     );
     bob.shutdown_write().await;
     bob.recv_until_eof().await;
-    let (before, users) = alice.sync().await;
-    assert_eq!(before, ["left #rust bob"], "no v1 left line");
+    // Carol's server sends this after everything of bob's departure.
+    carol.send("alice: done").await;
+    assert_eq!(
+        alice.lines_until("from carol: done").await,
+        ["left #rust bob"],
+        "no v1 left line"
+    );
+    let (_, users) = alice.sync().await;
     assert_eq!(users, ["alice", "carol"]);
     let (before, _) = carol.sync().await;
     assert!(before.is_empty(), "in no room: told nothing: {before:?}");
-    server.shutdown().await;
+    chat.shutdown().await;
 }

@@ -1,42 +1,16 @@
-//! In-process tests of `chat_server::run`: the server on `127.0.0.1:0` in this runtime, a
+//! In-process tests of the server (`common::start`): on `127.0.0.1:0` in this runtime, a
 //! oneshot as its shutdown signal, raw line clients over `TcpStream`. Timeouts run on
 //! tokio's paused clock, so they take no real time.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_server::Config;
+use common::start;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-struct Server {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start(config: Config) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
-    let addr = listener.local_addr().expect("an address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let backend = chat_server::open_backend(&config).await.expect("a backend");
-    let task = tokio::spawn(chat_server::run(listener, config, backend, async {
-        let _ = stopped.await;
-    }));
-    Server { addr, stop, task }
-}
-
-impl Server {
-    async fn shutdown(self) {
-        self.stop.send(()).expect("the server is running");
-        self.task
-            .await
-            .expect("the server task")
-            .expect("a clean shutdown");
-    }
-}
+use tokio::net::TcpStream;
 
 struct Client {
     lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,

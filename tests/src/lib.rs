@@ -356,6 +356,30 @@ impl LineClient {
         while self.recv().await != want {}
     }
 
+    /// Reads lines until one starting with `prefix` arrives, skipping others; returns it.
+    pub async fn skip_until_prefix(&mut self, prefix: &str) -> String {
+        loop {
+            let line = self.recv().await;
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    /// Reads lines until `last` arrives and returns those before it. With `last` a line
+    /// known to come after everything of interest (one sender's lines keep their order),
+    /// this is a barrier where `/who` is none, such as for lines crossing cluster nodes.
+    pub async fn lines_until(&mut self, last: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let line = self.recv().await;
+            if line == last {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
     /// Asserts the next line is `want`.
     pub async fn expect(&mut self, want: &str) {
         assert_eq!(self.recv().await, want);

@@ -14,7 +14,9 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tracing::error;
 
-use super::{Answer, Answers, Attempt, Backend, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use super::{
+    Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
+};
 use crate::accounts::{Account, Throttle, too_many_attempts};
 use crate::broker::Auth;
 use crate::config::Config;
@@ -170,13 +172,34 @@ impl Backend for Local {
         self.throttle.forgive(name, addr);
     }
 
-    fn release(&mut self, _conn: ConnId, _name: &UserName) {}
+    fn withdraw(&mut self, _conn: ConnId, _name: &UserName) {}
+
+    fn depart(&mut self, departure: Departure, _here: &Roster, out: &mut Answers) {
+        let Departure {
+            name,
+            rooms,
+            farewell,
+            ..
+        } = departure;
+        for room in rooms {
+            let lines = encode_line(ServerLine::LeftRoom {
+                room: room.clone(),
+                name: name.clone(),
+            });
+            out.push_back(Answer::Room {
+                room,
+                lines,
+                except: None,
+                plus: None,
+                id: None,
+            });
+        }
+        if let Some(lines) = farewell {
+            out.push_back(Answer::ToAll { lines });
+        }
+    }
 
     fn send_elsewhere(&mut self, _from: Option<ConnId>, _lines: bytes::Bytes, _out: &mut Answers) {}
-
-    fn announce(&mut self, lines: bytes::Bytes, out: &mut Answers) {
-        out.push_back(Answer::ToAll { lines });
-    }
 
     fn direct(&mut self, direct: Direct, out: &mut Answers) {
         let Direct {
@@ -247,6 +270,7 @@ impl Backend for Local {
             lines,
             except: Some(from),
             plus: None,
+            id: Some(id),
         });
         if self.history.is_some() {
             let message = Message {
@@ -277,6 +301,7 @@ impl Backend for Local {
             lines: joined,
             except: None,
             plus: None,
+            id: None,
         });
         if let Some(names) = here.member_names(room) {
             let lines = encode_line(ServerLine::Names {
@@ -304,6 +329,7 @@ impl Backend for Local {
             lines: left,
             except: None,
             plus: from,
+            id: None,
         });
     }
 
@@ -355,7 +381,7 @@ impl Backend for Local {
                 .freeze()),
         };
         let lines = reply.unwrap_or_else(|reason| encode_line(ServerLine::Error(reason)));
-        out.push_back(Answer::Reply { to: from, lines });
+        out.push_back(Answer::History { to: from, lines });
     }
 
     fn put_account(&mut self, account: Account) {

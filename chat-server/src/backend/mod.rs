@@ -18,7 +18,7 @@
 
 pub mod local;
 
-use chat_proto::{Conv, HistoryRange, MessageText, RoomName, UserName};
+use chat_proto::{Conv, HistoryRange, MessageId, MessageText, RoomName, UserName};
 use futures::future::BoxFuture;
 
 use crate::accounts::Account;
@@ -62,6 +62,15 @@ pub enum Answer {
         except: Option<ConnId>,
         /// Someone told although no longer a member (who just parted).
         plus: Option<ConnId>,
+        /// The message's id, for a room message (not for presence).
+        id: Option<MessageId>,
+    },
+    /// The reply to a `/history` request of `to`, answered in the order asked.
+    History {
+        /// The connection.
+        to: ConnId,
+        /// The `history` lines and `history-end`, or an `error:`.
+        lines: Line,
     },
     /// The recipients of a direct message who were not online anywhere.
     Direct {
@@ -144,6 +153,23 @@ pub struct Recipient {
     pub pair: bool,
 }
 
+/// Someone who left the chat, for [`Backend::depart`].
+#[derive(Debug)]
+pub struct Departure {
+    /// Their connection.
+    pub conn: ConnId,
+    /// Their name.
+    pub name: UserName,
+    /// The rooms they were in.
+    pub rooms: Vec<RoomName>,
+    /// `left <name>` for everyone, if presence says so.
+    pub farewell: Option<Line>,
+    /// Their queue, if the broker still had it: the connection closes once the last
+    /// sender is dropped, which the backend does once the name is free everywhere, so a
+    /// client that saw its connection end can log in again at once.
+    pub queue: Option<crate::sendq::Outbox>,
+}
+
 /// A login whose password is to be checked, if the throttle lets it.
 #[derive(Debug)]
 pub struct Attempt {
@@ -192,15 +218,17 @@ pub trait Backend: Send + std::fmt::Debug {
     fn attempt(&mut self, attempt: Attempt, out: &mut Answers);
     /// A password matched: the attempt counted for it is taken back.
     fn forgive(&mut self, name: &UserName, addr: std::net::IpAddr);
-    /// Gives `name` back; called before anyone is told `left`.
-    fn release(&mut self, conn: ConnId, name: &UserName);
+    /// An admission the broker did not complete (the client went, or the name was taken
+    /// here meanwhile): gives the name back, and takes back what admitting announced.
+    fn withdraw(&mut self, conn: ConnId, name: &UserName);
+    /// `name` (on `conn`, already off the roster) left the chat: its name is free, and
+    /// at once every member of `rooms` gets `left <#room> <name>`, then everyone
+    /// `farewell` (`left <name>`, unless presence is by rooms only).
+    fn depart(&mut self, departure: Departure, here: &Roster, out: &mut Answers);
 
     /// Lines for every user elsewhere (`*` messages, `joined`, `left`); `from`, if set,
     /// is told if they cannot go out.
     fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, out: &mut Answers);
-    /// Lines for every user, here included, in order with the room lines this backend
-    /// carries (a departure's `left` after its `left <#room>` lines).
-    fn announce(&mut self, lines: Line, out: &mut Answers);
     /// Delivers or keeps a direct message; see [`Direct`].
     fn direct(&mut self, direct: Direct, out: &mut Answers);
     /// Gives a room message its id, keeps it, and has every member but the sender get it.

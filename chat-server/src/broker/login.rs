@@ -115,7 +115,7 @@ impl Broker {
         };
         // Another connection may have taken the name here while the backend was asked.
         if let Some(reason) = self.roster.refusal(&name) {
-            self.backend.release(conn, &name);
+            self.backend.withdraw(conn, &name);
             outbox.send_last(&encode_line(ServerLine::Error(reason)));
             let _ = accepted.send(false);
             return;
@@ -123,7 +123,7 @@ impl Broker {
         // The reader only goes on if it hears yes; if it is gone, nobody has seen this
         // login yet and there is nothing to announce or take back.
         if accepted.send(true).is_err() {
-            self.backend.release(conn, &name);
+            self.backend.withdraw(conn, &name);
             return;
         }
         // A fresh queue has room: the welcome is always this client's first line, and

@@ -1,12 +1,14 @@
 //! Rooms and history: `/join`, `/part` and `/history`. Membership here is this node's;
 //! the backend tells every member, here and elsewhere.
 
-use chat_proto::{Conv, HistoryRange, RoomName, UserName};
+use bytes::BytesMut;
+use chat_proto::{Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName};
 
-use super::Broker;
+use super::{Awaiting, Broker};
 use crate::backend::HistoryAsk;
 use crate::history::ConvKey;
 use crate::roster::ConnId;
+use crate::sendq::Line;
 
 impl Broker {
     pub(super) fn join_room(&mut self, id: ConnId, room: RoomName) {
@@ -42,6 +44,15 @@ impl Broker {
         };
         match key {
             Ok(key) => {
+                let room = match &conv {
+                    Conv::Room(room) if self.roster.is_member(id, room) => Some(room.clone()),
+                    _ => None,
+                };
+                self.awaiting.push(Awaiting {
+                    conn: id,
+                    room,
+                    first_live: None,
+                });
                 let ask = HistoryAsk {
                     from: id,
                     conv,
@@ -52,6 +63,30 @@ impl Broker {
                 self.backend.history(ask, &mut self.answers);
             }
             Err(reason) => self.error(id, reason),
+        }
+    }
+
+    /// A live message `id` in `room` reached every member but `except`: for a member
+    /// waiting for that room's history, the reply stops before it.
+    pub(super) fn seen_live(&mut self, room: &RoomName, id: MessageId, except: Option<ConnId>) {
+        for waiting in &mut self.awaiting {
+            if waiting.first_live.is_none()
+                && waiting.room.as_ref() == Some(room)
+                && Some(waiting.conn) != except
+            {
+                waiting.first_live = Some(id);
+            }
+        }
+    }
+
+    /// Delivers a history reply, without what its asker already got live.
+    pub(super) fn history_answered(&mut self, to: ConnId, lines: &Line) {
+        let Some(at) = self.awaiting.iter().position(|a| a.conn == to) else {
+            return self.deliver(to, lines);
+        };
+        match self.awaiting.remove(at).first_live {
+            Some(first_live) => self.deliver(to, &before(lines, first_live)),
+            None => self.deliver(to, lines),
         }
     }
 
@@ -67,4 +102,20 @@ impl Broker {
             )),
         }
     }
+}
+
+/// `lines` without the `history` entries from `first_live` on.
+fn before(lines: &Line, first_live: MessageId) -> Line {
+    let mut kept = BytesMut::with_capacity(lines.len());
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        let text = std::str::from_utf8(line).unwrap_or_default().trim_end();
+        let live = matches!(
+            text.parse::<ServerLine>(),
+            Ok(ServerLine::History(entry)) if entry.id >= first_live
+        );
+        if !live {
+            kept.extend_from_slice(line);
+        }
+    }
+    kept.freeze()
 }

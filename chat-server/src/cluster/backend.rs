@@ -28,7 +28,7 @@ use super::renewer::renewer;
 use super::subscriber::{subscribe, subscriber};
 use super::{CONNECT_TIMEOUT, Held, mail};
 use crate::accounts::Account;
-use crate::backend::{Answer, Answers, Attempt, Backend, Direct, HistoryAsk};
+use crate::backend::{Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk};
 use crate::config::{ClusterConfig, Config, Presence};
 use crate::roster::{ConnId, Roster};
 use crate::sendq::Line;
@@ -52,15 +52,19 @@ pub(super) enum Cmd {
         conn: ConnId,
         name: UserName,
     },
-    Release {
+    Withdraw {
         conn: ConnId,
         name: UserName,
+    },
+    Depart {
+        departure: Departure,
+        /// The rooms of the departure with no member left here, which this node stops
+        /// listening to.
+        last_here: Vec<RoomName>,
     },
     ToOthers {
         from: Option<ConnId>,
         lines: Line,
-        /// This node's users get them too (through Redis).
-        everywhere: bool,
     },
     Direct(Direct),
     Say {
@@ -122,7 +126,8 @@ impl Cmd {
             Self::Attempt(_)
             | Self::Forgive { .. }
             | Self::Admit { .. }
-            | Self::Release { .. }
+            | Self::Withdraw { .. }
+            | Self::Depart { .. }
             | Self::PutAccount(_) => None,
         }
     }
@@ -298,29 +303,28 @@ impl Backend for Redis {
         });
     }
 
-    fn release(&mut self, conn: ConnId, name: &UserName) {
-        self.send(Cmd::Release {
+    fn withdraw(&mut self, conn: ConnId, name: &UserName) {
+        self.send(Cmd::Withdraw {
             conn,
             name: name.clone(),
         });
     }
 
-    fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, _out: &mut Answers) {
-        self.send(Cmd::ToOthers {
-            from,
-            lines,
-            everywhere: false,
+    fn depart(&mut self, departure: Departure, here: &Roster, _out: &mut Answers) {
+        let last_here = departure
+            .rooms
+            .iter()
+            .filter(|room| here.members(room).is_none())
+            .cloned()
+            .collect();
+        self.send(Cmd::Depart {
+            departure,
+            last_here,
         });
     }
 
-    fn announce(&mut self, lines: Line, _out: &mut Answers) {
-        // No origin: every node, this one included, hears it from Redis, behind the
-        // room lines published before it.
-        self.send(Cmd::ToOthers {
-            from: None,
-            lines,
-            everywhere: true,
-        });
+    fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, _out: &mut Answers) {
+        self.send(Cmd::ToOthers { from, lines });
     }
 
     fn direct(&mut self, direct: Direct, _out: &mut Answers) {
@@ -430,33 +434,22 @@ impl Backend for Redis {
 
     fn node_stopping(&mut self, here: &Roster) {
         // Only this node stops: the other nodes' users see this node's users leave
-        // their rooms and the chat, and their names are free at once.
+        // their rooms and the chat, and their names are free at once. (This node's own
+        // users hear nothing more but `bye`.)
         for (conn, peer) in here.peers() {
-            self.release(conn, &peer.name);
-        }
-        let rooms: Vec<RoomName> = here.rooms().map(|(r, _)| r.clone()).collect();
-        for room in rooms {
-            for name in here.member_names(&room).unwrap_or_default() {
-                self.send(Cmd::PartRoom {
-                    from: None,
-                    room: room.clone(),
-                    name,
-                    last_here: false,
-                });
-            }
-        }
-        if self.presence == Presence::All {
-            let mut lines = bytes::BytesMut::new();
-            for (_, peer) in here.peers() {
-                lines.extend_from_slice(&encode_line(ServerLine::Left(peer.name.clone())));
-            }
-            if !lines.is_empty() {
-                self.send(Cmd::ToOthers {
-                    from: None,
-                    lines: lines.freeze(),
-                    everywhere: false,
-                });
-            }
+            let farewell = (self.presence == Presence::All)
+                .then(|| encode_line(ServerLine::Left(peer.name.clone())));
+            let departure = Departure {
+                conn,
+                name: peer.name.clone(),
+                rooms: here.rooms_of(conn),
+                farewell,
+                queue: None,
+            };
+            self.send(Cmd::Depart {
+                departure,
+                last_here: Vec::new(),
+            });
         }
     }
 

@@ -33,7 +33,8 @@ pub struct Owner {
 }
 
 impl Owner {
-    fn value(&self) -> String {
+    /// The lease's value: `node/connection/name`.
+    pub fn value(&self) -> String {
         format!("{}/{}/{}", self.node, self.conn, self.name)
     }
 

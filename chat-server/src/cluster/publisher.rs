@@ -26,7 +26,7 @@ use super::{ALL, Held, UNAVAILABLE, lock, mail, node_channel, queries, rooms, us
 use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
 };
-use crate::backend::{Answer, Attempt, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
+use crate::backend::{Answer, Attempt, Departure, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
 use crate::broker::Auth;
 use crate::config::Presence;
 use crate::history::{ConvKey, wall_clock};
@@ -163,6 +163,26 @@ const ADMIT: &str = r"
     return 1
 ";
 
+/// A departure in one step: the lease is given back (if this owner still holds it),
+/// the name leaves this node's users and its rooms, and at that same instant every
+/// member of those rooms gets `left <#room> <name>` and everyone the farewell. Nobody can
+/// take the name and then hear its old holder leave. KEYS: lease, users set, `chat:all`,
+/// then each room's member set and channel; ARGV: the owner, the users-set entry, the
+/// farewell payload (`''`: none), the member entry, then each room's presence payload.
+const DEPART: &str = r"
+    if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then
+        redis.call('DEL', KEYS[1])
+    end
+    redis.call('SREM', KEYS[2], ARGV[2])
+    local rooms = (#KEYS - 3) / 2
+    for r = 1, rooms do
+        redis.call('SREM', KEYS[2 + 2 * r], ARGV[4])
+        redis.call('PUBLISH', KEYS[3 + 2 * r], ARGV[4 + r])
+    end
+    if ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[3]) end
+    return 1
+";
+
 /// What the publisher works with.
 pub(super) struct Publisher {
     pub(super) node: String,
@@ -285,6 +305,11 @@ impl Publisher {
             Some(to) => match cmd {
                 // Lines the broker made: only their order needed Redis.
                 Cmd::Reply { to, lines } => self.answer(Answer::Reply { to, lines }).await,
+                Cmd::History(ask) => {
+                    let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+                    let to = ask.from;
+                    self.answer(Answer::History { to, lines }).await;
+                }
                 _ => self.unavailable(to).await,
             },
             None => match cmd {
@@ -297,7 +322,11 @@ impl Publisher {
                     let reason = UNAVAILABLE.to_owned();
                     self.answer(Answer::Refused { conn, reason }).await;
                 }
-                Cmd::Release { name, conn } => {
+                Cmd::Withdraw { name, conn }
+                | Cmd::Depart {
+                    departure: Departure { name, conn, .. },
+                    ..
+                } => {
                     // Its lease runs out by itself.
                     self.forget(&name, conn);
                 }
@@ -312,8 +341,13 @@ impl Publisher {
     /// Publishes `lines` to this node's own channel for connection `to`: it arrives
     /// behind everything Redis handled before (see the subscriber's docs).
     async fn reply(&mut self, to: ConnId, lines: &[u8]) {
+        self.publish_record('r', to, lines).await;
+    }
+
+    /// [`Publisher::reply`] as a record of `kind` (`r`, or `h` for a history reply).
+    async fn publish_record(&mut self, kind: char, to: ConnId, lines: &[u8]) {
         let mut payload = BytesMut::new();
-        node_record(&mut payload, 'r', &to.to_string(), lines);
+        node_record(&mut payload, kind, &to.to_string(), lines);
         let channel = node_channel(&self.node);
         let sent = self
             .ask(async |redis| {
@@ -325,7 +359,12 @@ impl Publisher {
             })
             .await;
         if sent.is_none() {
-            self.unavailable(to).await;
+            let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+            let answer = match kind {
+                'h' => Answer::History { to, lines },
+                _ => Answer::Reply { to, lines },
+            };
+            self.answer(answer).await;
         }
     }
 
@@ -358,19 +397,36 @@ impl Publisher {
                 .await;
             }
             Cmd::Admit { conn, name } => self.admit(conn, name).await,
-            Cmd::Release { conn, name } => {
-                if let Some(owner) = self.forget(&name, conn) {
-                    let (node, folded) = (self.node.clone(), name.folded());
-                    let entry = super::user_entry(&folded, &name);
-                    self.ask(async |redis| {
-                        lease::release(redis, &folded, &owner).await?;
-                        redis::cmd("SREM")
-                            .arg(users_key(&node))
-                            .arg(&entry)
-                            .query_async::<i64>(redis)
-                            .await
-                    })
-                    .await;
+            Cmd::Withdraw { conn, name } => {
+                // What admitting announced elsewhere is taken back; nobody here heard it.
+                let farewell = (self.settings.presence == Presence::All).then(|| {
+                    let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
+                    payload.extend_from_slice(&encode_line(ServerLine::Left(name.clone())));
+                    payload.freeze()
+                });
+                let departure = Departure {
+                    conn,
+                    name,
+                    rooms: Vec::new(),
+                    farewell: None,
+                    queue: None,
+                };
+                self.depart(departure, farewell).await;
+            }
+            Cmd::Depart {
+                departure,
+                last_here,
+            } => {
+                // Every node hears the farewell from Redis, this one too, behind the
+                // room lines.
+                let farewell = departure.farewell.as_ref().map(|lines| {
+                    let mut payload = BytesMut::from(&b"\n"[..]);
+                    payload.extend_from_slice(lines);
+                    payload.freeze()
+                });
+                self.depart(departure, farewell).await;
+                for room in last_here {
+                    let _ = self.subscriber.send(SubCmd::Leave(room)).await;
                 }
             }
             Cmd::JoinRoom { from, room, name } => self.join_room(from, room, name).await,
@@ -526,6 +582,43 @@ impl Publisher {
         self.answer(answer).await;
     }
 
+    /// Runs [`DEPART`]: the name is free, and the room lines and the farewell (a
+    /// `chat:all` payload) go out at that same instant.
+    async fn depart(&mut self, departure: Departure, farewell: Option<bytes::Bytes>) {
+        // `queue` is dropped when this returns: the connection closes once the name is free.
+        let Departure {
+            conn,
+            name,
+            rooms,
+            queue: _queue,
+            ..
+        } = departure;
+        let owner = self.forget(&name, conn);
+        let folded = name.folded();
+        let depart = Script::new(DEPART);
+        let mut script = depart.prepare_invoke();
+        script
+            .key(lease::key(&folded))
+            .key(users_key(&self.node))
+            .key(ALL)
+            .arg(owner.as_ref().map(Owner::value).unwrap_or_default())
+            .arg(super::user_entry(&folded, &name))
+            .arg(farewell.as_deref().unwrap_or_default())
+            .arg(rooms::member_entry(&self.node, &name));
+        for room in &rooms {
+            let left = encode_line(ServerLine::LeftRoom {
+                room: room.clone(),
+                name: name.clone(),
+            });
+            script
+                .key(rooms::members_key(room))
+                .key(rooms::channel(room))
+                .arg(&presence_payload(None, Mode::All, &left)[..]);
+        }
+        self.ask(async |redis| script.invoke_async::<i64>(redis).await)
+            .await;
+    }
+
     async fn join_room(&mut self, from: ConnId, room: RoomName, name: UserName) {
         let (done_tx, done) = oneshot::channel();
         let subscribed = self
@@ -617,7 +710,7 @@ impl Publisher {
             let line = encode_line(ServerLine::Error(
                 "history is off on this server".to_owned(),
             ));
-            return self.reply(from, &line).await;
+            return self.publish_record('h', from, &line).await;
         }
         let place = place(&key);
         let read = self
@@ -629,9 +722,12 @@ impl Publisher {
                 let oldest = self.settings.oldest();
                 let lines =
                     queries::history_reply(conv, &messages, truncated, latest, oldest, max_bytes);
-                self.reply(from, &lines).await;
+                self.publish_record('h', from, &lines).await;
             }
-            None => self.unavailable(from).await,
+            None => {
+                let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+                self.answer(Answer::History { to: from, lines }).await;
+            }
         }
     }
 
@@ -660,11 +756,8 @@ impl Publisher {
             }
             self.flush_directs(&mut pipe, &mut run, time, now_micros, young);
             match cmd {
-                Cmd::ToOthers {
-                    lines, everywhere, ..
-                } => {
-                    let origin = if *everywhere { "" } else { self.node.as_str() };
-                    let mut payload = BytesMut::from(format!("{origin}\n").as_bytes());
+                Cmd::ToOthers { lines, .. } => {
+                    let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
                     payload.extend_from_slice(lines);
                     pipe.cmd("PUBLISH").arg(ALL).arg(&payload[..]);
                 }

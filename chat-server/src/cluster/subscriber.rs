@@ -58,7 +58,8 @@ pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines
 
 /// One record of a node channel's payload: `<kind> <length> <target>\n<bytes>`, where
 /// the kind is `u` (for the user with that folded name), `r` (a reply to that
-/// connection) or `a` (that connection is admitted; written by a script). A payload holds one or more. The target goes last: a folded name may
+/// connection), `h` (its history reply) or `a` (that connection is admitted; written by
+/// a script). A payload holds one or more. The target goes last: a folded name may
 /// hold a space (NFKC makes one of `¨`).
 pub(super) fn node_record(out: &mut BytesMut, kind: char, target: &str, lines: &[u8]) {
     out.extend_from_slice(format!("{kind} {} {target}\n", lines.len()).as_bytes());
@@ -204,6 +205,7 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
             lines: Bytes::copy_from_slice(lines.as_bytes()),
             except: conn.filter(|_| mode == "e"),
             plus: conn.filter(|_| mode == "p"),
+            id: None,
         });
     }
     let mut parts = payload.strip_prefix("m ")?.splitn(3, ' ');
@@ -224,6 +226,7 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
         lines,
         except,
         plus: None,
+        id: Some(message.id),
     })
 }
 
@@ -253,6 +256,11 @@ fn decode_records(mut payload: &[u8]) -> Vec<Answer> {
             "r" => {
                 if let Ok(to) = target.parse() {
                     answers.push(Answer::Reply { to, lines });
+                }
+            }
+            "h" => {
+                if let Ok(to) = target.parse() {
+                    answers.push(Answer::History { to, lines });
                 }
             }
             "a" => {

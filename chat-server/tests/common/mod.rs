@@ -1,12 +1,21 @@
-//! The in-process server every test file here starts: `chat_server::run` on
-//! `127.0.0.1:0` in the test's runtime, with a oneshot as its shutdown signal.
+//! The in-process servers every test file here starts: the server on `127.0.0.1:0` in the
+//! test's runtime, with a oneshot as its shutdown signal.
+//!
+//! - [`start`], [`try_start`], [`try_start_with_store`]: one server with a given
+//!   [`Config`]. [`try_start_with_store`] is the one place that knows the server's entry
+//!   point; every server here, single or cluster node, is started through it.
+//! - [`Chat`]: one chat in either [`Mode`]: a single server, or a cluster of
+//!   [`CLUSTER_NODES`] nodes on a `redis-server` of its own.
+//! - [`both_modes!`]: one `async fn body(mode: Mode)` run as two tests, `body::local` and
+//!   `body::cluster`.
 
 #![allow(dead_code)] // Each test file uses its own part of this module.
 
 use std::net::SocketAddr;
 
-use chat_server::Config;
-use chat_tests::LineClient;
+use chat_server::store::Store;
+use chat_server::{ClusterConfig, Config};
+use chat_tests::{LineClient, RedisServer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,14 +28,32 @@ pub struct TestServer {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Starts `chat_server::run` with `config` on a free port.
+/// Starts a server with `config` on a free port.
 pub async fn start(config: Config) -> TestServer {
     try_start(config).await.expect("the server starts")
 }
 
 /// Like [`start`], but returns the error of a server that refuses to start.
 pub async fn try_start(config: Config) -> anyhow::Result<TestServer> {
-    let backend = chat_server::open_backend(&config).await?;
+    try_start_with_store(config, None).await
+}
+
+/// Starts a server with `config` whose history is kept in `store` (a test's own, such as
+/// a slow disk) instead of the one `config.db` names; `None`: the one `config` says.
+///
+/// The one function here that knows the server's entry point: every server these tests
+/// run, single or cluster node (`config.cluster`), is started by it.
+pub async fn try_start_with_store(
+    config: Config,
+    store: Option<Box<dyn Store>>,
+) -> anyhow::Result<TestServer> {
+    let backend: Box<dyn chat_server::backend::Backend> = match store {
+        Some(store) => Box::new(chat_server::backend::local::Local::with_store(
+            &config,
+            Some(store),
+        )?),
+        None => chat_server::open_backend(&config).await?,
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let addr = listener.local_addr().expect("an address");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -37,7 +64,7 @@ pub async fn try_start(config: Config) -> anyhow::Result<TestServer> {
 }
 
 impl TestServer {
-    /// Shuts the server down as SIGTERM would and waits until `run` returns.
+    /// Shuts the server down as SIGTERM would and waits until it returns.
     pub async fn shutdown(self) {
         self.stop.send(()).expect("the server is running");
         self.task
@@ -48,21 +75,188 @@ impl TestServer {
 
     /// A client logged in as `name`, its `welcome` read.
     pub async fn login(&self, name: &str) -> LineClient {
-        let mut client = LineClient::connect(self.addr).await;
-        client.send(name).await;
-        client.expect(&format!("welcome {name}")).await;
-        client
+        login_at(self.addr, name).await
     }
 
     /// A client logged in as `name` and a member of `room`, every line of its login read.
     pub async fn member(&self, name: &str, room: &str) -> LineClient {
-        let mut client = self.login(name).await;
-        client.send(&format!("/join {room}")).await;
-        loop {
-            let line = client.recv().await;
-            if line.starts_with(&format!("names {room} ")) {
-                return client;
+        member_at(self.addr, name, room).await
+    }
+}
+
+async fn login_at(addr: SocketAddr, name: &str) -> LineClient {
+    let mut client = LineClient::connect(addr).await;
+    client.send(name).await;
+    client.expect(&format!("welcome {name}")).await;
+    client
+}
+
+async fn member_at(addr: SocketAddr, name: &str, room: &str) -> LineClient {
+    let mut client = login_at(addr, name).await;
+    join(&mut client, room).await;
+    client
+}
+
+/// Joins `room` and reads every line up to the `names` reply.
+async fn join(client: &mut LineClient, room: &str) {
+    client.send(&format!("/join {room}")).await;
+    client.skip_until_prefix(&format!("names {room} ")).await;
+}
+
+/// The backend a [`Chat`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One server, no Redis.
+    Local,
+    /// [`CLUSTER_NODES`] nodes sharing a `redis-server` started for this chat alone.
+    Cluster,
+}
+
+/// How many nodes a [`Mode::Cluster`] chat has: two, so that a rule between two users can
+/// put them on different nodes.
+pub const CLUSTER_NODES: usize = 2;
+
+/// One chat, on a single server or on a cluster; tests address its servers by index.
+///
+/// In [`Mode::Local`] every index is the one server, so a test that puts two users on
+/// nodes 0 and 1 checks the same rule on one server and across two nodes.
+pub struct Chat {
+    mode: Mode,
+    /// Declared before `redis`, so that on drop the nodes go before their Redis.
+    nodes: Vec<TestServer>,
+    /// The cluster's own `redis-server`, killed on drop; `None` in [`Mode::Local`].
+    redis: Option<RedisServer>,
+}
+
+impl Chat {
+    /// Starts a chat in `mode`: one server with `config`, or a fresh `redis-server` and
+    /// [`CLUSTER_NODES`] nodes on it, each with `config` and its own node name.
+    pub async fn start(mode: Mode, config: Config) -> Self {
+        match mode {
+            Mode::Local => Self {
+                mode,
+                nodes: vec![start(config).await],
+                redis: None,
+            },
+            Mode::Cluster => {
+                let redis = RedisServer::start();
+                let mut nodes = Vec::new();
+                for node in ["a", "b"] {
+                    nodes.push(
+                        start(Config {
+                            cluster: Some(ClusterConfig {
+                                url: redis.url(),
+                                node: node.to_owned(),
+                                ca_file: None,
+                            }),
+                            ..config.clone()
+                        })
+                        .await,
+                    );
+                }
+                assert_eq!(nodes.len(), CLUSTER_NODES);
+                Self {
+                    mode,
+                    nodes,
+                    redis: Some(redis),
+                }
             }
         }
     }
+
+    /// Where node `node` listens; in [`Mode::Local`], the one server whatever `node`.
+    pub fn addr(&self, node: usize) -> SocketAddr {
+        match self.mode {
+            Mode::Local => self.nodes[0].addr,
+            Mode::Cluster => {
+                assert!(
+                    node < CLUSTER_NODES,
+                    "a cluster chat has {CLUSTER_NODES} nodes, not node {node}"
+                );
+                self.nodes[node].addr
+            }
+        }
+    }
+
+    /// A client connected to the first node, not logged in.
+    pub async fn connect(&self) -> LineClient {
+        self.connect_on(0).await
+    }
+
+    /// A client connected to node `node`, not logged in.
+    pub async fn connect_on(&self, node: usize) -> LineClient {
+        LineClient::connect(self.addr(node)).await
+    }
+
+    /// A client logged in as `name` on the first node, its `welcome` and a `/who` reply
+    /// read: its login has been announced.
+    pub async fn login(&self, name: &str) -> LineClient {
+        self.login_on(0, name).await
+    }
+
+    /// A client logged in as `name` on node `node`, its `welcome` and a `/who` reply read:
+    /// its login has been announced.
+    ///
+    /// The `/who` reply is the barrier: by then the server has announced the login (it
+    /// sends `joined` lines in batches, after `welcome`), and a cluster node has
+    /// published it to Redis. Another node may still be about to read it; no line of
+    /// the protocol tells when it has.
+    pub async fn login_on(&self, node: usize, name: &str) -> LineClient {
+        let mut client = login_at(self.addr(node), name).await;
+        let (before, _) = client.sync().await;
+        assert_eq!(
+            before,
+            Vec::<String>::new(),
+            "{name} was told something before its first /who reply"
+        );
+        client
+    }
+
+    /// A client logged in as `name` on the first node and a member of `room`, every
+    /// line up to its `names` read.
+    pub async fn member(&self, name: &str, room: &str) -> LineClient {
+        self.member_on(0, name, room).await
+    }
+
+    /// A client logged in as `name` on node `node` and a member of `room`, every line up
+    /// to its `names` read.
+    pub async fn member_on(&self, node: usize, name: &str, room: &str) -> LineClient {
+        let mut client = self.login_on(node, name).await;
+        join(&mut client, room).await;
+        client
+    }
+
+    /// Shuts every node down at once, as SIGTERM would, waits for them, then stops Redis.
+    /// A node waits up to its close linger (2 s) for clients the test still holds.
+    pub async fn shutdown(self) {
+        futures::future::join_all(self.nodes.into_iter().map(TestServer::shutdown)).await;
+        drop(self.redis);
+    }
 }
+
+/// Turns `async fn $body(mode: Mode)` into a module `$body` of two tests, `local` and
+/// `cluster`, so `cargo test $body` runs both and `cargo test ::cluster` every cluster
+/// variant. Both run on a multi-threaded runtime, as the server does.
+///
+/// `both_modes!(body, cluster_ignore = "cluster drift: why")` marks only the cluster
+/// variant `#[ignore]`, for a rule the cluster does not keep yet; `cargo test --
+/// --ignored` still runs it.
+#[allow(unused_macros)] // Like the rest of this module, not every test file uses it.
+macro_rules! both_modes {
+    ($body:ident $(, cluster_ignore = $reason:literal)?) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$body(crate::common::Mode::Local).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            $(#[ignore = $reason])?
+            async fn cluster() {
+                super::$body(crate::common::Mode::Cluster).await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_modes;
