@@ -288,7 +288,7 @@ impl History {
         let empty = Log::default();
         let log = self.logs.get(key).unwrap_or(&empty);
         let stored = &log.messages;
-        let (picked, mut truncated) = match range {
+        let (picked, truncated) = match range {
             HistoryRange::Latest(n) => {
                 let n = usize::from(n);
                 let start = stored.len().saturating_sub(n);
@@ -303,36 +303,48 @@ impl History {
             }
         };
         let encoded: Vec<Bytes> = picked.map(|stored| stored.line(view)).collect();
-        // What does not fit goes from the end that matters least: the old end of the
-        // latest n, the new end of "after" (the asker continues from the last id).
-        let fitting = |lines: &mut dyn Iterator<Item = &Bytes>| {
-            let mut bytes = 0;
-            lines
-                .take_while(|line| {
-                    bytes += line.len();
-                    bytes <= max_bytes
-                })
-                .count()
-        };
-        let kept = match range {
-            HistoryRange::Latest(_) => {
-                let n = fitting(&mut encoded.iter().rev());
-                &encoded[encoded.len() - n..]
-            }
-            HistoryRange::After(_) => &encoded[..fitting(&mut encoded.iter())],
-        };
-        truncated |= kept.len() < encoded.len();
-        let mut lines = BytesMut::with_capacity(kept.iter().map(|l| l.len()).sum::<usize>() + 64);
-        for line in kept {
-            lines.extend_from_slice(line);
-        }
-        let end = ServerLine::HistoryEnd {
-            conv: view.clone(),
-            truncated,
-        };
-        lines.extend_from_slice(format!("{end}\n").as_bytes());
-        Reply { lines, truncated }
+        let latest = matches!(range, HistoryRange::Latest(_));
+        fit_reply(view, &encoded, latest, truncated, max_bytes)
     }
+}
+
+/// A `/history` reply from `encoded` lines (oldest first): at most `max_bytes` of them,
+/// then `history-end`. What does not fit goes from the end that matters least: the old
+/// end of the latest n (`latest`), the new end of "after" (the asker continues from the
+/// last id); whatever is left out is `truncated`. Both backends' replies are made here.
+pub fn fit_reply(
+    view: &Conv,
+    encoded: &[Bytes],
+    latest: bool,
+    mut truncated: bool,
+    max_bytes: usize,
+) -> Reply {
+    let fitting = |lines: &mut dyn Iterator<Item = &Bytes>| {
+        let mut bytes = 0;
+        lines
+            .take_while(|line| {
+                bytes += line.len();
+                bytes <= max_bytes
+            })
+            .count()
+    };
+    let kept = if latest {
+        let n = fitting(&mut encoded.iter().rev());
+        &encoded[encoded.len() - n..]
+    } else {
+        &encoded[..fitting(&mut encoded.iter())]
+    };
+    truncated |= kept.len() < encoded.len();
+    let mut lines = BytesMut::with_capacity(kept.iter().map(|l| l.len()).sum::<usize>() + 64);
+    for line in kept {
+        lines.extend_from_slice(line);
+    }
+    let end = ServerLine::HistoryEnd {
+        conv: view.clone(),
+        truncated,
+    };
+    lines.extend_from_slice(&encode_line(end));
+    Reply { lines, truncated }
 }
 
 #[cfg(test)]

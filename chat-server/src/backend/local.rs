@@ -199,7 +199,7 @@ impl Backend for Local {
         }
     }
 
-    fn send_elsewhere(&mut self, _from: Option<ConnId>, _lines: bytes::Bytes, _out: &mut Answers) {}
+    fn send_elsewhere(&mut self, _from: ConnId, _lines: bytes::Bytes, _out: &mut Answers) {}
 
     fn direct(&mut self, direct: Direct, out: &mut Answers) {
         let Direct {

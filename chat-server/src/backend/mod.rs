@@ -226,9 +226,9 @@ pub trait Backend: Send + std::fmt::Debug {
     /// `farewell` (`left <name>`, unless presence is by rooms only).
     fn depart(&mut self, departure: Departure, here: &Roster, out: &mut Answers);
 
-    /// Lines for every user elsewhere (`*` messages, `joined`, `left`); `from`, if set,
-    /// is told if they cannot go out.
-    fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, out: &mut Answers);
+    /// A `*` line from `from` for every user elsewhere; `from` is told if it cannot go
+    /// out.
+    fn send_elsewhere(&mut self, from: ConnId, lines: Line, out: &mut Answers);
     /// Delivers or keeps a direct message; see [`Direct`].
     fn direct(&mut self, direct: Direct, out: &mut Answers);
     /// Gives a room message its id, keeps it, and has every member but the sender get it.

@@ -160,8 +160,7 @@ impl Broker {
                 offer(id, peer, &line, &mut self.failed);
             }
         }
-        self.backend
-            .send_elsewhere(Some(from), line, &mut self.answers);
+        self.backend.send_elsewhere(from, line, &mut self.answers);
     }
 
     /// Tells `to` which recipients of its direct message were offline: `stored` lines,

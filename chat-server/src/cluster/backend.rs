@@ -63,7 +63,7 @@ pub(super) enum Cmd {
         last_here: Vec<RoomName>,
     },
     ToOthers {
-        from: Option<ConnId>,
+        from: ConnId,
         lines: Line,
     },
     Direct(Direct),
@@ -114,9 +114,10 @@ impl Cmd {
     /// Who is told `error:` if it fails.
     pub(super) fn asker(&self) -> Option<ConnId> {
         match self {
-            Self::ToOthers { from, .. } | Self::PartRoom { from, .. } => *from,
+            Self::PartRoom { from, .. } => *from,
             Self::Direct(direct) => Some(direct.from),
-            Self::Say { from, .. }
+            Self::ToOthers { from, .. }
+            | Self::Say { from, .. }
             | Self::JoinRoom { from, .. }
             | Self::Reply { to: from, .. }
             | Self::Who { from }
@@ -323,7 +324,7 @@ impl Backend for Redis {
         });
     }
 
-    fn send_elsewhere(&mut self, from: Option<ConnId>, lines: Line, _out: &mut Answers) {
+    fn send_elsewhere(&mut self, from: ConnId, lines: Line, _out: &mut Answers) {
         self.send(Cmd::ToOthers { from, lines });
     }
 

@@ -638,16 +638,7 @@ impl Publisher {
         let entry = rooms::member_entry(&self.node, &name);
         let names = self
             .ask(async |redis| {
-                redis::cmd("SADD")
-                    .arg(rooms::members_key(&room))
-                    .arg(&entry)
-                    .query_async::<i64>(redis)
-                    .await?;
-                redis::cmd("PUBLISH")
-                    .arg(rooms::channel(&room))
-                    .arg(&payload[..])
-                    .query_async::<i64>(redis)
-                    .await?;
+                membership(redis, "SADD", &room, &entry, &payload).await?;
                 queries::members(redis, &room).await
             })
             .await;
@@ -677,18 +668,7 @@ impl Publisher {
         let payload = presence_payload(origin, Mode::Plus, &left);
         let entry = rooms::member_entry(&self.node, &name);
         let parted = self
-            .ask(async |redis| {
-                redis::cmd("SREM")
-                    .arg(rooms::members_key(&room))
-                    .arg(&entry)
-                    .query_async::<i64>(redis)
-                    .await?;
-                redis::cmd("PUBLISH")
-                    .arg(rooms::channel(&room))
-                    .arg(&payload[..])
-                    .query_async::<i64>(redis)
-                    .await
-            })
+            .ask(async |redis| membership(redis, "SREM", &room, &entry, &payload).await)
             .await;
         if last_here {
             let _ = self.subscriber.send(SubCmd::Leave(room)).await;
@@ -929,6 +909,28 @@ impl Publisher {
             .await;
         }
     }
+}
+
+/// Adds (`SADD`) or removes (`SREM`) `name` of this node to or from `room`'s members,
+/// then publishes `payload` (its presence line) on the room's channel.
+async fn membership(
+    redis: &mut ConnectionManager,
+    change: &str,
+    room: &RoomName,
+    entry: &str,
+    payload: &[u8],
+) -> redis::RedisResult<()> {
+    redis::cmd(change)
+        .arg(rooms::members_key(room))
+        .arg(entry)
+        .query_async::<i64>(redis)
+        .await?;
+    redis::cmd("PUBLISH")
+        .arg(rooms::channel(room))
+        .arg(payload)
+        .query_async::<i64>(redis)
+        .await?;
+    Ok(())
 }
 
 /// Where each command's answer is: its own, or its share of a run's script call.

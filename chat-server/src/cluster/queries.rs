@@ -1,13 +1,12 @@
 //! Reads from Redis that answer a user: `/who`, `/names`, `/rooms` and `/history`.
 
-use bytes::{Bytes, BytesMut};
-use chat_proto::{
-    Conv, HistoryLine, MessageText, RoomName, ServerLine, Timestamp, UserName, encode_line,
-};
+use bytes::Bytes;
+use chat_proto::{Conv, HistoryLine, MessageText, RoomName, Timestamp, UserName, encode_line};
 use redis::aio::ConnectionManager;
 
 use super::lease::Owner;
 use super::rooms;
+use crate::history;
 
 /// Every key matching `pattern`, by `SCAN` (never `KEYS`, which would block Redis).
 pub(super) async fn scan(
@@ -93,10 +92,8 @@ pub(super) async fn all_rooms(
     Ok(rooms)
 }
 
-/// `history` lines, oldest first, then `history-end`, as one server's history replies:
-/// nothing older than `oldest` (expired), and at most `max_bytes` of lines, cut at the
-/// end that matters least (the old end of the latest n, the new end of "after", since
-/// the asker continues from the last id); whatever is left out is `truncated`.
+/// `history` lines, oldest first, then `history-end`, as one server's history replies
+/// ([`history::fit_reply`]), with nothing older than `oldest` (expired).
 pub(super) fn history_reply(
     conv: Conv,
     messages: &[rooms::RoomMessage],
@@ -125,26 +122,7 @@ pub(super) fn history_reply(
             text: &text,
         }));
     }
-    let fitting = |lines: &mut dyn Iterator<Item = &Bytes>| {
-        let mut bytes = 0;
-        lines
-            .take_while(|line| {
-                bytes += line.len();
-                bytes <= max_bytes
-            })
-            .count()
-    };
-    let kept = if latest {
-        let n = fitting(&mut encoded.iter().rev());
-        &encoded[encoded.len() - n..]
-    } else {
-        &encoded[..fitting(&mut encoded.iter())]
-    };
-    truncated |= kept.len() < encoded.len();
-    let mut lines = BytesMut::with_capacity(kept.iter().map(|l| l.len()).sum::<usize>() + 64);
-    for line in kept {
-        lines.extend_from_slice(line);
-    }
-    lines.extend_from_slice(&encode_line(ServerLine::HistoryEnd { conv, truncated }));
-    lines.freeze()
+    history::fit_reply(&conv, &encoded, latest, truncated, max_bytes)
+        .lines
+        .freeze()
 }
