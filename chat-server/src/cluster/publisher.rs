@@ -36,9 +36,6 @@ use crate::roster::ConnId;
 pub(super) const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a Redis that is down is asked whether it is back.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
-/// The key named for what a script never touches: a name that is not an account has
-/// no mail and no `@` history.
-const UNUSED: &str = "chat:unused";
 /// Most commands sent to Redis as one pipeline.
 const MAX_PIPELINE: usize = 512;
 
@@ -46,23 +43,22 @@ const MAX_PIPELINE: usize = 512;
 /// lease gets the line (grouped into one `PUBLISH` per node), or the message is kept as
 /// mail for an account (unless its mailbox is full), or nobody has that name. Messages
 /// between two accounts join their `@` history, under the pair's one id sequence, which
-/// also numbers the mail. Four keys and five arguments per recipient (see
-/// [`direct_records`]): flags (`d` deliver or `k` keep only, then covered, registered,
-/// pair, each `0` or `1`), folded name, line, sender and text; answers one status per recipient: 1 delivered (or kept), 2
-/// stored, 3 mailbox full, 0 no such user.
+/// also numbers the mail. ARGV starts with the time (ms), µs now, most kept, the
+/// youngest id kept and the mailbox size; then per recipient (see [`direct_records`])
+/// flags (`d` deliver or `k` keep only, then covered, registered, pair, each `0` or
+/// `1`) and the node-channel record to deliver (`u <length> <folded>\n<line>`), and for
+/// an account its sender and text. KEYS per recipient: the lease, and for an account its
+/// mail, and the pair's counter and stream. Answers one status per recipient: 1
+/// delivered (or kept), 2 stored, 3 mailbox full, 0 no such user.
 const DIRECT: &str = r"
-    local now = tonumber(ARGV[2])
-    local keep = tonumber(ARGV[3])
-    local young = tonumber(ARGV[4])
-    local maxmail = tonumber(ARGV[5])
-    local time = ARGV[1]
+    local time, now = ARGV[1], tonumber(ARGV[2])
+    local keep, young, maxmail = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
     local out, nodes, status = {}, {}, {}
-    local function id_for(k, sender, text, pair)
-        local last = tonumber(redis.call('GET', KEYS[k + 3]) or '0')
+    local function id_for(seq, log, sender, text, pair)
+        local last = tonumber(redis.call('GET', seq) or '0')
         local sid = string.format('%.0f', math.max(last + 1, now))
-        redis.call('SET', KEYS[k + 3], sid)
+        redis.call('SET', seq, sid)
         if pair and keep > 0 then
-            local log = KEYS[k + 4]
             redis.call('XADD', log, sid .. '-0', 'time', time, 'from', sender, 'text', text)
             while redis.call('XLEN', log) > keep do
                 local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
@@ -75,35 +71,45 @@ const DIRECT: &str = r"
         end
         return sid
     end
-    local n = (#ARGV - 5) / 5
-    for r = 0, n - 1 do
-        local a = 5 + r * 5
-        local k = r * 4
-        local flags = ARGV[a + 1]
-        local mode, covered, registered, pair = string.sub(flags, 1, 1), string.sub(flags, 2, 2), string.sub(flags, 3, 3), string.sub(flags, 4, 4) == '1'
-        local folded, line = ARGV[a + 2], ARGV[a + 3]
-        local sender, text = ARGV[a + 4], ARGV[a + 5]
+    local a, k, r = 6, 1, 0
+    while a <= #ARGV do
+        r = r + 1
+        local flags, record = ARGV[a], ARGV[a + 1]
+        a = a + 2
+        local lease = KEYS[k]
+        k = k + 1
+        local registered = string.byte(flags, 3) == 49
+        local sender, text, mail, seq, log
+        if registered then
+            sender, text = ARGV[a], ARGV[a + 1]
+            mail, seq, log = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+            a, k = a + 2, k + 3
+        end
+        local pair = string.byte(flags, 4) == 49
         local owner = nil
-        if mode == 'd' then owner = redis.call('GET', KEYS[k + 1]) end
-        if mode == 'k' or owner then
-            if owner and covered == '0' then
+        local keep_only = string.byte(flags, 1) == 107
+        if not keep_only then owner = redis.call('GET', lease) end
+        if keep_only or owner then
+            if owner and string.byte(flags, 2) == 48 then
                 local node = string.match(owner, '^([^/]*)/')
-                if not out[node] then
-                    out[node] = {}
-                    table.insert(nodes, node)
+                local batch = out[node]
+                if not batch then
+                    batch = {}
+                    out[node] = batch
+                    nodes[#nodes + 1] = node
                 end
-                table.insert(out[node], 'u ' .. #line .. ' ' .. folded .. '\n' .. line)
+                batch[#batch + 1] = record
             end
-            if pair then id_for(k, sender, text, true) end
-            status[r + 1] = 1
-        elseif registered == '0' then
-            status[r + 1] = 0
-        elseif redis.call('LLEN', KEYS[k + 2]) >= maxmail then
-            status[r + 1] = 3
+            if pair then id_for(seq, log, sender, text, true) end
+            status[r] = 1
+        elseif not registered then
+            status[r] = 0
+        elseif redis.call('LLEN', mail) >= maxmail then
+            status[r] = 3
         else
-            local sid = id_for(k, sender, text, pair)
-            redis.call('RPUSH', KEYS[k + 2], sid .. ' ' .. time .. ' ' .. sender .. ' ' .. text)
-            status[r + 1] = 2
+            local sid = id_for(seq, log, sender, text, pair)
+            redis.call('RPUSH', mail, sid .. ' ' .. time .. ' ' .. sender .. ' ' .. text)
+            status[r] = 2
         end
     end
     for _, node in ipairs(nodes) do
@@ -799,7 +805,8 @@ impl Publisher {
             LazyLock::new(|| Script::new(DIRECT).get_hash().to_owned());
         cmd.arg(DIRECT_HASH.as_str());
         let records: Vec<Record<'_>> = run.drain(..).flat_map(direct_records).collect();
-        cmd.arg(records.len() * 4);
+        let accounts = records.iter().filter(|r| r.registered).count();
+        cmd.arg(records.len() + 3 * accounts);
         for record in &records {
             cmd.arg(lease::key(&record.folded));
             if record.registered {
@@ -808,9 +815,6 @@ impl Publisher {
                 cmd.arg(mail::mail_key(&record.folded))
                     .arg(format!("{place}:seq"))
                     .arg(format!("{place}:log"));
-            } else {
-                // Never touched for a name that is not an account.
-                cmd.arg(UNUSED).arg(UNUSED).arg(UNUSED);
             }
         }
         cmd.arg(time.unix_millis())
@@ -826,14 +830,11 @@ impl Publisher {
                 if record.registered { b'1' } else { b'0' },
                 if record.pair { b'1' } else { b'0' },
             ];
-            cmd.arg(&flags[..])
-                .arg(&record.folded)
-                .arg(&direct.line[..]);
-            // Only an account's mail and history need them apart from the line.
+            let mut delivery = BytesMut::new();
+            node_record(&mut delivery, 'u', &record.folded, &direct.line);
+            cmd.arg(&flags[..]).arg(&delivery[..]);
             if record.registered {
                 cmd.arg(direct.sender.as_str()).arg(direct.text.as_str());
-            } else {
-                cmd.arg("").arg("");
             }
         }
         pipe.add_command(cmd);
