@@ -26,12 +26,10 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::accounts::Accounts;
-use crate::backend::{Answer, Answers, Backend, Departure};
+use crate::backend::{Answer, Answers, Auth, Backend, Departure};
 use crate::config::Presence;
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
-
-pub use login::Auth;
 
 /// Events routed per turn of the broker before it lets other tasks run.
 const BROKER_BATCH: usize = 1024;

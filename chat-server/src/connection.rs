@@ -26,7 +26,8 @@ use zeroize::Zeroize;
 
 use crate::Config;
 use crate::accounts::Hasher;
-use crate::broker::{Auth, BrokerEvent, Request};
+use crate::backend::Auth;
+use crate::broker::{BrokerEvent, Request};
 use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;

@@ -15,10 +15,10 @@ use tokio::time::Instant;
 use tracing::error;
 
 use super::{
-    Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
+    Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HistoryAsk,
+    MAX_OFFLINE_PER_RECIPIENT,
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
-use crate::broker::Auth;
 use crate::config::Config;
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Roster};

@@ -7,7 +7,7 @@
 //! `/who`, `/names` and `/rooms`. Two implementations:
 //!
 //! - [`local::Local`]: this process is the whole chat. It answers at once.
-//! - [`crate::cluster::Redis`]: one node of a cluster sharing a Redis. It answers later,
+//! - `cluster::Redis` (in the `cluster` module, which depends on this one): one node of a cluster sharing a Redis. It answers later,
 //!   through the receiver it hands the broker loop.
 //!
 //! Either way, what a backend has to say comes back as [`Answer`]s, which the broker
@@ -25,6 +25,17 @@ use crate::accounts::Account;
 use crate::history::{ConvKey, Message};
 use crate::roster::{ConnId, Roster};
 use crate::sendq::Line;
+
+/// How a login may go on, before any password is checked: what a reader is told.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The name is not registered and no password was given: log in.
+    Open,
+    /// The name is registered: check the password against this hash.
+    Verify(String),
+    /// Refused, with the reason for `error:`.
+    Refused(String),
+}
 
 /// Direct messages kept for one offline registered user; past this the sender is told
 /// the mailbox is full.
@@ -93,9 +104,9 @@ pub enum Answer {
     /// Whether a password may be checked now, for the reader waiting on `reply`.
     Attempt {
         /// The reader's answer.
-        reply: tokio::sync::oneshot::Sender<crate::broker::Auth>,
+        reply: tokio::sync::oneshot::Sender<Auth>,
         /// `Verify` with the hash, or `Refused` with how long to wait.
-        auth: crate::broker::Auth,
+        auth: Auth,
     },
     /// A login is refused.
     Refused {
@@ -180,7 +191,7 @@ pub struct Attempt {
     /// The account's hash, handed to the reader if it may check.
     pub phc: String,
     /// The reader's answer.
-    pub reply: tokio::sync::oneshot::Sender<crate::broker::Auth>,
+    pub reply: tokio::sync::oneshot::Sender<Auth>,
 }
 
 /// A `/history` request the broker has checked.

@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::{Admitting, Broker, MAX_JOIN_BATCH};
 use crate::accounts::Account;
-use crate::backend::Attempt;
+use crate::backend::{Attempt, Auth};
 use crate::config::Presence;
 use crate::history::Message;
 use crate::roster::ConnId;
@@ -18,17 +18,6 @@ use crate::sendq::Outbox;
 
 /// Why `/register` and `/password` are refused by a server without a store.
 const NO_ACCOUNTS: &str = "accounts need a server started with --db, so they survive a restart";
-
-/// How a login may go on, as the broker sees it before any password is checked.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// The name is not registered and no password was given: log in.
-    Open,
-    /// The name is registered: check the password against this hash.
-    Verify(String),
-    /// Refused, with the reason for `error:`.
-    Refused(String),
-}
 
 impl Broker {
     /// Answers a login line on `reply`: open, refused, or (counted against the

@@ -26,8 +26,9 @@ use super::{ALL, Held, UNAVAILABLE, lock, mail, node_channel, queries, rooms, us
 use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
 };
-use crate::backend::{Answer, Attempt, Departure, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT};
-use crate::broker::Auth;
+use crate::backend::{
+    Answer, Attempt, Auth, Departure, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
+};
 use crate::config::Presence;
 use crate::history::{ConvKey, wall_clock};
 use crate::roster::ConnId;
