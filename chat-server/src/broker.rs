@@ -1,15 +1,15 @@
 //! The broker: the one task that decides. It owns the [`Roster`] (this node's
 //! connections and their rooms) and the [`Accounts`], applies every rule, and hands
 //! what must be carried to the [`Backend`]; what the backend has to say comes back as
-//! [`Answer`]s, handled in [`Broker::answer`] whichever backend it is.
+//! [`Answer`]s, handled in `Broker::answer` whichever backend it is.
 //!
 //! It never awaits a client. Each peer's queue is bounded in bytes and fed without
 //! waiting; a full queue means that client is too slow (IRC's "SendQ exceeded"), so it is
 //! told why and dropped, and the others never notice. A closed queue means its writer
 //! died; that peer is dropped too.
 //!
-//! By command: [`login`] (authentication, admission, accounts), [`route`] (direct, `*`
-//! and room messages), [`rooms`] (join, part and the listings, history).
+//! By command: `login` (authentication, admission, accounts), `route` (direct, `*` and
+//! room messages), `rooms` (join, part and the listings, history).
 
 mod login;
 mod rooms;

@@ -7,8 +7,9 @@
 //! `/who`, `/names` and `/rooms`. Two implementations:
 //!
 //! - [`local::Local`]: this process is the whole chat. It answers at once.
-//! - `cluster::Redis` (in the `cluster` module, which depends on this one): one node of a cluster sharing a Redis. It answers later,
-//!   through the receiver it hands the broker loop.
+//! - `cluster::Redis` (the `cluster` module depends on this one, not the other way):
+//!   one node of a cluster sharing a Redis. It answers later, through the receiver it
+//!   hands the broker loop.
 //!
 //! Either way, what a backend has to say comes back as [`Answer`]s, which the broker
 //! handles in one place, so every rule holds alike in both modes. A backend's methods

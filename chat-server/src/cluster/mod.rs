@@ -1,12 +1,12 @@
 //! Cluster mode on Redis (docs/cluster.md): [`Redis`], the backend of one node, which
 //! the broker knows only as a [`crate::backend::Backend`].
 //!
-//! - [`backend`]: the command queue the broker fills, with its backpressure.
-//! - [`publisher`]: runs the commands against Redis, in order, batched.
-//! - [`subscriber`]: reads the channels and hands the broker what arrives.
-//! - [`renewer`]: heartbeat, name leases and the sweep of dead nodes.
+//! - `backend`: the command queue the broker fills, with its backpressure.
+//! - `publisher`: runs the commands against Redis, in order, batched.
+//! - `subscriber`: reads the channels and hands the broker what arrives.
+//! - `renewer`: heartbeat, name leases and the sweep of dead nodes.
 //! - [`lease`], [`rooms`], [`mail`]: the keys, scripts and formats in Redis;
-//!   [`queries`]: the reads that answer `/who`, `/names`, `/rooms`, `/history`.
+//!   `queries`: the reads that answer `/who`, `/names`, `/rooms`, `/history`.
 //! - Here: [`client`], the one place a node's Redis client is made (TLS and its CA, its
 //!   name in `CLIENT LIST`), [`connect_node`], the connection check a node makes at
 //!   start, and [`redacted`], a Redis URL without its password, for logs and errors.
