@@ -189,9 +189,11 @@ impl Broker {
     }
 
     pub(super) fn is_registered(&self, name: &UserName) -> bool {
+        // Folding a name is the dearest step of a direct message: none while nobody has
+        // registered.
         self.accounts
             .as_ref()
-            .is_some_and(|a| a.is_registered(name))
+            .is_some_and(|a| !a.is_empty() && a.is_registered(name))
     }
 }
 
