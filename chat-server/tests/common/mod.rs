@@ -5,7 +5,8 @@
 //!   [`Config`]. [`try_start_with_store`] is the one place that knows the server's entry
 //!   point; every server here, single or cluster node, is started through it.
 //! - [`Chat`]: one chat in either [`Mode`]: a single server, or a cluster of
-//!   [`CLUSTER_NODES`] nodes on a `redis-server` of its own.
+//!   [`CLUSTER_NODES`] nodes on a `redis-server` of its own; [`Chat::start_with_accounts`]
+//!   for one that keeps accounts in both, and [`Chat::restart`].
 //! - [`both_modes!`]: one `async fn body(mode: Mode)` run as two tests, `body::local` and
 //!   `body::cluster`.
 
@@ -122,45 +123,77 @@ pub const CLUSTER_NODES: usize = 2;
 /// nodes 0 and 1 checks the same rule on one server and across two nodes.
 pub struct Chat {
     mode: Mode,
+    /// What every node was started with, for [`Chat::restart`].
+    config: Config,
     /// Declared before `redis`, so that on drop the nodes go before their Redis.
     nodes: Vec<TestServer>,
     /// The cluster's own `redis-server`, killed on drop; `None` in [`Mode::Local`].
     redis: Option<RedisServer>,
+    /// The directory of the SQLite file a [`Mode::Local`] chat with accounts keeps them
+    /// in (`config.db`), removed on drop, after the server; `None` otherwise.
+    _db_dir: Option<tempfile::TempDir>,
 }
 
 impl Chat {
     /// Starts a chat in `mode`: one server with `config`, or a fresh `redis-server` and
     /// [`CLUSTER_NODES`] nodes on it, each with `config` and its own node name.
     pub async fn start(mode: Mode, config: Config) -> Self {
+        let redis = (mode == Mode::Cluster).then(RedisServer::start);
+        let nodes = start_nodes(&config, redis.as_ref()).await;
+        Self {
+            mode,
+            config,
+            nodes,
+            redis,
+            _db_dir: None,
+        }
+    }
+
+    /// Like [`Chat::start`], for a chat that keeps accounts (and offline mail, and
+    /// direct history between accounts): a single server needs a database for them
+    /// (`config.db`, here a SQLite file in a temp dir of this chat's own), while a
+    /// cluster always keeps them in its Redis and refuses `--db`.
+    pub async fn start_with_accounts(mode: Mode, config: Config) -> Self {
+        assert!(config.db.is_none(), "the chat chooses its own database");
         match mode {
-            Mode::Local => Self {
-                mode,
-                nodes: vec![start(config).await],
-                redis: None,
-            },
-            Mode::Cluster => {
-                let redis = RedisServer::start();
-                let mut nodes = Vec::new();
-                for node in ["a", "b"] {
-                    nodes.push(
-                        start(Config {
-                            cluster: Some(ClusterConfig {
-                                url: redis.url(),
-                                node: node.to_owned(),
-                                ca_file: None,
-                            }),
-                            ..config.clone()
-                        })
-                        .await,
-                    );
-                }
-                assert_eq!(nodes.len(), CLUSTER_NODES);
+            Mode::Local => {
+                let dir = tempfile::tempdir().expect("a temp dir");
+                let config = Config {
+                    db: Some(dir.path().join("chat.db")),
+                    ..config
+                };
+                let nodes = start_nodes(&config, None).await;
                 Self {
                     mode,
+                    config,
                     nodes,
-                    redis: Some(redis),
+                    redis: None,
+                    _db_dir: Some(dir),
                 }
             }
+            Mode::Cluster => Self::start(mode, config).await,
+        }
+    }
+
+    /// Shuts every node down, as [`Chat::shutdown`] does, and starts them again with the
+    /// same config on what they keep: the same SQLite file (if any), or the same Redis.
+    /// Nodes listen on new ports; [`Chat::addr`] tells them.
+    pub async fn restart(self) -> Self {
+        let Self {
+            mode,
+            config,
+            nodes,
+            redis,
+            _db_dir,
+        } = self;
+        futures::future::join_all(nodes.into_iter().map(TestServer::shutdown)).await;
+        let nodes = start_nodes(&config, redis.as_ref()).await;
+        Self {
+            mode,
+            config,
+            nodes,
+            redis,
+            _db_dir,
         }
     }
 
@@ -232,6 +265,30 @@ impl Chat {
         futures::future::join_all(self.nodes.into_iter().map(TestServer::shutdown)).await;
         drop(self.redis);
     }
+}
+
+/// The servers of a chat with `config`: one, or with `redis` [`CLUSTER_NODES`] nodes on it,
+/// each with its own node name.
+async fn start_nodes(config: &Config, redis: Option<&RedisServer>) -> Vec<TestServer> {
+    let Some(redis) = redis else {
+        return vec![start(config.clone()).await];
+    };
+    let mut nodes = Vec::new();
+    for node in ["a", "b"] {
+        nodes.push(
+            start(Config {
+                cluster: Some(ClusterConfig {
+                    url: redis.url(),
+                    node: node.to_owned(),
+                    ca_file: None,
+                }),
+                ..config.clone()
+            })
+            .await,
+        );
+    }
+    assert_eq!(nodes.len(), CLUSTER_NODES);
+    nodes
 }
 
 /// Turns `async fn $body(mode: Mode)` into a module `$body` of two tests, `local` and
