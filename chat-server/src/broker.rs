@@ -113,9 +113,14 @@ pub enum BrokerEvent {
     },
 }
 
-/// Runs `broker` until every `broker_tx` is dropped, then says `bye` to everyone and
-/// lets the backend finish what it was handed.
-pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Broker) {
+/// Runs `broker` until every `broker_tx` is dropped, then delivers what was already on
+/// its way from elsewhere (for at most `drain_within`), says `bye` to everyone and lets
+/// the backend finish what it was handed.
+pub async fn broker_loop(
+    mut events: mpsc::Receiver<BrokerEvent>,
+    mut broker: Broker,
+    drain_within: Duration,
+) {
     // Answers that come later, from a backend that answers later; taken first in every
     // turn, since they never wait on the broker's intake and the backend's room depends
     // on them being read.
@@ -165,10 +170,28 @@ pub async fn broker_loop(mut events: mpsc::Receiver<BrokerEvent>, mut broker: Br
             );
         }
     }
-    // Every reader has stopped, so everything anyone sent is routed. Queue the farewell
-    // behind it; dropping the roster then closes every queue and the writers finish.
+    // Every reader has stopped, so everything anyone here sent is routed; what others
+    // sent this node's users before now is still delivered. Queue the farewell behind
+    // it; dropping the roster then closes every queue and the writers finish.
     broker.flush_joins();
     broker.settle();
+    broker.stopping = true;
+    broker.backend.drain(&mut broker.answers);
+    broker.settle();
+    if let Some(later) = later.as_mut() {
+        let drained = async {
+            while !broker.drained {
+                let Some(answer) = later.recv().await else {
+                    return;
+                };
+                broker.answers.push_back(answer);
+                broker.settle();
+            }
+        };
+        if tokio::time::timeout(drain_within, drained).await.is_err() {
+            warn!(timeout = ?drain_within, "lines still on their way to this node were not all delivered");
+        }
+    }
     broker.backend.node_stopping(&broker.roster);
     let bye = encode_line(ServerLine::Bye("server shutting down".to_owned()));
     for (_, peer) in broker.roster.peers() {
@@ -230,6 +253,11 @@ pub struct Broker {
     answers: Answers,
     /// Peers that could not take a line, to remove once nothing iterates the roster.
     failed: Vec<ConnId>,
+    /// Shutting down: presence from elsewhere is no longer told (nobody is sent `left`
+    /// at shutdown).
+    stopping: bool,
+    /// Shutting down, and everything sent here before has come.
+    drained: bool,
 }
 
 impl Broker {
@@ -252,6 +280,8 @@ impl Broker {
             backend,
             answers: Answers::new(),
             failed: Vec::new(),
+            stopping: false,
+            drained: false,
         }
     }
 
@@ -345,6 +375,9 @@ impl Broker {
 
     /// Acts on what the backend said: the one place where both modes' deliveries land.
     fn answer(&mut self, answer: Answer) {
+        if self.stopping && is_presence(&answer) {
+            return;
+        }
         match answer {
             Answer::Reply { to, lines } => self.deliver(to, &lines),
             Answer::ToUser { folded, lines } => {
@@ -383,6 +416,7 @@ impl Broker {
                 full,
                 unknown,
             } => self.direct_failed(to, stored, full, unknown),
+            Answer::Drained => self.drained = true,
             Answer::Attempt { reply, auth } => {
                 let _ = reply.send(auth);
             }
@@ -468,6 +502,16 @@ impl Broker {
         };
         self.backend
             .depart(departure, &self.roster, &mut self.answers);
+    }
+}
+
+/// Whether `answer` only tells who came or went: `joined` and `left`, for everyone or
+/// for a room.
+fn is_presence(answer: &Answer) -> bool {
+    match answer {
+        Answer::Room { id, .. } => id.is_none(),
+        Answer::ToAll { lines } => lines.starts_with(b"left ") || lines.starts_with(b"joined "),
+        _ => false,
     }
 }
 

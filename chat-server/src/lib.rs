@@ -118,7 +118,10 @@ pub async fn run(
     // Not on the tracker: the broker's end is awaited without the clients' timeout, since
     // it waits only for the store (every accepted message reaches the disk) and for
     // Redis, which the cluster backend gives up on by itself.
-    let broker = tokio::spawn(broker::broker_loop(broker_rx, broker));
+    // Half the shutdown time at most for lines on their way from other nodes, half for
+    // what this node hands Redis last.
+    let drain_within = config.shutdown_timeout / 2;
+    let broker = tokio::spawn(broker::broker_loop(broker_rx, broker, drain_within));
 
     let shutdown_timeout = config.shutdown_timeout;
     let accept = listener::accept_loop(

@@ -106,14 +106,7 @@ async fn shutdown_returns_after_the_timeout_even_if_a_client_never_reads(mode: M
     drop(stuck);
 }
 
-both_modes!(
-    nobody_is_sent_left_at_shutdown,
-    cluster_ignore = "cluster drift, intermittent: when every node stops at once, a node may \
-    still pass on another node's departures before its own `bye:` (its broker takes answers \
-    until its own readers stop, while the other node's node_stopping publishes `left`): the \
-    sender on node 0 got [\"left stuck\", \"bye: server shutting down\"]; seen twice in about \
-    190 runs of this and the next test's scenario"
-);
+both_modes!(nobody_is_sent_left_at_shutdown);
 async fn nobody_is_sent_left_at_shutdown(mode: Mode) {
     let chat = Chat::start(
         mode,
@@ -130,13 +123,7 @@ async fn nobody_is_sent_left_at_shutdown(mode: Mode) {
     drop(stuck);
 }
 
-both_modes!(
-    shutdown_delivers_every_line_already_routed_then_bye,
-    cluster_ignore = "cluster drift: at shutdown a node stops reading Redis, so lines another \
-    node routed to its users before the shutdown are lost: in about 4 runs in 10 the reader \
-    on node 1 got only 0 to 893 of the 900 lines the sender's /who had answered for, then \
-    `bye:` (`got.len()` 1 to 894, not 901)"
-);
+both_modes!(shutdown_delivers_every_line_already_routed_then_bye);
 async fn shutdown_delivers_every_line_already_routed_then_bye(mode: Mode) {
     let chat = Chat::start(mode, quiet()).await;
     // Reads nothing until the shutdown, so most of what it is sent waits in its queue.

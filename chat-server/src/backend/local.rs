@@ -408,6 +408,10 @@ impl Backend for Local {
         }
     }
 
+    fn drain(&mut self, out: &mut Answers) {
+        out.push_back(Answer::Drained);
+    }
+
     fn node_stopping(&mut self, _here: &Roster) {}
 
     fn finish(self: Box<Self>) -> BoxFuture<'static, ()> {

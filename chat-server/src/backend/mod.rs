@@ -116,6 +116,8 @@ pub enum Answer {
         /// Why, for `error:`.
         reason: String,
     },
+    /// Everything sent to this node before [`Backend::drain`] was asked has come.
+    Drained,
     /// An account was registered or changed elsewhere.
     Account(Account),
     /// These folded names are now held elsewhere: their users here are told `bye` with
@@ -297,6 +299,9 @@ pub trait Backend: Send + std::fmt::Debug {
     /// Hands on what the turn buffered; called after each turn of the broker.
     fn flush(&mut self);
 
+    /// This node is stopping: everything already sent to it from elsewhere is to be
+    /// delivered, then [`Answer::Drained`].
+    fn drain(&mut self, out: &mut Answers);
     /// This node stops while `here` are online: tell the others they left (nothing to
     /// do when this process is the whole chat).
     fn node_stopping(&mut self, here: &Roster);

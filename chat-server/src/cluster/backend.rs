@@ -100,6 +100,7 @@ pub(super) enum Cmd {
     },
     History(HistoryAsk),
     PutAccount(Account),
+    Drain,
 }
 
 impl Cmd {
@@ -129,7 +130,8 @@ impl Cmd {
             | Self::Admit { .. }
             | Self::Withdraw { .. }
             | Self::Depart { .. }
-            | Self::PutAccount(_) => None,
+            | Self::PutAccount(_)
+            | Self::Drain => None,
         }
     }
 }
@@ -265,7 +267,8 @@ impl Redis {
             token,
             publisher,
             others,
-            shutdown_timeout: config.shutdown_timeout,
+            // The other half of the shutdown time goes to draining what comes in.
+            shutdown_timeout: config.shutdown_timeout / 2,
         })
     }
 
@@ -432,6 +435,10 @@ impl Backend for Redis {
     }
 
     fn flush(&mut self) {}
+
+    fn drain(&mut self, _out: &mut Answers) {
+        self.send(Cmd::Drain);
+    }
 
     fn node_stopping(&mut self, here: &Roster) {
         // Only this node stops: the other nodes' users see this node's users leave

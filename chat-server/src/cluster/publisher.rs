@@ -340,6 +340,7 @@ impl Publisher {
                 Cmd::PutAccount(account) => {
                     warn!(name = %account.name, "Redis is down: an account change was not stored");
                 }
+                Cmd::Drain => self.answer(Answer::Drained).await,
                 _ => {}
             },
         }
@@ -444,6 +445,25 @@ impl Publisher {
                 last_here,
             } => self.part_room(from, room, name, last_here).await,
             Cmd::Reply { to, lines } => self.reply(to, &lines).await,
+            Cmd::Drain => {
+                // Behind everything Redis sent this node before it; if it cannot go
+                // out, nothing more will come in either.
+                let channel = node_channel(&self.node);
+                let mut payload = BytesMut::new();
+                node_record(&mut payload, 'd', "0", b"");
+                let sent = self
+                    .ask(async |redis| {
+                        redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(&payload[..])
+                            .query_async::<i64>(redis)
+                            .await
+                    })
+                    .await;
+                if sent.is_none() {
+                    self.answer(Answer::Drained).await;
+                }
+            }
             Cmd::Who { from } => match self.ask(async |redis| queries::who(redis).await).await {
                 Some(names) => {
                     self.reply(from, &encode_line(ServerLine::Users(names)))

@@ -58,8 +58,8 @@ pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines
 
 /// One record of a node channel's payload: `<kind> <length> <target>\n<bytes>`, where
 /// the kind is `u` (for the user with that folded name), `r` (a reply to that
-/// connection), `h` (its history reply) or `a` (that connection is admitted; written by
-/// a script). A payload holds one or more. The target goes last: a folded name may
+/// connection), `h` (its history reply), `a` (that connection is admitted; written by
+/// a script) or `d` (the node is stopping and has now heard everything sent before). A payload holds one or more. The target goes last: a folded name may
 /// hold a space (NFKC makes one of `¨`).
 pub(super) fn node_record(out: &mut BytesMut, kind: char, target: &str, lines: &[u8]) {
     out.extend_from_slice(format!("{kind} {} {target}\n", lines.len()).as_bytes());
@@ -258,6 +258,7 @@ fn decode_records(mut payload: &[u8]) -> Vec<Answer> {
                     answers.push(Answer::Reply { to, lines });
                 }
             }
+            "d" => answers.push(Answer::Drained),
             "h" => {
                 if let Ok(to) = target.parse() {
                     answers.push(Answer::History { to, lines });
