@@ -170,6 +170,15 @@ pub async fn broker_loop(
             );
         }
     }
+    stop(broker, later, drain_within).await;
+}
+
+/// The broker's end, once every reader has stopped: see [`broker_loop`].
+async fn stop(
+    mut broker: Broker,
+    mut later: Option<mpsc::Receiver<Answer>>,
+    drain_within: Duration,
+) {
     // Every reader has stopped, so everything anyone here sent is routed; what others
     // sent this node's users before now is still delivered. Queue the farewell behind
     // it; dropping the roster then closes every queue and the writers finish.

@@ -389,38 +389,9 @@ impl Publisher {
     async fn run(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Attempt(attempt) => self.attempt(attempt).await,
-            Cmd::Forgive { name, addr } => {
-                let [by_name, by_addr] = throttle_keys(&name, addr);
-                self.ask(async |redis| {
-                    redis::pipe()
-                        .cmd("RPOP")
-                        .arg(&by_name)
-                        .ignore()
-                        .cmd("RPOP")
-                        .arg(&by_addr)
-                        .ignore()
-                        .query_async::<()>(redis)
-                        .await
-                })
-                .await;
-            }
+            Cmd::Forgive { name, addr } => self.forgive(name, addr).await,
             Cmd::Admit { conn, name } => self.admit(conn, name).await,
-            Cmd::Withdraw { conn, name } => {
-                // What admitting announced elsewhere is taken back; nobody here heard it.
-                let farewell = (self.settings.presence == Presence::All).then(|| {
-                    let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
-                    payload.extend_from_slice(&encode_line(ServerLine::Left(name.clone())));
-                    payload.freeze()
-                });
-                let departure = Departure {
-                    conn,
-                    name,
-                    rooms: Vec::new(),
-                    farewell: None,
-                    queue: None,
-                };
-                self.depart(departure, farewell).await;
-            }
+            Cmd::Withdraw { conn, name } => self.withdraw(conn, name).await,
             Cmd::Depart {
                 departure,
                 last_here,
@@ -445,25 +416,66 @@ impl Publisher {
                 last_here,
             } => self.part_room(from, room, name, last_here).await,
             Cmd::Reply { to, lines } => self.reply(to, &lines).await,
-            Cmd::Drain => {
-                // Behind everything Redis sent this node before it; if it cannot go
-                // out, nothing more will come in either.
-                let channel = node_channel(&self.node);
-                let mut payload = BytesMut::new();
-                node_record(&mut payload, 'd', "0", b"");
-                let sent = self
-                    .ask(async |redis| {
-                        redis::cmd("PUBLISH")
-                            .arg(&channel)
-                            .arg(&payload[..])
-                            .query_async::<i64>(redis)
-                            .await
-                    })
+            Cmd::Drain => self.drain().await,
+            query @ (Cmd::Who { .. } | Cmd::Names { .. } | Cmd::Rooms { .. }) => {
+                self.query(query).await;
+            }
+            Cmd::History(ask) => self.history(ask).await,
+            Cmd::PutAccount(account) => {
+                let stored = self
+                    .ask(async |redis| mail::put_account(redis, &account).await)
                     .await;
-                if sent.is_none() {
-                    self.answer(Answer::Drained).await;
+                if stored.is_none() {
+                    warn!(name = %account.name, "could not store an account in Redis");
                 }
             }
+            batched @ (Cmd::ToOthers { .. } | Cmd::Direct(_) | Cmd::Say { .. }) => {
+                self.pipeline(vec![batched]).await;
+            }
+        }
+    }
+
+    /// Takes back the attempt counted for a password that matched.
+    async fn forgive(&mut self, name: UserName, addr: std::net::IpAddr) {
+        let [by_name, by_addr] = throttle_keys(&name, addr);
+        self.ask(async |redis| {
+            redis::pipe()
+                .cmd("RPOP")
+                .arg(&by_name)
+                .ignore()
+                .cmd("RPOP")
+                .arg(&by_addr)
+                .ignore()
+                .query_async::<()>(redis)
+                .await
+        })
+        .await;
+    }
+
+    /// Publishes the marker behind which everything sent to this node has come.
+    async fn drain(&mut self) {
+        // Behind everything Redis sent this node before it; if it cannot go
+        // out, nothing more will come in either.
+        let channel = node_channel(&self.node);
+        let mut payload = BytesMut::new();
+        node_record(&mut payload, 'd', "0", b"");
+        let sent = self
+            .ask(async |redis| {
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(&payload[..])
+                    .query_async::<i64>(redis)
+                    .await
+            })
+            .await;
+        if sent.is_none() {
+            self.answer(Answer::Drained).await;
+        }
+    }
+
+    /// `/who`, `/names` and `/rooms`, answered on this node's channel.
+    async fn query(&mut self, cmd: Cmd) {
+        match cmd {
             Cmd::Who { from } => match self.ask(async |redis| queries::who(redis).await).await {
                 Some(names) => {
                     self.reply(from, &encode_line(ServerLine::Users(names)))
@@ -499,18 +511,7 @@ impl Publisher {
                     None => self.unavailable(from).await,
                 }
             }
-            Cmd::History(ask) => self.history(ask).await,
-            Cmd::PutAccount(account) => {
-                let stored = self
-                    .ask(async |redis| mail::put_account(redis, &account).await)
-                    .await;
-                if stored.is_none() {
-                    warn!(name = %account.name, "could not store an account in Redis");
-                }
-            }
-            batched @ (Cmd::ToOthers { .. } | Cmd::Direct(_) | Cmd::Say { .. }) => {
-                self.pipeline(vec![batched]).await;
-            }
+            _ => {}
         }
     }
 
@@ -607,6 +608,24 @@ impl Publisher {
             }
         };
         self.answer(answer).await;
+    }
+
+    /// An admission the broker did not complete: the name is free again, and what
+    /// admitting announced elsewhere is taken back (nobody here heard it).
+    async fn withdraw(&mut self, conn: ConnId, name: UserName) {
+        let farewell = (self.settings.presence == Presence::All).then(|| {
+            let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
+            payload.extend_from_slice(&encode_line(ServerLine::Left(name.clone())));
+            payload.freeze()
+        });
+        let departure = Departure {
+            conn,
+            name,
+            rooms: Vec::new(),
+            farewell: None,
+            queue: None,
+        };
+        self.depart(departure, farewell).await;
     }
 
     /// Runs [`DEPART`]: the name is free, and the room lines and the farewell (a
