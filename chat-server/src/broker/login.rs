@@ -173,7 +173,10 @@ impl Broker {
                 ServerLine::Registered(name)
             }
         };
-        self.deliver(id, &encode_line(reply));
+        // Behind the account's way to every node: once its owner reads the answer, any
+        // node that answers a `/who` afterwards knows the account.
+        self.backend
+            .reply_after(id, encode_line(reply), &mut self.answers);
     }
 
     pub(super) fn set_password(&mut self, id: ConnId, phc: String) {
@@ -193,6 +196,9 @@ impl Broker {
                 }
             },
         };
-        self.deliver(id, &encode_line(reply));
+        // Behind the account's way to every node: once its owner reads the answer, any
+        // node that answers a `/who` afterwards knows the account.
+        self.backend
+            .reply_after(id, encode_line(reply), &mut self.answers);
     }
 }
