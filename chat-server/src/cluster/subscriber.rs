@@ -98,37 +98,8 @@ pub(super) async fn subscriber(
                 Some(pubsub) => pubsub,
                 None => subscribe(&client, &node).await?,
             };
-            let (mut sink, mut stream) = pubsub.split();
-            for room in &rooms {
-                sink.subscribe(rooms::channel(room)).await?;
-            }
-            info!(%node, rooms = rooms.len(), "subscribed to the cluster");
             backoff = Duration::from_millis(100);
-            loop {
-                tokio::select! {
-                    message = stream.next() => {
-                        let Some(message) = message else { return Ok::<_, redis::RedisError>(()) };
-                        for answer in decode(&message, &node) {
-                            if answers.send(answer).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                    }
-                    cmd = cmds.recv() => match cmd {
-                        None => return Ok(()),
-                        Some(SubCmd::Room(room, done)) => {
-                            let subscribed = sink.subscribe(rooms::channel(&room)).await;
-                            rooms.insert(room);
-                            let _ = done.send(subscribed.is_ok());
-                            subscribed?;
-                        }
-                        Some(SubCmd::Leave(room)) => {
-                            rooms.remove(&room);
-                            sink.unsubscribe(rooms::channel(&room)).await?;
-                        }
-                    },
-                }
-            }
+            read(pubsub, &node, &answers, &mut cmds, &mut rooms).await
         };
         tokio::select! {
             () = token.cancelled() => return,
@@ -138,27 +109,79 @@ pub(super) async fn subscriber(
                 }
             }
         }
-        // While away, room commands are answered at once: not subscribed, but remembered
-        // (or forgotten) for the next session.
-        let pause = tokio::time::sleep(backoff);
-        tokio::pin!(pause);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                () = &mut pause => break,
-                cmd = cmds.recv() => match cmd {
-                    None => return,
-                    Some(SubCmd::Room(room, done)) => {
-                        rooms.insert(room);
-                        let _ = done.send(false);
-                    }
-                    Some(SubCmd::Leave(room)) => {
-                        rooms.remove(&room);
-                    }
-                },
-            }
+        if !away(backoff, &mut cmds, &mut rooms, &token).await {
+            return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One subscription: subscribes to `rooms` too, then hands the broker what arrives and
+/// follows the publisher's room commands, until the connection or the broker goes.
+async fn read(
+    pubsub: redis::aio::PubSub,
+    node: &str,
+    answers: &mpsc::Sender<Answer>,
+    cmds: &mut mpsc::Receiver<SubCmd>,
+    rooms: &mut HashSet<RoomName>,
+) -> redis::RedisResult<()> {
+    let (mut sink, mut stream) = pubsub.split();
+    for room in rooms.iter() {
+        sink.subscribe(rooms::channel(room)).await?;
+    }
+    info!(%node, rooms = rooms.len(), "subscribed to the cluster");
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { return Ok(()) };
+                for answer in decode(&message, node) {
+                    if answers.send(answer).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                None => return Ok(()),
+                Some(SubCmd::Room(room, done)) => {
+                    let subscribed = sink.subscribe(rooms::channel(&room)).await;
+                    rooms.insert(room);
+                    let _ = done.send(subscribed.is_ok());
+                    subscribed?;
+                }
+                Some(SubCmd::Leave(room)) => {
+                    rooms.remove(&room);
+                    sink.unsubscribe(rooms::channel(&room)).await?;
+                }
+            },
+        }
+    }
+}
+
+/// The pause before subscribing again. Room commands are answered at once meanwhile:
+/// not subscribed, but remembered (or forgotten) for the next session. `false`: stop.
+async fn away(
+    pause: Duration,
+    cmds: &mut mpsc::Receiver<SubCmd>,
+    rooms: &mut HashSet<RoomName>,
+    token: &CancellationToken,
+) -> bool {
+    let pause = tokio::time::sleep(pause);
+    tokio::pin!(pause);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return false,
+            () = &mut pause => return true,
+            cmd = cmds.recv() => match cmd {
+                None => return false,
+                Some(SubCmd::Room(room, done)) => {
+                    rooms.insert(room);
+                    let _ = done.send(false);
+                }
+                Some(SubCmd::Leave(room)) => {
+                    rooms.remove(&room);
+                }
+            },
+        }
     }
 }
 
