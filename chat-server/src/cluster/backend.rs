@@ -186,14 +186,21 @@ impl Settings {
 pub struct Redis {
     /// To the publisher; it ends once this is dropped, after running what is queued.
     cmds: mpsc::UnboundedSender<Cmd>,
+    /// What `cmds` holds, shared with the publisher, which counts commands done.
     queue: Arc<Queue>,
+    /// Until the broker loop takes it: the answers of the publisher, the subscriber and
+    /// the renewer. The broker drops it when it ends, so their sends fail at once.
     answers: Option<mpsc::Receiver<Answer>>,
+    /// Loaded at start, taken by the broker.
     accounts: Option<Vec<Account>>,
     presence: Presence,
-    /// Stops the subscriber and the renewer.
+    /// Cancelled by `finish`: stops the subscriber and the renewer.
     token: CancellationToken,
+    /// Awaited by `finish` (at most `shutdown_timeout`), then aborted.
     publisher: JoinHandle<()>,
+    /// The subscriber and the renewer, awaited by `finish` once `token` is cancelled.
     others: Vec<JoinHandle<()>>,
+    /// How long `finish` gives the publisher: half of `--shutdown-timeout`.
     shutdown_timeout: Duration,
 }
 

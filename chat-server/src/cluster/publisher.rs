@@ -195,9 +195,14 @@ pub(super) struct Publisher {
     pub(super) node: String,
     pub(super) redis: ConnectionManager,
     pub(super) settings: Settings,
+    /// The names this node holds, shared with the renewer.
     pub(super) held: Held,
+    /// Told how many commands are done, so the broker takes requests again.
     pub(super) queue: Arc<Queue>,
+    /// To the broker loop; a send fails once the broker has ended.
     pub(super) answers: mpsc::Sender<Answer>,
+    /// Room subscriptions for the subscriber; dropped with the publisher, which ends
+    /// the subscriber's reading too.
     pub(super) subscriber: mpsc::Sender<SubCmd>,
     /// When Redis stopped answering, while it is down.
     pub(super) down: Option<Instant>,
