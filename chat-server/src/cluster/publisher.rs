@@ -354,31 +354,37 @@ impl Publisher {
     /// Publishes `lines` to this node's own channel for connection `to`: it arrives
     /// behind everything Redis handled before (see the subscriber's docs).
     async fn reply(&mut self, to: ConnId, lines: &[u8]) {
-        self.publish_record('r', to, lines).await;
+        self.reply_as('r', to, lines).await;
     }
 
     /// [`Publisher::reply`] as a record of `kind` (`r`, or `h` for a history reply).
-    async fn publish_record(&mut self, kind: char, to: ConnId, lines: &[u8]) {
-        let mut payload = BytesMut::new();
-        node_record(&mut payload, kind, &to.to_string(), lines);
-        let channel = node_channel(&self.node);
-        let sent = self
-            .ask(async |redis| {
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(&payload[..])
-                    .query_async::<i64>(redis)
-                    .await
-            })
-            .await;
-        if sent.is_none() {
-            let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
-            let answer = match kind {
-                'h' => Answer::History { to, lines },
-                _ => Answer::Reply { to, lines },
-            };
-            self.answer(answer).await;
+    async fn reply_as(&mut self, kind: char, to: ConnId, lines: &[u8]) {
+        if self.publish_record(kind, &to.to_string(), lines).await {
+            return;
         }
+        let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+        let answer = match kind {
+            'h' => Answer::History { to, lines },
+            _ => Answer::Reply { to, lines },
+        };
+        self.answer(answer).await;
+    }
+
+    /// Publishes one record ([`node_record`]) on this node's own channel, where it
+    /// arrives behind everything Redis handled before. `false`: Redis did not take it.
+    async fn publish_record(&mut self, kind: char, target: &str, lines: &[u8]) -> bool {
+        let mut payload = BytesMut::new();
+        node_record(&mut payload, kind, target, lines);
+        let channel = node_channel(&self.node);
+        self.ask(async |redis| {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&payload[..])
+                .query_async::<i64>(redis)
+                .await
+        })
+        .await
+        .is_some()
     }
 
     fn forget(&self, name: &UserName, conn: ConnId) -> Option<Owner> {
@@ -459,21 +465,9 @@ impl Publisher {
 
     /// Publishes the marker behind which everything sent to this node has come.
     async fn drain(&mut self) {
-        // Behind everything Redis sent this node before it; if it cannot go
-        // out, nothing more will come in either.
-        let channel = node_channel(&self.node);
-        let mut payload = BytesMut::new();
-        node_record(&mut payload, 'd', "0", b"");
-        let sent = self
-            .ask(async |redis| {
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(&payload[..])
-                    .query_async::<i64>(redis)
-                    .await
-            })
-            .await;
-        if sent.is_none() {
+        // Behind everything Redis sent this node before it; if it cannot go out,
+        // nothing more will come in either.
+        if !self.publish_record('d', "0", b"").await {
             self.answer(Answer::Drained).await;
         }
     }
@@ -741,7 +735,7 @@ impl Publisher {
             let line = encode_line(ServerLine::Error(
                 "history is off on this server".to_owned(),
             ));
-            return self.publish_record('h', from, &line).await;
+            return self.reply_as('h', from, &line).await;
         }
         let place = place(&key);
         let read = self
@@ -753,7 +747,7 @@ impl Publisher {
                 let oldest = self.settings.oldest();
                 let lines =
                     queries::history_reply(conv, &messages, truncated, latest, oldest, max_bytes);
-                self.publish_record('h', from, &lines).await;
+                self.reply_as('h', from, &lines).await;
             }
             None => {
                 let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
