@@ -126,6 +126,8 @@ async fn kill_9_loses_at_most_the_last_moments_and_never_the_database() {
         "with the ids they were delivered with"
     );
     bob.send("#r: after the crash").await;
+    // Bob's /who reply comes after his line is routed (and so stored).
+    bob.sync().await;
     let mut carol = member(&server, "carol", "#r").await;
     carol.sync().await;
     let after = history(&mut carol, "#r").await;
