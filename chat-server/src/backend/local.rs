@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::error;
 
 use super::{
-    Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HistoryAsk,
+    Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HISTORY_OFF, HistoryAsk,
     MAX_OFFLINE_PER_RECIPIENT,
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
@@ -373,7 +373,7 @@ impl Backend for Local {
         } = ask;
         let failure = self.store.as_ref().and_then(|(s, _)| s.failure());
         let reply = match (&mut self.history, failure) {
-            (None, _) => Err("history is off on this server".to_owned()),
+            (None, _) => Err(HISTORY_OFF.to_owned()),
             (Some(_), Some(failure)) => Err(format!("history is unavailable: {failure}")),
             (Some(history), None) => Ok(history
                 .reply(&key, &conv, range, wall_clock().0, max_bytes)

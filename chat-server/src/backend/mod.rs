@@ -38,6 +38,9 @@ pub enum Auth {
     Refused(String),
 }
 
+/// Why `/history` is refused by a server started with `--history off`, in both modes.
+pub const HISTORY_OFF: &str = "history is off on this server";
+
 /// Direct messages kept for one offline registered user; past this the sender is told
 /// the mailbox is full.
 pub const MAX_OFFLINE_PER_RECIPIENT: usize = 100;

@@ -27,7 +27,7 @@ use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
 };
 use crate::backend::{
-    Answer, Attempt, Auth, Departure, Direct, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
+    Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
 use crate::config::Presence;
 use crate::history::{ConvKey, wall_clock};
@@ -732,9 +732,7 @@ impl Publisher {
             max_bytes,
         } = ask;
         if self.settings.keep == 0 {
-            let line = encode_line(ServerLine::Error(
-                "history is off on this server".to_owned(),
-            ));
+            let line = encode_line(ServerLine::Error(HISTORY_OFF.to_owned()));
             return self.reply_as('h', from, &line).await;
         }
         let place = place(&key);
@@ -808,22 +806,10 @@ impl Publisher {
             slots.push(Slot::Own);
         }
         self.flush_directs(&mut pipe, &mut run, time, now_micros, young);
-        let mut redis = self.redis.clone();
         let answers: Option<Vec<redis::Value>> =
-            match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut redis)).await {
-                Ok(Ok(answers)) => {
-                    self.scripts_loaded = true;
-                    Some(answers)
-                }
-                Ok(Err(e)) => {
-                    self.lost(&e.to_string());
-                    None
-                }
-                Err(_) => {
-                    self.lost("no answer in time");
-                    None
-                }
-            };
+            self.ask(async |redis| pipe.query_async(redis).await).await;
+        // A failure marked Redis down, and with it the scripts as unloaded.
+        self.scripts_loaded |= answers.is_some();
         self.report(batch, &slots, answers).await;
     }
 
