@@ -1,12 +1,14 @@
 //! [`ClientLine`]: the lines a client sends once it is logged in.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use zeroize::Zeroize;
 
+use crate::governance::{parse_flag_changes, write_flag_changes};
 use crate::{
-    Conv, EVERYONE, HistoryRange, MessageId, MessageText, ParseError, Password, RoomName, UserName,
+    Conv, EVERYONE, HistoryRange, MessageId, MessageText, ParseError, Password, Role, RoomMode,
+    RoomName, TopicText, UserName,
 };
 
 /// One line from a logged-in client.
@@ -40,6 +42,77 @@ pub enum ClientLine {
     Register(Password),
     /// `/password <new password>`: change your account's password.
     SetPassword(Password),
+    /// `/op`, `/deop`, `/voice`, `/devoice <#room> <name>`: give or take a role.
+    SetRole {
+        /// The room.
+        room: RoomName,
+        /// The member.
+        name: UserName,
+        /// The role.
+        role: Role,
+        /// Given (`/op`, `/voice`) or taken (`/deop`, `/devoice`).
+        on: bool,
+    },
+    /// `/topic <#room> [text]`: ask for the topic, or set it.
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// The new topic; `None` asks.
+        text: Option<TopicText>,
+    },
+    /// `/mode <#room> [±flags]`: ask for the room's modes, or change them.
+    Mode {
+        /// The room.
+        room: RoomName,
+        /// The changes in the order written; empty asks.
+        changes: Vec<(bool, RoomMode)>,
+    },
+    /// `/kick <#room> <name> [reason]`: remove a member.
+    Kick {
+        /// The room.
+        room: RoomName,
+        /// The member.
+        name: UserName,
+        /// Why, if given.
+        reason: Option<MessageText>,
+    },
+    /// `/ban` or `/unban <#room> <name>`.
+    Ban {
+        /// The room.
+        room: RoomName,
+        /// The name banned or let back.
+        name: UserName,
+        /// Banned (`/ban`) or let back (`/unban`).
+        on: bool,
+    },
+    /// `/bans <#room>`: ask for the room's bans.
+    Bans(RoomName),
+    /// `/invite <name> <#room>`: let someone join an invite-only room once.
+    Invite {
+        /// Who is invited.
+        name: UserName,
+        /// The room.
+        room: RoomName,
+    },
+    /// `/register-room <#room>`: keep the room, with you as its founder.
+    RegisterRoom(RoomName),
+    /// `/unregister-room <#room>`: stop keeping the room.
+    UnregisterRoom(RoomName),
+    /// `/kill <name> [reason]` (server operators): disconnect a user.
+    Kill {
+        /// The user.
+        name: UserName,
+        /// Why, if given.
+        reason: Option<MessageText>,
+    },
+    /// `/suspend` or `/unsuspend <name>` (server operators): bar an account from logging
+    /// in, or let it back.
+    Suspend {
+        /// The account.
+        name: UserName,
+        /// Suspended (`/suspend`) or let back (`/unsuspend`).
+        on: bool,
+    },
 }
 
 /// One destination of a message.
@@ -120,8 +193,129 @@ fn parse_command(line: &str) -> Result<ClientLine, ParseError> {
         "/part" => room("/part <#room>").map(ClientLine::Part),
         "/names" => room("/names <#room>").map(ClientLine::Names),
         "/history" => parse_history(&args),
+        "/bans" => room("/bans <#room>").map(ClientLine::Bans),
+        "/register-room" => room("/register-room <#room>").map(ClientLine::RegisterRoom),
+        "/unregister-room" => room("/unregister-room <#room>").map(ClientLine::UnregisterRoom),
+        "/op" | "/deop" | "/voice" | "/devoice" => {
+            let usage = match command {
+                "/op" => "/op <#room> <name>",
+                "/deop" => "/deop <#room> <name>",
+                "/voice" => "/voice <#room> <name>",
+                _ => "/devoice <#room> <name>",
+            };
+            let [room, name] = args[..] else {
+                return Err(ParseError::Usage(usage));
+            };
+            Ok(ClientLine::SetRole {
+                room: RoomName::parse(room)?,
+                name: UserName::parse(name)?,
+                role: if command.ends_with("op") {
+                    Role::Op
+                } else {
+                    Role::Voiced
+                },
+                on: !command.starts_with("/de"),
+            })
+        }
+        "/ban" | "/unban" => {
+            let usage = if command == "/ban" {
+                "/ban <#room> <name>"
+            } else {
+                "/unban <#room> <name>"
+            };
+            let [room, name] = args[..] else {
+                return Err(ParseError::Usage(usage));
+            };
+            Ok(ClientLine::Ban {
+                room: RoomName::parse(room)?,
+                name: UserName::parse(name)?,
+                on: command == "/ban",
+            })
+        }
+        "/suspend" | "/unsuspend" => {
+            let usage = if command == "/suspend" {
+                "/suspend <name>"
+            } else {
+                "/unsuspend <name>"
+            };
+            let [name] = args[..] else {
+                return Err(ParseError::Usage(usage));
+            };
+            Ok(ClientLine::Suspend {
+                name: UserName::parse(name)?,
+                on: command == "/suspend",
+            })
+        }
+        "/invite" => {
+            let [name, room] = args[..] else {
+                return Err(ParseError::Usage("/invite <name> <#room>"));
+            };
+            Ok(ClientLine::Invite {
+                name: UserName::parse(name)?,
+                room: RoomName::parse(room)?,
+            })
+        }
+        "/mode" => match args[..] {
+            [room] => Ok(ClientLine::Mode {
+                room: RoomName::parse(room)?,
+                changes: Vec::new(),
+            }),
+            [room, changes] => Ok(ClientLine::Mode {
+                room: RoomName::parse(room)?,
+                changes: parse_flag_changes(changes)?,
+            }),
+            _ => Err(ParseError::Usage("/mode <#room> [+|-imst]")),
+        },
+        "/topic" => {
+            let Some(room) = args.first() else {
+                return Err(ParseError::Usage("/topic <#room> [text]"));
+            };
+            let room = RoomName::parse(room)?;
+            let text = match rest_after(line, 2) {
+                "" => None,
+                text => Some(TopicText::parse(text)?),
+            };
+            Ok(ClientLine::Topic { room, text })
+        }
+        "/kick" => {
+            let (Some(room), Some(name)) = (args.first(), args.get(1)) else {
+                return Err(ParseError::Usage("/kick <#room> <name> [reason]"));
+            };
+            Ok(ClientLine::Kick {
+                room: RoomName::parse(room)?,
+                name: UserName::parse(name)?,
+                reason: reason(rest_after(line, 3))?,
+            })
+        }
+        "/kill" => {
+            let Some(name) = args.first() else {
+                return Err(ParseError::Usage("/kill <name> [reason]"));
+            };
+            Ok(ClientLine::Kill {
+                name: UserName::parse(name)?,
+                reason: reason(rest_after(line, 2))?,
+            })
+        }
         _ => Err(ParseError::UnknownCommand(command.to_owned())),
     }
+}
+
+/// What follows the first `words` words of `line`, trimmed.
+fn rest_after(line: &str, words: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..words {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest = rest[end..].trim_start();
+    }
+    rest.trim_end()
+}
+
+/// An optional reason: none when empty.
+fn reason(text: &str) -> Result<Option<MessageText>, ParseError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    MessageText::parse(text).map(Some)
 }
 
 fn parse_history(args: &[&str]) -> Result<ClientLine, ParseError> {
@@ -218,7 +412,61 @@ impl fmt::Display for ClientLine {
             },
             Self::Register(password) => write!(f, "/register {password}"),
             Self::SetPassword(password) => write!(f, "/password {password}"),
+            Self::SetRole {
+                room,
+                name,
+                role,
+                on,
+            } => {
+                let command = match (role, on) {
+                    (Role::Op, true) => "/op",
+                    (Role::Op, false) => "/deop",
+                    (Role::Voiced, true) => "/voice",
+                    (Role::Voiced, false) => "/devoice",
+                };
+                write!(f, "{command} {room} {name}")
+            }
+            Self::Topic { room, text: None } => write!(f, "/topic {room}"),
+            Self::Topic {
+                room,
+                text: Some(text),
+            } => write!(f, "/topic {room} {text}"),
+            Self::Mode { room, changes } => {
+                write!(f, "/mode {room}")?;
+                if !changes.is_empty() {
+                    f.write_char(' ')?;
+                    write_flag_changes(f, changes)?;
+                }
+                Ok(())
+            }
+            Self::Kick { room, name, reason } => {
+                write!(f, "/kick {room} {name}")?;
+                write_reason(f, reason.as_ref())
+            }
+            Self::Ban { room, name, on } => {
+                let command = if *on { "/ban" } else { "/unban" };
+                write!(f, "{command} {room} {name}")
+            }
+            Self::Bans(room) => write!(f, "/bans {room}"),
+            Self::Invite { name, room } => write!(f, "/invite {name} {room}"),
+            Self::RegisterRoom(room) => write!(f, "/register-room {room}"),
+            Self::UnregisterRoom(room) => write!(f, "/unregister-room {room}"),
+            Self::Kill { name, reason } => {
+                write!(f, "/kill {name}")?;
+                write_reason(f, reason.as_ref())
+            }
+            Self::Suspend { name, on } => {
+                let command = if *on { "/suspend" } else { "/unsuspend" };
+                write!(f, "{command} {name}")
+            }
         }
+    }
+}
+
+fn write_reason(f: &mut impl fmt::Write, reason: Option<&MessageText>) -> fmt::Result {
+    match reason {
+        Some(reason) => write!(f, " {reason}"),
+        None => Ok(()),
     }
 }
 
@@ -321,6 +569,137 @@ pub(crate) mod tests {
         for (line, want) in cases {
             assert_eq!(line.parse::<ClientLine>(), Ok(want), "{line:?}");
         }
+    }
+
+    #[test]
+    fn parses_governance_lines() {
+        let name = |s| UserName::parse(s).unwrap();
+        let cases = [
+            (
+                "/deop #rust bob",
+                ClientLine::SetRole {
+                    room: room("#rust"),
+                    name: name("bob"),
+                    role: Role::Op,
+                    on: false,
+                },
+            ),
+            (
+                "/voice #rust bob",
+                ClientLine::SetRole {
+                    room: room("#rust"),
+                    name: name("bob"),
+                    role: Role::Voiced,
+                    on: true,
+                },
+            ),
+            (
+                "/topic #rust",
+                ClientLine::Topic {
+                    room: room("#rust"),
+                    text: None,
+                },
+            ),
+            (
+                "/topic  #rust   Rust:  the  language ",
+                ClientLine::Topic {
+                    room: room("#rust"),
+                    text: Some(TopicText::parse("Rust:  the  language").unwrap()),
+                },
+            ),
+            (
+                "/mode #rust +mi",
+                ClientLine::Mode {
+                    room: room("#rust"),
+                    changes: vec![(true, RoomMode::Moderated), (true, RoomMode::InviteOnly)],
+                },
+            ),
+            (
+                "/mode #rust",
+                ClientLine::Mode {
+                    room: room("#rust"),
+                    changes: vec![],
+                },
+            ),
+            (
+                "/kick #rust eve",
+                ClientLine::Kick {
+                    room: room("#rust"),
+                    name: name("eve"),
+                    reason: None,
+                },
+            ),
+            (
+                "/kick #rust eve  spam: again ",
+                ClientLine::Kick {
+                    room: room("#rust"),
+                    name: name("eve"),
+                    reason: Some(MessageText::parse("spam: again").unwrap()),
+                },
+            ),
+            (
+                "/unban #rust eve",
+                ClientLine::Ban {
+                    room: room("#rust"),
+                    name: name("eve"),
+                    on: false,
+                },
+            ),
+            ("/bans #rust", ClientLine::Bans(room("#rust"))),
+            (
+                "/invite bob #rust",
+                ClientLine::Invite {
+                    name: name("bob"),
+                    room: room("#rust"),
+                },
+            ),
+            (
+                "/register-room #rust",
+                ClientLine::RegisterRoom(room("#rust")),
+            ),
+            (
+                "/unregister-room #rust",
+                ClientLine::UnregisterRoom(room("#rust")),
+            ),
+            (
+                "/kill eve flooding",
+                ClientLine::Kill {
+                    name: name("eve"),
+                    reason: Some(MessageText::parse("flooding").unwrap()),
+                },
+            ),
+            (
+                "/suspend eve",
+                ClientLine::Suspend {
+                    name: name("eve"),
+                    on: true,
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(line.parse::<ClientLine>(), Ok(want), "{line:?}");
+        }
+        let refused = [
+            ("/op #rust", ParseError::Usage("/op <#room> <name>")),
+            (
+                "/kick #rust",
+                ParseError::Usage("/kick <#room> <name> [reason]"),
+            ),
+            ("/mode #rust +q", ParseError::InvalidModes("+q".into())),
+            ("/mode #rust mi", ParseError::InvalidModes("mi".into())),
+            (
+                "/invite #rust bob",
+                ParseError::Name(crate::NameError::InvalidChar('#')),
+            ),
+            ("/topic", ParseError::Usage("/topic <#room> [text]")),
+            ("/topic rust x", ParseError::InvalidRoom("rust".into())),
+            ("/kick #rust eve a\x1bb", ParseError::ControlCharacter),
+        ];
+        for (line, want) in refused {
+            assert_eq!(line.parse::<ClientLine>(), Err(want), "{line:?}");
+        }
+        let long = format!("/topic #rust {}", "x".repeat(391));
+        assert_eq!(long.parse::<ClientLine>(), Err(ParseError::TopicTooLong));
     }
 
     #[test]
@@ -441,6 +820,51 @@ pub(crate) mod tests {
             (conv_strategy(), range).prop_map(|(conv, range)| ClientLine::History { conv, range }),
             (prop::collection::vec(recipient, 1..5), text_strategy())
                 .prop_map(|(to, text)| ClientLine::Send { to, text }),
+            governance_strategy(),
+        ]
+    }
+
+    fn governance_strategy() -> impl Strategy<Value = ClientLine> {
+        let role = prop::sample::select(vec![Role::Op, Role::Voiced]);
+        let topic = "\\PC{1,100}".prop_filter_map("not a topic", |s| TopicText::parse(&s).ok());
+        let mode = crate::governance::tests::mode_strategy;
+        prop_oneof![
+            (room_strategy(), name_strategy(), role, any::<bool>()).prop_map(
+                |(room, name, role, on)| ClientLine::SetRole {
+                    room,
+                    name,
+                    role,
+                    on
+                }
+            ),
+            (room_strategy(), prop::option::of(topic))
+                .prop_map(|(room, text)| ClientLine::Topic { room, text }),
+            (
+                room_strategy(),
+                prop::collection::vec((any::<bool>(), mode()), 0..5)
+            )
+                .prop_map(|(room, changes)| ClientLine::Mode { room, changes }),
+            (
+                room_strategy(),
+                name_strategy(),
+                prop::option::of(text_strategy())
+            )
+                .prop_map(|(room, name, reason)| ClientLine::Kick {
+                    room,
+                    name,
+                    reason
+                }),
+            (room_strategy(), name_strategy(), any::<bool>())
+                .prop_map(|(room, name, on)| ClientLine::Ban { room, name, on }),
+            room_strategy().prop_map(ClientLine::Bans),
+            (name_strategy(), room_strategy())
+                .prop_map(|(name, room)| ClientLine::Invite { name, room }),
+            room_strategy().prop_map(ClientLine::RegisterRoom),
+            room_strategy().prop_map(ClientLine::UnregisterRoom),
+            (name_strategy(), prop::option::of(text_strategy()))
+                .prop_map(|(name, reason)| ClientLine::Kill { name, reason }),
+            (name_strategy(), any::<bool>())
+                .prop_map(|(name, on)| ClientLine::Suspend { name, on }),
         ]
     }
 

@@ -64,6 +64,12 @@ pub enum ParseError {
     /// A known command with missing or extra arguments; holds the command's synopsis.
     #[error("usage: {0}")]
     Usage(&'static str),
+    /// Room modes or mode changes that are not `+`/`-` and letters of `imst`.
+    #[error("invalid modes {0:?} (expected + or - and letters of imst)")]
+    InvalidModes(String),
+    /// A topic longer than [`MAX_TOPIC_BYTES`](crate::MAX_TOPIC_BYTES).
+    #[error("topic is longer than {} bytes", crate::MAX_TOPIC_BYTES)]
+    TopicTooLong,
     /// A server line of a kind this protocol version does not know.
     #[error("unknown server line")]
     UnknownServerLine,

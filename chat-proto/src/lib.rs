@@ -1,10 +1,12 @@
-//! The chat line protocol, version 2 (`docs/protocol.md`): pure types, no sockets, no tasks.
+//! The chat line protocol, version 3 (`docs/protocol.md`): pure types, no sockets, no tasks.
 //!
 //! - [`name`]: [`UserName`], a login name validated on construction.
 //! - [`account`]: [`LoginLine`] (`name` or `name password`) and [`Password`].
 //! - [`room`]: [`RoomName`] (`#rust`) and [`Conv`], a room or a direct conversation.
 //! - [`history`]: [`MessageId`], [`Timestamp`] and [`HistoryRange`].
 //! - [`text`]: [`MessageText`], message text free of control characters.
+//! - [`governance`]: [`Role`], [`RoomModes`], [`ModeChange`], [`Setter`] and
+//!   [`TopicText`], for rooms people govern (version 3).
 //! - [`client`]: [`ClientLine`], what a client sends after login (`bob,carol: hi`, `/who`).
 //! - [`server`]: [`ServerLine`], what the server sends (`welcome`, `from`, `joined`, ...).
 //!   [`FromLine`] and [`HistoryLine`] format the two hot lines from borrowed parts.
@@ -19,6 +21,7 @@ pub mod account;
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod governance;
 pub mod history;
 pub mod name;
 pub mod room;
@@ -29,10 +32,11 @@ pub use account::{LoginLine, MIN_PASSWORD_BYTES, Password};
 pub use client::{ClientLine, Recipient};
 pub use codec::{LineCodec, encode_line};
 pub use error::{CodecError, NameError, ParseError};
+pub use governance::{MAX_TOPIC_BYTES, ModeChange, Role, RoomMode, RoomModes, Setter, TopicText};
 pub use history::{DEFAULT_HISTORY_LINES, HistoryRange, MAX_HISTORY_LINES, MessageId, Timestamp};
 pub use name::UserName;
 pub use room::{Conv, RoomName};
-pub use server::{FromLine, HistoryEntry, HistoryLine, Scope, ServerLine};
+pub use server::{FromLine, HistoryEntry, HistoryLine, Scope, ServerLine, TopicInfo};
 pub use text::MessageText;
 
 /// Default longest line in bytes, not counting the `\n` or `\r\n` that ends it.

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Conv, MessageId, MessageText, ParseError, RoomName, Timestamp, UserName};
+use crate::{
+    Conv, MessageId, MessageText, ModeChange, ParseError, Role, RoomModes, RoomName, Setter,
+    Timestamp, TopicText, UserName,
+};
 
 /// One line from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,87 @@ pub enum ServerLine {
     Error(String),
     /// `bye: <reason>`: the server is closing this connection on purpose.
     Bye(String),
+    /// `roles <#room> @<op>,+<voiced>,...`: the members with a role, sorted bytewise by
+    /// name (`roles <#room>` alone when none).
+    Roles {
+        /// The room.
+        room: RoomName,
+        /// Each member with a role.
+        members: Vec<(Role, UserName)>,
+    },
+    /// `topic <#room> <setter> <time>: <text>`, or `topic <#room>` when none is set.
+    Topic {
+        /// The room.
+        room: RoomName,
+        /// The topic, if set.
+        topic: Option<TopicInfo>,
+    },
+    /// `mode <#room> +<flags>`: the room's modes, in answer to `/mode <#room>`.
+    Modes {
+        /// The room.
+        room: RoomName,
+        /// The set flags.
+        modes: RoomModes,
+    },
+    /// `mode <#room> <setter> <change>`: a flag, role or ban changed.
+    Mode {
+        /// The room.
+        room: RoomName,
+        /// Who changed it.
+        setter: Setter,
+        /// What changed.
+        change: ModeChange,
+    },
+    /// `kicked <#room> <name> <setter>: [reason]`: someone was removed from a room.
+    Kicked {
+        /// The room.
+        room: RoomName,
+        /// Who was removed.
+        name: UserName,
+        /// Who removed them.
+        setter: Setter,
+        /// Why, if they said.
+        reason: Option<MessageText>,
+    },
+    /// `bans <#room> <a>,<b>,...`: the room's bans, sorted bytewise.
+    Bans {
+        /// The room.
+        room: RoomName,
+        /// The banned names.
+        names: Vec<UserName>,
+    },
+    /// `invited <#room> <setter>`: the reader may join an invite-only room, once.
+    Invited {
+        /// The room.
+        room: RoomName,
+        /// Who invited them.
+        by: UserName,
+    },
+    /// `invite sent <name> <#room>`: an `/invite` reached its user.
+    InviteSent {
+        /// Who was invited.
+        name: UserName,
+        /// The room.
+        room: RoomName,
+    },
+    /// `room-registered <#room> <founder>`: the room is kept, with this founder.
+    RoomRegistered {
+        /// The room.
+        room: RoomName,
+        /// Its founder.
+        founder: UserName,
+    },
+}
+
+/// A room's topic as `topic` lines show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Who set it.
+    pub setter: Setter,
+    /// When.
+    pub time: Timestamp,
+    /// The topic.
+    pub text: TopicText,
 }
 
 /// To whom a message was addressed, as its `from` line tells the recipient.
@@ -133,8 +217,18 @@ impl FromStr for ServerLine {
                 .map(Self::Missed)
                 .map_err(|_| ParseError::UnknownServerLine);
         }
+        if let Some(rest) = line.strip_prefix("invite sent ") {
+            let (name, room) = rest.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
+            return Ok(Self::InviteSent {
+                name: UserName::parse(name)?,
+                room: RoomName::parse(room)?,
+            });
+        }
         let (kind, arg) = line.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
         match kind {
+            "roles" | "topic" | "mode" | "kicked" | "bans" | "invited" | "room-registered" => {
+                parse_governance(kind, arg)
+            }
             "welcome" => Ok(Self::Welcome(UserName::parse(arg)?)),
             "stored" => Ok(Self::Stored(UserName::parse(arg)?)),
             "registered" => Ok(Self::Registered(UserName::parse(arg)?)),
@@ -185,6 +279,80 @@ impl FromStr for ServerLine {
             }
             _ => Err(ParseError::UnknownServerLine),
         }
+    }
+}
+
+/// The v3 room lines, after their first word.
+fn parse_governance(kind: &str, arg: &str) -> Result<ServerLine, ParseError> {
+    let (room, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+    let room = RoomName::parse(room)?;
+    match kind {
+        "roles" => Ok(ServerLine::Roles {
+            room,
+            members: rest
+                .split(',')
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| {
+                    let mut chars = entry.chars();
+                    let role = chars
+                        .next()
+                        .and_then(Role::from_prefix)
+                        .ok_or(ParseError::UnknownServerLine)?;
+                    Ok((role, UserName::parse(chars.as_str())?))
+                })
+                .collect::<Result<_, ParseError>>()?,
+        }),
+        "topic" if rest.is_empty() => Ok(ServerLine::Topic { room, topic: None }),
+        "topic" => {
+            let (setter, rest) = rest.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
+            let (time, text) = rest.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
+            let time = time.strip_suffix(':').ok_or(ParseError::MissingSeparator)?;
+            Ok(ServerLine::Topic {
+                room,
+                topic: Some(TopicInfo {
+                    setter: setter.parse()?,
+                    time: time.parse()?,
+                    text: TopicText::parse(text)?,
+                }),
+            })
+        }
+        "mode" => match rest.split_once(' ') {
+            None => Ok(ServerLine::Modes {
+                room,
+                modes: rest.parse()?,
+            }),
+            Some((setter, change)) => Ok(ServerLine::Mode {
+                room,
+                setter: setter.parse()?,
+                change: change.parse()?,
+            }),
+        },
+        "kicked" => {
+            let (head, reason) = rest.split_once(':').ok_or(ParseError::MissingSeparator)?;
+            let (name, setter) = head.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
+            let reason = match reason.trim() {
+                "" => None,
+                reason => Some(MessageText::parse(reason)?),
+            };
+            Ok(ServerLine::Kicked {
+                room,
+                name: UserName::parse(name)?,
+                setter: setter.parse()?,
+                reason,
+            })
+        }
+        "bans" => Ok(ServerLine::Bans {
+            room,
+            names: parse_names(rest)?,
+        }),
+        "invited" => Ok(ServerLine::Invited {
+            room,
+            by: UserName::parse(rest)?,
+        }),
+        _ => Ok(ServerLine::RoomRegistered {
+            room,
+            founder: UserName::parse(rest)?,
+        }),
     }
 }
 
@@ -356,6 +524,49 @@ impl fmt::Display for ServerLine {
             Self::PasswordChanged => f.write_str("password changed"),
             Self::Error(reason) => write!(f, "error: {reason}"),
             Self::Bye(reason) => write!(f, "bye: {reason}"),
+            Self::Roles { room, members } => {
+                write!(f, "roles {room}")?;
+                for (i, (role, name)) in members.iter().enumerate() {
+                    let sep = if i == 0 { ' ' } else { ',' };
+                    write!(f, "{sep}{}{name}", role.prefix())?;
+                }
+                Ok(())
+            }
+            Self::Topic { room, topic: None } => write!(f, "topic {room}"),
+            Self::Topic {
+                room,
+                topic: Some(TopicInfo { setter, time, text }),
+            } => write!(f, "topic {room} {setter} {time}: {text}"),
+            Self::Modes { room, modes } => write!(f, "mode {room} {modes}"),
+            Self::Mode {
+                room,
+                setter,
+                change,
+            } => write!(f, "mode {room} {setter} {change}"),
+            Self::Kicked {
+                room,
+                name,
+                setter,
+                reason,
+            } => {
+                write!(f, "kicked {room} {name} {setter}:")?;
+                match reason {
+                    Some(reason) => write!(f, " {reason}"),
+                    None => Ok(()),
+                }
+            }
+            Self::Bans { room, names } => {
+                write!(f, "bans {room}")?;
+                if !names.is_empty() {
+                    f.write_str(" ")?;
+                }
+                write_list(f, names)
+            }
+            Self::Invited { room, by } => write!(f, "invited {room} {by}"),
+            Self::InviteSent { name, room } => write!(f, "invite sent {name} {room}"),
+            Self::RoomRegistered { room, founder } => {
+                write!(f, "room-registered {room} {founder}")
+            }
         }
     }
 }
@@ -575,7 +786,217 @@ mod tests {
             Just(ServerLine::PasswordChanged),
             reason_strategy().prop_map(ServerLine::Error),
             reason_strategy().prop_map(ServerLine::Bye),
+            governance_strategy(),
         ]
+    }
+
+    fn governance_strategy() -> impl Strategy<Value = ServerLine> {
+        let role = prop::sample::select(vec![Role::Op, Role::Voiced]);
+        let setter = prop_oneof![Just(Setter::Server), name_strategy().prop_map(Setter::User)];
+        let topic = "\\PC{1,100}".prop_filter_map("not a topic", |s| TopicText::parse(&s).ok());
+        let time =
+            (0..=253_402_300_799_999i64).prop_map(|ms| Timestamp::from_unix_millis(ms).unwrap());
+        let info = (setter.clone(), time, topic).prop_map(|(setter, time, text)| TopicInfo {
+            setter,
+            time,
+            text,
+        });
+        let modes = prop::collection::vec(crate::governance::tests::mode_strategy(), 0..4)
+            .prop_map(|set| {
+                let mut modes = RoomModes::default();
+                set.into_iter().for_each(|mode| {
+                    modes.set(mode, true);
+                });
+                modes
+            });
+        prop_oneof![
+            (
+                room_strategy(),
+                prop::collection::vec((role, name_strategy()), 0..5)
+            )
+                .prop_map(|(room, members)| ServerLine::Roles { room, members }),
+            (room_strategy(), prop::option::of(info))
+                .prop_map(|(room, topic)| ServerLine::Topic { room, topic }),
+            (room_strategy(), modes).prop_map(|(room, modes)| ServerLine::Modes { room, modes }),
+            (
+                room_strategy(),
+                setter.clone(),
+                crate::governance::tests::change_strategy()
+            )
+                .prop_map(|(room, setter, change)| ServerLine::Mode {
+                    room,
+                    setter,
+                    change
+                }),
+            (
+                room_strategy(),
+                name_strategy(),
+                setter,
+                prop::option::of(text_strategy())
+            )
+                .prop_map(|(room, name, setter, reason)| ServerLine::Kicked {
+                    room,
+                    name,
+                    setter,
+                    reason
+                }),
+            (
+                room_strategy(),
+                prop::collection::vec(name_strategy(), 0..5)
+            )
+                .prop_map(|(room, names)| ServerLine::Bans { room, names }),
+            (room_strategy(), name_strategy())
+                .prop_map(|(room, by)| ServerLine::Invited { room, by }),
+            (name_strategy(), room_strategy())
+                .prop_map(|(name, room)| ServerLine::InviteSent { name, room }),
+            (room_strategy(), name_strategy())
+                .prop_map(|(room, founder)| ServerLine::RoomRegistered { room, founder }),
+        ]
+    }
+
+    #[test]
+    fn writes_governance_lines_byte_for_byte() {
+        use crate::RoomMode;
+        let time: Timestamp = "2026-12-07T10:00:00.000Z".parse().unwrap();
+        let cases = [
+            (
+                ServerLine::Roles {
+                    room: room("#rust"),
+                    members: vec![(Role::Op, name("alice")), (Role::Voiced, name("bob"))],
+                },
+                "roles #rust @alice,+bob",
+            ),
+            (
+                ServerLine::Roles {
+                    room: room("#rust"),
+                    members: vec![],
+                },
+                "roles #rust",
+            ),
+            (
+                ServerLine::Topic {
+                    room: room("#rust"),
+                    topic: Some(TopicInfo {
+                        setter: Setter::User(name("alice")),
+                        time,
+                        text: TopicText::parse("Rust: fast").unwrap(),
+                    }),
+                },
+                "topic #rust alice 2026-12-07T10:00:00.000Z: Rust: fast",
+            ),
+            (
+                ServerLine::Topic {
+                    room: room("#rust"),
+                    topic: None,
+                },
+                "topic #rust",
+            ),
+            (
+                ServerLine::Modes {
+                    room: room("#rust"),
+                    modes: "+tm".parse().unwrap(),
+                },
+                "mode #rust +mt",
+            ),
+            (
+                ServerLine::Modes {
+                    room: room("#rust"),
+                    modes: RoomModes::default(),
+                },
+                "mode #rust +",
+            ),
+            (
+                ServerLine::Mode {
+                    room: room("#rust"),
+                    setter: Setter::User(name("alice")),
+                    change: ModeChange::Flag {
+                        on: false,
+                        mode: RoomMode::TopicLocked,
+                    },
+                },
+                "mode #rust alice -t",
+            ),
+            (
+                ServerLine::Mode {
+                    room: room("#rust"),
+                    setter: Setter::Server,
+                    change: ModeChange::Role {
+                        on: true,
+                        role: Role::Op,
+                        name: name("bob"),
+                    },
+                },
+                "mode #rust * +o bob",
+            ),
+            (
+                ServerLine::Mode {
+                    room: room("#rust"),
+                    setter: Setter::User(name("alice")),
+                    change: ModeChange::Ban {
+                        on: true,
+                        name: name("eve"),
+                    },
+                },
+                "mode #rust alice +b eve",
+            ),
+            (
+                ServerLine::Kicked {
+                    room: room("#rust"),
+                    name: name("eve"),
+                    setter: Setter::Server,
+                    reason: Some(text("banned")),
+                },
+                "kicked #rust eve *: banned",
+            ),
+            (
+                ServerLine::Kicked {
+                    room: room("#rust"),
+                    name: name("eve"),
+                    setter: Setter::User(name("alice")),
+                    reason: None,
+                },
+                "kicked #rust eve alice:",
+            ),
+            (
+                ServerLine::Bans {
+                    room: room("#rust"),
+                    names: vec![name("a"), name("b")],
+                },
+                "bans #rust a,b",
+            ),
+            (
+                ServerLine::Bans {
+                    room: room("#rust"),
+                    names: vec![],
+                },
+                "bans #rust",
+            ),
+            (
+                ServerLine::Invited {
+                    room: room("#rust"),
+                    by: name("alice"),
+                },
+                "invited #rust alice",
+            ),
+            (
+                ServerLine::InviteSent {
+                    name: name("bob"),
+                    room: room("#rust"),
+                },
+                "invite sent bob #rust",
+            ),
+            (
+                ServerLine::RoomRegistered {
+                    room: room("#rust"),
+                    founder: name("alice"),
+                },
+                "room-registered #rust alice",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(line.to_string(), want);
+            assert_eq!(want.parse::<ServerLine>(), Ok(line), "{want:?}");
+        }
     }
 
     proptest! {

@@ -365,6 +365,7 @@ impl Broker {
             ClientLine::Join(room) => self.join_room(id, room),
             ClientLine::Part(room) => self.part_room(id, room),
             ClientLine::History { conv, range } => self.history(id, conv, range),
+            line => self.error(id, format!("{line}: not supported yet")),
         }
     }
 

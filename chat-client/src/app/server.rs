@@ -104,6 +104,17 @@ impl App {
     pub(super) fn on_line(&mut self, line: ServerLine, clock: Clock) {
         match line {
             ServerLine::Welcome(_) => {}
+            line @ (ServerLine::Roles { .. }
+            | ServerLine::Topic { .. }
+            | ServerLine::Modes { .. }
+            | ServerLine::Mode { .. }
+            | ServerLine::Kicked { .. }
+            | ServerLine::Bans { .. }
+            | ServerLine::Invited { .. }
+            | ServerLine::InviteSent { .. }
+            | ServerLine::RoomRegistered { .. }) => {
+                self.note_in(0, line.to_string(), false, clock);
+            }
             ServerLine::From {
                 sender,
                 scope,
