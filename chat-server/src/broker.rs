@@ -380,7 +380,9 @@ impl Broker {
             ClientLine::Names(room) => {
                 self.backend
                     .names(id, &room, &self.roster, &mut self.answers);
-                if let Some(state) = self.rooms.get(&room) {
+                // With members here, `names` answered, not `error:`.
+                if let (Some(state), Some(_)) = (self.rooms.get(&room), self.roster.members(&room))
+                {
                     let roles = encode_line(state.roles_line(&room));
                     self.backend.reply_after(id, roles, &mut self.answers);
                 }
