@@ -242,8 +242,8 @@ fn render_nicks(app: &App, area: Rect, buf: &mut Buffer) {
     let buffer = app.buffers().current();
     let (title, names): (String, Vec<_>) = match &buffer.id {
         BufferId::Room(room) => (
-            format!(" {room} ({}) ", buffer.members.len()),
-            buffer.members.iter().collect(),
+            format!(" {room} ({}) ", buffer.room.members().len()),
+            buffer.room.members().iter().collect(),
         ),
         _ => (
             format!(" online ({}) ", app.roster().len()),

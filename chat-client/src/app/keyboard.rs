@@ -261,7 +261,7 @@ impl App {
         if let Some(completion) = &mut self.completion {
             completion.cycle(forward);
         } else {
-            let current_members = self.buffers.current().members.iter();
+            let current_members = self.buffers.current().room.members().iter();
             let names: BTreeSet<&str> = self
                 .roster
                 .iter()

@@ -127,7 +127,8 @@ fn in_room(app: &mut App, room: &str) {
         enter(app, &format!("/join {room}")),
         [
             send(&format!("/join {room}")),
-            send(&format!("/history {room} 50"))
+            send(&format!("/history {room} 50")),
+            send(&format!("/mode {room}"))
         ]
     );
     server(app, &format!("joined {room} alice"));
@@ -417,7 +418,8 @@ fn history_is_merged_in_place_without_duplicates() {
         [
             send("/who"),
             send("/join #rust"),
-            send("/history #rust after 10")
+            send("/history #rust after 10"),
+            send("/mode #rust")
         ]
     );
     server(&mut app, "joined #rust alice");
@@ -459,7 +461,8 @@ fn reconnecting_rejoins_rooms_and_asks_for_what_was_missed() {
         [
             send("/who"),
             send("/join #rust"),
-            send("/history #rust after 41")
+            send("/history #rust after 41"),
+            send("/mode #rust")
         ]
     );
     enter(&mut app, "/part");
@@ -999,3 +1002,5 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
         "{heights} rows, 19 shown with the indicator"
     );
 }
+
+mod governance;
