@@ -202,6 +202,10 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "quit", aliases: &["exit"], args: "", help: "leave" },
 ];
 
+/// Commands whose name argument is a member of their room: Tab offers that room's
+/// members rather than everyone online.
+pub const MEMBER_COMMANDS: [&str; 5] = ["op", "deop", "voice", "devoice", "kick"];
+
 /// Commands whose argument is a password: masked on screen, never in the input history.
 pub const SECRET_COMMANDS: [&str; 2] = ["register", "password"];
 

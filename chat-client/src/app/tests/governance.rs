@@ -312,3 +312,34 @@ fn bans_invites_and_registration_are_told() {
     app.update(key(KeyCode::Tab), clock());
     assert_eq!(app.input().as_str(), "/join #secret ");
 }
+
+#[test]
+fn tab_completes_room_commands_and_offers_members_to_member_commands() {
+    let mut app = connected();
+    server(&mut app, "users alice,bob,carol,dave");
+    in_room(&mut app, "#rust");
+    let tab = |app: &mut App, typed: &str| {
+        type_str(app, typed);
+        app.update(key(KeyCode::Tab), clock());
+        let line = app.input().as_str().to_owned();
+        app.update(ctrl('u'), clock());
+        line
+    };
+    assert_eq!(tab(&mut app, "/dev"), "/devoice ");
+    assert_eq!(tab(&mut app, "/register-"), "/register-room ");
+    assert_eq!(tab(&mut app, "/unsus"), "/unsuspend ");
+    // #rust's members are alice (us) and bob.
+    assert_eq!(tab(&mut app, "/kick "), "/kick bob ");
+    assert_eq!(tab(&mut app, "/op d"), "/op d", "dave is not a member");
+    assert_eq!(tab(&mut app, "/invite d"), "/invite dave ");
+    assert_eq!(tab(&mut app, "/ban c"), "/ban carol ");
+    // The room named, from another buffer.
+    app.update(alt(KeyCode::Char('2')), clock());
+    assert_eq!(tab(&mut app, "/voice #rust b"), "/voice #rust bob ");
+    assert_eq!(tab(&mut app, "/voice #rust c"), "/voice #rust c");
+    assert_eq!(
+        tab(&mut app, "/voice c"),
+        "/voice carol ",
+        "no room: anyone online"
+    );
+}
