@@ -176,7 +176,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "rooms", aliases: &[], args: "", help: "every room and its member count" },
     CommandInfo { name: "who", aliases: &[], args: "", help: "who is online" },
     CommandInfo { name: "topic", aliases: &[], args: "[#room] [text]", help: "show the room's topic, or set it" },
-    CommandInfo { name: "mode", aliases: &[], args: "[#room] [±imst]", help: "show or change modes: invite-only, moderated, secret, topic by ops" },
+    CommandInfo { name: "mode", aliases: &[], args: "[#room] [±imst]", help: "show or change the room's modes" },
     CommandInfo { name: "op", aliases: &[], args: "[#room] name", help: "make name an op of the room (@)" },
     CommandInfo { name: "deop", aliases: &[], args: "[#room] name", help: "take op from name" },
     CommandInfo { name: "voice", aliases: &[], args: "[#room] name", help: "let name speak in a moderated room (+)" },
