@@ -151,6 +151,7 @@ pub struct App {
     joining: Option<RoomName>,
     /// `/who` replies the user asked for (the one at login is not shown).
     who_asked: usize,
+    /// Which `topic` lines answer a question rather than report a change.
     topic_replies: governance::TopicReplies,
     prompt: Option<Prompt>,
     /// A one-line note over the input, gone at the next key.

@@ -37,9 +37,9 @@ impl App {
         true
     }
 
-    /// Called for every server line: whether the one before was a `roles` line, and for
-    /// which room.
-    pub(super) fn after_roles(&mut self) -> Option<RoomName> {
+    /// Called for every server line: the room of the line before, if that was a `roles`
+    /// line.
+    pub(super) fn take_after_roles(&mut self) -> Option<RoomName> {
         self.topic_replies.after_roles.take()
     }
 
@@ -71,6 +71,19 @@ impl App {
         self.topic_replies.after_roles = Some(room);
     }
 
+    /// Whether a `topic` line for `room` answers the user's `/topic`; if so it is
+    /// answered now.
+    fn settle_topic_question(&mut self, room: &RoomName) -> bool {
+        let asked = &mut self.topic_replies.asked;
+        match asked.iter().position(|r| r == room) {
+            Some(at) => {
+                asked.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(super) fn on_topic(
         &mut self,
         room: RoomName,
@@ -78,13 +91,7 @@ impl App {
         after_roles: bool,
         clock: Clock,
     ) {
-        let asked = match self.topic_replies.asked.iter().position(|r| *r == room) {
-            Some(at) => {
-                self.topic_replies.asked.remove(at);
-                true
-            }
-            None => false,
-        };
+        let asked = self.settle_topic_question(&room);
         let index = if asked {
             self.room_or_current(&room)
         } else {
@@ -135,29 +142,7 @@ impl App {
         if index != 0 {
             self.buffers.get_mut(index).room.apply(&change);
         }
-        let setter = setter_text(&setter);
-        let note = match change {
-            ModeChange::Flag { on, mode } => format!(
-                "{setter} sets {}{} ({})",
-                sign(on),
-                mode.letter(),
-                flag_meaning(mode, on)
-            ),
-            ModeChange::Role { on, role, name } => {
-                let what = match role {
-                    Role::Op => "op",
-                    Role::Voiced => "voice",
-                };
-                if on {
-                    format!("{setter} gives {what} to {name}")
-                } else {
-                    format!("{setter} takes {what} from {name}")
-                }
-            }
-            ModeChange::Ban { on: true, name } => format!("{setter} bans {name}"),
-            ModeChange::Ban { on: false, name } => format!("{setter} unbans {name}"),
-        };
-        self.note_in(index, note, false, clock);
+        self.note_in(index, mode_text(&setter, &change), false, clock);
     }
 
     pub(super) fn on_kicked(
@@ -168,6 +153,7 @@ impl App {
         reason: Option<MessageText>,
         clock: Clock,
     ) {
+        // The server's kick of a member just banned, as the contract words it.
         let banned =
             setter == Setter::Server && reason.as_ref().is_some_and(|r| r.as_str() == "banned");
         if name.folded() == self.folded_name {
@@ -213,11 +199,11 @@ impl App {
         }
         self.note_in(index, note.clone(), true, clock);
         let current = self.buffers.current_index();
-        if index == current {
-            self.note_in(index, "/close closes this buffer".to_owned(), false, clock);
-        } else {
+        if index != current {
             self.buffers.get_mut(index).mentioned = true;
             self.note_in(current, note, true, clock);
+        } else if index != 0 {
+            self.note_in(index, "/close closes this buffer".to_owned(), false, clock);
         }
         if self.settings.bell {
             self.out.push(Command::Bell);
@@ -253,16 +239,39 @@ impl App {
     }
 }
 
+/// A `mode` line in words: `alice sets +m (moderated)`, `alice gives op to bob`,
+/// `alice bans eve`.
+fn mode_text(setter: &Setter, change: &ModeChange) -> String {
+    let setter = setter_text(setter);
+    match change {
+        ModeChange::Flag { on, mode } => format!(
+            "{setter} sets {}{} ({})",
+            if *on { '+' } else { '-' },
+            mode.letter(),
+            flag_meaning(*mode, *on)
+        ),
+        ModeChange::Role { on, role, name } => {
+            let role = match role {
+                Role::Op => "op",
+                Role::Voiced => "voice",
+            };
+            if *on {
+                format!("{setter} gives {role} to {name}")
+            } else {
+                format!("{setter} takes {role} from {name}")
+            }
+        }
+        ModeChange::Ban { on: true, name } => format!("{setter} bans {name}"),
+        ModeChange::Ban { on: false, name } => format!("{setter} unbans {name}"),
+    }
+}
+
 /// Who made a change, as a line says it.
 fn setter_text(setter: &Setter) -> String {
     match setter {
         Setter::Server => "the server".to_owned(),
         Setter::User(name) => name.to_string(),
     }
-}
-
-fn sign(on: bool) -> char {
-    if on { '+' } else { '-' }
 }
 
 /// What a flag set (or cleared) means, in words.

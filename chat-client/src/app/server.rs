@@ -103,7 +103,7 @@ impl App {
     }
 
     pub(super) fn on_line(&mut self, line: ServerLine, clock: Clock) {
-        let after_roles = self.after_roles();
+        let after_roles = self.take_after_roles();
         match line {
             ServerLine::Welcome(_) => {}
             ServerLine::Roles { room, members } => self.on_roles(room, &members),
