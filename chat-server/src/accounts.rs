@@ -42,6 +42,8 @@ pub struct Account {
     pub name: UserName,
     /// The Argon2id hash in PHC string form (algorithm, parameters and salt included).
     pub phc: String,
+    /// Suspended by a server operator: it may not log in.
+    pub suspended: bool,
 }
 
 /// Every registered name, by folded name, so registering `bob` protects `Bob` too.

@@ -11,10 +11,12 @@
 //! By command: `login` (authentication, admission, accounts), `route` (direct, `*` and
 //! room messages), `rooms` (join, part and the listings, history).
 
+mod govern;
 mod login;
 mod rooms;
 mod route;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -27,7 +29,8 @@ use tracing::{info, warn};
 
 use crate::accounts::Accounts;
 use crate::backend::{Answer, Answers, Auth, Backend, Departure};
-use crate::config::Presence;
+use crate::config::{Config, Presence};
+use crate::governance::RoomState;
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 
@@ -267,11 +270,16 @@ pub struct Broker {
     stopping: bool,
     /// Shutting down, and everything sent here before has come.
     drained: bool,
+    /// The governance of each room with members here, and of every registered room
+    /// this node has heard of.
+    rooms: FxHashMap<RoomName, RoomState>,
+    /// Server operators' folded names (`--oper`).
+    opers: HashSet<String>,
 }
 
 impl Broker {
-    /// A broker with nobody online, carried by `backend`.
-    pub fn new(strict_names: bool, presence: Presence, mut backend: Box<dyn Backend>) -> Self {
+    /// A broker with nobody online, under `config`'s rules, carried by `backend`.
+    pub fn new(config: &Config, mut backend: Box<dyn Backend>) -> Self {
         let accounts = backend.accounts().map(|loaded| {
             let mut accounts = Accounts::default();
             for account in loaded {
@@ -279,18 +287,21 @@ impl Broker {
             }
             accounts
         });
+        let rooms = backend.registered_rooms().into_iter().collect();
         Self {
-            roster: Roster::new(strict_names),
+            roster: Roster::new(config.strict_names),
             pending_joins: Vec::new(),
             admitting: FxHashMap::default(),
             awaiting: Vec::new(),
             accounts,
-            presence,
+            presence: config.presence,
             backend,
             answers: Answers::new(),
             failed: Vec::new(),
             stopping: false,
             drained: false,
+            rooms,
+            opers: config.opers.iter().map(UserName::folded).collect(),
         }
     }
 
@@ -360,12 +371,30 @@ impl Broker {
             ClientLine::Names(room) => {
                 self.backend
                     .names(id, &room, &self.roster, &mut self.answers);
+                if let Some(state) = self.rooms.get(&room) {
+                    let roles = encode_line(state.roles_line(&room));
+                    self.backend.reply_after(id, roles, &mut self.answers);
+                }
             }
-            ClientLine::Rooms => self.backend.rooms(id, &self.roster, &mut self.answers),
+            ClientLine::Rooms => {
+                let hidden = self.secret_rooms(id);
+                self.backend
+                    .rooms(id, &hidden, &self.roster, &mut self.answers);
+            }
             ClientLine::Join(room) => self.join_room(id, room),
             ClientLine::Part(room) => self.part_room(id, room),
             ClientLine::History { conv, range } => self.history(id, conv, range),
-            line => self.error(id, format!("{line}: not supported yet")),
+            line @ (ClientLine::SetRole { .. }
+            | ClientLine::Topic { .. }
+            | ClientLine::Mode { .. }
+            | ClientLine::Kick { .. }
+            | ClientLine::Ban { .. }
+            | ClientLine::Bans(_)
+            | ClientLine::Invite { .. }
+            | ClientLine::RegisterRoom(_)
+            | ClientLine::UnregisterRoom(_)
+            | ClientLine::Kill { .. }
+            | ClientLine::Suspend { .. }) => self.govern(id, line),
         }
     }
 
@@ -433,10 +462,14 @@ impl Broker {
             Answer::Admitted { conn, mail } => self.admitted(conn, &mail),
             Answer::Refused { conn, reason } => self.refused(conn, reason),
             Answer::Account(account) => {
+                if account.suspended {
+                    self.suspended(&account, "a server operator");
+                }
                 if let Some(accounts) = &mut self.accounts {
                     accounts.put(account);
                 }
             }
+            Answer::Governed { room, changes } => self.governed(&room, &changes),
             Answer::Lost { names, reason } => {
                 let bye = encode_line(ServerLine::Bye(reason));
                 for folded in names {
@@ -500,6 +533,9 @@ impl Broker {
             return;
         };
         self.awaiting.retain(|a| a.conn != id);
+        for room in &rooms {
+            self.left_room(room, &peer.name);
+        }
         info!(name = %peer.name, online = self.roster.online(), "removed from roster");
         let farewell = (self.presence == Presence::All)
             .then(|| encode_line(ServerLine::Left(peer.name.clone())));
@@ -555,14 +591,17 @@ mod tests {
     use chat_proto::UserName;
 
     use super::*;
-    use crate::Config;
     use crate::accounts::Account;
     use crate::backend::local::Local;
     use crate::sendq::{self, Inbox};
 
     fn broker(strict_names: bool) -> Broker {
-        let local = Local::with_store(&Config::default(), None).expect("no store to open");
-        Broker::new(strict_names, Presence::All, Box::new(local))
+        let config = Config {
+            strict_names,
+            ..Config::default()
+        };
+        let local = Local::with_store(&config, None).expect("no store to open");
+        Broker::new(&config, Box::new(local))
     }
 
     fn join(broker: &mut Broker, id: ConnId, name: &str) -> Inbox {
@@ -737,6 +776,7 @@ mod tests {
         accounts.put(Account {
             name: bob.clone(),
             phc: "$argon2id$stored".to_owned(),
+            suspended: false,
         });
         broker.accounts = Some(accounts);
         let addr: IpAddr = "192.0.2.7".parse().expect("an address");

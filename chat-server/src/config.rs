@@ -44,6 +44,9 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Who is told of logins and departures (`--presence`).
     pub presence: Presence,
+    /// Server operators (`--oper`): these names, once registered accounts, count as op
+    /// in every room and may `/kill` and `/suspend`.
+    pub opers: Vec<chat_proto::UserName>,
 }
 
 /// Who is told that someone logged in or left.
@@ -101,6 +104,7 @@ impl Default for Config {
             tls: None,
             cluster: None,
             presence: Presence::All,
+            opers: Vec::new(),
         }
     }
 }

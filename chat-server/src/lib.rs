@@ -11,6 +11,7 @@
 //! - [`broker`]: the one task that decides; it owns the [`roster`] (who is online here,
 //!   who is in which room) and the [`accounts`] (registered names; Argon2id hashing
 //!   runs beside the readers).
+//! - [`governance`]: who may do what in a room, and the changes that makes.
 //! - [`backend`]: what carries the broker's decisions, behind one seam: [`backend::local`]
 //!   when this process is the whole chat, with the [`history`] (stored messages and ids)
 //!   and the [`store`] (history, accounts and offline mail on disk with `--db`, written by
@@ -56,6 +57,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod governance;
 pub mod history;
 pub mod io;
 pub mod listener;
@@ -114,7 +116,7 @@ pub async fn run(
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (broker_tx, broker_rx) = mpsc::channel(BROKER_QUEUE_LEN);
-    let broker = Broker::new(config.strict_names, config.presence, backend);
+    let broker = Broker::new(&config, backend);
     // Not on the tracker: the broker's end is awaited without the clients' timeout, since
     // it waits only for the store (every accepted message reaches the disk) and for
     // Redis, which the cluster backend gives up on by itself.

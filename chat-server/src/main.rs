@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use chat_proto::UserName;
 use chat_server::history::Retention;
 use chat_server::{ClusterConfig, Config, Presence, shutdown};
 use clap::Parser;
@@ -128,9 +129,19 @@ struct Args {
     #[arg(long, default_value = "all", value_parser = ["all", "rooms"])]
     presence: String,
 
+    /// Make this registered account a server operator (repeatable): op in every room,
+    /// and `/kill`, `/suspend`, `/unsuspend`. It must log in with its password; an
+    /// account registered after the start counts too.
+    #[arg(long, value_name = "NAME", value_parser = user_name)]
+    oper: Vec<UserName>,
+
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+fn user_name(s: &str) -> Result<UserName, String> {
+    UserName::parse(s).map_err(|e| e.to_string())
 }
 
 /// Accepts `100` or `100/s`.
@@ -226,6 +237,7 @@ fn main() -> anyhow::Result<()> {
             .tls_cert
             .zip(args.tls_key)
             .map(|(cert, key)| chat_server::tls::TlsFiles { cert, key }),
+        opers: args.oper,
         cluster: args.cluster.map(|url| ClusterConfig {
             url,
             node: args.node_name.unwrap_or_else(default_node_name),

@@ -557,7 +557,9 @@ async fn losing_redis_keeps_local_users_says_so_and_recovers() {
 async fn join(client: &mut chat_tests::LineClient, name: &str, room: &str) -> String {
     client.send(&format!("/join {room}")).await;
     client.skip_until(&format!("joined {room} {name}")).await;
-    client.expect_prefix(&format!("names {room} ")).await
+    let names = client.expect_prefix(&format!("names {room} ")).await;
+    client.expect_prefix(&format!("roles {room}")).await;
+    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,6 +640,7 @@ async fn a_room_spans_nodes_with_one_order_and_the_same_ids() {
     // Names, rooms and history come from Redis, the same on every node.
     bob.send("/names #rust").await;
     bob.skip_until("names #rust alice,bob,carol").await;
+    bob.expect_prefix("roles #rust").await;
     carol.send("/rooms").await;
     carol.skip_until("rooms #rust=3").await;
     bob.send("/history #rust 2").await;
@@ -837,6 +840,7 @@ async fn a_node_shuts_down_within_its_timeout_with_redis_gone() {
     let mut alice = a.login("alice").await;
     alice.send("/join #rust").await;
     alice.skip_until("names #rust alice").await;
+    alice.expect("roles #rust @alice").await;
     redis.kill();
     let started = std::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(3), a.shutdown())

@@ -31,6 +31,7 @@ async fn join_tells_every_member_then_lists_the_names(mode: Mode) {
     alice.send("/join #rust").await;
     alice.expect("joined #rust alice").await;
     alice.expect("names #rust alice,bob").await;
+    alice.expect("roles #rust @bob").await;
     bob.expect("joined alice").await;
     bob.expect("joined #rust alice").await;
     alice.send("/join #rust").await;
@@ -81,6 +82,7 @@ async fn names_and_rooms_are_sorted_bytewise(mode: Mode) {
     carol.skip_until("joined alice").await;
     carol.send("/names #rust").await;
     carol.expect("names #rust Zed,bob").await;
+    carol.expect("roles #rust @bob").await;
     carol.send("/rooms").await;
     carol.expect("rooms #Go=1,#rust=2").await;
     chat.shutdown().await;

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
 use crate::config::Config;
+use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Roster};
 use crate::store::sqlite::SqliteStore;
@@ -36,6 +37,8 @@ pub struct Local {
     ids: IdClock,
     /// Loaded at start, taken by the broker; `None` without a store.
     accounts: Option<Vec<Account>>,
+    /// Registered rooms loaded at start, taken by the broker.
+    rooms: Vec<(RoomName, RoomState)>,
     /// Direct messages for offline registered users, by folded name, oldest first.
     offline: HashMap<String, VecDeque<Message>>,
     throttle: Throttle,
@@ -62,6 +65,7 @@ impl Local {
             store: None,
             ids: IdClock::default(),
             accounts: None,
+            rooms: Vec::new(),
             offline: HashMap::new(),
             throttle: Throttle::default(),
         };
@@ -83,6 +87,7 @@ impl Local {
         }
         local.ids = IdClock::after(loaded.last_id);
         local.accounts = Some(loaded.accounts);
+        local.rooms = loaded.rooms;
         for (recipient, message) in loaded.offline {
             local
                 .offline
@@ -140,6 +145,10 @@ impl Backend for Local {
 
     fn accounts(&mut self) -> Option<Vec<Account>> {
         self.accounts.take()
+    }
+
+    fn registered_rooms(&mut self) -> Vec<(RoomName, RoomState)> {
+        std::mem::take(&mut self.rooms)
     }
 
     fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers) {
@@ -333,6 +342,27 @@ impl Backend for Local {
         });
     }
 
+    fn govern(
+        &mut self,
+        room: &RoomName,
+        changes: Vec<Change>,
+        after: &RoomState,
+        out: &mut Answers,
+    ) {
+        if changes.iter().any(Change::is_kept) {
+            self.write(match after.is_registered() {
+                true => Write::Room(room.clone(), Box::new(after.clone())),
+                false => Write::RoomGone(room.clone()),
+            });
+        }
+        out.push_back(Answer::Governed {
+            room: room.clone(),
+            changes,
+        });
+    }
+
+    fn leave_quietly(&mut self, _room: &RoomName, _name: &UserName, _here: &Roster) {}
+
     fn reply_after(&mut self, to: ConnId, lines: bytes::Bytes, out: &mut Answers) {
         out.push_back(Answer::Reply { to, lines });
     }
@@ -357,8 +387,12 @@ impl Backend for Local {
         });
     }
 
-    fn rooms(&mut self, from: ConnId, here: &Roster, out: &mut Answers) {
-        let rooms = here.rooms().map(|(r, n)| (r.clone(), n)).collect();
+    fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, out: &mut Answers) {
+        let rooms = here
+            .rooms()
+            .filter(|(room, _)| !hidden.contains(room))
+            .map(|(r, n)| (r.clone(), n))
+            .collect();
         let lines = encode_line(ServerLine::Rooms(rooms));
         out.push_back(Answer::Reply { to: from, lines });
     }

@@ -23,6 +23,7 @@ use chat_proto::{Conv, HistoryRange, MessageId, MessageText, RoomName, UserName}
 use futures::future::BoxFuture;
 
 use crate::accounts::Account;
+use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, Message};
 use crate::roster::{ConnId, Roster};
 use crate::sendq::Line;
@@ -123,6 +124,13 @@ pub enum Answer {
     Drained,
     /// An account was registered or changed elsewhere.
     Account(Account),
+    /// Changes to a room, in the room's order, for its members here.
+    Governed {
+        /// The room.
+        room: RoomName,
+        /// The changes.
+        changes: Vec<Change>,
+    },
     /// These folded names are now held elsewhere: their users here are told `bye` with
     /// the reason, and must go.
     Lost {
@@ -227,6 +235,9 @@ pub trait Backend: Send + std::fmt::Debug {
     /// kept (no `--db`): names that vanished at a restart would be handed to others.
     fn accounts(&mut self) -> Option<Vec<Account>>;
 
+    /// The registered rooms kept from earlier runs, taken once at start.
+    fn registered_rooms(&mut self) -> Vec<(RoomName, RoomState)>;
+
     /// Holds `name` for `conn` across the chat and takes the mail kept for it:
     /// [`Answer::Admitted`] or [`Answer::Refused`]. The broker has checked its own roster.
     fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers);
@@ -279,6 +290,20 @@ pub trait Backend: Send + std::fmt::Debug {
         out: &mut Answers,
     );
 
+    /// Carries changes to `room` the broker decided: every member, here and elsewhere,
+    /// gets [`Answer::Governed`] in the room's order. `after` is the room's state once
+    /// they are made, kept if the room is registered.
+    fn govern(
+        &mut self,
+        room: &RoomName,
+        changes: Vec<Change>,
+        after: &RoomState,
+        out: &mut Answers,
+    );
+    /// `name` (no longer a member here) was removed from `room` by a kick: it is no
+    /// longer a member anywhere, and nobody is told `left`.
+    fn leave_quietly(&mut self, room: &RoomName, name: &UserName, here: &Roster);
+
     /// Lines for `to` that must come after everything this backend is carrying for it.
     fn reply_after(&mut self, to: ConnId, lines: Line, out: &mut Answers);
 
@@ -286,8 +311,8 @@ pub trait Backend: Send + std::fmt::Debug {
     fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
     /// `/names <#room>`.
     fn names(&mut self, from: ConnId, room: &RoomName, here: &Roster, out: &mut Answers);
-    /// `/rooms`.
-    fn rooms(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
+    /// `/rooms`, without `hidden` (secret rooms the asker is not in).
+    fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, out: &mut Answers);
     /// `/history`.
     fn history(&mut self, ask: HistoryAsk, out: &mut Answers);
 

@@ -35,6 +35,9 @@ impl Broker {
             (None, true) => Auth::Refused(format!(
                 "{name} is not registered; log in with the name alone"
             )),
+            (Some(account), _) if account.suspended => {
+                Auth::Refused(format!("account {} is suspended", account.name))
+            }
             (Some(account), false) => Auth::Refused(format!(
                 "name is registered; log in with \"{} <password>\"",
                 account.name
@@ -166,6 +169,7 @@ impl Broker {
                 let account = Account {
                     name: name.clone(),
                     phc,
+                    suspended: false,
                 };
                 accounts.put(account.clone());
                 self.backend.put_account(account);

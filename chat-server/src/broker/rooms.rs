@@ -6,20 +6,40 @@ use chat_proto::{Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName};
 
 use super::{Awaiting, Broker};
 use crate::backend::HistoryAsk;
+use crate::governance::{self, Change, RoomState};
 use crate::history::ConvKey;
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
 impl Broker {
+    /// `/join`: the rules decide (bans, invite-only) and which role the joiner holds;
+    /// it is then told `roles` and the topic after `names`.
     pub(super) fn join_room(&mut self, id: ConnId, room: RoomName) {
-        if !self.roster.join_room(id, &room) {
-            return self.error(id, format!("already a member of {room}"));
-        }
         let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
             return;
         };
+        if self.roster.is_member(id, &room) {
+            return self.error(id, format!("already a member of {room}"));
+        }
+        let members = self.members(&room);
+        let change =
+            match governance::join(&room, self.rooms.get(&room), &members, self.actor(&name)) {
+                Ok(change) => change,
+                Err(reason) => return self.error(id, reason),
+            };
+        let state = match self.rooms.get(&room) {
+            Some(state) if state.is_registered() || !members.is_empty() => state.clone(),
+            _ => RoomState::new_room(),
+        };
+        self.rooms.insert(room.clone(), state.clone());
+        self.roster.join_room(id, &room);
         self.backend
             .join_room(id, &room, &name, &self.roster, &mut self.answers);
+        let mut after = state;
+        after.apply(&change, |_| false);
+        self.commit(&room, vec![change]);
+        self.backend
+            .reply_after(id, Self::join_lines(&room, &after), &mut self.answers);
     }
 
     pub(super) fn part_room(&mut self, id: ConnId, room: RoomName) {
@@ -32,6 +52,19 @@ impl Broker {
         // No longer a member, so the backend names the one parting to hear it too.
         self.backend
             .part_room(Some(id), &room, &name, &self.roster, &mut self.answers);
+        self.left_room(&room, &name);
+    }
+
+    /// `name` is no longer in `room`: a role it held ends.
+    pub(super) fn left_room(&mut self, room: &RoomName, name: &UserName) {
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|state| state.role(name).is_some())
+        {
+            self.commit(room, vec![Change::Left(name.clone())]);
+        }
+        self.forget_if_gone(room);
     }
 
     pub(super) fn history(&mut self, id: ConnId, conv: Conv, range: HistoryRange) {

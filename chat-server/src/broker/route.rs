@@ -70,6 +70,7 @@ impl Broker {
         let mut outside: Vec<&str> = Vec::new();
         // Said after the direct part, which a backend may carry later than a room line.
         let mut rooms: Vec<&RoomName> = Vec::new();
+        let mut muted: Vec<String> = Vec::new();
         for dest in to {
             if fanout.dedup {
                 if seen.contains(&dest) {
@@ -83,7 +84,10 @@ impl Broker {
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
                 }
-                Recipient::Room(room) => rooms.push(room),
+                Recipient::Room(room) => match self.may_speak(from, room) {
+                    Ok(()) => rooms.push(room),
+                    Err(reason) => muted.push(reason),
+                },
             }
         }
         if !(fanout.away.is_empty() && fanout.kept.is_empty()) {
@@ -103,8 +107,10 @@ impl Broker {
                 .say(from, room, &sender, text, &mut self.answers);
         }
         if !outside.is_empty() {
+            muted.insert(0, format!("not a member of {}", outside.join(",")));
+        }
+        for reason in muted {
             // Behind the backend's answers about users, as one server reports them.
-            let reason = format!("not a member of {}", outside.join(","));
             self.backend.reply_after(
                 from,
                 encode_line(ServerLine::Error(reason)),

@@ -30,6 +30,7 @@ use super::{CONNECT_TIMEOUT, Held, mail};
 use crate::accounts::Account;
 use crate::backend::{Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk};
 use crate::config::{ClusterConfig, Config, Presence};
+use crate::governance::{Change, RoomState};
 use crate::roster::{ConnId, Roster};
 use crate::sendq::Line;
 
@@ -97,6 +98,7 @@ pub(super) enum Cmd {
     },
     Rooms {
         from: ConnId,
+        hidden: Vec<RoomName>,
     },
     History(HistoryAsk),
     PutAccount(Account),
@@ -123,7 +125,7 @@ impl Cmd {
             | Self::Reply { to: from, .. }
             | Self::Who { from }
             | Self::Names { from, .. }
-            | Self::Rooms { from } => Some(*from),
+            | Self::Rooms { from, .. } => Some(*from),
             Self::History(ask) => Some(ask.from),
             Self::Attempt(_)
             | Self::Forgive { .. }
@@ -296,6 +298,25 @@ impl Backend for Redis {
         self.accounts.take()
     }
 
+    fn registered_rooms(&mut self) -> Vec<(RoomName, RoomState)> {
+        Vec::new()
+    }
+
+    fn govern(
+        &mut self,
+        room: &RoomName,
+        changes: Vec<Change>,
+        _after: &RoomState,
+        out: &mut Answers,
+    ) {
+        out.push_back(Answer::Governed {
+            room: room.clone(),
+            changes,
+        });
+    }
+
+    fn leave_quietly(&mut self, _room: &RoomName, _name: &UserName, _here: &Roster) {}
+
     fn admit(&mut self, conn: ConnId, name: &UserName, _out: &mut Answers) {
         self.send(Cmd::Admit {
             conn,
@@ -405,8 +426,11 @@ impl Backend for Redis {
         });
     }
 
-    fn rooms(&mut self, from: ConnId, _here: &Roster, _out: &mut Answers) {
-        self.send(Cmd::Rooms { from });
+    fn rooms(&mut self, from: ConnId, hidden: &[RoomName], _here: &Roster, _out: &mut Answers) {
+        self.send(Cmd::Rooms {
+            from,
+            hidden: hidden.to_vec(),
+        });
     }
 
     fn history(&mut self, ask: HistoryAsk, _out: &mut Answers) {

@@ -20,17 +20,24 @@ pub fn mail_key(folded: &str) -> String {
     format!("chat:mail:{folded}")
 }
 
-/// An account as stored and announced: `name\nPHC`.
+/// An account as stored and announced: `name\nPHC`, and `\nsuspended` if it is.
 pub fn encode_account(account: &Account) -> String {
-    format!("{}\n{}", account.name, account.phc)
+    let suspended = if account.suspended { "\nsuspended" } else { "" };
+    format!("{}\n{}{suspended}", account.name, account.phc)
 }
 
 /// Reads an account back.
 pub fn decode_account(value: &str) -> Option<Account> {
-    let (name, phc) = value.split_once('\n')?;
+    let (name, rest) = value.split_once('\n')?;
+    let (phc, suspended) = match rest.split_once('\n') {
+        Some((phc, "suspended")) => (phc, true),
+        Some(_) => return None,
+        None => (rest, false),
+    };
     Some(Account {
         name: UserName::parse(name).ok()?,
         phc: phc.to_owned(),
+        suspended,
     })
 }
 

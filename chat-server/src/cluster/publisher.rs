@@ -498,12 +498,13 @@ impl Publisher {
                     None => self.unavailable(from).await,
                 }
             }
-            Cmd::Rooms { from } => {
+            Cmd::Rooms { from, hidden } => {
                 match self
                     .ask(async |redis| queries::all_rooms(redis).await)
                     .await
                 {
-                    Some(list) => {
+                    Some(mut list) => {
+                        list.retain(|(room, _)| !hidden.contains(room));
                         self.reply(from, &encode_line(ServerLine::Rooms(list)))
                             .await;
                     }

@@ -1,4 +1,5 @@
-//! Persistence: the [`Store`] trait (history, accounts, offline messages), its backends,
+//! Persistence: the [`Store`] trait (history, accounts, offline messages, registered
+//! rooms), its backends,
 //! and the [`StoreWriter`] that runs one on its own thread.
 //!
 //! The broker keeps everything it serves in memory (`crate::history`, `crate::accounts`)
@@ -9,14 +10,16 @@
 //!
 //! - [`sqlite`]: `--db PATH`, SQLite in WAL mode.
 
+mod rooms;
 pub mod sqlite;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chat_proto::{MessageId, Timestamp};
+use chat_proto::{MessageId, RoomName, Timestamp};
 
 use crate::accounts::Account;
+use crate::governance::RoomState;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -77,6 +80,8 @@ pub struct Loaded {
     pub accounts: Vec<Account>,
     /// Direct messages waiting for offline users, by recipient's folded name, oldest first.
     pub offline: Vec<(String, Message)>,
+    /// Registered rooms.
+    pub rooms: Vec<(RoomName, RoomState)>,
 }
 
 /// One change for the store to make durable.
@@ -95,13 +100,17 @@ pub enum Write {
     },
     /// Offline messages that have been delivered.
     Delivered(Vec<MessageId>),
+    /// A registered room as it is now (founder, topic, modes, bans, grants).
+    Room(RoomName, Box<RoomState>),
+    /// A room no longer registered.
+    RoomGone(RoomName),
 }
 
 impl Write {
     fn id(&self) -> Option<MessageId> {
         match self {
             Self::Message(m) | Self::Offline { message: m, .. } => Some(m.id),
-            Self::Account(_) | Self::Delivered(_) => None,
+            Self::Account(_) | Self::Delivered(_) | Self::Room(..) | Self::RoomGone(_) => None,
         }
     }
 }
@@ -180,7 +189,7 @@ impl StoreWriter {
     /// Hands `write` over, or keeps it until the writer has room; never waits.
     pub fn push(&mut self, write: Write) {
         if self.backlog.len() >= MAX_BACKLOG {
-            // Room messages can go (they stay in memory); accounts and offline mail cannot.
+            // Room messages can go (they stay in memory); the rest cannot.
             let before = self.backlog.len();
             self.backlog.retain(|w| !matches!(w, Write::Message(_)));
             warn!(

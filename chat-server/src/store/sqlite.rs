@@ -15,14 +15,14 @@ use anyhow::{Context, bail};
 use chat_proto::{MessageId, Timestamp, UserName};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::{Loaded, Store, StoreError, Write, last_id};
+use super::{Loaded, Store, StoreError, Write, last_id, rooms};
 use crate::accounts::Account;
 use crate::history::{ConvKey, Message, Retention};
 
 /// `PRAGMA application_id` of our files: "chat" in ASCII.
 const APPLICATION_ID: i32 = 0x6368_6174;
 /// The schema this code writes.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE messages (
@@ -57,6 +57,33 @@ const SCHEMA_V2: &str = "
         sender    TEXT    NOT NULL,
         text      TEXT    NOT NULL
     );
+";
+
+/// Version 3: registered rooms (founder, topic, modes, bans, roles by account) and
+/// suspended accounts.
+const SCHEMA_V3: &str = "
+    ALTER TABLE accounts ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE rooms (
+        name         TEXT PRIMARY KEY,
+        founder      TEXT NOT NULL,
+        modes        TEXT NOT NULL,
+        topic        TEXT,
+        topic_setter TEXT,
+        topic_time   INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE room_bans (
+        room   TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        name   TEXT NOT NULL,
+        PRIMARY KEY (room, folded)
+    ) WITHOUT ROWID;
+    CREATE TABLE room_grants (
+        room   TEXT NOT NULL,
+        folded TEXT NOT NULL,
+        name   TEXT NOT NULL,
+        role   TEXT NOT NULL CHECK (role IN ('op', 'voice')),
+        PRIMARY KEY (room, folded)
+    ) WITHOUT ROWID;
 ";
 
 /// History in a SQLite database file.
@@ -142,6 +169,9 @@ fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
     }
     if from < 2 {
         tx.execute_batch(SCHEMA_V2)?;
+    }
+    if from < 3 {
+        tx.execute_batch(SCHEMA_V3)?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -236,17 +266,28 @@ impl Store for SqliteStore {
         loaded.messages = rooms_and_pairs.into_iter().map(|(_, m)| m).collect();
         let mut accounts = self
             .conn
-            .prepare("SELECT name, phc FROM accounts")
+            .prepare("SELECT name, phc, suspended FROM accounts")
             .map_err(store_error)?;
         let accounts = accounts
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })
             .map_err(store_error)?;
         for row in accounts {
-            let (name, phc) = row.map_err(store_error)?;
+            let (name, phc, suspended) = row.map_err(store_error)?;
             if let Ok(name) = name.parse() {
-                loaded.accounts.push(Account { name, phc });
+                loaded.accounts.push(Account {
+                    name,
+                    phc,
+                    suspended,
+                });
             }
         }
+        loaded.rooms = rooms::load(&self.conn).map_err(store_error)?;
         loaded.offline = read_messages(
             &self.conn,
             "SELECT recipient, id, time, sender, text FROM offline ORDER BY id",
@@ -293,16 +334,20 @@ impl Store for SqliteStore {
                     }),
                 Write::Account(account) => tx
                     .prepare_cached(
-                        "INSERT INTO accounts (folded, name, phc) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (folded) DO UPDATE SET phc = excluded.phc",
+                        "INSERT INTO accounts (folded, name, phc, suspended) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (folded) DO UPDATE
+                         SET phc = excluded.phc, suspended = excluded.suspended",
                     )
                     .and_then(|mut upsert| {
                         upsert.execute(params![
                             account.name.folded(),
                             account.name.as_str(),
                             account.phc,
+                            account.suspended,
                         ])
                     }),
+                Write::Room(room, state) => rooms::save(&tx, room, state),
+                Write::RoomGone(room) => rooms::forget(&tx, room),
                 Write::Offline {
                     recipient,
                     message: m,
@@ -367,5 +412,88 @@ impl Store for SqliteStore {
         )
         .map_err(store_error)?;
         tx.commit().map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_proto::{RoomModes, RoomName, TopicText};
+
+    use super::*;
+    use crate::governance::RoomState;
+
+    /// A database as version 2 of the server left it: history, an account, mail.
+    fn v2_database(path: &Path) {
+        let conn = Connection::open(path).expect("a database");
+        conn.execute_batch(SCHEMA_V1).expect("schema v1");
+        conn.execute_batch(SCHEMA_V2).expect("schema v2");
+        conn.execute_batch(
+            "INSERT INTO accounts (folded, name, phc) VALUES ('alice', 'Alice', '$argon2id$x');
+             INSERT INTO messages (id, conv, time, sender, text)
+                 VALUES (7, '#rust', 1000, 'Alice', 'from version 2');",
+        )
+        .expect("v2 rows");
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("application id");
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+    }
+
+    #[test]
+    fn a_v2_database_is_migrated_and_keeps_rooms_and_suspensions() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("chat.db");
+        v2_database(&path);
+        let retention = Retention::default();
+        let now = Timestamp::from_unix_millis(2000).expect("a time");
+        let mut store = SqliteStore::open(&path, None).expect("migrated");
+        let loaded = store.load(&retention, now).expect("loaded");
+        assert_eq!(loaded.messages.len(), 1, "history survives the migration");
+        assert_eq!(loaded.accounts.len(), 1);
+        assert!(!loaded.accounts[0].suspended);
+        assert!(loaded.rooms.is_empty());
+
+        let room = RoomName::parse("#rust").expect("a room");
+        let alice = UserName::parse("Alice").expect("a name");
+        let mut state = RoomState {
+            founder: Some(alice.clone()),
+            modes: "+mt".parse::<RoomModes>().expect("modes"),
+            topic: Some(chat_proto::TopicInfo {
+                setter: chat_proto::Setter::User(alice.clone()),
+                time: now,
+                text: TopicText::parse("kept").expect("a topic"),
+            }),
+            ..RoomState::default()
+        };
+        state
+            .bans
+            .insert("eve".into(), UserName::parse("Eve").expect("a name"));
+        state.grants.insert(
+            "bob".into(),
+            (
+                UserName::parse("bob").expect("a name"),
+                chat_proto::Role::Voiced,
+            ),
+        );
+        let suspended = Account {
+            name: alice,
+            phc: "$argon2id$x".into(),
+            suspended: true,
+        };
+        store
+            .apply(&[
+                Write::Room(room.clone(), Box::new(state.clone())),
+                Write::Account(suspended),
+            ])
+            .expect("written");
+        drop(store);
+
+        let mut store = SqliteStore::open(&path, None).expect("reopened");
+        let loaded = store.load(&retention, now).expect("loaded");
+        assert_eq!(loaded.rooms, vec![(room.clone(), state)]);
+        assert!(loaded.accounts[0].suspended);
+        store.apply(&[Write::RoomGone(room)]).expect("written");
+        let loaded = store.load(&retention, now).expect("loaded");
+        assert!(loaded.rooms.is_empty());
     }
 }

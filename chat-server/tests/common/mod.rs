@@ -98,10 +98,12 @@ async fn member_at(addr: SocketAddr, name: &str, room: &str) -> LineClient {
     client
 }
 
-/// Joins `room` and reads every line up to the `names` reply.
+/// Joins `room` and reads every line up to the `names` reply and the `roles` line
+/// after it.
 async fn join(client: &mut LineClient, room: &str) {
     client.send(&format!("/join {room}")).await;
     client.skip_until_prefix(&format!("names {room} ")).await;
+    client.expect_prefix(&format!("roles {room}")).await;
 }
 
 /// The backend a [`Chat`] runs on.

@@ -1,0 +1,632 @@
+//! Room governance: a room's [`RoomState`] (roles, topic, modes, bans, invites, its
+//! founder if registered), the one place that decides who may do what in a room, and
+//! the [`Change`]s those decisions make.
+//!
+//! Everything here is pure: the broker hands in the room's state, its members and who
+//! asks ([`Actor`]), and gets back either the refusal for `error:` or the changes to
+//! carry. Every node applies the same changes in the room's order with
+//! [`RoomState::apply`], so one rule holds alike in one process and across a cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chat_proto::{
+    MessageText, ModeChange, Role, RoomMode, RoomModes, RoomName, ServerLine, Setter, TopicInfo,
+    TopicText, UserName,
+};
+
+use crate::history::wall_clock;
+
+/// Who asks: their name, whether it is a registered account they logged in to, and
+/// whether it is a server operator's (`--oper`).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The name.
+    pub name: &'a UserName,
+    /// Logged in to a registered account.
+    pub account: bool,
+    /// A server operator: counts as op in every room.
+    pub oper: bool,
+}
+
+/// A room's governance. Names are kept by folded form (as names compare), with the
+/// spelling to show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomState {
+    /// The founder's account, for a registered room.
+    pub founder: Option<UserName>,
+    /// The topic, if set.
+    pub topic: Option<TopicInfo>,
+    /// The modes.
+    pub modes: RoomModes,
+    /// Banned names.
+    pub bans: BTreeMap<String, UserName>,
+    /// Members who are ops now.
+    pub ops: BTreeMap<String, UserName>,
+    /// Members who are voiced now.
+    pub voiced: BTreeMap<String, UserName>,
+    /// In a registered room, the accounts given op or voice, which get it back at every
+    /// join.
+    pub grants: BTreeMap<String, (UserName, Role)>,
+    /// Names invited, each for one join.
+    pub invites: BTreeSet<String>,
+}
+
+/// One change to a room, as every member is told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `name` joined, holding `role` (a new room's creator, or a registered room's
+    /// grant), having used an invite if it had one.
+    Joined {
+        /// The joiner.
+        name: UserName,
+        /// The role it holds from the start.
+        role: Option<Role>,
+        /// Whether others are told of that role (`mode <#room> * +o <name>`): a grant
+        /// in a registered room, not a new room's creator.
+        announced: bool,
+    },
+    /// `name` left (part, disconnect): its role ends.
+    Left(UserName),
+    /// A role given or taken.
+    Role {
+        /// Who did it.
+        setter: Setter,
+        /// The member.
+        name: UserName,
+        /// The role.
+        role: Role,
+        /// Given or taken.
+        on: bool,
+    },
+    /// A flag set or cleared.
+    Flag {
+        /// Who did it.
+        setter: Setter,
+        /// The flag.
+        mode: RoomMode,
+        /// Set or cleared.
+        on: bool,
+    },
+    /// A ban made or lifted.
+    Ban {
+        /// Who did it.
+        setter: Setter,
+        /// The name.
+        name: UserName,
+        /// Made or lifted.
+        on: bool,
+    },
+    /// The topic set.
+    Topic(TopicInfo),
+    /// A member removed.
+    Kick {
+        /// Who did it.
+        setter: Setter,
+        /// The member.
+        name: UserName,
+        /// Why, if said.
+        reason: Option<MessageText>,
+    },
+    /// Someone invited, for one join.
+    Invite(UserName),
+    /// The room registered, with this founder.
+    Registered(UserName),
+    /// The room no longer registered.
+    Unregistered,
+}
+
+impl Change {
+    /// The line members are told, if any.
+    pub fn line(&self, room: &RoomName) -> Option<ServerLine> {
+        let room = room.clone();
+        let mode = |setter: &Setter, change| ServerLine::Mode {
+            room: room.clone(),
+            setter: setter.clone(),
+            change,
+        };
+        match self {
+            Self::Joined {
+                name,
+                role: Some(role),
+                announced: true,
+            } => Some(mode(
+                &Setter::Server,
+                ModeChange::Role {
+                    on: true,
+                    role: *role,
+                    name: name.clone(),
+                },
+            )),
+            Self::Joined { .. } | Self::Left(_) | Self::Invite(_) | Self::Unregistered => None,
+            Self::Role {
+                setter,
+                name,
+                role,
+                on,
+            } => Some(mode(
+                setter,
+                ModeChange::Role {
+                    on: *on,
+                    role: *role,
+                    name: name.clone(),
+                },
+            )),
+            Self::Flag {
+                setter,
+                mode: flag,
+                on,
+            } => Some(mode(
+                setter,
+                ModeChange::Flag {
+                    on: *on,
+                    mode: *flag,
+                },
+            )),
+            Self::Ban { setter, name, on } => Some(mode(
+                setter,
+                ModeChange::Ban {
+                    on: *on,
+                    name: name.clone(),
+                },
+            )),
+            Self::Topic(topic) => Some(ServerLine::Topic {
+                room,
+                topic: Some(topic.clone()),
+            }),
+            Self::Kick {
+                setter,
+                name,
+                reason,
+            } => Some(ServerLine::Kicked {
+                room,
+                name: name.clone(),
+                setter: setter.clone(),
+                reason: reason.clone(),
+            }),
+            Self::Registered(founder) => Some(ServerLine::RoomRegistered {
+                room,
+                founder: founder.clone(),
+            }),
+        }
+    }
+
+    /// Whether a registered room keeps what this change makes (its founder, topic,
+    /// modes, bans and grants), as opposed to who is in it now.
+    pub fn is_kept(&self) -> bool {
+        !matches!(
+            self,
+            Self::Joined { .. } | Self::Left(_) | Self::Kick { .. } | Self::Invite(_)
+        )
+    }
+
+    /// The member this change removes from the room, if any.
+    pub fn removes(&self) -> Option<&UserName> {
+        match self {
+            Self::Kick { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl RoomState {
+    /// A room just created by a join: `+t`.
+    pub fn new_room() -> Self {
+        Self {
+            modes: RoomModes::NEW_ROOM,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the room is registered.
+    pub fn is_registered(&self) -> bool {
+        self.founder.is_some()
+    }
+
+    /// The role `name` holds now, op first.
+    pub fn role(&self, name: &UserName) -> Option<Role> {
+        let folded = name.folded();
+        if self.ops.contains_key(&folded) {
+            Some(Role::Op)
+        } else if self.voiced.contains_key(&folded) {
+            Some(Role::Voiced)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `name` is this room's founder.
+    pub fn is_founder(&self, name: &UserName) -> bool {
+        self.founder
+            .as_ref()
+            .is_some_and(|founder| founder.folded() == name.folded())
+    }
+
+    /// The `roles <#room> ...` line: members with a role, sorted bytewise by name.
+    pub fn roles_line(&self, room: &RoomName) -> ServerLine {
+        let mut members: Vec<(Role, UserName)> = self
+            .ops
+            .values()
+            .map(|name| (Role::Op, name.clone()))
+            .chain(
+                self.voiced
+                    .iter()
+                    .filter(|(folded, _)| !self.ops.contains_key(*folded))
+                    .map(|(_, name)| (Role::Voiced, name.clone())),
+            )
+            .collect();
+        members.sort_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
+        ServerLine::Roles {
+            room: room.clone(),
+            members,
+        }
+    }
+
+    /// The `bans <#room> ...` line, sorted bytewise.
+    pub fn bans_line(&self, room: &RoomName) -> ServerLine {
+        let mut names: Vec<UserName> = self.bans.values().cloned().collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ServerLine::Bans {
+            room: room.clone(),
+            names,
+        }
+    }
+
+    /// Applies `change`; `is_account` says which names are registered accounts, whose
+    /// roles a registered room keeps.
+    pub fn apply(&mut self, change: &Change, is_account: impl Fn(&UserName) -> bool) {
+        match change {
+            Change::Joined { name, role, .. } => {
+                let folded = name.folded();
+                self.invites.remove(&folded);
+                self.ops.remove(&folded);
+                self.voiced.remove(&folded);
+                match role {
+                    Some(Role::Op) => self.ops.insert(folded, name.clone()),
+                    Some(Role::Voiced) => self.voiced.insert(folded, name.clone()),
+                    None => None,
+                };
+            }
+            Change::Left(name) | Change::Kick { name, .. } => {
+                let folded = name.folded();
+                self.ops.remove(&folded);
+                self.voiced.remove(&folded);
+            }
+            Change::Role { name, role, on, .. } => {
+                let folded = name.folded();
+                let held = match role {
+                    Role::Op => &mut self.ops,
+                    Role::Voiced => &mut self.voiced,
+                };
+                if *on {
+                    held.insert(folded.clone(), name.clone());
+                } else {
+                    held.remove(&folded);
+                }
+                if self.is_registered() && is_account(name) {
+                    self.regrant(&folded, name);
+                }
+            }
+            Change::Flag { mode, on, .. } => {
+                self.modes.set(*mode, *on);
+            }
+            Change::Ban { name, on, .. } => {
+                if *on {
+                    self.bans.insert(name.folded(), name.clone());
+                } else {
+                    self.bans.remove(&name.folded());
+                }
+            }
+            Change::Topic(topic) => self.topic = Some(topic.clone()),
+            Change::Invite(name) => {
+                self.invites.insert(name.folded());
+            }
+            Change::Registered(founder) => {
+                self.founder = Some(founder.clone());
+                let held: Vec<(String, UserName)> = self
+                    .ops
+                    .iter()
+                    .chain(&self.voiced)
+                    .filter(|(_, name)| is_account(name))
+                    .map(|(folded, name)| (folded.clone(), name.clone()))
+                    .collect();
+                for (folded, name) in held {
+                    self.regrant(&folded, &name);
+                }
+            }
+            Change::Unregistered => {
+                self.founder = None;
+                self.grants.clear();
+            }
+        }
+    }
+
+    /// Records the role `name` holds now as its account's grant.
+    fn regrant(&mut self, folded: &str, name: &UserName) {
+        let role = if self.ops.contains_key(folded) {
+            Some(Role::Op)
+        } else if self.voiced.contains_key(folded) {
+            Some(Role::Voiced)
+        } else {
+            None
+        };
+        match role {
+            Some(role) => self.grants.insert(folded.to_owned(), (name.clone(), role)),
+            None => self.grants.remove(folded),
+        };
+    }
+
+    /// Whether `actor` counts as an op here.
+    fn is_op(&self, actor: Actor<'_>) -> bool {
+        actor.oper || self.ops.contains_key(&actor.name.folded())
+    }
+
+    /// Refuses unless `actor` is an op here.
+    fn need_op(&self, room: &RoomName, actor: Actor<'_>) -> Result<(), String> {
+        if self.is_op(actor) {
+            Ok(())
+        } else {
+            Err(format!("you need op in {room} for that"))
+        }
+    }
+
+    /// Whether `actor` may send to the room: not moderated, or an op or voiced.
+    pub fn may_speak(&self, actor: Actor<'_>) -> Result<(), String> {
+        if !self.modes.has(RoomMode::Moderated)
+            || self.is_op(actor)
+            || self.voiced.contains_key(&actor.name.folded())
+        {
+            return Ok(());
+        }
+        Err("the room is moderated (+m): you need voice (+v) or op to speak".to_owned())
+    }
+}
+
+/// The members of a room, by folded name, as the deciding node knows them.
+pub type Members = BTreeMap<String, UserName>;
+
+/// The changes of a `/join` by `actor` into a room with `state` (none: no such room yet)
+/// and `members`, or why it is refused.
+pub fn join(
+    room: &RoomName,
+    state: Option<&RoomState>,
+    members: &Members,
+    actor: Actor<'_>,
+) -> Result<Change, String> {
+    let name = actor.name.clone();
+    let Some(state) = state.filter(|state| state.is_registered() || !members.is_empty()) else {
+        return Ok(Change::Joined {
+            name,
+            role: Some(Role::Op),
+            announced: false,
+        });
+    };
+    let folded = name.folded();
+    let granted = if state.is_founder(&name) && actor.account {
+        Some(Role::Op)
+    } else if actor.account {
+        state.grants.get(&folded).map(|(_, role)| *role)
+    } else {
+        None
+    };
+    if state.bans.contains_key(&folded) && !actor.oper {
+        return Err(format!("you are banned from {room}"));
+    }
+    if state.modes.has(RoomMode::InviteOnly)
+        && granted.is_none()
+        && !actor.oper
+        && !state.invites.contains(&folded)
+    {
+        return Err(format!(
+            "{room} is invite only (+i): an op must /invite you first"
+        ));
+    }
+    Ok(Change::Joined {
+        name,
+        role: granted,
+        announced: granted.is_some(),
+    })
+}
+
+/// `/op`, `/deop`, `/voice`, `/devoice`.
+pub fn set_role(
+    room: &RoomName,
+    state: &RoomState,
+    members: &Members,
+    actor: Actor<'_>,
+    target: &UserName,
+    role: Role,
+    on: bool,
+) -> Result<Vec<Change>, String> {
+    state.need_op(room, actor)?;
+    let member = member(room, members, target)?;
+    if !on && role == Role::Op && state.is_founder(member) && !actor.oper {
+        return Err(founder_protected(room, member));
+    }
+    let held = match role {
+        Role::Op => &state.ops,
+        Role::Voiced => &state.voiced,
+    };
+    if held.contains_key(&member.folded()) == on {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Change::Role {
+        setter: Setter::User(actor.name.clone()),
+        name: member.clone(),
+        role,
+        on,
+    }])
+}
+
+/// `/topic <#room> <text>`.
+pub fn set_topic(
+    room: &RoomName,
+    state: &RoomState,
+    members: &Members,
+    actor: Actor<'_>,
+    text: TopicText,
+) -> Result<Vec<Change>, String> {
+    if !actor.oper && !members.contains_key(&actor.name.folded()) {
+        return Err(format!("you are not in {room}"));
+    }
+    if state.modes.has(RoomMode::TopicLocked) && !state.is_op(actor) {
+        return Err(format!(
+            "{room} is +t: you need op in {room} to set its topic"
+        ));
+    }
+    Ok(vec![Change::Topic(TopicInfo {
+        setter: Setter::User(actor.name.clone()),
+        time: wall_clock().0,
+        text,
+    })])
+}
+
+/// `/mode <#room> <±flags>`: one change per flag that changes, in `imst` order.
+pub fn set_flags(
+    room: &RoomName,
+    state: &RoomState,
+    actor: Actor<'_>,
+    asked: &[(bool, RoomMode)],
+) -> Result<Vec<Change>, String> {
+    state.need_op(room, actor)?;
+    let mut wanted = state.modes;
+    for &(on, mode) in asked {
+        wanted.set(mode, on);
+    }
+    Ok(RoomMode::ALL
+        .into_iter()
+        .filter(|&mode| wanted.has(mode) != state.modes.has(mode))
+        .map(|mode| Change::Flag {
+            setter: Setter::User(actor.name.clone()),
+            mode,
+            on: wanted.has(mode),
+        })
+        .collect())
+}
+
+/// `/kick <#room> <name> [reason]`.
+pub fn kick(
+    room: &RoomName,
+    state: &RoomState,
+    members: &Members,
+    actor: Actor<'_>,
+    target: &UserName,
+    reason: Option<MessageText>,
+) -> Result<Vec<Change>, String> {
+    state.need_op(room, actor)?;
+    let member = member(room, members, target)?;
+    if state.is_founder(member) && !actor.oper {
+        return Err(founder_protected(room, member));
+    }
+    Ok(vec![Change::Kick {
+        setter: Setter::User(actor.name.clone()),
+        name: member.clone(),
+        reason,
+    }])
+}
+
+/// `/ban` and `/unban`: a banned member is kicked too.
+pub fn ban(
+    room: &RoomName,
+    state: &RoomState,
+    members: &Members,
+    actor: Actor<'_>,
+    target: &UserName,
+    on: bool,
+) -> Result<Vec<Change>, String> {
+    state.need_op(room, actor)?;
+    let folded = target.folded();
+    if on && state.is_founder(target) && !actor.oper {
+        return Err(founder_protected(room, target));
+    }
+    if state.bans.contains_key(&folded) == on {
+        return Ok(Vec::new());
+    }
+    let name = match (on, state.bans.get(&folded)) {
+        (false, Some(banned)) => banned.clone(),
+        _ => target.clone(),
+    };
+    let mut changes = vec![Change::Ban {
+        setter: Setter::User(actor.name.clone()),
+        name,
+        on,
+    }];
+    if let (true, Some(member)) = (on, members.get(&folded)) {
+        changes.push(Change::Kick {
+            setter: Setter::Server,
+            name: member.clone(),
+            reason: MessageText::parse("banned").ok(),
+        });
+    }
+    Ok(changes)
+}
+
+/// `/invite <name> <#room>`; the caller checks `target` is online.
+pub fn invite(
+    room: &RoomName,
+    state: &RoomState,
+    members: &Members,
+    actor: Actor<'_>,
+    target: &UserName,
+) -> Result<Vec<Change>, String> {
+    if !actor.oper && !members.contains_key(&actor.name.folded()) {
+        return Err(format!("you are not in {room}"));
+    }
+    if state.modes.has(RoomMode::InviteOnly) {
+        state.need_op(room, actor)?;
+    }
+    if let Some(member) = members.get(&target.folded()) {
+        return Err(format!("{member} is already in {room}"));
+    }
+    Ok(vec![Change::Invite(target.clone())])
+}
+
+/// `/register-room <#room>`.
+pub fn register(
+    room: &RoomName,
+    state: &RoomState,
+    actor: Actor<'_>,
+) -> Result<Vec<Change>, String> {
+    if let Some(founder) = &state.founder {
+        return Err(format!("{room} is already registered, by {founder}"));
+    }
+    if !actor.account {
+        return Err(format!(
+            "only a registered account can register {room}: /register <password> first"
+        ));
+    }
+    state.need_op(room, actor)?;
+    Ok(vec![Change::Registered(actor.name.clone())])
+}
+
+/// `/unregister-room <#room>`: its founder, or a server operator.
+pub fn unregister(
+    room: &RoomName,
+    state: &RoomState,
+    actor: Actor<'_>,
+) -> Result<Vec<Change>, String> {
+    let Some(founder) = &state.founder else {
+        return Err(format!("{room} is not registered"));
+    };
+    let founder_here = actor.account && state.is_founder(actor.name);
+    if !actor.oper && !founder_here {
+        return Err(format!(
+            "only {founder}, who founded {room}, can unregister it"
+        ));
+    }
+    Ok(vec![Change::Unregistered])
+}
+
+/// `target` as a member of the room, or why not.
+fn member<'a>(
+    room: &RoomName,
+    members: &'a Members,
+    target: &UserName,
+) -> Result<&'a UserName, String> {
+    members
+        .get(&target.folded())
+        .ok_or_else(|| format!("{target} is not in {room}"))
+}
+
+fn founder_protected(room: &RoomName, founder: &UserName) -> String {
+    format!("{founder} founded {room}: only a server operator can do that to them")
+}
