@@ -16,7 +16,7 @@ mod login;
 mod rooms;
 mod route;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ use crate::governance::RoomState;
 use crate::roster::{ConnId, Peer, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 
+/// Lines a connection may send while one of its room commands waits for the room to be
+/// fetched.
+const MAX_HELD_LINES: usize = 1024;
 /// Events routed per turn of the broker before it lets other tasks run.
 const BROKER_BATCH: usize = 1024;
 /// Most logins whose `joined` lines are announced together.
@@ -275,6 +278,9 @@ pub struct Broker {
     rooms: FxHashMap<RoomName, RoomState>,
     /// Server operators' folded names (`--oper`).
     opers: HashSet<String>,
+    /// Lines of connections waiting for a room to be fetched, in order: a client's
+    /// lines are decided in the order it sent them.
+    held: FxHashMap<ConnId, VecDeque<Request>>,
 }
 
 impl Broker {
@@ -302,6 +308,7 @@ impl Broker {
             drained: false,
             rooms,
             opers: config.opers.iter().map(UserName::folded).collect(),
+            held: FxHashMap::default(),
         }
     }
 
@@ -338,7 +345,9 @@ impl Broker {
                     if self.roster.get(id).is_none() {
                         return;
                     }
-                    self.line(id, line);
+                    if self.hold(id, line) {
+                        continue;
+                    }
                     self.settle();
                 }
             }
@@ -395,6 +404,46 @@ impl Broker {
             | ClientLine::UnregisterRoom(_)
             | ClientLine::Kill { .. }
             | ClientLine::Suspend { .. }) => self.govern(id, line),
+        }
+    }
+
+    /// Handles `request` of `id`, or keeps it behind a fetch `id` waits for; `true` if
+    /// kept. A client that goes on sending while waiting (a fetch takes a round trip
+    /// to Redis at most) is cut off past [`MAX_HELD_LINES`].
+    fn hold(&mut self, id: ConnId, request: Request) -> bool {
+        let Some(held) = self.held.get_mut(&id) else {
+            self.line(id, request);
+            return false;
+        };
+        if held.len() >= MAX_HELD_LINES {
+            let reason = "too many lines while a room command was under way".to_owned();
+            self.disconnect(id, reason);
+        } else {
+            held.push_back(request);
+        }
+        true
+    }
+
+    /// `id` waits for a room to be fetched: its next lines wait too.
+    fn wait_for_fetch(&mut self, id: ConnId) {
+        self.held.entry(id).or_default();
+    }
+
+    /// The fetch `id` waited for came: its lines held meanwhile go on, until one waits
+    /// again.
+    fn release(&mut self, id: ConnId) {
+        let Some(mut held) = self.held.remove(&id) else {
+            return;
+        };
+        while let Some(request) = held.pop_front() {
+            if self.roster.get(id).is_none() {
+                return;
+            }
+            self.line(id, request);
+            if let Some(again) = self.held.get_mut(&id) {
+                again.extend(held);
+                return;
+            }
         }
     }
 
@@ -470,6 +519,24 @@ impl Broker {
                 }
             }
             Answer::Governed { room, changes } => self.governed(&room, &changes),
+            Answer::Fetched {
+                to,
+                room,
+                line,
+                found,
+            } => {
+                self.fetched(to, room, line, found);
+                self.release(to);
+            }
+            Answer::FetchFailed { to, reason } => {
+                self.error(to, reason);
+                self.release(to);
+            }
+            Answer::Kill { folded, lines } => {
+                if let Some((id, _)) = self.roster.find_folded(&folded) {
+                    self.disconnect_with(id, &lines);
+                }
+            }
             Answer::Lost { names, reason } => {
                 let bye = encode_line(ServerLine::Bye(reason));
                 for folded in names {
@@ -533,6 +600,7 @@ impl Broker {
             return;
         };
         self.awaiting.retain(|a| a.conn != id);
+        self.held.remove(&id);
         for room in &rooms {
             self.left_room(room, &peer.name);
         }

@@ -47,10 +47,7 @@ async fn session(chat: &Chat, node: usize, name: &str) -> chat_tests::LineClient
     client
 }
 
-both_modes!(
-    the_creator_is_op_and_joiners_see_roles_then_topic,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(the_creator_is_op_and_joiners_see_roles_then_topic);
 async fn the_creator_is_op_and_joiners_see_roles_then_topic(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.login_on(0, "alice").await;
@@ -83,10 +80,7 @@ async fn the_creator_is_op_and_joiners_see_roles_then_topic(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    roles_are_given_and_taken_by_ops_only,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(roles_are_given_and_taken_by_ops_only);
 async fn roles_are_given_and_taken_by_ops_only(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -119,10 +113,7 @@ async fn roles_are_given_and_taken_by_ops_only(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    a_role_ends_when_its_holder_leaves,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(a_role_ends_when_its_holder_leaves);
 async fn a_role_ends_when_its_holder_leaves(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -141,10 +132,7 @@ async fn a_role_ends_when_its_holder_leaves(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    topic_under_plus_t_needs_op_and_without_it_any_member,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(topic_under_plus_t_needs_op_and_without_it_any_member);
 async fn topic_under_plus_t_needs_op_and_without_it_any_member(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -171,10 +159,7 @@ async fn topic_under_plus_t_needs_op_and_without_it_any_member(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    modes_change_one_line_per_flag_in_imst_order,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(modes_change_one_line_per_flag_in_imst_order);
 async fn modes_change_one_line_per_flag_in_imst_order(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -198,10 +183,7 @@ async fn modes_change_one_line_per_flag_in_imst_order(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    a_moderated_room_hears_only_ops_and_voiced,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(a_moderated_room_hears_only_ops_and_voiced);
 async fn a_moderated_room_hears_only_ops_and_voiced(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -223,10 +205,7 @@ async fn a_moderated_room_hears_only_ops_and_voiced(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    kick_removes_the_member_and_tells_everyone,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(kick_removes_the_member_and_tells_everyone);
 async fn kick_removes_the_member_and_tells_everyone(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -253,10 +232,7 @@ async fn kick_removes_the_member_and_tells_everyone(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    a_ban_kicks_the_member_and_refuses_the_join,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(a_ban_kicks_the_member_and_refuses_the_join);
 async fn a_ban_kicks_the_member_and_refuses_the_join(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -284,10 +260,7 @@ async fn a_ban_kicks_the_member_and_refuses_the_join(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    invite_only_needs_an_invite_used_once,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(invite_only_needs_an_invite_used_once);
 async fn invite_only_needs_an_invite_used_once(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#rust").await;
@@ -315,10 +288,7 @@ async fn invite_only_needs_an_invite_used_once(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    a_secret_room_is_hidden_from_rooms_for_non_members,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(a_secret_room_is_hidden_from_rooms_for_non_members);
 async fn a_secret_room_is_hidden_from_rooms_for_non_members(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.member_on(0, "alice", "#hidden").await;
@@ -334,10 +304,7 @@ async fn a_secret_room_is_hidden_from_rooms_for_non_members(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    a_registered_room_keeps_its_founder_topic_modes_bans_and_grants,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(a_registered_room_keeps_its_founder_topic_modes_bans_and_grants);
 async fn a_registered_room_keeps_its_founder_topic_modes_bans_and_grants(mode: Mode) {
     let chat = Chat::start_with_accounts(mode, Config::default()).await;
     let mut alice = account(&chat, 0, "alice").await;
@@ -405,10 +372,7 @@ async fn a_registered_room_keeps_its_founder_topic_modes_bans_and_grants(mode: M
     chat.shutdown().await;
 }
 
-both_modes!(
-    only_the_founder_unregisters,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(only_the_founder_unregisters);
 async fn only_the_founder_unregisters(mode: Mode) {
     let chat = Chat::start_with_accounts(mode, Config::default()).await;
     let mut alice = account(&chat, 0, "alice").await;
@@ -429,10 +393,7 @@ async fn only_the_founder_unregisters(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    an_operator_governs_every_room_and_kills_and_suspends,
-    cluster_ignore = "governance is not carried across nodes yet"
-);
+both_modes!(an_operator_governs_every_room_and_kills_and_suspends);
 async fn an_operator_governs_every_room_and_kills_and_suspends(mode: Mode) {
     let config = Config {
         opers: vec!["root".parse().expect("a name")],

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 use chat_proto::{
-    FromLine, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName, encode_line,
+    ClientLine, FromLine, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName,
+    encode_line,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, History, IdClock, Message, wall_clock};
 use crate::roster::{ConnId, Roster};
+use crate::sendq::Line;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{self, Store, StoreWriter, Write};
 
@@ -362,6 +364,33 @@ impl Backend for Local {
     }
 
     fn leave_quietly(&mut self, _room: &RoomName, _name: &UserName, _here: &Roster) {}
+
+    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: ClientLine, out: &mut Answers) {
+        out.push_back(Answer::Fetched {
+            to: from,
+            room: room.clone(),
+            line,
+            found: None,
+        });
+    }
+
+    fn tell(
+        &mut self,
+        from: ConnId,
+        name: &UserName,
+        _lines: Line,
+        _sent: Line,
+        out: &mut Answers,
+    ) {
+        self.kill(from, name, Line::new(), out);
+    }
+
+    fn kill(&mut self, from: ConnId, name: &UserName, _lines: Line, out: &mut Answers) {
+        out.push_back(Answer::Reply {
+            to: from,
+            lines: encode_line(ServerLine::Error(format!("{name} is not online"))),
+        });
+    }
 
     fn reply_after(&mut self, to: ConnId, lines: bytes::Bytes, out: &mut Answers) {
         out.push_back(Answer::Reply { to, lines });

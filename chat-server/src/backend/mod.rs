@@ -19,11 +19,11 @@
 
 pub mod local;
 
-use chat_proto::{Conv, HistoryRange, MessageId, MessageText, RoomName, UserName};
+use chat_proto::{ClientLine, Conv, HistoryRange, MessageId, MessageText, RoomName, UserName};
 use futures::future::BoxFuture;
 
 use crate::accounts::Account;
-use crate::governance::{Change, RoomState};
+use crate::governance::{Change, Members, RoomState};
 use crate::history::{ConvKey, Message};
 use crate::roster::{ConnId, Roster};
 use crate::sendq::Line;
@@ -124,6 +124,33 @@ pub enum Answer {
     Drained,
     /// An account was registered or changed elsewhere.
     Account(Account),
+    /// What the chat knows of a room, for the broker to decide `line` of `to` on.
+    Fetched {
+        /// Who asked.
+        to: ConnId,
+        /// The room.
+        room: RoomName,
+        /// The line to decide.
+        line: ClientLine,
+        /// The room's state and every member, wherever they are; `None` where the
+        /// broker's own are the whole chat's (one server).
+        found: Option<(Option<RoomState>, Members)>,
+    },
+    /// A room could not be fetched for `to`'s line: it is told why, and its next
+    /// lines go on.
+    FetchFailed {
+        /// Who asked.
+        to: ConnId,
+        /// Why, for `error:`.
+        reason: String,
+    },
+    /// The user with this folded name, if here, is disconnected with this last line.
+    Kill {
+        /// The folded name.
+        folded: String,
+        /// The `error:` line.
+        lines: Line,
+    },
     /// Changes to a room, in the room's order, for its members here.
     Governed {
         /// The room.
@@ -290,6 +317,15 @@ pub trait Backend: Send + std::fmt::Debug {
         out: &mut Answers,
     );
 
+    /// Fetches what the chat knows of `room` (its state, its members everywhere) for
+    /// `line` from `from`: [`Answer::Fetched`].
+    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: ClientLine, out: &mut Answers);
+    /// `/kill` of `name`, who is not here: it gets `lines` and is disconnected wherever
+    /// it is; `from` is told if nobody has the name.
+    fn kill(&mut self, from: ConnId, name: &UserName, lines: Line, out: &mut Answers);
+    /// `lines` for the user `name`, who is not here, and then `sent` for `from`; or
+    /// `from` is told `name` is not online.
+    fn tell(&mut self, from: ConnId, name: &UserName, lines: Line, sent: Line, out: &mut Answers);
     /// Carries changes to `room` the broker decided: every member, here and elsewhere,
     /// gets [`Answer::Governed`] in the room's order. `after` is the room's state once
     /// they are made, kept if the room is registered.

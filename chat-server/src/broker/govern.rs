@@ -11,101 +11,129 @@ use super::{Broker, offer};
 use crate::accounts::Account;
 use crate::governance::{self, Actor, Change, Members, RoomState};
 use crate::roster::ConnId;
+use crate::sendq::Line;
 
 impl Broker {
-    /// A governance line from `id`.
+    /// A governance line from `id`. Whatever names a room is decided on what the chat
+    /// knows of it, fetched first (at once on one server).
     pub(super) fn govern(&mut self, id: ConnId, line: ClientLine) {
         let Some(me) = self.roster.get(id).map(|p| p.name.clone()) else {
             return;
         };
+        match line {
+            ClientLine::Kill { name, reason } => self.kill(id, &me, &name, reason),
+            ClientLine::Suspend { name, on } => self.suspend(id, &me, &name, on),
+            line => match room_of(&line) {
+                Some(room) => {
+                    self.wait_for_fetch(id);
+                    self.backend.fetch_room(id, &room, line, &mut self.answers);
+                }
+                None => self.error(id, format!("{line}: not a room command")),
+            },
+        }
+    }
+
+    /// What the chat knows of `room` came for `line` of `to`: decide it.
+    pub(super) fn fetched(
+        &mut self,
+        to: ConnId,
+        room: RoomName,
+        line: ClientLine,
+        found: Option<(Option<RoomState>, Members)>,
+    ) {
+        let shared = found.is_some();
+        let members = match found {
+            Some((state, members)) => {
+                match state {
+                    Some(state) => self.rooms.insert(room.clone(), state),
+                    None => self.rooms.remove(&room),
+                };
+                members
+            }
+            None => self.members(&room),
+        };
+        self.decide_line(to, &room, line, &members, shared);
+        self.forget_if_gone(&room);
+    }
+
+    /// Decides `line` of `id` on `room`'s state and `members`; `shared`: they are the
+    /// whole chat's, not only this node's.
+    fn decide_line(
+        &mut self,
+        id: ConnId,
+        room: &RoomName,
+        line: ClientLine,
+        members: &Members,
+        shared: bool,
+    ) {
+        let Some(me) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
         let actor = self.actor(&me);
+        let exists = |state: &RoomState| state.is_registered() || !members.is_empty();
+        let state = self.rooms.get(room).filter(|state| exists(state));
         let decided = match line {
+            ClientLine::Join(room) => return self.join_decided(id, room, members),
             ClientLine::Topic { room, text: None } => {
-                let topic = self.rooms.get(&room).and_then(|s| s.topic.clone());
+                let topic = state.and_then(|s| s.topic.clone());
                 return self.reply(id, ServerLine::Topic { room, topic });
             }
             ClientLine::Mode { room, changes } if changes.is_empty() => {
-                let modes = self.rooms.get(&room).map(|s| s.modes).unwrap_or_default();
+                let modes = state.map(|s| s.modes).unwrap_or_default();
                 return self.reply(id, ServerLine::Modes { room, modes });
             }
             ClientLine::Bans(room) => {
-                let line = match self.rooms.get(&room) {
-                    Some(state) => state.bans_line(&room),
-                    None => RoomState::default().bans_line(&room),
-                };
+                let line = state.cloned().unwrap_or_default().bans_line(&room);
                 return self.reply(id, line);
             }
-            ClientLine::Kill { name, reason } => return self.kill(id, actor, &name, reason),
-            ClientLine::Suspend { name, on } => return self.suspend(id, actor, &name, on),
-            ClientLine::Invite { name, room } => {
-                let Some(target) = self
-                    .roster
-                    .find_or_fold(&name)
-                    .ok()
-                    .map(|(_, p)| p.name.clone())
-                else {
-                    return self.error(id, format!("{name} is not online"));
-                };
-                self.decide(&room, actor, |state, members| {
-                    governance::invite(&room, state, members, actor, &target)
+            ClientLine::Invite { name, .. } => self
+                .decide(room, state, actor, |state| {
+                    governance::invite(room, state, members, actor, &name)
                 })
-                .map(|changes| (room, changes, Some(target)))
-            }
-            ClientLine::SetRole {
-                room,
-                name,
-                role,
-                on,
-            } => self
-                .decide(&room, actor, |state, members| {
-                    governance::set_role(&room, state, members, actor, &name, role, on)
+                .map(|changes| (changes, Some(name))),
+            ClientLine::SetRole { name, role, on, .. } => self
+                .decide(room, state, actor, |state| {
+                    governance::set_role(room, state, members, actor, &name, role, on)
                 })
-                .map(|changes| (room, changes, None)),
+                .map(|changes| (changes, None)),
             ClientLine::Topic {
-                room,
-                text: Some(text),
+                text: Some(text), ..
             } => self
-                .decide(&room, actor, |state, members| {
-                    governance::set_topic(&room, state, members, actor, text)
+                .decide(room, state, actor, |state| {
+                    governance::set_topic(room, state, members, actor, text)
                 })
-                .map(|changes| (room, changes, None)),
-            ClientLine::Mode { room, changes } => self
-                .decide(&room, actor, |state, _| {
-                    governance::set_flags(&room, state, actor, &changes)
+                .map(|changes| (changes, None)),
+            ClientLine::Mode { changes, .. } => self
+                .decide(room, state, actor, |state| {
+                    governance::set_flags(room, state, actor, &changes)
                 })
-                .map(|changes| (room, changes, None)),
-            ClientLine::Kick { room, name, reason } => self
-                .decide(&room, actor, |state, members| {
-                    governance::kick(&room, state, members, actor, &name, reason)
+                .map(|changes| (changes, None)),
+            ClientLine::Kick { name, reason, .. } => self
+                .decide(room, state, actor, |state| {
+                    governance::kick(room, state, members, actor, &name, reason)
                 })
-                .map(|changes| (room, changes, None)),
-            ClientLine::Ban { room, name, on } => self
-                .decide(&room, actor, |state, members| {
-                    governance::ban(&room, state, members, actor, &name, on)
+                .map(|changes| (changes, None)),
+            ClientLine::Ban { name, on, .. } => self
+                .decide(room, state, actor, |state| {
+                    governance::ban(room, state, members, actor, &name, on)
                 })
-                .map(|changes| (room, changes, None)),
-            ClientLine::RegisterRoom(room) => self
-                .decide(&room, actor, |state, _| {
-                    governance::register(&room, state, actor)
+                .map(|changes| (changes, None)),
+            ClientLine::RegisterRoom(_) => self
+                .decide(room, state, actor, |state| {
+                    governance::register(room, state, actor)
                 })
-                .map(|changes| (room, changes, None)),
-            ClientLine::UnregisterRoom(room) => self
-                .decide(&room, actor, |state, _| {
-                    governance::unregister(&room, state, actor)
+                .map(|changes| (changes, None)),
+            ClientLine::UnregisterRoom(_) => self
+                .decide(room, state, actor, |state| {
+                    governance::unregister(room, state, actor)
                 })
-                .map(|changes| (room, changes, None)),
-            other => Err(format!("{other}: not a governance command")),
+                .map(|changes| (changes, None)),
+            other => Err(format!("{other}: not a room command")),
         };
         match decided {
-            Ok((room, changes, invited)) => {
-                if changes.is_empty() {
-                    return;
-                }
-                self.commit(&room, changes);
-                if let Some(invited) = invited {
-                    self.invited(id, &me, &invited, &room);
-                }
-            }
+            Ok((changes, Some(invited))) => self.invite(id, &me, room, changes, &invited, shared),
+            Ok((changes, None)) if changes.is_empty() => {}
+            Ok((changes, None)) => self.commit(room, changes),
             Err(reason) => self.error(id, reason),
         }
     }
@@ -120,23 +148,23 @@ impl Broker {
         }
     }
 
-    /// Runs `rule` on `room`'s state and members. A room that has neither members nor
-    /// a registration does not exist.
+    /// Runs `rule` on `room`'s state, if the room exists (it has members or is
+    /// registered).
     fn decide(
         &self,
         room: &RoomName,
+        state: Option<&RoomState>,
         actor: Actor<'_>,
-        rule: impl FnOnce(&RoomState, &Members) -> Result<Vec<Change>, String>,
+        rule: impl FnOnce(&RoomState) -> Result<Vec<Change>, String>,
     ) -> Result<Vec<Change>, String> {
-        let members = self.members(room);
-        match self.rooms.get(room) {
-            Some(state) if state.is_registered() || !members.is_empty() => rule(state, &members),
-            _ if actor.oper => Err(format!("no such room: {room}")),
-            _ => Err(format!("you are not in {room}")),
+        match state {
+            Some(state) => rule(state),
+            None if actor.oper => Err(format!("no such room: {room}")),
+            None => Err(format!("you are not in {room}")),
         }
     }
 
-    /// The members of `room`, by folded name.
+    /// The members of `room` here, by folded name.
     pub(super) fn members(&self, room: &RoomName) -> Members {
         self.roster
             .member_names(room)
@@ -146,18 +174,21 @@ impl Broker {
             .collect()
     }
 
-    /// Hands `changes` to the backend, with the state they make to keep.
+    /// Applies `changes` and hands them to the backend, with the state they make to
+    /// keep.
     pub(super) fn commit(&mut self, room: &RoomName, changes: Vec<Change>) {
         let accounts = self.accounts.as_ref();
         let is_account = |name: &UserName| accounts.is_some_and(|a| a.is_registered(name));
-        let mut after = self
+        // Applied here at once, so this node's next decision sees it even where the
+        // backend brings it back later; applying a change twice changes nothing more.
+        let state = self
             .rooms
-            .get(room)
-            .cloned()
-            .unwrap_or_else(RoomState::new_room);
+            .entry(room.clone())
+            .or_insert_with(RoomState::new_room);
         for change in &changes {
-            after.apply(change, is_account);
+            state.apply(change, is_account);
         }
+        let after = state.clone();
         self.backend
             .govern(room, changes, &after, &mut self.answers);
     }
@@ -206,22 +237,45 @@ impl Broker {
         }
     }
 
-    /// `/invite` went through: the invited user is told, then the inviter.
-    fn invited(&mut self, id: ConnId, me: &UserName, invited: &UserName, room: &RoomName) {
-        let told = ServerLine::Invited {
+    /// `/invite` of `invited` into `room` is allowed: the invited user (online) is told,
+    /// then the inviter. One not here is looked for elsewhere in a cluster; on one
+    /// server it is not online, and nothing is recorded.
+    fn invite(
+        &mut self,
+        id: ConnId,
+        me: &UserName,
+        room: &RoomName,
+        changes: Vec<Change>,
+        invited: &UserName,
+        shared: bool,
+    ) {
+        let here = self
+            .roster
+            .find_or_fold(invited)
+            .ok()
+            .map(|(to, p)| (to, p.name.clone()));
+        let name = here.as_ref().map_or(invited, |(_, name)| name).clone();
+        let told = encode_line(ServerLine::Invited {
             room: room.clone(),
             by: me.clone(),
-        };
-        if let Some((to, peer)) = self.roster.find_folded(&invited.folded()) {
-            offer(to, peer, &encode_line(told), &mut self.failed);
+        });
+        let sent = encode_line(ServerLine::InviteSent {
+            name: name.clone(),
+            room: room.clone(),
+        });
+        match here {
+            Some((to, _)) => {
+                self.commit(room, changes);
+                self.deliver(to, &told);
+                self.deliver(id, &sent);
+            }
+            None => {
+                if shared {
+                    self.commit(room, changes);
+                }
+                self.backend.tell(id, &name, told, sent, &mut self.answers);
+            }
         }
-        self.reply(
-            id,
-            ServerLine::InviteSent {
-                name: invited.clone(),
-                room: room.clone(),
-            },
-        );
     }
 
     /// What a joiner of `room` is told after `names`: `roles`, then the topic if set.
@@ -264,19 +318,24 @@ impl Broker {
     }
 
     /// `/kill <name> [reason]`.
-    fn kill(&mut self, id: ConnId, actor: Actor<'_>, name: &UserName, reason: Option<MessageText>) {
-        if !actor.oper {
+    fn kill(&mut self, id: ConnId, me: &UserName, name: &UserName, reason: Option<MessageText>) {
+        if !self.actor(me).oper {
             return self.error(id, "/kill is for server operators".to_owned());
         }
-        let Some((target, _)) = self.roster.find_or_fold(name).ok() else {
-            return self.error(id, format!("{name} is not online"));
-        };
         let reason = reason.map_or_else(|| "no reason given".to_owned(), |r| r.to_string());
-        self.disconnect(target, format!("killed by {}: {reason}", actor.name));
+        let reason = format!("killed by {me}: {reason}");
+        match self.roster.find_or_fold(name).ok() {
+            Some((target, _)) => self.disconnect(target, reason),
+            None => {
+                let lines = encode_line(ServerLine::Error(reason));
+                self.backend.kill(id, name, lines, &mut self.answers);
+            }
+        }
     }
 
     /// `/suspend` and `/unsuspend <name>`.
-    fn suspend(&mut self, id: ConnId, actor: Actor<'_>, name: &UserName, on: bool) {
+    fn suspend(&mut self, id: ConnId, me: &UserName, name: &UserName, on: bool) {
+        let actor = self.actor(me);
         if !actor.oper {
             let command = if on { "/suspend" } else { "/unsuspend" };
             return self.error(id, format!("{command} is for server operators"));
@@ -305,15 +364,36 @@ impl Broker {
     }
 
     /// Tells `id` `error: <reason>` as its last line and drops it.
-    fn disconnect(&mut self, id: ConnId, reason: String) {
+    pub(super) fn disconnect(&mut self, id: ConnId, reason: String) {
+        self.disconnect_with(id, &encode_line(ServerLine::Error(reason)));
+    }
+
+    /// Sends `id` `lines` as its last and drops it.
+    pub(super) fn disconnect_with(&mut self, id: ConnId, lines: &Line) {
         if let Some(peer) = self.roster.get(id) {
-            peer.outbox
-                .send_last(&encode_line(ServerLine::Error(reason)));
+            peer.outbox.send_last(lines);
             self.failed.push(id);
         }
     }
 
     fn reply(&mut self, id: ConnId, line: ServerLine) {
         self.deliver(id, &encode_line(line));
+    }
+}
+
+/// The room a governance line is about.
+fn room_of(line: &ClientLine) -> Option<RoomName> {
+    match line {
+        ClientLine::Join(room)
+        | ClientLine::SetRole { room, .. }
+        | ClientLine::Topic { room, .. }
+        | ClientLine::Mode { room, .. }
+        | ClientLine::Kick { room, .. }
+        | ClientLine::Ban { room, .. }
+        | ClientLine::Bans(room)
+        | ClientLine::Invite { room, .. }
+        | ClientLine::RegisterRoom(room)
+        | ClientLine::UnregisterRoom(room) => Some(room.clone()),
+        _ => None,
     }
 }

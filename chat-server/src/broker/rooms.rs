@@ -2,11 +2,11 @@
 //! the backend tells every member, here and elsewhere.
 
 use bytes::BytesMut;
-use chat_proto::{Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName};
+use chat_proto::{ClientLine, Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName};
 
 use super::{Awaiting, Broker};
 use crate::backend::HistoryAsk;
-use crate::governance::{self, Change, RoomState};
+use crate::governance::{self, Change, Members, RoomState};
 use crate::history::ConvKey;
 use crate::roster::ConnId;
 use crate::sendq::Line;
@@ -15,31 +15,43 @@ impl Broker {
     /// `/join`: the rules decide (bans, invite-only) and which role the joiner holds;
     /// it is then told `roles` and the topic after `names`.
     pub(super) fn join_room(&mut self, id: ConnId, room: RoomName) {
+        if self.roster.is_member(id, &room) {
+            return self.error(id, format!("already a member of {room}"));
+        }
+        self.wait_for_fetch(id);
+        self.backend
+            .fetch_room(id, &room, ClientLine::Join(room.clone()), &mut self.answers);
+    }
+
+    /// Decides a `/join` on what the chat knows of the room: its state and `members`.
+    pub(super) fn join_decided(&mut self, id: ConnId, room: RoomName, members: &Members) {
         let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
             return;
         };
         if self.roster.is_member(id, &room) {
             return self.error(id, format!("already a member of {room}"));
         }
-        let members = self.members(&room);
         let change =
-            match governance::join(&room, self.rooms.get(&room), &members, self.actor(&name)) {
+            match governance::join(&room, self.rooms.get(&room), members, self.actor(&name)) {
                 Ok(change) => change,
                 Err(reason) => return self.error(id, reason),
             };
-        let state = match self.rooms.get(&room) {
-            Some(state) if state.is_registered() || !members.is_empty() => state.clone(),
-            _ => RoomState::new_room(),
-        };
-        self.rooms.insert(room.clone(), state.clone());
+        // A room that had neither members nor a registration starts afresh.
+        if !self
+            .rooms
+            .get(&room)
+            .is_some_and(|state| state.is_registered() || !members.is_empty())
+        {
+            self.rooms.insert(room.clone(), RoomState::new_room());
+        }
         self.roster.join_room(id, &room);
         self.backend
             .join_room(id, &room, &name, &self.roster, &mut self.answers);
-        let mut after = state;
-        after.apply(&change, |_| false);
         self.commit(&room, vec![change]);
-        self.backend
-            .reply_after(id, Self::join_lines(&room, &after), &mut self.answers);
+        if let Some(state) = self.rooms.get(&room) {
+            let lines = Self::join_lines(&room, state);
+            self.backend.reply_after(id, lines, &mut self.answers);
+        }
     }
 
     pub(super) fn part_room(&mut self, id: ConnId, room: RoomName) {

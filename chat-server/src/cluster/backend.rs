@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_proto::{MessageText, RoomName, ServerLine, UserName, encode_line};
+use chat_proto::{ClientLine, MessageText, RoomName, ServerLine, UserName, encode_line};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::governance;
 use super::publisher::{Publisher, publisher};
 use super::renewer::renewer;
 use super::subscriber::{subscribe, subscriber};
@@ -89,6 +90,28 @@ pub(super) enum Cmd {
         to: ConnId,
         lines: Line,
     },
+    Fetch {
+        from: ConnId,
+        room: RoomName,
+        line: ClientLine,
+    },
+    Govern {
+        room: RoomName,
+        changes: Vec<Change>,
+        state: String,
+    },
+    LeaveQuietly {
+        room: RoomName,
+        name: UserName,
+        last_here: bool,
+    },
+    Tell {
+        from: ConnId,
+        name: UserName,
+        lines: Line,
+        /// For `from` once told; `None`: a kill.
+        sent: Option<Line>,
+    },
     Who {
         from: ConnId,
     },
@@ -99,6 +122,7 @@ pub(super) enum Cmd {
     Rooms {
         from: ConnId,
         hidden: Vec<RoomName>,
+        mine: Vec<RoomName>,
     },
     History(HistoryAsk),
     PutAccount(Account),
@@ -123,6 +147,8 @@ impl Cmd {
             | Self::Say { from, .. }
             | Self::JoinRoom { from, .. }
             | Self::Reply { to: from, .. }
+            | Self::Fetch { from, .. }
+            | Self::Tell { from, .. }
             | Self::Who { from }
             | Self::Names { from, .. }
             | Self::Rooms { from, .. } => Some(*from),
@@ -133,6 +159,8 @@ impl Cmd {
             | Self::Withdraw { .. }
             | Self::Depart { .. }
             | Self::PutAccount(_)
+            | Self::Govern { .. }
+            | Self::LeaveQuietly { .. }
             | Self::Drain => None,
         }
     }
@@ -306,16 +334,49 @@ impl Backend for Redis {
         &mut self,
         room: &RoomName,
         changes: Vec<Change>,
-        _after: &RoomState,
-        out: &mut Answers,
+        after: &RoomState,
+        _out: &mut Answers,
     ) {
-        out.push_back(Answer::Governed {
+        self.send(Cmd::Govern {
             room: room.clone(),
             changes,
+            state: governance::encode_state(after),
         });
     }
 
-    fn leave_quietly(&mut self, _room: &RoomName, _name: &UserName, _here: &Roster) {}
+    fn leave_quietly(&mut self, room: &RoomName, name: &UserName, here: &Roster) {
+        self.send(Cmd::LeaveQuietly {
+            room: room.clone(),
+            name: name.clone(),
+            last_here: here.members(room).is_none(),
+        });
+    }
+
+    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: ClientLine, _out: &mut Answers) {
+        self.send(Cmd::Fetch {
+            from,
+            room: room.clone(),
+            line,
+        });
+    }
+
+    fn tell(&mut self, from: ConnId, name: &UserName, lines: Line, sent: Line, _out: &mut Answers) {
+        self.send(Cmd::Tell {
+            from,
+            name: name.clone(),
+            lines,
+            sent: Some(sent),
+        });
+    }
+
+    fn kill(&mut self, from: ConnId, name: &UserName, lines: Line, _out: &mut Answers) {
+        self.send(Cmd::Tell {
+            from,
+            name: name.clone(),
+            lines,
+            sent: None,
+        });
+    }
 
     fn admit(&mut self, conn: ConnId, name: &UserName, _out: &mut Answers) {
         self.send(Cmd::Admit {
@@ -426,10 +487,11 @@ impl Backend for Redis {
         });
     }
 
-    fn rooms(&mut self, from: ConnId, hidden: &[RoomName], _here: &Roster, _out: &mut Answers) {
+    fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, _out: &mut Answers) {
         self.send(Cmd::Rooms {
             from,
             hidden: hidden.to_vec(),
+            mine: here.rooms_of(from),
         });
     }
 

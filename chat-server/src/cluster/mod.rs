@@ -12,6 +12,7 @@
 //!   start, and [`redacted`], a Redis URL without its password, for logs and errors.
 
 mod backend;
+mod governance;
 pub mod lease;
 pub mod mail;
 mod publisher;

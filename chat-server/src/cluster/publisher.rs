@@ -22,7 +22,9 @@ use tracing::{info, warn};
 use super::backend::{Cmd, Queue, Settings};
 use super::lease::{self, Owner};
 use super::subscriber::{Mode, SubCmd, node_record, presence_payload};
-use super::{ALL, Held, UNAVAILABLE, lock, mail, node_channel, queries, rooms, users_key};
+use super::{
+    ALL, Held, UNAVAILABLE, governance, lock, mail, node_channel, queries, rooms, users_key,
+};
 use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
 };
@@ -30,8 +32,11 @@ use crate::backend::{
     Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
 use crate::config::Presence;
+use crate::governance::Change;
 use crate::history::{ConvKey, wall_clock};
 use crate::roster::ConnId;
+use crate::sendq::Line;
+use chat_proto::ClientLine;
 
 /// Longest wait for one answer from Redis before it counts as down.
 pub(super) const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -322,6 +327,10 @@ impl Publisher {
                     let to = ask.from;
                     self.answer(Answer::History { to, lines }).await;
                 }
+                Cmd::Fetch { from: to, .. } => {
+                    let reason = UNAVAILABLE.to_owned();
+                    self.answer(Answer::FetchFailed { to, reason }).await;
+                }
                 _ => self.unavailable(to).await,
             },
             None => match cmd {
@@ -427,6 +436,36 @@ impl Publisher {
                 last_here,
             } => self.part_room(from, room, name, last_here).await,
             Cmd::Reply { to, lines } => self.reply(to, &lines).await,
+            Cmd::Fetch { from, room, line } => self.fetch(from, room, line).await,
+            Cmd::Govern {
+                room,
+                changes,
+                state,
+            } => self.govern(room, &changes, state).await,
+            Cmd::LeaveQuietly {
+                room,
+                name,
+                last_here,
+            } => {
+                let entry = rooms::member_entry(&self.node, &name);
+                self.ask(async |redis| {
+                    redis::cmd("SREM")
+                        .arg(rooms::members_key(&room))
+                        .arg(&entry)
+                        .query_async::<i64>(redis)
+                        .await
+                })
+                .await;
+                if last_here {
+                    let _ = self.subscriber.send(SubCmd::Leave(room)).await;
+                }
+            }
+            Cmd::Tell {
+                from,
+                name,
+                lines,
+                sent,
+            } => self.tell(from, name, lines, sent).await,
             Cmd::Drain => self.drain().await,
             query @ (Cmd::Who { .. } | Cmd::Names { .. } | Cmd::Rooms { .. }) => {
                 self.query(query).await;
@@ -498,13 +537,20 @@ impl Publisher {
                     None => self.unavailable(from).await,
                 }
             }
-            Cmd::Rooms { from, hidden } => {
+            Cmd::Rooms { from, hidden, mine } => {
                 match self
-                    .ask(async |redis| queries::all_rooms(redis).await)
+                    .ask(async |redis| {
+                        let list = queries::all_rooms(redis).await?;
+                        let secret = governance::secret(redis, &list).await?;
+                        Ok((list, secret))
+                    })
                     .await
                 {
-                    Some(mut list) => {
-                        list.retain(|(room, _)| !hidden.contains(room));
+                    Some((mut list, secret)) => {
+                        list.retain(|(room, _)| {
+                            !hidden.contains(room)
+                                && (mine.contains(room) || !secret.contains(room))
+                        });
                         self.reply(from, &encode_line(ServerLine::Rooms(list)))
                             .await;
                     }
@@ -696,6 +742,93 @@ impl Publisher {
                 self.reply(from, &lines).await;
             }
             None => self.unavailable(from).await,
+        }
+    }
+
+    /// What Redis knows of `room` for the broker to decide `line` on.
+    async fn fetch(&mut self, from: ConnId, room: RoomName, line: ClientLine) {
+        let found = self
+            .ask(async |redis| {
+                let state: Option<String> = redis::cmd("GET")
+                    .arg(governance::state_key(&room))
+                    .query_async(redis)
+                    .await?;
+                let members = queries::members(redis, &room).await?;
+                Ok((state, members))
+            })
+            .await;
+        let Some((state, members)) = found else {
+            let reason = UNAVAILABLE.to_owned();
+            return self.answer(Answer::FetchFailed { to: from, reason }).await;
+        };
+        let state = state.as_deref().map(governance::decode_state);
+        let members = members
+            .into_iter()
+            .map(|name| (name.folded(), name))
+            .collect();
+        self.answer(Answer::Fetched {
+            to: from,
+            room,
+            line,
+            found: Some((state, members)),
+        })
+        .await;
+    }
+
+    /// Keeps `room`'s state and publishes `changes` on its channel, for every node.
+    async fn govern(&mut self, room: RoomName, changes: &[Change], state: String) {
+        let payload = format!("g {}\n{}", self.node, governance::encode_changes(changes));
+        let stored = self
+            .ask(async |redis| {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(governance::state_key(&room))
+                    .arg(&state)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(rooms::channel(&room))
+                    .arg(&payload)
+                    .ignore()
+                    .query_async::<()>(redis)
+                    .await
+            })
+            .await;
+        if stored.is_none() {
+            warn!(%room, "could not carry a room's change to Redis");
+        }
+    }
+
+    /// `lines` for the user `name` wherever it is (`sent` then goes to `from`), or a
+    /// kill (`sent` is `None`); `from` is told if nobody holds the name.
+    async fn tell(&mut self, from: ConnId, name: UserName, lines: Line, sent: Option<Line>) {
+        let folded = name.folded();
+        let kind = if sent.is_some() { 't' } else { 'k' };
+        let mut payload = format!("{kind} {folded}\n").into_bytes();
+        payload.extend_from_slice(&lines);
+        let told = self
+            .ask(async |redis| {
+                let online: bool = redis::cmd("EXISTS")
+                    .arg(lease::key(&folded))
+                    .query_async(redis)
+                    .await?;
+                if online {
+                    redis::cmd("PUBLISH")
+                        .arg(governance::TELL_CHANNEL)
+                        .arg(&payload)
+                        .query_async::<i64>(redis)
+                        .await?;
+                }
+                Ok(online)
+            })
+            .await;
+        match (told, sent) {
+            (None, _) => self.unavailable(from).await,
+            (Some(false), _) => {
+                let line = encode_line(ServerLine::Error(format!("{name} is not online")));
+                self.reply(from, &line).await;
+            }
+            (Some(true), Some(sent)) => self.reply(from, &sent).await,
+            (Some(true), None) => {}
         }
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{ALL, mail, node_channel, rooms};
+use super::{ALL, governance, mail, node_channel, rooms};
 use crate::backend::Answer;
 use crate::roster::ConnId;
 
@@ -75,6 +75,7 @@ pub(super) async fn subscribe(
     pubsub.subscribe(ALL).await?;
     pubsub.subscribe(node_channel(node)).await?;
     pubsub.subscribe(mail::ACCOUNTS_CHANNEL).await?;
+    pubsub.subscribe(governance::TELL_CHANNEL).await?;
     Ok(pubsub)
 }
 
@@ -194,6 +195,8 @@ fn decode(message: &redis::Msg, node: &str) -> Vec<Answer> {
             .ok()
             .and_then(mail::decode_account)
             .map(|account| vec![Answer::Account(account)])
+    } else if channel == governance::TELL_CHANNEL {
+        decode_tell(payload).map(|answer| vec![answer])
     } else if let Some(room) = channel.strip_prefix("chat:room:") {
         decode_room(room, payload, node).map(|answer| vec![answer])
     } else if channel == ALL {
@@ -218,6 +221,13 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
     let here = |origin: &str, conn: &str| -> Option<ConnId> {
         (origin == node).then(|| conn.parse().ok()).flatten()
     };
+    if let Some(record) = payload.strip_prefix("g ") {
+        let (_node, changes) = record.split_once('\n')?;
+        return Some(Answer::Governed {
+            room,
+            changes: governance::decode_changes(changes),
+        });
+    }
     if let Some(presence) = payload.strip_prefix("p ") {
         let (head, lines) = presence.split_once('\n')?;
         let mut parts = head.split(' ');
@@ -251,6 +261,20 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
         plus: None,
         id: Some(message.id),
     })
+}
+
+/// A line for one user (`t`) or a kill (`k`), on [`governance::TELL_CHANNEL`].
+fn decode_tell(payload: &[u8]) -> Option<Answer> {
+    let split = payload.iter().position(|&b| b == b'\n')?;
+    let head = std::str::from_utf8(&payload[..split]).ok()?;
+    let (kind, folded) = head.split_once(' ')?;
+    let lines = Bytes::copy_from_slice(&payload[split + 1..]);
+    let folded = folded.to_owned();
+    match kind {
+        "t" => Some(Answer::ToUser { folded, lines }),
+        "k" => Some(Answer::Kill { folded, lines }),
+        _ => None,
+    }
 }
 
 /// The records of a node channel's payload; see [`node_record`].
