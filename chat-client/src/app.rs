@@ -4,8 +4,9 @@
 //! in its own module: the connection ([`Connection`]), the buffers ([`Buffers`]), the input
 //! line, its history and completion, and the outbox; `update` dispatches to them. The
 //! handlers live by what they handle: `app/keyboard.rs` (keys, pastes, completion, search),
-//! `app/typed.rs` (typed lines and `/commands`) and `app/server.rs` (the connection and each server
-//! line); this file keeps the state, the entries and the scrolling.
+//! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each server
+//! line) and `app/governance.rs` (room commands and the lines that govern rooms); this file
+//! keeps the state, the entries and the scrolling.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -150,6 +151,8 @@ pub struct App {
     joining: Option<RoomName>,
     /// `/who` replies the user asked for (the one at login is not shown).
     who_asked: usize,
+    /// Which `topic` lines answer a question rather than report a change.
+    topic_replies: governance::TopicReplies,
     prompt: Option<Prompt>,
     /// A one-line note over the input, gone at the next key.
     hint: Option<(SafeText, bool)>,
@@ -194,6 +197,7 @@ impl App {
             incoming: HashMap::new(),
             joining: None,
             who_asked: 0,
+            topic_replies: governance::TopicReplies::default(),
             prompt: None,
             hint: None,
             help: None,
@@ -486,6 +490,7 @@ fn join_names(names: &[UserName]) -> String {
         .join(", ")
 }
 
+mod governance;
 mod keyboard;
 mod server;
 mod typed;

@@ -3,13 +3,14 @@
 //! current width, so scrolling through 10,000 lines wraps only what is on screen), scroll
 //! position, unread count, mention flag and unread marker.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
 use chrono::NaiveTime;
 use ratatui::text::Line;
 
 use crate::layout::{self, Look};
+use crate::room::Room;
 use crate::sanitize::SafeText;
 
 /// Presence lines this close together fold into one.
@@ -197,8 +198,8 @@ pub struct Buffer {
     pub scroll: usize,
     /// Entries that arrived while scrolled up.
     pub unseen: usize,
-    /// A room's members, as far as we know.
-    pub members: BTreeSet<UserName>,
+    /// For a room: its members, their roles, its topic and modes, as far as we know.
+    pub room: Room,
     /// Whether we are a member of this room now.
     pub member: bool,
     /// Whether we want to be: rejoined after a reconnect.
@@ -219,7 +220,7 @@ impl Buffer {
             marker: None,
             scroll: 0,
             unseen: 0,
-            members: BTreeSet::new(),
+            room: Room::default(),
             member: false,
             wanted: false,
             last_id: None,

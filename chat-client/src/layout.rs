@@ -37,6 +37,8 @@ pub struct Panes {
     pub status: Rect,
     /// The buffer bar, second row.
     pub bar: Rect,
+    /// The buffer's title (a room's topic), one row over the message pane.
+    pub title: Rect,
     /// The message pane.
     pub messages: Rect,
     /// The user list, when there is room.
@@ -57,16 +59,19 @@ pub fn panes(area: Rect) -> Option<Panes> {
         Constraint::Length(2),
     ])
     .areas(area);
-    let (messages, nicks) = if area.width >= NICKS_MIN_TERMINAL_WIDTH {
-        let [messages, nicks] =
+    let (main, nicks) = if area.width >= NICKS_MIN_TERMINAL_WIDTH {
+        let [main, nicks] =
             Layout::horizontal([Constraint::Min(1), Constraint::Length(NICKS_WIDTH)]).areas(body);
-        (messages, Some(nicks))
+        (main, Some(nicks))
     } else {
         (body, None)
     };
+    let [title, messages] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(main);
     Some(Panes {
         status,
         bar,
+        title,
         messages,
         nicks,
         input,

@@ -8,7 +8,8 @@
 //!
 //! - [`app`]: the state and the `update` step; no I/O. It is made of:
 //!   [`conn`] (connection state, reconnect policy), [`buffers`] (a scrollback per room and
-//!   conversation, unread and mentions), [`input`], [`history`], [`complete`], [`outbox`].
+//!   conversation, unread and mentions; a room's members, roles, topic and modes in
+//!   [`room`]), [`input`], [`history`], [`complete`], [`outbox`].
 //! - [`commands`] and [`keys`]: the command table and the key table, from which the help
 //!   is generated.
 //! - [`layout`]: pure text layout (panes, entry spans, wrapping) used by `app` and `ui`.
@@ -36,6 +37,7 @@ pub mod logger;
 pub mod net;
 pub mod outbox;
 pub mod plain;
+pub mod room;
 pub mod sanitize;
 pub mod tui;
 pub mod ui;

@@ -2,6 +2,7 @@
 //! costs what is visible: the message pane wraps only the entries on screen, however long
 //! the scrollback (`layout` and the buffers' stored heights make that possible).
 
+use chat_proto::Role;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
@@ -40,6 +41,7 @@ impl Widget for &App {
         };
         render_status(self, panes.status, buf);
         render_bar(self, panes.bar, buf);
+        render_title(self, panes.title, buf);
         render_messages(self, panes.messages, buf);
         if let Some(nicks) = panes.nicks {
             render_nicks(self, nicks, buf);
@@ -213,6 +215,33 @@ fn render_bar(app: &App, area: Rect, buf: &mut Buffer) {
     Line::from(spans).render(area, buf);
 }
 
+/// The title row over the messages, as WeeChat has one: a room's name, modes and topic
+/// (peer text, so made safe), or what the other buffers hold.
+fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
+    let buffer = app.buffers().current();
+    let style = Style::new().bg(Color::Indexed(236)).fg(Color::White);
+    let dim = style.fg(Color::Gray);
+    buf.set_style(area, style);
+    let mut spans = vec![Span::styled(
+        format!(" {}", buffer.id.label()),
+        style.bold(),
+    )];
+    if let Some(modes) = buffer.room.modes() {
+        spans.push(Span::styled(format!(" {modes}"), dim));
+    }
+    spans.push(Span::styled(" · ", dim));
+    spans.push(match &buffer.id {
+        BufferId::Room(_) => match buffer.room.topic() {
+            Some(topic) => Span::styled(topic.to_string(), style),
+            None => Span::styled("no topic", dim.italic()),
+        },
+        BufferId::Server => Span::styled("notices, errors and replies", dim),
+        BufferId::Everyone => Span::styled("messages to everyone online", dim),
+        BufferId::Query(name) => Span::styled(format!("direct messages with {name}"), dim),
+    });
+    Line::from(spans).render(area, buf);
+}
+
 fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
     let buffer = app.buffers().current();
     let width = usize::from(area.width);
@@ -236,18 +265,21 @@ fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// The user list: the room's members in a room, everyone online elsewhere. What does not
-/// fit is counted (`+14 more`) and reached with Alt-↑/Alt-↓.
+/// The user list: the room's members in a room (`@` ops first, then `+` voiced members,
+/// then the rest), everyone online elsewhere. What does not fit is counted (`+14 more`)
+/// and reached with Alt-↑/Alt-↓.
 fn render_nicks(app: &App, area: Rect, buf: &mut Buffer) {
     let buffer = app.buffers().current();
-    let (title, names): (String, Vec<_>) = match &buffer.id {
+    let (title, names, prefixed) = match &buffer.id {
         BufferId::Room(room) => (
-            format!(" {room} ({}) ", buffer.members.len()),
-            buffer.members.iter().collect(),
+            format!(" {room} ({}) ", buffer.room.members().len()),
+            buffer.room.nick_list(),
+            buffer.room.has_roles(),
         ),
         _ => (
             format!(" online ({}) ", app.roster().len()),
-            app.roster().iter().collect(),
+            app.roster().iter().map(|name| (None, name)).collect(),
+            false,
         ),
     };
     let block = Block::new()
@@ -282,11 +314,12 @@ fn render_nicks(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         room.saturating_sub(1)
     };
-    for name in names.iter().skip(skip).take(shown) {
-        let mut line = Line::from(Span::styled(
-            format!(" {name}"),
-            name_style(name, app.name()),
-        ));
+    for (role, name) in names.iter().skip(skip).take(shown) {
+        let mut line = Line::from(" ");
+        if prefixed {
+            line.push_span(role_prefix(*role));
+        }
+        line.push_span(Span::styled(name.to_string(), name_style(name, app.name())));
         if name.folded() == app.name().folded() {
             line.push_span(Span::styled(" (you)", Style::new().dark_gray()));
         }
@@ -300,6 +333,19 @@ fn render_nicks(app: &App, area: Rect, buf: &mut Buffer) {
         ));
     }
     Paragraph::new(lines).render(inner, buf);
+}
+
+/// `@` or `+` before a name in the user list; a space keeps the names in one column.
+fn role_prefix(role: Option<Role>) -> Span<'static> {
+    match role {
+        Some(role @ Role::Op) => {
+            Span::styled(role.prefix().to_string(), Style::new().green().bold())
+        }
+        Some(role @ Role::Voiced) => {
+            Span::styled(role.prefix().to_string(), Style::new().yellow().bold())
+        }
+        None => Span::raw(" "),
+    }
 }
 
 /// The prompt, the visible part of the input (masked and made safe), and the cursor's

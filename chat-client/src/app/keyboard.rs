@@ -257,18 +257,47 @@ impl App {
         }
     }
 
+    /// The names Tab offers: for a command on a member (`/op`, `/kick`, ...) the members
+    /// of its room, the one named or the one shown; otherwise everyone online and the
+    /// members of the room shown. Never our own name.
+    fn completion_names(&self) -> BTreeSet<&str> {
+        let members = |index: usize| self.buffers.all()[index].room.members().iter();
+        let names: Vec<&UserName> = match self.member_command_room() {
+            Some(index) => members(index).collect(),
+            None => self
+                .roster
+                .iter()
+                .chain(members(self.buffers.current_index()))
+                .collect(),
+        };
+        names
+            .into_iter()
+            .filter(|n| n.folded() != self.folded_name)
+            .map(UserName::as_str)
+            .collect()
+    }
+
+    /// The buffer of the room a member command in the input acts on, if it is one.
+    fn member_command_room(&self) -> Option<usize> {
+        let mut words = self.input.as_str().strip_prefix('/')?.split_whitespace();
+        let command = words.next()?.to_lowercase();
+        if !commands::MEMBER_COMMANDS.contains(&command.as_str()) {
+            return None;
+        }
+        let named = words
+            .next()
+            .filter(|word| word.starts_with('#'))
+            .and_then(|word| RoomName::parse(word).ok());
+        named
+            .or_else(|| self.current_room())
+            .and_then(|room| self.buffers.find(&BufferId::Room(room)))
+    }
+
     pub(super) fn complete(&mut self, forward: bool) {
         if let Some(completion) = &mut self.completion {
             completion.cycle(forward);
         } else {
-            let current_members = self.buffers.current().members.iter();
-            let names: BTreeSet<&str> = self
-                .roster
-                .iter()
-                .chain(current_members)
-                .filter(|n| n.folded() != self.folded_name)
-                .map(UserName::as_str)
-                .collect();
+            let names = self.completion_names();
             let rooms: BTreeSet<String> = self
                 .known_rooms
                 .iter()

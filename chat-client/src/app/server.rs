@@ -95,25 +95,39 @@ impl App {
     pub(super) fn connection_lost_cleanup(&mut self) {
         self.roster.clear();
         self.incoming.clear();
+        self.forget_questions();
         for buffer in self.buffers.all_mut() {
             buffer.member = false;
-            buffer.members.clear();
+            buffer.room.clear();
         }
     }
 
     pub(super) fn on_line(&mut self, line: ServerLine, clock: Clock) {
+        let after_roles = self.take_after_roles();
         match line {
             ServerLine::Welcome(_) => {}
-            line @ (ServerLine::Roles { .. }
-            | ServerLine::Topic { .. }
-            | ServerLine::Modes { .. }
-            | ServerLine::Mode { .. }
-            | ServerLine::Kicked { .. }
-            | ServerLine::Bans { .. }
-            | ServerLine::Invited { .. }
-            | ServerLine::InviteSent { .. }
-            | ServerLine::RoomRegistered { .. }) => {
-                self.note_in(0, line.to_string(), false, clock);
+            ServerLine::Roles { room, members } => self.on_roles(room, &members),
+            ServerLine::Topic { room, topic } => {
+                let after_roles = after_roles.as_ref() == Some(&room);
+                self.on_topic(room, topic, after_roles, clock);
+            }
+            ServerLine::Modes { room, modes } => self.on_modes(room, modes, clock),
+            ServerLine::Mode {
+                room,
+                setter,
+                change,
+            } => self.on_mode(room, setter, change, clock),
+            ServerLine::Kicked {
+                room,
+                name,
+                setter,
+                reason,
+            } => self.on_kicked(room, name, setter, reason, clock),
+            ServerLine::Bans { room, names } => self.on_bans(room, &names, clock),
+            ServerLine::Invited { room, by } => self.on_invited(room, by, clock),
+            ServerLine::InviteSent { name, room } => self.on_invite_sent(name, room, clock),
+            ServerLine::RoomRegistered { room, founder } => {
+                self.on_room_registered(room, founder, clock)
             }
             ServerLine::From {
                 sender,
@@ -157,8 +171,9 @@ impl App {
             ServerLine::JoinedRoom { room, name } => {
                 let index = self.buffers.open(BufferId::Room(room.clone()));
                 let buffer = self.buffers.get_mut(index);
-                buffer.members.insert(name.clone());
+                buffer.room.joined(name.clone());
                 if name.folded() == self.folded_name {
+                    buffer.room.rejoined();
                     buffer.member = true;
                     buffer.wanted = true;
                     if self.joining.as_ref() == Some(&room) {
@@ -175,11 +190,11 @@ impl App {
                     return;
                 };
                 let buffer = self.buffers.get_mut(index);
-                buffer.members.remove(&name);
+                buffer.room.left(&name);
                 if name.folded() == self.folded_name {
                     buffer.member = false;
                     buffer.wanted = false;
-                    buffer.members.clear();
+                    buffer.room.clear();
                     self.note_in(
                         index,
                         format!("you left {room}; /close closes this buffer"),
@@ -195,7 +210,7 @@ impl App {
                 let text = format!("{room} ({}): {list}", names.len());
                 let index = match self.buffers.find(&BufferId::Room(room)) {
                     Some(index) => {
-                        self.buffers.get_mut(index).members = names.into_iter().collect();
+                        self.buffers.get_mut(index).room.set_members(names);
                         index
                     }
                     None => self.buffers.current_index(),

@@ -127,7 +127,8 @@ fn in_room(app: &mut App, room: &str) {
         enter(app, &format!("/join {room}")),
         [
             send(&format!("/join {room}")),
-            send(&format!("/history {room} 50"))
+            send(&format!("/history {room} 50")),
+            send(&format!("/mode {room}"))
         ]
     );
     server(app, &format!("joined {room} alice"));
@@ -417,7 +418,8 @@ fn history_is_merged_in_place_without_duplicates() {
         [
             send("/who"),
             send("/join #rust"),
-            send("/history #rust after 10")
+            send("/history #rust after 10"),
+            send("/mode #rust")
         ]
     );
     server(&mut app, "joined #rust alice");
@@ -459,7 +461,8 @@ fn reconnecting_rejoins_rooms_and_asks_for_what_was_missed() {
         [
             send("/who"),
             send("/join #rust"),
-            send("/history #rust after 41")
+            send("/history #rust after 41"),
+            send("/mode #rust")
         ]
     );
     enter(&mut app, "/part");
@@ -616,7 +619,7 @@ fn scrolling_up_holds_the_view_and_counts_new_entries() {
         app.update(key(KeyCode::PageUp), clock());
     }
     let top = current(&app).scroll;
-    assert_eq!(top, 62 - 19, "62 rows, 19 on screen with the indicator");
+    assert_eq!(top, 62 - 18, "62 rows, 18 on screen with the indicator");
     app.update(Msg::Wheel(false), clock());
     assert_eq!(current(&app).scroll, top - 3);
     for _ in 0..10 {
@@ -971,7 +974,7 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
     }
     // At 40 columns (20 for messages with the user list gone, 40 without) each wraps more.
     app.update(Msg::Resize(40, 24), clock());
-    let narrow = current(&app).visible_rows(app.look(), 40, 0, 20, None);
+    let narrow = current(&app).visible_rows(app.look(), 40, 0, 19, None);
     assert!(
         narrow
             .last()
@@ -981,7 +984,7 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
         app.update(key(KeyCode::PageUp), clock());
     }
     let top = current(&app).scroll;
-    let rows = current(&app).visible_rows(app.look(), 40, top, 19, None);
+    let rows = current(&app).visible_rows(app.look(), 40, top, 18, None);
     assert!(
         rows[0].to_string().contains(" 0 word"),
         "the oldest entry is reachable: {:?}",
@@ -995,7 +998,9 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
         .sum();
     assert_eq!(
         top,
-        heights - 19,
-        "{heights} rows, 19 shown with the indicator"
+        heights - 18,
+        "{heights} rows, 18 shown with the indicator"
     );
 }
+
+mod governance;

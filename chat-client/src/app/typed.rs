@@ -172,6 +172,13 @@ impl App {
                 self.out.push(Command::Connect);
             }
             UserCommand::Mouse => self.toggle_mouse(),
+            UserCommand::Room(room, action) => return self.run_room(room, action),
+            UserCommand::Kill(name, reason) => {
+                return self.send_now(ClientLine::Kill { name, reason });
+            }
+            UserCommand::Suspend(name, on) => {
+                return self.send_now(ClientLine::Suspend { name, on });
+            }
         }
         true
     }
@@ -185,6 +192,15 @@ impl App {
 
     pub(super) fn send_now(&mut self, line: ClientLine) -> bool {
         if !self.require_connection() {
+            return false;
+        }
+        // A reason or a topic can make a command longer than the server takes.
+        let bytes = line.to_string().len();
+        if bytes > self.settings.max_line_bytes {
+            self.error_hint(format!(
+                "line too long ({bytes} bytes; the limit is {})",
+                self.settings.max_line_bytes
+            ));
             return false;
         }
         self.out.push(Command::Send(line));
@@ -213,6 +229,11 @@ impl App {
         self.out.push(Command::Send(ClientLine::History {
             conv: Conv::Room(room.clone()),
             range,
+        }));
+        // The server sends the topic and roles at join, but the modes only when asked.
+        self.out.push(Command::Send(ClientLine::Mode {
+            room: room.clone(),
+            changes: Vec::new(),
         }));
     }
 

@@ -111,6 +111,42 @@ fn whole_screen() {
 }
 
 #[test]
+fn a_room_shows_its_topic_over_the_messages_and_roles_in_the_user_list() {
+    let (mut app, now) = conversation(80, 12);
+    feed(
+        &mut app,
+        now,
+        &[
+            "names #rust alice,bob,carol,张三",
+            "roles #rust +bob,@carol",
+            "mode #rust +mt",
+            "topic #rust 张三 2026-11-29T09:05:00.000Z: Rust \u{202e}fast",
+            "mode #rust 张三 +o alice",
+        ],
+    );
+    let terminal = screen(&app, 80, 12);
+    insta::assert_snapshot!(terminal.backend());
+    assert!(
+        row(&terminal, 2).starts_with(" #rust +mt · Rust \\u{202e}fast "),
+        "{:?}",
+        row(&terminal, 2)
+    );
+    let list: Vec<String> = (3..7)
+        .map(|y| {
+            row(&terminal, y)
+                .chars()
+                .skip(61)
+                .collect::<String>()
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    // Ops, then voiced members, then the rest, in one column.
+    assert_eq!(list[..3], [" @alice (you)", " @carol", " +bob"]);
+    assert!(list[3].starts_with("  张"), "{list:?}");
+}
+
+#[test]
 fn narrow_screen_hides_the_user_list_and_wraps_more() {
     let (app, _) = conversation(40, 12);
     insta::assert_snapshot!(screen(&app, 40, 12).backend());
