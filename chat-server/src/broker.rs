@@ -377,16 +377,6 @@ impl Broker {
             }
             ClientLine::Send { to, text } => self.route(id, &to, &text),
             ClientLine::Who => self.backend.who(id, &self.roster, &mut self.answers),
-            ClientLine::Names(room) => {
-                self.backend
-                    .names(id, &room, &self.roster, &mut self.answers);
-                // With members here, `names` answered, not `error:`.
-                if let (Some(state), Some(_)) = (self.rooms.get(&room), self.roster.members(&room))
-                {
-                    let roles = encode_line(state.roles_line(&room));
-                    self.backend.reply_after(id, roles, &mut self.answers);
-                }
-            }
             ClientLine::Rooms => {
                 let hidden = self.secret_rooms(id);
                 self.backend
@@ -395,7 +385,8 @@ impl Broker {
             ClientLine::Join(room) => self.join_room(id, room),
             ClientLine::Part(room) => self.part_room(id, room),
             ClientLine::History { conv, range } => self.history(id, conv, range),
-            line @ (ClientLine::SetRole { .. }
+            line @ (ClientLine::Names(_)
+            | ClientLine::SetRole { .. }
             | ClientLine::Topic { .. }
             | ClientLine::Mode { .. }
             | ClientLine::Kick { .. }

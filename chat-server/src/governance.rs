@@ -630,3 +630,160 @@ fn member<'a>(
 fn founder_protected(room: &RoomName, founder: &UserName) -> String {
     format!("{founder} founded {room}: only a server operator can do that to them")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> UserName {
+        UserName::parse(s).expect("a name")
+    }
+
+    fn room() -> RoomName {
+        RoomName::parse("#rust").expect("a room")
+    }
+
+    fn members(names: &[&str]) -> Members {
+        names.iter().map(|n| (name(n).folded(), name(n))).collect()
+    }
+
+    fn actor(name: &UserName) -> Actor<'_> {
+        Actor {
+            name,
+            account: true,
+            oper: false,
+        }
+    }
+
+    /// A room whose ops are `ops`, its other members `others`.
+    fn state(ops: &[&str]) -> RoomState {
+        let mut state = RoomState::new_room();
+        for op in ops {
+            state.ops.insert(name(op).folded(), name(op));
+        }
+        state
+    }
+
+    #[test]
+    fn the_first_joiner_of_a_room_is_its_op_and_later_ones_are_not() {
+        let alice = name("alice");
+        let first = join(&room(), None, &Members::new(), actor(&alice));
+        assert!(matches!(
+            first,
+            Ok(Change::Joined {
+                role: Some(Role::Op),
+                announced: false,
+                ..
+            })
+        ));
+        let bob = name("bob");
+        let later = join(
+            &room(),
+            Some(&state(&["alice"])),
+            &members(&["alice"]),
+            actor(&bob),
+        );
+        assert!(matches!(later, Ok(Change::Joined { role: None, .. })));
+    }
+
+    #[test]
+    fn bans_match_folded_names_and_invite_only_takes_an_invite_or_a_grant() {
+        let mut s = state(&["alice"]);
+        s.bans.insert(name("Eve").folded(), name("Eve"));
+        let eve = name("EVE");
+        assert!(join(&room(), Some(&s), &members(&["alice"]), actor(&eve)).is_err());
+        s.modes.set(RoomMode::InviteOnly, true);
+        let bob = name("bob");
+        assert!(join(&room(), Some(&s), &members(&["alice"]), actor(&bob)).is_err());
+        s.invites.insert(bob.folded());
+        assert!(join(&room(), Some(&s), &members(&["alice"]), actor(&bob)).is_ok());
+        s.invites.clear();
+        s.founder = Some(name("alice"));
+        s.grants.insert(bob.folded(), (bob.clone(), Role::Voiced));
+        let joined = join(&room(), Some(&s), &members(&["alice"]), actor(&bob));
+        assert!(matches!(
+            joined,
+            Ok(Change::Joined {
+                role: Some(Role::Voiced),
+                announced: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn only_an_operator_touches_the_founder() {
+        let mut s = state(&["alice", "bob"]);
+        s.founder = Some(name("alice"));
+        let m = members(&["alice", "bob"]);
+        let (alice, bob) = (name("alice"), name("bob"));
+        assert!(kick(&room(), &s, &m, actor(&bob), &alice, None).is_err());
+        assert!(ban(&room(), &s, &m, actor(&bob), &alice, true).is_err());
+        assert!(set_role(&room(), &s, &m, actor(&bob), &alice, Role::Op, false).is_err());
+        let root = name("root");
+        let oper = Actor {
+            oper: true,
+            ..actor(&root)
+        };
+        assert!(kick(&room(), &s, &m, oper, &alice, None).is_ok());
+    }
+
+    #[test]
+    fn flags_change_in_imst_order_and_only_when_they_change() {
+        let s = state(&["alice"]);
+        let alice = name("alice");
+        let asked = [
+            (true, RoomMode::Secret),
+            (true, RoomMode::InviteOnly),
+            (true, RoomMode::TopicLocked),
+        ];
+        let changes = set_flags(&room(), &s, actor(&alice), &asked).expect("an op");
+        let flags: Vec<RoomMode> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Flag { mode, .. } => *mode,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(flags, [RoomMode::InviteOnly, RoomMode::Secret]);
+        let bob = name("bob");
+        assert!(set_flags(&room(), &s, actor(&bob), &asked).is_err());
+    }
+
+    #[test]
+    fn banning_a_member_kicks_it_as_the_server() {
+        let s = state(&["alice"]);
+        let (alice, eve) = (name("alice"), name("Eve"));
+        let changes = ban(
+            &room(),
+            &s,
+            &members(&["alice", "eve"]),
+            actor(&alice),
+            &eve,
+            true,
+        )
+        .expect("an op");
+        assert_eq!(changes.len(), 2);
+        assert_eq!(
+            changes[1].line(&room()).map(|l| l.to_string()).as_deref(),
+            Some("kicked #rust eve *: banned")
+        );
+    }
+
+    #[test]
+    fn registering_keeps_the_roles_that_accounts_hold() {
+        let mut s = state(&["alice", "guest"]);
+        s.voiced.insert("bob".into(), name("bob"));
+        s.apply(&Change::Registered(name("alice")), |n| {
+            n.as_str() != "guest"
+        });
+        let kept: Vec<&str> = s.grants.values().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(kept, ["alice", "bob"]);
+        assert_eq!(
+            s.roles_line(&room()).to_string(),
+            "roles #rust @alice,+bob,@guest"
+        );
+        s.apply(&Change::Left(name("guest")), |_| true);
+        assert_eq!(s.roles_line(&room()).to_string(), "roles #rust @alice,+bob");
+    }
+}

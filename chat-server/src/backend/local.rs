@@ -402,20 +402,6 @@ impl Backend for Local {
         out.push_back(Answer::Reply { to: from, lines });
     }
 
-    fn names(&mut self, from: ConnId, room: &RoomName, here: &Roster, out: &mut Answers) {
-        let reply = match here.member_names(room) {
-            Some(names) => ServerLine::Names {
-                room: room.clone(),
-                names,
-            },
-            None => ServerLine::Error(format!("no such room: {room}")),
-        };
-        out.push_back(Answer::Reply {
-            to: from,
-            lines: encode_line(reply),
-        });
-    }
-
     fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, out: &mut Answers) {
         let rooms = here
             .rooms()

@@ -345,8 +345,6 @@ pub trait Backend: Send + std::fmt::Debug {
 
     /// `/who`: everyone online.
     fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
-    /// `/names <#room>`.
-    fn names(&mut self, from: ConnId, room: &RoomName, here: &Roster, out: &mut Answers);
     /// `/rooms`, without `hidden` (secret rooms the asker is not in).
     fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, out: &mut Answers);
     /// `/history`.

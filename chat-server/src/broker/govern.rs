@@ -74,6 +74,16 @@ impl Broker {
         let state = self.rooms.get(room).filter(|state| exists(state));
         let decided = match line {
             ClientLine::Join(room) => return self.join_decided(id, room, members),
+            ClientLine::Names(room) => {
+                if members.is_empty() {
+                    return self.error(id, format!("no such room: {room}"));
+                }
+                let mut names: Vec<UserName> = members.values().cloned().collect();
+                names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                let roles = state.cloned().unwrap_or_default().roles_line(&room);
+                self.reply(id, ServerLine::Names { room, names });
+                return self.reply(id, roles);
+            }
             ClientLine::Topic { room, text: None } => {
                 let topic = state.and_then(|s| s.topic.clone());
                 return self.reply(id, ServerLine::Topic { room, topic });
@@ -385,6 +395,7 @@ impl Broker {
 fn room_of(line: &ClientLine) -> Option<RoomName> {
     match line {
         ClientLine::Join(room)
+        | ClientLine::Names(room)
         | ClientLine::SetRole { room, .. }
         | ClientLine::Topic { room, .. }
         | ClientLine::Mode { room, .. }

@@ -115,10 +115,6 @@ pub(super) enum Cmd {
     Who {
         from: ConnId,
     },
-    Names {
-        from: ConnId,
-        room: RoomName,
-    },
     Rooms {
         from: ConnId,
         hidden: Vec<RoomName>,
@@ -150,7 +146,6 @@ impl Cmd {
             | Self::Fetch { from, .. }
             | Self::Tell { from, .. }
             | Self::Who { from }
-            | Self::Names { from, .. }
             | Self::Rooms { from, .. } => Some(*from),
             Self::History(ask) => Some(ask.from),
             Self::Attempt(_)
@@ -478,13 +473,6 @@ impl Backend for Redis {
 
     fn who(&mut self, from: ConnId, _here: &Roster, _out: &mut Answers) {
         self.send(Cmd::Who { from });
-    }
-
-    fn names(&mut self, from: ConnId, room: &RoomName, _here: &Roster, _out: &mut Answers) {
-        self.send(Cmd::Names {
-            from,
-            room: room.clone(),
-        });
     }
 
     fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, _out: &mut Answers) {

@@ -467,7 +467,7 @@ impl Publisher {
                 sent,
             } => self.tell(from, name, lines, sent).await,
             Cmd::Drain => self.drain().await,
-            query @ (Cmd::Who { .. } | Cmd::Names { .. } | Cmd::Rooms { .. }) => {
+            query @ (Cmd::Who { .. } | Cmd::Rooms { .. }) => {
                 self.query(query).await;
             }
             Cmd::History(ask) => self.history(ask).await,
@@ -521,22 +521,6 @@ impl Publisher {
                 }
                 None => self.unavailable(from).await,
             },
-            Cmd::Names { from, room } => {
-                match self
-                    .ask(async |redis| queries::members(redis, &room).await)
-                    .await
-                {
-                    Some(names) => {
-                        let line = if names.is_empty() {
-                            ServerLine::Error(format!("no such room: {room}"))
-                        } else {
-                            ServerLine::Names { room, names }
-                        };
-                        self.reply(from, &encode_line(line)).await;
-                    }
-                    None => self.unavailable(from).await,
-                }
-            }
             Cmd::Rooms { from, hidden, mine } => {
                 match self
                     .ask(async |redis| {
