@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +17,11 @@ use tokio::sync::Notify;
 
 use crate::client::{self, Client, LineReader};
 use crate::procstat::{self, Sample};
+
+/// Ops per room in a governed room run, the room's creator included.
+pub const GOVERNED_OPS: usize = 10;
+/// Bans per room in a governed room run, of names nobody uses.
+pub const GOVERNED_BANS: usize = 100;
 
 /// Who each sender addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +63,10 @@ pub struct Spec {
     /// Clients that keep trying wrong passwords for a registered name during the run,
     /// each once a second (the server needs `--db`).
     pub attackers: usize,
+    /// Room runs: before sending, each room's op gives op to [`GOVERNED_OPS`]` - 1` other
+    /// members and bans [`GOVERNED_BANS`] names, so each message is checked against a
+    /// governed room (protocol v3).
+    pub governed: bool,
 }
 
 impl Spec {
@@ -76,6 +86,29 @@ impl Spec {
         match self.fanout {
             Fanout::Rooms(r) => Some(format!("#r{}", i % r)),
             _ => None,
+        }
+    }
+
+    /// In a governed room run: the members the op of client `i`'s room makes ops (its
+    /// creator, the lowest index, is op already).
+    fn made_ops(&self, i: usize) -> Vec<usize> {
+        match self.fanout {
+            Fanout::Rooms(r) if self.governed => (i % r..self.clients)
+                .step_by(r)
+                .skip(1)
+                .take(GOVERNED_OPS - 1)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `mode` lines client `i` gets while its room is governed: every member gets
+    /// each one.
+    fn mode_lines(&self, i: usize) -> usize {
+        if self.governed && self.room(i).is_some() {
+            self.made_ops(i).len() + GOVERNED_BANS
+        } else {
+            0
         }
     }
 }
@@ -121,6 +154,9 @@ struct Shared {
     /// Room runs: how many clients have had their `/join` answered.
     joined: AtomicUsize,
     all_joined: Notify,
+    /// Governed room runs: how many clients have every `mode` line of their room.
+    governed: AtomicUsize,
+    all_governed: Notify,
     latency: Mutex<Histogram<u64>>,
 }
 
@@ -169,6 +205,8 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         all_delivered: Notify::new(),
         joined: AtomicUsize::new(0),
         all_joined: Notify::new(),
+        governed: AtomicUsize::new(0),
+        all_governed: Notify::new(),
         latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("a histogram")?),
     });
 
@@ -180,13 +218,23 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     client::login_all(&nodes, spec.clients, |i, Client { reader, writer }| {
         writers[i] = Some(writer);
         let shared = shared.clone();
-        let expected = expected_by_receiver[i];
+        let owed = Owed {
+            deliveries: expected_by_receiver[i],
+            mode_lines: spec.mode_lines(i),
+        };
         let senders = spec.senders;
-        receiver_tasks.push(tokio::spawn(receive(reader, expected, senders, shared)));
+        receiver_tasks.push(tokio::spawn(receive(reader, owed, senders, shared)));
     })
     .await?;
-    if spec.room(0).is_some() {
-        join_rooms(spec, &mut writers, &shared).await?;
+    if let Fanout::Rooms(r) = spec.fanout {
+        if spec.governed {
+            // Client k < R joins first and creates #r<k>, so it is that room's op.
+            join_rooms(spec, &mut writers, 0..r, &shared).await?;
+            join_rooms(spec, &mut writers, r..spec.clients, &shared).await?;
+            govern_rooms(spec, &mut writers[..r], &shared).await?;
+        } else {
+            join_rooms(spec, &mut writers, 0..spec.clients, &shared).await?;
+        }
     }
 
     let attack = if spec.attackers > 0 {
@@ -320,26 +368,64 @@ impl Attack {
     }
 }
 
-/// Every client joins its room; returns once every `/join` is answered, so every
-/// membership is in place before the first message.
+/// `clients` join their rooms (the earlier ones have joined already); returns once every
+/// `/join` is answered, so every membership is in place before the first message.
 async fn join_rooms(
     spec: &Spec,
     writers: &mut [Option<OwnedWriteHalf>],
+    clients: Range<usize>,
     shared: &Shared,
 ) -> anyhow::Result<()> {
-    for (i, writer) in writers.iter_mut().enumerate() {
-        let writer = writer.as_mut().context("every client logged in")?;
+    for i in clients.clone() {
+        let writer = writers[i].as_mut().context("every client logged in")?;
         let join = format!("/join {}\n", spec.room(i).unwrap_or_default());
         writer.write_all(join.as_bytes()).await.context("joining")?;
     }
     let all_joined = async {
-        while shared.joined.load(Ordering::Acquire) < spec.clients {
+        while shared.joined.load(Ordering::Acquire) < clients.end {
             shared.all_joined.notified().await;
         }
     };
     tokio::time::timeout(spec.timeout, all_joined)
         .await
         .context("timed out waiting for every /join to be answered")
+}
+
+/// Each room's op (client k of `writers` for `#r<k>`) makes the next members ops and
+/// bans names nobody uses; returns once every member has every `mode` line, so the
+/// measured window holds only messages.
+async fn govern_rooms(
+    spec: &Spec,
+    ops: &mut [Option<OwnedWriteHalf>],
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "governing {} rooms: {GOVERNED_OPS} ops, {GOVERNED_BANS} bans each...",
+        ops.len()
+    );
+    for (k, writer) in ops.iter_mut().enumerate() {
+        let writer = writer.as_mut().context("every client logged in")?;
+        let room = spec.room(k).unwrap_or_default();
+        let mut lines = String::new();
+        for member in spec.made_ops(k) {
+            let _ = writeln!(lines, "/op {room} {}", client::name(member));
+        }
+        for j in 0..GOVERNED_BANS {
+            let _ = writeln!(lines, "/ban {room} ban{j}");
+        }
+        writer
+            .write_all(lines.as_bytes())
+            .await
+            .context("governing")?;
+    }
+    let all_governed = async {
+        while shared.governed.load(Ordering::Acquire) < spec.clients {
+            shared.all_governed.notified().await;
+        }
+    };
+    tokio::time::timeout(spec.timeout, all_governed)
+        .await
+        .context("timed out waiting for every member to see its room's ops and bans")
 }
 
 async fn send(
@@ -409,26 +495,44 @@ impl std::fmt::Write for Wrapper<'_> {
     }
 }
 
+/// What one client is owed before the run can end.
+struct Owed {
+    /// Deliveries of messages.
+    deliveries: u64,
+    /// `mode` lines of a governed room, before the first message.
+    mode_lines: usize,
+}
+
 async fn receive(
     mut reader: LineReader,
-    expected: u64,
+    owed: Owed,
     senders: usize,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
+    let expected = owed.deliveries;
     let mut counts = Counts::default();
     let mut published = Counts::default();
     let mut next = vec![0u64; senders];
     let mut touched = vec![false; senders];
     let mut latencies: Vec<u64> = Vec::with_capacity(1024);
     let mut done = expected == 0;
+    let mut mode_lines = 0;
     loop {
         let Some(line) = reader.next_line().await? else {
             break;
         };
         if line.starts_with(b"names #") {
-            // The answer to this client's `/join`: its membership is in place.
+            // The answer to this client's `/join` (then come `roles` and maybe `topic`,
+            // which nothing here waits for): its membership is in place.
             shared.joined.fetch_add(1, Ordering::AcqRel);
             shared.all_joined.notify_one();
+        }
+        if owed.mode_lines > 0 && line.starts_with(b"mode #") {
+            mode_lines += 1;
+            if mode_lines == owed.mode_lines {
+                shared.governed.fetch_add(1, Ordering::AcqRel);
+                shared.all_governed.notify_one();
+            }
         }
         if let Some((sender, seq, ts)) = parse_delivery(line) {
             if sender < senders {
@@ -551,6 +655,7 @@ mod tests {
             server_pid: None,
             timeout: Duration::from_secs(1),
             attackers: 0,
+            governed: false,
         };
         assert_eq!(spec.destinations(3), [4, 0, 1]);
         assert_eq!(
@@ -561,5 +666,39 @@ mod tests {
             .destinations(3),
             [0, 1, 2, 4]
         );
+    }
+
+    #[test]
+    fn governed_rooms_get_their_ops_and_bans() {
+        let spec = Spec {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            also: Vec::new(),
+            clients: 1000,
+            senders: 50,
+            fanout: Fanout::Rooms(10),
+            messages: 1,
+            window: 1,
+            rate: None,
+            payload: 0,
+            server_pid: None,
+            timeout: Duration::from_secs(1),
+            attackers: 0,
+            governed: true,
+        };
+        assert_eq!(spec.made_ops(3), [13, 23, 33, 43, 53, 63, 73, 83, 93]);
+        assert_eq!(spec.mode_lines(503), 9 + GOVERNED_BANS);
+        // A room of three members has three ops.
+        let small = Spec {
+            clients: 25,
+            ..spec.clone()
+        };
+        assert_eq!(small.made_ops(3), [13, 23]);
+        assert_eq!(small.mode_lines(23), 2 + GOVERNED_BANS);
+        let plain = Spec {
+            governed: false,
+            ..spec
+        };
+        assert!(plain.made_ops(3).is_empty());
+        assert_eq!(plain.mode_lines(3), 0);
     }
 }

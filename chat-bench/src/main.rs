@@ -22,7 +22,14 @@ struct Cli {
 enum Cmd {
     /// N clients log in; S send M messages each to K others (or everyone, or their
     /// room), window W.
-    Run(LoadArgs),
+    Run {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// With --rooms: before sending, each room's op (its first member) makes 9 more
+        /// ops and bans 100 names nobody uses, and every member sees that (protocol v3).
+        #[arg(long, requires = "rooms")]
+        governed: bool,
+    },
     /// The same load against the minimal forwarder: this machine's loopback ceiling.
     Raw {
         #[command(flatten)]
@@ -182,6 +189,7 @@ impl LoadArgs {
             server_pid,
             timeout: self.timeout,
             attackers: self.attackers,
+            governed: false,
         }
     }
 }
@@ -217,7 +225,13 @@ fn main() -> ExitCode {
 async fn run(command: Cmd) -> anyhow::Result<bool> {
     check_loopback_only(&command)?;
     let record = match command {
-        Cmd::Run(args) => return load_run("server", &args.spec(args.addr, args.server_pid)).await,
+        Cmd::Run { load, governed } => {
+            let spec = Spec {
+                governed,
+                ..load.spec(load.addr, load.server_pid)
+            };
+            return load_run("server", &spec).await;
+        }
         Cmd::Raw { load, server_cpu } => {
             let (_child, addr, pid) = start_forwarder(server_cpu).await?;
             return load_run("raw", &load.spec(addr, Some(pid))).await;
@@ -307,7 +321,7 @@ async fn load_run(target: &str, spec: &Spec) -> anyhow::Result<bool> {
 /// Load goes to this machine only.
 fn check_loopback_only(command: &Cmd) -> anyhow::Result<()> {
     let addr = match command {
-        Cmd::Run(args) => Some(args.addr),
+        Cmd::Run { load, .. } => Some(load.addr),
         Cmd::Idle { addr, .. }
         | Cmd::Logins { addr, .. }
         | Cmd::History { addr, .. }

@@ -41,6 +41,7 @@ pub fn load_json(target: &str, spec: &Spec, outcome: &Outcome) -> Value {
         },
         "server": outcome.server.as_ref().map(|(b, a)| cpu(b, a)),
         "attackers": spec.attackers,
+        "governed": spec.governed,
         "attack": outcome.attack.map(|(wrong, throttled)| json!({ "wrong_password": wrong, "throttled": throttled })),
         "bench": cpu(&outcome.bench.0, &outcome.bench.1),
     })
