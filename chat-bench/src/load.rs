@@ -16,7 +16,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::client::{self, Client, LineReader};
-use crate::procstat::{self, Sample};
+use crate::procstat::{self, Machine, Sample};
 
 /// Ops per room in a governed room run, the room's creator included.
 pub const GOVERNED_OPS: usize = 10;
@@ -134,6 +134,8 @@ pub struct Outcome {
     pub server: Option<(Sample, Sample)>,
     /// This tool's CPU over the run.
     pub bench: (Sample, Sample),
+    /// Every CPU's busy and stolen time over the run.
+    pub machine: Option<(Machine, Machine)>,
     /// With attackers: wrong-password replies, and refusals for too many.
     pub attack: Option<(u64, u64)>,
 }
@@ -251,6 +253,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
 
     let server_before = spec.server_pid.and_then(procstat::sample);
     let bench_before = procstat::sample(std::process::id()).unwrap_or_default();
+    let machine_before = procstat::machine();
     let first_send = Instant::now();
     let mut sender_tasks = Vec::new();
     for (i, writer) in writers.iter_mut().enumerate().take(spec.senders) {
@@ -291,6 +294,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     }
     let server_after = spec.server_pid.and_then(procstat::sample);
     let bench_after = procstat::sample(std::process::id()).unwrap_or_default();
+    let machine_after = procstat::machine();
     let attack = attack.map(Attack::stop);
     for task in &sender_tasks {
         task.abort();
@@ -315,6 +319,7 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         latency,
         server: server_before.zip(server_after),
         bench: (bench_before, bench_after),
+        machine: machine_before.zip(machine_after),
         attack,
     })
 }

@@ -40,3 +40,40 @@ fn clock_ticks_per_second() -> f64 {
         .flatten()
         .map_or(100.0, |t| t as f64)
 }
+
+/// What each CPU of the machine did so far, from `/proc/stat`: to tell how much of a run's
+/// time others took (other processes, or the hypervisor on a VM).
+#[derive(Debug, Clone, Default)]
+pub struct Machine {
+    /// Per CPU: time running anything (user, nice, system, irq, softirq).
+    pub busy: Vec<Duration>,
+    /// Per CPU: time the hypervisor ran someone else while this CPU had work.
+    pub steal: Vec<Duration>,
+}
+
+/// Reads every CPU's busy and stolen time; `None` without `/proc/stat`.
+pub fn machine() -> Option<Machine> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks = |t: u64| Duration::from_secs_f64(t as f64 / clock_ticks_per_second());
+    let mut machine = Machine::default();
+    for line in stat.lines() {
+        // `cpu0 user nice system idle iowait irq softirq steal ...`; `cpu ` is the sum.
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        let field = |i: usize| f.get(i).copied().unwrap_or(0);
+        machine
+            .busy
+            .push(ticks(field(0) + field(1) + field(2) + field(5) + field(6)));
+        machine.steal.push(ticks(field(7)));
+    }
+    Some(machine)
+}

@@ -1,8 +1,11 @@
 //! Results as one JSON line (stdout, for scripts) and a human summary (stderr).
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::load::{Fanout, Outcome, Spec};
+use crate::procstat::Machine;
 
 /// The JSON record of a load run against `target` (`server` or `raw`).
 pub fn load_json(target: &str, spec: &Spec, outcome: &Outcome) -> Value {
@@ -44,6 +47,30 @@ pub fn load_json(target: &str, spec: &Spec, outcome: &Outcome) -> Value {
         "governed": spec.governed,
         "attack": outcome.attack.map(|(wrong, throttled)| json!({ "wrong_password": wrong, "throttled": throttled })),
         "bench": cpu(&outcome.bench.0, &outcome.bench.1),
+        "machine": outcome.machine.as_ref().map(|(before, after)| machine(outcome, before, after)),
+    })
+}
+
+/// Every CPU's busy and stolen seconds over the run, and what others used: the busy time
+/// that was neither the server's nor this tool's.
+fn machine(outcome: &Outcome, before: &Machine, after: &Machine) -> Value {
+    let delta = |a: &[Duration], b: &[Duration]| -> Vec<f64> {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a.saturating_sub(*b).as_secs_f64() * 100.0).round() / 100.0)
+            .collect()
+    };
+    let busy = delta(&after.busy, &before.busy);
+    let ours = outcome
+        .server
+        .as_ref()
+        .map_or(Duration::ZERO, |(b, a)| a.cpu.saturating_sub(b.cpu))
+        + outcome.bench.1.cpu.saturating_sub(outcome.bench.0.cpu);
+    let others = busy.iter().sum::<f64>() - ours.as_secs_f64();
+    json!({
+        "busy_cpu_seconds": busy,
+        "steal_seconds": delta(&after.steal, &before.steal),
+        "others_cpu_seconds": (others.max(0.0) * 100.0).round() / 100.0,
     })
 }
 
