@@ -31,7 +31,7 @@ pub enum ClientLine {
     Names(RoomName),
     /// `/rooms`: ask for every room with members.
     Rooms,
-    /// `/history <conv> [n | after <id>]`: ask for stored messages.
+    /// `/history <conv> [n | after <id> | before <id> [n]]`: ask for stored messages.
     History {
         /// The room or direct conversation.
         conv: Conv,
@@ -105,6 +105,21 @@ pub enum ClientLine {
         /// Why, if given.
         reason: Option<MessageText>,
     },
+    /// `/read <conv> [id]`: move the account's read marker of a conversation forward, or
+    /// ask where it is.
+    Read {
+        /// The conversation.
+        conv: Conv,
+        /// The newest id read; `None` asks.
+        id: Option<MessageId>,
+    },
+    /// `/away [text]`: mark yourself away with a message, or back.
+    Away(Option<MessageText>),
+    /// `/whois <name>`: ask how long a user has been idle and on how many devices.
+    Whois(UserName),
+    /// `/ping [token]`: answered `pong [token]`; a client that pings is expected to keep
+    /// doing so (`--idle-timeout`).
+    Ping(Option<MessageText>),
     /// `/suspend` or `/unsuspend <name>` (server operators): bar an account from logging
     /// in, or let it back.
     Suspend {
@@ -194,6 +209,23 @@ fn parse_command(line: &str) -> Result<ClientLine, ParseError> {
         "/names" => room("/names <#room>").map(ClientLine::Names),
         "/history" => parse_history(&args),
         "/bans" => room("/bans <#room>").map(ClientLine::Bans),
+        "/whois" => match args[..] {
+            [name] => Ok(ClientLine::Whois(UserName::parse(name)?)),
+            _ => Err(ParseError::Usage("/whois <name>")),
+        },
+        "/read" => match args[..] {
+            [conv] => Ok(ClientLine::Read {
+                conv: conv.parse()?,
+                id: None,
+            }),
+            [conv, id] => Ok(ClientLine::Read {
+                conv: conv.parse()?,
+                id: Some(id.parse()?),
+            }),
+            _ => Err(ParseError::Usage("/read <#room|@name> [id]")),
+        },
+        "/away" => reason(rest_after(line, 1)).map(ClientLine::Away),
+        "/ping" => reason(rest_after(line, 1)).map(ClientLine::Ping),
         "/register-room" => room("/register-room <#room>").map(ClientLine::RegisterRoom),
         "/unregister-room" => room("/unregister-room <#room>").map(ClientLine::UnregisterRoom),
         "/op" | "/deop" | "/voice" | "/devoice" => {
@@ -319,7 +351,7 @@ fn reason(text: &str) -> Result<Option<MessageText>, ParseError> {
 }
 
 fn parse_history(args: &[&str]) -> Result<ClientLine, ParseError> {
-    const USAGE: &str = "/history <#room|@name> [<n> | after <id>]";
+    const USAGE: &str = "/history <#room|@name> [<n> | after <id> | before <id> [n]]";
     let (conv, range) = match *args {
         [conv] => (conv, HistoryRange::default()),
         [conv, n] => {
@@ -328,6 +360,19 @@ fn parse_history(args: &[&str]) -> Result<ClientLine, ParseError> {
             (conv, HistoryRange::latest(n).ok_or_else(count)?)
         }
         [conv, "after", id] => (conv, HistoryRange::After(id.parse::<MessageId>()?)),
+        [conv, "before", id, ref n @ ..] if n.len() <= 1 => {
+            let id = id.parse::<MessageId>()?;
+            let n = match n {
+                [n] => {
+                    let count = || ParseError::HistoryCount((*n).to_owned());
+                    n.parse::<u64>().map_err(|_| count())?
+                }
+                _ => u64::from(crate::DEFAULT_HISTORY_LINES),
+            };
+            let range = HistoryRange::before(id, n)
+                .ok_or_else(|| ParseError::HistoryCount(n.to_string()))?;
+            (conv, range)
+        }
         _ => return Err(ParseError::Usage(USAGE)),
     };
     Ok(ClientLine::History {
@@ -409,6 +454,7 @@ impl fmt::Display for ClientLine {
             Self::History { conv, range } => match range {
                 HistoryRange::Latest(n) => write!(f, "/history {conv} {n}"),
                 HistoryRange::After(id) => write!(f, "/history {conv} after {id}"),
+                HistoryRange::Before(id, n) => write!(f, "/history {conv} before {id} {n}"),
             },
             Self::Register(password) => write!(f, "/register {password}"),
             Self::SetPassword(password) => write!(f, "/password {password}"),
@@ -458,6 +504,17 @@ impl fmt::Display for ClientLine {
             Self::Suspend { name, on } => {
                 let command = if *on { "/suspend" } else { "/unsuspend" };
                 write!(f, "{command} {name}")
+            }
+            Self::Read { conv, id: None } => write!(f, "/read {conv}"),
+            Self::Read { conv, id: Some(id) } => write!(f, "/read {conv} {id}"),
+            Self::Away(text) => {
+                f.write_str("/away")?;
+                write_reason(f, text.as_ref())
+            }
+            Self::Whois(name) => write!(f, "/whois {name}"),
+            Self::Ping(token) => {
+                f.write_str("/ping")?;
+                write_reason(f, token.as_ref())
             }
         }
     }
@@ -564,6 +621,57 @@ pub(crate) mod tests {
                     conv: Conv::Room(room("#rust")),
                     range: HistoryRange::After(MessageId::MAX),
                 },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(line.parse::<ClientLine>(), Ok(want), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn parses_sessions_away_and_liveness_lines() {
+        let cases = [
+            (
+                "/history #rust before 42",
+                ClientLine::History {
+                    conv: Conv::Room(room("#rust")),
+                    range: HistoryRange::Before(MessageId::new(42).unwrap(), 50),
+                },
+            ),
+            (
+                "/history @bob before 42 5000",
+                ClientLine::History {
+                    conv: Conv::Direct(UserName::parse("bob").unwrap()),
+                    range: HistoryRange::Before(MessageId::new(42).unwrap(), 1000),
+                },
+            ),
+            (
+                "/read #rust 7",
+                ClientLine::Read {
+                    conv: Conv::Room(room("#rust")),
+                    id: MessageId::new(7),
+                },
+            ),
+            (
+                "/read @Bob",
+                ClientLine::Read {
+                    conv: Conv::Direct(UserName::parse("Bob").unwrap()),
+                    id: None,
+                },
+            ),
+            ("/away", ClientLine::Away(None)),
+            (
+                "/away  out for lunch ",
+                ClientLine::Away(Some(MessageText::parse("out for lunch").unwrap())),
+            ),
+            (
+                "/whois bob",
+                ClientLine::Whois(UserName::parse("bob").unwrap()),
+            ),
+            ("/ping", ClientLine::Ping(None)),
+            (
+                "/ping abc 123",
+                ClientLine::Ping(Some(MessageText::parse("abc 123").unwrap())),
             ),
         ];
         for (line, want) in cases {
@@ -718,7 +826,7 @@ pub(crate) mod tests {
             ),
             ("bob: \x1b[2J", ParseError::ControlCharacter),
             ("bob: a\rfrom eve: b", ParseError::ControlCharacter),
-            ("/whois bob", ParseError::UnknownCommand("/whois".into())),
+            ("/whois", ParseError::Usage("/whois <name>")),
             ("/who extra", ParseError::UnknownCommand("/who".into())),
             ("/quit", ParseError::UnknownCommand("/quit".into())),
             ("/JOIN #rust", ParseError::UnknownCommand("/JOIN".into())),
@@ -739,7 +847,7 @@ pub(crate) mod tests {
             ("/rooms #a", ParseError::Usage("/rooms")),
             (
                 "/history",
-                ParseError::Usage("/history <#room|@name> [<n> | after <id>]"),
+                ParseError::Usage("/history <#room|@name> [<n> | after <id> | before <id> [n]]"),
             ),
             ("/history rust", ParseError::InvalidConv("rust".into())),
             ("/history #rust 0", ParseError::HistoryCount("0".into())),
@@ -749,10 +857,14 @@ pub(crate) mod tests {
             ),
             ("/history #rust -1", ParseError::HistoryCount("-1".into())),
             ("/history #rust after x", ParseError::InvalidId("x".into())),
+            ("/history #rust before x", ParseError::InvalidId("x".into())),
             (
-                "/history #rust before 3",
-                ParseError::Usage("/history <#room|@name> [<n> | after <id>]"),
+                "/history #rust before 3 0",
+                ParseError::HistoryCount("0".into()),
             ),
+            ("/read rust", ParseError::InvalidConv("rust".into())),
+            ("/read #rust x", ParseError::InvalidId("x".into())),
+            ("/away \x1b", ParseError::ControlCharacter),
         ];
         for (line, want) in cases {
             assert_eq!(line.parse::<ClientLine>(), Err(want), "{line:?}");
@@ -806,6 +918,7 @@ pub(crate) mod tests {
         let range = prop_oneof![
             (1..=MAX_HISTORY_LINES).prop_map(HistoryRange::Latest),
             id_strategy().prop_map(HistoryRange::After),
+            (id_strategy(), 1..=MAX_HISTORY_LINES).prop_map(|(id, n)| HistoryRange::Before(id, n)),
         ];
         prop_oneof![
             Just(ClientLine::Who),
@@ -865,6 +978,11 @@ pub(crate) mod tests {
                 .prop_map(|(name, reason)| ClientLine::Kill { name, reason }),
             (name_strategy(), any::<bool>())
                 .prop_map(|(name, on)| ClientLine::Suspend { name, on }),
+            (conv_strategy(), prop::option::of(id_strategy()))
+                .prop_map(|(conv, id)| ClientLine::Read { conv, id }),
+            prop::option::of(text_strategy()).prop_map(ClientLine::Away),
+            name_strategy().prop_map(ClientLine::Whois),
+            prop::option::of(text_strategy()).prop_map(ClientLine::Ping),
         ]
     }
 

@@ -105,6 +105,9 @@ pub enum HistoryRange {
     Latest(u16),
     /// Every message with a larger id, oldest first, at most [`MAX_HISTORY_LINES`].
     After(MessageId),
+    /// The latest `n` (1 to [`MAX_HISTORY_LINES`]) with a smaller id: how a client
+    /// scrolls back past what it has.
+    Before(MessageId, u16),
 }
 
 impl HistoryRange {
@@ -113,6 +116,15 @@ impl HistoryRange {
         (1..=MAX_HISTORY_LINES)
             .contains(&n)
             .then_some(Self::Latest(n))
+    }
+}
+
+impl HistoryRange {
+    /// `Before(id, n)`, with `n` over [`MAX_HISTORY_LINES`] taken as that many; `None`
+    /// for `n` of 0.
+    pub fn before(id: MessageId, n: u64) -> Option<Self> {
+        let n = u16::try_from(n.min(u64::from(MAX_HISTORY_LINES))).ok()?;
+        (n > 0).then_some(Self::Before(id, n))
     }
 }
 

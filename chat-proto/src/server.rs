@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::{
-    Conv, MessageId, MessageText, ModeChange, ParseError, Role, RoomModes, RoomName, Setter,
-    Timestamp, TopicText, UserName,
+    Conv, MessageId, MessageText, ModeChange, ParseError, Recipient, Role, RoomModes, RoomName,
+    Setter, Timestamp, TopicText, UserName,
 };
 
 /// One line from the server.
@@ -135,6 +135,40 @@ pub enum ServerLine {
         /// The room.
         room: RoomName,
     },
+    /// `sent <dest>: <text>`: another session of the reader's account sent this to a
+    /// user or to everyone (`*`).
+    Sent {
+        /// The destination as the sender wrote it: a user or [`Recipient::Everyone`].
+        to: Recipient,
+        /// The message.
+        text: MessageText,
+    },
+    /// `read <conv> <id>`: the account's read marker of a conversation; `read <conv>`
+    /// when none.
+    Read {
+        /// The conversation.
+        conv: Conv,
+        /// The newest id read.
+        id: Option<MessageId>,
+    },
+    /// `away <name>: <text>`: a user is away.
+    Away {
+        /// The user.
+        name: UserName,
+        /// Their away message.
+        text: MessageText,
+    },
+    /// `whois <name> <idle seconds> <sessions>`.
+    Whois {
+        /// The user.
+        name: UserName,
+        /// Seconds since they last sent a line.
+        idle: u64,
+        /// How many connections they are logged in on.
+        sessions: usize,
+    },
+    /// `pong [token]`: the answer to `/ping`.
+    Pong(Option<MessageText>),
     /// `room-registered <#room> <founder>`: the room is kept, with this founder.
     RoomRegistered {
         /// The room.
@@ -217,6 +251,23 @@ impl FromStr for ServerLine {
                 .map(Self::Missed)
                 .map_err(|_| ParseError::UnknownServerLine);
         }
+        if line == "pong" {
+            return Ok(Self::Pong(None));
+        }
+        if let Some(rest) = line.strip_prefix("sent ") {
+            let (to, text) = rest.split_once(':').ok_or(ParseError::MissingSeparator)?;
+            return Ok(Self::Sent {
+                to: to.parse()?,
+                text: MessageText::parse(text)?,
+            });
+        }
+        if let Some(rest) = line.strip_prefix("away ") {
+            let (name, text) = rest.split_once(':').ok_or(ParseError::MissingSeparator)?;
+            return Ok(Self::Away {
+                name: UserName::parse(name)?,
+                text: MessageText::parse(text)?,
+            });
+        }
         if let Some(rest) = line.strip_prefix("invite sent ") {
             let (name, room) = rest.split_once(' ').ok_or(ParseError::UnknownServerLine)?;
             return Ok(Self::InviteSent {
@@ -228,6 +279,31 @@ impl FromStr for ServerLine {
         match kind {
             "roles" | "topic" | "mode" | "kicked" | "bans" | "invited" | "room-registered" => {
                 parse_governance(kind, arg)
+            }
+            "pong" => Ok(Self::Pong(Some(MessageText::parse(arg)?))),
+            "read" => {
+                let (conv, id) = match arg.split_once(' ') {
+                    Some((conv, id)) => (conv, Some(id.parse()?)),
+                    None => (arg, None),
+                };
+                Ok(Self::Read {
+                    conv: conv.parse()?,
+                    id,
+                })
+            }
+            "whois" => {
+                let mut parts = arg.split(' ');
+                let bad = || ParseError::UnknownServerLine;
+                let (Some(name), Some(idle), Some(sessions), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(bad());
+                };
+                Ok(Self::Whois {
+                    name: UserName::parse(name)?,
+                    idle: idle.parse().map_err(|_| bad())?,
+                    sessions: sessions.parse().map_err(|_| bad())?,
+                })
             }
             "welcome" => Ok(Self::Welcome(UserName::parse(arg)?)),
             "stored" => Ok(Self::Stored(UserName::parse(arg)?)),
@@ -563,6 +639,17 @@ impl fmt::Display for ServerLine {
                 write_list(f, names)
             }
             Self::Invited { room, by } => write!(f, "invited {room} {by}"),
+            Self::Sent { to, text } => write!(f, "sent {to}: {text}"),
+            Self::Read { conv, id: None } => write!(f, "read {conv}"),
+            Self::Read { conv, id: Some(id) } => write!(f, "read {conv} {id}"),
+            Self::Away { name, text } => write!(f, "away {name}: {text}"),
+            Self::Whois {
+                name,
+                idle,
+                sessions,
+            } => write!(f, "whois {name} {idle} {sessions}"),
+            Self::Pong(None) => f.write_str("pong"),
+            Self::Pong(Some(token)) => write!(f, "pong {token}"),
             Self::InviteSent { name, room } => write!(f, "invite sent {name} {room}"),
             Self::RoomRegistered { room, founder } => {
                 write!(f, "room-registered {room} {founder}")
@@ -787,6 +874,29 @@ mod tests {
             reason_strategy().prop_map(ServerLine::Error),
             reason_strategy().prop_map(ServerLine::Bye),
             governance_strategy(),
+            sessions_strategy(),
+        ]
+    }
+
+    fn sessions_strategy() -> impl Strategy<Value = ServerLine> {
+        let to = prop_oneof![
+            Just(Recipient::Everyone),
+            name_strategy().prop_map(Recipient::User),
+        ];
+        prop_oneof![
+            (to, text_strategy()).prop_map(|(to, text)| ServerLine::Sent { to, text }),
+            (conv_strategy(), prop::option::of(id_strategy()))
+                .prop_map(|(conv, id)| ServerLine::Read { conv, id }),
+            (name_strategy(), text_strategy())
+                .prop_map(|(name, text)| ServerLine::Away { name, text }),
+            (name_strategy(), any::<u64>(), 1..100usize).prop_map(|(name, idle, sessions)| {
+                ServerLine::Whois {
+                    name,
+                    idle,
+                    sessions,
+                }
+            }),
+            prop::option::of(text_strategy()).prop_map(ServerLine::Pong),
         ]
     }
 
@@ -852,6 +962,61 @@ mod tests {
             (room_strategy(), name_strategy())
                 .prop_map(|(room, founder)| ServerLine::RoomRegistered { room, founder }),
         ]
+    }
+
+    #[test]
+    fn writes_session_lines_byte_for_byte() {
+        let cases = [
+            (
+                ServerLine::Sent {
+                    to: Recipient::User(name("Bob")),
+                    text: text("hi: there"),
+                },
+                "sent Bob: hi: there",
+            ),
+            (
+                ServerLine::Sent {
+                    to: Recipient::Everyone,
+                    text: text("all"),
+                },
+                "sent *: all",
+            ),
+            (
+                ServerLine::Read {
+                    conv: Conv::Room(room("#rust")),
+                    id: MessageId::new(42),
+                },
+                "read #rust 42",
+            ),
+            (
+                ServerLine::Read {
+                    conv: Conv::Direct(name("bob")),
+                    id: None,
+                },
+                "read @bob",
+            ),
+            (
+                ServerLine::Away {
+                    name: name("bob"),
+                    text: text("at lunch"),
+                },
+                "away bob: at lunch",
+            ),
+            (
+                ServerLine::Whois {
+                    name: name("bob"),
+                    idle: 12,
+                    sessions: 2,
+                },
+                "whois bob 12 2",
+            ),
+            (ServerLine::Pong(None), "pong"),
+            (ServerLine::Pong(Some(text("t1"))), "pong t1"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(line.to_string(), want);
+            assert_eq!(want.parse::<ServerLine>(), Ok(line), "{want:?}");
+        }
     }
 
     #[test]

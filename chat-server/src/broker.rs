@@ -15,6 +15,7 @@ mod govern;
 mod login;
 mod rooms;
 mod route;
+mod sessions;
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -31,7 +32,7 @@ use crate::accounts::Accounts;
 use crate::backend::{Answer, Answers, Auth, Backend, Departure};
 use crate::config::{Config, Presence};
 use crate::governance::RoomState;
-use crate::roster::{ConnId, Peer, Roster};
+use crate::roster::{ConnId, Peer, Removed, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 
 /// Lines a connection may send while one of its room commands waits for the room to be
@@ -237,6 +238,8 @@ struct Admitting {
     name: UserName,
     outbox: Outbox,
     accepted: oneshot::Sender<bool>,
+    /// Its password was checked: it may be one more session of its account.
+    authenticated: bool,
 }
 
 /// A `/history` request not answered yet. Asked by a member of the room, live messages
@@ -278,6 +281,10 @@ pub struct Broker {
     rooms: FxHashMap<RoomName, RoomState>,
     /// Server operators' folded names (`--oper`).
     opers: HashSet<String>,
+    /// Most connections of one account (`--max-sessions`).
+    max_sessions: usize,
+    /// When each sender was last told that a recipient is away, by their folded names.
+    away_told: std::collections::HashMap<(String, String), Instant>,
     /// Lines of connections waiting for a room to be fetched, in order: a client's
     /// lines are decided in the order it sent them.
     held: FxHashMap<ConnId, VecDeque<Request>>,
@@ -308,7 +315,9 @@ impl Broker {
             drained: false,
             rooms,
             opers: config.opers.iter().map(UserName::folded).collect(),
+            max_sessions: config.max_sessions,
             held: FxHashMap::default(),
+            away_told: std::collections::HashMap::new(),
         }
     }
 
@@ -340,6 +349,7 @@ impl Broker {
                 accepted,
             } => self.join(id, name, authenticated, outbox, accepted),
             BrokerEvent::Lines { id, lines } => {
+                self.roster.touch(id);
                 for line in lines {
                     // The sender may have been dropped by an earlier line's reply.
                     if self.roster.get(id).is_none() {
@@ -385,6 +395,13 @@ impl Broker {
             ClientLine::Join(room) => self.join_room(id, room),
             ClientLine::Part(room) => self.part_room(id, room),
             ClientLine::History { conv, range } => self.history(id, conv, range),
+            ClientLine::Ping(token) => {
+                let pong = encode_line(ServerLine::Pong(token));
+                self.backend.reply_after(id, pong, &mut self.answers);
+            }
+            ClientLine::Away(text) => self.set_away(id, text),
+            ClientLine::Whois(name) => self.whois(id, &name),
+            ClientLine::Read { conv, id: read } => self.read_marker(id, conv, read),
             line @ (ClientLine::Names(_)
             | ClientLine::SetRole { .. }
             | ClientLine::Topic { .. }
@@ -462,8 +479,8 @@ impl Broker {
         match answer {
             Answer::Reply { to, lines } => self.deliver(to, &lines),
             Answer::ToUser { folded, lines } => {
-                if let Some((id, peer)) = self.roster.find_folded(&folded) {
-                    offer(id, peer, &lines, &mut self.failed);
+                for id in self.sessions_of(&folded) {
+                    self.deliver(id, &lines);
                 }
             }
             Answer::ToAll { lines } => {
@@ -526,20 +543,27 @@ impl Broker {
                 self.release(to);
             }
             Answer::Kill { folded, lines } => {
-                if let Some((id, _)) = self.roster.find_folded(&folded) {
+                for id in self.sessions_of(&folded) {
                     self.disconnect_with(id, &lines);
                 }
             }
             Answer::Lost { names, reason } => {
                 let bye = encode_line(ServerLine::Bye(reason));
                 for folded in names {
-                    if let Some((id, peer)) = self.roster.find_folded(&folded) {
-                        peer.outbox.send_last(&bye);
-                        self.failed.push(id);
+                    for id in self.sessions_of(&folded) {
+                        self.disconnect_with(id, &bye);
                     }
                 }
             }
         }
+    }
+
+    /// The sessions here of the user whose folded name is `folded`.
+    fn sessions_of(&self, folded: &str) -> Vec<ConnId> {
+        self.roster
+            .find_folded(folded)
+            .map(|user| user.sessions.clone())
+            .unwrap_or_default()
     }
 
     /// Queues `error: <reason>` for `id`.
@@ -589,11 +613,15 @@ impl Broker {
     fn remove(&mut self, id: ConnId) {
         // Nobody may read `left` for a login it has not been told about yet.
         self.flush_joins();
-        let Some((peer, rooms)) = self.roster.remove(id) else {
+        let Some(Removed { peer, last, holder }) = self.roster.remove(id) else {
             return;
         };
         self.awaiting.retain(|a| a.conn != id);
         self.held.remove(&id);
+        // Another session of the same account is still online: nobody else notices.
+        let Some(rooms) = last else {
+            return;
+        };
         for room in &rooms {
             self.left_room(room, &peer.name);
         }
@@ -601,7 +629,7 @@ impl Broker {
         let farewell = (self.presence == Presence::All)
             .then(|| encode_line(ServerLine::Left(peer.name.clone())));
         let departure = Departure {
-            conn: id,
+            conn: holder,
             name: peer.name,
             rooms,
             farewell,

@@ -47,6 +47,11 @@ pub struct Config {
     /// Server operators (`--oper`): these names, once registered accounts, count as op
     /// in every room and may `/kill` and `/suspend`.
     pub opers: Vec<chat_proto::UserName>,
+    /// Most connections one registered account may be logged in on (`--max-sessions`).
+    pub max_sessions: usize,
+    /// A connection that has sent `/ping` and then nothing for this long is closed as
+    /// dead (`--idle-timeout`).
+    pub idle_timeout: Duration,
 }
 
 /// Who is told that someone logged in or left.
@@ -105,6 +110,8 @@ impl Default for Config {
             cluster: None,
             presence: Presence::All,
             opers: Vec::new(),
+            max_sessions: 8,
+            idle_timeout: Duration::from_secs(180),
         }
     }
 }

@@ -276,6 +276,9 @@ impl Connection {
         // With flood control: when the client may send its next line. Boxed, since only
         // paced clients ever wait on it.
         let mut paused: Option<Pin<Box<Sleep>>> = None;
+        // Once the client has sent `/ping`, how long it may then stay silent before it is
+        // taken for dead (`--idle-timeout`). Boxed: most clients never ping.
+        let mut liveness: Option<Pin<Box<Sleep>>> = None;
         loop {
             // Stopping wins over writing, writing over reading. Every branch is cancel
             // safe: LineReader keeps a partial line buffered, the writer keeps the bytes
@@ -298,6 +301,15 @@ impl Connection {
                     paused = None;
                     continue;
                 }
+                () = poll_fn(|cx| liveness.as_mut().map_or(Poll::Pending, |p| p.as_mut().poll(cx))),
+                    if liveness.is_some() =>
+                {
+                    let reason = format!(
+                        "nothing received for {} s since the last /ping: closing as dead",
+                        self.config.idle_timeout.as_secs()
+                    );
+                    return Some((BrokerEvent::Fatal { id, reason }, Ok(())));
+                }
                 batch = poll_fn(|cx| lines.poll_batch(cx, most)), if paused.is_none() => batch,
             };
             if !read.is_empty() {
@@ -310,7 +322,15 @@ impl Connection {
                         // Rare, and boxed so the loop's future has no room for it.
                         Err((password, wrap)) => Box::pin(self.hashed(password, wrap)).await,
                     };
+                    if liveness.is_none() && matches!(request, Request::Line(ClientLine::Ping(_))) {
+                        liveness = Some(Box::pin(tokio::time::sleep(self.config.idle_timeout)));
+                    }
                     lines.push(request);
+                }
+                if let Some(liveness) = liveness.as_mut() {
+                    liveness
+                        .as_mut()
+                        .reset(Instant::now() + self.config.idle_timeout);
                 }
                 let event = BrokerEvent::Lines { id, lines };
                 // Waiting for room is boxed too: it happens only when the broker is behind.

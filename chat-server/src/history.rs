@@ -301,9 +301,17 @@ impl History {
                 let gone = log.dropped_through.is_some_and(|d| d > after);
                 (stored.range(start..end), gone || end < stored.len())
             }
+            HistoryRange::Before(before, n) => {
+                let n = usize::from(n);
+                let end = stored.partition_point(|s| s.message.id < before);
+                let start = end.saturating_sub(n);
+                let gone = end - start < n && log.dropped_through.is_some();
+                (stored.range(start..end), gone)
+            }
         };
         let encoded: Vec<Bytes> = picked.map(|stored| stored.line(view)).collect();
-        let latest = matches!(range, HistoryRange::Latest(_));
+        // Scrolling back keeps, like the latest, the newer end of what it asked for.
+        let latest = matches!(range, HistoryRange::Latest(_) | HistoryRange::Before(..));
         fit_reply(view, &encoded, latest, truncated, max_bytes)
     }
 }

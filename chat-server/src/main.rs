@@ -49,6 +49,17 @@ struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     handshake_timeout: Duration,
 
+    /// Most connections one registered account may be logged in on at once (each with
+    /// its password); unregistered names are always unique.
+    #[arg(long, default_value = "8", value_parser = positive)]
+    max_sessions: usize,
+
+    /// A connection that has sent `/ping` once and then nothing for this long is closed
+    /// as dead and its name freed (seconds, `180`, or `3m`). Connections that never
+    /// ping are kept as long as TCP keeps them.
+    #[arg(long, default_value = "180", value_parser = parse_duration)]
+    idle_timeout: Duration,
+
     /// On SIGINT/SIGTERM, time given to clients to receive their last lines before they
     /// are cut off and the server exits.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -220,6 +231,8 @@ fn main() -> anyhow::Result<()> {
         max_clients: args.max_clients,
         sendq: usize::try_from(args.sendq).unwrap_or(usize::MAX),
         handshake_timeout: args.handshake_timeout,
+        max_sessions: args.max_sessions,
+        idle_timeout: args.idle_timeout,
         shutdown_timeout: args.shutdown_timeout,
         strict_names: args.strict_names,
         presence: if args.presence == "rooms" {

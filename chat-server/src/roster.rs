@@ -1,10 +1,15 @@
 //! [`Roster`]: who is online and who is in which room, kept in one type so that its
-//! indexes (by connection, by name, by folded name, by skeleton, by room) cannot drift.
+//! indexes (by connection, by user, by name, by skeleton, by room) cannot drift.
+//!
+//! A [`User`] is a name online: an unregistered name on one connection, or a registered
+//! account on up to `--max-sessions` connections ([`Peer`]s, its sessions). Rooms and
+//! away are the user's; a line for a user goes to each of its sessions.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chat_proto::{RoomName, UserName};
+use chat_proto::{MessageText, RoomName, UserName};
 use rustc_hash::FxHashMap;
+use tokio::time::Instant;
 
 use crate::sendq::Outbox;
 
@@ -12,15 +17,30 @@ use crate::sendq::Outbox;
 /// connection may reuse while the earlier one's last events are still on their way.
 pub type ConnId = u64;
 
-/// One logged-in client.
+/// One logged-in connection.
 #[derive(Debug)]
 pub struct Peer {
-    /// The name as its owner typed it.
+    /// The name as its owner typed it (as registered, for an account).
     pub name: UserName,
     /// Its outgoing queue; the roster holds the only one, so removing the peer closes it.
     pub outbox: Outbox,
+    /// When it last sent a line.
+    pub active: Instant,
+}
+
+/// One name online, with its sessions.
+#[derive(Debug)]
+pub struct User {
+    /// The name as its owner typed it.
+    pub name: UserName,
+    /// Its connections, oldest first; never empty.
+    pub sessions: Vec<ConnId>,
     /// The rooms it is a member of.
     rooms: BTreeSet<RoomName>,
+    /// Its away message, if away.
+    pub away: Option<MessageText>,
+    /// The session that logged the name in, for whom the backend holds it.
+    holder: ConnId,
 }
 
 /// Everyone online and every room with members.
@@ -29,16 +49,29 @@ pub struct Roster {
     /// Looked up once per recipient of every room message: a connection id is a small
     /// counter nobody outside chooses, so the fast hash is safe and SipHash is waste.
     peers: FxHashMap<ConnId, Peer>,
-    /// Looked up once per recipient of every direct message, so hashed (SipHash: names
-    /// are chosen by clients) rather than a B-tree's dozen string compares; `/who`
-    /// sorts.
-    by_name: HashMap<UserName, ConnId>,
-    /// Names are unique under NFKC and case folding.
-    by_folded: HashMap<String, ConnId>,
-    /// With `--strict-names`: the confusable skeleton of each name online.
-    skeletons: Option<HashMap<String, ConnId>>,
-    /// Members of each room, sorted bytewise; a room exists while it has members.
-    rooms: BTreeMap<RoomName, BTreeMap<UserName, ConnId>>,
+    /// Names are unique under NFKC and case folding: users by folded name, hashed with
+    /// SipHash (names are chosen by clients).
+    users: HashMap<String, User>,
+    /// The folded name of each name as typed, so the exact spelling (the common case)
+    /// needs no folding; `/who` sorts.
+    by_name: HashMap<UserName, String>,
+    /// With `--strict-names`: the confusable skeleton of each name online, to its
+    /// folded name.
+    skeletons: Option<HashMap<String, String>>,
+    /// Members of each room by name, sorted bytewise, to their folded names; a room
+    /// exists while it has members.
+    rooms: BTreeMap<RoomName, BTreeMap<UserName, String>>,
+}
+
+/// What [`Roster::remove`] took away.
+#[derive(Debug)]
+pub struct Removed {
+    /// The connection.
+    pub peer: Peer,
+    /// If it was its user's last session, the rooms the user was in: the user is gone.
+    pub last: Option<Vec<RoomName>>,
+    /// The session that logged the name in, for whom the backend holds it.
+    pub holder: ConnId,
 }
 
 impl Roster {
@@ -50,48 +83,78 @@ impl Roster {
         }
     }
 
-    /// Why `name` cannot log in now, if it cannot.
+    /// Why `name` cannot log in now as a new user, if it cannot.
     pub fn refusal(&self, name: &UserName) -> Option<String> {
         if self.find(name).is_some() {
             return Some(format!("name already in use: {name}"));
         }
         let skeletons = self.skeletons.as_ref()?;
         let similar = skeletons.get(&name.skeleton())?;
-        let other = &self.peers[similar].name;
+        let other = &self.users[similar].name;
         Some(format!("name too similar to {other}, who is online"))
     }
 
-    /// Adds a peer whose name passed [`Roster::refusal`].
-    pub fn insert(&mut self, id: ConnId, name: UserName, outbox: Outbox) {
-        self.by_name.insert(name.clone(), id);
-        self.by_folded.insert(name.folded(), id);
-        if let Some(skeletons) = &mut self.skeletons {
-            skeletons.insert(name.skeleton(), id);
+    /// Adds connection `id` as a session of `name`: a new user if the name is not
+    /// online (it passed [`Roster::refusal`]), else one more session of that user.
+    /// Whether it is the user's first.
+    pub fn insert(&mut self, id: ConnId, name: UserName, outbox: Outbox) -> bool {
+        let folded = name.folded();
+        let first = !self.users.contains_key(&folded);
+        let user = self.users.entry(folded.clone()).or_insert_with(|| User {
+            name: name.clone(),
+            sessions: Vec::new(),
+            rooms: BTreeSet::new(),
+            away: None,
+            holder: id,
+        });
+        user.sessions.push(id);
+        let name = user.name.clone();
+        if first {
+            self.by_name.insert(name.clone(), folded.clone());
+            if let Some(skeletons) = &mut self.skeletons {
+                skeletons.insert(name.skeleton(), folded);
+            }
         }
-        let rooms = BTreeSet::new();
         self.peers.insert(
             id,
             Peer {
                 name,
                 outbox,
-                rooms,
+                active: Instant::now(),
             },
         );
+        first
     }
 
-    /// Takes a peer off every index and out of every room; its rooms are returned with it.
-    pub fn remove(&mut self, id: ConnId) -> Option<(Peer, Vec<RoomName>)> {
-        let mut peer = self.peers.remove(&id)?;
-        self.by_name.remove(&peer.name);
-        self.by_folded.remove(&peer.name.folded());
+    /// Takes a connection off the roster; with its user's last session, the user and
+    /// its memberships go too.
+    pub fn remove(&mut self, id: ConnId) -> Option<Removed> {
+        let peer = self.peers.remove(&id)?;
+        let folded = peer.name.folded();
+        let user = self.users.get_mut(&folded)?;
+        user.sessions.retain(|&s| s != id);
+        let holder = user.holder;
+        if !user.sessions.is_empty() {
+            return Some(Removed {
+                peer,
+                last: None,
+                holder,
+            });
+        }
+        let user = self.users.remove(&folded)?;
+        self.by_name.remove(&user.name);
         if let Some(skeletons) = &mut self.skeletons {
-            skeletons.remove(&peer.name.skeleton());
+            skeletons.remove(&user.name.skeleton());
         }
-        let rooms: Vec<RoomName> = std::mem::take(&mut peer.rooms).into_iter().collect();
+        let rooms: Vec<RoomName> = user.rooms.into_iter().collect();
         for room in &rooms {
-            self.leave_room_index(room, &peer.name);
+            self.leave_room_index(room, &user.name);
         }
-        Some((peer, rooms))
+        Some(Removed {
+            peer,
+            last: Some(rooms),
+            holder,
+        })
     }
 
     /// The peer on connection `id`.
@@ -99,36 +162,60 @@ impl Roster {
         self.peers.get(&id)
     }
 
-    /// The peer whose name folds like `name`.
-    pub fn find(&self, name: &UserName) -> Option<(ConnId, &Peer)> {
+    /// Connection `id` sent a line now.
+    pub fn touch(&mut self, id: ConnId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.active = Instant::now();
+        }
+    }
+
+    /// The user connection `id` is a session of.
+    pub fn user_of(&self, id: ConnId) -> Option<&User> {
+        let peer = self.peers.get(&id)?;
+        self.by_name
+            .get(&peer.name)
+            .and_then(|folded| self.users.get(folded))
+    }
+
+    /// The user connection `id` is a session of, to change.
+    pub fn user_of_mut(&mut self, id: ConnId) -> Option<&mut User> {
+        let peer = self.peers.get(&id)?;
+        let folded = self.by_name.get(&peer.name)?;
+        self.users.get_mut(folded)
+    }
+
+    /// The user whose name folds like `name`.
+    pub fn find(&self, name: &UserName) -> Option<&User> {
         // The exact spelling is the common case and needs no folding.
-        let id = match self.by_name.get(name) {
-            Some(&id) => id,
-            None => *self.by_folded.get(&name.folded())?,
-        };
-        Some((id, &self.peers[&id]))
+        match self.by_name.get(name) {
+            Some(folded) => self.users.get(folded),
+            None => self.users.get(&name.folded()),
+        }
     }
 
     /// Like [`Roster::find`], but a name not found comes back folded, for whoever
     /// looks further.
-    pub fn find_or_fold(&self, name: &UserName) -> Result<(ConnId, &Peer), String> {
-        if let Some(&id) = self.by_name.get(name) {
-            return Ok((id, &self.peers[&id]));
+    pub fn find_or_fold(&self, name: &UserName) -> Result<&User, String> {
+        if let Some(folded) = self.by_name.get(name) {
+            return self.users.get(folded).ok_or_else(|| folded.clone());
         }
         let folded = name.folded();
-        match self.by_folded.get(&folded) {
-            Some(&id) => Ok((id, &self.peers[&id])),
-            None => Err(folded),
-        }
+        self.users.get(&folded).ok_or(folded)
     }
 
-    /// The peer whose folded name is `folded`.
-    pub fn find_folded(&self, folded: &str) -> Option<(ConnId, &Peer)> {
-        let id = *self.by_folded.get(folded)?;
-        Some((id, &self.peers[&id]))
+    /// The user whose folded name is `folded`.
+    pub fn find_folded(&self, folded: &str) -> Option<&User> {
+        self.users.get(folded)
     }
 
-    /// Every peer, in no particular order.
+    /// The sessions of `user`.
+    pub fn sessions<'a>(&'a self, user: &'a User) -> impl Iterator<Item = (ConnId, &'a Peer)> + 'a {
+        user.sessions
+            .iter()
+            .filter_map(|id| Some((*id, self.peers.get(id)?)))
+    }
+
+    /// Every connection, in no particular order.
     pub fn peers(&self) -> impl Iterator<Item = (ConnId, &Peer)> {
         self.peers.iter().map(|(&id, peer)| (id, peer))
     }
@@ -140,33 +227,39 @@ impl Roster {
         names
     }
 
-    /// How many are online.
+    /// How many connections are open.
     pub fn online(&self) -> usize {
         self.peers.len()
     }
 
-    /// Makes `id` a member of `room`; `false` if it already was (or is not online).
+    /// Makes the user of `id` a member of `room`; `false` if it already was (or is not
+    /// online).
     pub fn join_room(&mut self, id: ConnId, room: &RoomName) -> bool {
-        let Some(peer) = self.peers.get_mut(&id) else {
+        let Some(user) = self.user_of_mut(id) else {
             return false;
         };
-        if !peer.rooms.insert(room.clone()) {
+        if !user.rooms.insert(room.clone()) {
             return false;
         }
-        let members = self.rooms.entry(room.clone()).or_default();
-        members.insert(peer.name.clone(), id);
+        let name = user.name.clone();
+        let folded = name.folded();
+        self.rooms
+            .entry(room.clone())
+            .or_default()
+            .insert(name, folded);
         true
     }
 
-    /// Ends `id`'s membership of `room`; `false` if it was not a member.
+    /// Ends the membership of `room` of the user of `id`; `false` if it was not a
+    /// member.
     pub fn part_room(&mut self, id: ConnId, room: &RoomName) -> bool {
-        let Some(peer) = self.peers.get_mut(&id) else {
+        let Some(user) = self.user_of_mut(id) else {
             return false;
         };
-        if !peer.rooms.remove(room) {
+        if !user.rooms.remove(room) {
             return false;
         }
-        let name = peer.name.clone();
+        let name = user.name.clone();
         self.leave_room_index(room, &name);
         true
     }
@@ -180,15 +273,21 @@ impl Roster {
         }
     }
 
-    /// Whether `id` is a member of `room`.
+    /// Whether the user of `id` is a member of `room`.
     pub fn is_member(&self, id: ConnId, room: &RoomName) -> bool {
-        self.peers.get(&id).is_some_and(|p| p.rooms.contains(room))
+        self.user_of(id).is_some_and(|u| u.rooms.contains(room))
     }
 
-    /// A room's members, sorted bytewise; `None` if the room has none.
+    /// Every session of a room's members, members sorted bytewise; `None` if the room
+    /// has none.
     pub fn members(&self, room: &RoomName) -> Option<impl Iterator<Item = (ConnId, &Peer)>> {
         let members = self.rooms.get(room)?;
-        Some(members.values().map(|id| (*id, &self.peers[id])))
+        Some(
+            members
+                .values()
+                .filter_map(|folded| self.users.get(folded))
+                .flat_map(|user| self.sessions(user)),
+        )
     }
 
     /// A room's members' names, sorted bytewise; `None` if the room has none.
@@ -203,11 +302,10 @@ impl Roster {
             .map(|(room, members)| (room, members.len()))
     }
 
-    /// The rooms connection `id` is a member of.
+    /// The rooms the user of connection `id` is a member of.
     pub fn rooms_of(&self, id: ConnId) -> Vec<RoomName> {
-        self.peers
-            .get(&id)
-            .map(|peer| peer.rooms.iter().cloned().collect())
+        self.user_of(id)
+            .map(|user| user.rooms.iter().cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -241,7 +339,10 @@ mod tests {
                 Some(format!("name already in use: {taken}"))
             );
         }
-        assert_eq!(roster.find(&name("bOB")).map(|(id, _)| id), Some(1));
+        assert_eq!(
+            roster.find(&name("bOB")).map(|u| u.sessions.clone()),
+            Some(vec![1])
+        );
         assert_eq!(roster.names(), [&name("Bob")]);
     }
 
@@ -270,9 +371,9 @@ mod tests {
         assert!(!roster.join_room(1, &room("#rust")), "already a member");
         assert!(roster.join_room(1, &room("#go")));
         assert!(roster.join_room(2, &room("#go")));
-        let (peer, rooms) = roster.remove(1).expect("online");
-        assert_eq!(peer.name, name("alice"));
-        assert_eq!(rooms, [room("#go"), room("#rust")]);
+        let removed = roster.remove(1).expect("online");
+        assert_eq!(removed.peer.name, name("alice"));
+        assert_eq!(removed.last, Some(vec![room("#go"), room("#rust")]));
         assert_eq!(
             roster
                 .rooms()
@@ -284,6 +385,38 @@ mod tests {
         assert!(roster.find(&name("alice")).is_none());
         add(&mut roster, 3, "\u{430}lice");
         assert_eq!(roster.online(), 2);
+    }
+
+    #[test]
+    fn an_account_s_sessions_share_its_rooms_and_leave_with_the_last() {
+        let mut roster = Roster::new(false);
+        add(&mut roster, 1, "alice");
+        assert!(
+            !roster.insert(2, name("Alice"), sendq::channel(1024).0),
+            "a second session"
+        );
+        assert_eq!(roster.get(2).map(|p| p.name.clone()), Some(name("alice")));
+        assert!(roster.join_room(2, &room("#rust")));
+        assert!(
+            roster.is_member(1, &room("#rust")),
+            "membership is the user's"
+        );
+        let sessions: Vec<ConnId> = roster
+            .members(&room("#rust"))
+            .into_iter()
+            .flatten()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(sessions, [1, 2]);
+        assert!(roster.remove(1).is_some_and(|r| r.last.is_none()));
+        assert_eq!(roster.names(), [&name("alice")]);
+        assert!(
+            roster
+                .remove(2)
+                .is_some_and(|r| r.last == Some(vec![room("#rust")]))
+        );
+        assert!(roster.members(&room("#rust")).is_none());
+        assert!(roster.names().is_empty());
     }
 
     #[test]

@@ -295,11 +295,11 @@ async fn every_refused_v2_line_gets_its_reason_and_the_connection_stays(mode: Mo
         ("/rooms now", "error: usage: /rooms"),
         (
             "/history",
-            "error: usage: /history <#room|@name> [<n> | after <id>]",
+            "error: usage: /history <#room|@name> [<n> | after <id> | before <id> [n]]",
         ),
         (
-            "/history #rust before 3",
-            "error: usage: /history <#room|@name> [<n> | after <id>]",
+            "/history #rust since 3",
+            "error: usage: /history <#room|@name> [<n> | after <id> | before <id> [n]]",
         ),
         (
             "/history rust",

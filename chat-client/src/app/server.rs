@@ -106,6 +106,13 @@ impl App {
         let after_roles = self.take_after_roles();
         match line {
             ServerLine::Welcome(_) => {}
+            line @ (ServerLine::Sent { .. }
+            | ServerLine::Read { .. }
+            | ServerLine::Away { .. }
+            | ServerLine::Whois { .. }
+            | ServerLine::Pong(_)) => {
+                self.note_in(self.buffers.current_index(), line.to_string(), false, clock);
+            }
             ServerLine::Roles { room, members } => self.on_roles(room, &members),
             ServerLine::Topic { room, topic } => {
                 let after_roles = after_roles.as_ref() == Some(&room);

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 use chat_proto::{
-    ClientLine, FromLine, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName,
+    Conv, FromLine, MessageId, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName,
     encode_line,
 };
 use futures::FutureExt;
@@ -17,7 +17,7 @@ use tracing::error;
 
 use super::{
     Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HISTORY_OFF, HistoryAsk,
-    MAX_OFFLINE_PER_RECIPIENT,
+    MAX_OFFLINE_PER_RECIPIENT, Pending,
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
 use crate::config::Config;
@@ -41,6 +41,8 @@ pub struct Local {
     accounts: Option<Vec<Account>>,
     /// Registered rooms loaded at start, taken by the broker.
     rooms: Vec<(RoomName, RoomState)>,
+    /// Read markers, by account's folded name and conversation.
+    markers: HashMap<(String, String), MessageId>,
     /// Direct messages for offline registered users, by folded name, oldest first.
     offline: HashMap<String, VecDeque<Message>>,
     throttle: Throttle,
@@ -68,6 +70,7 @@ impl Local {
             ids: IdClock::default(),
             accounts: None,
             rooms: Vec::new(),
+            markers: HashMap::new(),
             offline: HashMap::new(),
             throttle: Throttle::default(),
         };
@@ -90,6 +93,11 @@ impl Local {
         local.ids = IdClock::after(loaded.last_id);
         local.accounts = Some(loaded.accounts);
         local.rooms = loaded.rooms;
+        local.markers = loaded
+            .markers
+            .into_iter()
+            .map(|(account, conv, id)| ((account, conv), id))
+            .collect();
         for (recipient, message) in loaded.offline {
             local
                 .offline
@@ -365,13 +373,42 @@ impl Backend for Local {
 
     fn leave_quietly(&mut self, _room: &RoomName, _name: &UserName, _here: &Roster) {}
 
-    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: ClientLine, out: &mut Answers) {
+    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: Pending, out: &mut Answers) {
         out.push_back(Answer::Fetched {
             to: from,
             room: room.clone(),
             line,
             found: None,
         });
+    }
+
+    fn read_marker(
+        &mut self,
+        from: ConnId,
+        account: &UserName,
+        conv: Conv,
+        key: String,
+        id: Option<MessageId>,
+        out: &mut Answers,
+    ) {
+        let folded = account.folded();
+        let place = (folded.clone(), key);
+        let Some(id) = id else {
+            let id = self.markers.get(&place).copied();
+            let lines = encode_line(ServerLine::Read { conv, id });
+            return out.push_back(Answer::Reply { to: from, lines });
+        };
+        if self.markers.get(&place).is_some_and(|&old| old >= id) {
+            return;
+        }
+        self.write(Write::Marker {
+            account: place.0.clone(),
+            conv: place.1.clone(),
+            id,
+        });
+        self.markers.insert(place, id);
+        let lines = encode_line(ServerLine::Read { conv, id: Some(id) });
+        out.push_back(Answer::ToUser { folded, lines });
     }
 
     fn tell(

@@ -130,8 +130,8 @@ pub enum Answer {
         to: ConnId,
         /// The room.
         room: RoomName,
-        /// The line to decide.
-        line: ClientLine,
+        /// What it is fetched for.
+        line: Pending,
         /// The room's state and every member, wherever they are; `None` where the
         /// broker's own are the whole chat's (one server).
         found: Option<(Option<RoomState>, Members)>,
@@ -166,6 +166,16 @@ pub enum Answer {
         /// Why, for `bye:`.
         reason: String,
     },
+}
+
+/// What a room is fetched for ([`Backend::fetch_room`]).
+#[derive(Debug)]
+pub enum Pending {
+    /// A line to decide.
+    Line(ClientLine),
+    /// A new session of an account in the room: it is told `names`, `roles` and the
+    /// topic.
+    CatchUp,
 }
 
 /// The broker's list of answers to handle, oldest first.
@@ -208,7 +218,8 @@ pub struct Recipient {
 /// Someone who left the chat, for [`Backend::depart`].
 #[derive(Debug)]
 pub struct Departure {
-    /// Their connection.
+    /// The connection that logged the name in, for which the backend holds it (of an
+    /// account's several sessions, the first).
     pub conn: ConnId,
     /// Their name.
     pub name: UserName,
@@ -319,10 +330,22 @@ pub trait Backend: Send + std::fmt::Debug {
 
     /// Fetches what the chat knows of `room` (its state, its members everywhere) for
     /// `line` from `from`: [`Answer::Fetched`].
-    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: ClientLine, out: &mut Answers);
+    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: Pending, out: &mut Answers);
     /// `/kill` of `name`, who is not here: it gets `lines` and is disconnected wherever
     /// it is; `from` is told if nobody has the name.
     fn kill(&mut self, from: ConnId, name: &UserName, lines: Line, out: &mut Answers);
+    /// `/read`: moves `account`'s marker of `conv` (kept as `key`) forward to `id`, and
+    /// then every session of the account is told `read <conv> <id>`; a marker that does
+    /// not move tells nobody. Without `id`, `from` is told where the marker is.
+    fn read_marker(
+        &mut self,
+        from: ConnId,
+        account: &UserName,
+        conv: Conv,
+        key: String,
+        id: Option<MessageId>,
+        out: &mut Answers,
+    );
     /// `lines` for the user `name`, who is not here, and then `sent` for `from`; or
     /// `from` is told `name` is not online.
     fn tell(&mut self, from: ConnId, name: &UserName, lines: Line, sent: Line, out: &mut Answers);

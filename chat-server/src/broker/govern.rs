@@ -9,6 +9,7 @@ use chat_proto::{ClientLine, MessageText, RoomMode, RoomName, ServerLine, UserNa
 
 use super::{Broker, offer};
 use crate::accounts::Account;
+use crate::backend::Pending;
 use crate::governance::{self, Actor, Change, Members, RoomState};
 use crate::roster::ConnId;
 use crate::sendq::Line;
@@ -26,7 +27,8 @@ impl Broker {
             line => match room_of(&line) {
                 Some(room) => {
                     self.wait_for_fetch(id);
-                    self.backend.fetch_room(id, &room, line, &mut self.answers);
+                    self.backend
+                        .fetch_room(id, &room, Pending::Line(line), &mut self.answers);
                 }
                 None => self.error(id, format!("{line}: not a room command")),
             },
@@ -38,7 +40,7 @@ impl Broker {
         &mut self,
         to: ConnId,
         room: RoomName,
-        line: ClientLine,
+        line: Pending,
         found: Option<(Option<RoomState>, Members)>,
     ) {
         let shared = found.is_some();
@@ -52,7 +54,10 @@ impl Broker {
             }
             None => self.members(&room),
         };
-        self.decide_line(to, &room, line, &members, shared);
+        match line {
+            Pending::Line(line) => self.decide_line(to, &room, line, &members, shared),
+            Pending::CatchUp => self.caught_up(to, &room, &members),
+        }
         self.forget_if_gone(&room);
     }
 
@@ -230,7 +235,10 @@ impl Broker {
                 }
             }
             if let Some(gone) = change.removes()
-                && let Some((id, _)) = self.roster.find_folded(&gone.folded())
+                && let Some(&id) = self
+                    .roster
+                    .find_folded(&gone.folded())
+                    .and_then(|user| user.sessions.first())
                 && self.roster.part_room(id, room)
             {
                 self.backend.leave_quietly(room, gone, &self.roster);
@@ -261,9 +269,8 @@ impl Broker {
     ) {
         let here = self
             .roster
-            .find_or_fold(invited)
-            .ok()
-            .map(|(to, p)| (to, p.name.clone()));
+            .find(invited)
+            .map(|user| (user.sessions.clone(), user.name.clone()));
         let name = here.as_ref().map_or(invited, |(_, name)| name).clone();
         let told = encode_line(ServerLine::Invited {
             room: room.clone(),
@@ -274,9 +281,11 @@ impl Broker {
             room: room.clone(),
         });
         match here {
-            Some((to, _)) => {
+            Some((sessions, _)) => {
                 self.commit(room, changes);
-                self.deliver(to, &told);
+                for to in sessions {
+                    self.deliver(to, &told);
+                }
                 self.deliver(id, &sent);
             }
             None => {
@@ -334,8 +343,12 @@ impl Broker {
         }
         let reason = reason.map_or_else(|| "no reason given".to_owned(), |r| r.to_string());
         let reason = format!("killed by {me}: {reason}");
-        match self.roster.find_or_fold(name).ok() {
-            Some((target, _)) => self.disconnect(target, reason),
+        match self.roster.find(name).map(|user| user.sessions.clone()) {
+            Some(sessions) => {
+                for target in sessions {
+                    self.disconnect(target, reason.clone());
+                }
+            }
             None => {
                 let lines = encode_line(ServerLine::Error(reason));
                 self.backend.kill(id, name, lines, &mut self.answers);
@@ -368,7 +381,7 @@ impl Broker {
 
     /// `account` was suspended (here, by `by`, or elsewhere): its sessions here end.
     pub(super) fn suspended(&mut self, account: &Account, by: &str) {
-        if let Some((target, _)) = self.roster.find_folded(&account.name.folded()) {
+        for target in self.sessions_of(&account.name.folded()) {
             self.disconnect(target, format!("account suspended by {by}"));
         }
     }

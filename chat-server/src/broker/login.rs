@@ -76,22 +76,48 @@ impl Broker {
                 "name is registered; log in with \"{name} <password>\""
             ))
         } else {
-            self.roster.refusal(&name)
+            self.login_refusal(&name, authenticated)
         };
         if let Some(reason) = refusal {
             outbox.send_last(&encode_line(ServerLine::Error(reason)));
             let _ = accepted.send(false);
             return;
         }
-        self.backend.admit(id, &name, &mut self.answers);
+        let another = self.roster.find(&name).is_some();
         self.admitting.insert(
             id,
             Admitting {
-                name,
+                name: name.clone(),
                 outbox,
                 accepted,
+                authenticated,
             },
         );
+        if another {
+            // One more session of an account online here: the name is held already,
+            // and its mail went to the first session.
+            self.admitted(id, &[]);
+        } else {
+            self.backend.admit(id, &name, &mut self.answers);
+        }
+    }
+
+    /// Why `name` may not log in now: in use (unless this is one more session of a
+    /// registered account, `authenticated`, within `--max-sessions`), or too similar.
+    fn login_refusal(&self, name: &UserName, authenticated: bool) -> Option<String> {
+        let Some(user) = self.roster.find(name) else {
+            return self.roster.refusal(name);
+        };
+        if !(authenticated && self.is_registered(name)) {
+            return self.roster.refusal(name);
+        }
+        let max = self.max_sessions;
+        (user.sessions.len() >= max).then(|| {
+            format!(
+                "{} is logged in on {max} connections, the most this server allows (--max-sessions)",
+                user.name
+            )
+        })
     }
 
     /// The backend holds the name for `conn`: welcome it, hand it its mail, and announce
@@ -101,13 +127,17 @@ impl Broker {
             name,
             outbox,
             accepted,
+            authenticated,
         }) = self.admitting.remove(&conn)
         else {
             return;
         };
+        let another = self.roster.find(&name).is_some();
         // Another connection may have taken the name here while the backend was asked.
-        if let Some(reason) = self.roster.refusal(&name) {
-            self.backend.withdraw(conn, &name);
+        if let Some(reason) = self.login_refusal(&name, authenticated) {
+            if !another {
+                self.backend.withdraw(conn, &name);
+            }
             outbox.send_last(&encode_line(ServerLine::Error(reason)));
             let _ = accepted.send(false);
             return;
@@ -115,7 +145,9 @@ impl Broker {
         // The reader only goes on if it hears yes; if it is gone, nobody has seen this
         // login yet and there is nothing to announce or take back.
         if accepted.send(true).is_err() {
-            self.backend.withdraw(conn, &name);
+            if !another {
+                self.backend.withdraw(conn, &name);
+            }
             return;
         }
         // A fresh queue has room: the welcome is always this client's first line, and
@@ -137,7 +169,9 @@ impl Broker {
             all.extend_from_slice(&encode_line(ServerLine::Missed(mail.len())));
             outbox.send_last(&all.freeze());
         }
-        self.roster.insert(conn, name.clone(), outbox);
+        if !self.roster.insert(conn, name.clone(), outbox) {
+            return self.catch_up(conn);
+        }
         if self.presence == Presence::All {
             self.pending_joins.push((conn, name));
             if self.pending_joins.len() >= MAX_JOIN_BATCH {

@@ -2,10 +2,12 @@
 //! the backend tells every member, here and elsewhere.
 
 use bytes::BytesMut;
-use chat_proto::{ClientLine, Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName};
+use chat_proto::{
+    ClientLine, Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName, encode_line,
+};
 
 use super::{Awaiting, Broker};
-use crate::backend::HistoryAsk;
+use crate::backend::{HistoryAsk, Pending};
 use crate::governance::{self, Change, Members, RoomState};
 use crate::history::ConvKey;
 use crate::roster::ConnId;
@@ -19,8 +21,12 @@ impl Broker {
             return self.error(id, format!("already a member of {room}"));
         }
         self.wait_for_fetch(id);
-        self.backend
-            .fetch_room(id, &room, ClientLine::Join(room.clone()), &mut self.answers);
+        self.backend.fetch_room(
+            id,
+            &room,
+            Pending::Line(ClientLine::Join(room.clone())),
+            &mut self.answers,
+        );
     }
 
     /// Decides a `/join` on what the chat knows of the room: its state and `members`.
@@ -48,10 +54,33 @@ impl Broker {
         self.backend
             .join_room(id, &room, &name, &self.roster, &mut self.answers);
         self.commit(&room, vec![change]);
-        if let Some(state) = self.rooms.get(&room) {
-            let lines = Self::join_lines(&room, state);
-            self.backend.reply_after(id, lines, &mut self.answers);
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        let lines = Self::join_lines(&room, state);
+        // The account's other sessions joined too: they are told what the joiner is.
+        let others = self.other_sessions(id);
+        let summary = (!others.is_empty()).then(|| {
+            let mut everyone = members.clone();
+            everyone.insert(name.folded(), name.clone());
+            Self::room_summary(&room, &everyone, state)
+        });
+        self.backend.reply_after(id, lines, &mut self.answers);
+        if let Some(summary) = summary {
+            for other in others {
+                self.backend
+                    .reply_after(other, summary.clone(), &mut self.answers);
+            }
         }
+    }
+
+    /// The other sessions of the account of `id`.
+    pub(super) fn other_sessions(&self, id: ConnId) -> Vec<ConnId> {
+        self.roster
+            .user_of(id)
+            .filter(|user| user.sessions.len() > 1)
+            .map(|user| user.sessions.iter().copied().filter(|&s| s != id).collect())
+            .unwrap_or_default()
     }
 
     pub(super) fn part_room(&mut self, id: ConnId, room: RoomName) {
@@ -64,6 +93,14 @@ impl Broker {
         // No longer a member, so the backend names the one parting to hear it too.
         self.backend
             .part_room(Some(id), &room, &name, &self.roster, &mut self.answers);
+        let left = encode_line(ServerLine::LeftRoom {
+            room: room.clone(),
+            name: name.clone(),
+        });
+        for other in self.other_sessions(id) {
+            self.backend
+                .reply_after(other, left.clone(), &mut self.answers);
+        }
         self.left_room(&room, &name);
     }
 

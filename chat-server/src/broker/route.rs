@@ -10,6 +10,11 @@ use crate::backend::{self, Direct};
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
+/// How often one sender is told that one recipient is away.
+const AWAY_REPEAT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Pairs remembered for [`AWAY_REPEAT`]; past this, the expired ones are forgotten.
+const MAX_AWAY_TOLD: usize = 4096;
+
 /// One message's direct part while its destinations are served: who got it here, who
 /// is elsewhere, and the line, formatted once on first use and shared by every user.
 struct Fanout<'a> {
@@ -22,6 +27,8 @@ struct Fanout<'a> {
     sender_registered: bool,
     line: Option<Line>,
     served: Vec<ConnId>,
+    /// Recipients who are away, and their away messages.
+    away_told: Vec<(UserName, MessageText)>,
     away: Vec<backend::Recipient>,
     kept: Vec<UserName>,
 }
@@ -61,6 +68,7 @@ impl Broker {
             sender_registered: self.is_registered(&sender),
             line: None,
             served: Vec::new(),
+            away_told: Vec::new(),
             away: Vec::new(),
             kept: Vec::new(),
         };
@@ -90,6 +98,7 @@ impl Broker {
                 },
             }
         }
+        let away_told = std::mem::take(&mut fanout.away_told);
         if !(fanout.away.is_empty() && fanout.kept.is_empty()) {
             let direct = Direct {
                 from,
@@ -101,6 +110,10 @@ impl Broker {
                 covered: everyone,
             };
             self.backend.direct(direct, &mut self.answers);
+        }
+        self.echo_sent(from, to, text);
+        for (name, away) in away_told {
+            self.tell_away(from, &sender, name, away);
         }
         for room in rooms {
             self.backend
@@ -119,20 +132,99 @@ impl Broker {
         }
     }
 
+    /// The sender's other sessions get `sent <dest>: <text>` for each direct or `*`
+    /// destination (a room's line reaches them as any member's).
+    fn echo_sent(&mut self, from: ConnId, to: &[Recipient], text: &MessageText) {
+        let Some(user) = self.roster.user_of(from) else {
+            return;
+        };
+        if user.sessions.len() < 2 {
+            return;
+        }
+        let mut seen: Vec<Recipient> = Vec::new();
+        let mut lines = bytes::BytesMut::new();
+        for dest in to {
+            let dest = match dest {
+                Recipient::Everyone => Recipient::Everyone,
+                Recipient::User(name) => Recipient::User(self.spelled(name)),
+                Recipient::Room(_) => continue,
+            };
+            if seen.contains(&dest) {
+                continue;
+            }
+            lines.extend_from_slice(&encode_line(ServerLine::Sent {
+                to: dest.clone(),
+                text: text.clone(),
+            }));
+            seen.push(dest);
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let lines = lines.freeze();
+        for (id, peer) in self.roster.sessions(user) {
+            if id != from {
+                offer(id, peer, &lines, &mut self.failed);
+            }
+        }
+    }
+
+    /// `name` as its owner spells it: online, or registered; else as written.
+    fn spelled(&self, name: &UserName) -> UserName {
+        if let Some(user) = self.roster.find(name) {
+            return user.name.clone();
+        }
+        self.accounts
+            .as_ref()
+            .and_then(|a| a.get(name))
+            .map_or_else(|| name.clone(), |a| a.name.clone())
+    }
+
+    /// `from` wrote to `name`, who is away: it is told so, at most once a minute per
+    /// sender and recipient.
+    fn tell_away(&mut self, from: ConnId, sender: &UserName, name: UserName, away: MessageText) {
+        let key = (sender.folded(), name.folded());
+        let now = tokio::time::Instant::now();
+        if self
+            .away_told
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < AWAY_REPEAT)
+        {
+            return;
+        }
+        if self.away_told.len() >= MAX_AWAY_TOLD {
+            self.away_told
+                .retain(|_, at| now.duration_since(*at) < AWAY_REPEAT);
+        }
+        self.away_told.insert(key, now);
+        let line = encode_line(ServerLine::Away { name, text: away });
+        self.backend.reply_after(from, line, &mut self.answers);
+    }
+
     /// The direct line for the user `name`: queued if here, else left to the backend.
     fn send_direct(&mut self, from: ConnId, name: &UserName, fanout: &mut Fanout<'_>) {
         match self.roster.find_or_fold(name) {
-            Ok((id, _)) if fanout.served.contains(&id) => {}
-            Ok((id, peer)) => {
+            Ok(user) => {
+                // A user is known by its first session while it is online.
+                let key = user.sessions[0];
+                if fanout.served.contains(&key) {
+                    return;
+                }
                 if fanout.dedup {
-                    fanout.served.push(id);
+                    fanout.served.push(key);
                 }
                 // With `*`, every other user has had the line; only the sender has not.
-                if !fanout.everyone || id == from {
-                    offer(id, peer, &fanout.line(), &mut self.failed);
-                    if fanout.sender_registered && self.is_registered(&peer.name) {
-                        fanout.kept.push(peer.name.clone());
+                if !fanout.everyone || user.sessions.contains(&from) {
+                    let line = fanout.line();
+                    for (id, peer) in self.roster.sessions(user) {
+                        offer(id, peer, &line, &mut self.failed);
                     }
+                    if fanout.sender_registered && self.is_registered(&user.name) {
+                        fanout.kept.push(user.name.clone());
+                    }
+                }
+                if let Some(text) = &user.away {
+                    fanout.away_told.push((user.name.clone(), text.clone()));
                 }
             }
             Err(folded) => {
@@ -161,8 +253,14 @@ impl Broker {
             scope: &Scope::Everyone,
             text,
         });
+        // The sender's other sessions are told `sent *:` instead.
+        let mine = self
+            .roster
+            .user_of(from)
+            .map(|user| user.sessions.clone())
+            .unwrap_or_default();
         for (id, peer) in self.roster.peers() {
-            if id != from {
+            if !mine.contains(&id) {
                 offer(id, peer, &line, &mut self.failed);
             }
         }

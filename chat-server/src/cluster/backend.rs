@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_proto::{ClientLine, MessageText, RoomName, ServerLine, UserName, encode_line};
+use chat_proto::{Conv, MessageId, MessageText, RoomName, ServerLine, UserName, encode_line};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
@@ -29,7 +29,7 @@ use super::renewer::renewer;
 use super::subscriber::{subscribe, subscriber};
 use super::{CONNECT_TIMEOUT, Held, mail};
 use crate::accounts::Account;
-use crate::backend::{Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk};
+use crate::backend::{Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk, Pending};
 use crate::config::{ClusterConfig, Config, Presence};
 use crate::governance::{Change, RoomState};
 use crate::roster::{ConnId, Roster};
@@ -93,7 +93,7 @@ pub(super) enum Cmd {
     Fetch {
         from: ConnId,
         room: RoomName,
-        line: ClientLine,
+        line: Pending,
     },
     Govern {
         room: RoomName,
@@ -104,6 +104,13 @@ pub(super) enum Cmd {
         room: RoomName,
         name: UserName,
         last_here: bool,
+    },
+    ReadMarker {
+        from: ConnId,
+        folded: String,
+        conv: Conv,
+        key: String,
+        id: Option<MessageId>,
     },
     Tell {
         from: ConnId,
@@ -145,6 +152,7 @@ impl Cmd {
             | Self::Reply { to: from, .. }
             | Self::Fetch { from, .. }
             | Self::Tell { from, .. }
+            | Self::ReadMarker { from, .. }
             | Self::Who { from }
             | Self::Rooms { from, .. } => Some(*from),
             Self::History(ask) => Some(ask.from),
@@ -347,11 +355,29 @@ impl Backend for Redis {
         });
     }
 
-    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: ClientLine, _out: &mut Answers) {
+    fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: Pending, _out: &mut Answers) {
         self.send(Cmd::Fetch {
             from,
             room: room.clone(),
             line,
+        });
+    }
+
+    fn read_marker(
+        &mut self,
+        from: ConnId,
+        account: &UserName,
+        conv: Conv,
+        key: String,
+        id: Option<MessageId>,
+        _out: &mut Answers,
+    ) {
+        self.send(Cmd::ReadMarker {
+            from,
+            folded: account.folded(),
+            conv,
+            key,
+            id,
         });
     }
 

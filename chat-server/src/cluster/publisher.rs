@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chat_proto::{HistoryRange, RoomName, ServerLine, UserName, encode_line};
+use chat_proto::{Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName, encode_line};
 use redis::aio::ConnectionManager;
 use redis::{Pipeline, Script};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +28,7 @@ use super::{
 use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
 };
+use crate::backend::Pending;
 use crate::backend::{
     Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
@@ -36,7 +37,6 @@ use crate::governance::Change;
 use crate::history::{ConvKey, wall_clock};
 use crate::roster::ConnId;
 use crate::sendq::Line;
-use chat_proto::ClientLine;
 
 /// Longest wait for one answer from Redis before it counts as down.
 pub(super) const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -216,6 +216,18 @@ pub(super) struct Publisher {
     /// Whether Redis has the scripts the pipeline names by hash, as far as we know.
     pub(super) scripts_loaded: bool,
 }
+
+/// Moves a read marker (`HSET` of `KEYS[1]`, field `ARGV[1]`) forward to `ARGV[2]` and
+/// publishes `ARGV[3]` on `KEYS[2]`, only if it moves. Ids are compared as canonical
+/// decimal strings: by length, then bytewise.
+const READ_MARKER: &str = r"
+    local old = redis.call('HGET', KEYS[1], ARGV[1])
+    local new = ARGV[2]
+    if old and (#old > #new or (#old == #new and old >= new)) then return 0 end
+    redis.call('HSET', KEYS[1], ARGV[1], new)
+    redis.call('PUBLISH', KEYS[2], ARGV[3])
+    return 1
+";
 
 /// Runs commands until every sender is gone (the backend finished).
 pub(super) async fn publisher(mut p: Publisher, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
@@ -466,6 +478,13 @@ impl Publisher {
                 lines,
                 sent,
             } => self.tell(from, name, lines, sent).await,
+            Cmd::ReadMarker {
+                from,
+                folded,
+                conv,
+                key,
+                id,
+            } => self.read_marker(from, &folded, conv, &key, id).await,
             Cmd::Drain => self.drain().await,
             query @ (Cmd::Who { .. } | Cmd::Rooms { .. }) => {
                 self.query(query).await;
@@ -730,7 +749,7 @@ impl Publisher {
     }
 
     /// What Redis knows of `room` for the broker to decide `line` on.
-    async fn fetch(&mut self, from: ConnId, room: RoomName, line: ClientLine) {
+    async fn fetch(&mut self, from: ConnId, room: RoomName, line: Pending) {
         let found = self
             .ask(async |redis| {
                 let state: Option<String> = redis::cmd("GET")
@@ -779,6 +798,56 @@ impl Publisher {
             .await;
         if stored.is_none() {
             warn!(%room, "could not carry a room's change to Redis");
+        }
+    }
+
+    /// Moves a read marker forward in Redis (ids compare as decimal strings: Lua's
+    /// numbers would round ids past 2^53) and tells every session of the account, on
+    /// every node; or tells `from` where it is.
+    async fn read_marker(
+        &mut self,
+        from: ConnId,
+        folded: &str,
+        conv: Conv,
+        key: &str,
+        id: Option<MessageId>,
+    ) {
+        let place = format!("chat:read:{folded}");
+        let Some(id) = id else {
+            let read = self
+                .ask(async |redis| {
+                    redis::cmd("HGET")
+                        .arg(&place)
+                        .arg(key)
+                        .query_async::<Option<String>>(redis)
+                        .await
+                })
+                .await;
+            let Some(read) = read else {
+                return self.unavailable(from).await;
+            };
+            let id = read.and_then(|id| id.parse().ok());
+            return self
+                .reply(from, &encode_line(ServerLine::Read { conv, id }))
+                .await;
+        };
+        let line = encode_line(ServerLine::Read { conv, id: Some(id) });
+        let mut payload = format!("t {folded}\n").into_bytes();
+        payload.extend_from_slice(&line);
+        let moved = Script::new(READ_MARKER);
+        let mut script = moved.prepare_invoke();
+        script
+            .key(&place)
+            .key(governance::TELL_CHANNEL)
+            .arg(key)
+            .arg(id.to_string())
+            .arg(payload);
+        if self
+            .ask(async |redis| script.invoke_async::<i64>(redis).await)
+            .await
+            .is_none()
+        {
+            self.unavailable(from).await;
         }
     }
 
@@ -859,7 +928,7 @@ impl Publisher {
             .await;
         match read {
             Some((messages, truncated)) => {
-                let latest = matches!(range, HistoryRange::Latest(_));
+                let latest = matches!(range, HistoryRange::Latest(_) | HistoryRange::Before(..));
                 let oldest = self.settings.oldest();
                 let lines =
                     queries::history_reply(conv, &messages, truncated, latest, oldest, max_bytes);

@@ -194,6 +194,9 @@ pub async fn read(
         if ARGV[1] == 'latest' then
             rows = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])
             if #rows < tonumber(ARGV[2]) and trimmed_id > 0 then truncated = 1 end
+        elseif ARGV[1] == 'before' then
+            rows = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '-', 'COUNT', ARGV[3])
+            if #rows < tonumber(ARGV[3]) and trimmed_id > 0 then truncated = 1 end
         else
             rows = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3] + 1)
             if trimmed_id > tonumber(ARGV[2]) then truncated = 1 end
@@ -214,9 +217,10 @@ pub async fn read(
     let [_, log, _] = place_keys(place);
     let mut invocation = script.prepare_invoke();
     invocation.key(log);
-    let latest = matches!(range, HistoryRange::Latest(_));
+    let latest = matches!(range, HistoryRange::Latest(_) | HistoryRange::Before(..));
     match range {
         HistoryRange::Latest(n) => invocation.arg("latest").arg(n),
+        HistoryRange::Before(id, n) => invocation.arg("before").arg(id.get()).arg(n),
         HistoryRange::After(id) => invocation
             .arg("after")
             .arg(id.get())

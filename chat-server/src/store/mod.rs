@@ -82,6 +82,8 @@ pub struct Loaded {
     pub offline: Vec<(String, Message)>,
     /// Registered rooms.
     pub rooms: Vec<(RoomName, RoomState)>,
+    /// Read markers: account's folded name, conversation, id.
+    pub markers: Vec<(String, String, MessageId)>,
 }
 
 /// One change for the store to make durable.
@@ -104,13 +106,26 @@ pub enum Write {
     Room(RoomName, Box<RoomState>),
     /// A room no longer registered.
     RoomGone(RoomName),
+    /// An account's read marker of a conversation moved forward.
+    Marker {
+        /// The account's folded name.
+        account: String,
+        /// The conversation: a room, or `@` and the other's folded name.
+        conv: String,
+        /// The newest id read.
+        id: MessageId,
+    },
 }
 
 impl Write {
     fn id(&self) -> Option<MessageId> {
         match self {
             Self::Message(m) | Self::Offline { message: m, .. } => Some(m.id),
-            Self::Account(_) | Self::Delivered(_) | Self::Room(..) | Self::RoomGone(_) => None,
+            Self::Account(_)
+            | Self::Delivered(_)
+            | Self::Room(..)
+            | Self::RoomGone(_)
+            | Self::Marker { .. } => None,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::history::{ConvKey, Message, Retention};
 /// `PRAGMA application_id` of our files: "chat" in ASCII.
 const APPLICATION_ID: i32 = 0x6368_6174;
 /// The schema this code writes.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE messages (
@@ -83,6 +83,16 @@ const SCHEMA_V3: &str = "
         name   TEXT NOT NULL,
         role   TEXT NOT NULL CHECK (role IN ('op', 'voice')),
         PRIMARY KEY (room, folded)
+    ) WITHOUT ROWID;
+";
+
+/// Version 4: read markers, by account and conversation.
+const SCHEMA_V4: &str = "
+    CREATE TABLE read_markers (
+        account TEXT    NOT NULL,
+        conv    TEXT    NOT NULL,
+        id      INTEGER NOT NULL,
+        PRIMARY KEY (account, conv)
     ) WITHOUT ROWID;
 ";
 
@@ -172,6 +182,9 @@ fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
     }
     if from < 3 {
         tx.execute_batch(SCHEMA_V3)?;
+    }
+    if from < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -288,6 +301,25 @@ impl Store for SqliteStore {
             }
         }
         loaded.rooms = rooms::load(&self.conn).map_err(store_error)?;
+        let mut markers = self
+            .conn
+            .prepare("SELECT account, conv, id FROM read_markers")
+            .map_err(store_error)?;
+        let markers = markers
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(store_error)?;
+        for row in markers {
+            let (account, conv, id) = row.map_err(store_error)?;
+            if let Some(id) = from_sql(id) {
+                loaded.markers.push((account, conv, id));
+            }
+        }
         loaded.offline = read_messages(
             &self.conn,
             "SELECT recipient, id, time, sender, text FROM offline ORDER BY id",
@@ -348,6 +380,12 @@ impl Store for SqliteStore {
                     }),
                 Write::Room(room, state) => rooms::save(&tx, room, state),
                 Write::RoomGone(room) => rooms::forget(&tx, room),
+                Write::Marker { account, conv, id } => tx
+                    .prepare_cached(
+                        "INSERT INTO read_markers (account, conv, id) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (account, conv) DO UPDATE SET id = max(id, excluded.id)",
+                    )
+                    .and_then(|mut upsert| upsert.execute(params![account, conv, to_sql(*id)])),
                 Write::Offline {
                     recipient,
                     message: m,

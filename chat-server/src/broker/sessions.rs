@@ -1,0 +1,102 @@
+//! One account on several devices, and what is said of a user rather than of one
+//! connection: a new session catching up with the account's rooms, `/away`, `/whois`
+//! and read markers (`/read`).
+
+use bytes::{Bytes, BytesMut};
+use chat_proto::{Conv, MessageId, MessageText, RoomName, ServerLine, UserName, encode_line};
+use tokio::time::Instant;
+
+use super::Broker;
+use crate::backend::Pending;
+use crate::governance::{Members, RoomState};
+use crate::roster::ConnId;
+
+impl Broker {
+    /// A session that logged in while its account is in rooms: for each, it is told
+    /// `names`, `roles` and the topic, from what the chat knows of the room.
+    pub(super) fn catch_up(&mut self, conn: ConnId) {
+        for room in self.roster.rooms_of(conn) {
+            self.wait_for_fetch(conn);
+            self.backend
+                .fetch_room(conn, &room, Pending::CatchUp, &mut self.answers);
+        }
+    }
+
+    /// What a session catching up on `room` is told.
+    pub(super) fn caught_up(&mut self, to: ConnId, room: &RoomName, members: &Members) {
+        let state = self.rooms.get(room).cloned().unwrap_or_default();
+        let lines = Self::room_summary(room, members, &state);
+        self.deliver(to, &lines);
+    }
+
+    /// `names`, `roles` and (if set) `topic` of `room`, as a joiner is told them.
+    pub(super) fn room_summary(room: &RoomName, members: &Members, state: &RoomState) -> Bytes {
+        let mut names: Vec<UserName> = members.values().cloned().collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let mut lines = BytesMut::from(
+            &encode_line(ServerLine::Names {
+                room: room.clone(),
+                names,
+            })[..],
+        );
+        lines.extend_from_slice(&Self::join_lines(room, state));
+        lines.freeze()
+    }
+
+    /// `/away [text]`: away is the account's, for every session.
+    pub(super) fn set_away(&mut self, id: ConnId, text: Option<MessageText>) {
+        if let Some(user) = self.roster.user_of_mut(id) {
+            user.away = text;
+        }
+    }
+
+    /// `/whois <name>`: idle seconds (since any session last sent a line) and sessions,
+    /// then the away message if any.
+    pub(super) fn whois(&mut self, id: ConnId, name: &UserName) {
+        let Some(user) = self.roster.find(name) else {
+            return self.error(id, format!("{name} is not online"));
+        };
+        let now = Instant::now();
+        let idle = self
+            .roster
+            .sessions(user)
+            .map(|(_, peer)| now.duration_since(peer.active).as_secs())
+            .min()
+            .unwrap_or_default();
+        let mut lines = BytesMut::from(
+            &encode_line(ServerLine::Whois {
+                name: user.name.clone(),
+                idle,
+                sessions: user.sessions.len(),
+            })[..],
+        );
+        if let Some(text) = &user.away {
+            lines.extend_from_slice(&encode_line(ServerLine::Away {
+                name: user.name.clone(),
+                text: text.clone(),
+            }));
+        }
+        let lines = lines.freeze();
+        self.deliver(id, &lines);
+    }
+
+    /// `/read <conv> [id]`: read markers are the account's; one that moves forward is
+    /// pushed to every session.
+    pub(super) fn read_marker(&mut self, id: ConnId, conv: Conv, read: Option<MessageId>) {
+        let Some(me) = self.roster.get(id).map(|p| p.name.clone()) else {
+            return;
+        };
+        if !self.is_registered(&me) {
+            return self.error(
+                id,
+                "read markers are kept for registered accounts: /register first".to_owned(),
+            );
+        }
+        let key = match &conv {
+            Conv::Room(room) => room.to_string(),
+            Conv::Direct(name) => format!("@{}", name.folded()),
+        };
+        self.backend
+            .read_marker(id, &me, conv, key, read, &mut self.answers);
+    }
+}
