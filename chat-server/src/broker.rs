@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use chat_proto::{ClientLine, MessageId, RoomName, ServerLine, UserName, encode_line};
+use chat_proto::{ClientLine, MessageId, MessageText, RoomName, ServerLine, UserName, encode_line};
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -283,6 +283,8 @@ pub struct Broker {
     opers: HashSet<String>,
     /// Most connections of one account (`--max-sessions`).
     max_sessions: usize,
+    /// Away messages of users elsewhere, by folded name.
+    remote_away: std::collections::HashMap<String, MessageText>,
     /// When each sender was last told that a recipient is away, by their folded names.
     away_told: std::collections::HashMap<(String, String), Instant>,
     /// Lines of connections waiting for a room to be fetched, in order: a client's
@@ -318,6 +320,7 @@ impl Broker {
             max_sessions: config.max_sessions,
             held: FxHashMap::default(),
             away_told: std::collections::HashMap::new(),
+            remote_away: std::collections::HashMap::new(),
         }
     }
 
@@ -538,6 +541,21 @@ impl Broker {
                 self.fetched(to, room, line, found);
                 self.release(to);
             }
+            Answer::Away { folded, text } => match text {
+                Some(text) => {
+                    self.remote_away.insert(folded, text);
+                }
+                None => {
+                    self.remote_away.remove(&folded);
+                }
+            },
+            Answer::WhoisAsked { from, folded } => {
+                let lines = match self.roster.find_folded(&folded) {
+                    Some(user) => self.whois_lines(user),
+                    None => encode_line(ServerLine::Error("not online".to_owned())),
+                };
+                self.backend.reply_remote(from, lines);
+            }
             Answer::FetchFailed { to, reason } => {
                 self.error(to, reason);
                 self.release(to);
@@ -613,6 +631,11 @@ impl Broker {
     fn remove(&mut self, id: ConnId) {
         // Nobody may read `left` for a login it has not been told about yet.
         self.flush_joins();
+        // An away message ends with the account's last session.
+        let away_ends = self
+            .roster
+            .user_of(id)
+            .is_some_and(|user| user.sessions.len() == 1 && user.away.is_some());
         let Some(Removed { peer, last, holder }) = self.roster.remove(id) else {
             return;
         };
@@ -622,6 +645,9 @@ impl Broker {
         let Some(rooms) = last else {
             return;
         };
+        if away_ends {
+            self.backend.set_away(&peer.name, None);
+        }
         for room in &rooms {
             self.left_room(room, &peer.name);
         }

@@ -40,7 +40,14 @@ pub struct User {
     /// Its away message, if away.
     pub away: Option<MessageText>,
     /// The session that logged the name in, for whom the backend holds it.
-    holder: ConnId,
+    pub holder: ConnId,
+}
+
+impl User {
+    /// The rooms it is a member of, sorted bytewise.
+    pub fn rooms(&self) -> impl Iterator<Item = &RoomName> {
+        self.rooms.iter()
+    }
 }
 
 /// Everyone online and every room with members.
@@ -213,6 +220,11 @@ impl Roster {
         user.sessions
             .iter()
             .filter_map(|id| Some((*id, self.peers.get(id)?)))
+    }
+
+    /// Every user, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
     }
 
     /// Every connection, in no particular order.

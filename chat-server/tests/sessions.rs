@@ -176,10 +176,7 @@ async fn a_slow_session_is_cut_off_and_the_others_go_on(mode: Mode) {
     chat.shutdown().await;
 }
 
-both_modes!(
-    away_and_whois,
-    cluster_ignore = "away and whois of a user on another node are not carried yet"
-);
+both_modes!(away_and_whois);
 async fn away_and_whois(mode: Mode) {
     let chat = Chat::start(mode, Config::default()).await;
     let mut alice = chat.login_on(0, "alice").await;

@@ -17,7 +17,7 @@ use tracing::error;
 
 use super::{
     Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HISTORY_OFF, HistoryAsk,
-    MAX_OFFLINE_PER_RECIPIENT, Pending,
+    MAX_OFFLINE_PER_RECIPIENT, Pending, Remote,
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
 use crate::config::Config;
@@ -381,6 +381,14 @@ impl Backend for Local {
             found: None,
         });
     }
+
+    fn set_away(&mut self, _name: &UserName, _text: Option<&MessageText>) {}
+
+    fn whois(&mut self, from: ConnId, name: &UserName, out: &mut Answers) {
+        self.kill(from, name, Line::new(), out);
+    }
+
+    fn reply_remote(&mut self, _to: Remote, _lines: Line) {}
 
     fn read_marker(
         &mut self,

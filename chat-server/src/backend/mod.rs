@@ -144,6 +144,20 @@ pub enum Answer {
         /// Why, for `error:`.
         reason: String,
     },
+    /// A user elsewhere went away (with this message) or came back (`None`).
+    Away {
+        /// The user's folded name.
+        folded: String,
+        /// The away message.
+        text: Option<MessageText>,
+    },
+    /// Someone elsewhere asks `/whois` of the user with this folded name, who is here.
+    WhoisAsked {
+        /// Who asks, for [`Backend::reply_remote`].
+        from: Remote,
+        /// The folded name asked about.
+        folded: String,
+    },
     /// The user with this folded name, if here, is disconnected with this last line.
     Kill {
         /// The folded name.
@@ -177,6 +191,10 @@ pub enum Pending {
     /// topic.
     CatchUp,
 }
+
+/// Someone on another node, as the backend names them, to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote(pub String);
 
 /// The broker's list of answers to handle, oldest first.
 pub type Answers = std::collections::VecDeque<Answer>;
@@ -346,6 +364,14 @@ pub trait Backend: Send + std::fmt::Debug {
         id: Option<MessageId>,
         out: &mut Answers,
     );
+    /// `name` (here) went away with `text`, or came back (`None`): the other nodes are
+    /// told, for the `away` replies to what their users send it.
+    fn set_away(&mut self, name: &UserName, text: Option<&MessageText>);
+    /// `/whois` of `name`, who is not here: asked of wherever it is, which answers
+    /// `from` through [`Backend::reply_remote`]; or `from` is told it is not online.
+    fn whois(&mut self, from: ConnId, name: &UserName, out: &mut Answers);
+    /// Lines for someone elsewhere who asked ([`Answer::WhoisAsked`]).
+    fn reply_remote(&mut self, to: Remote, lines: Line);
     /// `lines` for the user `name`, who is not here, and then `sent` for `from`; or
     /// `from` is told `name` is not online.
     fn tell(&mut self, from: ConnId, name: &UserName, lines: Line, sent: Line, out: &mut Answers);

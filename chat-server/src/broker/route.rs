@@ -231,6 +231,9 @@ impl Broker {
                 if fanout.away.iter().any(|r| r.folded == folded) {
                     return;
                 }
+                if let Some(text) = self.remote_away.get(&folded) {
+                    fanout.away_told.push((self.spelled(name), text.clone()));
+                }
                 let account = self
                     .accounts
                     .as_ref()

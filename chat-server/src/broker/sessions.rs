@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::Broker;
 use crate::backend::Pending;
 use crate::governance::{Members, RoomState};
-use crate::roster::ConnId;
+use crate::roster::{ConnId, User};
 
 impl Broker {
     /// A session that logged in while its account is in rooms: for each, it is told
@@ -46,7 +46,9 @@ impl Broker {
     /// `/away [text]`: away is the account's, for every session.
     pub(super) fn set_away(&mut self, id: ConnId, text: Option<MessageText>) {
         if let Some(user) = self.roster.user_of_mut(id) {
-            user.away = text;
+            user.away.clone_from(&text);
+            let name = user.name.clone();
+            self.backend.set_away(&name, text.as_ref());
         }
     }
 
@@ -54,8 +56,14 @@ impl Broker {
     /// then the away message if any.
     pub(super) fn whois(&mut self, id: ConnId, name: &UserName) {
         let Some(user) = self.roster.find(name) else {
-            return self.error(id, format!("{name} is not online"));
+            return self.backend.whois(id, name, &mut self.answers);
         };
+        let lines = self.whois_lines(user);
+        self.deliver(id, &lines);
+    }
+
+    /// `/whois` of `user`, who is here: its `whois` line, then `away` if away.
+    pub(super) fn whois_lines(&self, user: &User) -> Bytes {
         let now = Instant::now();
         let idle = self
             .roster
@@ -76,8 +84,7 @@ impl Broker {
                 text: text.clone(),
             }));
         }
-        let lines = lines.freeze();
-        self.deliver(id, &lines);
+        lines.freeze()
     }
 
     /// `/read <conv> [id]`: read markers are the account's; one that moves forward is

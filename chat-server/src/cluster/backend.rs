@@ -27,9 +27,11 @@ use super::governance;
 use super::publisher::{Publisher, publisher};
 use super::renewer::renewer;
 use super::subscriber::{subscribe, subscriber};
-use super::{CONNECT_TIMEOUT, Held, mail};
+use super::{CONNECT_TIMEOUT, Held, mail, sessions};
 use crate::accounts::Account;
-use crate::backend::{Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk, Pending};
+use crate::backend::{
+    Answer, Answers, Attempt, Backend, Departure, Direct, HistoryAsk, Pending, Remote,
+};
 use crate::config::{ClusterConfig, Config, Presence};
 use crate::governance::{Change, RoomState};
 use crate::roster::{ConnId, Roster};
@@ -105,6 +107,18 @@ pub(super) enum Cmd {
         name: UserName,
         last_here: bool,
     },
+    SetAway {
+        folded: String,
+        text: Option<MessageText>,
+    },
+    Whois {
+        from: ConnId,
+        name: UserName,
+    },
+    ReplyRemote {
+        to: Remote,
+        lines: Line,
+    },
     ReadMarker {
         from: ConnId,
         folded: String,
@@ -153,6 +167,7 @@ impl Cmd {
             | Self::Fetch { from, .. }
             | Self::Tell { from, .. }
             | Self::ReadMarker { from, .. }
+            | Self::Whois { from, .. }
             | Self::Who { from }
             | Self::Rooms { from, .. } => Some(*from),
             Self::History(ask) => Some(ask.from),
@@ -163,6 +178,8 @@ impl Cmd {
             | Self::Depart { .. }
             | Self::PutAccount(_)
             | Self::Govern { .. }
+            | Self::SetAway { .. }
+            | Self::ReplyRemote { .. }
             | Self::LeaveQuietly { .. }
             | Self::Drain => None,
         }
@@ -248,6 +265,9 @@ impl Redis {
         let accounts = mail::load_accounts(&mut redis)
             .await
             .with_context(|| format!("loading accounts from Redis at {shown}"))?;
+        let aways = sessions::load_aways(&mut redis)
+            .await
+            .with_context(|| format!("loading away messages from Redis at {shown}"))?;
         let client = super::client(&cluster.url, cluster.ca_file.as_deref(), &node)?;
         let first = tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client, &node))
             .await
@@ -279,6 +299,7 @@ impl Redis {
             },
             cmd_rx,
         ));
+        let told = answers_tx.clone();
         let others = vec![
             tokio::spawn(subscriber(
                 first,
@@ -297,6 +318,18 @@ impl Redis {
                 config.presence,
             )),
         ];
+        // Handed to the broker once it reads: who was away before this node started.
+        tokio::spawn(async move {
+            for (folded, text) in aways {
+                let away = Answer::Away {
+                    folded,
+                    text: Some(text),
+                };
+                if told.send(away).await.is_err() {
+                    return;
+                }
+            }
+        });
         info!(%node, url = %shown, "joined the cluster");
         Ok(Self {
             cmds,
@@ -361,6 +394,24 @@ impl Backend for Redis {
             room: room.clone(),
             line,
         });
+    }
+
+    fn set_away(&mut self, name: &UserName, text: Option<&MessageText>) {
+        self.send(Cmd::SetAway {
+            folded: name.folded(),
+            text: text.cloned(),
+        });
+    }
+
+    fn whois(&mut self, from: ConnId, name: &UserName, _out: &mut Answers) {
+        self.send(Cmd::Whois {
+            from,
+            name: name.clone(),
+        });
+    }
+
+    fn reply_remote(&mut self, to: Remote, lines: Line) {
+        self.send(Cmd::ReplyRemote { to, lines });
     }
 
     fn read_marker(
@@ -551,13 +602,13 @@ impl Backend for Redis {
         // Only this node stops: the other nodes' users see this node's users leave
         // their rooms and the chat, and their names are free at once. (This node's own
         // users hear nothing more but `bye`.)
-        for (conn, peer) in here.peers() {
+        for user in here.users() {
             let farewell = (self.presence == Presence::All)
-                .then(|| encode_line(ServerLine::Left(peer.name.clone())));
+                .then(|| encode_line(ServerLine::Left(user.name.clone())));
             let departure = Departure {
-                conn,
-                name: peer.name.clone(),
-                rooms: here.rooms_of(conn),
+                conn: user.holder,
+                name: user.name.clone(),
+                rooms: user.rooms().cloned().collect(),
                 farewell,
                 queue: None,
             };

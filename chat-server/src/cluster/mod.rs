@@ -19,6 +19,7 @@ mod publisher;
 mod queries;
 mod renewer;
 pub mod rooms;
+mod sessions;
 mod subscriber;
 
 pub use backend::Redis;

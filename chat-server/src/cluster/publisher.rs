@@ -23,7 +23,8 @@ use super::backend::{Cmd, Queue, Settings};
 use super::lease::{self, Owner};
 use super::subscriber::{Mode, SubCmd, node_record, presence_payload};
 use super::{
-    ALL, Held, UNAVAILABLE, governance, lock, mail, node_channel, queries, rooms, users_key,
+    ALL, Held, UNAVAILABLE, governance, lock, mail, node_channel, queries, rooms, sessions,
+    users_key,
 };
 use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
@@ -485,6 +486,42 @@ impl Publisher {
                 key,
                 id,
             } => self.read_marker(from, &folded, conv, &key, id).await,
+            Cmd::SetAway { folded, text } => {
+                let payload = sessions::encode_away(&folded, text.as_ref());
+                let stored = self
+                    .ask(async |redis| {
+                        let mut pipe = redis::pipe();
+                        match &text {
+                            Some(text) => pipe.hset(sessions::AWAY, &folded, text.as_str()),
+                            None => pipe.hdel(sessions::AWAY, &folded),
+                        };
+                        pipe.ignore()
+                            .publish(sessions::AWAY, &payload)
+                            .ignore()
+                            .query_async::<()>(redis)
+                            .await
+                    })
+                    .await;
+                if stored.is_none() {
+                    warn!(%folded, "could not tell the cluster of an away message");
+                }
+            }
+            Cmd::Whois { from, name } => self.whois(from, &name).await,
+            Cmd::ReplyRemote { to, lines } => {
+                if let Some((node, conn, _)) = sessions::parse_whois_target(&to.0) {
+                    let mut record = BytesMut::new();
+                    node_record(&mut record, 'r', &conn.to_string(), &lines);
+                    let channel = node_channel(&node);
+                    self.ask(async |redis| {
+                        redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(&record[..])
+                            .query_async::<i64>(redis)
+                            .await
+                    })
+                    .await;
+                }
+            }
             Cmd::Drain => self.drain().await,
             query @ (Cmd::Who { .. } | Cmd::Rooms { .. }) => {
                 self.query(query).await;
@@ -798,6 +835,40 @@ impl Publisher {
             .await;
         if stored.is_none() {
             warn!(%room, "could not carry a room's change to Redis");
+        }
+    }
+
+    /// Asks the node holding `name` for its `/whois`; it answers `from` on this node's
+    /// channel. `from` is told if nobody holds the name.
+    async fn whois(&mut self, from: ConnId, name: &UserName) {
+        let folded = name.folded();
+        let target = sessions::whois_target(&self.node, from, &folded);
+        let asked = self
+            .ask(async |redis| {
+                let holder: Option<String> = redis::cmd("GET")
+                    .arg(lease::key(&folded))
+                    .query_async(redis)
+                    .await?;
+                let Some(owner) = holder.as_deref().and_then(Owner::parse) else {
+                    return Ok(false);
+                };
+                let mut record = BytesMut::new();
+                node_record(&mut record, 'w', &target, b"");
+                redis::cmd("PUBLISH")
+                    .arg(node_channel(&owner.node))
+                    .arg(&record[..])
+                    .query_async::<i64>(redis)
+                    .await?;
+                Ok(true)
+            })
+            .await;
+        match asked {
+            None => self.unavailable(from).await,
+            Some(false) => {
+                let line = encode_line(ServerLine::Error(format!("{name} is not online")));
+                self.reply(from, &line).await;
+            }
+            Some(true) => {}
         }
     }
 

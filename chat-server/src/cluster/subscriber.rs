@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{ALL, governance, mail, node_channel, rooms};
-use crate::backend::Answer;
+use super::{ALL, governance, mail, node_channel, rooms, sessions};
+use crate::backend::{Answer, Remote};
 use crate::roster::ConnId;
 
 /// What the publisher asks of the subscriber.
@@ -59,8 +59,10 @@ pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines
 /// One record of a node channel's payload: `<kind> <length> <target>\n<bytes>`, where
 /// the kind is `u` (for the user with that folded name), `r` (a reply to that
 /// connection), `h` (its history reply), `a` (that connection is admitted; written by
-/// a script) or `d` (the node is stopping and has now heard everything sent before). A payload holds one or more. The target goes last: a folded name may
-/// hold a space (NFKC makes one of `¨`).
+/// a script), `w` (someone elsewhere asks `/whois`; the target says who, and of whom)
+/// or `d` (the node is stopping and has now heard everything sent before). A payload
+/// holds one or more. The target goes last: a folded name may hold a space (NFKC makes
+/// one of `¨`).
 pub(super) fn node_record(out: &mut BytesMut, kind: char, target: &str, lines: &[u8]) {
     out.extend_from_slice(format!("{kind} {} {target}\n", lines.len()).as_bytes());
     out.extend_from_slice(lines);
@@ -76,6 +78,7 @@ pub(super) async fn subscribe(
     pubsub.subscribe(node_channel(node)).await?;
     pubsub.subscribe(mail::ACCOUNTS_CHANNEL).await?;
     pubsub.subscribe(governance::TELL_CHANNEL).await?;
+    pubsub.subscribe(sessions::AWAY).await?;
     Ok(pubsub)
 }
 
@@ -195,6 +198,11 @@ fn decode(message: &redis::Msg, node: &str) -> Vec<Answer> {
             .ok()
             .and_then(mail::decode_account)
             .map(|account| vec![Answer::Account(account)])
+    } else if channel == sessions::AWAY {
+        std::str::from_utf8(payload)
+            .ok()
+            .and_then(sessions::decode_away)
+            .map(|(folded, text)| vec![Answer::Away { folded, text }])
     } else if channel == governance::TELL_CHANNEL {
         decode_tell(payload).map(|answer| vec![answer])
     } else if let Some(room) = channel.strip_prefix("chat:room:") {
@@ -314,6 +322,14 @@ fn decode_records(mut payload: &[u8]) -> Vec<Answer> {
             "a" => {
                 if let Some(admitted) = decode_admission(target, &lines) {
                     answers.push(admitted);
+                }
+            }
+            "w" => {
+                if let Some((_, _, folded)) = sessions::parse_whois_target(target) {
+                    answers.push(Answer::WhoisAsked {
+                        from: Remote(target.to_owned()),
+                        folded,
+                    });
                 }
             }
             _ => {}
