@@ -192,25 +192,15 @@ impl Broker {
     /// Applies `changes` and hands them to the backend, with the state they make to
     /// keep.
     pub(super) fn commit(&mut self, room: &RoomName, changes: Vec<Change>) {
-        let accounts = self.accounts.as_ref();
-        let is_account = |name: &UserName| accounts.is_some_and(|a| a.is_registered(name));
         // Applied here at once, so this node's next decision sees it even where the
         // backend brings it back later; applying a change twice changes nothing more.
-        let state = self
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(RoomState::new_room);
-        for change in &changes {
-            state.apply(change, is_account);
-        }
-        let after = state.clone();
+        let after = self.apply(room, &changes).clone();
         self.backend
             .govern(room, changes, &after, &mut self.answers);
     }
 
-    /// Changes to `room` came back in the room's order: apply them, tell the members
-    /// here, and take out whom they removed.
-    pub(super) fn governed(&mut self, room: &RoomName, changes: &[Change]) {
+    /// Applies `changes` to `room`'s state here; the state they make.
+    fn apply(&mut self, room: &RoomName, changes: &[Change]) -> &RoomState {
         let accounts = self.accounts.as_ref();
         let is_account = |name: &UserName| accounts.is_some_and(|a| a.is_registered(name));
         let state = self
@@ -220,6 +210,13 @@ impl Broker {
         for change in changes {
             state.apply(change, is_account);
         }
+        state
+    }
+
+    /// Changes to `room` came back in the room's order: apply them, tell the members
+    /// here, and take out whom they removed.
+    pub(super) fn governed(&mut self, room: &RoomName, changes: &[Change]) {
+        self.apply(room, changes);
         for change in changes {
             let Some(line) = change.line(room) else {
                 continue;
