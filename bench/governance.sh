@@ -25,6 +25,7 @@ def noisy(r):  # others used over 10% of a core during the run
 def ns(r):  # server CPU per delivery
     return 1e9 * r["server"]["cpu_seconds"] / r["delivered"]
 rounds = sorted({(r["session"], r["round"]) for r in rows})
+print("servers: " + ", ".join(f"{n} {'/'.join(sorted({r.get('commit', '?') for r in rows if r['name'] == n}))}" for n in names))
 print("session              round  " + "".join(f"{n:>13}" for n in names)
       + "    b/a     c/a   server ns/delivery a b c")
 paired = {"v3": [], "v3-governed": []}
@@ -91,6 +92,10 @@ fi
 rooms=(--clients 1000 --senders 50 --rooms 10 --messages 3000 --window 64)
 declare -A port=([v2]=19201 [v3]=19202 [v3-governed]=19203)
 declare -A binary=([v2]="$v2" [v3]="$server" [v3-governed]="$server")
+# Each record names the server's code: the commit, `+` if chat-server had local changes.
+current=$(git rev-parse --short=7 HEAD)
+git diff --quiet HEAD -- chat-server chat-proto || current+=+
+declare -A commit=([v2]="$v2_commit" [v3]="$current" [v3-governed]="$current")
 declare -A pid=()
 for name in v2 v3 v3-governed; do
     log=/tmp/chat-governance-$name.out
@@ -122,8 +127,8 @@ for round in $(seq "$rounds"); do
         # A run that loses something exits 1; keep its record and go on.
         { $bench run --addr "127.0.0.1:${port[$name]}" --server-pid "${pid[$name]}" \
             "${rooms[@]}" "${governed[@]}" 2>/dev/null || true; } | tail -n 1 |
-            python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"], r["session"], r["round"] = sys.argv[1], sys.argv[2], int(sys.argv[3]); print(json.dumps(r))' \
-                "$name" "$session" "$round" | tee -a "$out" |
+            python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"], r["commit"], r["session"], r["round"] = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]); print(json.dumps(r))' \
+                "$name" "${commit[$name]}" "$session" "$round" | tee -a "$out" |
             python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("round {round} {name}: {deliveries_per_sec:,.0f}/s, lost {lost}, others CPU {o} s".format(o=r["machine"]["others_cpu_seconds"], **r))' >&2
     done
 done
