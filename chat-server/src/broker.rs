@@ -352,7 +352,6 @@ impl Broker {
                 accepted,
             } => self.join(id, name, authenticated, outbox, accepted),
             BrokerEvent::Lines { id, lines } => {
-                self.roster.touch(id);
                 for line in lines {
                     // The sender may have been dropped by an earlier line's reply.
                     if self.roster.get(id).is_none() {
@@ -388,7 +387,12 @@ impl Broker {
                 // The reader hashes these; a password never reaches the broker.
                 self.error(id, "a password line reached the broker unhashed".to_owned());
             }
-            ClientLine::Send { to, text } => self.route(id, &to, &text),
+            ClientLine::Send { to, text } => {
+                // Idle, as `/whois` tells it, is since the last message, as on IRC:
+                // a client's own `/ping` and `/read` do not count.
+                self.roster.touch(id);
+                self.route(id, &to, &text);
+            }
             ClientLine::Who => self.backend.who(id, &self.roster, &mut self.answers),
             ClientLine::Rooms => {
                 let hidden = self.secret_rooms(id);
@@ -486,9 +490,12 @@ impl Broker {
                     self.deliver(id, &lines);
                 }
             }
-            Answer::ToAll { lines } => {
+            Answer::ToAll { lines, except } => {
+                let skip = except.map(|folded| self.sessions_of(&folded));
                 for (id, peer) in self.roster.peers() {
-                    offer(id, peer, &lines, &mut self.failed);
+                    if !skip.as_ref().is_some_and(|skip| skip.contains(&id)) {
+                        offer(id, peer, &lines, &mut self.failed);
+                    }
                 }
             }
             Answer::Room {
@@ -521,7 +528,17 @@ impl Broker {
             Answer::Attempt { reply, auth } => {
                 let _ = reply.send(auth);
             }
-            Answer::Admitted { conn, mail } => self.admitted(conn, &mail),
+            Answer::Admitted { conn, mail, shared } => self.admitted(conn, &mail, shared),
+            Answer::AccountRoom {
+                folded,
+                room,
+                joined,
+            } => self.account_room(&folded, room, joined),
+            Answer::AccountNodes { folded, nodes } => {
+                if let Some(user) = self.roster.find_folded_mut(&folded) {
+                    user.nodes = nodes;
+                }
+            }
             Answer::Refused { conn, reason } => self.refused(conn, reason),
             Answer::Account(account) => {
                 if account.suspended {
@@ -541,14 +558,16 @@ impl Broker {
                 self.fetched(to, room, line, found);
                 self.release(to);
             }
-            Answer::Away { folded, text } => match text {
-                Some(text) => {
-                    self.remote_away.insert(folded, text);
+            Answer::Away { folded, text } => {
+                // Away is the account's, also for its sessions here.
+                if let Some(user) = self.roster.find_folded_mut(&folded) {
+                    user.away.clone_from(&text);
                 }
-                None => {
-                    self.remote_away.remove(&folded);
-                }
-            },
+                match text {
+                    Some(text) => self.remote_away.insert(folded, text),
+                    None => self.remote_away.remove(&folded),
+                };
+            }
             Answer::WhoisAsked { from, folded } => {
                 let lines = match self.roster.find_folded(&folded) {
                     Some(user) => self.whois_lines(user),
@@ -577,7 +596,7 @@ impl Broker {
     }
 
     /// The sessions here of the user whose folded name is `folded`.
-    fn sessions_of(&self, folded: &str) -> Vec<ConnId> {
+    pub(super) fn sessions_of(&self, folded: &str) -> Vec<ConnId> {
         self.roster
             .find_folded(folded)
             .map(|user| user.sessions.clone())
@@ -671,7 +690,7 @@ impl Broker {
 fn is_presence(answer: &Answer) -> bool {
     match answer {
         Answer::Room { id, .. } => id.is_none(),
-        Answer::ToAll { lines } => lines.starts_with(b"left ") || lines.starts_with(b"joined "),
+        Answer::ToAll { lines, .. } => lines.starts_with(b"left ") || lines.starts_with(b"joined "),
         _ => false,
     }
 }

@@ -77,6 +77,8 @@ pub enum Change {
         role: Role,
         /// Given or taken.
         on: bool,
+        /// The member is a registered account: a registered room keeps its roles.
+        account: bool,
     },
     /// A flag set or cleared.
     Flag {
@@ -109,8 +111,13 @@ pub enum Change {
     },
     /// Someone invited, for one join.
     Invite(UserName),
-    /// The room registered, with this founder.
-    Registered(UserName),
+    /// The room registered, with this founder, keeping the roles these accounts hold.
+    Registered {
+        /// The founder's account.
+        founder: UserName,
+        /// The accounts among the members with a role, and their roles.
+        grants: Vec<(UserName, Role)>,
+    },
     /// The room no longer registered.
     Unregistered,
 }
@@ -143,6 +150,7 @@ impl Change {
                 name,
                 role,
                 on,
+                ..
             } => Some(mode(
                 setter,
                 ModeChange::Role {
@@ -183,7 +191,7 @@ impl Change {
                 setter: setter.clone(),
                 reason: reason.clone(),
             }),
-            Self::Registered(founder) => Some(ServerLine::RoomRegistered {
+            Self::Registered { founder, .. } => Some(ServerLine::RoomRegistered {
                 room,
                 founder: founder.clone(),
             }),
@@ -271,9 +279,9 @@ impl RoomState {
         }
     }
 
-    /// Applies `change`; `is_account` says which names are registered accounts, whose
-    /// roles a registered room keeps.
-    pub fn apply(&mut self, change: &Change, is_account: impl Fn(&UserName) -> bool) {
+    /// Applies `change`. Everything it needs is in the change, so every node (and the
+    /// copy kept in Redis) comes to the same state from the same changes.
+    pub fn apply(&mut self, change: &Change) {
         match change {
             Change::Joined { name, role, .. } => {
                 let folded = name.folded();
@@ -291,7 +299,13 @@ impl RoomState {
                 self.ops.remove(&folded);
                 self.voiced.remove(&folded);
             }
-            Change::Role { name, role, on, .. } => {
+            Change::Role {
+                name,
+                role,
+                on,
+                account,
+                ..
+            } => {
                 let folded = name.folded();
                 let held = match role {
                     Role::Op => &mut self.ops,
@@ -302,7 +316,7 @@ impl RoomState {
                 } else {
                     held.remove(&folded);
                 }
-                if self.is_registered() && is_account(name) {
+                if self.is_registered() && *account {
                     self.regrant(&folded, name);
                 }
             }
@@ -320,18 +334,12 @@ impl RoomState {
             Change::Invite(name) => {
                 self.invites.insert(name.folded());
             }
-            Change::Registered(founder) => {
+            Change::Registered { founder, grants } => {
                 self.founder = Some(founder.clone());
-                let held: Vec<(String, UserName)> = self
-                    .ops
+                self.grants = grants
                     .iter()
-                    .chain(&self.voiced)
-                    .filter(|(_, name)| is_account(name))
-                    .map(|(folded, name)| (folded.clone(), name.clone()))
+                    .map(|(name, role)| (name.folded(), (name.clone(), *role)))
                     .collect();
-                for (folded, name) in held {
-                    self.regrant(&folded, &name);
-                }
             }
             Change::Unregistered => {
                 self.founder = None;
@@ -428,6 +436,7 @@ pub fn join(
 }
 
 /// `/op`, `/deop`, `/voice`, `/devoice`.
+#[allow(clippy::too_many_arguments)] // The rule's inputs, each needed: no natural group.
 pub fn set_role(
     room: &RoomName,
     state: &RoomState,
@@ -436,6 +445,7 @@ pub fn set_role(
     target: &UserName,
     role: Role,
     on: bool,
+    is_account: impl Fn(&UserName) -> bool,
 ) -> Result<Vec<Change>, String> {
     state.need_op(room, actor)?;
     let member = member(room, members, target)?;
@@ -454,6 +464,7 @@ pub fn set_role(
         name: member.clone(),
         role,
         on,
+        account: is_account(member),
     }])
 }
 
@@ -585,6 +596,7 @@ pub fn register(
     room: &RoomName,
     state: &RoomState,
     actor: Actor<'_>,
+    is_account: impl Fn(&UserName) -> bool,
 ) -> Result<Vec<Change>, String> {
     if let Some(founder) = &state.founder {
         return Err(format!("{room} is already registered, by {founder}"));
@@ -595,7 +607,20 @@ pub fn register(
         ));
     }
     state.need_op(room, actor)?;
-    Ok(vec![Change::Registered(actor.name.clone())])
+    let grants = state
+        .voiced
+        .values()
+        .map(|name| (name, Role::Voiced))
+        .chain(state.ops.values().map(|name| (name, Role::Op)))
+        .filter(|(name, _)| is_account(name))
+        .map(|(name, role)| (name.clone(), role))
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    Ok(vec![Change::Registered {
+        founder: actor.name.clone(),
+        grants,
+    }])
 }
 
 /// `/unregister-room <#room>`: its founder, or a server operator.
@@ -719,7 +744,19 @@ mod tests {
         let (alice, bob) = (name("alice"), name("bob"));
         assert!(kick(&room(), &s, &m, actor(&bob), &alice, None).is_err());
         assert!(ban(&room(), &s, &m, actor(&bob), &alice, true).is_err());
-        assert!(set_role(&room(), &s, &m, actor(&bob), &alice, Role::Op, false).is_err());
+        assert!(
+            set_role(
+                &room(),
+                &s,
+                &m,
+                actor(&bob),
+                &alice,
+                Role::Op,
+                false,
+                |_| true
+            )
+            .is_err()
+        );
         let root = name("root");
         let oper = Actor {
             oper: true,
@@ -774,16 +811,17 @@ mod tests {
     fn registering_keeps_the_roles_that_accounts_hold() {
         let mut s = state(&["alice", "guest"]);
         s.voiced.insert("bob".into(), name("bob"));
-        s.apply(&Change::Registered(name("alice")), |n| {
-            n.as_str() != "guest"
-        });
+        let alice = name("alice");
+        let changes = register(&room(), &s, actor(&alice), |n| n.as_str() != "guest")
+            .expect("alice is an op with an account");
+        s.apply(&changes[0]);
         let kept: Vec<&str> = s.grants.values().map(|(n, _)| n.as_str()).collect();
         assert_eq!(kept, ["alice", "bob"]);
         assert_eq!(
             s.roles_line(&room()).to_string(),
             "roles #rust @alice,+bob,@guest"
         );
-        s.apply(&Change::Left(name("guest")), |_| true);
+        s.apply(&Change::Left(name("guest")));
         assert_eq!(s.roles_line(&room()).to_string(), "roles #rust @alice,+bob");
     }
 }

@@ -24,7 +24,7 @@ pub struct Peer {
     pub name: UserName,
     /// Its outgoing queue; the roster holds the only one, so removing the peer closes it.
     pub outbox: Outbox,
-    /// When it last sent a line.
+    /// When it last sent a message.
     pub active: Instant,
 }
 
@@ -41,6 +41,8 @@ pub struct User {
     pub away: Option<MessageText>,
     /// The session that logged the name in, for whom the backend holds it.
     pub holder: ConnId,
+    /// How many nodes of a cluster have sessions of it, this one included.
+    pub nodes: usize,
 }
 
 impl User {
@@ -113,6 +115,7 @@ impl Roster {
             rooms: BTreeSet::new(),
             away: None,
             holder: id,
+            nodes: 1,
         });
         user.sessions.push(id);
         let name = user.name.clone();
@@ -169,7 +172,7 @@ impl Roster {
         self.peers.get(&id)
     }
 
-    /// Connection `id` sent a line now.
+    /// Connection `id` sent a message now.
     pub fn touch(&mut self, id: ConnId) {
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.active = Instant::now();
@@ -213,6 +216,11 @@ impl Roster {
     /// The user whose folded name is `folded`.
     pub fn find_folded(&self, folded: &str) -> Option<&User> {
         self.users.get(folded)
+    }
+
+    /// The user whose folded name is `folded`, to change.
+    pub fn find_folded_mut(&mut self, folded: &str) -> Option<&mut User> {
+        self.users.get_mut(folded)
     }
 
     /// The sessions of `user`.

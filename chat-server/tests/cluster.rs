@@ -160,6 +160,8 @@ async fn only_the_owner_renews_or_releases_and_a_dead_owners_lease_runs_out() {
             .await
             .expect("carol is free")
     );
+    // As b's admission does: a free name has no sessions anywhere but the new one's.
+    redis.command("DEL chat:sessions:carol");
     let lost = lease::renew(&mut conn, &[("carol", &a)])
         .await
         .expect("renewing");

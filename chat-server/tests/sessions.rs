@@ -1,6 +1,6 @@
 //! One account on several devices, away, older history and liveness (protocol v3, "One
 //! account, several devices" and "Away, older history, liveness"), in process and in
-//! both modes. An account's sessions sit on one node; the others it talks to on another.
+//! both modes. An account's sessions sit on different nodes of a cluster.
 //!
 //! Barriers: a `/who` reply orders the asker's own lines; a line from another node is
 //! awaited with `expect`, or found before a later line of the same sender.
@@ -47,7 +47,7 @@ async fn two_sessions_share_messages_rooms_and_presence(mode: Mode) {
     let mut laptop = session(&chat, 0, "alice").await;
     laptop.sync().await;
     bob.skip_until("joined alice").await;
-    let mut desktop = session(&chat, 0, "alice").await;
+    let mut desktop = session(&chat, 1, "alice").await;
     desktop.sync().await;
     // Presence once: bob hears of the second session nothing at all.
     bob.send("alice: to both").await;
@@ -116,7 +116,7 @@ async fn read_markers_move_forward_and_reach_every_session(mode: Mode) {
     let chat = Chat::start_with_accounts(mode, Config::default()).await;
     register(&chat, 0, "alice").await;
     let mut one = session(&chat, 0, "alice").await;
-    let mut two = session(&chat, 0, "alice").await;
+    let mut two = session(&chat, 1, "alice").await;
     one.send("/read #rust").await;
     one.expect("read #rust").await;
     one.send("/read #rust 42").await;
@@ -149,7 +149,7 @@ async fn a_slow_session_is_cut_off_and_the_others_go_on(mode: Mode) {
     let mut slow = LineClient::connect_with_recv_buffer(addr, 4096).await;
     slow.send(&format!("alice {PASSWORD}")).await;
     slow.expect("welcome alice").await;
-    let mut fast = session(&chat, 0, "alice").await;
+    let mut fast = session(&chat, 1, "alice").await;
     fast.sync().await;
     let mut bob = chat.login_on(1, "bob").await;
     fast.skip_until("joined bob").await;

@@ -161,7 +161,7 @@ impl Backend for Local {
         std::mem::take(&mut self.rooms)
     }
 
-    fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers) {
+    fn admit(&mut self, conn: ConnId, name: &UserName, _account: bool, out: &mut Answers) {
         let mail: Vec<Message> = self
             .offline
             .remove(&name.folded())
@@ -170,7 +170,11 @@ impl Backend for Local {
         if !mail.is_empty() {
             self.write(Write::Delivered(mail.iter().map(|m| m.id).collect()));
         }
-        out.push_back(Answer::Admitted { conn, mail });
+        out.push_back(Answer::Admitted {
+            conn,
+            mail,
+            shared: None,
+        });
     }
 
     fn attempt(&mut self, attempt: Attempt, out: &mut Answers) {
@@ -214,11 +218,21 @@ impl Backend for Local {
             });
         }
         if let Some(lines) = farewell {
-            out.push_back(Answer::ToAll { lines });
+            out.push_back(Answer::ToAll {
+                lines,
+                except: None,
+            });
         }
     }
 
-    fn send_elsewhere(&mut self, _from: ConnId, _lines: bytes::Bytes, _out: &mut Answers) {}
+    fn send_elsewhere(
+        &mut self,
+        _from: ConnId,
+        _sender: &UserName,
+        _lines: bytes::Bytes,
+        _out: &mut Answers,
+    ) {
+    }
 
     fn direct(&mut self, direct: Direct, out: &mut Answers) {
         let Direct {
@@ -372,6 +386,14 @@ impl Backend for Local {
     }
 
     fn leave_quietly(&mut self, _room: &RoomName, _name: &UserName, _here: &Roster) {}
+
+    fn join_quietly(&mut self, _room: &RoomName, _name: &UserName) {}
+
+    fn account_room(&mut self, _name: &UserName, _room: &RoomName, _joined: bool) {}
+
+    fn echo(&mut self, _name: &UserName, _lines: Line) {}
+
+    fn kill_elsewhere(&mut self, _name: &UserName, _lines: Line) {}
 
     fn fetch_room(&mut self, from: ConnId, room: &RoomName, line: Pending, out: &mut Answers) {
         out.push_back(Answer::Fetched {

@@ -67,6 +67,9 @@ pub enum Answer {
     ToAll {
         /// The encoded lines.
         lines: Line,
+        /// The folded name of a user whose sessions are left out (the sender of a `*`
+        /// message, whose sessions here get `sent *:` instead).
+        except: Option<String>,
     },
     /// Lines for the members of a room on this node.
     Room {
@@ -105,6 +108,9 @@ pub enum Answer {
         conn: ConnId,
         /// Offline messages, oldest first, handed over once.
         mail: Vec<Message>,
+        /// The account is online on other nodes already: this is one more session of
+        /// it, on this many nodes now, whose rooms are these (no `joined` for it).
+        shared: Option<(usize, Vec<RoomName>)>,
     },
     /// Whether a password may be checked now, for the reader waiting on `reply`.
     Attempt {
@@ -150,6 +156,22 @@ pub enum Answer {
         folded: String,
         /// The away message.
         text: Option<MessageText>,
+    },
+    /// An account online here joined (`true`) or left a room from a session elsewhere.
+    AccountRoom {
+        /// The account's folded name.
+        folded: String,
+        /// The room.
+        room: RoomName,
+        /// Joined, or left.
+        joined: bool,
+    },
+    /// An account online here is now online on this many nodes.
+    AccountNodes {
+        /// The account's folded name.
+        folded: String,
+        /// How many nodes have sessions of it.
+        nodes: usize,
     },
     /// Someone elsewhere asks `/whois` of the user with this folded name, who is here.
     WhoisAsked {
@@ -296,7 +318,7 @@ pub trait Backend: Send + std::fmt::Debug {
 
     /// Holds `name` for `conn` across the chat and takes the mail kept for it:
     /// [`Answer::Admitted`] or [`Answer::Refused`]. The broker has checked its own roster.
-    fn admit(&mut self, conn: ConnId, name: &UserName, out: &mut Answers);
+    fn admit(&mut self, conn: ConnId, name: &UserName, account: bool, out: &mut Answers);
     /// Counts a password attempt for `name` from `addr` against the throttle, across
     /// the chat: [`Answer::Attempt`] with `Verify(phc)` if it may be checked now.
     fn attempt(&mut self, attempt: Attempt, out: &mut Answers);
@@ -312,7 +334,7 @@ pub trait Backend: Send + std::fmt::Debug {
 
     /// A `*` line from `from` for every user elsewhere; `from` is told if it cannot go
     /// out.
-    fn send_elsewhere(&mut self, from: ConnId, lines: Line, out: &mut Answers);
+    fn send_elsewhere(&mut self, from: ConnId, sender: &UserName, lines: Line, out: &mut Answers);
     /// Delivers or keeps a direct message; see [`Direct`].
     fn direct(&mut self, direct: Direct, out: &mut Answers);
     /// Gives a room message its id, keeps it, and has every member but the sender get it.
@@ -352,6 +374,9 @@ pub trait Backend: Send + std::fmt::Debug {
     /// `/kill` of `name`, who is not here: it gets `lines` and is disconnected wherever
     /// it is; `from` is told if nobody has the name.
     fn kill(&mut self, from: ConnId, name: &UserName, lines: Line, out: &mut Answers);
+    /// `/kill` of `name`, whose sessions here are gone: its sessions elsewhere get
+    /// `lines` and are disconnected too.
+    fn kill_elsewhere(&mut self, name: &UserName, lines: Line);
     /// `/read`: moves `account`'s marker of `conv` (kept as `key`) forward to `id`, and
     /// then every session of the account is told `read <conv> <id>`; a marker that does
     /// not move tells nobody. Without `id`, `from` is told where the marker is.
@@ -388,6 +413,15 @@ pub trait Backend: Send + std::fmt::Debug {
     /// `name` (no longer a member here) was removed from `room` by a kick: it is no
     /// longer a member anywhere, and nobody is told `left`.
     fn leave_quietly(&mut self, room: &RoomName, name: &UserName, here: &Roster);
+    /// The account `name`, a member of `room` already (from a session elsewhere), has a
+    /// session here: this node carries the room's lines for it, telling nobody.
+    fn join_quietly(&mut self, room: &RoomName, name: &UserName);
+    /// The account `name` joined (`true`) or left `room` from a session here: its
+    /// sessions elsewhere follow.
+    fn account_room(&mut self, name: &UserName, room: &RoomName, joined: bool);
+    /// `lines` for the sessions elsewhere of the account `name`, which is online on
+    /// several nodes (a copy of what a session here sent).
+    fn echo(&mut self, name: &UserName, lines: Line);
 
     /// Lines for `to` that must come after everything this backend is carrying for it.
     fn reply_after(&mut self, to: ConnId, lines: Line, out: &mut Answers);

@@ -108,7 +108,8 @@ impl Broker {
                 .map(|changes| (changes, Some(name))),
             ClientLine::SetRole { name, role, on, .. } => self
                 .decide(room, state, actor, |state| {
-                    governance::set_role(room, state, members, actor, &name, role, on)
+                    let is_account = |name: &UserName| self.is_registered(name);
+                    governance::set_role(room, state, members, actor, &name, role, on, is_account)
                 })
                 .map(|changes| (changes, None)),
             ClientLine::Topic {
@@ -135,7 +136,8 @@ impl Broker {
                 .map(|changes| (changes, None)),
             ClientLine::RegisterRoom(_) => self
                 .decide(room, state, actor, |state| {
-                    governance::register(room, state, actor)
+                    let is_account = |name: &UserName| self.is_registered(name);
+                    governance::register(room, state, actor, is_account)
                 })
                 .map(|changes| (changes, None)),
             ClientLine::UnregisterRoom(_) => self
@@ -201,14 +203,12 @@ impl Broker {
 
     /// Applies `changes` to `room`'s state here; the state they make.
     fn apply(&mut self, room: &RoomName, changes: &[Change]) -> &RoomState {
-        let accounts = self.accounts.as_ref();
-        let is_account = |name: &UserName| accounts.is_some_and(|a| a.is_registered(name));
         let state = self
             .rooms
             .entry(room.clone())
             .or_insert_with(RoomState::new_room);
         for change in changes {
-            state.apply(change, is_account);
+            state.apply(change);
         }
         state
     }
@@ -340,11 +340,17 @@ impl Broker {
         }
         let reason = reason.map_or_else(|| "no reason given".to_owned(), |r| r.to_string());
         let reason = format!("killed by {me}: {reason}");
-        match self.roster.find(name).map(|user| user.sessions.clone()) {
-            Some(sessions) => {
+        match self
+            .roster
+            .find(name)
+            .map(|u| (u.sessions.clone(), u.name.clone()))
+        {
+            Some((sessions, name)) => {
                 for target in sessions {
                     self.disconnect(target, reason.clone());
                 }
+                let lines = encode_line(ServerLine::Error(reason));
+                self.backend.kill_elsewhere(&name, lines);
             }
             None => {
                 let lines = encode_line(ServerLine::Error(reason));

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use bytes::BytesMut;
-use chat_proto::{Conv, HistoryLine, ServerLine, UserName, encode_line};
+use chat_proto::{Conv, HistoryLine, RoomName, ServerLine, UserName, encode_line};
 use tokio::sync::oneshot;
 use tracing::info;
 
@@ -96,9 +96,10 @@ impl Broker {
         if another {
             // One more session of an account online here: the name is held already,
             // and its mail went to the first session.
-            self.admitted(id, &[]);
+            self.admitted(id, &[], None);
         } else {
-            self.backend.admit(id, &name, &mut self.answers);
+            let account = authenticated && self.is_registered(&name);
+            self.backend.admit(id, &name, account, &mut self.answers);
         }
     }
 
@@ -122,7 +123,12 @@ impl Broker {
 
     /// The backend holds the name for `conn`: welcome it, hand it its mail, and announce
     /// it (soon, with others; see [`Broker::flush_joins`]).
-    pub(super) fn admitted(&mut self, conn: ConnId, mail: &[Message]) {
+    pub(super) fn admitted(
+        &mut self,
+        conn: ConnId,
+        mail: &[Message],
+        shared: Option<(usize, Vec<RoomName>)>,
+    ) {
         let Some(Admitting {
             name,
             outbox,
@@ -170,6 +176,18 @@ impl Broker {
             outbox.send_last(&all.freeze());
         }
         if !self.roster.insert(conn, name.clone(), outbox) {
+            return self.catch_up(conn);
+        }
+        if let Some((nodes, rooms)) = shared {
+            // Online elsewhere already: announced there; its rooms are carried here too.
+            if let Some(user) = self.roster.user_of_mut(conn) {
+                user.nodes = nodes;
+            }
+            for room in rooms {
+                if self.roster.join_room(conn, &room) {
+                    self.backend.join_quietly(&room, &name);
+                }
+            }
             return self.catch_up(conn);
         }
         if self.presence == Presence::All {

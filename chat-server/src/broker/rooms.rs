@@ -54,6 +54,9 @@ impl Broker {
         self.backend
             .join_room(id, &room, &name, &self.roster, &mut self.answers);
         self.commit(&room, vec![change]);
+        if self.is_registered(&name) {
+            self.backend.account_room(&name, &room, true);
+        }
         let Some(state) = self.rooms.get(&room) else {
             return;
         };
@@ -100,6 +103,9 @@ impl Broker {
         for other in self.other_sessions(id) {
             self.backend
                 .reply_after(other, left.clone(), &mut self.answers);
+        }
+        if self.is_registered(&name) {
+            self.backend.account_room(&name, &room, false);
         }
         self.left_room(&room, &name);
     }

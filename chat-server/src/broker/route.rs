@@ -138,7 +138,7 @@ impl Broker {
         let Some(user) = self.roster.user_of(from) else {
             return;
         };
-        if user.sessions.len() < 2 {
+        if user.sessions.len() < 2 && user.nodes < 2 {
             return;
         }
         let mut seen: Vec<Recipient> = Vec::new();
@@ -166,6 +166,10 @@ impl Broker {
             if id != from {
                 offer(id, peer, &lines, &mut self.failed);
             }
+        }
+        if user.nodes > 1 {
+            let name = user.name.clone();
+            self.backend.echo(&name, lines);
         }
     }
 
@@ -219,6 +223,10 @@ impl Broker {
                     for (id, peer) in self.roster.sessions(user) {
                         offer(id, peer, &line, &mut self.failed);
                     }
+                    // The account's sessions on other nodes get it from here too.
+                    if user.nodes > 1 {
+                        self.backend.echo(&user.name, line);
+                    }
                     if fanout.sender_registered && self.is_registered(&user.name) {
                         fanout.kept.push(user.name.clone());
                     }
@@ -267,7 +275,8 @@ impl Broker {
                 offer(id, peer, &line, &mut self.failed);
             }
         }
-        self.backend.send_elsewhere(from, line, &mut self.answers);
+        self.backend
+            .send_elsewhere(from, sender, line, &mut self.answers);
     }
 
     /// Tells `to` which recipients of its direct message were offline: `stored` lines,

@@ -22,6 +22,48 @@ impl Broker {
         }
     }
 
+    /// The account `folded` joined or left `room` from a session on another node: its
+    /// sessions here follow, and are told as the joiner's own were.
+    pub(super) fn account_room(&mut self, folded: &str, room: RoomName, joined: bool) {
+        let Some((&first, name)) = self
+            .roster
+            .find_folded(folded)
+            .and_then(|user| Some((user.sessions.first()?, user.name.clone())))
+        else {
+            return;
+        };
+        let sessions = self.sessions_of(folded);
+        if joined {
+            if !self.roster.join_room(first, &room) {
+                return;
+            }
+            self.backend.join_quietly(&room, &name);
+            let line = encode_line(ServerLine::JoinedRoom {
+                room: room.clone(),
+                name,
+            });
+            for session in sessions {
+                self.deliver(session, &line);
+                self.wait_for_fetch(session);
+                self.backend
+                    .fetch_room(session, &room, Pending::CatchUp, &mut self.answers);
+            }
+        } else {
+            if !self.roster.part_room(first, &room) {
+                return;
+            }
+            self.backend.leave_quietly(&room, &name, &self.roster);
+            let line = encode_line(ServerLine::LeftRoom {
+                room: room.clone(),
+                name,
+            });
+            for session in sessions {
+                self.deliver(session, &line);
+            }
+            self.forget_if_gone(&room);
+        }
+    }
+
     /// What a session catching up on `room` is told.
     pub(super) fn caught_up(&mut self, to: ConnId, room: &RoomName, members: &Members) {
         let state = self.rooms.get(room).cloned().unwrap_or_default();

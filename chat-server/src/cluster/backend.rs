@@ -23,7 +23,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::governance;
 use super::publisher::{Publisher, publisher};
 use super::renewer::renewer;
 use super::subscriber::{subscribe, subscriber};
@@ -55,6 +54,24 @@ pub(super) enum Cmd {
     Admit {
         conn: ConnId,
         name: UserName,
+        account: bool,
+    },
+    JoinQuietly {
+        room: RoomName,
+        name: UserName,
+    },
+    AccountRoom {
+        name: UserName,
+        room: RoomName,
+        joined: bool,
+    },
+    Echo {
+        name: UserName,
+        lines: Line,
+    },
+    KillElsewhere {
+        name: UserName,
+        lines: Line,
     },
     Withdraw {
         conn: ConnId,
@@ -68,6 +85,8 @@ pub(super) enum Cmd {
     },
     ToOthers {
         from: ConnId,
+        /// The sender's folded name: its sessions on other nodes get `sent *:` instead.
+        sender: String,
         lines: Line,
     },
     Direct(Direct),
@@ -100,7 +119,6 @@ pub(super) enum Cmd {
     Govern {
         room: RoomName,
         changes: Vec<Change>,
-        state: String,
     },
     LeaveQuietly {
         room: RoomName,
@@ -174,6 +192,10 @@ impl Cmd {
             Self::Attempt(_)
             | Self::Forgive { .. }
             | Self::Admit { .. }
+            | Self::JoinQuietly { .. }
+            | Self::AccountRoom { .. }
+            | Self::Echo { .. }
+            | Self::KillElsewhere { .. }
             | Self::Withdraw { .. }
             | Self::Depart { .. }
             | Self::PutAccount(_)
@@ -370,13 +392,12 @@ impl Backend for Redis {
         &mut self,
         room: &RoomName,
         changes: Vec<Change>,
-        after: &RoomState,
+        _after: &RoomState,
         _out: &mut Answers,
     ) {
         self.send(Cmd::Govern {
             room: room.clone(),
             changes,
-            state: governance::encode_state(after),
         });
     }
 
@@ -393,6 +414,35 @@ impl Backend for Redis {
             from,
             room: room.clone(),
             line,
+        });
+    }
+
+    fn join_quietly(&mut self, room: &RoomName, name: &UserName) {
+        self.send(Cmd::JoinQuietly {
+            room: room.clone(),
+            name: name.clone(),
+        });
+    }
+
+    fn account_room(&mut self, name: &UserName, room: &RoomName, joined: bool) {
+        self.send(Cmd::AccountRoom {
+            name: name.clone(),
+            room: room.clone(),
+            joined,
+        });
+    }
+
+    fn echo(&mut self, name: &UserName, lines: Line) {
+        self.send(Cmd::Echo {
+            name: name.clone(),
+            lines,
+        });
+    }
+
+    fn kill_elsewhere(&mut self, name: &UserName, lines: Line) {
+        self.send(Cmd::KillElsewhere {
+            name: name.clone(),
+            lines,
         });
     }
 
@@ -450,8 +500,9 @@ impl Backend for Redis {
         });
     }
 
-    fn admit(&mut self, conn: ConnId, name: &UserName, _out: &mut Answers) {
+    fn admit(&mut self, conn: ConnId, name: &UserName, account: bool, _out: &mut Answers) {
         self.send(Cmd::Admit {
+            account,
             conn,
             name: name.clone(),
         });
@@ -488,8 +539,12 @@ impl Backend for Redis {
         });
     }
 
-    fn send_elsewhere(&mut self, from: ConnId, lines: Line, _out: &mut Answers) {
-        self.send(Cmd::ToOthers { from, lines });
+    fn send_elsewhere(&mut self, from: ConnId, sender: &UserName, lines: Line, _out: &mut Answers) {
+        self.send(Cmd::ToOthers {
+            from,
+            sender: sender.folded(),
+            lines,
+        });
     }
 
     fn direct(&mut self, direct: Direct, _out: &mut Answers) {

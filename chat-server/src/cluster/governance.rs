@@ -130,9 +130,11 @@ pub fn encode_changes(changes: &[Change]) -> String {
                 name,
                 role,
                 on,
+                account,
             } => writeln!(
                 out,
-                "M {setter} {}",
+                "R {setter} {} {}",
+                u8::from(*account),
                 ModeChange::Role {
                     on: *on,
                     role: *role,
@@ -165,7 +167,13 @@ pub fn encode_changes(changes: &[Change]) -> String {
                 writeln!(out, "K {setter} {name} {reason}")
             }
             Change::Invite(name) => writeln!(out, "I {name}"),
-            Change::Registered(founder) => writeln!(out, "F {founder}"),
+            Change::Registered { founder, grants } => {
+                let grants: Vec<String> = grants
+                    .iter()
+                    .map(|(name, role)| format!("{}:{name}", role.letter()))
+                    .collect();
+                writeln!(out, "F {founder} {}", grants.join(","))
+            }
             Change::Unregistered => writeln!(out, "U -"),
         };
     }
@@ -197,13 +205,23 @@ fn decode_change(line: &str) -> Option<Change> {
             let setter = setter.parse::<Setter>().ok()?;
             match change.parse::<ModeChange>().ok()? {
                 ModeChange::Flag { on, mode } => Change::Flag { setter, mode, on },
-                ModeChange::Role { on, role, name } => Change::Role {
-                    setter,
-                    name,
-                    role,
-                    on,
-                },
+                ModeChange::Role { .. } => return None,
                 ModeChange::Ban { on, name } => Change::Ban { setter, name, on },
+            }
+        }
+        "R" => {
+            let mut parts = rest.splitn(3, ' ');
+            let setter = parts.next()?.parse::<Setter>().ok()?;
+            let account = parts.next()? == "1";
+            let ModeChange::Role { on, role, name } = parts.next()?.parse().ok()? else {
+                return None;
+            };
+            Change::Role {
+                setter,
+                name,
+                role,
+                on,
+                account,
             }
         }
         "T" => Change::Topic(decode_topic(rest)?),
@@ -222,7 +240,21 @@ fn decode_change(line: &str) -> Option<Change> {
             }
         }
         "I" => Change::Invite(name()?),
-        "F" => Change::Registered(name()?),
+        "F" => {
+            let (founder, grants) = rest.split_once(' ').unwrap_or((rest, ""));
+            let grants = grants
+                .split(',')
+                .filter(|g| !g.is_empty())
+                .map(|g| {
+                    let (letter, name) = g.split_once(':')?;
+                    Some((UserName::parse(name).ok()?, role(letter)?))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Change::Registered {
+                founder: UserName::parse(founder).ok()?,
+                grants,
+            }
+        }
         "U" => Change::Unregistered,
         _ => return None,
     })
@@ -305,6 +337,7 @@ mod tests {
                 name: name("b"),
                 role: Role::Voiced,
                 on: true,
+                account: true,
             },
             Change::Flag {
                 setter: Setter::User(name("a")),
@@ -327,7 +360,14 @@ mod tests {
                 reason: None,
             },
             Change::Invite(name("c")),
-            Change::Registered(name("a")),
+            Change::Registered {
+                founder: name("a"),
+                grants: vec![(name("a"), Role::Op), (name("b"), Role::Voiced)],
+            },
+            Change::Registered {
+                founder: name("a"),
+                grants: vec![],
+            },
             Change::Unregistered,
         ];
         assert_eq!(decode_changes(&encode_changes(&changes)), changes);

@@ -20,6 +20,12 @@ pub fn key(folded: &str) -> String {
     format!("chat:lease:{folded}")
 }
 
+/// The nodes with sessions of a name: a hash, node → that node's owner value. One node
+/// for an unregistered name; an account's sessions may be on several.
+pub fn sessions_key(folded: &str) -> String {
+    format!("chat:sessions:{folded}")
+}
+
 /// Who holds a lease: written as the key's value, `node/connection/name`. Neither a node
 /// name nor a user name can hold a `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,17 +84,24 @@ pub async fn renew(
     if held.is_empty() {
         return Ok(Vec::new());
     }
-    // One round trip for all of a node's names.
+    // One round trip for all of a node's names. An account online on several nodes
+    // shares its lease: any node with a session of it keeps it alive. The holder also
+    // writes its sessions entry again, for a Redis that lost it (restarted empty).
     let script = Script::new(
         r"
-        local ttl = ARGV[#KEYS + 1]
+        local ttl = ARGV[#ARGV]
         local lost = {}
-        for i, key in ipairs(KEYS) do
+        for i = 1, #KEYS / 2 do
+            local key, sessions = KEYS[2 * i - 1], KEYS[2 * i]
             local holder = redis.call('GET', key)
-            if holder == ARGV[i] then
+            if holder == ARGV[2 * i - 1] then
                 redis.call('PEXPIRE', key, ttl)
+                redis.call('HSET', sessions, ARGV[2 * i], ARGV[2 * i - 1])
             elseif not holder then
-                redis.call('SET', key, ARGV[i], 'PX', ttl)
+                redis.call('SET', key, ARGV[2 * i - 1], 'PX', ttl)
+                redis.call('HSET', sessions, ARGV[2 * i], ARGV[2 * i - 1])
+            elseif redis.call('HEXISTS', sessions, ARGV[2 * i]) == 1 then
+                redis.call('PEXPIRE', key, ttl)
             else
                 table.insert(lost, i)
             end
@@ -98,7 +111,11 @@ pub async fn renew(
     );
     let mut invocation = script.prepare_invoke();
     for (name, owner) in held {
-        invocation.key(key(name)).arg(owner.value());
+        invocation
+            .key(key(name))
+            .key(sessions_key(name))
+            .arg(owner.value())
+            .arg(&owner.node);
     }
     let lost: Vec<usize> = invocation
         .arg(LEASE_TTL.as_millis() as u64)

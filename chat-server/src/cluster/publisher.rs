@@ -34,7 +34,7 @@ use crate::backend::{
     Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
 use crate::config::Presence;
-use crate::governance::Change;
+use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, wall_clock};
 use crate::roster::ConnId;
 use crate::sendq::Line;
@@ -46,15 +46,16 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Most commands sent to Redis as one pipeline.
 const MAX_PIPELINE: usize = 512;
 
-/// Direct messages in one step per batch: for each recipient, the node holding its
-/// lease gets the line (grouped into one `PUBLISH` per node), or the message is kept as
+/// Direct messages in one step per batch: for each recipient, every node with a session
+/// of it gets the line (grouped into one `PUBLISH` per node), or the message is kept as
 /// mail for an account (unless its mailbox is full), or nobody has that name. Messages
 /// between two accounts join their `@` history, under the pair's one id sequence, which
 /// also numbers the mail. ARGV starts with the time (ms), µs now, most kept, the
 /// youngest id kept and the mailbox size; then per recipient (see [`direct_records`])
 /// flags (`d` deliver or `k` keep only, then covered, registered, pair, each `0` or
 /// `1`) and the node-channel record to deliver (`u <length> <folded>\n<line>`), and for
-/// an account its sender and text. KEYS per recipient: the lease, and for an account its
+/// an account its sender and text. KEYS per recipient: its sessions hash, and for an
+/// account its
 /// mail, and the pair's counter and stream. Answers one status per recipient: 1
 /// delivered (or kept), 2 stored, 3 mailbox full, 0 no such user.
 const DIRECT: &str = r"
@@ -83,7 +84,7 @@ const DIRECT: &str = r"
         r = r + 1
         local flags, record = ARGV[a], ARGV[a + 1]
         a = a + 2
-        local lease = KEYS[k]
+        local sessions = KEYS[k]
         k = k + 1
         local registered = string.byte(flags, 3) == 49
         local sender, text, mail, seq, log
@@ -93,19 +94,23 @@ const DIRECT: &str = r"
             a, k = a + 2, k + 3
         end
         local pair = string.byte(flags, 4) == 49
-        local owner = nil
+        local online = nil
         local keep_only = string.byte(flags, 1) == 107
-        if not keep_only then owner = redis.call('GET', lease) end
-        if keep_only or owner then
-            if owner and string.byte(flags, 2) == 48 then
-                local node = string.match(owner, '^([^/]*)/')
-                local batch = out[node]
-                if not batch then
-                    batch = {}
-                    out[node] = batch
-                    nodes[#nodes + 1] = node
+        if not keep_only then
+            online = redis.call('HKEYS', sessions)
+            if #online == 0 then online = nil end
+        end
+        if keep_only or online then
+            if online and string.byte(flags, 2) == 48 then
+                for _, node in ipairs(online) do
+                    local batch = out[node]
+                    if not batch then
+                        batch = {}
+                        out[node] = batch
+                        nodes[#nodes + 1] = node
+                    end
+                    batch[#batch + 1] = record
                 end
-                batch[#batch + 1] = record
             end
             if pair then id_for(seq, log, sender, text, true) end
             status[r] = 1
@@ -164,8 +169,14 @@ fn throttle_keys(name: &UserName, addr: std::net::IpAddr) -> [String; 2] {
 /// rooms only), and the admission goes to this node's own channel as the record
 /// `a <length> <conn>\n<name>\n<mail>...`, so it reaches the broker behind every line
 /// published before it: a user who logs in after another's admission never hears that
-/// one's `joined`, as on one server.
+/// one's `joined`, as on one server. This node becomes the only one with sessions of
+/// the name (`chat:sessions:<folded>`, KEYS[5]; ARGV[5] and ARGV[6] are the node and its
+/// owner value).
 const ADMIT: &str = r"
+    -- The lease was free, so no node has sessions of the name: entries left there by a
+    -- node that lost the lease are stale.
+    redis.call('DEL', KEYS[5])
+    redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
     redis.call('SADD', KEYS[1], ARGV[1])
     local mail = redis.call('LRANGE', KEYS[2], 0, -1)
     redis.call('DEL', KEYS[2])
@@ -180,20 +191,53 @@ const ADMIT: &str = r"
 /// the name leaves this node's users and its rooms, and at that same instant every
 /// member of those rooms gets `left <#room> <name>` and everyone the farewell. Nobody can
 /// take the name and then hear its old holder leave. KEYS: lease, users set, `chat:all`,
-/// then each room's member set and channel; ARGV: the owner, the users-set entry, the
-/// farewell payload (`''`: none), the member entry, then each room's presence payload.
+/// the sessions hash, the account's rooms, `chat:tell`, then each room's member set and
+/// channel; ARGV: the owner, the users-set entry, the farewell payload (`''`: none), the
+/// member entry, this node, the folded name, then each room's presence payload. When
+/// other nodes still have sessions of the account, it only hands the lease to one of
+/// them, leaves this node's member entries and tells how many nodes are left (`c` on
+/// `chat:tell`), and answers that number; else 0.
 const DEPART: &str = r"
+    redis.call('HDEL', KEYS[4], ARGV[5])
+    redis.call('SREM', KEYS[2], ARGV[2])
+    local rooms = (#KEYS - 6) / 2
+    local others = redis.call('HLEN', KEYS[4])
+    if others > 0 then
+        -- The lease passes to a node that still has sessions: it always names one.
+        if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then
+            redis.call('SET', KEYS[1], redis.call('HVALS', KEYS[4])[1], 'KEEPTTL')
+        end
+        for r = 1, rooms do redis.call('SREM', KEYS[5 + 2 * r], ARGV[4]) end
+        redis.call('PUBLISH', KEYS[6], 'c ' .. ARGV[6] .. '\n' .. others)
+        return others
+    end
     if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then
         redis.call('DEL', KEYS[1])
     end
-    redis.call('SREM', KEYS[2], ARGV[2])
-    local rooms = (#KEYS - 3) / 2
+    redis.call('DEL', KEYS[5])
     for r = 1, rooms do
-        redis.call('SREM', KEYS[2 + 2 * r], ARGV[4])
-        redis.call('PUBLISH', KEYS[3 + 2 * r], ARGV[4 + r])
+        redis.call('SREM', KEYS[5 + 2 * r], ARGV[4])
+        redis.call('PUBLISH', KEYS[6 + 2 * r], ARGV[6 + r])
     end
     if ARGV[3] ~= '' then redis.call('PUBLISH', KEYS[3], ARGV[3]) end
-    return 1
+    return 0
+";
+
+/// One more session of an account online on another node: this node is added to the
+/// account's sessions, and every node with the account learns how many nodes have it
+/// now (`c` on `chat:tell`). KEYS: the sessions hash, this node's users set, the
+/// account's rooms, `chat:tell`; ARGV: the node, its owner value, the users-set entry,
+/// the folded name. Answers the number of nodes, then the account's rooms; nothing if
+/// the account is not online after all (its last session just left).
+const GUEST: &str = r"
+    if redis.call('HLEN', KEYS[1]) == 0 then return {} end
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('SADD', KEYS[2], ARGV[3])
+    local nodes = redis.call('HLEN', KEYS[1])
+    redis.call('PUBLISH', KEYS[4], 'c ' .. ARGV[4] .. '\n' .. nodes)
+    local out = {tostring(nodes)}
+    for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do out[#out + 1] = room end
+    return out
 ";
 
 /// What the publisher works with.
@@ -423,7 +467,25 @@ impl Publisher {
         match cmd {
             Cmd::Attempt(attempt) => self.attempt(attempt).await,
             Cmd::Forgive { name, addr } => self.forgive(name, addr).await,
-            Cmd::Admit { conn, name } => self.admit(conn, name).await,
+            Cmd::Admit {
+                conn,
+                name,
+                account,
+            } => self.admit(conn, name, account).await,
+            Cmd::JoinQuietly { room, name } => self.join_quietly(room, &name).await,
+            Cmd::AccountRoom { name, room, joined } => {
+                self.account_room(&name, &room, joined).await;
+            }
+            Cmd::Echo { name, lines } => {
+                let mut payload = format!("e {}/{}\n", self.node, name.folded()).into_bytes();
+                payload.extend_from_slice(&lines);
+                self.publish_tell(payload).await;
+            }
+            Cmd::KillElsewhere { name, lines } => {
+                let mut payload = format!("k {}\n", name.folded()).into_bytes();
+                payload.extend_from_slice(&lines);
+                self.publish_tell(payload).await;
+            }
             Cmd::Withdraw { conn, name } => self.withdraw(conn, name).await,
             Cmd::Depart {
                 departure,
@@ -450,11 +512,7 @@ impl Publisher {
             } => self.part_room(from, room, name, last_here).await,
             Cmd::Reply { to, lines } => self.reply(to, &lines).await,
             Cmd::Fetch { from, room, line } => self.fetch(from, room, line).await,
-            Cmd::Govern {
-                room,
-                changes,
-                state,
-            } => self.govern(room, &changes, state).await,
+            Cmd::Govern { room, changes } => self.govern(room, &changes).await,
             Cmd::LeaveQuietly {
                 room,
                 name,
@@ -633,7 +691,7 @@ impl Publisher {
         self.answer(Answer::Attempt { reply, auth }).await;
     }
 
-    async fn admit(&mut self, conn: ConnId, name: UserName) {
+    async fn admit(&mut self, conn: ConnId, name: UserName, account: bool) {
         let owner = Owner {
             node: self.node.clone(),
             conn,
@@ -651,12 +709,15 @@ impl Publisher {
                 conn,
                 reason: UNAVAILABLE.to_owned(),
             },
+            Some(false) if account => return self.guest(conn, owner).await,
             Some(false) => Answer::Refused {
                 conn,
                 reason: format!("name already in use: {name}"),
             },
             Some(true) => {
-                lock(&self.held).insert(folded, owner);
+                lock(&self.held).insert(folded.clone(), owner.clone());
+                let sessions = lease::sessions_key(&folded);
+                let (node, value) = (self.node.clone(), owner.value());
                 let joined = match self.settings.presence {
                     Presence::All => {
                         let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
@@ -673,10 +734,13 @@ impl Publisher {
                             .key(&mail_key)
                             .key(ALL)
                             .key(&channel)
+                            .key(&sessions)
                             .arg(&entry)
                             .arg(&joined[..])
                             .arg(conn)
                             .arg(name.as_str())
+                            .arg(&node)
+                            .arg(&value)
                             .invoke_async::<i64>(redis)
                             .await
                     })
@@ -694,6 +758,111 @@ impl Publisher {
             }
         };
         self.answer(answer).await;
+    }
+
+    /// One more session of an account that is online on another node: it shares the
+    /// account's lease (this node renews it too) and rooms; no `joined` for it.
+    async fn guest(&mut self, conn: ConnId, owner: Owner) {
+        let Ok(name) = UserName::parse(&owner.name) else {
+            return;
+        };
+        let folded = name.folded();
+        let guest = Script::new(GUEST);
+        let mut script = guest.prepare_invoke();
+        script
+            .key(lease::sessions_key(&folded))
+            .key(users_key(&self.node))
+            .key(sessions::account_rooms_key(&folded))
+            .key(governance::TELL_CHANNEL)
+            .arg(&self.node)
+            .arg(owner.value())
+            .arg(super::user_entry(&folded, &name))
+            .arg(&folded);
+        let added = self
+            .ask(async |redis| script.invoke_async::<Vec<String>>(redis).await)
+            .await;
+        let answer = match added {
+            None => Answer::Refused {
+                conn,
+                reason: UNAVAILABLE.to_owned(),
+            },
+            Some(added) => match added.split_first() {
+                Some((nodes, rooms)) => {
+                    lock(&self.held).insert(folded, owner);
+                    let nodes = nodes.parse().unwrap_or(2);
+                    let rooms = rooms
+                        .iter()
+                        .filter_map(|r| RoomName::parse(r).ok())
+                        .collect();
+                    Answer::Admitted {
+                        conn,
+                        mail: Vec::new(),
+                        shared: Some((nodes, rooms)),
+                    }
+                }
+                None => Answer::Refused {
+                    conn,
+                    reason: format!("{name} left the chat meanwhile; log in again"),
+                },
+            },
+        };
+        self.answer(answer).await;
+    }
+
+    /// This node carries `room`'s lines for `name`, already a member: subscribed, and in
+    /// the room's member set, telling nobody.
+    async fn join_quietly(&mut self, room: RoomName, name: &UserName) {
+        let (done_tx, done) = oneshot::channel();
+        let subscribed = self
+            .subscriber
+            .send(SubCmd::Room(room.clone(), done_tx))
+            .await
+            .is_ok()
+            && done.await.unwrap_or(false);
+        if !subscribed {
+            return;
+        }
+        let entry = rooms::member_entry(&self.node, name);
+        self.ask(async |redis| {
+            redis::cmd("SADD")
+                .arg(rooms::members_key(&room))
+                .arg(&entry)
+                .query_async::<i64>(redis)
+                .await
+        })
+        .await;
+    }
+
+    /// The account `name` joined or left `room`: kept in its rooms, and its sessions on
+    /// other nodes told (`J` or `P` on `chat:tell`).
+    async fn account_room(&mut self, name: &UserName, room: &RoomName, joined: bool) {
+        let folded = name.folded();
+        let (change, kind) = if joined { ("SADD", 'J') } else { ("SREM", 'P') };
+        let payload = format!("{kind} {folded}\n{room}");
+        self.ask(async |redis| {
+            redis::pipe()
+                .cmd(change)
+                .arg(sessions::account_rooms_key(&folded))
+                .arg(room.as_str())
+                .ignore()
+                .publish(governance::TELL_CHANNEL, &payload)
+                .ignore()
+                .query_async::<()>(redis)
+                .await
+        })
+        .await;
+    }
+
+    /// Publishes a record on `chat:tell`, for every node.
+    async fn publish_tell(&mut self, payload: Vec<u8>) {
+        self.ask(async |redis| {
+            redis::cmd("PUBLISH")
+                .arg(governance::TELL_CHANNEL)
+                .arg(&payload)
+                .query_async::<i64>(redis)
+                .await
+        })
+        .await;
     }
 
     /// An admission the broker did not complete: the name is free again, and what
@@ -733,10 +902,15 @@ impl Publisher {
             .key(lease::key(&folded))
             .key(users_key(&self.node))
             .key(ALL)
+            .key(lease::sessions_key(&folded))
+            .key(sessions::account_rooms_key(&folded))
+            .key(governance::TELL_CHANNEL)
             .arg(owner.as_ref().map(Owner::value).unwrap_or_default())
             .arg(super::user_entry(&folded, &name))
             .arg(farewell.as_deref().unwrap_or_default())
-            .arg(rooms::member_entry(&self.node, &name));
+            .arg(rooms::member_entry(&self.node, &name))
+            .arg(&self.node)
+            .arg(&folded);
         for room in &rooms {
             let left = encode_line(ServerLine::LeftRoom {
                 room: room.clone(),
@@ -816,10 +990,40 @@ impl Publisher {
     }
 
     /// Keeps `room`'s state and publishes `changes` on its channel, for every node.
-    async fn govern(&mut self, room: RoomName, changes: &[Change], state: String) {
+    /// The kept state is Redis's own with the changes applied, not this node's view of
+    /// it, so changes made on two nodes at once both stay (a room's state is read,
+    /// changed and written back within this node's turn; two nodes would have to
+    /// change one room within the same round trip to overwrite each other).
+    async fn govern(&mut self, room: RoomName, changes: &[Change]) {
         let payload = format!("g {}\n{}", self.node, governance::encode_changes(changes));
+        // A new room's creator starts it afresh, whatever an emptied room left behind.
+        let fresh = changes.iter().any(|change| {
+            matches!(
+                change,
+                Change::Joined {
+                    role: Some(chat_proto::Role::Op),
+                    announced: false,
+                    ..
+                }
+            )
+        });
         let stored = self
             .ask(async |redis| {
+                let kept: Option<String> = if fresh {
+                    None
+                } else {
+                    redis::cmd("GET")
+                        .arg(governance::state_key(&room))
+                        .query_async(redis)
+                        .await?
+                };
+                let mut state = kept
+                    .as_deref()
+                    .map_or_else(RoomState::new_room, governance::decode_state);
+                for change in changes {
+                    state.apply(change);
+                }
+                let state = governance::encode_state(&state);
                 redis::pipe()
                     .cmd("SET")
                     .arg(governance::state_key(&room))
@@ -845,17 +1049,17 @@ impl Publisher {
         let target = sessions::whois_target(&self.node, from, &folded);
         let asked = self
             .ask(async |redis| {
-                let holder: Option<String> = redis::cmd("GET")
-                    .arg(lease::key(&folded))
+                let nodes: Vec<String> = redis::cmd("HKEYS")
+                    .arg(lease::sessions_key(&folded))
                     .query_async(redis)
                     .await?;
-                let Some(owner) = holder.as_deref().and_then(Owner::parse) else {
+                let Some(node) = nodes.first() else {
                     return Ok(false);
                 };
                 let mut record = BytesMut::new();
                 node_record(&mut record, 'w', &target, b"");
                 redis::cmd("PUBLISH")
-                    .arg(node_channel(&owner.node))
+                    .arg(node_channel(node))
                     .arg(&record[..])
                     .query_async::<i64>(redis)
                     .await?;
@@ -1037,8 +1241,9 @@ impl Publisher {
             }
             self.flush_directs(&mut pipe, &mut run, time, now_micros, young);
             match cmd {
-                Cmd::ToOthers { lines, .. } => {
-                    let mut payload = BytesMut::from(format!("{}\n", self.node).as_bytes());
+                Cmd::ToOthers { lines, sender, .. } => {
+                    let head = format!("{} {sender}\n", self.node);
+                    let mut payload = BytesMut::from(head.as_bytes());
                     payload.extend_from_slice(lines);
                     pipe.cmd("PUBLISH").arg(ALL).arg(&payload[..]);
                 }
@@ -1091,7 +1296,7 @@ impl Publisher {
         let accounts = records.iter().filter(|r| r.registered).count();
         cmd.arg(records.len() + 3 * accounts);
         for record in &records {
-            cmd.arg(lease::key(&record.folded));
+            cmd.arg(lease::sessions_key(&record.folded));
             if record.registered {
                 // Folding costs more than anything else here: only for accounts.
                 let place = rooms::pair_place(&record.direct.sender, record.to);

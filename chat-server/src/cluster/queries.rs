@@ -83,9 +83,16 @@ pub(super) async fn all_rooms(
         else {
             continue;
         };
-        let count: usize = redis::cmd("SCARD").arg(&key).query_async(redis).await?;
-        if count > 0 {
-            rooms.push((room, count));
+        // An account online on several nodes has an entry for each: count names.
+        let entries: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query_async(redis).await?;
+        let mut names: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.split_once('/').map(|(_, name)| name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if !names.is_empty() {
+            rooms.push((room, names.len()));
         }
     }
     rooms.sort();

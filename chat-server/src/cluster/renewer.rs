@@ -99,16 +99,27 @@ async fn sweep(
         if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
         if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', 30000) then return {} end
         local users = redis.call('SMEMBERS', KEYS[4])
-        local names = {}
+        -- First a mark that the node was swept, then the names gone with it.
+        local names = {'*'}
         for _, entry in ipairs(users) do
             local folded, name = string.match(entry, '^([^/]*)/(.*)$')
             local lease = 'chat:lease:' .. folded
+            local sessions = 'chat:sessions:' .. folded
+            redis.call('HDEL', sessions, ARGV[2])
             local holder = redis.call('GET', lease)
-            -- Free the dead node's names now, not when their leases run out.
-            if holder and string.sub(holder, 1, #ARGV[2] + 1) == ARGV[2] .. '/' then
-                redis.call('DEL', lease)
+            local held_there = holder and string.sub(holder, 1, #ARGV[2] + 1) == ARGV[2] .. '/'
+            local others = redis.call('HLEN', sessions)
+            if others > 0 then
+                -- An account still online elsewhere: it stays, and keeps its lease.
+                if held_there then
+                    redis.call('SET', lease, redis.call('HVALS', sessions)[1], 'KEEPTTL')
+                end
+                redis.call('PUBLISH', 'chat:tell', 'c ' .. folded .. '\n' .. others)
+            else
+                -- Free the dead node's names now, not when their leases run out.
+                if held_there then redis.call('DEL', lease) end
+                table.insert(names, name)
             end
-            table.insert(names, name)
         end
         redis.call('DEL', KEYS[4])
         redis.call('SREM', KEYS[1], ARGV[2])
@@ -117,7 +128,7 @@ async fn sweep(
     );
     let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(NODES).query_async(redis).await?;
     for node in nodes.iter().filter(|n| n.as_str() != me) {
-        let gone: Vec<String> = script
+        let swept: Vec<String> = script
             .key(NODES)
             .key(heartbeat_key(node))
             .key(format!("chat:node:{node}:cleanup"))
@@ -126,18 +137,22 @@ async fn sweep(
             .arg(node)
             .invoke_async(redis)
             .await?;
-        if gone.is_empty() {
+        let Some((_, gone)) = swept.split_first() else {
             continue;
-        }
+        };
         warn!(node = %node, users = gone.len(), "a node stopped without leaving; its users are gone");
         // No origin: every node, the sweeper's own included, tells its users.
         let mut lines = BytesMut::from(&b"\n"[..]);
         for name in gone.iter().filter_map(|n| UserName::parse(n).ok()) {
             lines.extend_from_slice(&encode_line(ServerLine::Left(name)));
         }
-        // Its users leave their rooms first, as a disconnect would have them.
+        // Its users leave their rooms first, as a disconnect would have them (an
+        // account still online elsewhere stays in them).
         for (room, names) in remove_from_rooms(redis, node).await? {
-            for name in names {
+            for name in names
+                .into_iter()
+                .filter(|n| gone.iter().any(|g| g == n.as_str()))
+            {
                 let left = encode_line(ServerLine::LeftRoom {
                     room: room.clone(),
                     name,
@@ -149,7 +164,7 @@ async fn sweep(
                     .await?;
             }
         }
-        if presence == Presence::All {
+        if presence == Presence::All && !gone.is_empty() {
             redis::cmd("PUBLISH")
                 .arg(ALL)
                 .arg(&lines[..])

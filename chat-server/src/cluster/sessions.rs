@@ -7,6 +7,11 @@ use chat_proto::MessageText;
 use redis::RedisResult;
 use redis::aio::ConnectionLike;
 
+/// The rooms an account is in, for a session of it that logs in on another node.
+pub fn account_rooms_key(folded: &str) -> String {
+    format!("chat:account-rooms:{folded}")
+}
+
 /// The hash of away messages, and the channel of their changes.
 pub const AWAY: &str = "chat:away";
 

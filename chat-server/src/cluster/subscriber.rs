@@ -204,18 +204,25 @@ fn decode(message: &redis::Msg, node: &str) -> Vec<Answer> {
             .and_then(sessions::decode_away)
             .map(|(folded, text)| vec![Answer::Away { folded, text }])
     } else if channel == governance::TELL_CHANNEL {
-        decode_tell(payload).map(|answer| vec![answer])
+        decode_tell(payload, node).map(|answer| vec![answer])
     } else if let Some(room) = channel.strip_prefix("chat:room:") {
         decode_room(room, payload, node).map(|answer| vec![answer])
     } else if channel == ALL {
+        // `origin-node[ sender]\n<lines>`: a node skips its own.
         let split = payload.iter().position(|&b| b == b'\n');
-        split
-            .filter(|&split| &payload[..split] != node.as_bytes())
-            .map(|split| {
+        split.and_then(|split| {
+            let head = std::str::from_utf8(&payload[..split]).ok()?;
+            let (origin, except) = match head.split_once(' ') {
+                Some((origin, sender)) => (origin, Some(sender.to_owned())),
+                None => (head, None),
+            };
+            (origin != node).then(|| {
                 vec![Answer::ToAll {
                     lines: Bytes::copy_from_slice(&payload[split + 1..]),
+                    except,
                 }]
             })
+        })
     } else {
         Some(decode_records(payload))
     };
@@ -271,16 +278,37 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
     })
 }
 
-/// A line for one user (`t`) or a kill (`k`), on [`governance::TELL_CHANNEL`].
-fn decode_tell(payload: &[u8]) -> Option<Answer> {
+/// A record on [`governance::TELL_CHANNEL`], `<kind> <target>\n<body>`: lines for one
+/// user (`t`), a kill (`k`), a copy of what a session of the account on node `<node>`
+/// sent (`e`, target `<node>/<folded>`; that node has it already), the account joined
+/// (`J`) or left (`P`) the room in the body, or it is online on as many nodes as the
+/// body says (`c`).
+fn decode_tell(payload: &[u8], node: &str) -> Option<Answer> {
     let split = payload.iter().position(|&b| b == b'\n')?;
     let head = std::str::from_utf8(&payload[..split]).ok()?;
-    let (kind, folded) = head.split_once(' ')?;
-    let lines = Bytes::copy_from_slice(&payload[split + 1..]);
-    let folded = folded.to_owned();
+    let (kind, target) = head.split_once(' ')?;
+    let body = &payload[split + 1..];
+    let lines = Bytes::copy_from_slice(body);
+    let folded = target.to_owned();
     match kind {
         "t" => Some(Answer::ToUser { folded, lines }),
         "k" => Some(Answer::Kill { folded, lines }),
+        "e" => {
+            let (origin, folded) = target.split_once('/')?;
+            (origin != node).then(|| Answer::ToUser {
+                folded: folded.to_owned(),
+                lines,
+            })
+        }
+        "J" | "P" => Some(Answer::AccountRoom {
+            folded,
+            room: RoomName::parse(std::str::from_utf8(body).ok()?).ok()?,
+            joined: kind == "J",
+        }),
+        "c" => Some(Answer::AccountNodes {
+            folded,
+            nodes: std::str::from_utf8(body).ok()?.parse().ok()?,
+        }),
         _ => None,
     }
 }
@@ -346,7 +374,11 @@ fn decode_admission(conn: &str, body: &[u8]) -> Option<Answer> {
     let mut lines = body.lines();
     let name = UserName::parse(lines.next()?).ok()?;
     let mail = lines.filter_map(|m| mail::decode_mail(&name, m)).collect();
-    Some(Answer::Admitted { conn, mail })
+    Some(Answer::Admitted {
+        conn,
+        mail,
+        shared: None,
+    })
 }
 
 #[cfg(test)]
