@@ -62,7 +62,10 @@ impl App {
             Action::SearchOlder => self.search_step(true),
             Action::SearchNewer => self.search_step(false),
             Action::Cancel => self.search = None,
-            Action::PageUp => self.scroll_by(self.page() as isize),
+            Action::PageUp => {
+                self.scroll_by(self.page() as isize);
+                self.fetch_older();
+            }
             Action::PageDown => self.scroll_by(-(self.page() as isize)),
             Action::Bottom => self.scroll_by(isize::MIN),
             Action::EndOrBottom if self.input.is_empty() => self.scroll_by(isize::MIN),
