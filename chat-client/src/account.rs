@@ -22,9 +22,11 @@ pub struct Account {
     /// Sessions online, this one included, as the server last said.
     sessions: usize,
     away: Option<MessageText>,
-    /// Our away message from before a reconnect: put back if we turn out to be the only
-    /// session (the server forgot it with the last one); otherwise the account's state,
-    /// which another device may have changed, wins.
+    /// The away message this client set with `/away`, while the account still has it.
+    own_away: Option<MessageText>,
+    /// Our own away message from before a reconnect: put back if we turn out to be the
+    /// only session (the server forgot it with the last one); otherwise the account's
+    /// state, which another device may have changed, wins.
     restore_away: Option<MessageText>,
     /// Names (folded) the user asked `/whois` about, oldest first: their answers are shown.
     asked: VecDeque<String>,
@@ -41,6 +43,7 @@ impl Account {
             registered,
             sessions: 1,
             away: None,
+            own_away: None,
             restore_away: None,
             asked: VecDeque::new(),
             self_asked: None,
@@ -68,14 +71,25 @@ impl Account {
         self.away.as_ref()
     }
 
-    /// `/away [text]` was sent.
+    /// We sent `/away [text]`.
     pub fn set_away(&mut self, text: Option<MessageText>) {
-        self.away = text;
+        self.away.clone_from(&text);
+        self.own_away = text;
     }
 
-    /// Logged in: whether to ask about ourselves now.
+    /// The server says the account is away (an `away` line after a `whois` of ourselves),
+    /// perhaps set from another device.
+    pub fn learned_away(&mut self, text: MessageText) {
+        self.away = Some(text);
+    }
+
+    /// Logged in: whether to ask about ourselves now. Until the answer we are not away.
     pub fn logged_in(&mut self) -> bool {
-        self.restore_away = self.away.take();
+        let away = self.away.take();
+        self.restore_away = self
+            .own_away
+            .take()
+            .filter(|own| away.as_ref() == Some(own));
         self.registered || self.restore_away.is_some()
     }
 
@@ -140,6 +154,7 @@ impl Account {
         let restore = self.restore_away.take().filter(|_| sessions <= 1);
         if let Some(text) = &restore {
             self.away = Some(text.clone());
+            self.own_away = Some(text.clone());
         }
         (self.answered(name), restore)
     }
@@ -193,6 +208,15 @@ mod tests {
         assert_eq!(account.away(), None);
 
         account.set_away(Some(text("lunch")));
+        // Cleared on another device meanwhile (learnt before the drop): not ours to put back.
+        account.answered_self(&name("alice"), 2, t0);
+        assert!(account.logged_in());
+        assert_eq!(account.answered_self(&name("alice"), 1, t0), (false, None));
+        // Set on another device: the account's, not ours to put back either.
+        account.learned_away(text("meeting"));
+        account.logged_in();
+        assert_eq!(account.answered_self(&name("alice"), 1, t0), (false, None));
+
         let mut guest = Account::new(false);
         guest.set_away(Some(text("lunch")));
         assert!(guest.logged_in(), "away: ask, to put it back");

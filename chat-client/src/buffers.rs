@@ -700,12 +700,16 @@ impl Buffers {
             return 0;
         }
         let newest = fresh.iter().filter_map(|(_, k)| k.id()).max();
-        // Before the first message shown that is newer than the whole batch.
-        let at = buffer
+        // Before the first message shown that is newer than the whole batch, and above the
+        // marker heading it, if any: a marker belongs to the messages under it.
+        let mut at = buffer
             .entries
             .iter()
             .position(|e| e.kind.id().is_some_and(|id| Some(id) > newest))
             .unwrap_or(buffer.entries.len());
+        while at > 0 && matches!(buffer.entries[at - 1].kind, EntryKind::Marker(_)) {
+            at -= 1;
+        }
         // Scrolled up, the view stays on the rows being read: lines inserted below its
         // bottom push those rows up, so the scroll grows with them; lines inserted higher
         // up (older history at the top) leave it where it is.

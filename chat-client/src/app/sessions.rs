@@ -129,7 +129,7 @@ impl App {
         match after_whois {
             Some((asked, shown_in)) if asked.folded() == name.folded() => {
                 if name.folded() == self.folded_name {
-                    self.account.set_away(Some(text));
+                    self.account.learned_away(text);
                 }
                 if let Some(index) = shown_in {
                     self.note_in(index, note, false, clock);
@@ -228,7 +228,8 @@ impl App {
 
     /// After a PageUp: if the view is at the top of a room or conversation, asks for the
     /// messages before the oldest one it has. One request at a time; none once the server
-    /// said there is nothing older, or when a full scrollback would drop them at once.
+    /// said there is nothing older (that is said again), or when a full scrollback would
+    /// drop them at once.
     pub(super) fn fetch_older(&mut self) {
         let index = self.buffers.current_index();
         if !self.ready() || self.buffers.all()[index].scroll < self.max_scroll(index) {
@@ -238,11 +239,16 @@ impl App {
         let Some(conv) = buffer.id.conv() else {
             return;
         };
+        if buffer.at_start {
+            let text = format!("no older messages in {conv}");
+            self.hint = Some((SafeText::new(&text), false));
+            return;
+        }
         let asked = self
             .history_asks
             .iter()
             .any(|(id, older)| *older && id.same(&buffer.id));
-        if buffer.at_start || asked {
+        if asked {
             return;
         }
         if buffer.entries().len() >= self.settings.scrollback {

@@ -225,17 +225,9 @@ fn whois_and_away_are_shown_readably_where_they_belong() {
 }
 
 #[test]
-fn our_own_away_comes_from_the_account_and_is_put_back_after_a_lone_reconnect() {
+fn away_is_the_accounts_and_ours_is_put_back_after_a_lone_reconnect() {
     let mut app = account();
-    // Set on another device: learnt from the next answer about ourselves.
-    server(&mut app, "sent bob: brb");
-    let shown = current(&app).entries().len();
-    server(&mut app, "whois alice 0 2");
-    server(&mut app, "away alice: in a meeting");
-    assert_eq!(app.away().map(MessageText::as_str), Some("in a meeting"));
-    assert_eq!(current(&app).entries().len(), shown, "not shown");
-    assert_eq!(app.sessions(), 2);
-
+    enter(&mut app, "/away in a meeting");
     // The connection drops; back alone, the server has forgotten it: set it again.
     disconnect(&mut app, Vec::new());
     assert_eq!(app.sessions(), 1);
@@ -253,6 +245,24 @@ fn our_own_away_comes_from_the_account_and_is_put_back_after_a_lone_reconnect() 
     disconnect(&mut app, Vec::new());
     login(&mut app);
     assert_eq!(server(&mut app, "whois alice 0 2"), []);
+    assert_eq!(app.away(), None);
+
+    // Set on another device: learnt from the next answer about ourselves (asked once a
+    // minute, with the keepalive's ping here), not shown.
+    let shown = current(&app).entries().len();
+    assert_eq!(
+        app.update(Msg::Tick, at(60)),
+        [send("/ping"), send("/whois alice")]
+    );
+    server(&mut app, "whois alice 0 2");
+    server(&mut app, "away alice: at lunch");
+    assert_eq!(app.away().map(MessageText::as_str), Some("at lunch"));
+    assert_eq!(current(&app).entries().len(), shown, "not shown");
+    // Not ours: a lone reconnect does not set it again (the other device may have
+    // cleared it since).
+    disconnect(&mut app, Vec::new());
+    login(&mut app);
+    assert_eq!(server(&mut app, "whois alice 0 1"), []);
     assert_eq!(app.away(), None);
 }
 
@@ -369,6 +379,25 @@ fn page_up_at_the_top_asks_for_older_messages_once_at_a_time() {
         app.update(key(KeyCode::PageUp), clock()),
         [send("/history #rust before 98 50")]
     );
+    // Each batch under its own marker, the older one above.
+    server(
+        &mut app,
+        "history #rust 97 2026-11-29T10:00:00.000Z bob: ninety-seven",
+    );
+    server(&mut app, "history-end #rust complete");
+    assert_eq!(
+        texts(current(&app))[..4],
+        [
+            "[older messages of #rust: 1]",
+            "bob: ninety-seven",
+            "[older messages of #rust: 2]",
+            "bob: ninety-eight",
+        ]
+    );
+    assert_eq!(
+        app.update(key(KeyCode::PageUp), clock()),
+        [send("/history #rust before 97 50")]
+    );
     server(&mut app, "history-end #rust complete");
     assert_eq!(hint(&app), "no older messages in #rust");
     assert_eq!(
@@ -376,6 +405,7 @@ fn page_up_at_the_top_asks_for_older_messages_once_at_a_time() {
         [],
         "nothing older"
     );
+    assert_eq!(hint(&app), "no older messages in #rust", "said again");
 }
 
 #[test]
