@@ -129,10 +129,15 @@ impl App {
             self.buffers.switch(index);
             self.search = None;
             self.nick_scroll = 0;
-            if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
-                self.titled = false;
-                self.out.push(Command::Title(None));
-            }
+            self.untitle_if_seen();
+        }
+    }
+
+    /// Puts the terminal's title back once no buffer holds an unseen mention.
+    pub(super) fn untitle_if_seen(&mut self) {
+        if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
+            self.titled = false;
+            self.out.push(Command::Title(None));
         }
     }
 

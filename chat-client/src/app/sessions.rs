@@ -166,6 +166,8 @@ impl App {
         buffer.read = Some(id);
         if !shown {
             buffer.read_up_to(id);
+            // A mention read elsewhere has been seen.
+            self.untitle_if_seen();
         }
         if !answer {
             self.another_session(now);

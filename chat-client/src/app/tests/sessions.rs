@@ -136,7 +136,11 @@ fn a_read_marker_from_another_device_clears_unread_and_moves_the_new_line() {
     // A mention read elsewhere is no longer one here.
     server(&mut app, "from bob #rust 6: alice?");
     assert!(buffer(&app, &rust()).mentioned);
-    server(&mut app, "read #rust 6");
+    assert_eq!(
+        server(&mut app, "read #rust 6"),
+        [Command::Title(None)],
+        "the title the mention set goes back"
+    );
     let room = buffer(&app, &rust());
     assert_eq!((room.unread, room.mentioned), (0, false));
     assert_eq!(room.marker, seq_of(&app, "alice?"));
