@@ -173,6 +173,7 @@ pub struct App {
     /// If the line before was a `whois`: whom it was about, and the buffer it was shown
     /// in, for the `away` line that may follow it.
     after_whois: Option<(UserName, Option<usize>)>,
+    /// `/ping` while we are silent, and the dead connection it may reveal.
     keepalive: Keepalive,
     /// `/who` replies the user asked for (the one at login is not shown).
     who_asked: usize,
