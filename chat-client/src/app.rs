@@ -5,10 +5,12 @@
 //! line, its history and completion, and the outbox; `update` dispatches to them. The
 //! handlers live by what they handle: `app/keyboard.rs` (keys, pastes, completion, search),
 //! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each server
-//! line) and `app/governance.rs` (room commands and the lines that govern rooms); this file
-//! keeps the state, the entries and the scrolling.
+//! line), `app/governance.rs` (room commands and the lines that govern rooms) and
+//! `app/sessions.rs` (one account on several devices: read markers, copies of what we sent
+//! elsewhere, away and whois; older history; the keepalive); this file keeps the state,
+//! the entries and the scrolling.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use chat_proto::{
@@ -19,6 +21,7 @@ use chrono::{NaiveDateTime, NaiveTime};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
+use crate::account::Account;
 use crate::buffers::{BufferId, Buffers, EntryKind, Measure};
 use crate::commands::{self, COMMANDS, Typed, UserCommand};
 use crate::complete::Completion;
@@ -26,6 +29,7 @@ use crate::conn::{ConnState, Connection};
 use crate::event::{Clock, Msg, NetEvent};
 use crate::history::InputHistory;
 use crate::input::InputLine;
+use crate::keepalive::Keepalive;
 use crate::keys::{self, Action, Edit};
 use crate::layout::{self, Look};
 use crate::outbox::{Outbox, Pending};
@@ -83,6 +87,9 @@ pub enum Command {
     Connect,
     /// Send a line on the current connection; if it cannot, answer [`Msg::SendFailed`].
     Send(ClientLine),
+    /// Give up on the current connection, taken for dead: it ends at once and reports
+    /// [`NetEvent::Disconnected`] with this reason and the lines it never wrote.
+    Abandon(String),
     /// Ring the terminal bell.
     Bell,
     /// Set the terminal's title, or with `None` put back the one it had before.
@@ -149,6 +156,25 @@ pub struct App {
     incoming: HashMap<Conv, Vec<(NaiveTime, EntryKind)>>,
     /// A room we asked to join: its buffer is shown once the server confirms.
     joining: Option<RoomName>,
+    /// Rooms we sent `/join` for, not yet confirmed: our `joined` for any other room was
+    /// another session's doing.
+    join_asked: Vec<RoomName>,
+    /// From a login until the answer to its `/who`: the rooms the server said the account
+    /// is in already (through another session), which are caught up on, not joined again.
+    settling: Option<Vec<RoomName>>,
+    /// History asked for and not yet answered, oldest first, and whether each asked for
+    /// older messages (scrolling back) rather than recent ones.
+    history_asks: VecDeque<(BufferId, bool)>,
+    /// Conversations whose read marker we asked for and the server has not told yet: that
+    /// answer is not a sign of another session.
+    read_asks: Vec<BufferId>,
+    /// Our account across devices: sessions, away, `/whois` questions.
+    account: Account,
+    /// If the line before was a `whois`: whom it was about, and the buffer it was shown
+    /// in, for the `away` line that may follow it.
+    after_whois: Option<(UserName, Option<usize>)>,
+    /// `/ping` while we are silent, and the dead connection it may reveal.
+    keepalive: Keepalive,
     /// `/who` replies the user asked for (the one at login is not shown).
     who_asked: usize,
     /// Which `topic` lines answer a question rather than report a change.
@@ -196,6 +222,13 @@ impl App {
             outbox: Outbox::default(),
             incoming: HashMap::new(),
             joining: None,
+            join_asked: Vec::new(),
+            settling: None,
+            history_asks: VecDeque::new(),
+            read_asks: Vec::new(),
+            account: Account::new(false),
+            after_whois: None,
+            keepalive: Keepalive::default(),
             who_asked: 0,
             topic_replies: governance::TopicReplies::default(),
             prompt: None,
@@ -210,6 +243,13 @@ impl App {
             out: Vec::new(),
             settings,
         }
+    }
+
+    /// Logged in with a password, or not: only a registered account keeps read markers
+    /// and may be logged in on several devices.
+    pub fn with_account(mut self, registered: bool) -> Self {
+        self.account = Account::new(registered);
+        self
     }
 
     /// The commands to run at start-up.
@@ -254,10 +294,15 @@ impl App {
                 if self.conn.due(clock.now) {
                     self.out.push(Command::Connect);
                 }
+                self.beat(clock.now);
             }
             Msg::Net(event) => self.on_net(event, clock),
             Msg::SendFailed(line) => self.unsent(&[line]),
             Msg::Quit => self.quit(Exit::Clean),
+        }
+        self.send_read_markers(clock.now);
+        if self.out.iter().any(|c| matches!(c, Command::Send(_))) {
+            self.keepalive.sent(clock.now);
         }
         std::mem::take(&mut self.out)
     }
@@ -461,6 +506,16 @@ impl App {
         self.search.as_ref()
     }
 
+    /// Sessions of our account online, this one included, as far as we know.
+    pub fn sessions(&self) -> usize {
+        self.account.sessions()
+    }
+
+    /// Our away message, if we are away.
+    pub fn away(&self) -> Option<&MessageText> {
+        self.account.away()
+    }
+
     /// Lines typed while disconnected, waiting.
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
@@ -493,6 +548,7 @@ fn join_names(names: &[UserName]) -> String {
 mod governance;
 mod keyboard;
 mod server;
+mod sessions;
 mod typed;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! position, unread count, mention flag and unread marker.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
 
 use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
 use chrono::NaiveTime;
@@ -68,6 +69,14 @@ impl BufferId {
         }
     }
 
+    /// The buffer a conversation is shown in.
+    pub fn of_conv(conv: &Conv) -> Self {
+        match conv {
+            Conv::Room(room) => Self::Room(room.clone()),
+            Conv::Direct(name) => Self::Query(name.clone()),
+        }
+    }
+
     /// A file name for its log: `server`, `everyone`, `#rust`, `@bob`.
     pub fn log_name(&self) -> String {
         match self {
@@ -79,7 +88,7 @@ impl BufferId {
     }
 
     /// Whether two ids name one buffer: names compare folded, as the server compares them.
-    fn same(&self, other: &Self) -> bool {
+    pub fn same(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Query(a), Self::Query(b)) => a.folded() == b.folded(),
             _ => self == other,
@@ -149,6 +158,29 @@ impl EntryKind {
         }
     }
 
+    /// Whether `other` (from history) is the message this entry shows: ours with the same
+    /// text, or someone's with the same sender and text.
+    fn same_message(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Own { text: a, .. }, Self::Own { text: b, .. }) => a == b,
+            (
+                Self::Message {
+                    from: a, text: t, ..
+                },
+                Self::Message {
+                    from: b, text: u, ..
+                },
+            ) => a.folded() == b.folded() && t == u,
+            _ => false,
+        }
+    }
+
+    fn set_id(&mut self, new: MessageId) {
+        if let Self::Message { id, .. } | Self::Own { id, .. } = self {
+            *id = Some(new);
+        }
+    }
+
     /// The text a search looks in.
     pub fn text(&self) -> Option<&str> {
         match self {
@@ -204,6 +236,15 @@ pub struct Buffer {
     pub member: bool,
     /// Whether we want to be: rejoined after a reconnect.
     pub wanted: bool,
+    /// The newest message id the user has had on screen here.
+    pub seen: Option<MessageId>,
+    /// The account's read marker here as far as we know: the last one the server told
+    /// us of, or the last one we sent.
+    pub read: Option<MessageId>,
+    /// When we last sent one: at most one `/read` a second per buffer.
+    pub read_sent_at: Option<Instant>,
+    /// The server has nothing older than what is here: asking for it brought nothing.
+    pub at_start: bool,
     last_id: Option<MessageId>,
 }
 
@@ -223,6 +264,10 @@ impl Buffer {
             room: Room::default(),
             member: false,
             wanted: false,
+            seen: None,
+            read: None,
+            read_sent_at: None,
+            at_start: false,
             last_id: None,
         }
     }
@@ -237,9 +282,43 @@ impl Buffer {
         self.last_id
     }
 
+    /// The oldest message id here: where scrolling back past the top goes on from.
+    pub fn first_id(&self) -> Option<MessageId> {
+        // History is merged in id order, so the first entry with an id has the smallest.
+        self.entries.iter().find_map(|e| e.kind.id())
+    }
+
     /// Whether the entry with this id is here already.
     pub fn has_id(&self, id: MessageId) -> bool {
         self.ids.contains(&id)
+    }
+
+    /// Another session read this buffer up to message `id`: the `── new ──` line moves
+    /// forward to there, and what is left unread is counted again (never up). A message
+    /// without an id (a direct message as it arrived) counts as read once `id` reaches
+    /// every id here: there is no telling where it falls otherwise.
+    pub fn read_up_to(&mut self, id: MessageId) {
+        let unread_from = if self.last_id.is_none_or(|last| id >= last) {
+            self.entries.len()
+        } else {
+            self.entries
+                .iter()
+                .position(|e| matches!(e.kind, EntryKind::Message { id: Some(m), .. } if m > id))
+                .unwrap_or(self.entries.len())
+        };
+        let (mut count, mut mention) = (0, false);
+        for entry in self.entries.range(unread_from..) {
+            if let EntryKind::Message { mention: m, .. } = entry.kind {
+                count += 1;
+                mention |= m;
+            }
+        }
+        self.unread = self.unread.min(count);
+        self.mentioned &= mention;
+        let marker_at = self.marker.and_then(|seq| self.index_of(seq));
+        if unread_from > 0 && marker_at.is_none_or(|at| at + 1 < unread_from) {
+            self.marker = Some(self.entries[unread_from - 1].seq);
+        }
     }
 
     /// Where the unread marker goes: after this index, if entries follow it.
@@ -263,6 +342,23 @@ impl Buffer {
             self.heights[self.stale] = height;
             known += height;
         }
+    }
+
+    /// Rows of the entries from `index` on, counted (newest first) until they pass
+    /// `limit`; stale heights are measured without being stored.
+    fn rows_from(&self, index: usize, measure: &Measure, limit: usize) -> usize {
+        let mut rows = 0;
+        for at in (index..self.entries.len()).rev() {
+            rows += if at < self.stale {
+                measure.height(&self.entries[at])
+            } else {
+                self.heights[at]
+            };
+            if rows > limit {
+                break;
+            }
+        }
+        rows
     }
 
     /// Every row, the marker included.
@@ -571,15 +667,16 @@ impl Buffers {
     }
 
     /// Merges a batch of history into buffer `index`, in id order and without the
-    /// messages it already shows (our own ones included, matched by text), under a
-    /// marker saying how many are new.
+    /// messages it already shows (those shown without an id, ours or a direct message as
+    /// it arrived, are matched by sender and text and given their id), under a marker
+    /// saying how many are new. Returns how many were new.
     pub fn merge_history(
         &mut self,
         index: usize,
         label: &str,
         batch: Vec<(NaiveTime, EntryKind)>,
         measure: &Measure,
-    ) {
+    ) -> usize {
         let buffer = &mut self.list[index];
         let mut fresh = Vec::new();
         for (time, kind) in batch {
@@ -587,32 +684,37 @@ impl Buffers {
             if buffer.ids.contains(&id) {
                 continue;
             }
-            if let EntryKind::Own { text, .. } = &kind {
-                // Our own line, shown when sent but without its id until now.
-                let shown = buffer.entries.iter_mut().find(
-                    |e| matches!(&e.kind, EntryKind::Own { id: None, text: t, .. } if t == text),
-                );
-                if let Some(entry) = shown {
-                    if let EntryKind::Own { id: slot, .. } = &mut entry.kind {
-                        *slot = Some(id);
-                    }
-                    buffer.ids.insert(id);
-                    buffer.last_id = buffer.last_id.max(Some(id));
-                    continue;
-                }
+            let shown = buffer
+                .entries
+                .iter_mut()
+                .find(|e| e.kind.id().is_none() && e.kind.same_message(&kind));
+            if let Some(entry) = shown {
+                entry.kind.set_id(id);
+                buffer.ids.insert(id);
+                buffer.last_id = buffer.last_id.max(Some(id));
+                continue;
             }
             fresh.push((time, kind));
         }
         if fresh.is_empty() {
-            return;
+            return 0;
         }
         let newest = fresh.iter().filter_map(|(_, k)| k.id()).max();
-        // Before the first message shown that is newer than the whole batch.
-        let at = buffer
+        // Before the first message shown that is newer than the whole batch, and above the
+        // marker heading it, if any: a marker belongs to the messages under it.
+        let mut at = buffer
             .entries
             .iter()
             .position(|e| e.kind.id().is_some_and(|id| Some(id) > newest))
             .unwrap_or(buffer.entries.len());
+        while at > 0 && matches!(buffer.entries[at - 1].kind, EntryKind::Marker(_)) {
+            at -= 1;
+        }
+        // Scrolled up, the view stays on the rows being read: lines inserted below its
+        // bottom push those rows up, so the scroll grows with them; lines inserted higher
+        // up (older history at the top) leave it where it is.
+        let view_moves =
+            buffer.scroll > 0 && buffer.rows_from(at, measure, buffer.scroll) <= buffer.scroll;
         let count = fresh.len();
         let marker_time = fresh[0].0;
         let label = SafeText::new(&format!("{label}: {count}"));
@@ -640,7 +742,7 @@ impl Buffers {
             buffer.heights.insert(at + offset, height);
         }
         let buffer = &mut self.list[index];
-        if buffer.scroll > 0 {
+        if view_moves {
             buffer.scroll += inserted_rows;
         }
         if index != self.current {
@@ -649,6 +751,7 @@ impl Buffers {
         while buffer.entries.len() > self.capacity {
             buffer.pop_front();
         }
+        count
     }
 
     /// After a resize: each buffer's newest `rows` (past its scroll position) are

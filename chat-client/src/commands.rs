@@ -64,6 +64,10 @@ pub enum UserCommand {
     Kill(UserName, Option<MessageText>),
     /// Bar an account from logging in (`true`), or let it back (server operators).
     Suspend(UserName, bool),
+    /// Mark ourselves away with a message, or back without one.
+    Away(Option<MessageText>),
+    /// Ask how long someone has been idle, on how many devices, and if they are away.
+    Whois(UserName),
 }
 
 /// What a room command does, once its room is known.
@@ -175,6 +179,8 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "names", aliases: &[], args: "[#room]", help: "who is in a room (the current one)" },
     CommandInfo { name: "rooms", aliases: &[], args: "", help: "every room and its member count" },
     CommandInfo { name: "who", aliases: &[], args: "", help: "who is online" },
+    CommandInfo { name: "whois", aliases: &[], args: "name", help: "how long name has been idle, on how many devices, if away" },
+    CommandInfo { name: "away", aliases: &[], args: "[text]", help: "mark yourself away with text; without, back again" },
     CommandInfo { name: "topic", aliases: &[], args: "[#room] [text]", help: "show the room's topic, or set it" },
     CommandInfo { name: "mode", aliases: &[], args: "[#room] [±imst]", help: "show or change the room's modes" },
     CommandInfo { name: "op", aliases: &[], args: "[#room] name", help: "make name an op of the room (@)" },
@@ -255,6 +261,12 @@ pub fn parse(typed: &str) -> Result<Typed, String> {
         "names" => UserCommand::Names(optional_room(info, arg)?),
         "rooms" => UserCommand::Rooms,
         "who" => UserCommand::Who,
+        "whois" => UserCommand::Whois(only_name(info, arg)?),
+        "away" => UserCommand::Away(
+            (!arg.is_empty())
+                .then(|| MessageText::parse(arg).map_err(|e| format!("/away: {e}")))
+                .transpose()?,
+        ),
         "history" if arg.is_empty() => UserCommand::History(None),
         "history" => match arg.parse::<u16>() {
             Ok(n) if (1..=MAX_HISTORY_LINES).contains(&n) => UserCommand::History(Some(n)),
@@ -597,6 +609,26 @@ mod tests {
         assert_eq!(
             command("/unsuspend eve"),
             UserCommand::Suspend(name("eve"), false)
+        );
+    }
+
+    #[test]
+    fn away_takes_a_message_or_none_and_whois_one_name() {
+        assert_eq!(command("/away"), UserCommand::Away(None));
+        assert_eq!(command("/AWAY  "), UserCommand::Away(None));
+        assert_eq!(
+            command("/away  out for lunch, back at 2 "),
+            UserCommand::Away(Some(
+                MessageText::parse("out for lunch, back at 2").unwrap()
+            ))
+        );
+        assert_eq!(command("/whois 张三"), UserCommand::Whois(name("张三")));
+        assert_eq!(parse("/whois"), Err("usage: /whois name".into()));
+        assert_eq!(parse("/whois bob carol"), Err("usage: /whois name".into()));
+        assert!(
+            parse("/away \u{1b}[2J")
+                .unwrap_err()
+                .starts_with("/away: control")
         );
     }
 

@@ -7,9 +7,11 @@
 //! ```
 //!
 //! - [`app`]: the state and the `update` step; no I/O. It is made of:
-//!   [`conn`] (connection state, reconnect policy), [`buffers`] (a scrollback per room and
-//!   conversation, unread and mentions; a room's members, roles, topic and modes in
-//!   [`room`]), [`input`], [`history`], [`complete`], [`outbox`].
+//!   [`conn`] (connection state, reconnect policy), [`keepalive`] (`/ping` and the dead
+//!   connection), [`account`] (our sessions and away, across devices), [`buffers`] (a
+//!   scrollback per room and conversation, unread, mentions and read markers; a room's
+//!   members, roles, topic and modes in [`room`]), [`input`], [`history`], [`complete`],
+//!   [`outbox`].
 //! - [`commands`] and [`keys`]: the command table and the key table, from which the help
 //!   is generated.
 //! - [`layout`]: pure text layout (panes, entry spans, wrapping) used by `app` and `ui`.
@@ -22,6 +24,7 @@
 //! - [`tui`]: the runtime: terminal setup and restore, the event loop, running commands.
 //! - [`ui`]: the view, a pure function of the `App`.
 
+pub mod account;
 pub mod app;
 pub mod buffers;
 pub mod commands;
@@ -31,6 +34,7 @@ pub mod conn;
 pub mod event;
 pub mod history;
 pub mod input;
+pub mod keepalive;
 pub mod keys;
 pub mod layout;
 pub mod logger;

@@ -15,7 +15,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
@@ -41,6 +41,11 @@ pub struct Session {
     pub cmd_tx: mpsc::Sender<ClientLine>,
     /// Ends after the session has sent its last [`NetEvent`].
     pub task: JoinHandle<()>,
+    /// Owned by the event loop, which sends on it once to give up on a connection taken
+    /// for dead: the session drops its socket at once, even mid-write, and reports the
+    /// reason as a lost connection. Dropped unsent (a quit, a replaced session), it
+    /// changes nothing.
+    pub abandon_tx: Option<oneshot::Sender<String>>,
 }
 
 /// Events from session `id`: the runtime drops those of sessions it has replaced.
@@ -50,11 +55,18 @@ pub type Report = (u64, NetEvent);
 /// [`NetEvent::Disconnected`] (with the lines it never wrote) or [`NetEvent::LoginRefused`].
 pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Report>) -> Session {
     let (cmd_tx, mut cmd_rx) = mpsc::channel(OUTGOING_QUEUE_LEN);
+    let (abandon_tx, abandon_rx) = oneshot::channel();
     let task = tokio::spawn(async move {
         let tx = Reporter { id, tx: &report_tx };
-        let last = match session(&target, &name, &tx, &mut cmd_rx).await {
-            Ok(last) => last,
-            Err(e) => Ended::Lost(without_os_error(&format!("{e:#}"))),
+        // Dropping the session future drops the socket: a write stuck on a dead peer ends
+        // too. `abandon_rx` fails only when its sender is dropped unsent, which disables
+        // that branch rather than ending the session.
+        let last = tokio::select! {
+            ended = session(&target, &name, &tx, &mut cmd_rx) => match ended {
+                Ok(last) => last,
+                Err(e) => Ended::Lost(without_os_error(&format!("{e:#}"))),
+            },
+            Ok(reason) = abandon_rx => Ended::Lost(reason),
         };
         // Whatever the user sent that never reached the socket goes back, to be sent
         // again after the next login rather than lost.
@@ -69,7 +81,11 @@ pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Re
         };
         let _ = report_tx.send((id, last)).await;
     });
-    Session { cmd_tx, task }
+    Session {
+        cmd_tx,
+        task,
+        abandon_tx: Some(abandon_tx),
+    }
 }
 
 /// How a session ended.

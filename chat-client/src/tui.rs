@@ -87,7 +87,8 @@ async fn event_loop(
     inject_panic: bool,
 ) -> anyhow::Result<Exit> {
     let name = settings.name.clone();
-    let mut app = App::new(settings, terminal.size()?, Instant::now());
+    let mut app = App::new(settings, terminal.size()?, Instant::now())
+        .with_account(target.password.is_some());
     // Sessions hold clones of `report_tx`; the loop owns the receiver until it returns.
     let (report_tx, mut report_rx) = mpsc::channel::<Report>(NET_QUEUE_LEN);
     let mut terminal_events = EventStream::new();
@@ -130,6 +131,12 @@ async fn event_loop(
                     }
                     None => followups.push(Msg::SendFailed(line)),
                 },
+                Command::Abandon(reason) => {
+                    let abandon = session.as_mut().and_then(|s| s.abandon_tx.take());
+                    if let Some(abandon_tx) = abandon {
+                        let _ = abandon_tx.send(reason);
+                    }
+                }
                 Command::Bell => {
                     let _ = write!(stdout(), "\x07");
                 }
@@ -213,7 +220,10 @@ fn translate(event: Event) -> Option<Msg> {
 /// and read until the server closes. Its events are drained meanwhile so it never blocks
 /// on a full queue; the wait is bounded.
 async fn leave(session: Option<Session>, mut report_rx: mpsc::Receiver<Report>) {
-    let Some(Session { cmd_tx, mut task }) = session else {
+    let Some(Session {
+        cmd_tx, mut task, ..
+    }) = session
+    else {
         return;
     };
     drop(cmd_tx);

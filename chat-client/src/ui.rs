@@ -87,42 +87,26 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
         .rsplit_once(':')
         .map(|(_, port)| format!(":{port}"));
     let online = connected.then(|| format!("{} online", app.roster().len()));
+    // Our account's own sessions, this one included: worth a word only with company.
+    let sessions =
+        (connected && app.sessions() > 1).then(|| format!("{} sessions", app.sessions()));
+    let away = app.away().map(|_| "away".to_owned());
     let pending = (app.outbox_len() > 0).then(|| format!("{} pending", app.outbox_len()));
+    let news: Vec<&str> = [&online, &sessions, &away, &pending]
+        .into_iter()
+        .filter_map(|part| part.as_deref())
+        .collect();
     let help = "F1 help";
+    let mut full = vec![who.as_str()];
+    full.extend(&news);
+    let mut short = vec![app.name().as_str(), port.as_deref().unwrap_or("")];
+    short.extend(&news);
     // From the fullest to the barest; the first that fits is drawn.
     let candidates: Vec<(Vec<&str>, bool)> = vec![
-        (
-            vec![
-                &who,
-                online.as_deref().unwrap_or(""),
-                pending.as_deref().unwrap_or(""),
-            ],
-            true,
-        ),
-        (
-            vec![
-                &who,
-                online.as_deref().unwrap_or(""),
-                pending.as_deref().unwrap_or(""),
-            ],
-            false,
-        ),
-        (
-            vec![
-                app.name().as_str(),
-                port.as_deref().unwrap_or(""),
-                online.as_deref().unwrap_or(""),
-                pending.as_deref().unwrap_or(""),
-            ],
-            false,
-        ),
-        (
-            vec![
-                online.as_deref().unwrap_or(""),
-                pending.as_deref().unwrap_or(""),
-            ],
-            false,
-        ),
+        (full.clone(), true),
+        (full, false),
+        (short, false),
+        (news, false),
         (vec![pending.as_deref().unwrap_or("")], false),
         (vec![], false),
     ];

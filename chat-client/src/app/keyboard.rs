@@ -62,7 +62,10 @@ impl App {
             Action::SearchOlder => self.search_step(true),
             Action::SearchNewer => self.search_step(false),
             Action::Cancel => self.search = None,
-            Action::PageUp => self.scroll_by(self.page() as isize),
+            Action::PageUp => {
+                self.scroll_by(self.page() as isize);
+                self.fetch_older();
+            }
             Action::PageDown => self.scroll_by(-(self.page() as isize)),
             Action::Bottom => self.scroll_by(isize::MIN),
             Action::EndOrBottom if self.input.is_empty() => self.scroll_by(isize::MIN),
@@ -126,10 +129,15 @@ impl App {
             self.buffers.switch(index);
             self.search = None;
             self.nick_scroll = 0;
-            if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
-                self.titled = false;
-                self.out.push(Command::Title(None));
-            }
+            self.untitle_if_seen();
+        }
+    }
+
+    /// Puts the terminal's title back once no buffer holds an unseen mention.
+    pub(super) fn untitle_if_seen(&mut self) {
+        if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
+            self.titled = false;
+            self.out.push(Command::Title(None));
         }
     }
 

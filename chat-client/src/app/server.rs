@@ -6,7 +6,10 @@ impl App {
     pub(super) fn on_net(&mut self, event: NetEvent, clock: Clock) {
         match event {
             NetEvent::Connected => self.connected(clock),
-            NetEvent::Line(line) => self.on_line(line, clock),
+            NetEvent::Line(line) => {
+                self.keepalive.heard(clock.now);
+                self.on_line(line, clock);
+            }
             NetEvent::Unrecognised(raw) => self.note_in(
                 0,
                 format!("unrecognised line from the server: {raw}"),
@@ -41,6 +44,9 @@ impl App {
         }
     }
 
+    /// Logged in: asks who is online. What the server says before that answer is about
+    /// the login (the rooms the account is in already, through another session); the
+    /// answer settles it.
     pub(super) fn connected(&mut self, clock: Clock) {
         self.conn.connected();
         self.roster.clear();
@@ -49,7 +55,17 @@ impl App {
             self.settings.addr, self.settings.name
         );
         self.note_everywhere(text, false, clock);
+        self.keepalive.start(clock.now);
         self.out.push(Command::Send(ClientLine::Who));
+        self.settling = Some(Vec::new());
+        self.logged_in(clock.now);
+    }
+
+    /// The answer to the login's `/who`: the rooms we want and the account is not in
+    /// already are joined again, each asks for what it missed, and then the outbox goes
+    /// out, after the joins its lines may need.
+    fn settled(&mut self) {
+        let caught_up = self.settling.take().unwrap_or_default();
         let rooms: Vec<RoomName> = self
             .buffers
             .all()
@@ -61,7 +77,11 @@ impl App {
             })
             .collect();
         for room in &rooms {
-            self.join(room);
+            if caught_up.contains(room) {
+                self.follow_room(room);
+            } else {
+                self.join(room);
+            }
         }
         let measure_width = self.message_width();
         for pending in self.outbox.drain() {
@@ -96,6 +116,13 @@ impl App {
         self.roster.clear();
         self.incoming.clear();
         self.forget_questions();
+        self.settling = None;
+        self.join_asked.clear();
+        self.history_asks.clear();
+        self.read_asks.clear();
+        self.after_whois = None;
+        self.account.lost();
+        self.keepalive.stop();
         for buffer in self.buffers.all_mut() {
             buffer.member = false;
             buffer.room.clear();
@@ -104,15 +131,18 @@ impl App {
 
     pub(super) fn on_line(&mut self, line: ServerLine, clock: Clock) {
         let after_roles = self.take_after_roles();
+        let after_whois = self.after_whois.take();
         match line {
             ServerLine::Welcome(_) => {}
-            line @ (ServerLine::Sent { .. }
-            | ServerLine::Read { .. }
-            | ServerLine::Away { .. }
-            | ServerLine::Whois { .. }
-            | ServerLine::Pong(_)) => {
-                self.note_in(self.buffers.current_index(), line.to_string(), false, clock);
-            }
+            ServerLine::Sent { to, text } => self.on_sent(to, text, clock),
+            ServerLine::Read { conv, id } => self.on_read(&conv, id, clock.now),
+            ServerLine::Away { name, text } => self.on_away(name, text, after_whois, clock),
+            ServerLine::Whois {
+                name,
+                idle,
+                sessions,
+            } => self.on_whois(name, idle, sessions, clock),
+            ServerLine::Pong(_) => self.keepalive.pong(),
             ServerLine::Roles { room, members } => self.on_roles(room, &members),
             ServerLine::Topic { room, topic } => {
                 let after_roles = after_roles.as_ref() == Some(&room);
@@ -146,6 +176,10 @@ impl App {
                     Scope::Everyone => (None, BufferId::Everyone),
                     Scope::Room { room, id } => (Some(id), BufferId::Room(room)),
                 };
+                let me = sender.folded() == self.folded_name;
+                if me && !matches!(buffer, BufferId::Query(_)) {
+                    return self.own_line_from_elsewhere(buffer, id, &text, clock);
+                }
                 let index = self.buffers.open(buffer);
                 if id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
                     return;
@@ -187,7 +221,17 @@ impl App {
                         self.joining = None;
                         self.switch(index);
                     }
-                    self.note_in(index, format!("you joined {room}"), false, clock);
+                    let asked = self.join_asked.iter().position(|r| *r == room);
+                    if let Some(at) = asked {
+                        self.join_asked.remove(at);
+                        self.note_in(index, format!("you joined {room}"), false, clock);
+                    } else {
+                        // Another session's `/join`, which is the account's.
+                        let text = format!("you joined {room} (from another session)");
+                        self.note_in(index, text, false, clock);
+                        self.follow_room(&room);
+                        self.another_session(clock.now);
+                    }
                 } else {
                     self.presence(index, true, name, Some(room), clock);
                 }
@@ -211,6 +255,9 @@ impl App {
                 } else {
                     self.presence(index, false, name, Some(room), clock);
                 }
+            }
+            ServerLine::Names { room, names } if self.settling.is_some() => {
+                self.caught_up(room, names, clock);
             }
             ServerLine::Names { room, names } => {
                 let list = join_names(&names);
@@ -245,28 +292,28 @@ impl App {
             }
             ServerLine::HistoryEnd { conv, truncated } => {
                 let batch = self.incoming.remove(&conv).unwrap_or_default();
-                let buffer = match &conv {
-                    Conv::Room(room) => BufferId::Room(room.clone()),
-                    Conv::Direct(name) => BufferId::Query(name.clone()),
-                };
+                let buffer = BufferId::of_conv(&conv);
+                let older = self.take_history_ask(&buffer);
                 let index = self.buffers.open(buffer);
-                let label = format!(
-                    "history of {conv}{}",
-                    if truncated {
-                        " (older messages are gone)"
+                let label = match (older, truncated) {
+                    (false, false) => format!("history of {conv}"),
+                    (false, true) => format!("history of {conv} (older messages are gone)"),
+                    (true, false) => format!("older messages of {conv}"),
+                    (true, true) => format!("older messages of {conv} (the oldest are gone)"),
+                };
+                if self.merge(index, &label, batch) == 0 && older {
+                    self.buffers.get_mut(index).at_start = true;
+                    let text = if truncated {
+                        format!("older messages of {conv} are gone")
                     } else {
-                        ""
-                    }
-                );
-                self.merge(index, &label, batch);
+                        format!("no older messages in {conv}")
+                    };
+                    self.hint = Some((SafeText::new(&text), false));
+                }
             }
             ServerLine::Missed(n) => {
                 for (conv, batch) in std::mem::take(&mut self.incoming) {
-                    let buffer = match conv {
-                        Conv::Room(room) => BufferId::Room(room),
-                        Conv::Direct(name) => BufferId::Query(name),
-                    };
-                    let index = self.buffers.open(buffer);
+                    let index = self.buffers.open(BufferId::of_conv(&conv));
                     self.merge(index, "while you were away", batch);
                 }
                 self.note_in(
@@ -278,7 +325,9 @@ impl App {
             }
             ServerLine::Users(names) => {
                 self.roster = names.iter().cloned().collect();
-                if self.who_asked > 0 {
+                if self.settling.is_some() {
+                    self.settled();
+                } else if self.who_asked > 0 {
                     self.who_asked -= 1;
                     let text = format!("online ({}): {}", names.len(), join_names(&names));
                     self.note_in(self.buffers.current_index(), text, false, clock);
@@ -294,6 +343,9 @@ impl App {
                 );
             }
             ServerLine::Registered(name) => {
+                if name.folded() == self.folded_name {
+                    self.account.set_registered();
+                }
                 self.note_in(
                     self.buffers.current_index(),
                     format!("{name} is now registered"),
@@ -344,13 +396,41 @@ impl App {
         (time, kind)
     }
 
-    pub(super) fn merge(&mut self, index: usize, label: &str, batch: Vec<(NaiveTime, EntryKind)>) {
+    /// Merges history into buffer `index`; returns how many messages were new.
+    pub(super) fn merge(
+        &mut self,
+        index: usize,
+        label: &str,
+        batch: Vec<(NaiveTime, EntryKind)>,
+    ) -> usize {
         let width = self.message_width();
         let measure = Measure {
             look: &self.look,
             width,
         };
-        self.buffers.merge_history(index, label, batch, &measure);
+        self.buffers.merge_history(index, label, batch, &measure)
+    }
+
+    /// A `names` line between a login and the answer to its `/who`: the account is in
+    /// this room already, through another session. The buffer is a member's again, and
+    /// is caught up on rather than joined.
+    fn caught_up(&mut self, room: RoomName, names: Vec<UserName>, clock: Clock) {
+        let index = self.buffers.open(BufferId::Room(room.clone()));
+        let buffer = self.buffers.get_mut(index);
+        let new = !buffer.wanted;
+        buffer.member = true;
+        buffer.wanted = true;
+        buffer.room.rejoined();
+        let text = format!("{room} ({}): {}", names.len(), join_names(&names));
+        buffer.room.set_members(names);
+        if new {
+            let joined = format!("you are in {room} (joined from another session)");
+            self.note_in(index, joined, false, clock);
+        }
+        self.note_in(index, text, false, clock);
+        if let Some(rooms) = &mut self.settling {
+            rooms.push(room);
+        }
     }
 
     /// Whether `text` names us: a whole word, compared folded.

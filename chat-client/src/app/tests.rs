@@ -47,11 +47,15 @@ fn app() -> App {
 
 fn connected() -> App {
     let mut app = app();
-    assert_eq!(
-        app.update(Msg::Net(NetEvent::Connected), clock()),
-        [Command::Send(ClientLine::Who)]
-    );
+    assert_eq!(login(&mut app), [vec![send("/who")], vec![]]);
     app
+}
+
+/// Logs in: what the app sends at `welcome`, and once the answer to its `/who` settles
+/// the login.
+fn login(app: &mut App) -> [Vec<Command>; 2] {
+    let at_welcome = app.update(Msg::Net(NetEvent::Connected), clock());
+    [at_welcome, server(app, "users alice")]
 }
 
 fn key(code: KeyCode) -> Msg {
@@ -412,14 +416,15 @@ fn history_is_merged_in_place_without_duplicates() {
     disconnect(&mut app, Vec::new());
     assert!(!current(&app).member);
     // Rejoined, asking for what was missed after the last id seen, in the same write.
-    let commands = app.update(Msg::Net(NetEvent::Connected), clock());
     assert_eq!(
-        commands,
+        login(&mut app),
         [
-            send("/who"),
-            send("/join #rust"),
-            send("/history #rust after 10"),
-            send("/mode #rust")
+            vec![send("/who")],
+            vec![
+                send("/join #rust"),
+                send("/history #rust after 10"),
+                send("/mode #rust")
+            ]
         ]
     );
     server(&mut app, "joined #rust alice");
@@ -455,22 +460,25 @@ fn reconnecting_rejoins_rooms_and_asks_for_what_was_missed() {
     in_room(&mut app, "#rust");
     server(&mut app, "from bob #rust 41: hi");
     disconnect(&mut app, Vec::new());
-    let commands = app.update(Msg::Net(NetEvent::Connected), clock());
+    // After the answer to the login's /who: by then the server has said which rooms the
+    // account is in already (none here).
     assert_eq!(
-        commands,
+        login(&mut app),
         [
-            send("/who"),
-            send("/join #rust"),
-            send("/history #rust after 41"),
-            send("/mode #rust")
+            vec![send("/who")],
+            vec![
+                send("/join #rust"),
+                send("/history #rust after 41"),
+                send("/mode #rust")
+            ]
         ]
     );
     enter(&mut app, "/part");
     server(&mut app, "left #rust alice");
     disconnect(&mut app, Vec::new());
     assert_eq!(
-        app.update(Msg::Net(NetEvent::Connected), clock()),
-        [send("/who")],
+        login(&mut app),
+        [vec![send("/who")], vec![]],
         "not after /part"
     );
 }
@@ -494,14 +502,11 @@ fn lines_typed_while_disconnected_wait_and_go_once_in_order() {
         })
         .collect();
     assert_eq!(pending, [true, true, true]);
-    let commands = app.update(Msg::Net(NetEvent::Connected), clock());
     assert_eq!(
-        commands,
+        login(&mut app),
         [
-            send("/who"),
-            send("*: sent"),
-            send("*: first"),
-            send("*: second")
+            vec![send("/who")],
+            vec![send("*: sent"), send("*: first"), send("*: second")]
         ]
     );
     assert_eq!(app.outbox_len(), 0);
@@ -512,11 +517,7 @@ fn lines_typed_while_disconnected_wait_and_go_once_in_order() {
             .all(|e| !matches!(e.kind, EntryKind::Own { pending: true, .. }))
     );
     disconnect(&mut app, Vec::new());
-    assert_eq!(
-        app.update(Msg::Net(NetEvent::Connected), clock()),
-        [send("/who")],
-        "not twice"
-    );
+    assert_eq!(login(&mut app), [vec![send("/who")], vec![]], "not twice");
     // A line the runtime could not hand over comes back the same way.
     enter(&mut app, "racing");
     app.update(
@@ -1004,3 +1005,4 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
 }
 
 mod governance;
+mod sessions;

@@ -144,8 +144,11 @@ impl App {
                     self.error_hint("/history works in a room or a conversation".to_owned());
                     return false;
                 };
+                if !self.require_connection() {
+                    return false;
+                }
                 let range = HistoryRange::Latest(n.unwrap_or(DEFAULT_HISTORY_LINES));
-                return self.send_now(ClientLine::History { conv, range });
+                self.ask_history(conv, range, false);
             }
             UserCommand::Buffer(name) => match self.buffers.by_name(&name) {
                 Some(index) => self.switch(index),
@@ -179,8 +182,16 @@ impl App {
             UserCommand::Suspend(name, on) => {
                 return self.send_now(ClientLine::Suspend { name, on });
             }
+            UserCommand::Away(text) => return self.set_away(text, clock),
+            UserCommand::Whois(name) => return self.ask_whois(name),
         }
         true
+    }
+
+    /// Whether a message can go out now rather than wait in the outbox: logged in, and
+    /// the login settled (rooms joined again first).
+    pub(super) fn ready(&self) -> bool {
+        self.conn.is_connected() && self.settling.is_none()
     }
 
     pub(super) fn require_connection(&mut self) -> bool {
@@ -214,9 +225,18 @@ impl App {
         }
     }
 
-    /// Joins a room and asks, in the same write, for what it missed: everything after the
-    /// last id seen, or the latest messages on a first join.
+    /// Joins a room and asks, in the same write, for what it missed.
     pub(super) fn join(&mut self, room: &RoomName) {
+        self.join_asked.push(room.clone());
+        self.out.push(Command::Send(ClientLine::Join(room.clone())));
+        self.follow_room(room);
+    }
+
+    /// Asks for what a room's buffer lacks: the messages after the last id seen (the
+    /// latest ones the first time), the modes (the server sends the topic and roles at
+    /// join, but the modes only when asked) and, for an account, its read marker, which
+    /// another session may have moved meanwhile.
+    pub(super) fn follow_room(&mut self, room: &RoomName) {
         let last = self
             .buffers
             .find(&BufferId::Room(room.clone()))
@@ -225,16 +245,18 @@ impl App {
             Some(id) => HistoryRange::After(id),
             None => HistoryRange::Latest(DEFAULT_HISTORY_LINES),
         };
-        self.out.push(Command::Send(ClientLine::Join(room.clone())));
-        self.out.push(Command::Send(ClientLine::History {
-            conv: Conv::Room(room.clone()),
-            range,
-        }));
-        // The server sends the topic and roles at join, but the modes only when asked.
+        self.ask_history(Conv::Room(room.clone()), range, false);
         self.out.push(Command::Send(ClientLine::Mode {
             room: room.clone(),
             changes: Vec::new(),
         }));
+        if self.account.registered() {
+            self.read_asks.push(BufferId::Room(room.clone()));
+            self.out.push(Command::Send(ClientLine::Read {
+                conv: Conv::Room(room.clone()),
+                id: None,
+            }));
+        }
     }
 
     /// Sends `text` to `to`, shown in buffer `index`: now, or from the outbox after the
@@ -253,7 +275,7 @@ impl App {
                 return false;
             }
         };
-        let connected = self.conn.is_connected();
+        let connected = self.ready();
         let kind = EntryKind::Own {
             text,
             id: None,

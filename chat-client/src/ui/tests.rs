@@ -176,6 +176,34 @@ fn the_status_bar_drops_whole_pieces_when_narrow() {
 }
 
 #[test]
+fn the_status_bar_counts_our_sessions_and_says_away() {
+    let now = Instant::now();
+    let mut app = app(80, 12, now).with_account(true);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["users alice,bob", "whois alice 0 1"]);
+    let top = row(&screen(&app, 80, 12), 0);
+    assert!(
+        top.starts_with(" ● connected · alice @ 127.0.0.1:8080 · 2 online  "),
+        "alone: no count, {top:?}"
+    );
+    feed(&mut app, now, &["whois alice 0 3", "away alice: lunch"]);
+    for (width, want) in [
+        (
+            80,
+            " ● connected · alice @ 127.0.0.1:8080 · 2 online · 3 sessions · away",
+        ),
+        (
+            60,
+            " ● connected · alice · :8080 · 2 online · 3 sessions · away",
+        ),
+        (50, " ● connected · 2 online · 3 sessions · away"),
+    ] {
+        let top = row(&screen(&app, width, 12), 0);
+        assert!(top.starts_with(want), "{width}: {top:?}");
+    }
+}
+
+#[test]
 fn disconnected_status_counts_down() {
     let now = Instant::now();
     let mut app = app(100, 8, now);
