@@ -67,9 +67,11 @@ pub struct Roster {
     /// With `--strict-names`: the confusable skeleton of each name online, to its
     /// folded name.
     skeletons: Option<HashMap<String, String>>,
-    /// Members of each room by name, sorted bytewise, to their folded names; a room
-    /// exists while it has members.
-    rooms: BTreeMap<RoomName, BTreeMap<UserName, String>>,
+    /// Members of each room by name, sorted bytewise, to their sessions; a room exists
+    /// while it has members. Walked for every room message: the sessions are kept here,
+    /// not looked up by name, so each recipient costs one id lookup, as with one
+    /// session per name.
+    rooms: BTreeMap<RoomName, BTreeMap<UserName, Vec<ConnId>>>,
 }
 
 /// What [`Roster::remove`] took away.
@@ -119,6 +121,11 @@ impl Roster {
         });
         user.sessions.push(id);
         let name = user.name.clone();
+        for room in &user.rooms {
+            if let Some(sessions) = self.rooms.get_mut(room).and_then(|m| m.get_mut(&name)) {
+                sessions.push(id);
+            }
+        }
         if first {
             self.by_name.insert(name.clone(), folded.clone());
             if let Some(skeletons) = &mut self.skeletons {
@@ -145,6 +152,12 @@ impl Roster {
         user.sessions.retain(|&s| s != id);
         let holder = user.holder;
         if !user.sessions.is_empty() {
+            for room in &user.rooms {
+                if let Some(sessions) = self.rooms.get_mut(room).and_then(|m| m.get_mut(&user.name))
+                {
+                    sessions.retain(|&s| s != id);
+                }
+            }
             return Some(Removed {
                 peer,
                 last: None,
@@ -261,12 +274,11 @@ impl Roster {
         if !user.rooms.insert(room.clone()) {
             return false;
         }
-        let name = user.name.clone();
-        let folded = name.folded();
+        let (name, sessions) = (user.name.clone(), user.sessions.clone());
         self.rooms
             .entry(room.clone())
             .or_default()
-            .insert(name, folded);
+            .insert(name, sessions);
         true
     }
 
@@ -305,8 +317,8 @@ impl Roster {
         Some(
             members
                 .values()
-                .filter_map(|folded| self.users.get(folded))
-                .flat_map(|user| self.sessions(user)),
+                .flatten()
+                .filter_map(|id| Some((*id, self.peers.get(id)?))),
         )
     }
 
