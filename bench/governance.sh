@@ -96,46 +96,20 @@ declare -A binary=([v2]="$v2" [v3]="$server" [v3-governed]="$server")
 current=$(git rev-parse --short=7 HEAD)
 git diff --quiet HEAD -- chat-server chat-proto || current+=+
 declare -A commit=([v2]="$v2_commit" [v3]="$current" [v3-governed]="$current")
+source bench/lib.sh
 declare -A pid=()
 for name in v2 v3 v3-governed; do
-    log=/tmp/chat-governance-$name.out
-    RUST_LOG=warn taskset -c 0 "${binary[$name]}" --addr "127.0.0.1:${port[$name]}" > "$log" 2>&1 &
-    pid[$name]=$!
-    pids+=("$!")
-    until grep -q "listening on" "$log" 2>/dev/null; do sleep 0.05; done
+    start_server "governance-$name" "${port[$name]}" "${binary[$name]}"
+    pid[$name]=$server_pid
 done
-
-busy_ticks() { # all CPUs' busy time so far, in clock ticks
-    local _cpu user nice system _idle _iowait irq softirq _rest
-    read -r _cpu user nice system _idle _iowait irq softirq _rest < /proc/stat
-    echo $((user + nice + system + irq + softirq))
-}
-wait_quiet() { # until 3 seconds in a row each used under 10% of a core
-    local before quiet=0
-    for _ in $(seq "${QUIET_WAIT:-600}"); do
-        before=$(busy_ticks)
-        sleep 1
-        if [ $(($(busy_ticks) - before)) -le 10 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-        [ "$quiet" -ge 3 ] && return 0
-    done
-    echo "the machine stayed busy; running anyway" >&2
-}
 
 for round in $(seq "$rounds"); do
     for name in v2 v3 v3-governed; do
         governed=(); [ "$name" = v3-governed ] && governed=(--governed)
-        # A run in which others used over 10% of a core is run again, up to TRIES times;
-        # every try is kept (the summary pairs each round's last tries).
-        for try in $(seq "${TRIES:-5}"); do
-            wait_quiet
-            # A run that loses something exits 1; keep its record and go on.
-            { $bench run --addr "127.0.0.1:${port[$name]}" --server-pid "${pid[$name]}" \
-                "${rooms[@]}" "${governed[@]}" 2>/dev/null || true; } | tail -n 1 |
-                python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["name"], r["commit"], r["session"], r["round"], r["try"] = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]); print(json.dumps(r))' \
-                    "$name" "${commit[$name]}" "$session" "$round" "$try" >> "$out"
-            noisy=$(tail -n 1 "$out" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); o=r["machine"]["others_cpu_seconds"]; print("round {round} {name}: {deliveries_per_sec:,.0f}/s, lost {lost}, others CPU {o} s".format(o=o, **r), file=sys.stderr); print(int(o > 0.1 * r["seconds"]))')
-            [ "$noisy" = 0 ] && break
-        done
+        tags=$(printf '{"name": "%s", "commit": "%s", "session": "%s", "round": %d}' \
+            "$name" "${commit[$name]}" "$session" "$round")
+        quiet_run "$out" "$tags" --addr "127.0.0.1:${port[$name]}" --server-pid "${pid[$name]}" \
+            "${rooms[@]}" "${governed[@]}"
     done
 done
 summary "$out"
