@@ -42,4 +42,5 @@ quiet_run() { # results file, the record's tags as JSON, then `chat-bench run` a
         noisy=$(tail -n 1 "$out" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); o=r["machine"]["others_cpu_seconds"]; print("{tags}: {deliveries_per_sec:,.0f}/s, lost {lost}, others CPU {o} s".format(o=o, tags=sys.argv[1], **r), file=sys.stderr); print(int(o > 0.1 * r["seconds"]))' "$tags")
         [ "$noisy" = 0 ] && break
     done
+    return 0 # a last try that was noisy too is kept, not an error
 }
