@@ -149,6 +149,7 @@ pub async fn broker_loop(
             }
             event = events.recv(), if accepting => {
                 let Some(event) = event else { break };
+                broker.now = Instant::now();
                 broker.handle(event);
                 // Route everything already waiting before yielding: the writers this wakes
                 // then find whole batches in their queues and write each with one syscall.
@@ -283,6 +284,9 @@ pub struct Broker {
     opers: HashSet<String>,
     /// Most connections of one account (`--max-sessions`).
     max_sessions: usize,
+    /// When the broker's current turn began: a message's time for `/whois` idle, read
+    /// once per turn rather than once per message.
+    now: Instant,
     /// Away messages of users elsewhere, by folded name.
     remote_away: std::collections::HashMap<String, MessageText>,
     /// When each sender was last told that a recipient is away, by their folded names.
@@ -321,6 +325,7 @@ impl Broker {
             held: FxHashMap::default(),
             away_told: std::collections::HashMap::new(),
             remote_away: std::collections::HashMap::new(),
+            now: Instant::now(),
         }
     }
 
@@ -390,7 +395,7 @@ impl Broker {
             ClientLine::Send { to, text } => {
                 // Idle, as `/whois` tells it, is since the last message, as on IRC:
                 // a client's own `/ping` and `/read` do not count.
-                self.roster.touch(id);
+                self.roster.touch(id, self.now);
                 self.route(id, &to, &text);
             }
             ClientLine::Who => self.backend.who(id, &self.roster, &mut self.answers),

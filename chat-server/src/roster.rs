@@ -17,6 +17,10 @@ use crate::sendq::Outbox;
 /// connection may reuse while the earlier one's last events are still on their way.
 pub type ConnId = u64;
 
+/// Identifies a user while it is online: the connection id of its first session, which
+/// no later connection reuses.
+type UserId = u64;
+
 /// One logged-in connection.
 #[derive(Debug)]
 pub struct Peer {
@@ -26,6 +30,8 @@ pub struct Peer {
     pub outbox: Outbox,
     /// When it last sent a message.
     pub active: Instant,
+    /// Its user.
+    user: UserId,
 }
 
 /// One name online, with its sessions.
@@ -58,15 +64,16 @@ pub struct Roster {
     /// Looked up once per recipient of every room message: a connection id is a small
     /// counter nobody outside chooses, so the fast hash is safe and SipHash is waste.
     peers: FxHashMap<ConnId, Peer>,
-    /// Names are unique under NFKC and case folding: users by folded name, hashed with
-    /// SipHash (names are chosen by clients).
-    users: HashMap<String, User>,
-    /// The folded name of each name as typed, so the exact spelling (the common case)
-    /// needs no folding; `/who` sorts.
-    by_name: HashMap<UserName, String>,
-    /// With `--strict-names`: the confusable skeleton of each name online, to its
-    /// folded name.
-    skeletons: Option<HashMap<String, String>>,
+    /// Every user, by an id nobody outside chooses (fast hash, as for peers).
+    users: FxHashMap<UserId, User>,
+    /// Looked up once per recipient of every direct message, so hashed (SipHash: names
+    /// are chosen by clients) rather than a B-tree's dozen string compares; `/who`
+    /// sorts. The exact spelling is the common case and needs no folding.
+    by_name: HashMap<UserName, UserId>,
+    /// Names are unique under NFKC and case folding.
+    by_folded: HashMap<String, UserId>,
+    /// With `--strict-names`: the confusable skeleton of each name online.
+    skeletons: Option<HashMap<String, UserId>>,
     /// Members of each room by name, sorted bytewise, to their sessions; a room exists
     /// while it has members. Walked for every room message: the sessions are kept here,
     /// not looked up by name, so each recipient costs one id lookup, as with one
@@ -101,7 +108,7 @@ impl Roster {
         }
         let skeletons = self.skeletons.as_ref()?;
         let similar = skeletons.get(&name.skeleton())?;
-        let other = &self.users[similar].name;
+        let other = &self.users.get(similar)?.name;
         Some(format!("name too similar to {other}, who is online"))
     }
 
@@ -110,8 +117,10 @@ impl Roster {
     /// Whether it is the user's first.
     pub fn insert(&mut self, id: ConnId, name: UserName, outbox: Outbox) -> bool {
         let folded = name.folded();
-        let first = !self.users.contains_key(&folded);
-        let user = self.users.entry(folded.clone()).or_insert_with(|| User {
+        let existing = self.by_folded.get(&folded).copied();
+        let first = existing.is_none();
+        let uid = existing.unwrap_or(id);
+        let user = self.users.entry(uid).or_insert_with(|| User {
             name: name.clone(),
             sessions: Vec::new(),
             rooms: BTreeSet::new(),
@@ -127,9 +136,10 @@ impl Roster {
             }
         }
         if first {
-            self.by_name.insert(name.clone(), folded.clone());
+            self.by_name.insert(name.clone(), uid);
+            self.by_folded.insert(folded, uid);
             if let Some(skeletons) = &mut self.skeletons {
-                skeletons.insert(name.skeleton(), folded);
+                skeletons.insert(name.skeleton(), uid);
             }
         }
         self.peers.insert(
@@ -138,6 +148,7 @@ impl Roster {
                 name,
                 outbox,
                 active: Instant::now(),
+                user: uid,
             },
         );
         first
@@ -147,8 +158,7 @@ impl Roster {
     /// its memberships go too.
     pub fn remove(&mut self, id: ConnId) -> Option<Removed> {
         let peer = self.peers.remove(&id)?;
-        let folded = peer.name.folded();
-        let user = self.users.get_mut(&folded)?;
+        let user = self.users.get_mut(&peer.user)?;
         user.sessions.retain(|&s| s != id);
         let holder = user.holder;
         if !user.sessions.is_empty() {
@@ -164,8 +174,9 @@ impl Roster {
                 holder,
             });
         }
-        let user = self.users.remove(&folded)?;
+        let user = self.users.remove(&peer.user)?;
         self.by_name.remove(&user.name);
+        self.by_folded.remove(&user.name.folded());
         if let Some(skeletons) = &mut self.skeletons {
             skeletons.remove(&user.name.skeleton());
         }
@@ -185,55 +196,62 @@ impl Roster {
         self.peers.get(&id)
     }
 
-    /// Connection `id` sent a message now.
-    pub fn touch(&mut self, id: ConnId) {
+    /// Connection `id` sent a message at `now`.
+    pub fn touch(&mut self, id: ConnId, now: Instant) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.active = Instant::now();
+            peer.active = now;
         }
     }
 
     /// The user connection `id` is a session of.
     pub fn user_of(&self, id: ConnId) -> Option<&User> {
         let peer = self.peers.get(&id)?;
-        self.by_name
-            .get(&peer.name)
-            .and_then(|folded| self.users.get(folded))
+        self.users.get(&peer.user)
     }
 
     /// The user connection `id` is a session of, to change.
     pub fn user_of_mut(&mut self, id: ConnId) -> Option<&mut User> {
         let peer = self.peers.get(&id)?;
-        let folded = self.by_name.get(&peer.name)?;
-        self.users.get_mut(folded)
+        let user = peer.user;
+        self.users.get_mut(&user)
     }
 
     /// The user whose name folds like `name`.
     pub fn find(&self, name: &UserName) -> Option<&User> {
         // The exact spelling is the common case and needs no folding.
-        match self.by_name.get(name) {
-            Some(folded) => self.users.get(folded),
-            None => self.users.get(&name.folded()),
-        }
+        let uid = match self.by_name.get(name) {
+            Some(uid) => uid,
+            None => self.by_folded.get(&name.folded())?,
+        };
+        self.users.get(uid)
     }
 
     /// Like [`Roster::find`], but a name not found comes back folded, for whoever
     /// looks further.
     pub fn find_or_fold(&self, name: &UserName) -> Result<&User, String> {
-        if let Some(folded) = self.by_name.get(name) {
-            return self.users.get(folded).ok_or_else(|| folded.clone());
+        if let Some(user) = self.by_name.get(name).and_then(|uid| self.users.get(uid)) {
+            return Ok(user);
         }
         let folded = name.folded();
-        self.users.get(&folded).ok_or(folded)
+        match self
+            .by_folded
+            .get(&folded)
+            .and_then(|uid| self.users.get(uid))
+        {
+            Some(user) => Ok(user),
+            None => Err(folded),
+        }
     }
 
     /// The user whose folded name is `folded`.
     pub fn find_folded(&self, folded: &str) -> Option<&User> {
-        self.users.get(folded)
+        self.users.get(self.by_folded.get(folded)?)
     }
 
     /// The user whose folded name is `folded`, to change.
     pub fn find_folded_mut(&mut self, folded: &str) -> Option<&mut User> {
-        self.users.get_mut(folded)
+        let uid = *self.by_folded.get(folded)?;
+        self.users.get_mut(&uid)
     }
 
     /// The sessions of `user`.

@@ -239,7 +239,11 @@ impl Broker {
                 if fanout.away.iter().any(|r| r.folded == folded) {
                     return;
                 }
-                if let Some(text) = self.remote_away.get(&folded) {
+                // Nobody away, the common case: no hashing of the name.
+                let away = (!self.remote_away.is_empty())
+                    .then(|| self.remote_away.get(&folded))
+                    .flatten();
+                if let Some(text) = away {
                     fanout.away_told.push((self.spelled(name), text.clone()));
                 }
                 let account = self
