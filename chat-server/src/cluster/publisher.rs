@@ -518,15 +518,7 @@ impl Publisher {
                 name,
                 last_here,
             } => {
-                let entry = rooms::member_entry(&self.node, &name);
-                self.ask(async |redis| {
-                    redis::cmd("SREM")
-                        .arg(rooms::members_key(&room))
-                        .arg(&entry)
-                        .query_async::<i64>(redis)
-                        .await
-                })
-                .await;
+                self.quiet_membership("SREM", &room, &name).await;
                 if last_here {
                     let _ = self.subscriber.send(SubCmd::Leave(room)).await;
                 }
@@ -819,18 +811,26 @@ impl Publisher {
             .await
             .is_ok()
             && done.await.unwrap_or(false);
-        if !subscribed {
-            return;
+        if subscribed {
+            self.quiet_membership("SADD", &room, name).await;
         }
+    }
+
+    /// Adds (`SADD`) or removes (`SREM`) this node's member entry of `name` in `room`,
+    /// telling nobody. Removed, the room also leaves the account's rooms (a kick).
+    async fn quiet_membership(&mut self, change: &str, room: &RoomName, name: &UserName) {
         let entry = rooms::member_entry(&self.node, name);
-        self.ask(async |redis| {
-            redis::cmd("SADD")
-                .arg(rooms::members_key(&room))
-                .arg(&entry)
-                .query_async::<i64>(redis)
-                .await
-        })
-        .await;
+        let mut pipe = redis::pipe();
+        pipe.cmd(change)
+            .arg(rooms::members_key(room))
+            .arg(&entry)
+            .ignore();
+        if change == "SREM" {
+            pipe.srem(sessions::account_rooms_key(&name.folded()), room.as_str())
+                .ignore();
+        }
+        self.ask(async |redis| pipe.query_async::<()>(redis).await)
+            .await;
     }
 
     /// The account `name` joined or left `room`: kept in its rooms, and its sessions on
