@@ -433,7 +433,11 @@ impl Broker {
     /// kept. A client that goes on sending while waiting (a fetch takes a round trip
     /// to Redis at most) is cut off past [`MAX_HELD_LINES`].
     fn hold(&mut self, id: ConnId, request: Request) -> bool {
-        let Some(held) = self.held.get_mut(&id) else {
+        // Nobody waits, the common case: no lookup per line.
+        let waiting = (!self.held.is_empty())
+            .then(|| self.held.get_mut(&id))
+            .flatten();
+        let Some(held) = waiting else {
             self.line(id, request);
             return false;
         };

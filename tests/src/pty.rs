@@ -298,3 +298,14 @@ impl Drop for PtyClient {
         let _ = self.child.kill();
     }
 }
+
+/// Row `row` of `screen`, trailing blanks trimmed.
+pub fn row(screen: &vt100::Screen, row: u16) -> String {
+    let (_, cols) = screen.size();
+    screen
+        .rows(0, cols.get())
+        .nth(usize::from(row))
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}

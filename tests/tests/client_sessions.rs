@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use chat_tests::pty::row;
 use chat_tests::{LineClient, PtyClient, ServerProcess, keys};
 
 const COLUMNS: u16 = 100;
@@ -42,16 +43,6 @@ fn device(server: &ServerProcess, password: &Path) -> PtyClient {
     );
     client.wait_for("● connected");
     client
-}
-
-/// Row `row` of the screen, trailing blanks trimmed.
-fn row(screen: &vt100::Screen, row: u16) -> String {
-    screen
-        .rows(0, COLUMNS)
-        .nth(usize::from(row))
-        .unwrap_or_default()
-        .trim_end()
-        .to_owned()
 }
 
 /// The buffer bar, as words: `["1:server", "2:*", "3:#team", "1"]`.

@@ -2,6 +2,7 @@
 //! sees it. The creator of a room listed as `@` op in the user list, a topic in the
 //! room's title row and as a line, a kick and a ban shown to both sides.
 
+use chat_tests::pty::row;
 use chat_tests::{PtyClient, ServerProcess};
 
 const COLUMNS: u16 = 100;
@@ -11,16 +12,6 @@ fn client(server: &ServerProcess, name: &str) -> PtyClient {
     let client = PtyClient::spawn(&["--name", name, "--addr", &addr], COLUMNS, 24);
     client.wait_for("● connected");
     client
-}
-
-/// Row `row` of the screen, trailing blanks trimmed.
-fn row(screen: &vt100::Screen, row: u16) -> String {
-    screen
-        .rows(0, COLUMNS)
-        .nth(usize::from(row))
-        .unwrap_or_default()
-        .trim_end()
-        .to_owned()
 }
 
 /// The names in the user list, as drawn (`@alice (you)`, ` bob`): the list is the last

@@ -53,7 +53,12 @@ impl Broker {
     /// user named, a `*` line to everyone with `*`, and a room line, with a fresh id, to
     /// each room's other members. Then tells the sender which destinations failed.
     pub(super) fn route(&mut self, from: ConnId, to: &[Recipient], text: &MessageText) {
-        let Some(sender) = self.roster.get(from).map(|p| p.name.clone()) else {
+        // One lookup for the sender, and whether its account has other sessions to copy.
+        let Some((sender, shared)) = self
+            .roster
+            .user_of(from)
+            .map(|user| (user.name.clone(), user.sessions.len() > 1 || user.nodes > 1))
+        else {
             return;
         };
         let everyone = to.contains(&Recipient::Everyone);
@@ -111,7 +116,9 @@ impl Broker {
             };
             self.backend.direct(direct, &mut self.answers);
         }
-        self.echo_sent(from, to, text);
+        if shared {
+            self.echo_sent(from, to, text);
+        }
         for (name, away) in away_told {
             self.tell_away(from, &sender, name, away);
         }
@@ -138,9 +145,6 @@ impl Broker {
         let Some(user) = self.roster.user_of(from) else {
             return;
         };
-        if user.sessions.len() < 2 && user.nodes < 2 {
-            return;
-        }
         let mut seen: Vec<Recipient> = Vec::new();
         let mut lines = bytes::BytesMut::new();
         for dest in to {

@@ -439,13 +439,29 @@ impl Publisher {
     /// Publishes one record ([`node_record`]) on this node's own channel, where it
     /// arrives behind everything Redis handled before. `false`: Redis did not take it.
     async fn publish_record(&mut self, kind: char, target: &str, lines: &[u8]) -> bool {
+        let node = self.node.clone();
+        self.publish_record_to(&node, kind, target, lines).await
+    }
+
+    /// Publishes one record ([`node_record`]) on `node`'s channel.
+    async fn publish_record_to(
+        &mut self,
+        node: &str,
+        kind: char,
+        target: &str,
+        lines: &[u8],
+    ) -> bool {
         let mut payload = BytesMut::new();
         node_record(&mut payload, kind, target, lines);
-        let channel = node_channel(&self.node);
+        self.publish(&node_channel(node), &payload).await
+    }
+
+    /// `PUBLISH` of `payload` on `channel`; `false`: Redis did not take it.
+    async fn publish(&mut self, channel: &str, payload: &[u8]) -> bool {
         self.ask(async |redis| {
             redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(&payload[..])
+                .arg(channel)
+                .arg(payload)
                 .query_async::<i64>(redis)
                 .await
         })
@@ -559,17 +575,8 @@ impl Publisher {
             Cmd::Whois { from, name } => self.whois(from, &name).await,
             Cmd::ReplyRemote { to, lines } => {
                 if let Some((node, conn, _)) = sessions::parse_whois_target(&to.0) {
-                    let mut record = BytesMut::new();
-                    node_record(&mut record, 'r', &conn.to_string(), &lines);
-                    let channel = node_channel(&node);
-                    self.ask(async |redis| {
-                        redis::cmd("PUBLISH")
-                            .arg(&channel)
-                            .arg(&record[..])
-                            .query_async::<i64>(redis)
-                            .await
-                    })
-                    .await;
+                    self.publish_record_to(&node, 'r', &conn.to_string(), &lines)
+                        .await;
                 }
             }
             Cmd::Drain => self.drain().await,
@@ -854,15 +861,8 @@ impl Publisher {
     }
 
     /// Publishes a record on `chat:tell`, for every node.
-    async fn publish_tell(&mut self, payload: Vec<u8>) {
-        self.ask(async |redis| {
-            redis::cmd("PUBLISH")
-                .arg(governance::TELL_CHANNEL)
-                .arg(&payload)
-                .query_async::<i64>(redis)
-                .await
-        })
-        .await;
+    async fn publish_tell(&mut self, payload: Vec<u8>) -> bool {
+        self.publish(governance::TELL_CHANNEL, &payload).await
     }
 
     /// An admission the broker did not complete: the name is free again, and what
@@ -1047,33 +1047,27 @@ impl Publisher {
     async fn whois(&mut self, from: ConnId, name: &UserName) {
         let folded = name.folded();
         let target = sessions::whois_target(&self.node, from, &folded);
-        let asked = self
-            .ask(async |redis| {
-                let nodes: Vec<String> = redis::cmd("HKEYS")
-                    .arg(lease::sessions_key(&folded))
-                    .query_async(redis)
-                    .await?;
-                let Some(node) = nodes.first() else {
-                    return Ok(false);
-                };
-                let mut record = BytesMut::new();
-                node_record(&mut record, 'w', &target, b"");
-                redis::cmd("PUBLISH")
-                    .arg(node_channel(node))
-                    .arg(&record[..])
-                    .query_async::<i64>(redis)
-                    .await?;
-                Ok(true)
-            })
-            .await;
-        match asked {
+        match self.online_nodes(&folded).await.as_deref() {
             None => self.unavailable(from).await,
-            Some(false) => {
-                let line = encode_line(ServerLine::Error(format!("{name} is not online")));
-                self.reply(from, &line).await;
+            Some([]) => self.not_online(from, name).await,
+            Some([node, ..]) => {
+                let node = node.clone();
+                self.publish_record_to(&node, 'w', &target, b"").await;
             }
-            Some(true) => {}
         }
+    }
+
+    /// The nodes with sessions of the folded name; `None`: Redis did not answer.
+    async fn online_nodes(&mut self, folded: &str) -> Option<Vec<String>> {
+        let key = lease::sessions_key(folded);
+        self.ask(async |redis| redis::cmd("HKEYS").arg(&key).query_async(redis).await)
+            .await
+    }
+
+    /// Tells `from` that nobody holds `name`.
+    async fn not_online(&mut self, from: ConnId, name: &UserName) {
+        let line = encode_line(ServerLine::Error(format!("{name} is not online")));
+        self.reply(from, &line).await;
     }
 
     /// Moves a read marker forward in Redis (ids compare as decimal strings: Lua's
@@ -1133,28 +1127,13 @@ impl Publisher {
         let kind = if sent.is_some() { 't' } else { 'k' };
         let mut payload = format!("{kind} {folded}\n").into_bytes();
         payload.extend_from_slice(&lines);
-        let told = self
-            .ask(async |redis| {
-                let online: bool = redis::cmd("EXISTS")
-                    .arg(lease::key(&folded))
-                    .query_async(redis)
-                    .await?;
-                if online {
-                    redis::cmd("PUBLISH")
-                        .arg(governance::TELL_CHANNEL)
-                        .arg(&payload)
-                        .query_async::<i64>(redis)
-                        .await?;
-                }
-                Ok(online)
-            })
-            .await;
+        let told = match self.online_nodes(&folded).await {
+            Some(nodes) if !nodes.is_empty() => self.publish_tell(payload).await.then_some(true),
+            online => online.map(|_| false),
+        };
         match (told, sent) {
             (None, _) => self.unavailable(from).await,
-            (Some(false), _) => {
-                let line = encode_line(ServerLine::Error(format!("{name} is not online")));
-                self.reply(from, &line).await;
-            }
+            (Some(false), _) => self.not_online(from, &name).await,
             (Some(true), Some(sent)) => self.reply(from, &sent).await,
             (Some(true), None) => {}
         }
