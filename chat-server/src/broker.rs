@@ -61,6 +61,16 @@ pub enum Request {
     Register(String),
     /// `/password`, likewise.
     SetPassword(String),
+    /// Bytes for the sender's own writer, queued in order with the replies to its
+    /// lines: how a front-end other than the native one (IRC) answers what it handles
+    /// itself, or marks where the replies to one of its commands begin and end.
+    Mark(Line),
+    /// Like [`Request::Mark`], but queued at once: ahead of whatever the lines before it
+    /// still wait for (where the replies to the next command begin).
+    Begin(Line),
+    /// Whether the sender also gets the lines of its own messages (IRC's
+    /// `echo-message`): its room lines with their ids, and `sent` for the rest.
+    Echo(bool),
 }
 
 /// What readers tell the broker.
@@ -386,6 +396,11 @@ impl Broker {
             Request::Invalid(reason) => return self.error(id, reason),
             Request::Register(phc) => return self.register(id, phc),
             Request::SetPassword(phc) => return self.set_password(id, phc),
+            Request::Mark(line) => {
+                return self.backend.reply_after(id, line, &mut self.answers);
+            }
+            Request::Begin(line) => return self.deliver(id, &line),
+            Request::Echo(on) => return self.roster.set_echo(id, on),
         };
         match line {
             ClientLine::Register(_) | ClientLine::SetPassword(_) => {
@@ -518,7 +533,7 @@ impl Broker {
                     self.seen_live(&room, id, except);
                 }
                 for (id, peer) in self.roster.members(&room).into_iter().flatten() {
-                    if Some(id) != except {
+                    if Some(id) != except || peer.echo {
                         offer(id, peer, &lines, &mut self.failed);
                     }
                 }

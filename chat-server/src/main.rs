@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chat_proto::UserName;
 use chat_server::history::Retention;
-use chat_server::{ClusterConfig, Config, Presence, shutdown};
+use chat_server::{ClusterConfig, Config, Listeners, Presence, shutdown};
 use clap::Parser;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
@@ -149,6 +149,32 @@ struct Args {
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+
+    /// Also serve IRC here (plain TCP): WeeChat, irssi, HexChat and IRC bots join the
+    /// same chat as native clients (docs/irc.md). Printed as `irc listening on ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    irc_addr: Option<SocketAddr>,
+
+    /// Also serve IRC over TLS here, with --tls-cert and --tls-key. Printed as
+    /// `irc-tls listening on ADDR`.
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    irc_tls_addr: Option<SocketAddr>,
+
+    /// The server's name on IRC (the source of its own messages) [default: the host name]
+    #[arg(long, value_name = "NAME", value_parser = server_name)]
+    server_name: Option<String>,
+}
+
+fn server_name(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 63
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err("1-63 letters, digits, `.`, `-` or `_`".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 fn user_name(s: &str) -> Result<UserName, String> {
@@ -251,6 +277,14 @@ fn main() -> anyhow::Result<()> {
             .zip(args.tls_key)
             .map(|(cert, key)| chat_server::tls::TlsFiles { cert, key }),
         opers: args.oper,
+        server_name: args.server_name.unwrap_or_else(|| {
+            let host = host_name();
+            if server_name(&host).is_ok() {
+                host
+            } else {
+                "chat.localhost".to_owned()
+            }
+        }),
         cluster: args.cluster.map(|url| ClusterConfig {
             url,
             node: args.node_name.unwrap_or_else(default_node_name),
@@ -259,15 +293,19 @@ fn main() -> anyhow::Result<()> {
     };
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
-        .block_on(serve(args.addr, config))
+        .block_on(serve(args.addr, args.irc_addr, args.irc_tls_addr, config))
+}
+
+/// This machine's host name, or nothing.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `host-pid`: unique among nodes on one machine and across machines.
 fn default_node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    let host: String = host
+    let host: String = host_name()
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '/')
         .collect();
@@ -303,17 +341,37 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {
+async fn serve(
+    addr: SocketAddr,
+    irc_addr: Option<SocketAddr>,
+    irc_tls_addr: Option<SocketAddr>,
+    config: Config,
+) -> anyhow::Result<()> {
     // Before binding: a database that cannot be used, or a Redis that cannot be reached,
     // ends startup here with a clear error and exit status 1.
     let backend = chat_server::open_backend(&config).await?;
     let shutdown = shutdown::signals().context("installing signal handlers")?;
-    let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
+    let bound = |addr: SocketAddr| bind(addr).with_context(|| format!("binding {addr}"));
+    let listeners = Listeners {
+        native: bound(addr)?,
+        irc: irc_addr.map(bound).transpose()?,
+        irc_tls: irc_tls_addr.map(bound).transpose()?,
+    };
     let mut stdout = std::io::stdout().lock();
+    // The IRC lines first: whoever waits for `listening on` may then use them all.
+    for (what, listener) in [("irc", &listeners.irc), ("irc-tls", &listeners.irc_tls)] {
+        if let Some(listener) = listener {
+            let local = listener.local_addr().context("reading the bound address")?;
+            writeln!(stdout, "{what} listening on {local}").context("writing to stdout")?;
+        }
+    }
+    let local = listeners
+        .native
+        .local_addr()
+        .context("reading the bound address")?;
     writeln!(stdout, "listening on {local}")
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     drop(stdout);
-    chat_server::run(listener, config, backend, shutdown).await
+    chat_server::serve(listeners, config, backend, shutdown).await
 }

@@ -53,12 +53,12 @@ impl Broker {
     /// user named, a `*` line to everyone with `*`, and a room line, with a fresh id, to
     /// each room's other members. Then tells the sender which destinations failed.
     pub(super) fn route(&mut self, from: ConnId, to: &[Recipient], text: &MessageText) {
-        // One lookup for the sender, and whether its account has other sessions to copy.
-        let Some((sender, shared)) = self
-            .roster
-            .user_of(from)
-            .map(|user| (user.name.clone(), user.sessions.len() > 1 || user.nodes > 1))
-        else {
+        // One lookup for the sender, and whether its account has other sessions to copy
+        // (or the sender wants its own copy).
+        let Some((sender, shared)) = self.roster.peer_and_user(from).map(|(peer, user)| {
+            let shared = user.sessions.len() > 1 || user.nodes > 1 || peer.echo;
+            (user.name.clone(), shared)
+        }) else {
             return;
         };
         let everyone = to.contains(&Recipient::Everyone);
@@ -167,7 +167,7 @@ impl Broker {
         }
         let lines = lines.freeze();
         for (id, peer) in self.roster.sessions(user) {
-            if id != from {
+            if id != from || peer.echo {
                 offer(id, peer, &lines, &mut self.failed);
             }
         }
