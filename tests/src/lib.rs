@@ -4,10 +4,12 @@
 //! - [`bin_path`]: the path of a workspace binary, built fresh on first use.
 //! - [`ServerProcess`]: a `chat-server` on `127.0.0.1:0`, killed and reaped on drop.
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
+//! - [`irc::IrcClient`]: the same for IRC (`\r\n`, lines split into command and parameters).
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
 //! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests: plain,
 //!   with a password, or TLS only with certificates from a [`TestCa`].
 
+pub mod irc;
 pub mod pty;
 pub mod redis;
 
