@@ -15,7 +15,7 @@ use chat_proto::{
 
 use super::caps::{Cap, Caps};
 use super::message::{Message, push_params};
-use super::outgoing::{Cmd, END_MARKER, HistoryAsk, Select, Server, caps_marker, label_marker};
+use super::outgoing::{Cmd, HistoryAsk, Select, Server, caps_marker, end_marker, label_marker};
 use crate::broker::Request;
 
 /// What the connection does after a command.
@@ -35,6 +35,8 @@ pub struct Incoming {
     server: Arc<Server>,
     nick: String,
     caps: Caps,
+    /// Commands read so far: the number of the markers around the current one.
+    seq: u64,
 }
 
 impl Incoming {
@@ -44,6 +46,7 @@ impl Incoming {
             server,
             nick: nick.to_owned(),
             caps,
+            seq: 0,
         }
     }
 
@@ -53,11 +56,12 @@ impl Incoming {
             .label
             .as_ref()
             .filter(|_| self.caps.has(Cap::LabeledResponse));
+        self.seq += 1;
         if let Some(label) = label {
-            out.push(Request::Begin(Bytes::from(label_marker(label))));
+            out.push(Request::Begin(Bytes::from(label_marker(self.seq, label))));
         }
         let flow = self.command(&message, out);
-        out.push(Request::Mark(Bytes::from_static(END_MARKER)));
+        out.push(Request::Mark(Bytes::from(end_marker(self.seq))));
         flow
     }
 
@@ -137,7 +141,7 @@ impl Incoming {
 
     /// A native line whose replies `cmd` explains.
     fn ask(&self, out: &mut Vec<Request>, cmd: Cmd, line: ClientLine) {
-        out.push(Request::Begin(Bytes::from(cmd.marker())));
+        out.push(Request::Begin(Bytes::from(cmd.marker(self.seq))));
         out.push(Request::Line(line));
     }
 
@@ -151,10 +155,8 @@ impl Incoming {
         };
         let text = match native_text(text) {
             Ok(text) => text,
-            Err(reason) if notice => {
-                let _ = reason;
-                return;
-            }
+            // A NOTICE is never answered (RFC 2812 3.3.2).
+            Err(_) if notice => return,
             Err(reason) => return self.reply(out, "400", &[command, &reason]),
         };
         let mut to = Vec::new();
@@ -457,7 +459,6 @@ impl Incoming {
             .take(m.params.len().saturating_sub(3))
             .map(|r| reference(r))
             .collect();
-        let first = refs.first().copied().flatten();
         let n_u16 = u16::try_from(n.max(1)).unwrap_or(chat_proto::MAX_HISTORY_LINES);
         let mut asks: Vec<HistoryRange> = Vec::new();
         let select = match (sub.as_str(), refs.as_slice()) {
@@ -492,12 +493,13 @@ impl Incoming {
             }
             _ => return fail(out, "INVALID_PARAMS", &sub, "Invalid parameters"),
         };
-        let _ = first;
         let ask = HistoryAsk {
             target: target.to_owned(),
             select,
         };
-        out.push(Request::Begin(Bytes::from(Cmd::History(ask).marker())));
+        out.push(Request::Begin(Bytes::from(
+            Cmd::History(ask).marker(self.seq),
+        )));
         for range in asks {
             out.push(Request::Line(ClientLine::History {
                 conv: conv.clone(),
@@ -522,12 +524,14 @@ impl Incoming {
             line.push_str("\r\n");
             return out.push(Request::Mark(Bytes::from(line)));
         };
+        // A timestamp has milliseconds, ids microseconds: the marker covers every
+        // message of the millisecond the client names, the one it read last included.
         let id = match m.param(1) {
             None => None,
             Some(stamp) => match stamp
                 .strip_prefix("timestamp=")
                 .and_then(millis)
-                .and_then(|ms| MessageId::new(ms * 1000))
+                .and_then(|ms| MessageId::new(ms * 1000 + 999))
             {
                 Some(id) => Some(id),
                 None => {
@@ -541,11 +545,15 @@ impl Incoming {
                 }
             },
         };
-        self.ask(
-            out,
-            Cmd::MarkRead(target.to_owned()),
-            ClientLine::Read { conv, id },
-        );
+        if id.is_some() {
+            let set = ClientLine::Read {
+                conv: conv.clone(),
+                id,
+            };
+            self.ask(out, Cmd::MarkRead(target.to_owned()), set);
+        }
+        let now = ClientLine::Read { conv, id: None };
+        self.ask(out, Cmd::MarkReadNow(target.to_owned()), now);
     }
 }
 

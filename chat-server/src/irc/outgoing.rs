@@ -8,10 +8,14 @@
 //! - IRC lines the reader made itself (they start with `:`, `@` or an upper-case
 //!   command), written as they are;
 //! - markers (they start with `\0`), which the reader puts around the requests of one
-//!   IRC command, so that the replies can be told apart: `\0L<label>` starts a labeled
-//!   response, `\0C<command>` says which command the next replies answer (an `error:`
-//!   means 404 after `PRIVMSG`, 474 after `JOIN`), `\0E` ends the command, `\0K<caps>`
-//!   sets the capabilities the writer formats for.
+//!   IRC command, so that the replies can be told apart: `\0L<n> <label>` starts a
+//!   labeled response, `\0C<n> <command>` says which command the next replies answer (an
+//!   `error:` means 404 after `PRIVMSG`, 474 after `JOIN`), `\0E<n>` ends the command,
+//!   `\0K<caps>` sets the capabilities the writer formats for. `<n>` numbers the
+//!   client's commands: `L` and `C` are queued at once, `E` behind the replies the
+//!   backend may still be fetching (from Redis, in a cluster), so the next command can
+//!   start before the end of the last one arrives; that command is then ended early and
+//!   its late end ignored.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -65,8 +69,12 @@ pub enum Cmd {
     List,
     /// `CHATHISTORY`: where the messages go, and which of the replies to keep.
     History(HistoryAsk),
-    /// `MARKREAD`.
+    /// `MARKREAD <target> <timestamp>`: the marker moved (or not: a marker only moves
+    /// forward, and then the native protocol answers nothing).
     MarkRead(String),
+    /// `MARKREAD <target>`, also asked after each move: where the marker is now, the
+    /// one answer a `MARKREAD` gets.
+    MarkReadNow(String),
 }
 
 /// Which stored messages a `CHATHISTORY` keeps of the native replies it asked for.
@@ -95,8 +103,8 @@ pub enum Select {
 
 impl Cmd {
     /// The marker line that makes the writer expect this command's replies.
-    pub fn marker(&self) -> String {
-        let mut m = String::from("\0C");
+    pub fn marker(&self, seq: u64) -> String {
+        let mut m = format!("\0C{seq} ");
         let _ = match self {
             Cmd::Other(c) => write!(m, "other {c}"),
             Cmd::Message { notice } => write!(m, "message {notice}"),
@@ -111,6 +119,7 @@ impl Cmd {
             Cmd::Whois(c) => write!(m, "whois {c}"),
             Cmd::List => write!(m, "list -"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
+            Cmd::MarkReadNow(c) => write!(m, "markreadnow {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
                     Select::Last(n) => ("last", n, 0),
@@ -145,6 +154,7 @@ impl Cmd {
             "whois" => Cmd::Whois(arg),
             "list" => Cmd::List,
             "markread" => Cmd::MarkRead(arg),
+            "markreadnow" => Cmd::MarkReadNow(arg),
             "history" => {
                 let mut words = arg.split(' ');
                 let target = words.next()?.to_owned();
@@ -166,13 +176,15 @@ impl Cmd {
     }
 }
 
-/// The marker that starts a labeled response.
-pub fn label_marker(label: &str) -> String {
-    format!("\0L{label}\n")
+/// The marker that starts the labeled response to command `seq`.
+pub fn label_marker(seq: u64, label: &str) -> String {
+    format!("\0L{seq} {label}\n")
 }
 
-/// The marker that ends a command's replies.
-pub const END_MARKER: &[u8] = b"\0E\n";
+/// The marker that ends the replies to command `seq`.
+pub fn end_marker(seq: u64) -> String {
+    format!("\0E{seq}\n")
+}
 
 /// The marker that sets the writer's capabilities.
 pub fn caps_marker(caps: Caps) -> String {
@@ -193,6 +205,18 @@ struct Collected {
     entries: Vec<HistoryEntry>,
 }
 
+/// The answer of a `MARKREAD` being made.
+#[derive(Debug, Default)]
+enum MarkReadAnswer {
+    /// Nothing yet.
+    #[default]
+    None,
+    /// The latest `MARKREAD` line for it.
+    Line(String),
+    /// The move failed and said so: the question after it says nothing more.
+    Failed,
+}
+
 /// One connection's translation state.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -201,12 +225,15 @@ pub struct Outgoing {
     nick: String,
     caps: Caps,
     label: Option<Labeled>,
+    /// The number of the client command whose replies come now.
+    seq: u64,
     cmd: Option<Cmd>,
     /// A channel's `names`, waiting for its `roles` (and topic) to make `353`.
     names: Option<Names>,
     /// The channel whose names were just said: a topic line now is the join's.
     named: Option<RoomName>,
     history: Collected,
+    markread: MarkReadAnswer,
     /// Batches opened so far, for their references.
     batches: u64,
     /// The time now, as a `server-time` tag gives it, for lines that carry none.
@@ -221,10 +248,12 @@ impl Outgoing {
             nick: nick.to_owned(),
             caps,
             label: None,
+            seq: 0,
             cmd: None,
             names: None,
             named: None,
             history: Collected::default(),
+            markread: MarkReadAnswer::None,
             batches: 0,
             now: None,
         }
@@ -274,6 +303,8 @@ impl Outgoing {
             // Native lines start with a lower-case word; IRC lines with a source, tags or
             // an upper-case command (`ERROR`).
             Some(b':' | b'@' | b'A'..=b'Z') => {
+                // Made whole in the reader's task, `\r\n` and all.
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let mut line = String::from_utf8_lossy(line).into_owned();
                 line.push_str("\r\n");
                 emitted.push(line);
@@ -299,6 +330,26 @@ impl Outgoing {
 
     fn marker(&mut self, marker: &str, emitted: &mut Vec<String>) {
         let (kind, rest) = marker.split_at(marker.len().min(1));
+        if kind == "K" {
+            if let Ok(bits) = rest.parse() {
+                self.caps = Caps::from_bits(bits);
+            }
+            return;
+        }
+        let (seq, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let Ok(seq) = seq.parse::<u64>() else {
+            return;
+        };
+        if kind == "E" {
+            if seq == self.seq {
+                self.finish(emitted);
+            }
+            return;
+        }
+        if seq != self.seq {
+            self.finish(emitted);
+            self.seq = seq;
+        }
         match kind {
             "L" => {
                 self.label = Some(Labeled {
@@ -310,20 +361,17 @@ impl Outgoing {
                 self.end_command(emitted);
                 self.cmd = Cmd::parse(rest);
             }
-            "E" => {
-                self.end_command(emitted);
-                if let Some(labeled) = self.label.take() {
-                    let mut lines = labeled.lines;
-                    lines.append(emitted);
-                    *emitted = self.labeled(&labeled.label, lines);
-                }
-            }
-            "K" => {
-                if let Ok(bits) = rest.parse() {
-                    self.caps = Caps::from_bits(bits);
-                }
-            }
             _ => {}
+        }
+    }
+
+    /// Ends the replies to the current client command, its label's included.
+    fn finish(&mut self, emitted: &mut Vec<String>) {
+        self.end_command(emitted);
+        if let Some(labeled) = self.label.take() {
+            let mut lines = labeled.lines;
+            lines.append(emitted);
+            *emitted = self.labeled(&labeled.label, lines);
         }
     }
 
@@ -339,6 +387,11 @@ impl Outgoing {
                 emitted.push(self.numeric("318", &[&nick, "End of WHOIS list"]));
             }
             Some(Cmd::History(ask)) => self.history_batch(&ask, emitted),
+            Some(Cmd::MarkReadNow(_)) => {
+                if let MarkReadAnswer::Line(line) = std::mem::take(&mut self.markread) {
+                    emitted.push(line);
+                }
+            }
             _ => {}
         }
     }
@@ -519,10 +572,15 @@ impl Outgoing {
                     || "*".to_owned(),
                     |id| format!("timestamp={}", id_time(id.get())),
                 );
-                out.push(format!(
-                    ":{} MARKREAD {target} {stamp}\r\n",
-                    self.server.name
-                ));
+                let line = format!(":{} MARKREAD {target} {stamp}\r\n", self.server.name);
+                // The asker's own move comes back as a push; it hears one answer, at the
+                // end of its `MARKREAD`.
+                match &self.cmd {
+                    Some(Cmd::MarkRead(_) | Cmd::MarkReadNow(_)) => {
+                        self.markread = MarkReadAnswer::Line(line);
+                    }
+                    _ => out.push(line),
+                }
             }
             ServerLine::Away { name, text } => {
                 out.push(self.numeric("301", &[name.as_str(), text.as_str()]));
@@ -716,10 +774,18 @@ impl Outgoing {
                     self.server.name, ask.target
                 ));
             }
-            Some(Cmd::MarkRead(target)) => out.push(format!(
-                ":{} FAIL MARKREAD INTERNAL_ERROR {target} :{reason}\r\n",
-                self.server.name
-            )),
+            Some(Cmd::MarkReadNow(_)) if matches!(self.markread, MarkReadAnswer::Failed) => {
+                self.markread = MarkReadAnswer::None;
+            }
+            Some(Cmd::MarkRead(target) | Cmd::MarkReadNow(target)) => {
+                if matches!(self.cmd, Some(Cmd::MarkRead(_))) {
+                    self.markread = MarkReadAnswer::Failed;
+                }
+                out.push(format!(
+                    ":{} FAIL MARKREAD INTERNAL_ERROR {target} :{reason}\r\n",
+                    self.server.name
+                ));
+            }
             Some(Cmd::Other(command)) => out.push(self.numeric("400", &[&command, reason])),
             // Outside any command: the broker is about to close the connection.
             None => out.push(format!("ERROR :{reason}\r\n")),
