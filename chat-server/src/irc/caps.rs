@@ -19,16 +19,13 @@ pub enum Cap {
     ChatHistory,
     /// `draft/read-marker`: `MARKREAD` over the account's read markers.
     ReadMarker,
-    /// `away-notify`: `AWAY` lines when a channel member goes away or comes back.
-    AwayNotify,
     /// `cap-notify`: implied by `CAP LS 302`; nothing ever changes, so nothing to say.
     CapNotify,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 10] = [
-        Cap::AwayNotify,
+    pub const ALL: [Cap; 9] = [
         Cap::Batch,
         Cap::CapNotify,
         Cap::ChatHistory,
@@ -51,7 +48,6 @@ impl Cap {
             Cap::LabeledResponse => "labeled-response",
             Cap::ChatHistory => "draft/chathistory",
             Cap::ReadMarker => "draft/read-marker",
-            Cap::AwayNotify => "away-notify",
             Cap::CapNotify => "cap-notify",
         }
     }
