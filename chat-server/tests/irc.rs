@@ -241,6 +241,33 @@ async fn irc_and_native_users_talk_in_one_room_with_the_same_ids_in_order(mode: 
     chat.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_gets_the_tags_it_asked_for_in_one_channel() {
+    let chat = Chat::start(Mode::Local, config()).await;
+    let mut alice = chat.member("alice", "#tags").await;
+    let mut plain = irc(&chat, 0, "plain", &[]).await;
+    let mut tagged = irc(&chat, 0, "tagged", &["message-tags"]).await;
+    let mut timed = irc(&chat, 0, "timed", &["server-time"]).await;
+    for client in [&mut plain, &mut tagged, &mut timed] {
+        join(client, "#tags").await;
+    }
+    for i in 0..3 {
+        alice.send(&format!("#tags: {i}")).await;
+    }
+    for i in 0..3 {
+        let text = i.to_string();
+        let line = plain.next("PRIVMSG").await;
+        assert_eq!(line.raw, format!(":alice!alice@{SERVER} PRIVMSG #tags :{text}"));
+        let line = tagged.next("PRIVMSG").await;
+        assert_eq!(line.tags.len(), 1, "{}", line.raw);
+        assert!(line.tag("msgid").is_some(), "{}", line.raw);
+        let line = timed.next("PRIVMSG").await;
+        assert_eq!(line.tags.len(), 1, "{}", line.raw);
+        assert!(line.tag("time").is_some(), "{}", line.raw);
+    }
+    chat.shutdown().await;
+}
+
 both_modes!(direct_messages_everyone_messages_and_notices_cross_both_ways);
 async fn direct_messages_everyone_messages_and_notices_cross_both_ways(mode: Mode) {
     let chat = Chat::start(mode, config()).await;

@@ -17,6 +17,7 @@
 //!   start before the end of the last one arrives; that command is then ended early and
 //!   its late end ignored.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -217,6 +218,56 @@ enum MarkReadAnswer {
     Failed,
 }
 
+/// How many room messages each thread keeps the IRC form of.
+const ROOM_LINES_KEPT: usize = 4;
+
+thread_local! {
+    /// The IRC form of the room messages this thread translated last. A message to a
+    /// channel of 1,000 reaches 1,000 writers, mostly one after another on the same
+    /// thread, and its IRC form depends only on the listener and the capabilities: it
+    /// is made once, not 1,000 times.
+    static ROOM_LINES: RefCell<Vec<(RoomLineKey, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A native room message as one kind of IRC client sees it: the server's name is in
+/// every source, the capabilities decide the tags.
+#[derive(Debug)]
+struct RoomLineKey {
+    server: String,
+    caps: Caps,
+    native: Box<[u8]>,
+}
+
+/// The IRC form kept for `native`, a room message as a client of `server` with `caps`
+/// sees it.
+fn cached_room_line(server: &Server, caps: Caps, native: &[u8]) -> Option<String> {
+    if !native.starts_with(b"from ") {
+        return None;
+    }
+    ROOM_LINES.with_borrow(|kept| {
+        kept.iter()
+            .find(|(key, _)| {
+                *key.native == *native && key.caps == caps && key.server == server.name
+            })
+            .map(|(_, irc)| irc.clone())
+    })
+}
+
+/// Keeps `irc` as the IRC form of `native` for clients of `server` with `caps`.
+fn keep_room_line(server: &Server, caps: Caps, native: &[u8], irc: String) {
+    let key = RoomLineKey {
+        server: server.name.clone(),
+        caps,
+        native: native.into(),
+    };
+    ROOM_LINES.with_borrow_mut(|kept| {
+        if kept.len() == ROOM_LINES_KEPT {
+            kept.remove(0);
+        }
+        kept.push((key, irc));
+    });
+}
+
 /// One connection's translation state.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -310,15 +361,31 @@ impl Outgoing {
                 emitted.push(line);
             }
             _ => {
+                if let Some(irc) = cached_room_line(&self.server, self.caps, line) {
+                    self.flush_names(emitted);
+                    self.named = None;
+                    emitted.push(irc);
+                    return;
+                }
                 let Ok(text) = std::str::from_utf8(line) else {
                     return;
                 };
                 match text.parse::<ServerLine>() {
                     Ok(parsed) => {
+                        let room = matches!(
+                            parsed,
+                            ServerLine::From {
+                                scope: Scope::Room { .. },
+                                ..
+                            }
+                        );
                         let next = next
                             .and_then(|n| std::str::from_utf8(n).ok())
                             .and_then(|n| n.parse::<ServerLine>().ok());
                         self.server_line(parsed, next.as_ref(), emitted);
+                        if let (true, Some(irc)) = (room, emitted.last()) {
+                            keep_room_line(&self.server, self.caps, line, irc.clone());
+                        }
                     }
                     // Every line the broker sends parses; were one not to, the client
                     // still sees it rather than nothing.
