@@ -257,7 +257,10 @@ async fn each_client_gets_the_tags_it_asked_for_in_one_channel() {
     for i in 0..3 {
         let text = i.to_string();
         let line = plain.next("PRIVMSG").await;
-        assert_eq!(line.raw, format!(":alice!alice@{SERVER} PRIVMSG #tags :{text}"));
+        assert_eq!(
+            line.raw,
+            format!(":alice!alice@{SERVER} PRIVMSG #tags :{text}")
+        );
         let line = tagged.next("PRIVMSG").await;
         assert_eq!(line.tags.len(), 1, "{}", line.raw);
         assert!(line.tag("msgid").is_some(), "{}", line.raw);

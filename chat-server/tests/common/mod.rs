@@ -27,6 +27,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Where it listens for IRC clients.
     pub irc_addr: SocketAddr,
+    /// Where it listens for IRC clients over TLS: only with `config.tls`.
+    pub irc_tls_addr: Option<SocketAddr>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -61,10 +63,17 @@ pub async fn try_start_with_store(
     let addr = listener.local_addr().expect("an address");
     let irc = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let irc_addr = irc.local_addr().expect("an address");
+    let irc_tls = match config.tls {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("binding")),
+        None => None,
+    };
+    let irc_tls_addr = irc_tls
+        .as_ref()
+        .map(|l| l.local_addr().expect("an address"));
     let listeners = chat_server::Listeners {
         native: listener,
         irc: Some(irc),
-        irc_tls: None,
+        irc_tls,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(chat_server::serve(listeners, config, backend, async {
@@ -73,6 +82,7 @@ pub async fn try_start_with_store(
     Ok(TestServer {
         addr,
         irc_addr,
+        irc_tls_addr,
         stop,
         task,
     })
