@@ -397,6 +397,46 @@ async fn sasl_logs_in_to_an_account_with_the_right_password_only(mode: Mode) {
     chat.shutdown().await;
 }
 
+both_modes!(offline_mail_at_login_then_an_irc_and_a_native_session_share_the_account);
+async fn offline_mail_at_login_then_an_irc_and_a_native_session_share_the_account(mode: Mode) {
+    let chat = Chat::start_with_accounts(mode, config()).await;
+    account(&chat, "bob").await;
+    let mut alice = chat.login_on(0, "alice").await;
+    alice.send("bob: while you were out").await;
+    alice.expect("stored bob").await;
+
+    let (mut irc_bob, replies) = sasl(chat.irc_addr(1), "bob", "secret-password").await;
+    assert_eq!(commands(&replies), ["900", "903"]);
+    irc_bob.send("CAP END").await;
+    irc_bob.until("422").await;
+    let mail = irc_bob.next("PRIVMSG").await;
+    assert_eq!(mail.nick(), Some("alice"));
+    assert_eq!(mail.params, ["bob", "while you were out"]);
+    assert!(mail.tag("time").is_some(), "{}", mail.raw);
+    let notice = irc_bob.next("NOTICE").await;
+    assert_eq!(notice.param(1), "1 message arrived while you were away");
+
+    // A second device, native: no mail again, both get what is sent to bob, and each
+    // hears what the other sent.
+    let mut native_bob = chat.connect_on(0).await;
+    native_bob.send("bob secret-password").await;
+    native_bob.expect("welcome bob").await;
+    let (before, _) = native_bob.sync().await;
+    assert!(before.is_empty(), "{before:?}");
+    alice.send("bob: to both").await;
+    native_bob.expect("from alice: to both").await;
+    assert_eq!(irc_bob.next("PRIVMSG").await.params, ["bob", "to both"]);
+    irc_bob.send("PRIVMSG alice :from my irc client").await;
+    alice.skip_until("from bob: from my irc client").await;
+    native_bob.expect("sent alice: from my irc client").await;
+    native_bob.send("alice: from my native client").await;
+    alice.expect("from bob: from my native client").await;
+    let copy = irc_bob.next("PRIVMSG").await;
+    assert_eq!(copy.nick(), Some("bob"), "{}", copy.raw);
+    assert_eq!(copy.params, ["alice", "from my native client"]);
+    chat.shutdown().await;
+}
+
 both_modes!(bans_kicks_topics_and_moderation_hold_across_irc_and_native);
 async fn bans_kicks_topics_and_moderation_hold_across_irc_and_native(mode: Mode) {
     let chat = Chat::start(mode, config()).await;

@@ -561,7 +561,10 @@ impl Outgoing {
             ServerLine::HistoryEnd { .. } => {}
             ServerLine::Missed(n) if n > 0 => {
                 let nick = self.nick.clone();
-                let text = format!("{n} messages arrived while you were away");
+                let text = match n {
+                    1 => "1 message arrived while you were away".to_owned(),
+                    n => format!("{n} messages arrived while you were away"),
+                };
                 out.push(self.notice(&nick, &text));
             }
             ServerLine::Missed(_) | ServerLine::Pong(_) => {}
