@@ -345,6 +345,12 @@ async fn echo_message_and_labeled_response() {
     }
     assert_eq!(inner[2].param(0), format!("-{reference}"));
 
+    // Nothing was sent: no echo, only the refusal.
+    bob.send("@label=m2 PRIVMSG nobody :lost?").await;
+    let refused = bob.recv().await;
+    assert_eq!(refused.command, "401", "{}", refused.raw);
+    assert_eq!(refused.tag("label"), Some("m2"));
+
     // No reply at all: an ACK.
     let mut carol = irc(&chat, 0, "carol", &["labeled-response", "message-tags"]).await;
     join(&mut carol, "#rust").await;

@@ -285,6 +285,9 @@ pub struct Outgoing {
     named: Option<RoomName>,
     history: Collected,
     markread: MarkReadAnswer,
+    /// The echoes of the direct messages of the current command, with the folded name
+    /// each went to.
+    echoes: Vec<(String, String)>,
     /// Batches opened so far, for their references.
     batches: u64,
     /// The time now, as a `server-time` tag gives it, for lines that carry none.
@@ -305,6 +308,7 @@ impl Outgoing {
             named: None,
             history: Collected::default(),
             markread: MarkReadAnswer::None,
+            echoes: Vec::new(),
             batches: 0,
             now: None,
         }
@@ -459,6 +463,7 @@ impl Outgoing {
                     emitted.push(line);
                 }
             }
+            Some(Cmd::Message { .. }) => emitted.extend(self.echoes.drain(..).map(|(_, l)| l)),
             _ => {}
         }
     }
@@ -517,14 +522,26 @@ impl Outgoing {
                 text,
             } => self.message(&sender, scope, &text, out),
             ServerLine::Sent { to, text } => {
-                let target = match &to {
-                    Recipient::Everyone => "$*".to_owned(),
-                    Recipient::User(name) => name.as_str().to_owned(),
-                    Recipient::Room(room) => room.as_str().to_owned(),
+                let (target, folded) = match &to {
+                    Recipient::Everyone => ("$*".to_owned(), "$*".to_owned()),
+                    Recipient::User(name) => (name.as_str().to_owned(), name.folded()),
+                    Recipient::Room(room) => (room.as_str().to_owned(), room.to_string()),
                 };
                 let tags = self.tags(None, None);
                 let source = self.user_source(&self.nick.clone());
-                out.push(privmsg(&tags, &source, &target, text.as_str()));
+                match self.cmd {
+                    // This connection's own echo: held until the command ends, so that a
+                    // nick that turns out not to exist gets its 401 and no echo.
+                    Some(Cmd::Message { notice }) => {
+                        let line = if notice {
+                            format!("{tags}{source} NOTICE {target} :{text}\r\n")
+                        } else {
+                            privmsg(&tags, &source, &target, text.as_str())
+                        };
+                        self.echoes.push((folded, line));
+                    }
+                    _ => out.push(privmsg(&tags, &source, &target, text.as_str())),
+                }
             }
             ServerLine::Joined(_) => {}
             ServerLine::Left(name) => {
@@ -770,6 +787,14 @@ impl Outgoing {
     /// A native `error:`, as the command it answers makes it.
     fn error(&mut self, reason: &str, out: &mut Vec<String>) {
         let cmd = self.cmd.clone();
+        if let (Some(Cmd::Message { .. }), Some(names)) =
+            (&cmd, reason.strip_prefix("no such user: "))
+        {
+            for name in names.split(',') {
+                let folded = UserName::parse(name).map_or_else(|_| name.to_owned(), |n| n.folded());
+                self.echoes.retain(|(to, _)| *to != folded);
+            }
+        }
         match cmd {
             Some(Cmd::Message { notice: true }) => {}
             Some(Cmd::Message { notice: false }) => {
