@@ -1,3 +1,4 @@
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use anyhow::Context;
 use chat_proto::UserName;
 use chat_server::history::Retention;
 use chat_server::{ClusterConfig, Config, Listeners, Presence, shutdown};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
@@ -23,9 +24,34 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// docs/protocol.md. SIGINT or SIGTERM shuts the server down cleanly: every message
 /// already accepted is delivered (and stored), then each client gets
 /// `bye: server shutting down`.
+mod config_file;
+
+/// `0.3.0 (commit 1a2b3c4d5e6f)`: the version and the commit it was built from.
+fn version() -> &'static str {
+    let commit = git_version::git_version!(
+        args = [
+            "--always",
+            "--dirty=-modified",
+            "--abbrev=12",
+            "--exclude=*"
+        ],
+        fallback = "unknown"
+    );
+    Box::leak(format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")).into_boxed_str())
+}
+
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = version(), args_override_self = true)]
 struct Args {
+    /// Read settings from this TOML file: its keys are the long flags (`max-per-ip = 20`,
+    /// `oper = ["root"]`, `strict-names = true`); flags given on the command line
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Sub>,
+
     /// Address to listen on; port 0 picks a free port (printed as `listening on ADDR`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -165,6 +191,18 @@ struct Args {
     server_name: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Copy the `--db` database to a new file: a consistent snapshot, also while a server
+    /// is running on it.
+    Backup {
+        /// The server's database file.
+        db: PathBuf,
+        /// The copy to write; it must not exist yet.
+        to: PathBuf,
+    },
+}
+
 fn server_name(s: &str) -> Result<String, String> {
     if s.is_empty()
         || s.len() > 63
@@ -227,8 +265,35 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// The command line, with the settings of its `--config` file before its own flags.
+/// Exits like clap on a usage error, naming the file when the error is in it.
+fn parse_args() -> Args {
+    let cli: Vec<OsString> = std::env::args_os().collect();
+    let command = Args::command();
+    let matches = command.clone().get_matches_from(&cli);
+    let Some(file) = matches.get_one::<PathBuf>("config") else {
+        return Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    };
+    let merged = config_file::merged_args(&command, &cli, &matches, file).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    });
+    match command.try_get_matches_from(merged) {
+        Ok(matches) => Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        Err(e) => {
+            eprintln!("in the config file {}:", file.display());
+            e.exit()
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = parse_args();
+    if let Some(Sub::Backup { db, to }) = &args.command {
+        chat_server::store::sqlite::backup(db, to)?;
+        println!("backed up {} to {}", db.display(), to.display());
+        return Ok(());
+    }
     let default_level = match args.verbose {
         0 => "info",
         1 => "debug",
