@@ -30,6 +30,7 @@ use crate::backend::Auth;
 use crate::broker::{BrokerEvent, Request};
 use crate::io::{Batch, LineReader};
 use crate::irc::outgoing::Outgoing;
+use crate::metrics::{METRICS, Refusal};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
 use crate::sendq::{self, Inbox, Outbox, Ready};
@@ -149,6 +150,7 @@ impl Connection {
         let (name, authenticated) = match checked {
             Ok(checked) => checked,
             Err(reason) => {
+                METRICS.refused(Refusal::of(&reason));
                 outbox.send_last(&encode_line(ServerLine::Error(reason)));
                 return None;
             }
@@ -164,6 +166,7 @@ impl Connection {
         // A refusal (name taken) was already queued for this client by the broker.
         let sent = self.broker_tx.send(join).await.is_ok();
         let accepted = sent && accepted_rx.await.unwrap_or(false);
+        count_login(sent, accepted);
         accepted.then_some(name)
     }
 
@@ -418,6 +421,20 @@ pub(crate) async fn open(
     }
 }
 
+/// Counts the broker's answer to a login: accepted, or refused (the name is taken, or
+/// too many sessions); nothing when the server is stopping and never answered.
+pub(crate) fn count_login(sent: bool, accepted: bool) {
+    match (sent, accepted) {
+        (_, true) => {
+            METRICS.logins.inc();
+        }
+        (true, false) => {
+            METRICS.refused(Refusal::Taken);
+        }
+        (false, false) => {}
+    }
+}
+
 /// Sends `line` (why) to a connection the server will not serve, then closes it.
 pub(crate) async fn refuse(
     id: ConnId,
@@ -568,6 +585,9 @@ impl Writer {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         self.stall = None;
+        METRICS
+            .bytes_written
+            .inc_by(u64::try_from(written).unwrap_or(u64::MAX));
         self.out.advance(written);
         if self.out.is_empty() {
             // Written out: give the memory back; an idle client holds no buffer.

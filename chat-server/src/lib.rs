@@ -8,6 +8,7 @@
 //! - [`io`]: a line reader that holds no buffer while a client is idle.
 //! - [`irc`]: the IRC listener, a second kind of connection on the same broker.
 //! - [`pacer`]: flood control for `--rate-limit`.
+//! - [`metrics`]: counters for Prometheus, served with `--metrics-addr`.
 //! - [`sendq`]: a client's outgoing queue, bounded in bytes.
 //! - [`broker`]: the one task that decides; it owns the [`roster`] (who is online here,
 //!   who is in which room) and the [`accounts`] (registered names; Argon2id hashing
@@ -63,6 +64,7 @@ pub mod history;
 pub mod io;
 pub mod irc;
 pub mod listener;
+pub mod metrics;
 pub mod pacer;
 pub mod rlimit;
 pub mod roster;
@@ -115,6 +117,8 @@ pub struct Listeners {
     pub irc: Option<TcpListener>,
     /// IRC over TLS (`--irc-tls-addr`), with the native listener's certificate.
     pub irc_tls: Option<TcpListener>,
+    /// `/metrics` and `/healthz` over HTTP (`--metrics-addr`).
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves clients on `listener` until `shutdown` resolves, then shuts down cleanly.
@@ -128,6 +132,7 @@ pub async fn run(
         native: listener,
         irc: None,
         irc_tls: None,
+        metrics: None,
     };
     serve(listeners, config, backend, shutdown).await
 }
@@ -177,6 +182,13 @@ pub async fn serve(
     let drain_within = config.shutdown_timeout / 2;
     let broker = tokio::spawn(broker::broker_loop(broker_rx, broker, drain_within));
 
+    if let Some(listener) = listeners.metrics {
+        tokio::spawn(metrics::serve(
+            listener,
+            broker_tx.downgrade(),
+            token.clone(),
+        ));
+    }
     let shutdown_timeout = config.shutdown_timeout;
     let accept =
         listener::accept_loop(listening, broker_tx, token.clone(), tracker.clone(), config);

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::Hasher;
 use crate::broker::BrokerEvent;
+use crate::metrics::{self, METRICS, Refusal};
 use crate::roster::ConnId;
 use crate::{Config, connection, irc};
 
@@ -109,6 +110,7 @@ pub(crate) async fn accept_loop(
             Ok(admitted) => admitted,
             Err(reason) => {
                 info!(peer = %addr, id, %reason, "refused");
+                METRICS.refused(Refusal::of(&reason));
                 // Said in the listener's protocol.
                 let line = match irc {
                     Some(_) => bytes::Bytes::from(format!("ERROR :Closing link: {reason}\r\n")),
@@ -129,13 +131,19 @@ pub(crate) async fn accept_loop(
             token: token.clone(),
             config: config.clone(),
         };
+        let listener = match (irc, tls) {
+            (None, None) => metrics::Listener::Native,
+            (None, Some(_)) => metrics::Listener::Tls,
+            (Some(_), None) => metrics::Listener::Irc,
+            (Some(_), Some(_)) => metrics::Listener::IrcTls,
+        };
+        let admission = (permit, ip_slot, metrics::Open::new(listener));
         match irc {
             Some(server) => {
-                let task = irc::session::serve(conn, server.clone(), stream, (permit, ip_slot));
-                tracker.spawn(task);
+                tracker.spawn(irc::session::serve(conn, server.clone(), stream, admission));
             }
             None => {
-                tracker.spawn(conn.run(stream, (permit, ip_slot)));
+                tracker.spawn(conn.run(stream, admission));
             }
         }
     }

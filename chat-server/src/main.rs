@@ -186,6 +186,11 @@ struct Args {
     #[arg(long, value_name = "ADDR", requires = "tls_cert")]
     irc_tls_addr: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics at `http://ADDR/metrics` and a health check at
+    /// `/healthz`. Printed as `metrics listening on ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
     /// The server's name on IRC (the source of its own messages) [default: the host name]
     #[arg(long, value_name = "NAME", value_parser = server_name)]
     server_name: Option<String>,
@@ -358,7 +363,11 @@ fn main() -> anyhow::Result<()> {
     };
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
-        .block_on(serve(args.addr, args.irc_addr, args.irc_tls_addr, config))
+        .block_on(serve(
+            args.addr,
+            [args.irc_addr, args.irc_tls_addr, args.metrics_addr],
+            config,
+        ))
 }
 
 /// This machine's host name, or nothing.
@@ -406,10 +415,10 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Serves on `addr` and the optional IRC, IRC over TLS and metrics addresses.
 async fn serve(
     addr: SocketAddr,
-    irc_addr: Option<SocketAddr>,
-    irc_tls_addr: Option<SocketAddr>,
+    [irc_addr, irc_tls_addr, metrics_addr]: [Option<SocketAddr>; 3],
     config: Config,
 ) -> anyhow::Result<()> {
     // Before binding: a database that cannot be used, or a Redis that cannot be reached,
@@ -421,10 +430,16 @@ async fn serve(
         native: bound(addr)?,
         irc: irc_addr.map(bound).transpose()?,
         irc_tls: irc_tls_addr.map(bound).transpose()?,
+        metrics: metrics_addr.map(bound).transpose()?,
     };
     let mut stdout = std::io::stdout().lock();
     // The IRC lines first: whoever waits for `listening on` may then use them all.
-    for (what, listener) in [("irc", &listeners.irc), ("irc-tls", &listeners.irc_tls)] {
+    let others = [
+        ("irc", &listeners.irc),
+        ("irc-tls", &listeners.irc_tls),
+        ("metrics", &listeners.metrics),
+    ];
+    for (what, listener) in others {
         if let Some(listener) = listener {
             let local = listener.local_addr().context("reading the bound address")?;
             writeln!(stdout, "{what} listening on {local}").context("writing to stdout")?;

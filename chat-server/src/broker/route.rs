@@ -7,6 +7,7 @@ use chat_proto::{
 
 use super::{Broker, offer};
 use crate::backend::{self, Direct};
+use crate::metrics::{Kind, METRICS};
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
@@ -63,6 +64,7 @@ impl Broker {
         };
         let everyone = to.contains(&Recipient::Everyone);
         if everyone {
+            METRICS.messages.of(Kind::Everyone).inc();
             self.send_everyone(from, &sender, text);
         }
         let mut fanout = Fanout {
@@ -93,7 +95,10 @@ impl Broker {
             }
             match dest {
                 Recipient::Everyone => {}
-                Recipient::User(name) => self.send_direct(from, name, &mut fanout),
+                Recipient::User(name) => {
+                    METRICS.messages.of(Kind::Direct).inc();
+                    self.send_direct(from, name, &mut fanout);
+                }
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
                 }
@@ -123,6 +128,7 @@ impl Broker {
             self.tell_away(from, &sender, name, away);
         }
         for room in rooms {
+            METRICS.messages.of(Kind::Room).inc();
             self.backend
                 .say(from, room, &sender, text, &mut self.answers);
         }
@@ -224,9 +230,12 @@ impl Broker {
                 // With `*`, every other user has had the line; only the sender has not.
                 if !fanout.everyone || user.sessions.contains(&from) {
                     let line = fanout.line();
+                    let mut delivered = 0;
                     for (id, peer) in self.roster.sessions(user) {
                         offer(id, peer, &line, &mut self.failed);
+                        delivered += 1;
                     }
+                    METRICS.deliveries.of(Kind::Direct).inc_by(delivered);
                     // The account's sessions on other nodes get it from here too.
                     if user.nodes > 1 {
                         self.backend.echo(&user.name, line);
@@ -278,11 +287,14 @@ impl Broker {
             .user_of(from)
             .map(|user| user.sessions.clone())
             .unwrap_or_default();
+        let mut delivered = 0;
         for (id, peer) in self.roster.peers() {
             if !mine.contains(&id) {
                 offer(id, peer, &line, &mut self.failed);
+                delivered += 1;
             }
         }
+        METRICS.deliveries.of(Kind::Everyone).inc_by(delivered);
         self.backend
             .send_elsewhere(from, sender, line, &mut self.answers);
     }

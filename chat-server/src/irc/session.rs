@@ -25,8 +25,9 @@ use super::incoming::{Flow, Incoming, cap_reply};
 use super::message::{self, Invalid, Message, push_params};
 use super::outgoing::Outgoing;
 use crate::broker::{BrokerEvent, Request};
-use crate::connection::{Connection, Writer, Wrote, finish, open};
+use crate::connection::{Connection, Writer, Wrote, count_login, finish, open};
 use crate::io::{Batch, LineReader};
+use crate::metrics::{METRICS, Refusal};
 use crate::pacer::Pacer;
 use crate::sendq::{self, Inbox};
 
@@ -141,6 +142,7 @@ impl Session {
             let line = tokio::select! {
                 () = self.conn.token.cancelled() => return Ok(None),
                 () = sleep_until(deadline) => {
+                    METRICS.refused(Refusal::Timeout);
                     writer.push(b"ERROR :Closing link: registration timed out\r\n");
                     writer.flush_pushed().await?;
                     return Ok(None);
@@ -307,6 +309,7 @@ impl Session {
                 None => None,
                 Some(Ok(password)) => Some(password),
                 Some(Err(e)) => {
+                    METRICS.refused(Refusal::Password);
                     let refusal =
                         self.numeric(Some(nick), "464", &[&format!("Password incorrect: {e}")]);
                     writer.push(refusal.as_bytes());
@@ -318,6 +321,7 @@ impl Session {
             match self.conn.authenticate(&name, password).await {
                 Ok(checked) => authenticated = checked,
                 Err(reason) => {
+                    METRICS.refused(Refusal::of(&reason));
                     let (code, text) = if reason.contains("password") {
                         ("464", format!("Password incorrect: {reason}"))
                     } else {
@@ -349,7 +353,9 @@ impl Session {
             accepted: accepted_tx,
         };
         let sent = self.conn.broker_tx.send(join).await.is_ok();
-        if sent && accepted_rx.await.unwrap_or(false) {
+        let accepted = sent && accepted_rx.await.unwrap_or(false);
+        count_login(sent, accepted);
+        if accepted {
             let nick = name.as_str();
             writer.speak_irc(Outgoing::new(self.server.clone(), nick, self.caps));
             return Ok(LogIn::Done(name));

@@ -74,6 +74,7 @@ pub async fn try_start_with_store(
         native: listener,
         irc: Some(irc),
         irc_tls,
+        metrics: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(chat_server::serve(listeners, config, backend, async {
