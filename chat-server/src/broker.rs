@@ -129,6 +129,9 @@ pub enum BrokerEvent {
         /// The connection.
         id: ConnId,
     },
+    /// The configuration was reloaded (SIGHUP): these accounts are the server operators
+    /// from now on.
+    Opers(Vec<UserName>),
 }
 
 /// Runs `broker` until every `broker_tx` is dropped, then delivers what was already on
@@ -387,6 +390,9 @@ impl Broker {
                 }
             }
             BrokerEvent::Leave { id } => self.failed.push(id),
+            BrokerEvent::Opers(opers) => {
+                self.opers = opers.iter().map(UserName::folded).collect();
+            }
         }
         self.settle();
     }

@@ -137,13 +137,26 @@ pub async fn run(
     serve(listeners, config, backend, shutdown).await
 }
 
-/// Serves clients on every one of `listeners` until `shutdown` resolves, then shuts
-/// down cleanly.
+/// [`serve_reloading`] without reloads.
 pub async fn serve(
     listeners: Listeners,
     config: Config,
     backend: Box<dyn Backend>,
     shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (_keep, reloads) = mpsc::channel(1);
+    serve_reloading(listeners, config, backend, shutdown, reloads).await
+}
+
+/// Serves clients on every one of `listeners` until `shutdown` resolves, then shuts
+/// down cleanly. Each configuration from `reloads` (SIGHUP) changes what can change
+/// while the server runs: see [`listener`].
+pub async fn serve_reloading(
+    listeners: Listeners,
+    config: Config,
+    backend: Box<dyn Backend>,
+    shutdown: impl Future<Output = ()>,
+    reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<()> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let irc_server = irc::server(&config.server_name);
@@ -190,8 +203,14 @@ pub async fn serve(
         ));
     }
     let shutdown_timeout = config.shutdown_timeout;
-    let accept =
-        listener::accept_loop(listening, broker_tx, token.clone(), tracker.clone(), config);
+    let accept = listener::accept_loop(
+        listening,
+        broker_tx,
+        token.clone(),
+        tracker.clone(),
+        config,
+        reloads,
+    );
     tokio::select! {
         // The accept loop only ever returns by being dropped here.
         never = accept => match never {},

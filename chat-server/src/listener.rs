@@ -60,13 +60,14 @@ async fn accept_any(listening: &[Listening]) -> (usize, io::Result<(TcpStream, S
 /// connections per address; [`crate::run`] stops it by dropping it, which drops the
 /// listeners and this loop's `broker_tx`.
 pub(crate) async fn accept_loop(
-    listening: Vec<Listening>,
+    mut listening: Vec<Listening>,
     broker_tx: mpsc::Sender<BrokerEvent>,
     token: CancellationToken,
     tracker: TaskTracker,
     config: Config,
+    mut reloads: mpsc::Receiver<Config>,
 ) -> Infallible {
-    let config = Arc::new(config);
+    let mut config = Arc::new(config);
     // One permit per connected client; a connection task holds its permit until it ends.
     let permits = Arc::new(Semaphore::new(config.max_clients));
     let mut backoff = Duration::from_millis(10);
@@ -75,7 +76,13 @@ pub(crate) async fn accept_loop(
     let per_ip = PerIp::default();
     let handshake = config.handshake_timeout;
     loop {
-        let (which, accepted) = accept_any(&listening).await;
+        let (which, accepted) = tokio::select! {
+            accepted = accept_any(&listening) => accepted,
+            Some(new) = reloads.recv() => {
+                config = reload(&config, new, &mut listening, &broker_tx).await;
+                continue;
+            }
+        };
         let Listening { tls, irc, .. } = &listening[which];
         let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
@@ -149,6 +156,48 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// Takes what a reloaded configuration may change while the server runs: the opers,
+/// `--max-per-ip`, `--rate-limit` (for new connections) and the TLS certificate and key
+/// (read again even from the same paths, for new connections). Logs each change; a
+/// certificate that cannot be used keeps the old one.
+async fn reload(
+    old: &Arc<Config>,
+    new: Config,
+    listening: &mut [Listening],
+    broker_tx: &mpsc::Sender<BrokerEvent>,
+) -> Arc<Config> {
+    let mut tls = old.tls.clone();
+    if let Some(files) = &new.tls {
+        match crate::tls::acceptor(files) {
+            Ok(acceptor) => {
+                for l in listening.iter_mut().filter(|l| l.tls.is_some()) {
+                    l.tls = Some(acceptor.clone());
+                }
+                info!(cert = %files.cert.display(), "reload: TLS certificate read again");
+                tls = new.tls.clone();
+            }
+            Err(e) => warn!(error = %format!("{e:#}"), "reload: keeping the old TLS certificate"),
+        }
+    }
+    if new.opers != old.opers {
+        info!(opers = ?new.opers, "reload: server operators changed");
+        let _ = broker_tx.send(BrokerEvent::Opers(new.opers.clone())).await;
+    }
+    if new.max_per_ip != old.max_per_ip {
+        info!(max_per_ip = ?new.max_per_ip, "reload: --max-per-ip changed");
+    }
+    if new.rate_limit != old.rate_limit {
+        info!(rate_limit = ?new.rate_limit, "reload: --rate-limit changed for new connections");
+    }
+    Arc::new(Config {
+        opers: new.opers,
+        max_per_ip: new.max_per_ip,
+        rate_limit: new.rate_limit,
+        tls,
+        ..(**old).clone()
+    })
+}
+
 /// Errors that concern one incoming connection, not the listener.
 fn is_per_connection(e: &io::Error) -> bool {
     matches!(
@@ -180,27 +229,25 @@ struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
 
 /// One connection's place in its address's count.
 struct IpSlot {
-    counts: Option<PerIp>,
+    counts: PerIp,
     ip: IpAddr,
 }
 
 impl PerIp {
-    /// A slot for `ip`, or `None` if it already has `max` connections.
+    /// A slot for `ip`, or `None` if it already has `max` connections. Counted also
+    /// without a limit, so that one set by a reload knows who is connected.
     fn take(&self, ip: IpAddr, max: Option<usize>) -> Option<IpSlot> {
-        let Some(max) = max else {
-            return Some(IpSlot { counts: None, ip });
-        };
         let mut counts = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = counts.entry(ip).or_default();
-        if *count >= max {
+        if max.is_some_and(|max| *count >= max) {
             return None;
         }
         *count += 1;
         Some(IpSlot {
-            counts: Some(self.clone()),
+            counts: self.clone(),
             ip,
         })
     }
@@ -208,10 +255,9 @@ impl PerIp {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let Some(PerIp(counts)) = &self.counts else {
-            return;
-        };
-        let mut counts = counts
+        let mut counts = self
+            .counts
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(count) = counts.get_mut(&self.ip) {

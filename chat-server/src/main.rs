@@ -10,6 +10,8 @@ use chat_server::history::Retention;
 use chat_server::{ClusterConfig, Config, Listeners, Presence, shutdown};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 // Per message the server allocates a few small, short-lived buffers; glibc's malloc spent
@@ -270,50 +272,68 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// The command line, with the settings of its `--config` file before its own flags.
-/// Exits like clap on a usage error, naming the file when the error is in it.
-fn parse_args() -> Args {
-    let cli: Vec<OsString> = std::env::args_os().collect();
-    let command = Args::command();
-    let matches = command.clone().get_matches_from(&cli);
-    let Some(file) = matches.get_one::<PathBuf>("config") else {
-        return Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    };
-    let merged = config_file::merged_args(&command, &cli, &matches, file).unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
-    });
-    match command.try_get_matches_from(merged) {
-        Ok(matches) => Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
-        Err(e) => {
-            eprintln!("in the config file {}:", file.display());
-            e.exit()
+/// Why the command line (with its `--config` file) cannot be used.
+#[derive(Debug)]
+enum BadArgs {
+    /// A usage error, or `--help` or `--version`: clap says it.
+    Usage(clap::Error),
+    /// A value in the config file that its flag's parser refused.
+    InFile(PathBuf, clap::Error),
+    /// A config file that cannot be read, or an unknown key in it.
+    File(anyhow::Error),
+}
+
+impl BadArgs {
+    /// Says why and exits, as clap does (status 2; 0 for `--help` and `--version`).
+    fn exit(self) -> ! {
+        match self {
+            BadArgs::Usage(e) => e.exit(),
+            BadArgs::InFile(file, e) => {
+                eprintln!("in the config file {}:", file.display());
+                e.exit()
+            }
+            BadArgs::File(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2)
+            }
         }
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = parse_args();
-    if let Some(Sub::Backup { db, to }) = &args.command {
-        chat_server::store::sqlite::backup(db, to)?;
-        println!("backed up {} to {}", db.display(), to.display());
-        return Ok(());
+impl std::fmt::Display for BadArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadArgs::Usage(e) => write!(f, "{}", e.to_string().trim_end()),
+            BadArgs::InFile(file, e) => write!(
+                f,
+                "in the config file {}: {}",
+                file.display(),
+                e.to_string().trim_end()
+            ),
+            BadArgs::File(e) => write!(f, "{e:#}"),
+        }
     }
-    let default_level = match args.verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
+}
+
+/// `cli`, with the settings of its `--config` file before its own flags.
+fn parse_args(cli: &[OsString]) -> Result<Args, BadArgs> {
+    let command = Args::command();
+    let matches = command
+        .clone()
+        .try_get_matches_from(cli)
+        .map_err(BadArgs::Usage)?;
+    let Some(file) = matches.get_one::<PathBuf>("config") else {
+        return Args::from_arg_matches(&matches).map_err(BadArgs::Usage);
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .init();
-    if let Err(e) = chat_server::rlimit::raise_fd_limit() {
-        tracing::warn!(error = %e, "could not raise the open file limit");
-    }
+    let merged = config_file::merged_args(&command, cli, &matches, file).map_err(BadArgs::File)?;
+    let matches = command
+        .try_get_matches_from(merged)
+        .map_err(|e| BadArgs::InFile(file.clone(), e))?;
+    Args::from_arg_matches(&matches).map_err(BadArgs::Usage)
+}
+
+/// The server's configuration as `args` say.
+fn config_of(args: Args) -> anyhow::Result<Config> {
     if args.history == "off" && args.db.is_some() {
         anyhow::bail!("--db keeps history, so it cannot go with --history off");
     }
@@ -322,7 +342,7 @@ fn main() -> anyhow::Result<()> {
         max_age: args.history_age,
         ..Retention::default()
     });
-    let config = Config {
+    Ok(Config {
         max_line_bytes: args.max_line_bytes,
         max_clients: args.max_clients,
         sendq: usize::try_from(args.sendq).unwrap_or(usize::MAX),
@@ -360,14 +380,64 @@ fn main() -> anyhow::Result<()> {
             node: args.node_name.unwrap_or_else(default_node_name),
             ca_file: args.cluster_ca_file,
         }),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli: Vec<OsString> = std::env::args_os().collect();
+    let args = parse_args(&cli).unwrap_or_else(|e| e.exit());
+    if let Some(Sub::Backup { db, to }) = &args.command {
+        chat_server::store::sqlite::backup(db, to)?;
+        println!("backed up {} to {}", db.display(), to.display());
+        return Ok(());
+    }
+    let default_level = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
     };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .init();
+    if let Err(e) = chat_server::rlimit::raise_fd_limit() {
+        tracing::warn!(error = %e, "could not raise the open file limit");
+    }
+    let addrs = [args.irc_addr, args.irc_tls_addr, args.metrics_addr];
+    let addr = args.addr;
+    let config = config_of(args)?;
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
-        .block_on(serve(
-            args.addr,
-            [args.irc_addr, args.irc_tls_addr, args.metrics_addr],
-            config,
-        ))
+        .block_on(serve(addr, addrs, config, cli))
+}
+
+/// On SIGHUP: the command line and its `--config` file read again, for what can change
+/// while the server runs (see `chat_server::serve_reloading`); a file that does not
+/// parse keeps the running configuration.
+async fn reload_on_hangup(cli: Vec<OsString>, reloads: mpsc::Sender<Config>) {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch for SIGHUP: no reloading");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let config = parse_args(&cli)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(config_of);
+        match config {
+            Ok(config) => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if reloads.send(config).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "SIGHUP: keeping the running configuration");
+            }
+        }
+    }
 }
 
 /// This machine's host name, or nothing.
@@ -415,11 +485,13 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves on `addr` and the optional IRC, IRC over TLS and metrics addresses.
+/// Serves on `addr` and the optional IRC, IRC over TLS and metrics addresses, reading
+/// `cli` again on SIGHUP.
 async fn serve(
     addr: SocketAddr,
     [irc_addr, irc_tls_addr, metrics_addr]: [Option<SocketAddr>; 3],
     config: Config,
+    cli: Vec<OsString>,
 ) -> anyhow::Result<()> {
     // Before binding: a database that cannot be used, or a Redis that cannot be reached,
     // ends startup here with a clear error and exit status 1.
@@ -453,5 +525,7 @@ async fn serve(
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     drop(stdout);
-    chat_server::serve(listeners, config, backend, shutdown).await
+    let (reload_tx, reloads) = mpsc::channel(1);
+    tokio::spawn(reload_on_hangup(cli, reload_tx));
+    chat_server::serve_reloading(listeners, config, backend, shutdown, reloads).await
 }

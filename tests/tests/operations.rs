@@ -305,3 +305,117 @@ async fn metrics_name_what_the_server_does_and_move_with_it() {
         "no label names a user or a room"
     );
 }
+
+/// A self-signed certificate for `localhost`, written over `cert` and `key`; its DER.
+fn write_cert(cert: &Path, key: &Path) -> rustls_pki_types::CertificateDer<'static> {
+    let pair = rcgen::KeyPair::generate().expect("a key");
+    let made = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("parameters")
+        .self_signed(&pair)
+        .expect("a certificate");
+    std::fs::write(cert, made.pem()).expect("writing the certificate");
+    std::fs::write(key, pair.serialize_pem()).expect("writing the key");
+    made.der().clone()
+}
+
+/// Whether a TLS handshake with `addr` succeeds trusting only `trusted`.
+async fn handshake(
+    addr: std::net::SocketAddr,
+    trusted: &rustls_pki_types::CertificateDer<'static>,
+) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).expect("a root");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("a name");
+    let connect = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp);
+    tokio::time::timeout(DEADLINE, connect)
+        .await
+        .expect("a handshake in time")
+        .is_ok()
+}
+
+#[tokio::test]
+async fn sighup_serves_a_changed_certificate_to_new_clients_and_keeps_connected_ones() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let first = write_cert(&cert, &key);
+    let server = ServerProcess::start(&[
+        "--tls-cert",
+        cert.to_str().expect("UTF-8"),
+        "--tls-key",
+        key.to_str().expect("UTF-8"),
+        "--irc-addr",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert!(handshake(server.addr, &first).await);
+    // Connected over plain IRC meanwhile: a reload leaves it alone.
+    let mut irc = chat_tests::irc::IrcClient::register(server.listening("irc"), "carol", &[])
+        .await
+        .0;
+    let second = write_cert(&cert, &key);
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    // Nothing says when the server has read the files again: try until it has.
+    let started = Instant::now();
+    while !handshake(server.addr, &second).await {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!handshake(server.addr, &first).await, "the old one is gone");
+    assert!(
+        irc.sync().await.is_empty(),
+        "the connected client is still served"
+    );
+    assert!(
+        server
+            .log_text()
+            .contains("reload: TLS certificate read again")
+    );
+}
+
+#[tokio::test]
+async fn sighup_with_a_broken_config_file_keeps_the_running_configuration() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = write(dir.path(), "chat.toml", "max-clients = 10\n");
+    let server = ServerProcess::start(&["--config", &config]).await;
+    let _alice = server.login("alice").await;
+    std::fs::write(&config, "max-per-ip = [oops\n").expect("breaking the file");
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let started = Instant::now();
+    while !server
+        .log_text()
+        .contains("keeping the running configuration")
+    {
+        assert!(started.elapsed() < DEADLINE, "{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still serving, under the old settings: a second connection from here is fine.
+    let _bob = server.login("bob").await;
+
+    // A good file: its --max-per-ip holds for new connections at once.
+    std::fs::write(&config, "max-per-ip = 2\n").expect("fixing the file");
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let started = Instant::now();
+    while !server.log_text().contains("reload: --max-per-ip changed") {
+        assert!(started.elapsed() < DEADLINE, "{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut carol = server.connect().await;
+    carol.send("carol").await;
+    assert_eq!(
+        carol.recv().await,
+        "error: too many connections from 127.0.0.1 (at most 2)"
+    );
+}
