@@ -525,6 +525,10 @@ async fn serve(
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     drop(stdout);
+    // Type=notify under systemd: started means listening. Nothing without NOTIFY_SOCKET.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd the server is ready");
+    }
     let (reload_tx, reloads) = mpsc::channel(1);
     tokio::spawn(reload_on_hangup(cli, reload_tx));
     chat_server::serve_reloading(listeners, config, backend, shutdown, reloads).await

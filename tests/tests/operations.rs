@@ -419,3 +419,68 @@ async fn sighup_with_a_broken_config_file_keeps_the_running_configuration() {
         "error: too many connections from 127.0.0.1 (at most 2)"
     );
 }
+
+#[tokio::test]
+async fn the_example_config_and_unit_in_contrib_are_valid() {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib");
+    let config = contrib.join("chat-server.toml");
+    let config = config.to_str().expect("UTF-8");
+    // Its addresses, overridden by flags as an operator trying it out would.
+    let server = ServerProcess::start(&[
+        "--config",
+        config,
+        "--irc-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let _alice = server.login("alice").await;
+    let (status, _) = http_get(server.listening("metrics"), "/healthz").await;
+    assert_eq!(status, 200);
+    // systemd's own checker, where systemd is installed (it is on Debian).
+    let Ok(verified) = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(contrib.join("chat-server.service"))
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+    else {
+        return;
+    };
+    let said = String::from_utf8_lossy(&verified.stderr);
+    // The unit names the installed binary, which this machine may not have.
+    let about_the_binary = |line: &&str| line.contains("/usr/local/bin/chat-server");
+    let complaints: Vec<&str> = said.lines().filter(|l| !about_the_binary(l)).collect();
+    assert!(complaints.is_empty(), "{said}");
+}
+
+#[tokio::test]
+async fn the_server_tells_systemd_it_is_ready_once_it_listens() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("a notify socket");
+    let mut child = tokio::process::Command::new(bin_path("chat-server"))
+        .args(["--addr", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting chat-server");
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(DEADLINE, socket.recv(&mut buf))
+        .await
+        .expect("READY within the deadline")
+        .expect("a datagram");
+    assert_eq!(String::from_utf8_lossy(&buf[..n]).trim(), "READY=1");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut first)
+        .await
+        .expect("reading stdout");
+    assert!(
+        first.starts_with("listening on "),
+        "ready after listening: {first}"
+    );
+}
