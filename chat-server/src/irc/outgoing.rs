@@ -274,6 +274,8 @@ impl Outgoing {
             // Native lines start with a lower-case word; IRC lines with a source, tags or
             // an upper-case command (`ERROR`).
             Some(b':' | b'@' | b'A'..=b'Z') => {
+                // The reader built it with its `\r\n`; the queue split it at the `\n`.
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let mut line = String::from_utf8_lossy(line).into_owned();
                 line.push_str("\r\n");
                 emitted.push(line);
