@@ -40,3 +40,39 @@ async fn replies_made_by_the_reader_end_in_one_crlf() {
     );
     server.shutdown().await;
 }
+
+/// Modern IRC: `USER` with an empty real name lacks a parameter (461), and registration
+/// waits for a good one.
+#[tokio::test]
+async fn an_empty_real_name_is_a_missing_parameter() {
+    let server = common::start(config()).await;
+    let mut client = IrcClient::connect(server.irc_addr).await;
+    client.send("NICK foo").await;
+    client.send("USER username * * :").await;
+    let reply = client.recv().await;
+    assert_eq!(reply.command, "461", "{}", reply.raw);
+    assert_eq!(reply.param(1), "USER", "{}", reply.raw);
+    client.send("USER username * * :Real Name").await;
+    client.next("001").await;
+    server.shutdown().await;
+}
+
+/// A client's own `WHOIS` shows the username and real name it registered with, whatever
+/// characters they hold (irctest's non-ASCII username test looks for the real name).
+#[tokio::test]
+async fn own_whois_shows_the_username_and_real_name() {
+    let server = common::start(config()).await;
+    let mut client = IrcClient::connect(server.irc_addr).await;
+    client.send("NICK foo").await;
+    client.send("USER 😊😊 * * :my real name").await;
+    client.until("422").await;
+    client.send("WHOIS foo").await;
+    let user = client.next("311").await;
+    assert_eq!(
+        user.params,
+        ["foo", "foo", "😊😊", SERVER, "*", "my real name"],
+        "{}",
+        user.raw
+    );
+    server.shutdown().await;
+}

@@ -211,6 +211,9 @@ pub struct Outgoing {
     batches: u64,
     /// The time now, as a `server-time` tag gives it, for lines that carry none.
     now: Option<Timestamp>,
+    /// The username and real name this client gave in `USER`: its own `WHOIS` shows
+    /// them (others' show their nick, as the broker knows no more).
+    own: Option<(String, String)>,
 }
 
 impl Outgoing {
@@ -227,7 +230,14 @@ impl Outgoing {
             history: Collected::default(),
             batches: 0,
             now: None,
+            own: None,
         }
+    }
+
+    /// This client's `USER` username and real name, for its own `WHOIS`.
+    pub fn identity(mut self, user: String, real: String) -> Self {
+        self.own = Some((user, real));
+        self
     }
 
     /// Translates `native` (whole lines) and appends the IRC lines to `out`.
@@ -851,7 +861,11 @@ impl Outgoing {
             return;
         }
         let server = self.server.name.clone();
-        out.push(self.numeric("311", &[name, name, &server, "*", name]));
+        let (user, real) = match &self.own {
+            Some((user, real)) if name == self.nick => (user.as_str(), real.as_str()),
+            _ => (name, name),
+        };
+        out.push(self.numeric("311", &[name, user, &server, "*", real]));
         out.push(self.numeric("312", &[name, &server, "chat-server"]));
         let sessions = format!("is connected {sessions} time(s)");
         out.push(self.numeric("320", &[name, &sessions]));

@@ -91,7 +91,8 @@ pub(crate) async fn serve<A: Send>(
 #[derive(Default)]
 struct Gathered {
     nick: Option<UserName>,
-    user: bool,
+    /// `USER`'s username and real name.
+    user: Option<(String, String)>,
     pass: Option<String>,
     /// Inside `CAP LS`/`REQ` ... `CAP END`: registration waits for the end.
     negotiating: bool,
@@ -178,7 +179,7 @@ impl Session {
                     return Ok(None);
                 }
             }
-            if got.negotiating || !got.user {
+            if got.negotiating || got.user.is_none() {
                 continue;
             }
             let Some(nick) = got.nick.clone() else {
@@ -225,11 +226,15 @@ impl Session {
                     )),
                 },
             },
-            "USER" if message.params.len() < 4 => {
+            // Modern IRC: an empty username or real name is a missing parameter.
+            "USER" if message.params.len() < 4 || message.params.iter().any(String::is_empty) => {
                 Some(self.numeric(nick, "461", &["USER", "Not enough parameters"]))
             }
             "USER" => {
-                got.user = true;
+                let mut params = message.params.into_iter();
+                let user = params.next().unwrap_or_default();
+                let real = params.nth(2).unwrap_or_default();
+                got.user = Some((user, real));
                 None
             }
             "AUTHENTICATE" => self.authenticate(message, got).await,
@@ -351,7 +356,9 @@ impl Session {
         let sent = self.conn.broker_tx.send(join).await.is_ok();
         if sent && accepted_rx.await.unwrap_or(false) {
             let nick = name.as_str();
-            writer.speak_irc(Outgoing::new(self.server.clone(), nick, self.caps));
+            let (user, real) = got.user.clone().unwrap_or_default();
+            let outgoing = Outgoing::new(self.server.clone(), nick, self.caps).identity(user, real);
+            writer.speak_irc(outgoing);
             return Ok(LogIn::Done(name));
         }
         if !sent {
