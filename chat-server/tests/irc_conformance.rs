@@ -76,3 +76,26 @@ async fn own_whois_shows_the_username_and_real_name() {
     );
     server.shutdown().await;
 }
+
+/// `multi-prefix` and `userhost-in-names` are offered (irctest's `CAP REQ` tests ask for
+/// both); with the latter, `353` names members as `nick!user@host`.
+#[tokio::test]
+async fn userhost_in_names_and_multi_prefix() {
+    let server = common::start(config()).await;
+    let (mut client, welcome) =
+        IrcClient::register(server.irc_addr, "foo", &["multi-prefix userhost-in-names"]).await;
+    let ack = welcome
+        .iter()
+        .find(|l| l.command == "CAP" && l.param(1) == "ACK");
+    assert!(ack.is_some(), "{:?}", raw(&welcome));
+    client.send("JOIN #chan").await;
+    let names = client.next("353").await;
+    assert_eq!(
+        names.params,
+        ["foo", "=", "#chan", "@foo!foo@My.Little.Server"],
+        "{}",
+        names.raw
+    );
+    client.next("366").await;
+    server.shutdown().await;
+}

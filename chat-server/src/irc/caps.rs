@@ -23,11 +23,17 @@ pub enum Cap {
     AwayNotify,
     /// `cap-notify`: implied by `CAP LS 302`; nothing ever changes, so nothing to say.
     CapNotify,
+    /// `multi-prefix`: every prefix of a member in `NAMES` and `WHO`. The broker gives
+    /// each member one role (an op who is also voiced shows as `@`), so it changes
+    /// nothing here.
+    MultiPrefix,
+    /// `userhost-in-names`: `353` lists members as `nick!user@host`.
+    UserhostInNames,
 }
 
 impl Cap {
     /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 10] = [
+    pub const ALL: [Cap; 12] = [
         Cap::AwayNotify,
         Cap::Batch,
         Cap::CapNotify,
@@ -36,8 +42,10 @@ impl Cap {
         Cap::EchoMessage,
         Cap::LabeledResponse,
         Cap::MessageTags,
+        Cap::MultiPrefix,
         Cap::Sasl,
         Cap::ServerTime,
+        Cap::UserhostInNames,
     ];
 
     /// The name on the wire.
@@ -53,6 +61,8 @@ impl Cap {
             Cap::ReadMarker => "draft/read-marker",
             Cap::AwayNotify => "away-notify",
             Cap::CapNotify => "cap-notify",
+            Cap::MultiPrefix => "multi-prefix",
+            Cap::UserhostInNames => "userhost-in-names",
         }
     }
 

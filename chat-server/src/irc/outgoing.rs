@@ -776,19 +776,28 @@ impl Outgoing {
     fn names_reply(&mut self, stash: Names, out: &mut Vec<String>) {
         let roles = stash.roles.unwrap_or_default();
         let room = stash.room.as_str();
+        // What fits after `:<server> 353 <nick> = <room> :` in 510 bytes.
+        let room_len = room.len();
+        let budget = 510 - (self.server.name.len() + self.nick.len() + room_len + 12).min(300);
         let mut line = String::new();
+        let mut entry = String::new();
         for name in &stash.names {
-            if line.len() + name.as_str().len() > 400 {
+            entry.clear();
+            if let Some(role) = role_of(&roles, name) {
+                entry.push(role.prefix());
+            }
+            entry.push_str(name.as_str());
+            if self.caps.has(Cap::UserhostInNames) {
+                let _ = write!(entry, "!{name}@{}", self.server.name);
+            }
+            if !line.is_empty() && line.len() + 1 + entry.len() > budget {
                 out.push(self.numeric("353", &["=", room, &line]));
                 line.clear();
             }
             if !line.is_empty() {
                 line.push(' ');
             }
-            if let Some(role) = role_of(&roles, name) {
-                line.push(role.prefix());
-            }
-            line.push_str(name.as_str());
+            line.push_str(&entry);
         }
         if !line.is_empty() {
             out.push(self.numeric("353", &["=", room, &line]));
