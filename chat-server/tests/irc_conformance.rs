@@ -99,3 +99,24 @@ async fn userhost_in_names_and_multi_prefix() {
     client.next("366").await;
     server.shutdown().await;
 }
+
+/// A topic change that comes right after a member's own JOIN (no topic was set) reaches it
+/// as `TOPIC`, not as the join's `332`/`333`.
+#[tokio::test]
+async fn a_topic_change_after_joining_is_a_topic_line() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    let (mut bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    bar.send("JOIN #chan").await;
+    bar.until("366").await;
+    bar.sync().await;
+    foo.send("TOPIC #chan :T0P1C").await;
+    let echo = foo.next("TOPIC").await;
+    assert_eq!(echo.params, ["#chan", "T0P1C"], "{}", echo.raw);
+    let seen = bar.recv().await;
+    assert_eq!(seen.command, "TOPIC", "{}", seen.raw);
+    assert_eq!(seen.params, ["#chan", "T0P1C"], "{}", seen.raw);
+    server.shutdown().await;
+}

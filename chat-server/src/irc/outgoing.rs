@@ -320,10 +320,14 @@ impl Outgoing {
             }
             "C" => {
                 self.end_command(emitted);
+                self.named = None;
                 self.cmd = Cmd::parse(rest);
             }
             "E" => {
                 self.end_command(emitted);
+                // A command's replies are over: a topic line now is someone's change, not
+                // the topic of the channel just joined.
+                self.named = None;
                 if let Some(labeled) = self.label.take() {
                     let mut lines = labeled.lines;
                     lines.append(emitted);
