@@ -120,3 +120,54 @@ async fn a_topic_change_after_joining_is_a_topic_line() {
     assert_eq!(seen.params, ["#chan", "T0P1C"], "{}", seen.raw);
     server.shutdown().await;
 }
+
+/// `KICK`: without a comment the kicker's nick is the comment (RFC 2812); a channel
+/// that does not exist is 403; `KICK #a,#b x,y` pairs channels and nicks.
+#[tokio::test]
+async fn kick_comment_nonexistent_channel_and_pairs() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    let mut others = Vec::new();
+    for nick in ["bar", "baz", "qux"] {
+        let (mut client, _) = IrcClient::register(server.irc_addr, nick, &[]).await;
+        client.send("JOIN #chan").await;
+        client.until("366").await;
+        others.push(client);
+    }
+    foo.sync().await;
+    foo.send("KICK #chan bar").await;
+    let kick = foo.next("KICK").await;
+    assert_eq!(kick.params, ["#chan", "bar", "foo"], "{}", kick.raw);
+
+    foo.send("KICK #chan,#chan baz,qux :bye").await;
+    let lines = foo.sync().await;
+    let kicks: Vec<_> = lines.iter().filter(|l| l.command == "KICK").collect();
+    assert_eq!(kicks.len(), 2, "{:?}", raw(&lines));
+    assert_eq!(kicks[0].params, ["#chan", "baz", "bye"]);
+    assert_eq!(kicks[1].params, ["#chan", "qux", "bye"]);
+
+    foo.send("KICK #nonexistent bar").await;
+    let reply = foo.recv().await;
+    assert_eq!(reply.command, "403", "{}", reply.raw);
+    assert_eq!(reply.param(1), "#nonexistent", "{}", reply.raw);
+    server.shutdown().await;
+}
+
+/// `INVITE` to a channel the inviter is not in is 442 (not 441, which is about the
+/// target).
+#[tokio::test]
+async fn invite_from_outside_the_channel_is_442() {
+    let server = common::start(config()).await;
+    let (mut baz, _) = IrcClient::register(server.irc_addr, "baz", &[]).await;
+    baz.send("JOIN #chan").await;
+    baz.until("366").await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    let (_bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    foo.send("INVITE bar #chan").await;
+    let reply = foo.recv().await;
+    assert_eq!(reply.command, "442", "{}", reply.raw);
+    assert_eq!(reply.param(1), "#chan", "{}", reply.raw);
+    server.shutdown().await;
+}

@@ -264,7 +264,7 @@ impl Incoming {
         let mut args = m.params.iter().skip(2).map(String::as_str);
         let mut on = true;
         let mut flags = Vec::new();
-        let channel = Cmd::Channel(room.to_string());
+        let channel = Cmd::Op(room.to_string());
         for letter in modes.chars() {
             match letter {
                 '+' => on = true,
@@ -328,12 +328,24 @@ impl Incoming {
         }
     }
 
+    /// `KICK <channel> <nick>[,<nick>...] [comment]`, or `KICK <c1>,<c2> <n1>,<n2>`: one
+    /// channel for every nick, or the channels and nicks paired (RFC 2812 3.2.8).
     fn kick(&mut self, m: &Message, out: &mut Vec<Request>) {
-        let Some(room) = self.channel(m, out, 2) else {
-            return;
+        let (Some(channels), Some(nicks)) = (m.param(0), m.param(1)) else {
+            return self.reply(out, "461", &["KICK", "Not enough parameters"]);
         };
+        let channels: Vec<&str> = channels.split(',').collect();
+        let nicks: Vec<&str> = nicks.split(',').collect();
+        if channels.len() > 1 && channels.len() != nicks.len() {
+            return self.reply(out, "461", &["KICK", "Not enough parameters"]);
+        }
         let reason = m.param(2).and_then(|r| MessageText::parse(r).ok());
-        for nick in m.param(1).unwrap_or_default().split(',') {
+        for (i, nick) in nicks.into_iter().enumerate() {
+            let channel = channels.get(i).unwrap_or(&channels[0]);
+            let Ok(room) = RoomName::parse(channel) else {
+                self.reply(out, "403", &[channel, "No such channel"]);
+                continue;
+            };
             let Ok(name) = UserName::parse(nick) else {
                 self.reply(out, "401", &[nick, "No such nick/channel"]);
                 continue;
@@ -343,7 +355,7 @@ impl Incoming {
                 name,
                 reason: reason.clone(),
             };
-            self.ask(out, Cmd::Channel(room.to_string()), line);
+            self.ask(out, Cmd::Op(room.to_string()), line);
         }
     }
 

@@ -51,8 +51,10 @@ pub enum Cmd {
     Names(String),
     /// A `TOPIC` query.
     Topic(String),
-    /// A `TOPIC` change, `MODE` change, `KICK` or `INVITE` on a channel.
+    /// A `TOPIC` change or `INVITE` on a channel.
     Channel(String),
+    /// An op command on a channel: a `MODE` change or `KICK`.
+    Op(String),
     /// A `MODE` query.
     Mode(String),
     /// The ban list (`MODE #c +b`).
@@ -105,6 +107,7 @@ impl Cmd {
             Cmd::Names(c) => write!(m, "names {c}"),
             Cmd::Topic(c) => write!(m, "topic {c}"),
             Cmd::Channel(c) => write!(m, "channel {c}"),
+            Cmd::Op(c) => write!(m, "op {c}"),
             Cmd::Mode(c) => write!(m, "mode {c}"),
             Cmd::Bans(c) => write!(m, "bans {c}"),
             Cmd::Who(c) => write!(m, "who {c}"),
@@ -139,6 +142,7 @@ impl Cmd {
             "names" => Cmd::Names(arg),
             "topic" => Cmd::Topic(arg),
             "channel" => Cmd::Channel(arg),
+            "op" => Cmd::Op(arg),
             "mode" => Cmd::Mode(arg),
             "bans" => Cmd::Bans(arg),
             "who" => Cmd::Who(arg),
@@ -509,7 +513,14 @@ impl Outgoing {
                 reason,
             } => {
                 let source = self.setter_source(&setter);
-                let reason = reason.map_or_else(|| name.as_str().to_owned(), |r| r.to_string());
+                // RFC 2812: without a comment, the kicker's nick is the comment.
+                let reason = reason.map_or_else(
+                    || match &setter {
+                        Setter::User(by) => by.as_str().to_owned(),
+                        Setter::Server => self.server.name.clone(),
+                    },
+                    |r| r.to_string(),
+                );
                 let mut line = format!("{source} KICK {room} {name}");
                 push_params(&mut line, &[&reason], true);
                 line.push_str("\r\n");
@@ -700,8 +711,14 @@ impl Outgoing {
                 };
                 out.push(self.numeric(code, &[&room, reason]));
             }
+            Some(Cmd::Op(room)) if reason.starts_with("you are not in ") => {
+                // An op command's answer for a room that does not exist (a member of an
+                // existing one hears that it needs op).
+                out.push(self.numeric("403", &[&room, "No such channel"]));
+            }
             Some(
                 Cmd::Channel(room)
+                | Cmd::Op(room)
                 | Cmd::Names(room)
                 | Cmd::Topic(room)
                 | Cmd::Mode(room)
@@ -709,7 +726,9 @@ impl Outgoing {
             ) => {
                 let code = if reason.contains("you need op") {
                     "482"
-                } else if reason.contains("not a member of") && reason.contains(room.as_str()) {
+                } else if reason.starts_with("you are not in ")
+                    || (reason.contains("not a member of") && reason.contains(room.as_str()))
+                {
                     "442"
                 } else if reason.contains("not a member") || reason.contains("not in") {
                     "441"
