@@ -171,3 +171,74 @@ async fn invite_from_outside_the_channel_is_442() {
     assert_eq!(reply.param(1), "#chan", "{}", reply.raw);
     server.shutdown().await;
 }
+
+/// `NAMES`: one `366` naming the list as given, after a `353` per existing channel; a
+/// channel that does not exist, or an invalid name, gets only that `366`.
+#[tokio::test]
+async fn names_of_several_missing_and_invalid_channels() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    for channel in ["#chan1", "#chan2"] {
+        foo.send(&format!("JOIN {channel}")).await;
+        foo.until("366").await;
+    }
+    foo.send("NAMES #chan1,#chan2").await;
+    let lines = foo.sync().await;
+    let got: Vec<_> = lines.iter().map(|l| l.params.clone()).collect();
+    assert_eq!(
+        got,
+        [
+            vec!["foo", "=", "#chan1", "@foo"],
+            vec!["foo", "=", "#chan2", "@foo"],
+            vec!["foo", "#chan1,#chan2", "End of /NAMES list"],
+        ],
+        "{:?}",
+        raw(&lines)
+    );
+    for name in ["invalid", "#nonexisting"] {
+        foo.send(&format!("NAMES {name}")).await;
+        let lines = foo.sync().await;
+        assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+        assert_eq!(lines[0].command, "366", "{:?}", raw(&lines));
+        assert_eq!(lines[0].param(1), name, "{:?}", raw(&lines));
+    }
+    server.shutdown().await;
+}
+
+/// A secret (`+s`) channel's `353` has the `@` symbol (RFC 2812), in `NAMES` and in the
+/// names a joiner gets.
+#[tokio::test]
+async fn secret_channels_are_at_in_names() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    foo.send("MODE #chan +s").await;
+    foo.sync().await;
+    foo.send("NAMES #chan").await;
+    let names = foo.next("353").await;
+    assert_eq!(names.params, ["foo", "@", "#chan", "@foo"], "{}", names.raw);
+    let (mut bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    bar.send("JOIN #chan").await;
+    let names = bar.next("353").await;
+    assert_eq!(names.param(1), "@", "{}", names.raw);
+    server.shutdown().await;
+}
+
+/// `TOPIC #chan` of a channel that does not exist is 403, not 331 (Modern IRC).
+#[tokio::test]
+async fn topic_of_a_missing_channel_is_403() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    foo.send("TOPIC #nonexistent").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+    assert_eq!(lines[0].command, "403", "{:?}", raw(&lines));
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    foo.send("TOPIC #chan").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+    assert_eq!(lines[0].command, "331", "{:?}", raw(&lines));
+    server.shutdown().await;
+}

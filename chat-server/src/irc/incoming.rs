@@ -72,9 +72,7 @@ impl Incoming {
                 (Cmd::Part(room.to_string()), ClientLine::Part(room))
             }),
             "NAMES" => match m.param(0) {
-                Some(_) => self.each_channel(m, out, |room| {
-                    (Cmd::Names(room.to_string()), ClientLine::Names(room))
-                }),
+                Some(channels) => self.names(channels, out),
                 None => self.reply(out, "366", &["*", "End of /NAMES list"]),
             },
             "TOPIC" => self.topic(m, out),
@@ -173,6 +171,36 @@ impl Incoming {
         }
     }
 
+    /// `NAMES <channel>[,<channel>...]`: `353` for each that exists, then one `366`
+    /// naming the list as given; nothing else, whatever the names are (Modern IRC).
+    fn names(&mut self, channels: &str, out: &mut Vec<Request>) {
+        out.push(Request::Begin(Bytes::from(
+            Cmd::Names(channels.to_owned()).marker(),
+        )));
+        for channel in channels.split(',') {
+            if let Ok(room) = RoomName::parse(channel) {
+                self.probe(&room, out);
+                out.push(Request::Begin(Bytes::from(
+                    Cmd::Names(channels.to_owned()).marker(),
+                )));
+                out.push(Request::Line(ClientLine::Names(room)));
+            }
+        }
+    }
+
+    /// Asks for `room`'s modes and whether it exists, for the writer to know before the
+    /// command that follows (`=` or `@` in `353`, `403` for a `TOPIC` query).
+    fn probe(&self, room: &RoomName, out: &mut Vec<Request>) {
+        out.push(Request::Begin(Bytes::from(
+            Cmd::Probe(room.to_string()).marker(),
+        )));
+        out.push(Request::Line(ClientLine::Mode {
+            room: room.clone(),
+            changes: Vec::new(),
+        }));
+        out.push(Request::Line(ClientLine::Names(room.clone())));
+    }
+
     /// A command on a comma-separated list of channels, each asked for on its own.
     fn each_channel(
         &mut self,
@@ -186,6 +214,9 @@ impl Incoming {
         for channel in channels.split(',').filter(|c| !c.is_empty()) {
             match RoomName::parse(channel) {
                 Ok(room) => {
+                    if m.command == "JOIN" {
+                        self.probe(&room, out);
+                    }
                     let (cmd, line) = line(room);
                     self.ask(out, cmd, line);
                 }
@@ -213,11 +244,14 @@ impl Incoming {
             return;
         };
         match m.param(1) {
-            None => self.ask(
-                out,
-                Cmd::Topic(room.to_string()),
-                ClientLine::Topic { room, text: None },
-            ),
+            None => {
+                self.probe(&room, out);
+                self.ask(
+                    out,
+                    Cmd::Topic(room.to_string()),
+                    ClientLine::Topic { room, text: None },
+                );
+            }
             Some(text) => match native_text(text)
                 .and_then(|t| TopicText::parse(t.as_str()).map_err(|e| e.to_string()))
             {

@@ -47,8 +47,11 @@ pub enum Cmd {
     Join(String),
     /// `PART` of one channel.
     Part(String),
-    /// `NAMES` of one channel.
+    /// `NAMES` of channels (the list as the client gave it).
     Names(String),
+    /// What the next command needs to know of a channel: its modes and whether it
+    /// exists (answers nothing).
+    Probe(String),
     /// A `TOPIC` query.
     Topic(String),
     /// A `TOPIC` change or `INVITE` on a channel.
@@ -105,6 +108,7 @@ impl Cmd {
             Cmd::Join(c) => write!(m, "join {c}"),
             Cmd::Part(c) => write!(m, "part {c}"),
             Cmd::Names(c) => write!(m, "names {c}"),
+            Cmd::Probe(c) => write!(m, "probe {c}"),
             Cmd::Topic(c) => write!(m, "topic {c}"),
             Cmd::Channel(c) => write!(m, "channel {c}"),
             Cmd::Op(c) => write!(m, "op {c}"),
@@ -140,6 +144,7 @@ impl Cmd {
             "join" => Cmd::Join(arg),
             "part" => Cmd::Part(arg),
             "names" => Cmd::Names(arg),
+            "probe" => Cmd::Probe(arg),
             "topic" => Cmd::Topic(arg),
             "channel" => Cmd::Channel(arg),
             "op" => Cmd::Op(arg),
@@ -215,6 +220,10 @@ pub struct Outgoing {
     batches: u64,
     /// The time now, as a `server-time` tag gives it, for lines that carry none.
     now: Option<Timestamp>,
+    /// What a [`Cmd::Probe`] found out for the command after it.
+    probed: Option<Probed>,
+    /// The `366` a `NAMES` ends with, once all its channels are said.
+    names_end: Option<String>,
     /// The username and real name this client gave in `USER`: its own `WHOIS` shows
     /// them (others' show their nick, as the broker knows no more).
     own: Option<(String, String)>,
@@ -234,6 +243,8 @@ impl Outgoing {
             history: Collected::default(),
             batches: 0,
             now: None,
+            probed: None,
+            names_end: None,
             own: None,
         }
     }
@@ -326,9 +337,24 @@ impl Outgoing {
                 self.end_command(emitted);
                 self.named = None;
                 self.cmd = Cmd::parse(rest);
+                match &self.cmd {
+                    Some(Cmd::Probe(room)) => {
+                        self.probed = Some(Probed {
+                            room: room.clone(),
+                            exists: true,
+                            secret: false,
+                        });
+                    }
+                    Some(Cmd::Names(list)) => self.names_end = Some(list.clone()),
+                    _ => {}
+                }
             }
             "E" => {
                 self.end_command(emitted);
+                if let Some(list) = self.names_end.take() {
+                    emitted.push(self.numeric("366", &[&list, "End of /NAMES list"]));
+                }
+                self.probed = None;
                 // A command's replies are over: a topic line now is someone's change, not
                 // the topic of the channel just joined.
                 self.named = None;
@@ -405,6 +431,25 @@ impl Outgoing {
         if !matches!(line, ServerLine::Roles { .. } | ServerLine::Topic { .. }) {
             self.flush_names(out);
             self.named = None;
+        }
+        if let (Some(Cmd::Probe(_)), Some(probed)) = (&self.cmd, self.probed.as_mut()) {
+            // The probe's own replies; anything else (someone's message) goes on as usual.
+            match &line {
+                ServerLine::Modes { room, modes } if room.as_str() == probed.room => {
+                    probed.secret = modes.has(chat_proto::RoomMode::Secret);
+                    return;
+                }
+                ServerLine::Names { room, .. } | ServerLine::Roles { room, .. }
+                    if room.as_str() == probed.room =>
+                {
+                    return;
+                }
+                ServerLine::Error(_) => {
+                    probed.exists = false;
+                    return;
+                }
+                _ => {}
+            }
         }
         match line {
             ServerLine::Welcome(name) => {
@@ -719,7 +764,6 @@ impl Outgoing {
             Some(
                 Cmd::Channel(room)
                 | Cmd::Op(room)
-                | Cmd::Names(room)
                 | Cmd::Topic(room)
                 | Cmd::Mode(room)
                 | Cmd::Bans(room),
@@ -742,7 +786,8 @@ impl Outgoing {
             Some(Cmd::Whois(nick)) => {
                 out.push(self.numeric("401", &[&nick, "No such nick/channel"]));
             }
-            Some(Cmd::Who(_) | Cmd::List) => {}
+            // `NAMES` of a channel that does not exist: only the `366`.
+            Some(Cmd::Who(_) | Cmd::List | Cmd::Names(_) | Cmd::Probe(_)) => {}
             Some(Cmd::History(ask)) => {
                 self.history = Collected::default();
                 self.cmd = None;
@@ -799,6 +844,12 @@ impl Outgoing {
     fn names_reply(&mut self, stash: Names, out: &mut Vec<String>) {
         let roles = stash.roles.unwrap_or_default();
         let room = stash.room.as_str();
+        // RFC 2812: `@` for a secret channel, `=` for a public one.
+        let secret = self
+            .probed
+            .as_ref()
+            .is_some_and(|p| p.secret && p.room == room);
+        let symbol = if secret { "@" } else { "=" };
         // What fits after `:<server> 353 <nick> = <room> :` in 510 bytes.
         let room_len = room.len();
         let budget = 510 - (self.server.name.len() + self.nick.len() + room_len + 12).min(300);
@@ -814,7 +865,7 @@ impl Outgoing {
                 let _ = write!(entry, "!{name}@{}", self.server.name);
             }
             if !line.is_empty() && line.len() + 1 + entry.len() > budget {
-                out.push(self.numeric("353", &["=", room, &line]));
+                out.push(self.numeric("353", &[symbol, room, &line]));
                 line.clear();
             }
             if !line.is_empty() {
@@ -823,9 +874,12 @@ impl Outgoing {
             line.push_str(&entry);
         }
         if !line.is_empty() {
-            out.push(self.numeric("353", &["=", room, &line]));
+            out.push(self.numeric("353", &[symbol, room, &line]));
         }
-        out.push(self.numeric("366", &[room, "End of /NAMES list"]));
+        // A `NAMES` says its one `366` at its end.
+        if self.names_end.is_none() {
+            out.push(self.numeric("366", &[room, "End of /NAMES list"]));
+        }
         self.named = Some(stash.room);
     }
 
@@ -845,7 +899,12 @@ impl Outgoing {
         let answer = stash.is_some()
             || self.named.as_ref() == Some(room)
             || matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str());
+        let missing = matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str())
+            && self.probed.as_ref().is_some_and(|p| !p.exists);
         match (answer, topic) {
+            (true, _) if missing => {
+                out.push(self.numeric("403", &[room.as_str(), "No such channel"]));
+            }
             (true, Some(topic)) => {
                 out.push(self.numeric("332", &[room.as_str(), topic.text.as_str()]));
                 let who = match &topic.setter {
@@ -964,6 +1023,14 @@ impl Outgoing {
             Conv::Direct(name) => name.as_str().to_owned(),
         }
     }
+}
+
+/// What a [`Cmd::Probe`] found out about a channel.
+#[derive(Debug)]
+struct Probed {
+    room: String,
+    exists: bool,
+    secret: bool,
 }
 
 /// A channel's `names`, kept until its `roles` (and topic) come.
