@@ -4,8 +4,10 @@
 
 mod common;
 
+use base64::Engine as _;
 use chat_server::Config;
 use chat_tests::irc::{IrcClient, IrcLine};
+use common::{Chat, Mode};
 
 const SERVER: &str = "My.Little.Server";
 
@@ -241,4 +243,57 @@ async fn topic_of_a_missing_channel_is_403() {
     assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
     assert_eq!(lines[0].command, "331", "{:?}", raw(&lines));
     server.shutdown().await;
+}
+
+/// Registers the native account `name` with `password`.
+async fn account(chat: &Chat, name: &str, password: &str) {
+    let mut client = chat.login(name).await;
+    client.send(&format!("/register {password}")).await;
+    client.expect(&format!("registered {name}")).await;
+}
+
+/// SASL credentials longer than one `AUTHENTICATE` chunk come in chunks of 400 bytes; one
+/// of exactly 400 is followed by `AUTHENTICATE +`; a chunk over 400 is 905.
+#[tokio::test]
+async fn sasl_credentials_in_chunks() {
+    let chat = Chat::start_with_accounts(Mode::Local, config()).await;
+    let long = "bar".repeat(100);
+    account(&chat, "foo", &long).await;
+    // 300 + 2 + 2 * 3 bytes: 412 of base64, in chunks of 400 and 12.
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("foo\0foo\0{long}"));
+    assert!(blob.len() > 400 && blob.len() < 800);
+    // 292 + 2 + 2 * 3 bytes: exactly 400 of base64, then `+`.
+    let exact = "ba".repeat(146);
+    account(&chat, "qux", &exact).await;
+    let blob400 = base64::engine::general_purpose::STANDARD.encode(format!("qux\0qux\0{exact}"));
+    assert_eq!(blob400.len(), 400);
+    for (nick, chunks) in [
+        ("foo", vec![&blob[..400], &blob[400..]]),
+        ("qux", vec![blob400.as_str(), "+"]),
+    ] {
+        let mut client = IrcClient::connect(chat.irc_addr(0)).await;
+        client.send("CAP REQ :sasl").await;
+        client.next("CAP").await;
+        client.send(&format!("NICK {nick}")).await;
+        client.send(&format!("USER {nick} 0 * :{nick}")).await;
+        client.send("AUTHENTICATE PLAIN").await;
+        client.next("AUTHENTICATE").await;
+        for chunk in chunks {
+            client.send(&format!("AUTHENTICATE {chunk}")).await;
+        }
+        let reply = client.recv().await;
+        assert_eq!(reply.command, "900", "{}", reply.raw);
+        assert_eq!(client.recv().await.command, "903");
+    }
+    let mut client = IrcClient::connect(chat.irc_addr(0)).await;
+    client.send("CAP REQ :sasl").await;
+    client.next("CAP").await;
+    client.send("AUTHENTICATE PLAIN").await;
+    client.next("AUTHENTICATE").await;
+    client
+        .send(&format!("AUTHENTICATE {}", "A".repeat(404)))
+        .await;
+    let reply = client.recv().await;
+    assert_eq!(reply.command, "905", "{}", reply.raw);
+    chat.shutdown().await;
 }

@@ -30,6 +30,11 @@ use crate::io::{Batch, LineReader};
 use crate::pacer::Pacer;
 use crate::sendq::{self, Inbox};
 
+/// The size of an `AUTHENTICATE` chunk: a shorter one (or `+`) is the last.
+const SASL_CHUNK_BYTES: usize = 400;
+/// The most base64 one SASL exchange may send.
+const MAX_SASL_BYTES: usize = 8192;
+
 /// Most lines handed to the broker in one event.
 const MAX_LINES_PER_EVENT: usize = 64;
 
@@ -98,6 +103,8 @@ struct Gathered {
     negotiating: bool,
     /// `AUTHENTICATE PLAIN` was sent; the next `AUTHENTICATE` holds the credentials.
     sasl_started: bool,
+    /// The base64 credentials so far: they come in chunks of 400 bytes (IRCv3 sasl-3.1).
+    sasl_chunks: String,
     /// The account SASL logged in to.
     account: Option<UserName>,
 }
@@ -107,6 +114,7 @@ impl Drop for Gathered {
         if let Some(pass) = self.pass.as_mut() {
             pass.zeroize();
         }
+        self.sasl_chunks.zeroize();
     }
 }
 
@@ -264,6 +272,7 @@ impl Session {
         let arg = message.param(0).unwrap_or_default();
         if arg == "*" {
             got.sasl_started = false;
+            got.sasl_chunks.zeroize();
             return Some(self.numeric(nick, "906", &["SASL authentication aborted"]));
         }
         if !got.sasl_started {
@@ -274,8 +283,28 @@ impl Session {
             let mechs = self.numeric(nick, "908", &["PLAIN", "are available SASL mechanisms"]);
             return Some(mechs + &fail(self));
         }
+        if arg.len() > SASL_CHUNK_BYTES {
+            got.sasl_started = false;
+            got.sasl_chunks.zeroize();
+            return Some(self.numeric(nick, "905", &["SASL message too long"]));
+        }
+        if arg != "+" {
+            got.sasl_chunks.push_str(arg);
+        }
+        if got.sasl_chunks.len() > MAX_SASL_BYTES {
+            got.sasl_started = false;
+            got.sasl_chunks.zeroize();
+            return Some(fail(self));
+        }
+        // A chunk of exactly 400 bytes says more follow (`AUTHENTICATE +` if none do).
+        if arg.len() == SASL_CHUNK_BYTES {
+            return None;
+        }
         got.sasl_started = false;
-        let Ok(mut decoded) = base64::engine::general_purpose::STANDARD.decode(arg) else {
+        let mut payload = std::mem::take(&mut got.sasl_chunks);
+        let decoded = base64::engine::general_purpose::STANDARD.decode(&payload);
+        payload.zeroize();
+        let Ok(mut decoded) = decoded else {
             return Some(fail(self));
         };
         let credentials = plain_credentials(&decoded);
