@@ -297,3 +297,72 @@ async fn sasl_credentials_in_chunks() {
     assert_eq!(reply.command, "905", "{}", reply.raw);
     chat.shutdown().await;
 }
+
+/// The `time` of a message as a `CHATHISTORY` bound excludes that message: a timestamp
+/// stands for its whole millisecond of ids.
+#[tokio::test]
+async fn chathistory_timestamp_bounds_are_exclusive() {
+    let server = common::start(config()).await;
+    let caps = ["batch message-tags server-time echo-message draft/chathistory"];
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &caps).await;
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    let mut echoes = Vec::new();
+    for i in 0..4 {
+        foo.send(&format!("PRIVMSG #chan :message {i}")).await;
+        echoes.push(foo.next("PRIVMSG").await);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let time = |i: usize| echoes[i].tag("time").expect("a time tag").to_owned();
+    let texts = |lines: Vec<IrcLine>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| l.command == "PRIVMSG")
+            .map(|l| l.param(1).to_owned())
+            .collect()
+    };
+    for (query, want) in [
+        (format!("LATEST #chan timestamp={} 10", time(1)), vec![2, 3]),
+        (format!("AFTER #chan timestamp={} 10", time(1)), vec![2, 3]),
+        (format!("BEFORE #chan timestamp={} 10", time(2)), vec![0, 1]),
+        (
+            format!(
+                "BETWEEN #chan timestamp={} timestamp={} 10",
+                time(0),
+                time(3)
+            ),
+            vec![1, 2],
+        ),
+    ] {
+        foo.send(&format!("CHATHISTORY {query}")).await;
+        let got = texts(foo.sync().await);
+        let want: Vec<String> = want.iter().map(|i| format!("message {i}")).collect();
+        assert_eq!(got, want, "{query}");
+    }
+    server.shutdown().await;
+}
+
+/// `CHATHISTORY` of a channel the client is not in, or that does not exist, is
+/// `FAIL CHATHISTORY INVALID_TARGET`, not an empty batch.
+#[tokio::test]
+async fn chathistory_of_a_channel_one_is_not_in_fails() {
+    let server = common::start(config()).await;
+    let (mut qux, _) = IrcClient::register(server.irc_addr, "qux", &[]).await;
+    qux.send("JOIN #real").await;
+    qux.until("366").await;
+    let caps = ["batch message-tags server-time draft/chathistory"];
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &caps).await;
+    for target in ["#nonexistent", "#real"] {
+        foo.send(&format!("CHATHISTORY LATEST {target} * 10")).await;
+        let lines = foo.sync().await;
+        assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+        assert_eq!(
+            lines[0].params[..4],
+            ["CHATHISTORY", "INVALID_TARGET", "LATEST", target],
+            "{:?}",
+            raw(&lines)
+        );
+        assert_eq!(lines[0].command, "FAIL");
+    }
+    server.shutdown().await;
+}

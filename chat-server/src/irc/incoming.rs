@@ -496,7 +496,7 @@ impl Incoming {
             .parse::<usize>()
             .unwrap_or(0)
             .min(usize::from(chat_proto::MAX_HISTORY_LINES));
-        let refs: Vec<Option<u64>> = m
+        let refs: Vec<Option<(u64, u64)>> = m
             .params
             .iter()
             .skip(2)
@@ -511,35 +511,43 @@ impl Incoming {
                 asks.push(HistoryRange::Latest(n_u16));
                 Select::Last(n)
             }
-            ("LATEST", [Some(after)]) => {
+            // Bounds are exclusive: after a reference is past its last id, before it
+            // is below its first (a timestamp is a whole millisecond of ids).
+            ("LATEST", [Some((_, after))]) => {
                 asks.extend(after_id(*after));
                 Select::Last(n)
             }
-            ("BEFORE", [Some(before)]) => {
+            ("BEFORE", [Some((before, _))]) => {
                 asks.extend(before_id(*before, n));
                 Select::Last(n)
             }
-            ("AFTER", [Some(after)]) => {
+            ("AFTER", [Some((_, after))]) => {
                 asks.extend(after_id(*after));
                 Select::First(n)
             }
-            ("AROUND", [Some(pivot)]) => {
+            ("AROUND", [Some((pivot, _))]) => {
                 asks.extend(before_id(*pivot, n / 2));
                 asks.extend(after_id(pivot.saturating_sub(1)));
                 Select::Around(n, *pivot)
             }
             ("BETWEEN", [Some(a), Some(b)]) if a <= b => {
-                asks.extend(after_id(*a));
-                Select::FirstBelow(n, *b)
+                asks.extend(after_id(a.1));
+                Select::FirstBelow(n, b.0)
             }
             ("BETWEEN", [Some(a), Some(b)]) => {
-                asks.extend(after_id(*b));
-                Select::LastBelow(n, *a)
+                asks.extend(after_id(b.1));
+                Select::LastBelow(n, a.0)
             }
             _ => return fail(out, "INVALID_PARAMS", &sub, "Invalid parameters"),
         };
         let _ = first;
+        // Only a member may read a channel's history (draft/chathistory: INVALID_TARGET
+        // otherwise), though the native `/history` answers anyone: the writer checks.
+        if let Conv::Room(room) = &conv {
+            self.probe(room, out);
+        }
         let ask = HistoryAsk {
+            sub: sub.clone(),
             target: target.to_owned(),
             select,
         };
@@ -707,16 +715,17 @@ fn conversation(target: &str) -> Option<Conv> {
     UserName::parse(target).ok().map(Conv::Direct)
 }
 
-/// A message reference, as the id it stands for: `msgid=<id>`, or `timestamp=<time>`
-/// (ids are microseconds since the epoch); `*` and anything else are `None`.
-fn reference(reference: &str) -> Option<u64> {
+/// A message reference, as the first and last ids it stands for: `msgid=<id>` that id,
+/// `timestamp=<time>` every id of its millisecond (ids are microseconds since the
+/// epoch); `*` and anything else are `None`.
+fn reference(reference: &str) -> Option<(u64, u64)> {
     if let Some(id) = reference.strip_prefix("msgid=") {
-        return id.parse().ok();
+        return id.parse().ok().map(|id| (id, id));
     }
     reference
         .strip_prefix("timestamp=")
         .and_then(millis)
-        .map(|ms| ms * 1000)
+        .map(|ms| (ms * 1000, ms * 1000 + 999))
 }
 
 fn millis(stamp: &str) -> Option<u64> {
@@ -753,10 +762,10 @@ mod tests {
 
     #[test]
     fn references_are_ids() {
-        assert_eq!(reference("msgid=42"), Some(42));
+        assert_eq!(reference("msgid=42"), Some((42, 42)));
         assert_eq!(
             reference("timestamp=2026-01-01T00:00:00.001Z"),
-            Some(1_767_225_600_001_000)
+            Some((1_767_225_600_001_000, 1_767_225_600_001_999))
         );
         assert_eq!(reference("*"), None);
     }

@@ -77,6 +77,8 @@ pub enum Cmd {
 /// Which stored messages a `CHATHISTORY` keeps of the native replies it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryAsk {
+    /// The subcommand (`LATEST` ...), for a `FAIL`.
+    pub sub: String,
     /// The target as the client wrote it.
     pub target: String,
     /// Which to keep.
@@ -126,7 +128,7 @@ impl Cmd {
                     Select::LastBelow(n, b) => ("lastbelow", n, b),
                     Select::Around(n, b) => ("around", n, b),
                 };
-                write!(m, "history {} {kind} {n} {bound}", ask.target)
+                write!(m, "history {} {kind} {n} {bound} {}", ask.target, ask.sub)
             }
         };
         m.push('\n');
@@ -160,6 +162,7 @@ impl Cmd {
                 let kind = words.next()?;
                 let n = words.next()?.parse().ok()?;
                 let bound = words.next()?.parse().ok()?;
+                let sub = words.next().unwrap_or("LATEST").to_owned();
                 let select = match kind {
                     "last" => Select::Last(n),
                     "first" => Select::First(n),
@@ -168,7 +171,11 @@ impl Cmd {
                     "around" => Select::Around(n, bound),
                     _ => return None,
                 };
-                Cmd::History(HistoryAsk { target, select })
+                Cmd::History(HistoryAsk {
+                    sub,
+                    target,
+                    select,
+                })
             }
             _ => return None,
         })
@@ -343,6 +350,7 @@ impl Outgoing {
                             room: room.clone(),
                             exists: true,
                             secret: false,
+                            member: false,
                         });
                     }
                     Some(Cmd::Names(list)) => self.names_end = Some(list.clone()),
@@ -439,11 +447,11 @@ impl Outgoing {
                     probed.secret = modes.has(chat_proto::RoomMode::Secret);
                     return;
                 }
-                ServerLine::Names { room, .. } | ServerLine::Roles { room, .. }
-                    if room.as_str() == probed.room =>
-                {
+                ServerLine::Names { room, names } if room.as_str() == probed.room => {
+                    probed.member = names.iter().any(|name| name.as_str() == self.nick);
                     return;
                 }
+                ServerLine::Roles { room, .. } if room.as_str() == probed.room => return,
                 ServerLine::Error(_) => {
                     probed.exists = false;
                     return;
@@ -989,6 +997,20 @@ impl Outgoing {
     /// A `CHATHISTORY` reply: the kept messages in a `chathistory` batch.
     fn history_batch(&mut self, ask: &HistoryAsk, out: &mut Vec<String>) {
         let mut entries = std::mem::take(&mut self.history).entries;
+        let outsider = self
+            .probed
+            .as_ref()
+            .is_some_and(|p| p.room == ask.target && !p.member);
+        if outsider {
+            let mut line = format!(
+                ":{} FAIL CHATHISTORY INVALID_TARGET {} {}",
+                self.server.name, ask.sub, ask.target
+            );
+            push_params(&mut line, &["You are not in that channel"], true);
+            line.push_str("\r\n");
+            out.push(line);
+            return;
+        }
         entries.sort_by_key(|entry| entry.id);
         entries.dedup_by_key(|entry| entry.id);
         let entries = select(entries, ask.select);
@@ -1031,6 +1053,8 @@ struct Probed {
     room: String,
     exists: bool,
     secret: bool,
+    /// Whether this client is among its members.
+    member: bool,
 }
 
 /// A channel's `names`, kept until its `roles` (and topic) come.
