@@ -366,3 +366,25 @@ async fn chathistory_of_a_channel_one_is_not_in_fails() {
     }
     server.shutdown().await;
 }
+
+/// `TIME` is `391` with the server's name; `WHOWAS` (no past nicks are kept) is `406`
+/// then `369`, and without a nick `431`.
+#[tokio::test]
+async fn time_and_whowas() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    foo.send("TIME").await;
+    let time = foo.recv().await;
+    assert_eq!(time.command, "391", "{}", time.raw);
+    assert_eq!(time.param(1), SERVER, "{}", time.raw);
+    foo.send("WHOWAS bar").await;
+    let lines = foo.sync().await;
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| (l.command.as_str(), l.param(1)))
+        .collect();
+    assert_eq!(got, [("406", "bar"), ("369", "bar")], "{:?}", raw(&lines));
+    foo.send("WHOWAS").await;
+    assert_eq!(foo.recv().await.command, "431");
+    server.shutdown().await;
+}

@@ -116,6 +116,21 @@ impl Incoming {
                     )],
                 ),
             },
+            "TIME" => {
+                let now = super::outgoing::now().to_string();
+                let server = self.server.name.clone();
+                self.reply(out, "391", &[&server, &now]);
+            }
+            // Nobody's past nicks are kept: every one is unknown (Modern IRC's replies).
+            "WHOWAS" => match m.param(0).filter(|n| !n.is_empty()) {
+                None => self.reply(out, "431", &["No nickname given"]),
+                Some(nicks) => {
+                    for nick in nicks.split(',') {
+                        self.reply(out, "406", &[nick, "There was no such nickname"]);
+                    }
+                    self.reply(out, "369", &[nicks, "End of WHOWAS"]);
+                }
+            },
             _ => self.reply(out, "421", &[command, "Unknown command"]),
         }
         Flow::Go

@@ -1127,7 +1127,8 @@ pub fn id_time(id: u64) -> Timestamp {
         .unwrap_or_else(now)
 }
 
-fn now() -> Timestamp {
+/// The time now.
+pub fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
