@@ -19,7 +19,8 @@ pub enum Cap {
     ChatHistory,
     /// `draft/read-marker`: `MARKREAD` over the account's read markers.
     ReadMarker,
-    /// `away-notify`: `AWAY` lines when a channel member goes away or comes back.
+    /// `away-notify`: `AWAY` lines when a channel member goes away or comes back. Not
+    /// offered: the broker tells nobody when someone goes away.
     AwayNotify,
     /// `cap-notify`: implied by `CAP LS 302`; nothing ever changes, so nothing to say.
     CapNotify,
@@ -32,9 +33,8 @@ pub enum Cap {
 }
 
 impl Cap {
-    /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 12] = [
-        Cap::AwayNotify,
+    /// Every capability offered, in the order `CAP LS` lists them.
+    pub const ALL: [Cap; 11] = [
         Cap::Batch,
         Cap::CapNotify,
         Cap::ChatHistory,
