@@ -403,3 +403,27 @@ async fn away_notify_is_not_offered() {
     assert_eq!(nak.params, ["*", "NAK", "away-notify"], "{}", nak.raw);
     server.shutdown().await;
 }
+
+/// Numerics about another user name that user before the channel: `443` for an
+/// `INVITE` of a member, `441` for an op command on someone not in the channel.
+#[tokio::test]
+async fn user_numerics_name_the_user() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    let (mut bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    bar.send("JOIN #chan").await;
+    bar.until("366").await;
+    let (_baz, _) = IrcClient::register(server.irc_addr, "baz", &[]).await;
+    foo.sync().await;
+    foo.send("INVITE bar #chan").await;
+    let reply = foo.recv().await;
+    assert_eq!(reply.command, "443", "{}", reply.raw);
+    assert_eq!(reply.params[..3], ["foo", "bar", "#chan"], "{}", reply.raw);
+    foo.send("MODE #chan +o baz").await;
+    let reply = foo.recv().await;
+    assert_eq!(reply.command, "441", "{}", reply.raw);
+    assert_eq!(reply.params[..3], ["foo", "baz", "#chan"], "{}", reply.raw);
+    server.shutdown().await;
+}

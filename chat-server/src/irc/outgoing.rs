@@ -776,20 +776,28 @@ impl Outgoing {
                 | Cmd::Mode(room)
                 | Cmd::Bans(room),
             ) => {
-                let code = if reason.contains("you need op") {
-                    "482"
+                // Numerics about another user name it first (Modern IRC).
+                let about = |sep: &str| reason.split_once(sep).map(|(name, _)| name);
+                if reason.contains("you need op") {
+                    out.push(self.numeric("482", &[&room, reason]));
                 } else if reason.starts_with("you are not in ")
                     || (reason.contains("not a member of") && reason.contains(room.as_str()))
                 {
-                    "442"
-                } else if reason.contains("not a member") || reason.contains("not in") {
-                    "441"
-                } else if reason.contains("no such user") || reason.contains("not online") {
-                    "401"
+                    out.push(self.numeric("442", &[&room, reason]));
+                } else if let Some(name) = about(" is already in ") {
+                    // `INVITE` of a member.
+                    out.push(self.numeric("443", &[name, &room, reason]));
+                } else if let Some(name) = about(" is not in ") {
+                    out.push(self.numeric("441", &[name, &room, reason]));
+                } else if let Some(name) = about(" is not online") {
+                    out.push(self.numeric("401", &[name, reason]));
+                } else if let Some(names) = reason.strip_prefix("no such user: ") {
+                    for name in names.split(',') {
+                        out.push(self.numeric("401", &[name, "No such nick/channel"]));
+                    }
                 } else {
-                    "403"
-                };
-                out.push(self.numeric(code, &[&room, reason]));
+                    out.push(self.numeric("403", &[&room, reason]));
+                }
             }
             Some(Cmd::Whois(nick)) => {
                 out.push(self.numeric("401", &[&nick, "No such nick/channel"]));
