@@ -427,3 +427,20 @@ async fn user_numerics_name_the_user() {
     assert_eq!(reply.params[..3], ["foo", "baz", "#chan"], "{}", reply.raw);
     server.shutdown().await;
 }
+
+/// `WHOIS` sends only numerics Modern IRC defines for it, with their parameters: no
+/// `320` (operator-configured text), no `317` (it needs a sign-on time the broker does
+/// not keep); the idle time and sessions are in `312`'s text.
+#[tokio::test]
+async fn whois_sends_only_standard_numerics() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    let (_bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    foo.send("WHOIS bar").await;
+    let lines = foo.until("318").await;
+    let commands: Vec<_> = lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(commands, ["311", "312", "318"], "{:?}", raw(&lines));
+    assert_eq!(lines[1].params[..3], ["foo", "bar", SERVER]);
+    assert!(lines[1].param(3).contains("idle"), "{}", lines[1].raw);
+    server.shutdown().await;
+}

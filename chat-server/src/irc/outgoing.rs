@@ -973,11 +973,10 @@ impl Outgoing {
             _ => (name, name),
         };
         out.push(self.numeric("311", &[name, user, &server, "*", real]));
-        out.push(self.numeric("312", &[name, &server, "chat-server"]));
-        let sessions = format!("is connected {sessions} time(s)");
-        out.push(self.numeric("320", &[name, &sessions]));
-        let idle = idle.to_string();
-        out.push(self.numeric("317", &[name, &idle, "seconds idle"]));
+        // The broker knows no sign-on time, which `317` needs, and `320` is for what
+        // the operators configure: the idle time and the sessions go in `312`'s text.
+        let info = format!("chat-server: idle {idle} s, connected {sessions} time(s)");
+        out.push(self.numeric("312", &[name, &server, &info]));
     }
 
     fn history_entry(&mut self, entry: HistoryEntry, out: &mut Vec<String>) {
