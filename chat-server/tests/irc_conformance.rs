@@ -444,3 +444,23 @@ async fn whois_sends_only_standard_numerics() {
     assert!(lines[1].param(3).contains("idle"), "{}", lines[1].raw);
     server.shutdown().await;
 }
+
+/// A labeled `PRIVMSG` to oneself with echo-message: the echo is the labeled reply, the
+/// delivery is not part of it (labeled-response: one labeled line, no batch).
+#[tokio::test]
+async fn a_labeled_message_to_oneself_labels_only_the_echo() {
+    let server = common::start(config()).await;
+    let caps = ["echo-message batch labeled-response"];
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &caps).await;
+    foo.send("@label=12345 PRIVMSG foo :hi").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines.len(), 2, "{:?}", raw(&lines));
+    assert!(
+        lines.iter().all(|l| l.command == "PRIVMSG"),
+        "{:?}",
+        raw(&lines)
+    );
+    let labeled: Vec<_> = lines.iter().filter_map(|l| l.tag("label")).collect();
+    assert_eq!(labeled, ["12345"], "{:?}", raw(&lines));
+    server.shutdown().await;
+}

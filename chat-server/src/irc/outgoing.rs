@@ -272,9 +272,14 @@ impl Outgoing {
         while let Some(line) = lines.next() {
             let next = lines.peek().copied();
             let mut emitted = Vec::new();
-            self.one(line, next, &mut emitted);
+            let mut delivered = Vec::new();
+            self.one(line, next, &mut emitted, &mut delivered);
             for line in emitted {
                 self.emit(line, out);
+            }
+            // Someone's message is no reply to a command: never part of a labeled one.
+            for line in delivered {
+                out.extend_from_slice(line.as_bytes());
             }
         }
     }
@@ -296,8 +301,15 @@ impl Outgoing {
         }
     }
 
-    /// One line from the queue: what it becomes goes to `emitted`.
-    fn one(&mut self, line: &[u8], next: Option<&[u8]>, emitted: &mut Vec<String>) {
+    /// One line from the queue: what it becomes goes to `emitted`, or to `delivered` for
+    /// a message delivered to this client (which answers no command of its own).
+    fn one(
+        &mut self,
+        line: &[u8],
+        next: Option<&[u8]>,
+        emitted: &mut Vec<String>,
+        delivered: &mut Vec<String>,
+    ) {
         match line.first() {
             Some(0) => {
                 let marker = String::from_utf8_lossy(&line[1..]);
@@ -321,7 +333,21 @@ impl Outgoing {
                         let next = next
                             .and_then(|n| std::str::from_utf8(n).ok())
                             .and_then(|n| n.parse::<ServerLine>().ok());
-                        self.server_line(parsed, next.as_ref(), emitted);
+                        // The sender's own room message (echo-message) answers its
+                        // PRIVMSG; any other message is a delivery.
+                        let delivery = match &parsed {
+                            ServerLine::From { sender, scope, .. } => {
+                                !(sender.as_str() == self.nick
+                                    && matches!(scope, Scope::Room { .. }))
+                            }
+                            _ => false,
+                        };
+                        if delivery {
+                            self.flush_names(emitted);
+                            self.server_line(parsed, next.as_ref(), delivered);
+                        } else {
+                            self.server_line(parsed, next.as_ref(), emitted);
+                        }
                     }
                     // Every line the broker sends parses; were one not to, the client
                     // still sees it rather than nothing.
