@@ -464,3 +464,20 @@ async fn a_labeled_message_to_oneself_labels_only_the_echo() {
     assert_eq!(labeled, ["12345"], "{:?}", raw(&lines));
     server.shutdown().await;
 }
+
+/// `LUSERS` counts the users online (`251`, `255`, `265`, `266`) instead of `421`.
+#[tokio::test]
+async fn lusers_counts_the_users_online() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    let _native = server.login("bar").await;
+    foo.send("LUSERS").await;
+    let lines = foo.sync().await;
+    let commands: Vec<_> = lines.iter().map(|l| l.command.as_str()).collect();
+    assert_eq!(commands, ["251", "255", "265", "266"], "{:?}", raw(&lines));
+    assert_eq!(
+        lines[0].params,
+        ["foo", "There are 2 users and 0 invisible on 1 servers"]
+    );
+    server.shutdown().await;
+}

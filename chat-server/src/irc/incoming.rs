@@ -82,6 +82,7 @@ impl Incoming {
             "WHO" => self.who(m, out),
             "WHOIS" => self.whois(m, out),
             "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
+            "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
             "AWAY" => self.away(m, out),
             "PING" => match m.param(0) {
                 Some(token) => {

@@ -68,6 +68,8 @@ pub enum Cmd {
     Whois(String),
     /// `LIST`.
     List,
+    /// `LUSERS`.
+    Lusers,
     /// `CHATHISTORY`: where the messages go, and which of the replies to keep.
     History(HistoryAsk),
     /// `MARKREAD`.
@@ -119,6 +121,7 @@ impl Cmd {
             Cmd::Who(c) => write!(m, "who {c}"),
             Cmd::Whois(c) => write!(m, "whois {c}"),
             Cmd::List => write!(m, "list -"),
+            Cmd::Lusers => write!(m, "lusers -"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
@@ -155,6 +158,7 @@ impl Cmd {
             "who" => Cmd::Who(arg),
             "whois" => Cmd::Whois(arg),
             "list" => Cmd::List,
+            "lusers" => Cmd::Lusers,
             "markread" => Cmd::MarkRead(arg),
             "history" => {
                 let mut words = arg.split(' ');
@@ -518,6 +522,9 @@ impl Outgoing {
                 let source = self.user_source(name.as_str());
                 out.push(format!("{source} PART {room}\r\n"));
             }
+            ServerLine::Users(names) if self.cmd == Some(Cmd::Lusers) => {
+                self.lusers(names.len(), out);
+            }
             ServerLine::Users(names) => self.users(&names, out),
             ServerLine::Names { room, names } => {
                 self.names = Some(Names {
@@ -829,7 +836,7 @@ impl Outgoing {
                 out.push(self.numeric("401", &[&nick, "No such nick/channel"]));
             }
             // `NAMES` of a channel that does not exist: only the `366`.
-            Some(Cmd::Who(_) | Cmd::List | Cmd::Names(_) | Cmd::Probe(_)) => {}
+            Some(Cmd::Who(_) | Cmd::List | Cmd::Lusers | Cmd::Names(_) | Cmd::Probe(_)) => {}
             Some(Cmd::History(ask)) => {
                 self.history = Collected::default();
                 self.cmd = None;
@@ -972,6 +979,19 @@ impl Outgoing {
             self.names_reply(stash, out);
         }
         self.named = None;
+    }
+
+    /// `251`, `255`, `265` and `266` for `users` online (every user is visible, and
+    /// this server is the only one a client sees).
+    fn lusers(&mut self, users: usize, out: &mut Vec<String>) {
+        let text = format!("There are {users} users and 0 invisible on 1 servers");
+        out.push(self.numeric("251", &[&text]));
+        let text = format!("I have {users} clients and 0 servers");
+        out.push(self.numeric("255", &[&text]));
+        let text = format!("Current local users: {users}");
+        out.push(self.numeric("265", &[&text]));
+        let text = format!("Current global users: {users}");
+        out.push(self.numeric("266", &[&text]));
     }
 
     fn users(&mut self, names: &[UserName], out: &mut Vec<String>) {
