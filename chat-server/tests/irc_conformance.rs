@@ -481,3 +481,32 @@ async fn lusers_counts_the_users_online() {
     );
     server.shutdown().await;
 }
+
+/// `USERHOST` answers one `302`: `nick=+user@host` for each user online, `-` when away;
+/// a nick nobody has is left out.
+#[tokio::test]
+async fn userhost_says_who_is_away() {
+    let server = common::start(config()).await;
+    let (mut bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    let (mut qux, _) = IrcClient::register(server.irc_addr, "qux", &[]).await;
+    qux.send("USERHOST bar nobody").await;
+    let reply = qux.recv().await;
+    assert_eq!(reply.command, "302", "{}", reply.raw);
+    assert_eq!(
+        reply.params,
+        ["qux", "bar=+bar@My.Little.Server"],
+        "{}",
+        reply.raw
+    );
+    bar.send("AWAY :not here").await;
+    bar.next("306").await;
+    qux.send("USERHOST bar").await;
+    let reply = qux.recv().await;
+    assert_eq!(
+        reply.params,
+        ["qux", "bar=-bar@My.Little.Server"],
+        "{}",
+        reply.raw
+    );
+    server.shutdown().await;
+}

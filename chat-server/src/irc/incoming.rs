@@ -83,6 +83,18 @@ impl Incoming {
             "WHOIS" => self.whois(m, out),
             "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
             "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
+            "USERHOST" if m.params.is_empty() => {
+                self.reply(out, "461", &["USERHOST", "Not enough parameters"]);
+            }
+            // RFC 2812: up to five nicks; the broker's `whois` says who is on and away.
+            "USERHOST" => {
+                out.push(Request::Begin(Bytes::from(Cmd::Userhost.marker())));
+                for nick in m.params.iter().take(5) {
+                    if let Ok(name) = UserName::parse(nick) {
+                        out.push(Request::Line(ClientLine::Whois(name)));
+                    }
+                }
+            }
             "AWAY" => self.away(m, out),
             "PING" => match m.param(0) {
                 Some(token) => {

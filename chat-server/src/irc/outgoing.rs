@@ -70,6 +70,8 @@ pub enum Cmd {
     List,
     /// `LUSERS`.
     Lusers,
+    /// `USERHOST`: the `whois` replies make one `302`.
+    Userhost,
     /// `CHATHISTORY`: where the messages go, and which of the replies to keep.
     History(HistoryAsk),
     /// `MARKREAD`.
@@ -122,6 +124,7 @@ impl Cmd {
             Cmd::Whois(c) => write!(m, "whois {c}"),
             Cmd::List => write!(m, "list -"),
             Cmd::Lusers => write!(m, "lusers -"),
+            Cmd::Userhost => write!(m, "userhost -"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
@@ -159,6 +162,7 @@ impl Cmd {
             "whois" => Cmd::Whois(arg),
             "list" => Cmd::List,
             "lusers" => Cmd::Lusers,
+            "userhost" => Cmd::Userhost,
             "markread" => Cmd::MarkRead(arg),
             "history" => {
                 let mut words = arg.split(' ');
@@ -235,6 +239,8 @@ pub struct Outgoing {
     probed: Option<Probed>,
     /// The `366` a `NAMES` ends with, once all its channels are said.
     names_end: Option<String>,
+    /// The users a `USERHOST` found so far, and whether each is away.
+    userhost: Vec<(String, bool)>,
     /// The username and real name this client gave in `USER`: its own `WHOIS` shows
     /// them (others' show their nick, as the broker knows no more).
     own: Option<(String, String)>,
@@ -256,6 +262,7 @@ impl Outgoing {
             now: None,
             probed: None,
             names_end: None,
+            userhost: Vec::new(),
             own: None,
         }
     }
@@ -423,6 +430,18 @@ impl Outgoing {
                 emitted.push(self.numeric("318", &[&nick, "End of WHOIS list"]));
             }
             Some(Cmd::History(ask)) => self.history_batch(&ask, emitted),
+            Some(Cmd::Userhost) => {
+                // `nick=+user@host`, `-` when away (RFC 2812 `302`).
+                let found = std::mem::take(&mut self.userhost);
+                let replies: Vec<String> = found
+                    .iter()
+                    .map(|(name, away)| {
+                        let sign = if *away { '-' } else { '+' };
+                        format!("{name}={sign}{name}@{}", self.server.name)
+                    })
+                    .collect();
+                emitted.push(self.numeric("302", &[&replies.join(" ")]));
+            }
             _ => {}
         }
     }
@@ -637,8 +656,16 @@ impl Outgoing {
                     self.server.name
                 ));
             }
+            ServerLine::Away { name, .. } if self.cmd == Some(Cmd::Userhost) => {
+                if let Some(found) = self.userhost.iter_mut().find(|(n, _)| *n == name.as_str()) {
+                    found.1 = true;
+                }
+            }
             ServerLine::Away { name, text } => {
                 out.push(self.numeric("301", &[name.as_str(), text.as_str()]));
+            }
+            ServerLine::Whois { name, .. } if self.cmd == Some(Cmd::Userhost) => {
+                self.userhost.push((name.as_str().to_owned(), false));
             }
             ServerLine::Whois {
                 name,
@@ -836,7 +863,14 @@ impl Outgoing {
                 out.push(self.numeric("401", &[&nick, "No such nick/channel"]));
             }
             // `NAMES` of a channel that does not exist: only the `366`.
-            Some(Cmd::Who(_) | Cmd::List | Cmd::Lusers | Cmd::Names(_) | Cmd::Probe(_)) => {}
+            Some(
+                Cmd::Who(_)
+                | Cmd::List
+                | Cmd::Lusers
+                | Cmd::Userhost
+                | Cmd::Names(_)
+                | Cmd::Probe(_),
+            ) => {}
             Some(Cmd::History(ask)) => {
                 self.history = Collected::default();
                 self.cmd = None;
