@@ -510,3 +510,54 @@ async fn userhost_says_who_is_away() {
     );
     server.shutdown().await;
 }
+
+/// Another IRC user's `WHO` and `WHOIS` show the username and real name it registered
+/// with; `WHO <mask>` lists only the matching nicks, and `G` for one who is away.
+#[tokio::test]
+async fn who_and_whois_show_users_as_they_registered() {
+    let server = common::start(config()).await;
+    let mut cool = IrcClient::connect(server.irc_addr).await;
+    cool.send("NICK coolNick").await;
+    cool.send("USER myusernam 0 * :My UniqueReal Name").await;
+    cool.until("422").await;
+    let (mut other, _) = IrcClient::register(server.irc_addr, "otherNick", &[]).await;
+    let expected = [
+        "otherNick",
+        "*",
+        "myusernam",
+        SERVER,
+        SERVER,
+        "coolNick",
+        "H",
+        "0 My UniqueReal Name",
+    ];
+    for mask in ["coolNick", "coolnick", "coolni*"] {
+        other.send(&format!("WHO {mask}")).await;
+        let lines = other.sync().await;
+        assert_eq!(lines.len(), 2, "{mask}: {:?}", raw(&lines));
+        assert_eq!(lines[0].params, expected, "{mask}: {:?}", raw(&lines));
+        assert_eq!(lines[1].command, "315");
+        assert_eq!(lines[1].param(1), mask);
+    }
+    other.send("WHOIS coolNick").await;
+    let user = other.next("311").await;
+    assert_eq!(
+        user.params,
+        [
+            "otherNick",
+            "coolNick",
+            "myusernam",
+            SERVER,
+            "*",
+            "My UniqueReal Name"
+        ]
+    );
+    other.until("318").await;
+    cool.send("AWAY :be right back").await;
+    cool.next("306").await;
+    other.send("WHO coolNick").await;
+    let lines = other.sync().await;
+    assert_eq!(lines.len(), 2, "{:?}", raw(&lines));
+    assert_eq!(lines[0].param(6), "G", "{:?}", raw(&lines));
+    server.shutdown().await;
+}

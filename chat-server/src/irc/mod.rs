@@ -52,5 +52,6 @@ pub fn server(server_name: &str) -> Arc<Server> {
         name: server_name.to_owned(),
         isupport,
         version: env!("CARGO_PKG_VERSION"),
+        idents: std::sync::Mutex::default(),
     })
 }

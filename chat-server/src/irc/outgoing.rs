@@ -13,8 +13,9 @@
 //!   means 404 after `PRIVMSG`, 474 after `JOIN`), `\0E` ends the command, `\0K<caps>`
 //!   sets the capabilities the writer formats for.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use chat_proto::{
@@ -34,6 +35,52 @@ pub struct Server {
     pub isupport: Vec<String>,
     /// The version `002` and `004` give.
     pub version: &'static str,
+    /// The username and real name each IRC user of this server registered with, by
+    /// folded name, for `WHO` and `WHOIS`; the broker knows neither (native users and
+    /// users of other nodes show their name as both).
+    pub idents: Mutex<HashMap<String, Ident>>,
+}
+
+/// What `USER` said, and which connection said it.
+#[derive(Debug, Clone)]
+pub struct Ident {
+    /// The connection.
+    pub conn: u64,
+    /// The username.
+    pub user: String,
+    /// The real name.
+    pub real: String,
+}
+
+impl Server {
+    /// Records `USER`'s words for `name`, logged in on connection `conn`.
+    pub fn set_ident(&self, name: &UserName, ident: Ident) {
+        if let Ok(mut idents) = self.idents.lock() {
+            idents.insert(name.folded().to_string(), ident);
+        }
+    }
+
+    /// Forgets `name`'s words if connection `conn` said them.
+    pub fn drop_ident(&self, name: &UserName, conn: u64) {
+        if let Ok(mut idents) = self.idents.lock() {
+            let folded = name.folded().to_string();
+            if idents.get(&folded).is_some_and(|ident| ident.conn == conn) {
+                idents.remove(&folded);
+            }
+        }
+    }
+
+    /// The username and real name `name` registered with, or its name for both.
+    fn ident(&self, name: &str) -> (String, String) {
+        let found = UserName::parse(name).ok().and_then(|parsed| {
+            let idents = self.idents.lock().ok()?;
+            idents.get(&parsed.folded().to_string()).cloned()
+        });
+        match found {
+            Some(ident) => (ident.user, ident.real),
+            None => (name.to_owned(), name.to_owned()),
+        }
+    }
 }
 
 /// The replies to one IRC command (see the module doc).
@@ -661,6 +708,8 @@ impl Outgoing {
                     found.1 = true;
                 }
             }
+            // `WHO <nick>`: said as the `G` of its `352`.
+            ServerLine::Away { .. } if matches!(self.cmd, Some(Cmd::Who(_))) => {}
             ServerLine::Away { name, text } => {
                 out.push(self.numeric("301", &[name.as_str(), text.as_str()]));
             }
@@ -671,7 +720,10 @@ impl Outgoing {
                 name,
                 idle,
                 sessions,
-            } => self.whois(&name, idle, sessions, out),
+            } => {
+                let away = matches!(next, Some(ServerLine::Away { name: n, .. }) if *n == name);
+                self.whois(&name, idle, sessions, away, out);
+            }
             ServerLine::RoomRegistered { room, founder } => {
                 let text = format!("{room} is now registered to {founder}");
                 out.push(self.notice(room.as_str(), &text));
@@ -1028,31 +1080,47 @@ impl Outgoing {
         out.push(self.numeric("266", &[&text]));
     }
 
+    /// `WHO <mask>`: a `352` for each user online whose name matches.
     fn users(&mut self, names: &[UserName], out: &mut Vec<String>) {
+        let mask = match &self.cmd {
+            Some(Cmd::Who(mask)) => mask.clone(),
+            _ => "*".to_owned(),
+        };
         for name in names {
-            out.push(self.who_line("*", name.as_str(), "H"));
+            if glob(&mask, name.as_str()) {
+                out.push(self.who_line("*", name.as_str(), "H"));
+            }
         }
     }
 
     /// `352`: `<channel> <user> <host> <server> <nick> <flags> :<hops> <realname>`.
     fn who_line(&self, channel: &str, name: &str, flags: &str) -> String {
         let server = self.server.name.as_str();
-        let real = format!("0 {name}");
-        self.numeric("352", &[channel, name, server, server, name, flags, &real])
+        let (user, real) = self.server.ident(name);
+        let real = format!("0 {real}");
+        self.numeric("352", &[channel, &user, server, server, name, flags, &real])
     }
 
-    fn whois(&mut self, name: &UserName, idle: u64, sessions: usize, out: &mut Vec<String>) {
+    fn whois(
+        &mut self,
+        name: &UserName,
+        idle: u64,
+        sessions: usize,
+        away: bool,
+        out: &mut Vec<String>,
+    ) {
         let name = name.as_str();
         if let Some(Cmd::Who(_)) = &self.cmd {
-            out.push(self.who_line("*", name, "H"));
+            let flags = if away { "G" } else { "H" };
+            out.push(self.who_line("*", name, flags));
             return;
         }
         let server = self.server.name.clone();
         let (user, real) = match &self.own {
-            Some((user, real)) if name == self.nick => (user.as_str(), real.as_str()),
-            _ => (name, name),
+            Some((user, real)) if name == self.nick => (user.clone(), real.clone()),
+            _ => self.server.ident(name),
         };
-        out.push(self.numeric("311", &[name, user, &server, "*", real]));
+        out.push(self.numeric("311", &[name, &user, &server, "*", &real]));
         // The broker knows no sign-on time, which `317` needs, and `320` is for what
         // the operators configure: the idle time and the sessions go in `312`'s text.
         let info = format!("chat-server: idle {idle} s, connected {sessions} time(s)");
@@ -1181,6 +1249,35 @@ fn select(entries: Vec<HistoryEntry>, select: Select) -> Vec<HistoryEntry> {
                 .collect()
         }
     }
+}
+
+/// Whether `text` matches `mask`, where `*` is any run of characters and `?` any one,
+/// ignoring ASCII case (a `WHO` mask). `0` is everyone, as `*` (RFC 2812).
+fn glob(mask: &str, text: &str) -> bool {
+    if mask == "0" {
+        return true;
+    }
+    let mask: Vec<char> = mask.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let text: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
+    // Iterative wildcard matching with one backtrack point.
+    let (mut m, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if m < mask.len() && (mask[m] == '?' || mask[m] == text[t]) {
+            m += 1;
+            t += 1;
+        } else if m < mask.len() && mask[m] == '*' {
+            star = Some((m, t));
+            m += 1;
+        } else if let Some((sm, st)) = star {
+            m = sm + 1;
+            t = st + 1;
+            star = Some((sm, st + 1));
+        } else {
+            return false;
+        }
+    }
+    mask[m..].iter().all(|&c| c == '*')
 }
 
 fn with_tag(line: &str, tag: &str) -> String {

@@ -23,6 +23,7 @@ use super::Server;
 use super::caps::{Cap, Caps};
 use super::incoming::{Flow, Incoming, cap_reply};
 use super::message::{self, Invalid, Message, push_params};
+use super::outgoing::Ident;
 use super::outgoing::Outgoing;
 use crate::broker::{BrokerEvent, Request};
 use crate::connection::{Connection, Writer, Wrote, finish, open};
@@ -66,6 +67,7 @@ pub(crate) async fn serve<A: Send>(
                 Ok(Some(name)) => {
                     info!(id, %name, "logged in over IRC");
                     let ended = session.read_and_write(&name, &mut lines, &mut writer).await;
+                    session.server.drop_ident(&name, id);
                     match ended {
                         Some((last, result)) => {
                             let _ = session.conn.broker_tx.send(last).await;
@@ -386,6 +388,12 @@ impl Session {
         if sent && accepted_rx.await.unwrap_or(false) {
             let nick = name.as_str();
             let (user, real) = got.user.clone().unwrap_or_default();
+            let ident = Ident {
+                conn: self.conn.id,
+                user: user.clone(),
+                real: real.clone(),
+            };
+            self.server.set_ident(&name, ident);
             let outgoing = Outgoing::new(self.server.clone(), nick, self.caps).identity(user, real);
             writer.speak_irc(outgoing);
             return Ok(LogIn::Done(name));
