@@ -561,3 +561,18 @@ async fn who_and_whois_show_users_as_they_registered() {
     assert_eq!(lines[0].param(6), "G", "{:?}", raw(&lines));
     server.shutdown().await;
 }
+
+/// `005` says client-only tags are not relayed (`CLIENTTAGDENY=*`), as they are not:
+/// a client that relies on them can tell before it tries.
+#[tokio::test]
+async fn isupport_denies_client_tags() {
+    let server = common::start(config()).await;
+    let (_client, welcome) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    let tokens: Vec<&str> = welcome
+        .iter()
+        .filter(|l| l.command == "005")
+        .flat_map(|l| l.params[1..l.params.len() - 1].iter().map(String::as_str))
+        .collect();
+    assert!(tokens.contains(&"CLIENTTAGDENY=*"), "{tokens:?}");
+    server.shutdown().await;
+}

@@ -34,6 +34,9 @@ pub fn server(server_name: &str) -> Arc<Server> {
         "CHANMODES=b,,,imst".to_owned(),
         format!("CHANNELLEN={}", chat_proto::MAX_NAME_CHARS + 1),
         "CHANTYPES=#".to_owned(),
+        // Client-only tags (`+draft/reply` ...) are not relayed: the broker's messages
+        // carry none (IRCv3 message-tags: CLIENTTAGDENY).
+        "CLIENTTAGDENY=*".to_owned(),
         format!("CHATHISTORY={}", chat_proto::MAX_HISTORY_LINES),
         "MODES=4".to_owned(),
         "MSGREFTYPES=msgid,timestamp".to_owned(),
