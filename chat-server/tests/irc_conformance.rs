@@ -576,3 +576,45 @@ async fn isupport_denies_client_tags() {
     assert!(tokens.contains(&"CLIENTTAGDENY=*"), "{tokens:?}");
     server.shutdown().await;
 }
+
+/// A user who disconnects is one `QUIT` for those sharing a channel with it (not a
+/// `PART` per channel first), and nothing for the others; `PART #a,#b` is still two
+/// `PART`s.
+#[tokio::test]
+async fn a_disconnect_is_one_quit_for_channel_members_only() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    let (mut bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    let (mut baz, _) = IrcClient::register(server.irc_addr, "baz", &[]).await;
+    for client in [&mut foo, &mut bar] {
+        for channel in ["#a", "#b"] {
+            client.send(&format!("JOIN {channel}")).await;
+            client.until("366").await;
+        }
+    }
+    foo.sync().await;
+    bar.send("PART #a,#b").await;
+    bar.sync().await;
+    let lines = foo.sync().await;
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| (l.command.as_str(), l.param(0)))
+        .collect();
+    assert_eq!(got, [("PART", "#a"), ("PART", "#b")], "{:?}", raw(&lines));
+    for channel in ["#a", "#b"] {
+        bar.send(&format!("JOIN {channel}")).await;
+        bar.until("366").await;
+    }
+    bar.sync().await;
+    foo.sync().await;
+    bar.send("QUIT :bye").await;
+    bar.until_eof().await;
+    let quit = foo.recv().await;
+    assert_eq!(quit.command, "QUIT", "{}", quit.raw);
+    assert_eq!(quit.nick(), Some("bar"), "{}", quit.raw);
+    baz.send("QUIT").await;
+    baz.until_eof().await;
+    let lines = foo.sync().await;
+    assert!(lines.is_empty(), "{:?}", raw(&lines));
+    server.shutdown().await;
+}

@@ -288,6 +288,9 @@ pub struct Outgoing {
     names_end: Option<String>,
     /// The users a `USERHOST` found so far, and whether each is away.
     userhost: Vec<(String, bool)>,
+    /// `PART` lines of a user who is leaving several channels: `QUIT` instead if a
+    /// `left <name>` follows (a disconnect), else said as they are.
+    leaving: Vec<String>,
     /// The username and real name this client gave in `USER`: its own `WHOIS` shows
     /// them (others' show their nick, as the broker knows no more).
     own: Option<(String, String)>,
@@ -310,6 +313,7 @@ impl Outgoing {
             probed: None,
             names_end: None,
             userhost: Vec::new(),
+            leaving: Vec::new(),
             own: None,
         }
     }
@@ -576,9 +580,14 @@ impl Outgoing {
                 out.push(privmsg(&tags, &source, &target, text.as_str()));
             }
             ServerLine::Joined(_) => {}
+            // The end of a disconnect (after its `left <#room> <name>` lines): `QUIT`
+            // for a user who shared a channel with this client, else nothing (IRC tells
+            // only those).
             ServerLine::Left(name) => {
-                let source = self.user_source(name.as_str());
-                out.push(format!("{source} QUIT :Quit: left\r\n"));
+                if !std::mem::take(&mut self.leaving).is_empty() {
+                    let source = self.user_source(name.as_str());
+                    out.push(format!("{source} QUIT :Quit: left\r\n"));
+                }
             }
             ServerLine::JoinedRoom { room, name } => {
                 let source = self.user_source(name.as_str());
@@ -586,7 +595,19 @@ impl Outgoing {
             }
             ServerLine::LeftRoom { room, name } => {
                 let source = self.user_source(name.as_str());
-                out.push(format!("{source} PART {room}\r\n"));
+                let part = format!("{source} PART {room}\r\n");
+                // Followed by more of the same user's: maybe a disconnect, known at its
+                // `left <name>`; kept until then.
+                let more = match next {
+                    Some(ServerLine::LeftRoom { name: n, .. } | ServerLine::Left(n)) => *n == name,
+                    _ => false,
+                };
+                if more && name.as_str() != self.nick {
+                    self.leaving.push(part);
+                } else {
+                    out.append(&mut self.leaving);
+                    out.push(part);
+                }
             }
             ServerLine::Users(names) if self.cmd == Some(Cmd::Lusers) => {
                 self.lusers(names.len(), out);
