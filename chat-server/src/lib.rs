@@ -141,7 +141,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let irc_server = irc::server(&config.server_name);
+    let irc_server = irc::server(&config.server_name, config.presence == Presence::All);
     let mut listening = vec![listener::Listening {
         listener: listeners.native,
         tls: tls.clone(),

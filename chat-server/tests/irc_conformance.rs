@@ -618,3 +618,49 @@ async fn a_disconnect_is_one_quit_for_channel_members_only() {
     assert!(lines.is_empty(), "{:?}", raw(&lines));
     server.shutdown().await;
 }
+
+/// IRCv3 `MONITOR`: `+` answers `730`/`731` at once, then each login and departure of a
+/// watched nick is `730`/`731`; `L` lists, `-` and `C` answer nothing; `S` says the
+/// status of every watched nick.
+#[tokio::test]
+async fn monitor_watches_logins_and_departures() {
+    let server = common::start(config()).await;
+    let (mut foo, welcome) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    assert!(welcome.iter().any(|l| l.raw.contains(" MONITOR=100 ")));
+    let (_bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    foo.send("MONITOR + bar,qux").await;
+    let lines = foo.sync().await;
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| (l.command.as_str(), l.param(1)))
+        .collect();
+    assert_eq!(
+        got,
+        [("730", "bar!bar@My.Little.Server"), ("731", "qux")],
+        "{:?}",
+        raw(&lines)
+    );
+    let (mut qux, _) = IrcClient::register(server.irc_addr, "qux", &[]).await;
+    let online = foo.recv().await;
+    assert_eq!(online.command, "730", "{}", online.raw);
+    assert_eq!(online.param(1), "qux!qux@My.Little.Server");
+    qux.send("QUIT").await;
+    qux.until_eof().await;
+    let offline = foo.recv().await;
+    assert_eq!((offline.command.as_str(), offline.param(1)), ("731", "qux"));
+    foo.send("MONITOR S").await;
+    assert_eq!(foo.sync().await.len(), 2);
+    foo.send("MONITOR - bar").await;
+    foo.send("MONITOR L").await;
+    let lines = foo.sync().await;
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| (l.command.as_str(), l.param(1)))
+        .collect();
+    assert_eq!(got, [("732", "qux"), ("733", "End of MONITOR list")]);
+    foo.send("MONITOR C").await;
+    foo.send("MONITOR L").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+    server.shutdown().await;
+}

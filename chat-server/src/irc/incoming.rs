@@ -15,7 +15,14 @@ use chat_proto::{
 
 use super::caps::{Cap, Caps};
 use super::message::{Message, push_params};
-use super::outgoing::{Cmd, END_MARKER, HistoryAsk, Select, Server, caps_marker, label_marker};
+use super::outgoing::{
+    Cmd, END_MARKER, HistoryAsk, Select, Server, caps_marker, label_marker, monitor_marker,
+};
+
+/// The most nicks one client may `MONITOR` (`MONITOR=` in `005`).
+pub const MONITOR_LIMIT: usize = 100;
+/// Nicks per `732` line.
+const MONITOR_PER_LINE: usize = 10;
 use crate::broker::Request;
 
 /// What the connection does after a command.
@@ -35,6 +42,8 @@ pub struct Incoming {
     server: Arc<Server>,
     nick: String,
     caps: Caps,
+    /// The nicks `MONITOR` watches: folded, and as the client gave them.
+    monitor: Vec<(String, String)>,
 }
 
 impl Incoming {
@@ -44,6 +53,7 @@ impl Incoming {
             server,
             nick: nick.to_owned(),
             caps,
+            monitor: Vec::new(),
         }
     }
 
@@ -83,6 +93,7 @@ impl Incoming {
             "WHOIS" => self.whois(m, out),
             "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
             "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
+            "MONITOR" => self.monitor(m, out),
             "USERHOST" if m.params.is_empty() => {
                 self.reply(out, "461", &["USERHOST", "Not enough parameters"]);
             }
@@ -461,6 +472,85 @@ impl Incoming {
             Err(_) => {
                 self.reply(out, "401", &[nick, "No such nick/channel"]);
                 self.reply(out, "318", &[nick, "End of WHOIS list"]);
+            }
+        }
+    }
+
+    /// IRCv3 `MONITOR`: `+`, `-`, `C`, `L`, `S`. The list is kept here; the writer gets
+    /// a copy (a marker) to say `730`/`731` when a watched nick logs in or leaves, and
+    /// the broker's `whois` tells who is online now.
+    fn monitor(&mut self, m: &Message, out: &mut Vec<Request>) {
+        let sub = m.param(0).unwrap_or_default().to_ascii_uppercase();
+        let targets = m.param(1).unwrap_or_default();
+        match sub.as_str() {
+            "+" => {
+                let mut added = Vec::new();
+                for target in targets.split(',').filter(|t| !t.is_empty()) {
+                    let Ok(name) = UserName::parse(target) else {
+                        self.reply(out, "432", &[target, "Erroneous nickname"]);
+                        continue;
+                    };
+                    let folded = name.folded();
+                    if self.monitor.iter().any(|(f, _)| *f == folded) {
+                        added.push(target.to_owned());
+                        continue;
+                    }
+                    if self.monitor.len() >= MONITOR_LIMIT {
+                        let limit = MONITOR_LIMIT.to_string();
+                        self.reply(out, "734", &[&limit, targets, "Monitor list is full"]);
+                        break;
+                    }
+                    self.monitor.push((folded, target.to_owned()));
+                    added.push(target.to_owned());
+                }
+                self.monitor_marker(out);
+                self.monitor_status(&added, out);
+            }
+            "-" => {
+                for target in targets.split(',') {
+                    if let Ok(name) = UserName::parse(target) {
+                        let folded = name.folded();
+                        self.monitor.retain(|(f, _)| *f != folded);
+                    }
+                }
+                self.monitor_marker(out);
+            }
+            "C" => {
+                self.monitor.clear();
+                self.monitor_marker(out);
+            }
+            "L" => {
+                let names: Vec<String> = self.monitor.iter().map(|(_, n)| n.clone()).collect();
+                for chunk in names.chunks(MONITOR_PER_LINE) {
+                    self.reply(out, "732", &[&chunk.join(",")]);
+                }
+                self.reply(out, "733", &["End of MONITOR list"]);
+            }
+            "S" => {
+                let names: Vec<String> = self.monitor.iter().map(|(_, n)| n.clone()).collect();
+                self.monitor_status(&names, out);
+            }
+            _ => self.reply(out, "461", &["MONITOR", "Not enough parameters"]),
+        }
+    }
+
+    /// The watched list for the writer.
+    fn monitor_marker(&self, out: &mut Vec<Request>) {
+        let folded: Vec<&str> = self.monitor.iter().map(|(f, _)| f.as_str()).collect();
+        out.push(Request::Begin(Bytes::from(monitor_marker(&folded))));
+    }
+
+    /// `730` for those of `names` online, `731` for the others.
+    fn monitor_status(&self, names: &[String], out: &mut Vec<Request>) {
+        if names.is_empty() {
+            return;
+        }
+        out.push(Request::Begin(Bytes::from(
+            Cmd::Monitor(names.join(",")).marker(),
+        )));
+        for name in names {
+            if let Ok(name) = UserName::parse(name) {
+                out.push(Request::Line(ClientLine::Whois(name)));
             }
         }
     }

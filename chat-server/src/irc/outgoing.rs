@@ -13,7 +13,7 @@
 //!   means 404 after `PRIVMSG`, 474 after `JOIN`), `\0E` ends the command, `\0K<caps>`
 //!   sets the capabilities the writer formats for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -119,6 +119,9 @@ pub enum Cmd {
     Lusers,
     /// `USERHOST`: the `whois` replies make one `302`.
     Userhost,
+    /// `MONITOR +` or `S`: the nicks asked about (comma-separated, as given); the
+    /// `whois` replies say which are online.
+    Monitor(String),
     /// `CHATHISTORY`: where the messages go, and which of the replies to keep.
     History(HistoryAsk),
     /// `MARKREAD`.
@@ -172,6 +175,7 @@ impl Cmd {
             Cmd::List => write!(m, "list -"),
             Cmd::Lusers => write!(m, "lusers -"),
             Cmd::Userhost => write!(m, "userhost -"),
+            Cmd::Monitor(c) => write!(m, "monitor {c}"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
@@ -210,6 +214,7 @@ impl Cmd {
             "list" => Cmd::List,
             "lusers" => Cmd::Lusers,
             "userhost" => Cmd::Userhost,
+            "monitor" => Cmd::Monitor(arg),
             "markread" => Cmd::MarkRead(arg),
             "history" => {
                 let mut words = arg.split(' ');
@@ -240,6 +245,11 @@ impl Cmd {
 /// The marker that starts a labeled response.
 pub fn label_marker(label: &str) -> String {
     format!("\0L{label}\n")
+}
+
+/// The marker that gives the writer the nicks `MONITOR` watches (folded).
+pub fn monitor_marker(folded: &[&str]) -> String {
+    format!("\0M{}\n", folded.join(","))
 }
 
 /// The marker that ends a command's replies.
@@ -288,6 +298,10 @@ pub struct Outgoing {
     names_end: Option<String>,
     /// The users a `USERHOST` found so far, and whether each is away.
     userhost: Vec<(String, bool)>,
+    /// The nicks `MONITOR` watches, folded.
+    monitored: HashSet<String>,
+    /// The users online a `MONITOR` found so far.
+    monitor_online: Vec<String>,
     /// `PART` lines of a user who is leaving several channels: `QUIT` instead if a
     /// `left <name>` follows (a disconnect), else said as they are.
     leaving: Vec<String>,
@@ -314,6 +328,8 @@ impl Outgoing {
             names_end: None,
             userhost: Vec::new(),
             leaving: Vec::new(),
+            monitored: HashSet::new(),
+            monitor_online: Vec::new(),
             own: None,
         }
     }
@@ -465,6 +481,13 @@ impl Outgoing {
                     self.caps = Caps::from_bits(bits);
                 }
             }
+            "M" => {
+                self.monitored = rest
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
             _ => {}
         }
     }
@@ -481,6 +504,32 @@ impl Outgoing {
                 emitted.push(self.numeric("318", &[&nick, "End of WHOIS list"]));
             }
             Some(Cmd::History(ask)) => self.history_batch(&ask, emitted),
+            Some(Cmd::Monitor(asked)) => {
+                // IRCv3 monitor: `730` with the masks of those online, `731` with the
+                // others, as asked.
+                let online = std::mem::take(&mut self.monitor_online);
+                let folded: HashSet<String> = online
+                    .iter()
+                    .filter_map(|n| UserName::parse(n).ok())
+                    .map(|n| n.folded())
+                    .collect();
+                let masks: Vec<String> = online
+                    .iter()
+                    .map(|n| format!("{n}!{n}@{}", self.server.name))
+                    .collect();
+                let offline: Vec<&str> = asked
+                    .split(',')
+                    .filter(|n| {
+                        UserName::parse(n).is_ok_and(|name| !folded.contains(&name.folded()))
+                    })
+                    .collect();
+                if !masks.is_empty() {
+                    emitted.push(self.numeric("730", &[&masks.join(",")]));
+                }
+                if !offline.is_empty() {
+                    emitted.push(self.numeric("731", &[&offline.join(",")]));
+                }
+            }
             Some(Cmd::Userhost) => {
                 // `nick=+user@host`, `-` when away (RFC 2812 `302`).
                 let found = std::mem::take(&mut self.userhost);
@@ -579,11 +628,19 @@ impl Outgoing {
                 let source = self.user_source(&self.nick.clone());
                 out.push(privmsg(&tags, &source, &target, text.as_str()));
             }
-            ServerLine::Joined(_) => {}
+            ServerLine::Joined(name) => {
+                if self.monitored.contains(&name.folded()) {
+                    let mask = format!("{name}!{name}@{}", self.server.name);
+                    out.push(self.numeric("730", &[&mask]));
+                }
+            }
             // The end of a disconnect (after its `left <#room> <name>` lines): `QUIT`
             // for a user who shared a channel with this client, else nothing (IRC tells
             // only those).
             ServerLine::Left(name) => {
+                if self.monitored.contains(&name.folded()) {
+                    out.push(self.numeric("731", &[name.as_str()]));
+                }
                 if !std::mem::take(&mut self.leaving).is_empty() {
                     let source = self.user_source(name.as_str());
                     out.push(format!("{source} QUIT :Quit: left\r\n"));
@@ -729,8 +786,11 @@ impl Outgoing {
                     found.1 = true;
                 }
             }
-            // `WHO <nick>`: said as the `G` of its `352`.
-            ServerLine::Away { .. } if matches!(self.cmd, Some(Cmd::Who(_))) => {}
+            // `WHO <nick>`: said as the `G` of its `352`; nothing for `MONITOR`.
+            ServerLine::Away { .. } if matches!(self.cmd, Some(Cmd::Who(_) | Cmd::Monitor(_))) => {}
+            ServerLine::Whois { name, .. } if matches!(self.cmd, Some(Cmd::Monitor(_))) => {
+                self.monitor_online.push(name.as_str().to_owned());
+            }
             ServerLine::Away { name, text } => {
                 out.push(self.numeric("301", &[name.as_str(), text.as_str()]));
             }
@@ -941,6 +1001,7 @@ impl Outgoing {
                 | Cmd::List
                 | Cmd::Lusers
                 | Cmd::Userhost
+                | Cmd::Monitor(_)
                 | Cmd::Names(_)
                 | Cmd::Probe(_),
             ) => {}
