@@ -159,7 +159,7 @@ pub async fn serve_reloading(
     reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<()> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let irc_server = irc::server(&config.server_name);
+    let irc_server = irc::server(&config.server_name, config.presence == Presence::All);
     let mut listening = vec![listener::Listening {
         listener: listeners.native,
         tls: tls.clone(),

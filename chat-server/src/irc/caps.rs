@@ -21,11 +21,17 @@ pub enum Cap {
     ReadMarker,
     /// `cap-notify`: implied by `CAP LS 302`; nothing ever changes, so nothing to say.
     CapNotify,
+    /// `multi-prefix`: every prefix of a member in `NAMES` and `WHO`. The broker gives
+    /// each member one role (an op who is also voiced shows as `@`), so it changes
+    /// nothing here.
+    MultiPrefix,
+    /// `userhost-in-names`: `353` lists members as `nick!user@host`.
+    UserhostInNames,
 }
 
 impl Cap {
-    /// Every capability, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 9] = [
+    /// Every capability offered, in the order `CAP LS` lists them.
+    pub const ALL: [Cap; 11] = [
         Cap::Batch,
         Cap::CapNotify,
         Cap::ChatHistory,
@@ -33,8 +39,10 @@ impl Cap {
         Cap::EchoMessage,
         Cap::LabeledResponse,
         Cap::MessageTags,
+        Cap::MultiPrefix,
         Cap::Sasl,
         Cap::ServerTime,
+        Cap::UserhostInNames,
     ];
 
     /// The name on the wire.
@@ -49,6 +57,8 @@ impl Cap {
             Cap::ChatHistory => "draft/chathistory",
             Cap::ReadMarker => "draft/read-marker",
             Cap::CapNotify => "cap-notify",
+            Cap::MultiPrefix => "multi-prefix",
+            Cap::UserhostInNames => "userhost-in-names",
         }
     }
 

@@ -15,7 +15,14 @@ use chat_proto::{
 
 use super::caps::{Cap, Caps};
 use super::message::{Message, push_params};
-use super::outgoing::{Cmd, HistoryAsk, Select, Server, caps_marker, end_marker, label_marker};
+use super::outgoing::{
+    Cmd, HistoryAsk, Select, Server, caps_marker, end_marker, label_marker, monitor_marker,
+};
+
+/// The most nicks one client may `MONITOR` (`MONITOR=` in `005`).
+pub const MONITOR_LIMIT: usize = 100;
+/// Nicks per `732` line.
+const MONITOR_PER_LINE: usize = 10;
 use crate::broker::Request;
 
 /// What the connection does after a command.
@@ -37,6 +44,8 @@ pub struct Incoming {
     caps: Caps,
     /// Commands read so far: the number of the markers around the current one.
     seq: u64,
+    /// The nicks `MONITOR` watches: folded, and as the client gave them.
+    monitor: Vec<(String, String)>,
 }
 
 impl Incoming {
@@ -47,6 +56,7 @@ impl Incoming {
             nick: nick.to_owned(),
             caps,
             seq: 0,
+            monitor: Vec::new(),
         }
     }
 
@@ -76,9 +86,7 @@ impl Incoming {
                 (Cmd::Part(room.to_string()), ClientLine::Part(room))
             }),
             "NAMES" => match m.param(0) {
-                Some(_) => self.each_channel(m, out, |room| {
-                    (Cmd::Names(room.to_string()), ClientLine::Names(room))
-                }),
+                Some(channels) => self.names(channels, out),
                 None => self.reply(out, "366", &["*", "End of /NAMES list"]),
             },
             "TOPIC" => self.topic(m, out),
@@ -88,6 +96,20 @@ impl Incoming {
             "WHO" => self.who(m, out),
             "WHOIS" => self.whois(m, out),
             "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
+            "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
+            "MONITOR" => self.monitor(m, out),
+            "USERHOST" if m.params.is_empty() => {
+                self.reply(out, "461", &["USERHOST", "Not enough parameters"]);
+            }
+            // RFC 2812: up to five nicks; the broker's `whois` says who is on and away.
+            "USERHOST" => {
+                out.push(Request::Begin(Bytes::from(Cmd::Userhost.marker(self.seq))));
+                for nick in m.params.iter().take(5) {
+                    if let Ok(name) = UserName::parse(nick) {
+                        out.push(Request::Line(ClientLine::Whois(name)));
+                    }
+                }
+            }
             "AWAY" => self.away(m, out),
             "PING" => match m.param(0) {
                 Some(token) => {
@@ -121,6 +143,21 @@ impl Incoming {
                         "Cannot change nickname to {nick} while connected: reconnect with it"
                     )],
                 ),
+            },
+            "TIME" => {
+                let now = super::outgoing::now().to_string();
+                let server = self.server.name.clone();
+                self.reply(out, "391", &[&server, &now]);
+            }
+            // Nobody's past nicks are kept: every one is unknown (Modern IRC's replies).
+            "WHOWAS" => match m.param(0).filter(|n| !n.is_empty()) {
+                None => self.reply(out, "431", &["No nickname given"]),
+                Some(nicks) => {
+                    for nick in nicks.split(',') {
+                        self.reply(out, "406", &[nick, "There was no such nickname"]);
+                    }
+                    self.reply(out, "369", &[nicks, "End of WHOWAS"]);
+                }
             },
             _ => self.reply(out, "421", &[command, "Unknown command"]),
         }
@@ -175,6 +212,36 @@ impl Incoming {
         }
     }
 
+    /// `NAMES <channel>[,<channel>...]`: `353` for each that exists, then one `366`
+    /// naming the list as given; nothing else, whatever the names are (Modern IRC).
+    fn names(&mut self, channels: &str, out: &mut Vec<Request>) {
+        out.push(Request::Begin(Bytes::from(
+            Cmd::Names(channels.to_owned()).marker(self.seq),
+        )));
+        for channel in channels.split(',') {
+            if let Ok(room) = RoomName::parse(channel) {
+                self.probe(&room, out);
+                out.push(Request::Begin(Bytes::from(
+                    Cmd::Names(channels.to_owned()).marker(self.seq),
+                )));
+                out.push(Request::Line(ClientLine::Names(room)));
+            }
+        }
+    }
+
+    /// Asks for `room`'s modes and whether it exists, for the writer to know before the
+    /// command that follows (`=` or `@` in `353`, `403` for a `TOPIC` query).
+    fn probe(&self, room: &RoomName, out: &mut Vec<Request>) {
+        out.push(Request::Begin(Bytes::from(
+            Cmd::Probe(room.to_string()).marker(self.seq),
+        )));
+        out.push(Request::Line(ClientLine::Mode {
+            room: room.clone(),
+            changes: Vec::new(),
+        }));
+        out.push(Request::Line(ClientLine::Names(room.clone())));
+    }
+
     /// A command on a comma-separated list of channels, each asked for on its own.
     fn each_channel(
         &mut self,
@@ -188,6 +255,9 @@ impl Incoming {
         for channel in channels.split(',').filter(|c| !c.is_empty()) {
             match RoomName::parse(channel) {
                 Ok(room) => {
+                    if m.command == "JOIN" {
+                        self.probe(&room, out);
+                    }
                     let (cmd, line) = line(room);
                     self.ask(out, cmd, line);
                 }
@@ -215,11 +285,14 @@ impl Incoming {
             return;
         };
         match m.param(1) {
-            None => self.ask(
-                out,
-                Cmd::Topic(room.to_string()),
-                ClientLine::Topic { room, text: None },
-            ),
+            None => {
+                self.probe(&room, out);
+                self.ask(
+                    out,
+                    Cmd::Topic(room.to_string()),
+                    ClientLine::Topic { room, text: None },
+                );
+            }
             Some(text) => match native_text(text)
                 .and_then(|t| TopicText::parse(t.as_str()).map_err(|e| e.to_string()))
             {
@@ -266,7 +339,7 @@ impl Incoming {
         let mut args = m.params.iter().skip(2).map(String::as_str);
         let mut on = true;
         let mut flags = Vec::new();
-        let channel = Cmd::Channel(room.to_string());
+        let channel = Cmd::Op(room.to_string());
         for letter in modes.chars() {
             match letter {
                 '+' => on = true,
@@ -330,12 +403,24 @@ impl Incoming {
         }
     }
 
+    /// `KICK <channel> <nick>[,<nick>...] [comment]`, or `KICK <c1>,<c2> <n1>,<n2>`: one
+    /// channel for every nick, or the channels and nicks paired (RFC 2812 3.2.8).
     fn kick(&mut self, m: &Message, out: &mut Vec<Request>) {
-        let Some(room) = self.channel(m, out, 2) else {
-            return;
+        let (Some(channels), Some(nicks)) = (m.param(0), m.param(1)) else {
+            return self.reply(out, "461", &["KICK", "Not enough parameters"]);
         };
+        let channels: Vec<&str> = channels.split(',').collect();
+        let nicks: Vec<&str> = nicks.split(',').collect();
+        if channels.len() > 1 && channels.len() != nicks.len() {
+            return self.reply(out, "461", &["KICK", "Not enough parameters"]);
+        }
         let reason = m.param(2).and_then(|r| MessageText::parse(r).ok());
-        for nick in m.param(1).unwrap_or_default().split(',') {
+        for (i, nick) in nicks.into_iter().enumerate() {
+            let channel = channels.get(i).unwrap_or(&channels[0]);
+            let Ok(room) = RoomName::parse(channel) else {
+                self.reply(out, "403", &[channel, "No such channel"]);
+                continue;
+            };
             let Ok(name) = UserName::parse(nick) else {
                 self.reply(out, "401", &[nick, "No such nick/channel"]);
                 continue;
@@ -345,7 +430,7 @@ impl Incoming {
                 name,
                 reason: reason.clone(),
             };
-            self.ask(out, Cmd::Channel(room.to_string()), line);
+            self.ask(out, Cmd::Op(room.to_string()), line);
         }
     }
 
@@ -389,6 +474,85 @@ impl Incoming {
             Err(_) => {
                 self.reply(out, "401", &[nick, "No such nick/channel"]);
                 self.reply(out, "318", &[nick, "End of WHOIS list"]);
+            }
+        }
+    }
+
+    /// IRCv3 `MONITOR`: `+`, `-`, `C`, `L`, `S`. The list is kept here; the writer gets
+    /// a copy (a marker) to say `730`/`731` when a watched nick logs in or leaves, and
+    /// the broker's `whois` tells who is online now.
+    fn monitor(&mut self, m: &Message, out: &mut Vec<Request>) {
+        let sub = m.param(0).unwrap_or_default().to_ascii_uppercase();
+        let targets = m.param(1).unwrap_or_default();
+        match sub.as_str() {
+            "+" => {
+                let mut added = Vec::new();
+                for target in targets.split(',').filter(|t| !t.is_empty()) {
+                    let Ok(name) = UserName::parse(target) else {
+                        self.reply(out, "432", &[target, "Erroneous nickname"]);
+                        continue;
+                    };
+                    let folded = name.folded();
+                    if self.monitor.iter().any(|(f, _)| *f == folded) {
+                        added.push(target.to_owned());
+                        continue;
+                    }
+                    if self.monitor.len() >= MONITOR_LIMIT {
+                        let limit = MONITOR_LIMIT.to_string();
+                        self.reply(out, "734", &[&limit, targets, "Monitor list is full"]);
+                        break;
+                    }
+                    self.monitor.push((folded, target.to_owned()));
+                    added.push(target.to_owned());
+                }
+                self.monitor_marker(out);
+                self.monitor_status(&added, out);
+            }
+            "-" => {
+                for target in targets.split(',') {
+                    if let Ok(name) = UserName::parse(target) {
+                        let folded = name.folded();
+                        self.monitor.retain(|(f, _)| *f != folded);
+                    }
+                }
+                self.monitor_marker(out);
+            }
+            "C" => {
+                self.monitor.clear();
+                self.monitor_marker(out);
+            }
+            "L" => {
+                let names: Vec<String> = self.monitor.iter().map(|(_, n)| n.clone()).collect();
+                for chunk in names.chunks(MONITOR_PER_LINE) {
+                    self.reply(out, "732", &[&chunk.join(",")]);
+                }
+                self.reply(out, "733", &["End of MONITOR list"]);
+            }
+            "S" => {
+                let names: Vec<String> = self.monitor.iter().map(|(_, n)| n.clone()).collect();
+                self.monitor_status(&names, out);
+            }
+            _ => self.reply(out, "461", &["MONITOR", "Not enough parameters"]),
+        }
+    }
+
+    /// The watched list for the writer.
+    fn monitor_marker(&self, out: &mut Vec<Request>) {
+        let folded: Vec<&str> = self.monitor.iter().map(|(f, _)| f.as_str()).collect();
+        out.push(Request::Begin(Bytes::from(monitor_marker(&folded))));
+    }
+
+    /// `730` for those of `names` online, `731` for the others.
+    fn monitor_status(&self, names: &[String], out: &mut Vec<Request>) {
+        if names.is_empty() {
+            return;
+        }
+        out.push(Request::Begin(Bytes::from(
+            Cmd::Monitor(names.join(",")).marker(self.seq),
+        )));
+        for name in names {
+            if let Ok(name) = UserName::parse(name) {
+                out.push(Request::Line(ClientLine::Whois(name)));
             }
         }
     }
@@ -452,7 +616,7 @@ impl Incoming {
             .parse::<usize>()
             .unwrap_or(0)
             .min(usize::from(chat_proto::MAX_HISTORY_LINES));
-        let refs: Vec<Option<u64>> = m
+        let refs: Vec<Option<(u64, u64)>> = m
             .params
             .iter()
             .skip(2)
@@ -466,34 +630,42 @@ impl Incoming {
                 asks.push(HistoryRange::Latest(n_u16));
                 Select::Last(n)
             }
-            ("LATEST", [Some(after)]) => {
+            // Bounds are exclusive: after a reference is past its last id, before it
+            // is below its first (a timestamp is a whole millisecond of ids).
+            ("LATEST", [Some((_, after))]) => {
                 asks.extend(after_id(*after));
                 Select::Last(n)
             }
-            ("BEFORE", [Some(before)]) => {
+            ("BEFORE", [Some((before, _))]) => {
                 asks.extend(before_id(*before, n));
                 Select::Last(n)
             }
-            ("AFTER", [Some(after)]) => {
+            ("AFTER", [Some((_, after))]) => {
                 asks.extend(after_id(*after));
                 Select::First(n)
             }
-            ("AROUND", [Some(pivot)]) => {
+            ("AROUND", [Some((pivot, _))]) => {
                 asks.extend(before_id(*pivot, n / 2));
                 asks.extend(after_id(pivot.saturating_sub(1)));
                 Select::Around(n, *pivot)
             }
             ("BETWEEN", [Some(a), Some(b)]) if a <= b => {
-                asks.extend(after_id(*a));
-                Select::FirstBelow(n, *b)
+                asks.extend(after_id(a.1));
+                Select::FirstBelow(n, b.0)
             }
             ("BETWEEN", [Some(a), Some(b)]) => {
-                asks.extend(after_id(*b));
-                Select::LastBelow(n, *a)
+                asks.extend(after_id(b.1));
+                Select::LastBelow(n, a.0)
             }
             _ => return fail(out, "INVALID_PARAMS", &sub, "Invalid parameters"),
         };
+        // Only a member may read a channel's history (draft/chathistory: INVALID_TARGET
+        // otherwise), though the native `/history` answers anyone: the writer checks.
+        if let Conv::Room(room) = &conv {
+            self.probe(room, out);
+        }
         let ask = HistoryAsk {
+            sub: sub.clone(),
             target: target.to_owned(),
             select,
         };
@@ -669,16 +841,17 @@ fn conversation(target: &str) -> Option<Conv> {
     UserName::parse(target).ok().map(Conv::Direct)
 }
 
-/// A message reference, as the id it stands for: `msgid=<id>`, or `timestamp=<time>`
-/// (ids are microseconds since the epoch); `*` and anything else are `None`.
-fn reference(reference: &str) -> Option<u64> {
+/// A message reference, as the first and last ids it stands for: `msgid=<id>` that id,
+/// `timestamp=<time>` every id of its millisecond (ids are microseconds since the
+/// epoch); `*` and anything else are `None`.
+fn reference(reference: &str) -> Option<(u64, u64)> {
     if let Some(id) = reference.strip_prefix("msgid=") {
-        return id.parse().ok();
+        return id.parse().ok().map(|id| (id, id));
     }
     reference
         .strip_prefix("timestamp=")
         .and_then(millis)
-        .map(|ms| ms * 1000)
+        .map(|ms| (ms * 1000, ms * 1000 + 999))
 }
 
 fn millis(stamp: &str) -> Option<u64> {
@@ -715,10 +888,10 @@ mod tests {
 
     #[test]
     fn references_are_ids() {
-        assert_eq!(reference("msgid=42"), Some(42));
+        assert_eq!(reference("msgid=42"), Some((42, 42)));
         assert_eq!(
             reference("timestamp=2026-01-01T00:00:00.001Z"),
-            Some(1_767_225_600_001_000)
+            Some((1_767_225_600_001_000, 1_767_225_600_001_999))
         );
         assert_eq!(reference("*"), None);
     }

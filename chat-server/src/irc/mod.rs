@@ -26,14 +26,19 @@ pub use outgoing::Server;
 const ISUPPORT_PER_LINE: usize = 13;
 
 /// What every IRC connection of this server says the same way, for `server_name`.
-pub fn server(server_name: &str) -> Arc<Server> {
-    let tokens = [
+/// `presence_all`: everyone is told of every login and departure (`--presence all`), which
+/// `MONITOR` needs.
+pub fn server(server_name: &str, presence_all: bool) -> Arc<Server> {
+    let mut tokens = vec![
         "AWAYLEN=390".to_owned(),
         "CASEMAPPING=rfc8265".to_owned(),
         "CHANLIMIT=#:".to_owned(),
         "CHANMODES=b,,,imst".to_owned(),
         format!("CHANNELLEN={}", chat_proto::MAX_NAME_CHARS + 1),
         "CHANTYPES=#".to_owned(),
+        // Client-only tags (`+draft/reply` ...) are not relayed: the broker's messages
+        // carry none (IRCv3 message-tags: CLIENTTAGDENY).
+        "CLIENTTAGDENY=*".to_owned(),
         format!("CHATHISTORY={}", chat_proto::MAX_HISTORY_LINES),
         "MODES=4".to_owned(),
         "MSGREFTYPES=msgid,timestamp".to_owned(),
@@ -44,6 +49,13 @@ pub fn server(server_name: &str) -> Arc<Server> {
         format!("TOPICLEN={}", chat_proto::MAX_TOPIC_BYTES),
         "UTF8ONLY".to_owned(),
     ];
+    if presence_all {
+        let at = tokens
+            .iter()
+            .position(|t| t.as_str() > "MONITOR")
+            .unwrap_or(0);
+        tokens.insert(at, format!("MONITOR={}", incoming::MONITOR_LIMIT));
+    }
     let isupport = tokens
         .chunks(ISUPPORT_PER_LINE)
         .map(|chunk| chunk.join(" "))
@@ -52,5 +64,6 @@ pub fn server(server_name: &str) -> Arc<Server> {
         name: server_name.to_owned(),
         isupport,
         version: env!("CARGO_PKG_VERSION"),
+        idents: std::sync::Mutex::default(),
     })
 }

@@ -18,8 +18,9 @@
 //!   its late end ignored.
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use chat_proto::{
@@ -39,6 +40,52 @@ pub struct Server {
     pub isupport: Vec<String>,
     /// The version `002` and `004` give.
     pub version: &'static str,
+    /// The username and real name each IRC user of this server registered with, by
+    /// folded name, for `WHO` and `WHOIS`; the broker knows neither (native users and
+    /// users of other nodes show their name as both).
+    pub idents: Mutex<HashMap<String, Ident>>,
+}
+
+/// What `USER` said, and which connection said it.
+#[derive(Debug, Clone)]
+pub struct Ident {
+    /// The connection.
+    pub conn: u64,
+    /// The username.
+    pub user: String,
+    /// The real name.
+    pub real: String,
+}
+
+impl Server {
+    /// Records `USER`'s words for `name`, logged in on connection `conn`.
+    pub fn set_ident(&self, name: &UserName, ident: Ident) {
+        if let Ok(mut idents) = self.idents.lock() {
+            idents.insert(name.folded().to_string(), ident);
+        }
+    }
+
+    /// Forgets `name`'s words if connection `conn` said them.
+    pub fn drop_ident(&self, name: &UserName, conn: u64) {
+        if let Ok(mut idents) = self.idents.lock() {
+            let folded = name.folded().to_string();
+            if idents.get(&folded).is_some_and(|ident| ident.conn == conn) {
+                idents.remove(&folded);
+            }
+        }
+    }
+
+    /// The username and real name `name` registered with, or its name for both.
+    fn ident(&self, name: &str) -> (String, String) {
+        let found = UserName::parse(name).ok().and_then(|parsed| {
+            let idents = self.idents.lock().ok()?;
+            idents.get(&parsed.folded().to_string()).cloned()
+        });
+        match found {
+            Some(ident) => (ident.user, ident.real),
+            None => (name.to_owned(), name.to_owned()),
+        }
+    }
 }
 
 /// The replies to one IRC command (see the module doc).
@@ -52,12 +99,17 @@ pub enum Cmd {
     Join(String),
     /// `PART` of one channel.
     Part(String),
-    /// `NAMES` of one channel.
+    /// `NAMES` of channels (the list as the client gave it).
     Names(String),
+    /// What the next command needs to know of a channel: its modes and whether it
+    /// exists (answers nothing).
+    Probe(String),
     /// A `TOPIC` query.
     Topic(String),
-    /// A `TOPIC` change, `MODE` change, `KICK` or `INVITE` on a channel.
+    /// A `TOPIC` change or `INVITE` on a channel.
     Channel(String),
+    /// An op command on a channel: a `MODE` change or `KICK`.
+    Op(String),
     /// A `MODE` query.
     Mode(String),
     /// The ban list (`MODE #c +b`).
@@ -68,6 +120,13 @@ pub enum Cmd {
     Whois(String),
     /// `LIST`.
     List,
+    /// `LUSERS`.
+    Lusers,
+    /// `USERHOST`: the `whois` replies make one `302`.
+    Userhost,
+    /// `MONITOR +` or `S`: the nicks asked about (comma-separated, as given); the
+    /// `whois` replies say which are online.
+    Monitor(String),
     /// `CHATHISTORY`: where the messages go, and which of the replies to keep.
     History(HistoryAsk),
     /// `MARKREAD <target> <timestamp>`: the marker moved (or not: a marker only moves
@@ -81,6 +140,8 @@ pub enum Cmd {
 /// Which stored messages a `CHATHISTORY` keeps of the native replies it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryAsk {
+    /// The subcommand (`LATEST` ...), for a `FAIL`.
+    pub sub: String,
     /// The target as the client wrote it.
     pub target: String,
     /// Which to keep.
@@ -112,13 +173,18 @@ impl Cmd {
             Cmd::Join(c) => write!(m, "join {c}"),
             Cmd::Part(c) => write!(m, "part {c}"),
             Cmd::Names(c) => write!(m, "names {c}"),
+            Cmd::Probe(c) => write!(m, "probe {c}"),
             Cmd::Topic(c) => write!(m, "topic {c}"),
             Cmd::Channel(c) => write!(m, "channel {c}"),
+            Cmd::Op(c) => write!(m, "op {c}"),
             Cmd::Mode(c) => write!(m, "mode {c}"),
             Cmd::Bans(c) => write!(m, "bans {c}"),
             Cmd::Who(c) => write!(m, "who {c}"),
             Cmd::Whois(c) => write!(m, "whois {c}"),
             Cmd::List => write!(m, "list -"),
+            Cmd::Lusers => write!(m, "lusers -"),
+            Cmd::Userhost => write!(m, "userhost -"),
+            Cmd::Monitor(c) => write!(m, "monitor {c}"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::MarkReadNow(c) => write!(m, "markreadnow {c}"),
             Cmd::History(ask) => {
@@ -129,7 +195,7 @@ impl Cmd {
                     Select::LastBelow(n, b) => ("lastbelow", n, b),
                     Select::Around(n, b) => ("around", n, b),
                 };
-                write!(m, "history {} {kind} {n} {bound}", ask.target)
+                write!(m, "history {} {kind} {n} {bound} {}", ask.target, ask.sub)
             }
         };
         m.push('\n');
@@ -147,13 +213,18 @@ impl Cmd {
             "join" => Cmd::Join(arg),
             "part" => Cmd::Part(arg),
             "names" => Cmd::Names(arg),
+            "probe" => Cmd::Probe(arg),
             "topic" => Cmd::Topic(arg),
             "channel" => Cmd::Channel(arg),
+            "op" => Cmd::Op(arg),
             "mode" => Cmd::Mode(arg),
             "bans" => Cmd::Bans(arg),
             "who" => Cmd::Who(arg),
             "whois" => Cmd::Whois(arg),
             "list" => Cmd::List,
+            "lusers" => Cmd::Lusers,
+            "userhost" => Cmd::Userhost,
+            "monitor" => Cmd::Monitor(arg),
             "markread" => Cmd::MarkRead(arg),
             "markreadnow" => Cmd::MarkReadNow(arg),
             "history" => {
@@ -162,6 +233,7 @@ impl Cmd {
                 let kind = words.next()?;
                 let n = words.next()?.parse().ok()?;
                 let bound = words.next()?.parse().ok()?;
+                let sub = words.next().unwrap_or("LATEST").to_owned();
                 let select = match kind {
                     "last" => Select::Last(n),
                     "first" => Select::First(n),
@@ -170,7 +242,11 @@ impl Cmd {
                     "around" => Select::Around(n, bound),
                     _ => return None,
                 };
-                Cmd::History(HistoryAsk { target, select })
+                Cmd::History(HistoryAsk {
+                    sub,
+                    target,
+                    select,
+                })
             }
             _ => return None,
         })
@@ -185,6 +261,11 @@ pub fn label_marker(seq: u64, label: &str) -> String {
 /// The marker that ends the replies to command `seq`.
 pub fn end_marker(seq: u64) -> String {
     format!("\0E{seq}\n")
+}
+
+/// The marker that gives the writer the nicks `MONITOR` watches (folded).
+pub fn monitor_marker(folded: &[&str]) -> String {
+    format!("\0M{}\n", folded.join(","))
 }
 
 /// The marker that sets the writer's capabilities.
@@ -292,6 +373,22 @@ pub struct Outgoing {
     batches: u64,
     /// The time now, as a `server-time` tag gives it, for lines that carry none.
     now: Option<Timestamp>,
+    /// What a [`Cmd::Probe`] found out for the command after it.
+    probed: Option<Probed>,
+    /// The `366` a `NAMES` ends with, once all its channels are said.
+    names_end: Option<String>,
+    /// The users a `USERHOST` found so far, and whether each is away.
+    userhost: Vec<(String, bool)>,
+    /// The nicks `MONITOR` watches, folded.
+    monitored: HashSet<String>,
+    /// The users online a `MONITOR` found so far.
+    monitor_online: Vec<String>,
+    /// `PART` lines of a user who is leaving several channels: `QUIT` instead if a
+    /// `left <name>` follows (a disconnect), else said as they are.
+    leaving: Vec<String>,
+    /// The username and real name this client gave in `USER`: its own `WHOIS` shows
+    /// them (others' show their nick, as the broker knows no more).
+    own: Option<(String, String)>,
 }
 
 impl Outgoing {
@@ -311,7 +408,20 @@ impl Outgoing {
             echoes: Vec::new(),
             batches: 0,
             now: None,
+            probed: None,
+            names_end: None,
+            userhost: Vec::new(),
+            leaving: Vec::new(),
+            monitored: HashSet::new(),
+            monitor_online: Vec::new(),
+            own: None,
         }
+    }
+
+    /// This client's `USER` username and real name, for its own `WHOIS`.
+    pub fn identity(mut self, user: String, real: String) -> Self {
+        self.own = Some((user, real));
+        self
     }
 
     /// Translates `native` (whole lines) and appends the IRC lines to `out`.
@@ -324,9 +434,14 @@ impl Outgoing {
         while let Some(line) = lines.next() {
             let next = lines.peek().copied();
             let mut emitted = Vec::new();
-            self.one(line, next, &mut emitted);
+            let mut delivered = Vec::new();
+            self.one(line, next, &mut emitted, &mut delivered);
             for line in emitted {
                 self.emit(line, out);
+            }
+            // Someone's message is no reply to a command: never part of a labeled one.
+            for line in delivered {
+                out.extend_from_slice(line.as_bytes());
             }
         }
     }
@@ -348,8 +463,15 @@ impl Outgoing {
         }
     }
 
-    /// One line from the queue: what it becomes goes to `emitted`.
-    fn one(&mut self, line: &[u8], next: Option<&[u8]>, emitted: &mut Vec<String>) {
+    /// One line from the queue: what it becomes goes to `emitted`, or to `delivered` for
+    /// a message delivered to this client (which answers no command of its own).
+    fn one(
+        &mut self,
+        line: &[u8],
+        next: Option<&[u8]>,
+        emitted: &mut Vec<String>,
+        delivered: &mut Vec<String>,
+    ) {
         match line.first() {
             Some(0) => {
                 let marker = String::from_utf8_lossy(&line[1..]);
@@ -358,7 +480,7 @@ impl Outgoing {
             // Native lines start with a lower-case word; IRC lines with a source, tags or
             // an upper-case command (`ERROR`).
             Some(b':' | b'@' | b'A'..=b'Z') => {
-                // Made whole in the reader's task, `\r\n` and all.
+                // The reader built it with its `\r\n`; the queue split it at the `\n`.
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let mut line = String::from_utf8_lossy(line).into_owned();
                 line.push_str("\r\n");
@@ -368,7 +490,13 @@ impl Outgoing {
                 if let Some(irc) = cached_room_line(&self.server, self.caps, line) {
                     self.flush_names(emitted);
                     self.named = None;
-                    emitted.push(irc);
+                    // `from <sender> ...`: the sender's own is the echo of its PRIVMSG.
+                    let sender = line[5..].split(|&b| b == b' ').next();
+                    if sender == Some(self.nick.as_bytes()) {
+                        emitted.push(irc);
+                    } else {
+                        delivered.push(irc);
+                    }
                     return;
                 }
                 let Ok(text) = std::str::from_utf8(line) else {
@@ -386,8 +514,23 @@ impl Outgoing {
                         let next = next
                             .and_then(|n| std::str::from_utf8(n).ok())
                             .and_then(|n| n.parse::<ServerLine>().ok());
-                        self.server_line(parsed, next.as_ref(), emitted);
-                        if let (true, Some(irc)) = (room, emitted.last()) {
+                        // The sender's own room message (echo-message) answers its
+                        // PRIVMSG; any other message is a delivery.
+                        let delivery = match &parsed {
+                            ServerLine::From { sender, scope, .. } => {
+                                !(sender.as_str() == self.nick
+                                    && matches!(scope, Scope::Room { .. }))
+                            }
+                            _ => false,
+                        };
+                        let out = if delivery {
+                            self.flush_names(emitted);
+                            &mut *delivered
+                        } else {
+                            &mut *emitted
+                        };
+                        self.server_line(parsed, next.as_ref(), out);
+                        if let (true, Some(irc)) = (room, out.last()) {
                             keep_room_line(&self.server, self.caps, line, irc.clone());
                         }
                     }
@@ -401,11 +544,22 @@ impl Outgoing {
 
     fn marker(&mut self, marker: &str, emitted: &mut Vec<String>) {
         let (kind, rest) = marker.split_at(marker.len().min(1));
-        if kind == "K" {
-            if let Ok(bits) = rest.parse() {
-                self.caps = Caps::from_bits(bits);
+        match kind {
+            "K" => {
+                if let Ok(bits) = rest.parse() {
+                    self.caps = Caps::from_bits(bits);
+                }
+                return;
             }
-            return;
+            "M" => {
+                self.monitored = rest
+                    .split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                return;
+            }
+            _ => {}
         }
         let (seq, rest) = rest.split_once(' ').unwrap_or((rest, ""));
         let Ok(seq) = seq.parse::<u64>() else {
@@ -430,7 +584,20 @@ impl Outgoing {
             }
             "C" => {
                 self.end_command(emitted);
+                self.named = None;
                 self.cmd = Cmd::parse(rest);
+                match &self.cmd {
+                    Some(Cmd::Probe(room)) => {
+                        self.probed = Some(Probed {
+                            room: room.clone(),
+                            exists: true,
+                            secret: false,
+                            member: false,
+                        });
+                    }
+                    Some(Cmd::Names(list)) => self.names_end = Some(list.clone()),
+                    _ => {}
+                }
             }
             _ => {}
         }
@@ -439,6 +606,13 @@ impl Outgoing {
     /// Ends the replies to the current client command, its label's included.
     fn finish(&mut self, emitted: &mut Vec<String>) {
         self.end_command(emitted);
+        if let Some(list) = self.names_end.take() {
+            emitted.push(self.numeric("366", &[&list, "End of /NAMES list"]));
+        }
+        self.probed = None;
+        // A command's replies are over: a topic line now is someone's change, not the
+        // topic of the channel just joined.
+        self.named = None;
         if let Some(labeled) = self.label.take() {
             let mut lines = labeled.lines;
             lines.append(emitted);
@@ -464,6 +638,44 @@ impl Outgoing {
                 }
             }
             Some(Cmd::Message { .. }) => emitted.extend(self.echoes.drain(..).map(|(_, l)| l)),
+            Some(Cmd::Monitor(asked)) => {
+                // IRCv3 monitor: `730` with the masks of those online, `731` with the
+                // others, as asked.
+                let online = std::mem::take(&mut self.monitor_online);
+                let folded: HashSet<String> = online
+                    .iter()
+                    .filter_map(|n| UserName::parse(n).ok())
+                    .map(|n| n.folded())
+                    .collect();
+                let masks: Vec<String> = online
+                    .iter()
+                    .map(|n| format!("{n}!{n}@{}", self.server.name))
+                    .collect();
+                let offline: Vec<&str> = asked
+                    .split(',')
+                    .filter(|n| {
+                        UserName::parse(n).is_ok_and(|name| !folded.contains(&name.folded()))
+                    })
+                    .collect();
+                if !masks.is_empty() {
+                    emitted.push(self.numeric("730", &[&masks.join(",")]));
+                }
+                if !offline.is_empty() {
+                    emitted.push(self.numeric("731", &[&offline.join(",")]));
+                }
+            }
+            Some(Cmd::Userhost) => {
+                // `nick=+user@host`, `-` when away (RFC 2812 `302`).
+                let found = std::mem::take(&mut self.userhost);
+                let replies: Vec<String> = found
+                    .iter()
+                    .map(|(name, away)| {
+                        let sign = if *away { '-' } else { '+' };
+                        format!("{name}={sign}{name}@{}", self.server.name)
+                    })
+                    .collect();
+                emitted.push(self.numeric("302", &[&replies.join(" ")]));
+            }
             _ => {}
         }
     }
@@ -511,6 +723,25 @@ impl Outgoing {
             self.flush_names(out);
             self.named = None;
         }
+        if let (Some(Cmd::Probe(_)), Some(probed)) = (&self.cmd, self.probed.as_mut()) {
+            // The probe's own replies; anything else (someone's message) goes on as usual.
+            match &line {
+                ServerLine::Modes { room, modes } if room.as_str() == probed.room => {
+                    probed.secret = modes.has(chat_proto::RoomMode::Secret);
+                    return;
+                }
+                ServerLine::Names { room, names } if room.as_str() == probed.room => {
+                    probed.member = names.iter().any(|name| name.as_str() == self.nick);
+                    return;
+                }
+                ServerLine::Roles { room, .. } if room.as_str() == probed.room => return,
+                ServerLine::Error(_) => {
+                    probed.exists = false;
+                    return;
+                }
+                _ => {}
+            }
+        }
         match line {
             ServerLine::Welcome(name) => {
                 self.nick = name.as_str().to_owned();
@@ -543,10 +774,23 @@ impl Outgoing {
                     _ => out.push(privmsg(&tags, &source, &target, text.as_str())),
                 }
             }
-            ServerLine::Joined(_) => {}
+            ServerLine::Joined(name) => {
+                if self.monitored.contains(&name.folded()) {
+                    let mask = format!("{name}!{name}@{}", self.server.name);
+                    out.push(self.numeric("730", &[&mask]));
+                }
+            }
+            // The end of a disconnect (after its `left <#room> <name>` lines): `QUIT`
+            // for a user who shared a channel with this client, else nothing (IRC tells
+            // only those).
             ServerLine::Left(name) => {
-                let source = self.user_source(name.as_str());
-                out.push(format!("{source} QUIT :Quit: left\r\n"));
+                if self.monitored.contains(&name.folded()) {
+                    out.push(self.numeric("731", &[name.as_str()]));
+                }
+                if !std::mem::take(&mut self.leaving).is_empty() {
+                    let source = self.user_source(name.as_str());
+                    out.push(format!("{source} QUIT :Quit: left\r\n"));
+                }
             }
             ServerLine::JoinedRoom { room, name } => {
                 let source = self.user_source(name.as_str());
@@ -554,7 +798,22 @@ impl Outgoing {
             }
             ServerLine::LeftRoom { room, name } => {
                 let source = self.user_source(name.as_str());
-                out.push(format!("{source} PART {room}\r\n"));
+                let part = format!("{source} PART {room}\r\n");
+                // Followed by more of the same user's: maybe a disconnect, known at its
+                // `left <name>`; kept until then.
+                let more = match next {
+                    Some(ServerLine::LeftRoom { name: n, .. } | ServerLine::Left(n)) => *n == name,
+                    _ => false,
+                };
+                if more && name.as_str() != self.nick {
+                    self.leaving.push(part);
+                } else {
+                    out.append(&mut self.leaving);
+                    out.push(part);
+                }
+            }
+            ServerLine::Users(names) if self.cmd == Some(Cmd::Lusers) => {
+                self.lusers(names.len(), out);
             }
             ServerLine::Users(names) => self.users(&names, out),
             ServerLine::Names { room, names } => {
@@ -633,7 +892,14 @@ impl Outgoing {
                 reason,
             } => {
                 let source = self.setter_source(&setter);
-                let reason = reason.map_or_else(|| name.as_str().to_owned(), |r| r.to_string());
+                // RFC 2812: without a comment, the kicker's nick is the comment.
+                let reason = reason.map_or_else(
+                    || match &setter {
+                        Setter::User(by) => by.as_str().to_owned(),
+                        Setter::Server => self.server.name.clone(),
+                    },
+                    |r| r.to_string(),
+                );
                 let mut line = format!("{source} KICK {room} {name}");
                 push_params(&mut line, &[&reason], true);
                 line.push_str("\r\n");
@@ -669,14 +935,30 @@ impl Outgoing {
                     _ => out.push(line),
                 }
             }
+            ServerLine::Away { name, .. } if self.cmd == Some(Cmd::Userhost) => {
+                if let Some(found) = self.userhost.iter_mut().find(|(n, _)| *n == name.as_str()) {
+                    found.1 = true;
+                }
+            }
+            // `WHO <nick>`: said as the `G` of its `352`; nothing for `MONITOR`.
+            ServerLine::Away { .. } if matches!(self.cmd, Some(Cmd::Who(_) | Cmd::Monitor(_))) => {}
+            ServerLine::Whois { name, .. } if matches!(self.cmd, Some(Cmd::Monitor(_))) => {
+                self.monitor_online.push(name.as_str().to_owned());
+            }
             ServerLine::Away { name, text } => {
                 out.push(self.numeric("301", &[name.as_str(), text.as_str()]));
+            }
+            ServerLine::Whois { name, .. } if self.cmd == Some(Cmd::Userhost) => {
+                self.userhost.push((name.as_str().to_owned(), false));
             }
             ServerLine::Whois {
                 name,
                 idle,
                 sessions,
-            } => self.whois(&name, idle, sessions, out),
+            } => {
+                let away = matches!(next, Some(ServerLine::Away { name: n, .. }) if *n == name);
+                self.whois(&name, idle, sessions, away, out);
+            }
             ServerLine::RoomRegistered { room, founder } => {
                 let text = format!("{room} is now registered to {founder}");
                 out.push(self.notice(room.as_str(), &text));
@@ -837,30 +1119,54 @@ impl Outgoing {
                 };
                 out.push(self.numeric(code, &[&room, reason]));
             }
+            Some(Cmd::Op(room)) if reason.starts_with("you are not in ") => {
+                // An op command's answer for a room that does not exist (a member of an
+                // existing one hears that it needs op).
+                out.push(self.numeric("403", &[&room, "No such channel"]));
+            }
             Some(
                 Cmd::Channel(room)
-                | Cmd::Names(room)
+                | Cmd::Op(room)
                 | Cmd::Topic(room)
                 | Cmd::Mode(room)
                 | Cmd::Bans(room),
             ) => {
-                let code = if reason.contains("you need op") {
-                    "482"
-                } else if reason.contains("not a member of") && reason.contains(room.as_str()) {
-                    "442"
-                } else if reason.contains("not a member") || reason.contains("not in") {
-                    "441"
-                } else if reason.contains("no such user") || reason.contains("not online") {
-                    "401"
+                // Numerics about another user name it first (Modern IRC).
+                let about = |sep: &str| reason.split_once(sep).map(|(name, _)| name);
+                if reason.contains("you need op") {
+                    out.push(self.numeric("482", &[&room, reason]));
+                } else if reason.starts_with("you are not in ")
+                    || (reason.contains("not a member of") && reason.contains(room.as_str()))
+                {
+                    out.push(self.numeric("442", &[&room, reason]));
+                } else if let Some(name) = about(" is already in ") {
+                    // `INVITE` of a member.
+                    out.push(self.numeric("443", &[name, &room, reason]));
+                } else if let Some(name) = about(" is not in ") {
+                    out.push(self.numeric("441", &[name, &room, reason]));
+                } else if let Some(name) = about(" is not online") {
+                    out.push(self.numeric("401", &[name, reason]));
+                } else if let Some(names) = reason.strip_prefix("no such user: ") {
+                    for name in names.split(',') {
+                        out.push(self.numeric("401", &[name, "No such nick/channel"]));
+                    }
                 } else {
-                    "403"
-                };
-                out.push(self.numeric(code, &[&room, reason]));
+                    out.push(self.numeric("403", &[&room, reason]));
+                }
             }
             Some(Cmd::Whois(nick)) => {
                 out.push(self.numeric("401", &[&nick, "No such nick/channel"]));
             }
-            Some(Cmd::Who(_) | Cmd::List) => {}
+            // `NAMES` of a channel that does not exist: only the `366`.
+            Some(
+                Cmd::Who(_)
+                | Cmd::List
+                | Cmd::Lusers
+                | Cmd::Userhost
+                | Cmd::Monitor(_)
+                | Cmd::Names(_)
+                | Cmd::Probe(_),
+            ) => {}
             Some(Cmd::History(ask)) => {
                 self.history = Collected::default();
                 self.cmd = None;
@@ -925,24 +1231,42 @@ impl Outgoing {
     fn names_reply(&mut self, stash: Names, out: &mut Vec<String>) {
         let roles = stash.roles.unwrap_or_default();
         let room = stash.room.as_str();
+        // RFC 2812: `@` for a secret channel, `=` for a public one.
+        let secret = self
+            .probed
+            .as_ref()
+            .is_some_and(|p| p.secret && p.room == room);
+        let symbol = if secret { "@" } else { "=" };
+        // What fits after `:<server> 353 <nick> = <room> :` in 510 bytes.
+        let room_len = room.len();
+        let budget = 510 - (self.server.name.len() + self.nick.len() + room_len + 12).min(300);
         let mut line = String::new();
+        let mut entry = String::new();
         for name in &stash.names {
-            if line.len() + name.as_str().len() > 400 {
-                out.push(self.numeric("353", &["=", room, &line]));
+            entry.clear();
+            if let Some(role) = role_of(&roles, name) {
+                entry.push(role.prefix());
+            }
+            entry.push_str(name.as_str());
+            if self.caps.has(Cap::UserhostInNames) {
+                let _ = write!(entry, "!{name}@{}", self.server.name);
+            }
+            if !line.is_empty() && line.len() + 1 + entry.len() > budget {
+                out.push(self.numeric("353", &[symbol, room, &line]));
                 line.clear();
             }
             if !line.is_empty() {
                 line.push(' ');
             }
-            if let Some(role) = role_of(&roles, name) {
-                line.push(role.prefix());
-            }
-            line.push_str(name.as_str());
+            line.push_str(&entry);
         }
         if !line.is_empty() {
-            out.push(self.numeric("353", &["=", room, &line]));
+            out.push(self.numeric("353", &[symbol, room, &line]));
         }
-        out.push(self.numeric("366", &[room, "End of /NAMES list"]));
+        // A `NAMES` says its one `366` at its end.
+        if self.names_end.is_none() {
+            out.push(self.numeric("366", &[room, "End of /NAMES list"]));
+        }
         self.named = Some(stash.room);
     }
 
@@ -962,7 +1286,12 @@ impl Outgoing {
         let answer = stash.is_some()
             || self.named.as_ref() == Some(room)
             || matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str());
+        let missing = matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str())
+            && self.probed.as_ref().is_some_and(|p| !p.exists);
         match (answer, topic) {
+            (true, _) if missing => {
+                out.push(self.numeric("403", &[room.as_str(), "No such channel"]));
+            }
             (true, Some(topic)) => {
                 out.push(self.numeric("332", &[room.as_str(), topic.text.as_str()]));
                 let who = match &topic.setter {
@@ -990,32 +1319,64 @@ impl Outgoing {
         self.named = None;
     }
 
+    /// `251`, `255`, `265` and `266` for `users` online (every user is visible, and
+    /// this server is the only one a client sees).
+    fn lusers(&mut self, users: usize, out: &mut Vec<String>) {
+        let text = format!("There are {users} users and 0 invisible on 1 servers");
+        out.push(self.numeric("251", &[&text]));
+        let text = format!("I have {users} clients and 0 servers");
+        out.push(self.numeric("255", &[&text]));
+        let text = format!("Current local users: {users}");
+        out.push(self.numeric("265", &[&text]));
+        let text = format!("Current global users: {users}");
+        out.push(self.numeric("266", &[&text]));
+    }
+
+    /// `WHO <mask>`: a `352` for each user online whose name matches.
     fn users(&mut self, names: &[UserName], out: &mut Vec<String>) {
+        let mask = match &self.cmd {
+            Some(Cmd::Who(mask)) => mask.clone(),
+            _ => "*".to_owned(),
+        };
         for name in names {
-            out.push(self.who_line("*", name.as_str(), "H"));
+            if glob(&mask, name.as_str()) {
+                out.push(self.who_line("*", name.as_str(), "H"));
+            }
         }
     }
 
     /// `352`: `<channel> <user> <host> <server> <nick> <flags> :<hops> <realname>`.
     fn who_line(&self, channel: &str, name: &str, flags: &str) -> String {
         let server = self.server.name.as_str();
-        let real = format!("0 {name}");
-        self.numeric("352", &[channel, name, server, server, name, flags, &real])
+        let (user, real) = self.server.ident(name);
+        let real = format!("0 {real}");
+        self.numeric("352", &[channel, &user, server, server, name, flags, &real])
     }
 
-    fn whois(&mut self, name: &UserName, idle: u64, sessions: usize, out: &mut Vec<String>) {
+    fn whois(
+        &mut self,
+        name: &UserName,
+        idle: u64,
+        sessions: usize,
+        away: bool,
+        out: &mut Vec<String>,
+    ) {
         let name = name.as_str();
         if let Some(Cmd::Who(_)) = &self.cmd {
-            out.push(self.who_line("*", name, "H"));
+            let flags = if away { "G" } else { "H" };
+            out.push(self.who_line("*", name, flags));
             return;
         }
         let server = self.server.name.clone();
-        out.push(self.numeric("311", &[name, name, &server, "*", name]));
-        out.push(self.numeric("312", &[name, &server, "chat-server"]));
-        let sessions = format!("is connected {sessions} time(s)");
-        out.push(self.numeric("320", &[name, &sessions]));
-        let idle = idle.to_string();
-        out.push(self.numeric("317", &[name, &idle, "seconds idle"]));
+        let (user, real) = match &self.own {
+            Some((user, real)) if name == self.nick => (user.clone(), real.clone()),
+            _ => self.server.ident(name),
+        };
+        out.push(self.numeric("311", &[name, &user, &server, "*", &real]));
+        // The broker knows no sign-on time, which `317` needs, and `320` is for what
+        // the operators configure: the idle time and the sessions go in `312`'s text.
+        let info = format!("chat-server: idle {idle} s, connected {sessions} time(s)");
+        out.push(self.numeric("312", &[name, &server, &info]));
     }
 
     fn history_entry(&mut self, entry: HistoryEntry, out: &mut Vec<String>) {
@@ -1043,6 +1404,20 @@ impl Outgoing {
     /// A `CHATHISTORY` reply: the kept messages in a `chathistory` batch.
     fn history_batch(&mut self, ask: &HistoryAsk, out: &mut Vec<String>) {
         let mut entries = std::mem::take(&mut self.history).entries;
+        let outsider = self
+            .probed
+            .as_ref()
+            .is_some_and(|p| p.room == ask.target && !p.member);
+        if outsider {
+            let mut line = format!(
+                ":{} FAIL CHATHISTORY INVALID_TARGET {} {}",
+                self.server.name, ask.sub, ask.target
+            );
+            push_params(&mut line, &["You are not in that channel"], true);
+            line.push_str("\r\n");
+            out.push(line);
+            return;
+        }
         entries.sort_by_key(|entry| entry.id);
         entries.dedup_by_key(|entry| entry.id);
         let entries = select(entries, ask.select);
@@ -1077,6 +1452,16 @@ impl Outgoing {
             Conv::Direct(name) => name.as_str().to_owned(),
         }
     }
+}
+
+/// What a [`Cmd::Probe`] found out about a channel.
+#[derive(Debug)]
+struct Probed {
+    room: String,
+    exists: bool,
+    secret: bool,
+    /// Whether this client is among its members.
+    member: bool,
 }
 
 /// A channel's `names`, kept until its `roles` (and topic) come.
@@ -1118,6 +1503,35 @@ fn select(entries: Vec<HistoryEntry>, select: Select) -> Vec<HistoryEntry> {
     }
 }
 
+/// Whether `text` matches `mask`, where `*` is any run of characters and `?` any one,
+/// ignoring ASCII case (a `WHO` mask). `0` is everyone, as `*` (RFC 2812).
+fn glob(mask: &str, text: &str) -> bool {
+    if mask == "0" {
+        return true;
+    }
+    let mask: Vec<char> = mask.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let text: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
+    // Iterative wildcard matching with one backtrack point.
+    let (mut m, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if m < mask.len() && (mask[m] == '?' || mask[m] == text[t]) {
+            m += 1;
+            t += 1;
+        } else if m < mask.len() && mask[m] == '*' {
+            star = Some((m, t));
+            m += 1;
+        } else if let Some((sm, st)) = star {
+            m = sm + 1;
+            t = st + 1;
+            star = Some((sm, st + 1));
+        } else {
+            return false;
+        }
+    }
+    mask[m..].iter().all(|&c| c == '*')
+}
+
 fn with_tag(line: &str, tag: &str) -> String {
     match line.strip_prefix('@') {
         Some(rest) => format!("@{tag};{rest}"),
@@ -1149,7 +1563,8 @@ pub fn id_time(id: u64) -> Timestamp {
         .unwrap_or_else(now)
 }
 
-fn now() -> Timestamp {
+/// The time now.
+pub fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

@@ -23,6 +23,7 @@ use super::Server;
 use super::caps::{Cap, Caps};
 use super::incoming::{Flow, Incoming, cap_reply};
 use super::message::{self, Invalid, Message, push_params};
+use super::outgoing::Ident;
 use super::outgoing::Outgoing;
 use crate::broker::{BrokerEvent, Request};
 use crate::connection::{Connection, Writer, Wrote, count_login, finish, open};
@@ -30,6 +31,11 @@ use crate::io::{Batch, LineReader};
 use crate::metrics::{METRICS, Refusal};
 use crate::pacer::Pacer;
 use crate::sendq::{self, Inbox};
+
+/// The size of an `AUTHENTICATE` chunk: a shorter one (or `+`) is the last.
+const SASL_CHUNK_BYTES: usize = 400;
+/// The most base64 one SASL exchange may send.
+const MAX_SASL_BYTES: usize = 8192;
 
 /// Most lines handed to the broker in one event.
 const MAX_LINES_PER_EVENT: usize = 64;
@@ -62,6 +68,7 @@ pub(crate) async fn serve<A: Send>(
                 Ok(Some(name)) => {
                     info!(id, %name, "logged in over IRC");
                     let ended = session.read_and_write(&name, &mut lines, &mut writer).await;
+                    session.server.drop_ident(&name, id);
                     match ended {
                         Some((last, result)) => {
                             let _ = session.conn.broker_tx.send(last).await;
@@ -92,12 +99,15 @@ pub(crate) async fn serve<A: Send>(
 #[derive(Default)]
 struct Gathered {
     nick: Option<UserName>,
-    user: bool,
+    /// `USER`'s username and real name.
+    user: Option<(String, String)>,
     pass: Option<String>,
     /// Inside `CAP LS`/`REQ` ... `CAP END`: registration waits for the end.
     negotiating: bool,
     /// `AUTHENTICATE PLAIN` was sent; the next `AUTHENTICATE` holds the credentials.
     sasl_started: bool,
+    /// The base64 credentials so far: they come in chunks of 400 bytes (IRCv3 sasl-3.1).
+    sasl_chunks: String,
     /// The account SASL logged in to.
     account: Option<UserName>,
 }
@@ -107,6 +117,7 @@ impl Drop for Gathered {
         if let Some(pass) = self.pass.as_mut() {
             pass.zeroize();
         }
+        self.sasl_chunks.zeroize();
     }
 }
 
@@ -180,7 +191,7 @@ impl Session {
                     return Ok(None);
                 }
             }
-            if got.negotiating || !got.user {
+            if got.negotiating || got.user.is_none() {
                 continue;
             }
             let Some(nick) = got.nick.clone() else {
@@ -227,11 +238,15 @@ impl Session {
                     )),
                 },
             },
-            "USER" if message.params.len() < 4 => {
+            // Modern IRC: an empty username or real name is a missing parameter.
+            "USER" if message.params.len() < 4 || message.params.iter().any(String::is_empty) => {
                 Some(self.numeric(nick, "461", &["USER", "Not enough parameters"]))
             }
             "USER" => {
-                got.user = true;
+                let mut params = message.params.into_iter();
+                let user = params.next().unwrap_or_default();
+                let real = params.nth(2).unwrap_or_default();
+                got.user = Some((user, real));
                 None
             }
             "AUTHENTICATE" => self.authenticate(message, got).await,
@@ -261,6 +276,7 @@ impl Session {
         let arg = message.param(0).unwrap_or_default();
         if arg == "*" {
             got.sasl_started = false;
+            got.sasl_chunks.zeroize();
             return Some(self.numeric(nick, "906", &["SASL authentication aborted"]));
         }
         if !got.sasl_started {
@@ -271,8 +287,28 @@ impl Session {
             let mechs = self.numeric(nick, "908", &["PLAIN", "are available SASL mechanisms"]);
             return Some(mechs + &fail(self));
         }
+        if arg.len() > SASL_CHUNK_BYTES {
+            got.sasl_started = false;
+            got.sasl_chunks.zeroize();
+            return Some(self.numeric(nick, "905", &["SASL message too long"]));
+        }
+        if arg != "+" {
+            got.sasl_chunks.push_str(arg);
+        }
+        if got.sasl_chunks.len() > MAX_SASL_BYTES {
+            got.sasl_started = false;
+            got.sasl_chunks.zeroize();
+            return Some(fail(self));
+        }
+        // A chunk of exactly 400 bytes says more follow (`AUTHENTICATE +` if none do).
+        if arg.len() == SASL_CHUNK_BYTES {
+            return None;
+        }
         got.sasl_started = false;
-        let Ok(mut decoded) = base64::engine::general_purpose::STANDARD.decode(arg) else {
+        let mut payload = std::mem::take(&mut got.sasl_chunks);
+        let decoded = base64::engine::general_purpose::STANDARD.decode(&payload);
+        payload.zeroize();
+        let Ok(mut decoded) = decoded else {
             return Some(fail(self));
         };
         let credentials = plain_credentials(&decoded);
@@ -357,7 +393,15 @@ impl Session {
         count_login(sent, accepted);
         if accepted {
             let nick = name.as_str();
-            writer.speak_irc(Outgoing::new(self.server.clone(), nick, self.caps));
+            let (user, real) = got.user.clone().unwrap_or_default();
+            let ident = Ident {
+                conn: self.conn.id,
+                user: user.clone(),
+                real: real.clone(),
+            };
+            self.server.set_ident(&name, ident);
+            let outgoing = Outgoing::new(self.server.clone(), nick, self.caps).identity(user, real);
+            writer.speak_irc(outgoing);
             return Ok(LogIn::Done(name));
         }
         if !sent {
