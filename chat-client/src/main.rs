@@ -22,8 +22,25 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// stdin is not a terminal (or with --plain) it sends stdin lines to the server and prints
 /// the server's lines. Settings come from the flags, then the environment, then the config
 /// file ($XDG_CONFIG_HOME/chat-client/config.toml, or --config).
+/// `0.3.0 (commit 1a2b3c4d5e6f)`: the version and the commit it was built from.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let commit = git_version::git_version!(
+            args = [
+                "--always",
+                "--dirty=-modified",
+                "--abbrev=12",
+                "--exclude=*"
+            ],
+            fallback = "unknown"
+        );
+        format!("{} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    })
+}
+
 #[derive(Debug, Parser)]
-#[command(version, after_help = format!("Keys and commands in the chat (F1 shows them too):\n{}", help_lines().join("\n")))]
+#[command(version = version(), after_help = format!("Keys and commands in the chat (F1 shows them too):\n{}", help_lines().join("\n")))]
 struct Args {
     /// Your name: 1-32 letters, digits, `_`, `-` or `.` [env: CHAT_NAME] [config: name]
     #[arg(long)]

@@ -15,18 +15,21 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 
 #[test]
 fn version_names_the_release_and_the_commit() {
-    let output = Command::new(bin_path("chat-server"))
+    for binary in ["chat-server", "chat-client"] {
+        version_of(binary);
+    }
+}
+
+fn version_of(binary: &str) {
+    let output = Command::new(bin_path(binary))
         .arg("--version")
         .output()
-        .expect("running chat-server --version");
+        .expect("running --version");
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     let rest = text
         .trim()
-        .strip_prefix(&format!(
-            "chat-server {} (commit ",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .strip_prefix(&format!("{binary} {} (commit ", env!("CARGO_PKG_VERSION")))
         .unwrap_or_else(|| panic!("{text}"));
     let commit = rest.strip_suffix(')').expect("a closing parenthesis");
     let hash = commit.strip_suffix("-modified").unwrap_or(commit);
