@@ -53,6 +53,18 @@
 //!    finish, so every accepted message is on disk before the process exits; a cluster
 //!    node gives up on an unreachable Redis within `shutdown_timeout` by itself.
 
+/// The commit this server was built from (`-modified` when the tree had changes), for
+/// `--version` and the `chat_build_info` metric.
+pub const COMMIT: &str = git_version::git_version!(
+    args = [
+        "--always",
+        "--dirty=-modified",
+        "--abbrev=12",
+        "--exclude=*"
+    ],
+    fallback = "unknown"
+);
+
 pub mod accounts;
 pub mod backend;
 pub mod broker;

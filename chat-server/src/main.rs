@@ -30,16 +30,14 @@ mod config_file;
 
 /// `0.3.0 (commit 1a2b3c4d5e6f)`: the version and the commit it was built from.
 fn version() -> &'static str {
-    let commit = git_version::git_version!(
-        args = [
-            "--always",
-            "--dirty=-modified",
-            "--abbrev=12",
-            "--exclude=*"
-        ],
-        fallback = "unknown"
-    );
-    Box::leak(format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")).into_boxed_str())
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            chat_server::COMMIT
+        )
+    })
 }
 
 #[derive(Debug, Parser)]

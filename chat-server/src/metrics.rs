@@ -260,21 +260,12 @@ impl Metrics {
             "Redis commands that failed or timed out (cluster mode)",
             redis_errors.clone(),
         );
-        let commit = git_version::git_version!(
-            args = [
-                "--always",
-                "--dirty=-modified",
-                "--abbrev=12",
-                "--exclude=*"
-            ],
-            fallback = "unknown"
-        );
         registry.register(
             "build",
             "The server's version and the commit it was built from",
             Info::new(vec![
                 ("version", env!("CARGO_PKG_VERSION")),
-                ("commit", commit),
+                ("commit", crate::COMMIT),
             ]),
         );
         Self {
