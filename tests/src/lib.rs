@@ -8,10 +8,12 @@
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
 //! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests: plain,
 //!   with a password, or TLS only with certificates from a [`TestCa`].
+//! - [`weechat::WeeChat`]: the real IRC client WeeChat, headless, read through its logs.
 
 pub mod irc;
 pub mod pty;
 pub mod redis;
+pub mod weechat;
 
 pub use chat_bench::procstat::Sample;
 pub use pty::{PtyClient, keys};
