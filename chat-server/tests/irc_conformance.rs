@@ -664,3 +664,32 @@ async fn monitor_watches_logins_and_departures() {
     assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
     server.shutdown().await;
 }
+
+/// `HELP` (and `HELPOP`) answer `704`, `705`..., `706`, or `524` for an unknown subject;
+/// `LINKS` shows no links (a cluster is one server to IRC), only `365`.
+#[tokio::test]
+async fn help_and_links() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    for command in ["HELP", "HELPOP"] {
+        foo.send(&format!("{command} privmsg")).await;
+        let lines = foo.sync().await;
+        let commands: Vec<_> = lines.iter().map(|l| l.command.as_str()).collect();
+        assert_eq!(commands, ["704", "705", "706"], "{:?}", raw(&lines));
+        assert!(lines.iter().all(|l| l.param(1) == "privmsg"));
+        foo.send(&format!("{command} THISISNOTACOMMAND")).await;
+        let lines = foo.sync().await;
+        assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+        assert_eq!(lines[0].command, "524");
+        foo.send(command).await;
+        let lines = foo.sync().await;
+        assert_eq!(lines.first().map(|l| l.command.as_str()), Some("704"));
+        assert_eq!(lines.last().map(|l| l.command.as_str()), Some("706"));
+    }
+    foo.send("LINKS").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+    assert_eq!(lines[0].params[..2], ["foo", "*"]);
+    assert_eq!(lines[0].command, "365");
+    server.shutdown().await;
+}

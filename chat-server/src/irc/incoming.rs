@@ -23,6 +23,70 @@ use super::outgoing::{
 pub const MONITOR_LIMIT: usize = 100;
 /// Nicks per `732` line.
 const MONITOR_PER_LINE: usize = 10;
+
+/// `HELP`'s subjects: the commands this listener takes, with their syntax.
+const HELP: &[(&str, &str)] = &[
+    (
+        "AWAY",
+        "AWAY [message]: mark yourself away, or back without a message",
+    ),
+    (
+        "CHATHISTORY",
+        "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> ...",
+    ),
+    ("HELP", "HELP [command]: this help"),
+    (
+        "INVITE",
+        "INVITE <nick> <channel>: invite someone to a channel",
+    ),
+    ("JOIN", "JOIN <channel>[,<channel>...]: join channels"),
+    (
+        "KICK",
+        "KICK <channel> <nick> [reason]: remove someone from a channel (ops)",
+    ),
+    ("LIST", "LIST: the channels and their member counts"),
+    ("LUSERS", "LUSERS: how many users are online"),
+    (
+        "MARKREAD",
+        "MARKREAD <target> [timestamp=<time>]: your read marker",
+    ),
+    (
+        "MODE",
+        "MODE <channel> [+|-imstovb [args]]: channel modes, ops, voice, bans",
+    ),
+    (
+        "MONITOR",
+        "MONITOR +|-|C|L|S [nicks]: be told when nicks log in or leave",
+    ),
+    (
+        "NAMES",
+        "NAMES <channel>[,<channel>...]: a channel's members",
+    ),
+    (
+        "NOTICE",
+        "NOTICE <target> <text>: like PRIVMSG, never answered automatically",
+    ),
+    (
+        "OPER",
+        "OPER <account> <password>: confirm you are a server operator",
+    ),
+    ("PART", "PART <channel>[,<channel>...]: leave channels"),
+    ("PING", "PING <token>: the server answers PONG <token>"),
+    (
+        "PRIVMSG",
+        "PRIVMSG <nick|channel>[,...] <text>: send a message",
+    ),
+    ("QUIT", "QUIT [reason]: disconnect"),
+    ("TIME", "TIME: the server's time"),
+    (
+        "TOPIC",
+        "TOPIC <channel> [topic]: ask for or set a channel's topic",
+    ),
+    ("USERHOST", "USERHOST <nick>...: who is online, and away"),
+    ("WHO", "WHO <channel|nick|mask>: users and their flags"),
+    ("WHOIS", "WHOIS <nick>: about one user"),
+    ("WHOWAS", "WHOWAS <nick>: no past nicks are kept here"),
+];
 use crate::broker::Request;
 
 /// What the connection does after a command.
@@ -98,6 +162,9 @@ impl Incoming {
             "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
             "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
             "MONITOR" => self.monitor(m, out),
+            "HELP" | "HELPOP" => self.help(m.param(0), out),
+            // The nodes of a cluster are one server to IRC clients: no links to show.
+            "LINKS" => self.reply(out, "365", &["*", "End of /LINKS list"]),
             "USERHOST" if m.params.is_empty() => {
                 self.reply(out, "461", &["USERHOST", "Not enough parameters"]);
             }
@@ -533,6 +600,28 @@ impl Incoming {
                 self.monitor_status(&names, out);
             }
             _ => self.reply(out, "461", &["MONITOR", "Not enough parameters"]),
+        }
+    }
+
+    /// `HELP [subject]`: `704`, `705`..., `706` (Modern IRC), or `524` for a subject
+    /// with no help.
+    fn help(&self, subject: Option<&str>, out: &mut Vec<Request>) {
+        let Some(subject) = subject.filter(|s| !s.is_empty()) else {
+            self.reply(out, "704", &["*", "Commands (HELP <command> for one):"]);
+            for chunk in HELP.chunks(8) {
+                let names: Vec<&str> = chunk.iter().map(|(name, _)| *name).collect();
+                self.reply(out, "705", &["*", &names.join(" ")]);
+            }
+            return self.reply(out, "706", &["*", "End of /HELP"]);
+        };
+        let upper = subject.to_ascii_uppercase();
+        match HELP.iter().find(|(name, _)| *name == upper) {
+            Some((name, text)) => {
+                self.reply(out, "704", &[subject, &format!("** {name} **")]);
+                self.reply(out, "705", &[subject, text]);
+                self.reply(out, "706", &[subject, "End of /HELP"]);
+            }
+            None => self.reply(out, "524", &[subject, "No help available on this topic"]),
         }
     }
 
