@@ -693,3 +693,39 @@ async fn help_and_links() {
     assert_eq!(lines[0].command, "365");
     server.shutdown().await;
 }
+
+/// `LIST` takes ELIST `MNU` filters: masks, `!mask`, `<n` and `>n` members (and `005`
+/// says so); a channel that does not exist is left out.
+#[tokio::test]
+async fn list_filters() {
+    let server = common::start(config()).await;
+    let (mut foo, welcome) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    assert!(welcome.iter().any(|l| l.raw.contains(" ELIST=MNU ")));
+    let (mut bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
+    for channel in ["#chan1", "#chan2"] {
+        foo.send(&format!("JOIN {channel}")).await;
+        foo.until("366").await;
+    }
+    bar.send("JOIN #chan2").await;
+    bar.until("366").await;
+    for (filters, want) in [
+        ("", vec!["#chan1", "#chan2"]),
+        ("*an1", vec!["#chan1"]),
+        ("#c*n2", vec!["#chan2"]),
+        ("!*an1", vec!["#chan2"]),
+        (">1", vec!["#chan2"]),
+        ("<2", vec!["#chan1"]),
+        ("#nonexistent", vec![]),
+    ] {
+        foo.send(&format!("LIST {filters}")).await;
+        let lines = foo.sync().await;
+        let got: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.command == "322")
+            .map(|l| l.param(1))
+            .collect();
+        assert_eq!(got, want, "LIST {filters}: {:?}", raw(&lines));
+        assert_eq!(lines.last().map(|l| l.command.as_str()), Some("323"));
+    }
+    server.shutdown().await;
+}

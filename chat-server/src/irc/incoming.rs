@@ -159,7 +159,10 @@ impl Incoming {
             "INVITE" => self.invite(m, out),
             "WHO" => self.who(m, out),
             "WHOIS" => self.whois(m, out),
-            "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
+            "LIST" => {
+                let filters = m.param(0).unwrap_or_default().replace(' ', "");
+                self.ask(out, Cmd::List(filters), ClientLine::Rooms);
+            }
             "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
             "MONITOR" => self.monitor(m, out),
             "HELP" | "HELPOP" => self.help(m.param(0), out),

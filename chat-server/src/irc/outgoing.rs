@@ -118,8 +118,8 @@ pub enum Cmd {
     Who(String),
     /// `WHOIS <nick>`.
     Whois(String),
-    /// `LIST`.
-    List,
+    /// `LIST [filters]`: the filters as given (masks, `!mask`, `<n`, `>n`).
+    List(String),
     /// `LUSERS`.
     Lusers,
     /// `USERHOST`: the `whois` replies make one `302`.
@@ -181,7 +181,7 @@ impl Cmd {
             Cmd::Bans(c) => write!(m, "bans {c}"),
             Cmd::Who(c) => write!(m, "who {c}"),
             Cmd::Whois(c) => write!(m, "whois {c}"),
-            Cmd::List => write!(m, "list -"),
+            Cmd::List(filters) => write!(m, "list {filters}"),
             Cmd::Lusers => write!(m, "lusers -"),
             Cmd::Userhost => write!(m, "userhost -"),
             Cmd::Monitor(c) => write!(m, "monitor {c}"),
@@ -221,7 +221,7 @@ impl Cmd {
             "bans" => Cmd::Bans(arg),
             "who" => Cmd::Who(arg),
             "whois" => Cmd::Whois(arg),
-            "list" => Cmd::List,
+            "list" => Cmd::List(arg),
             "lusers" => Cmd::Lusers,
             "userhost" => Cmd::Userhost,
             "monitor" => Cmd::Monitor(arg),
@@ -826,8 +826,15 @@ impl Outgoing {
             ServerLine::Roles { room, members } => self.roles(&room, &members, next, out),
             ServerLine::Topic { room, topic } => self.topic(&room, topic, out),
             ServerLine::Rooms(rooms) => {
+                let filters = match &self.cmd {
+                    Some(Cmd::List(filters)) => filters.clone(),
+                    _ => String::new(),
+                };
                 out.push(self.numeric("321", &["Channel", "Users  Name"]));
                 for (room, count) in rooms {
+                    if !listed(&filters, room.as_str(), count) {
+                        continue;
+                    }
                     let count = count.to_string();
                     out.push(self.numeric("322", &[room.as_str(), &count, ""]));
                 }
@@ -1160,7 +1167,7 @@ impl Outgoing {
             // `NAMES` of a channel that does not exist: only the `366`.
             Some(
                 Cmd::Who(_)
-                | Cmd::List
+                | Cmd::List(_)
                 | Cmd::Lusers
                 | Cmd::Userhost
                 | Cmd::Monitor(_)
@@ -1501,6 +1508,34 @@ fn select(entries: Vec<HistoryEntry>, select: Select) -> Vec<HistoryEntry> {
                 .collect()
         }
     }
+}
+
+/// Whether `LIST`'s `filters` (comma-separated, ELIST `MNU`) keep a channel with `users`
+/// members: every `<n`/`>n` holds, no `!mask` matches, and one mask matches if any is
+/// given.
+fn listed(filters: &str, room: &str, users: impl TryInto<u64>) -> bool {
+    let users: u64 = users.try_into().unwrap_or(u64::MAX);
+    let mut masks = 0;
+    let mut matched = false;
+    for filter in filters.split(',').filter(|f| !f.is_empty()) {
+        if let Some(n) = filter.strip_prefix('<') {
+            if !n.parse::<u64>().is_ok_and(|n| users < n) {
+                return false;
+            }
+        } else if let Some(n) = filter.strip_prefix('>') {
+            if !n.parse::<u64>().is_ok_and(|n| users > n) {
+                return false;
+            }
+        } else if let Some(mask) = filter.strip_prefix('!') {
+            if glob(mask, room) {
+                return false;
+            }
+        } else {
+            masks += 1;
+            matched |= glob(filter, room);
+        }
+    }
+    masks == 0 || matched
 }
 
 /// Whether `text` matches `mask`, where `*` is any run of characters and `?` any one,
