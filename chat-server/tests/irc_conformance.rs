@@ -729,3 +729,84 @@ async fn list_filters() {
     }
     server.shutdown().await;
 }
+
+/// draft/read-marker for a client not logged in to an account (the native protocol
+/// keeps markers for accounts only): the connection keeps its own, which only move
+/// forward; a JOIN says the channel's before `366`.
+#[tokio::test]
+async fn read_markers_without_an_account() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &["draft/read-marker"]).await;
+    foo.send("JOIN #test").await;
+    let lines = foo.until("366").await;
+    let markread = lines.iter().find(|l| l.command == "MARKREAD");
+    assert_eq!(
+        markread.map(|l| l.params.clone()),
+        Some(vec!["#test".to_owned(), "*".to_owned()]),
+        "{:?}",
+        raw(&lines)
+    );
+    let stamp = "timestamp=2019-01-04T14:33:26.123Z";
+    for (sent, answer) in [
+        (format!("MARKREAD #test {stamp}"), stamp),
+        (
+            "MARKREAD #test timestamp=2017-06-26T15:57:11.123Z".to_owned(),
+            stamp,
+        ),
+        ("MARKREAD #test".to_owned(), stamp),
+        ("MARKREAD bar".to_owned(), "*"),
+    ] {
+        foo.send(&sent).await;
+        let lines = foo.sync().await;
+        assert_eq!(lines.len(), 1, "{sent}: {:?}", raw(&lines));
+        assert_eq!(lines[0].command, "MARKREAD", "{sent}: {:?}", raw(&lines));
+        assert_eq!(lines[0].param(1), answer, "{sent}");
+    }
+    foo.send("PART #test").await;
+    foo.sync().await;
+    foo.send("JOIN #test").await;
+    let lines = foo.until("366").await;
+    let markread = lines.iter().find(|l| l.command == "MARKREAD");
+    assert_eq!(
+        markread.map(|l| l.param(1)),
+        Some(stamp),
+        "{:?}",
+        raw(&lines)
+    );
+    server.shutdown().await;
+}
+
+/// A registered account's JOIN says its stored read marker before `366`.
+#[tokio::test]
+async fn a_join_says_the_accounts_read_marker() {
+    let chat = Chat::start_with_accounts(Mode::Local, config()).await;
+    account(&chat, "foo", "foo-password").await;
+    let mut client = IrcClient::connect(chat.irc_addr(0)).await;
+    client.send("CAP REQ :sasl draft/read-marker").await;
+    client.next("CAP").await;
+    client.send("NICK foo").await;
+    client.send("USER foo 0 * :foo").await;
+    client.send("AUTHENTICATE PLAIN").await;
+    client.next("AUTHENTICATE").await;
+    let blob = base64::engine::general_purpose::STANDARD.encode("foo\0foo\0foo-password");
+    client.send(&format!("AUTHENTICATE {blob}")).await;
+    client.next("903").await;
+    client.send("CAP END").await;
+    client.until("422").await;
+    client.send("JOIN #test").await;
+    client.until("366").await;
+    let stamp = "timestamp=2019-01-04T14:33:26.123Z";
+    client.send(&format!("MARKREAD #test {stamp}")).await;
+    client.sync().await;
+    client.send("PART #test").await;
+    client.sync().await;
+    client.send("JOIN #test").await;
+    let lines = client.until("366").await;
+    let markread = lines.iter().find(|l| l.command == "MARKREAD");
+    assert!(
+        markread.is_some_and(|l| l.param(1).starts_with("timestamp=2019-01-04T14:33:26.")),
+        "{:?}",
+        raw(&lines)
+    );
+    chat.shutdown().await;
+}

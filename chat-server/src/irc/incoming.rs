@@ -110,6 +110,9 @@ pub struct Incoming {
     seq: u64,
     /// The nicks `MONITOR` watches: folded, and as the client gave them.
     monitor: Vec<(String, String)>,
+    /// Logged in to a registered account: read markers are the account's (native
+    /// `/read`); otherwise the writer keeps this connection's own.
+    registered: bool,
 }
 
 impl Incoming {
@@ -121,7 +124,14 @@ impl Incoming {
             caps,
             seq: 0,
             monitor: Vec::new(),
+            registered: false,
         }
+    }
+
+    /// Says whether the client logged in to a registered account.
+    pub fn registered(mut self, registered: bool) -> Self {
+        self.registered = registered;
+        self
     }
 
     /// The requests for `message`, appended to `out`.
@@ -327,6 +337,14 @@ impl Incoming {
                 Ok(room) => {
                     if m.command == "JOIN" {
                         self.probe(&room, out);
+                        // draft/read-marker: the account's marker, for the writer to
+                        // say before `366`.
+                        if self.registered && self.caps.has(Cap::ReadMarker) {
+                            out.push(Request::Line(ClientLine::Read {
+                                conv: Conv::Room(room.clone()),
+                                id: None,
+                            }));
+                        }
                     }
                     let (cmd, line) = line(room);
                     self.ask(out, cmd, line);
@@ -809,6 +827,13 @@ impl Incoming {
                 }
             },
         };
+        if !self.registered {
+            // The native protocol keeps markers for accounts only: this connection's
+            // own, kept by the writer, for as long as it lasts.
+            let ms = id.map_or_else(|| "-".to_owned(), |id| (id.get() / 1000).to_string());
+            let marker = Cmd::LocalRead(format!("{ms} {target}")).marker(self.seq);
+            return out.push(Request::Begin(Bytes::from(marker)));
+        }
         if id.is_some() {
             let set = ClientLine::Read {
                 conv: conv.clone(),

@@ -135,6 +135,9 @@ pub enum Cmd {
     /// `MARKREAD <target>`, also asked after each move: where the marker is now, the
     /// one answer a `MARKREAD` gets.
     MarkReadNow(String),
+    /// `MARKREAD` of a client not logged in to an account: `<ms or -> <target>`, kept
+    /// and answered by the writer.
+    LocalRead(String),
 }
 
 /// Which stored messages a `CHATHISTORY` keeps of the native replies it asked for.
@@ -187,6 +190,7 @@ impl Cmd {
             Cmd::Monitor(c) => write!(m, "monitor {c}"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::MarkReadNow(c) => write!(m, "markreadnow {c}"),
+            Cmd::LocalRead(c) => write!(m, "localread {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
                     Select::Last(n) => ("last", n, 0),
@@ -227,6 +231,7 @@ impl Cmd {
             "monitor" => Cmd::Monitor(arg),
             "markread" => Cmd::MarkRead(arg),
             "markreadnow" => Cmd::MarkReadNow(arg),
+            "localread" => Cmd::LocalRead(arg),
             "history" => {
                 let mut words = arg.split(' ');
                 let target = words.next()?.to_owned();
@@ -379,6 +384,9 @@ pub struct Outgoing {
     names_end: Option<String>,
     /// The users a `USERHOST` found so far, and whether each is away.
     userhost: Vec<(String, bool)>,
+    /// Read markers of a client not logged in to an account: milliseconds by target
+    /// (lower-cased).
+    local_reads: HashMap<String, u64>,
     /// The nicks `MONITOR` watches, folded.
     monitored: HashSet<String>,
     /// The users online a `MONITOR` found so far.
@@ -413,6 +421,7 @@ impl Outgoing {
             userhost: Vec::new(),
             leaving: Vec::new(),
             monitored: HashSet::new(),
+            local_reads: HashMap::new(),
             monitor_online: Vec::new(),
             own: None,
         }
@@ -593,6 +602,7 @@ impl Outgoing {
                             exists: true,
                             secret: false,
                             member: false,
+                            read: None,
                         });
                     }
                     Some(Cmd::Names(list)) => self.names_end = Some(list.clone()),
@@ -663,6 +673,17 @@ impl Outgoing {
                 if !offline.is_empty() {
                     emitted.push(self.numeric("731", &[&offline.join(",")]));
                 }
+            }
+            Some(Cmd::LocalRead(ask)) => {
+                let (ms, target) = ask.split_once(' ').unwrap_or(("-", &ask));
+                let key = target.to_lowercase();
+                let stored = self.local_reads.entry(key).or_insert(0);
+                // A marker only moves forward.
+                if let Ok(ms) = ms.parse::<u64>() {
+                    *stored = (*stored).max(ms);
+                }
+                let stored = *stored;
+                emitted.push(self.markread_line(target, stored));
             }
             Some(Cmd::Userhost) => {
                 // `nick=+user@host`, `-` when away (RFC 2812 `302`).
@@ -735,6 +756,13 @@ impl Outgoing {
                     return;
                 }
                 ServerLine::Roles { room, .. } if room.as_str() == probed.room => return,
+                ServerLine::Read {
+                    conv: Conv::Room(room),
+                    id,
+                } if room.as_str() == probed.room => {
+                    probed.read = Some(id.map_or(0, |id| id.get() / 1000));
+                    return;
+                }
                 ServerLine::Error(_) => {
                     probed.exists = false;
                     return;
@@ -1170,6 +1198,7 @@ impl Outgoing {
                 | Cmd::List(_)
                 | Cmd::Lusers
                 | Cmd::Userhost
+                | Cmd::LocalRead(_)
                 | Cmd::Monitor(_)
                 | Cmd::Names(_)
                 | Cmd::Probe(_),
@@ -1269,6 +1298,20 @@ impl Outgoing {
         }
         if !line.is_empty() {
             out.push(self.numeric("353", &[symbol, room, &line]));
+        }
+        // draft/read-marker: a joiner hears its marker before `366`.
+        if self.caps.has(Cap::ReadMarker)
+            && matches!(&self.cmd, Some(Cmd::Join(joined)) if joined == room)
+        {
+            let ms = match self.probed.as_ref().and_then(|p| p.read) {
+                Some(ms) => ms,
+                None => self
+                    .local_reads
+                    .get(&room.to_lowercase())
+                    .copied()
+                    .unwrap_or(0),
+            };
+            out.push(self.markread_line(room, ms));
         }
         // A `NAMES` says its one `366` at its end.
         if self.names_end.is_none() {
@@ -1453,6 +1496,16 @@ impl Outgoing {
         }
     }
 
+    /// `MARKREAD <target> timestamp=<time>`, or `*` for none (0).
+    fn markread_line(&self, target: &str, ms: u64) -> String {
+        let stamp = if ms == 0 {
+            "*".to_owned()
+        } else {
+            format!("timestamp={}", id_time(ms * 1000))
+        };
+        format!(":{} MARKREAD {target} {stamp}\r\n", self.server.name)
+    }
+
     fn conv_target(&self, conv: &Conv) -> String {
         match conv {
             Conv::Room(room) => room.as_str().to_owned(),
@@ -1469,6 +1522,8 @@ struct Probed {
     secret: bool,
     /// Whether this client is among its members.
     member: bool,
+    /// The account's read marker there, in milliseconds (0: none), if asked.
+    read: Option<u64>,
 }
 
 /// A channel's `names`, kept until its `roles` (and topic) come.
