@@ -810,3 +810,44 @@ async fn a_join_says_the_accounts_read_marker() {
     );
     chat.shutdown().await;
 }
+
+/// `WHOWAS` remembers the IRC users of this server who left: `314` with the username
+/// and real name they registered with, newest first, up to the count asked.
+#[tokio::test]
+async fn whowas_remembers_irc_users_who_left() {
+    let server = common::start(config()).await;
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
+    for ident in ["ident2", "ident3"] {
+        let mut bar = IrcClient::connect(server.irc_addr).await;
+        bar.send("NICK bar").await;
+        bar.send(&format!("USER {ident} 0 * :Real Name")).await;
+        bar.until("422").await;
+        bar.send("QUIT").await;
+        bar.until_eof().await;
+    }
+    foo.send("WHOWAS bar").await;
+    let lines = foo.sync().await;
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| (l.command.as_str(), l.param(2)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("314", "ident3"),
+            ("312", SERVER),
+            ("314", "ident2"),
+            ("312", SERVER),
+            ("369", "End of WHOWAS")
+        ],
+        "{:?}",
+        raw(&lines)
+    );
+    assert_eq!(
+        lines[0].params,
+        ["foo", "bar", "ident3", SERVER, "*", "Real Name"]
+    );
+    foo.send("WHOWAS bar 1").await;
+    assert_eq!(foo.sync().await.len(), 3);
+    server.shutdown().await;
+}

@@ -85,7 +85,10 @@ const HELP: &[(&str, &str)] = &[
     ("USERHOST", "USERHOST <nick>...: who is online, and away"),
     ("WHO", "WHO <channel|nick|mask>: users and their flags"),
     ("WHOIS", "WHOIS <nick>: about one user"),
-    ("WHOWAS", "WHOWAS <nick>: no past nicks are kept here"),
+    (
+        "WHOWAS",
+        "WHOWAS <nick> [count]: IRC users of this server who left",
+    ),
 ];
 use crate::broker::Request;
 
@@ -229,15 +232,9 @@ impl Incoming {
                 let server = self.server.name.clone();
                 self.reply(out, "391", &[&server, &now]);
             }
-            // Nobody's past nicks are kept: every one is unknown (Modern IRC's replies).
             "WHOWAS" => match m.param(0).filter(|n| !n.is_empty()) {
                 None => self.reply(out, "431", &["No nickname given"]),
-                Some(nicks) => {
-                    for nick in nicks.split(',') {
-                        self.reply(out, "406", &[nick, "There was no such nickname"]);
-                    }
-                    self.reply(out, "369", &[nicks, "End of WHOWAS"]);
-                }
+                Some(nicks) => self.whowas(nicks, m.param(1), out),
             },
             _ => self.reply(out, "421", &[command, "Unknown command"]),
         }
@@ -622,6 +619,28 @@ impl Incoming {
             }
             _ => self.reply(out, "461", &["MONITOR", "Not enough parameters"]),
         }
+    }
+
+    /// `WHOWAS <nick>[,<nick>...] [count]`: the IRC users of this server who left under
+    /// that name, newest first (`314`, `312`), or `406`; then `369`. Users of native
+    /// connections and of other nodes are not remembered.
+    fn whowas(&self, nicks: &str, count: Option<&str>, out: &mut Vec<Request>) {
+        let count = count
+            .and_then(|c| c.parse::<i64>().ok())
+            .filter(|c| *c > 0)
+            .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        let server = self.server.name.clone();
+        for nick in nicks.split(',') {
+            let was = self.server.was(nick);
+            if was.is_empty() {
+                self.reply(out, "406", &[nick, "There was no such nickname"]);
+            }
+            for (name, user, real) in was.into_iter().take(count) {
+                self.reply(out, "314", &[&name, &user, &server, "*", &real]);
+                self.reply(out, "312", &[&name, &server, "chat-server"]);
+            }
+        }
+        self.reply(out, "369", &[nicks, "End of WHOWAS"]);
     }
 
     /// `HELP [subject]`: `704`, `705`..., `706` (Modern IRC), or `524` for a subject

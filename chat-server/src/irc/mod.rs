@@ -67,5 +67,6 @@ pub fn server(server_name: &str, presence_all: bool) -> Arc<Server> {
         isupport,
         version: env!("CARGO_PKG_VERSION"),
         idents: std::sync::Mutex::default(),
+        whowas: std::sync::Mutex::default(),
     })
 }

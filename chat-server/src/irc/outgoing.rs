@@ -18,7 +18,7 @@
 //!   its late end ignored.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +44,13 @@ pub struct Server {
     /// folded name, for `WHO` and `WHOIS`; the broker knows neither (native users and
     /// users of other nodes show their name as both).
     pub idents: Mutex<HashMap<String, Ident>>,
+    /// The last IRC users of this server who left, newest last, for `WHOWAS`: folded
+    /// name, name, username, real name.
+    pub whowas: Mutex<VecDeque<(String, String, String, String)>>,
 }
+
+/// How many departed users `WHOWAS` remembers.
+const WHOWAS_KEPT: usize = 256;
 
 /// What `USER` said, and which connection said it.
 #[derive(Debug, Clone)]
@@ -65,14 +71,39 @@ impl Server {
         }
     }
 
-    /// Forgets `name`'s words if connection `conn` said them.
+    /// Forgets `name`'s words if connection `conn` said them, and keeps them for
+    /// `WHOWAS`.
     pub fn drop_ident(&self, name: &UserName, conn: u64) {
-        if let Ok(mut idents) = self.idents.lock() {
-            let folded = name.folded().to_string();
-            if idents.get(&folded).is_some_and(|ident| ident.conn == conn) {
-                idents.remove(&folded);
+        let folded = name.folded().to_string();
+        let gone = match self.idents.lock() {
+            Ok(mut idents) if idents.get(&folded).is_some_and(|ident| ident.conn == conn) => {
+                idents.remove(&folded)
             }
+            _ => None,
+        };
+        if let (Some(ident), Ok(mut whowas)) = (gone, self.whowas.lock()) {
+            if whowas.len() == WHOWAS_KEPT {
+                whowas.pop_front();
+            }
+            whowas.push_back((folded, name.as_str().to_owned(), ident.user, ident.real));
         }
+    }
+
+    /// Who left as `name`, newest first: its name as it was, username and real name.
+    pub fn was(&self, name: &str) -> Vec<(String, String, String)> {
+        let Ok(name) = UserName::parse(name) else {
+            return Vec::new();
+        };
+        let folded = name.folded();
+        let Ok(whowas) = self.whowas.lock() else {
+            return Vec::new();
+        };
+        whowas
+            .iter()
+            .rev()
+            .filter(|(f, ..)| *f == folded)
+            .map(|(_, n, u, r)| (n.clone(), u.clone(), r.clone()))
+            .collect()
     }
 
     /// The username and real name `name` registered with, or its name for both.
