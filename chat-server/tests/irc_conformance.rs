@@ -857,3 +857,24 @@ async fn whowas_remembers_irc_users_who_left() {
     assert_eq!(foo.sync().await.len(), 3);
     server.shutdown().await;
 }
+
+/// With echo-message, a NOTICE to a channel is echoed as a NOTICE (the broker's room
+/// line does not say which it was; the command does).
+#[tokio::test]
+async fn a_channel_notice_is_echoed_as_a_notice() {
+    let server = common::start(config()).await;
+    let caps = ["echo-message server-time"];
+    let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &caps).await;
+    foo.send("JOIN #chan").await;
+    foo.until("366").await;
+    foo.send("NOTICE #chan :hello everyone").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines.len(), 1, "{:?}", raw(&lines));
+    assert_eq!(lines[0].command, "NOTICE", "{:?}", raw(&lines));
+    assert_eq!(lines[0].params, ["#chan", "hello everyone"]);
+    assert!(lines[0].tag("time").is_some());
+    foo.send("PRIVMSG #chan :hello again").await;
+    let lines = foo.sync().await;
+    assert_eq!(lines[0].command, "PRIVMSG", "{:?}", raw(&lines));
+    server.shutdown().await;
+}

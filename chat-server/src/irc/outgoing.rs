@@ -540,7 +540,7 @@ impl Outgoing {
                     // `from <sender> ...`: the sender's own is the echo of its PRIVMSG.
                     let sender = line[5..].split(|&b| b == b' ').next();
                     if sender == Some(self.nick.as_bytes()) {
-                        emitted.push(irc);
+                        emitted.push(self.own_echo(irc));
                     } else {
                         delivered.push(irc);
                     }
@@ -579,6 +579,9 @@ impl Outgoing {
                         self.server_line(parsed, next.as_ref(), out);
                         if let (true, Some(irc)) = (room, out.last()) {
                             keep_room_line(&self.server, self.caps, line, irc.clone());
+                            if !delivery && let Some(irc) = out.pop() {
+                                out.push(self.own_echo(irc));
+                            }
                         }
                     }
                     // Every line the broker sends parses; were one not to, the client
@@ -1107,6 +1110,16 @@ impl Outgoing {
                 let tags = self.tags(Some(id_time(id.get())), Some(id));
                 out.push(privmsg(&tags, &source, room.as_str(), text.as_str()));
             }
+        }
+    }
+
+    /// The echo of this client's own room message: a `NOTICE` when it sent one (the
+    /// broker's room line does not say which it was).
+    fn own_echo(&self, irc: String) -> String {
+        if self.cmd == Some(Cmd::Message { notice: true }) {
+            irc.replacen(" PRIVMSG ", " NOTICE ", 1)
+        } else {
+            irc
         }
     }
 
