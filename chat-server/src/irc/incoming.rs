@@ -448,9 +448,6 @@ impl Incoming {
                         self.reply(out, "401", &[nick, "No such nick/channel"]);
                         continue;
                     };
-                    if letter != 'b' {
-                        self.probe_nick(&name, out);
-                    }
                     let line = match letter {
                         'b' => ClientLine::Ban {
                             room: room.clone(),
@@ -513,7 +510,6 @@ impl Incoming {
                 self.reply(out, "401", &[nick, "No such nick/channel"]);
                 continue;
             };
-            self.probe_nick(&name, out);
             let line = ClientLine::Kick {
                 room: room.clone(),
                 name,
@@ -521,15 +517,6 @@ impl Incoming {
             };
             self.ask(out, Cmd::Op(room.to_string()), line);
         }
-    }
-
-    /// Asks whether `name` is online, so that the writer can tell a nick nobody has
-    /// (401) from one not in the channel (441) when an op command on it fails.
-    fn probe_nick(&self, name: &UserName, out: &mut Vec<Request>) {
-        out.push(Request::Begin(Bytes::from(
-            Cmd::NickProbe(name.to_string()).marker(self.seq),
-        )));
-        out.push(Request::Line(ClientLine::Whois(name.clone())));
     }
 
     fn invite(&mut self, m: &Message, out: &mut Vec<Request>) {

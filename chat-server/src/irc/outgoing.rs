@@ -166,8 +166,6 @@ pub enum Cmd {
     /// `MARKREAD <target>`, also asked after each move: where the marker is now, the
     /// one answer a `MARKREAD` gets.
     MarkReadNow(String),
-    /// Whether a nick is online, for the op command after it (answers nothing).
-    NickProbe(String),
     /// `MARKREAD` of a client not logged in to an account: `<ms or -> <target>`, kept
     /// and answered by the writer.
     LocalRead(String),
@@ -224,7 +222,6 @@ impl Cmd {
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::MarkReadNow(c) => write!(m, "markreadnow {c}"),
             Cmd::LocalRead(c) => write!(m, "localread {c}"),
-            Cmd::NickProbe(c) => write!(m, "nickprobe {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
                     Select::Last(n) => ("last", n, 0),
@@ -266,7 +263,6 @@ impl Cmd {
             "markread" => Cmd::MarkRead(arg),
             "markreadnow" => Cmd::MarkReadNow(arg),
             "localread" => Cmd::LocalRead(arg),
-            "nickprobe" => Cmd::NickProbe(arg),
             "history" => {
                 let mut words = arg.split(' ');
                 let target = words.next()?.to_owned();
@@ -419,8 +415,6 @@ pub struct Outgoing {
     names_end: Option<String>,
     /// The users a `USERHOST` found so far, and whether each is away.
     userhost: Vec<(String, bool)>,
-    /// The nick a [`Cmd::NickProbe`] asked about, and whether it is online.
-    nick_probe: Option<(String, bool)>,
     /// Read markers of a client not logged in to an account: milliseconds by target
     /// (lower-cased).
     local_reads: HashMap<String, u64>,
@@ -459,7 +453,6 @@ impl Outgoing {
             leaving: Vec::new(),
             monitored: HashSet::new(),
             local_reads: HashMap::new(),
-            nick_probe: None,
             monitor_online: Vec::new(),
             own: None,
         }
@@ -647,7 +640,6 @@ impl Outgoing {
                         });
                     }
                     Some(Cmd::Names(list)) => self.names_end = Some(list.clone()),
-                    Some(Cmd::NickProbe(nick)) => self.nick_probe = Some((nick.clone(), false)),
                     _ => {}
                 }
             }
@@ -662,7 +654,6 @@ impl Outgoing {
             emitted.push(self.numeric("366", &[&list, "End of /NAMES list"]));
         }
         self.probed = None;
-        self.nick_probe = None;
         // A command's replies are over: a topic line now is someone's change, not the
         // topic of the channel just joined.
         self.named = None;
@@ -786,22 +777,6 @@ impl Outgoing {
         if !matches!(line, ServerLine::Roles { .. } | ServerLine::Topic { .. }) {
             self.flush_names(out);
             self.named = None;
-        }
-        if let (Some(Cmd::NickProbe(_)), Some((nick, online))) =
-            (&self.cmd, self.nick_probe.as_mut())
-        {
-            // The probe's own replies; anything else goes on as usual.
-            match &line {
-                ServerLine::Whois { name, .. } if name.as_str().eq_ignore_ascii_case(nick) => {
-                    *online = true;
-                    return;
-                }
-                ServerLine::Away { name, .. } if name.as_str().eq_ignore_ascii_case(nick) => {
-                    return;
-                }
-                ServerLine::Error(_) => return,
-                _ => {}
-            }
         }
         if let (Some(Cmd::Probe(_)), Some(probed)) = (&self.cmd, self.probed.as_mut()) {
             // The probe's own replies; anything else (someone's message) goes on as usual.
@@ -1247,16 +1222,7 @@ impl Outgoing {
                     // `INVITE` of a member.
                     out.push(self.numeric("443", &[name, &room, reason]));
                 } else if let Some(name) = about(" is not in ") {
-                    // A nick nobody has is 401, one not in the channel 441.
-                    let offline = self
-                        .nick_probe
-                        .as_ref()
-                        .is_some_and(|(n, online)| n.eq_ignore_ascii_case(name) && !online);
-                    if offline {
-                        out.push(self.numeric("401", &[name, "No such nick/channel"]));
-                    } else {
-                        out.push(self.numeric("441", &[name, &room, reason]));
-                    }
+                    out.push(self.numeric("441", &[name, &room, reason]));
                 } else if let Some(name) = about(" is not online") {
                     out.push(self.numeric("401", &[name, reason]));
                 } else if let Some(names) = reason.strip_prefix("no such user: ") {
@@ -1277,7 +1243,6 @@ impl Outgoing {
                 | Cmd::Lusers
                 | Cmd::Userhost
                 | Cmd::LocalRead(_)
-                | Cmd::NickProbe(_)
                 | Cmd::Monitor(_)
                 | Cmd::Names(_)
                 | Cmd::Probe(_),
