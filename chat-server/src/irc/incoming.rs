@@ -332,19 +332,24 @@ impl Incoming {
         for channel in channels.split(',').filter(|c| !c.is_empty()) {
             match RoomName::parse(channel) {
                 Ok(room) => {
-                    if m.command == "JOIN" {
+                    let join = m.command == "JOIN";
+                    if join {
                         self.probe(&room, out);
-                        // draft/read-marker: the account's marker, for the writer to
-                        // say before `366`.
-                        if self.registered && self.caps.has(Cap::ReadMarker) {
-                            out.push(Request::Line(ClientLine::Read {
+                    }
+                    // draft/read-marker: the account's marker, which the writer says
+                    // before the join's `366`.
+                    let read =
+                        (join && self.registered && self.caps.has(Cap::ReadMarker)).then(|| {
+                            ClientLine::Read {
                                 conv: Conv::Room(room.clone()),
                                 id: None,
-                            }));
-                        }
-                    }
+                            }
+                        });
                     let (cmd, line) = line(room);
                     self.ask(out, cmd, line);
+                    if let Some(read) = read {
+                        out.push(Request::Line(read));
+                    }
                 }
                 Err(_) => self.reply(out, "403", &[channel, "No such channel"]),
             }

@@ -415,6 +415,10 @@ pub struct Outgoing {
     names_end: Option<String>,
     /// The users a `USERHOST` found so far, and whether each is away.
     userhost: Vec<(String, bool)>,
+    /// Logged in to a registered account: read markers are the account's.
+    registered: bool,
+    /// A join's `366`, held until the account's read marker for the channel comes.
+    join_end: Option<(String, String)>,
     /// Read markers of a client not logged in to an account: milliseconds by target
     /// (lower-cased).
     local_reads: HashMap<String, u64>,
@@ -453,9 +457,17 @@ impl Outgoing {
             leaving: Vec::new(),
             monitored: HashSet::new(),
             local_reads: HashMap::new(),
+            registered: false,
+            join_end: None,
             monitor_online: Vec::new(),
             own: None,
         }
+    }
+
+    /// Says whether the client logged in to a registered account.
+    pub fn registered(mut self, registered: bool) -> Self {
+        self.registered = registered;
+        self
     }
 
     /// This client's `USER` username and real name, for its own `WHOIS`.
@@ -636,7 +648,6 @@ impl Outgoing {
                             exists: true,
                             secret: false,
                             member: false,
-                            read: None,
                         });
                     }
                     Some(Cmd::Names(list)) => self.names_end = Some(list.clone()),
@@ -668,6 +679,11 @@ impl Outgoing {
     /// `NAMES` that had no reply.
     fn end_command(&mut self, emitted: &mut Vec<String>) {
         self.flush_names(emitted);
+        // The account's marker did not come in time (a cluster may answer later): the
+        // join's end without it.
+        if let Some((_, end)) = self.join_end.take() {
+            emitted.push(end);
+        }
         match self.cmd.take() {
             Some(Cmd::Who(mask)) => {
                 emitted.push(self.numeric("315", &[&mask, "End of WHO list"]));
@@ -790,13 +806,6 @@ impl Outgoing {
                     return;
                 }
                 ServerLine::Roles { room, .. } if room.as_str() == probed.room => return,
-                ServerLine::Read {
-                    conv: Conv::Room(room),
-                    id,
-                } if room.as_str() == probed.room => {
-                    probed.read = Some(id.map_or(0, |id| id.get() / 1000));
-                    return;
-                }
                 ServerLine::Error(_) => {
                     probed.exists = false;
                     return;
@@ -987,6 +996,20 @@ impl Outgoing {
             }
             ServerLine::InviteSent { name, room } => {
                 out.push(self.numeric("341", &[name.as_str(), room.as_str()]));
+            }
+            ServerLine::Read {
+                conv: Conv::Room(room),
+                id,
+            } if self
+                .join_end
+                .as_ref()
+                .is_some_and(|(r, _)| r == room.as_str()) =>
+            {
+                let ms = id.map_or(0, |id| id.get() / 1000);
+                out.push(self.markread_line(room.as_str(), ms));
+                if let Some((_, end)) = self.join_end.take() {
+                    out.push(end);
+                }
             }
             ServerLine::Read { conv, id } => {
                 let target = self.conv_target(&conv);
@@ -1343,18 +1366,22 @@ impl Outgoing {
         if !line.is_empty() {
             out.push(self.numeric("353", &[symbol, room, &line]));
         }
-        // draft/read-marker: a joiner hears its marker before `366`.
+        // draft/read-marker: a joiner hears its marker before `366`: this connection's
+        // own, or the account's, asked after the join (the `366` waits for it).
         if self.caps.has(Cap::ReadMarker)
             && matches!(&self.cmd, Some(Cmd::Join(joined)) if joined == room)
         {
-            let ms = match self.probed.as_ref().and_then(|p| p.read) {
-                Some(ms) => ms,
-                None => self
-                    .local_reads
-                    .get(&room.to_lowercase())
-                    .copied()
-                    .unwrap_or(0),
-            };
+            if self.registered {
+                let end = self.numeric("366", &[room, "End of /NAMES list"]);
+                self.join_end = Some((room.to_owned(), end));
+                self.named = Some(stash.room);
+                return;
+            }
+            let ms = self
+                .local_reads
+                .get(&room.to_lowercase())
+                .copied()
+                .unwrap_or(0);
             out.push(self.markread_line(room, ms));
         }
         // A `NAMES` says its one `366` at its end.
@@ -1566,8 +1593,6 @@ struct Probed {
     secret: bool,
     /// Whether this client is among its members.
     member: bool,
-    /// The account's read marker there, in milliseconds (0: none), if asked.
-    read: Option<u64>,
 }
 
 /// A channel's `names`, kept until its `roles` (and topic) come.

@@ -404,7 +404,9 @@ impl Session {
                 real: real.clone(),
             };
             self.server.set_ident(&name, ident);
-            let outgoing = Outgoing::new(self.server.clone(), nick, self.caps).identity(user, real);
+            let outgoing = Outgoing::new(self.server.clone(), nick, self.caps)
+                .identity(user, real)
+                .registered(authenticated);
             writer.speak_irc(outgoing);
             return Ok(LogIn::Done(name));
         }
