@@ -941,3 +941,15 @@ async fn join_and_names_with_probes(mode: Mode) {
     chat.shutdown().await;
 }
 both_modes!(join_and_names_with_probes);
+
+/// `AUTHENTICATE` after registration is 462: SASL cannot change who a registered client
+/// is (irctest then skips its post-registration SASL tests instead of failing them).
+#[tokio::test]
+async fn sasl_after_registration_is_462() {
+    let server = common::start(config()).await;
+    let (mut client, _) = IrcClient::register(server.irc_addr, "foo", &["sasl"]).await;
+    client.send("AUTHENTICATE PLAIN").await;
+    let reply = client.recv().await;
+    assert_eq!(reply.command, "462", "{}", reply.raw);
+    server.shutdown().await;
+}

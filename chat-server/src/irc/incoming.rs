@@ -215,7 +215,10 @@ impl Incoming {
                 _ => self.reply(out, "461", &["OPER", "Not enough parameters"]),
             },
             "USER" | "PASS" => self.reply(out, "462", &["You may not reregister"]),
-            "AUTHENTICATE" => self.reply(out, "907", &["You have already authenticated"]),
+            // SASL after registration would change who the client is, and a name is an
+            // identity here: refused as a re-registration (IRCv3 sasl-3.2 lets a server
+            // say so with 462).
+            "AUTHENTICATE" => self.reply(out, "462", &["You may not reregister"]),
             "NICK" => match m.param(0) {
                 None => self.reply(out, "431", &["No nickname given"]),
                 Some(nick) if nick == self.nick => {}
