@@ -23,6 +23,73 @@ use super::outgoing::{
 pub const MONITOR_LIMIT: usize = 100;
 /// Nicks per `732` line.
 const MONITOR_PER_LINE: usize = 10;
+
+/// `HELP`'s subjects: the commands this listener takes, with their syntax.
+const HELP: &[(&str, &str)] = &[
+    (
+        "AWAY",
+        "AWAY [message]: mark yourself away, or back without a message",
+    ),
+    (
+        "CHATHISTORY",
+        "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> ...",
+    ),
+    ("HELP", "HELP [command]: this help"),
+    (
+        "INVITE",
+        "INVITE <nick> <channel>: invite someone to a channel",
+    ),
+    ("JOIN", "JOIN <channel>[,<channel>...]: join channels"),
+    (
+        "KICK",
+        "KICK <channel> <nick> [reason]: remove someone from a channel (ops)",
+    ),
+    ("LIST", "LIST: the channels and their member counts"),
+    ("LUSERS", "LUSERS: how many users are online"),
+    (
+        "MARKREAD",
+        "MARKREAD <target> [timestamp=<time>]: your read marker",
+    ),
+    (
+        "MODE",
+        "MODE <channel> [+|-imstovb [args]]: channel modes, ops, voice, bans",
+    ),
+    (
+        "MONITOR",
+        "MONITOR +|-|C|L|S [nicks]: be told when nicks log in or leave",
+    ),
+    (
+        "NAMES",
+        "NAMES <channel>[,<channel>...]: a channel's members",
+    ),
+    (
+        "NOTICE",
+        "NOTICE <target> <text>: like PRIVMSG, never answered automatically",
+    ),
+    (
+        "OPER",
+        "OPER <account> <password>: confirm you are a server operator",
+    ),
+    ("PART", "PART <channel>[,<channel>...]: leave channels"),
+    ("PING", "PING <token>: the server answers PONG <token>"),
+    (
+        "PRIVMSG",
+        "PRIVMSG <nick|channel>[,...] <text>: send a message",
+    ),
+    ("QUIT", "QUIT [reason]: disconnect"),
+    ("TIME", "TIME: the server's time"),
+    (
+        "TOPIC",
+        "TOPIC <channel> [topic]: ask for or set a channel's topic",
+    ),
+    ("USERHOST", "USERHOST <nick>...: who is online, and away"),
+    ("WHO", "WHO <channel|nick|mask>: users and their flags"),
+    ("WHOIS", "WHOIS <nick>: about one user"),
+    (
+        "WHOWAS",
+        "WHOWAS <nick> [count]: IRC users of this server who left",
+    ),
+];
 use crate::broker::Request;
 
 /// What the connection does after a command.
@@ -46,6 +113,9 @@ pub struct Incoming {
     seq: u64,
     /// The nicks `MONITOR` watches: folded, and as the client gave them.
     monitor: Vec<(String, String)>,
+    /// Logged in to a registered account: read markers are the account's (native
+    /// `/read`); otherwise the writer keeps this connection's own.
+    registered: bool,
 }
 
 impl Incoming {
@@ -57,7 +127,14 @@ impl Incoming {
             caps,
             seq: 0,
             monitor: Vec::new(),
+            registered: false,
         }
+    }
+
+    /// Says whether the client logged in to a registered account.
+    pub fn registered(mut self, registered: bool) -> Self {
+        self.registered = registered;
+        self
     }
 
     /// The requests for `message`, appended to `out`.
@@ -95,9 +172,15 @@ impl Incoming {
             "INVITE" => self.invite(m, out),
             "WHO" => self.who(m, out),
             "WHOIS" => self.whois(m, out),
-            "LIST" => self.ask(out, Cmd::List, ClientLine::Rooms),
+            "LIST" => {
+                let filters = m.param(0).unwrap_or_default().replace(' ', "");
+                self.ask(out, Cmd::List(filters), ClientLine::Rooms);
+            }
             "LUSERS" => self.ask(out, Cmd::Lusers, ClientLine::Who),
             "MONITOR" => self.monitor(m, out),
+            "HELP" | "HELPOP" => self.help(m.param(0), out),
+            // The nodes of a cluster are one server to IRC clients: no links to show.
+            "LINKS" => self.reply(out, "365", &["*", "End of /LINKS list"]),
             "USERHOST" if m.params.is_empty() => {
                 self.reply(out, "461", &["USERHOST", "Not enough parameters"]);
             }
@@ -132,7 +215,10 @@ impl Incoming {
                 _ => self.reply(out, "461", &["OPER", "Not enough parameters"]),
             },
             "USER" | "PASS" => self.reply(out, "462", &["You may not reregister"]),
-            "AUTHENTICATE" => self.reply(out, "907", &["You have already authenticated"]),
+            // SASL after registration would change who the client is, and a name is an
+            // identity here: refused as a re-registration (IRCv3 sasl-3.2 lets a server
+            // say so with 462).
+            "AUTHENTICATE" => self.reply(out, "462", &["You may not reregister"]),
             "NICK" => match m.param(0) {
                 None => self.reply(out, "431", &["No nickname given"]),
                 Some(nick) if nick == self.nick => {}
@@ -149,15 +235,9 @@ impl Incoming {
                 let server = self.server.name.clone();
                 self.reply(out, "391", &[&server, &now]);
             }
-            // Nobody's past nicks are kept: every one is unknown (Modern IRC's replies).
             "WHOWAS" => match m.param(0).filter(|n| !n.is_empty()) {
                 None => self.reply(out, "431", &["No nickname given"]),
-                Some(nicks) => {
-                    for nick in nicks.split(',') {
-                        self.reply(out, "406", &[nick, "There was no such nickname"]);
-                    }
-                    self.reply(out, "369", &[nicks, "End of WHOWAS"]);
-                }
+                Some(nicks) => self.whowas(nicks, m.param(1), out),
             },
             _ => self.reply(out, "421", &[command, "Unknown command"]),
         }
@@ -255,11 +335,24 @@ impl Incoming {
         for channel in channels.split(',').filter(|c| !c.is_empty()) {
             match RoomName::parse(channel) {
                 Ok(room) => {
-                    if m.command == "JOIN" {
+                    let join = m.command == "JOIN";
+                    if join {
                         self.probe(&room, out);
                     }
+                    // draft/read-marker: the account's marker, which the writer says
+                    // before the join's `366`.
+                    let read =
+                        (join && self.registered && self.caps.has(Cap::ReadMarker)).then(|| {
+                            ClientLine::Read {
+                                conv: Conv::Room(room.clone()),
+                                id: None,
+                            }
+                        });
                     let (cmd, line) = line(room);
                     self.ask(out, cmd, line);
+                    if let Some(read) = read {
+                        out.push(Request::Line(read));
+                    }
                 }
                 Err(_) => self.reply(out, "403", &[channel, "No such channel"]),
             }
@@ -536,6 +629,50 @@ impl Incoming {
         }
     }
 
+    /// `WHOWAS <nick>[,<nick>...] [count]`: the IRC users of this server who left under
+    /// that name, newest first (`314`, `312`), or `406`; then `369`. Users of native
+    /// connections and of other nodes are not remembered.
+    fn whowas(&self, nicks: &str, count: Option<&str>, out: &mut Vec<Request>) {
+        let count = count
+            .and_then(|c| c.parse::<i64>().ok())
+            .filter(|c| *c > 0)
+            .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        let server = self.server.name.clone();
+        for nick in nicks.split(',') {
+            let was = self.server.was(nick);
+            if was.is_empty() {
+                self.reply(out, "406", &[nick, "There was no such nickname"]);
+            }
+            for (name, user, real) in was.into_iter().take(count) {
+                self.reply(out, "314", &[&name, &user, &server, "*", &real]);
+                self.reply(out, "312", &[&name, &server, "chat-server"]);
+            }
+        }
+        self.reply(out, "369", &[nicks, "End of WHOWAS"]);
+    }
+
+    /// `HELP [subject]`: `704`, `705`..., `706` (Modern IRC), or `524` for a subject
+    /// with no help.
+    fn help(&self, subject: Option<&str>, out: &mut Vec<Request>) {
+        let Some(subject) = subject.filter(|s| !s.is_empty()) else {
+            self.reply(out, "704", &["*", "Commands (HELP <command> for one):"]);
+            for chunk in HELP.chunks(8) {
+                let names: Vec<&str> = chunk.iter().map(|(name, _)| *name).collect();
+                self.reply(out, "705", &["*", &names.join(" ")]);
+            }
+            return self.reply(out, "706", &["*", "End of /HELP"]);
+        };
+        let upper = subject.to_ascii_uppercase();
+        match HELP.iter().find(|(name, _)| *name == upper) {
+            Some((name, text)) => {
+                self.reply(out, "704", &[subject, &format!("** {name} **")]);
+                self.reply(out, "705", &[subject, text]);
+                self.reply(out, "706", &[subject, "End of /HELP"]);
+            }
+            None => self.reply(out, "524", &[subject, "No help available on this topic"]),
+        }
+    }
+
     /// The watched list for the writer.
     fn monitor_marker(&self, out: &mut Vec<Request>) {
         let folded: Vec<&str> = self.monitor.iter().map(|(f, _)| f.as_str()).collect();
@@ -717,6 +854,13 @@ impl Incoming {
                 }
             },
         };
+        if !self.registered {
+            // The native protocol keeps markers for accounts only: this connection's
+            // own, kept by the writer, for as long as it lasts.
+            let ms = id.map_or_else(|| "-".to_owned(), |id| (id.get() / 1000).to_string());
+            let marker = Cmd::LocalRead(format!("{ms} {target}")).marker(self.seq);
+            return out.push(Request::Begin(Bytes::from(marker)));
+        }
         if id.is_some() {
             let set = ClientLine::Read {
                 conv: conv.clone(),

@@ -39,6 +39,8 @@ pub fn server(server_name: &str, presence_all: bool) -> Arc<Server> {
         // Client-only tags (`+draft/reply` ...) are not relayed: the broker's messages
         // carry none (IRCv3 message-tags: CLIENTTAGDENY).
         "CLIENTTAGDENY=*".to_owned(),
+        // LIST takes masks, !masks and <n/>n user counts.
+        "ELIST=MNU".to_owned(),
         format!("CHATHISTORY={}", chat_proto::MAX_HISTORY_LINES),
         "MODES=4".to_owned(),
         "MSGREFTYPES=msgid,timestamp".to_owned(),
@@ -65,5 +67,6 @@ pub fn server(server_name: &str, presence_all: bool) -> Arc<Server> {
         isupport,
         version: env!("CARGO_PKG_VERSION"),
         idents: std::sync::Mutex::default(),
+        whowas: std::sync::Mutex::default(),
     })
 }

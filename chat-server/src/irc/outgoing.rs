@@ -18,7 +18,7 @@
 //!   its late end ignored.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +44,13 @@ pub struct Server {
     /// folded name, for `WHO` and `WHOIS`; the broker knows neither (native users and
     /// users of other nodes show their name as both).
     pub idents: Mutex<HashMap<String, Ident>>,
+    /// The last IRC users of this server who left, newest last, for `WHOWAS`: folded
+    /// name, name, username, real name.
+    pub whowas: Mutex<VecDeque<(String, String, String, String)>>,
 }
+
+/// How many departed users `WHOWAS` remembers.
+const WHOWAS_KEPT: usize = 256;
 
 /// What `USER` said, and which connection said it.
 #[derive(Debug, Clone)]
@@ -65,14 +71,39 @@ impl Server {
         }
     }
 
-    /// Forgets `name`'s words if connection `conn` said them.
+    /// Forgets `name`'s words if connection `conn` said them, and keeps them for
+    /// `WHOWAS`.
     pub fn drop_ident(&self, name: &UserName, conn: u64) {
-        if let Ok(mut idents) = self.idents.lock() {
-            let folded = name.folded().to_string();
-            if idents.get(&folded).is_some_and(|ident| ident.conn == conn) {
-                idents.remove(&folded);
+        let folded = name.folded().to_string();
+        let gone = match self.idents.lock() {
+            Ok(mut idents) if idents.get(&folded).is_some_and(|ident| ident.conn == conn) => {
+                idents.remove(&folded)
             }
+            _ => None,
+        };
+        if let (Some(ident), Ok(mut whowas)) = (gone, self.whowas.lock()) {
+            if whowas.len() == WHOWAS_KEPT {
+                whowas.pop_front();
+            }
+            whowas.push_back((folded, name.as_str().to_owned(), ident.user, ident.real));
         }
+    }
+
+    /// Who left as `name`, newest first: its name as it was, username and real name.
+    pub fn was(&self, name: &str) -> Vec<(String, String, String)> {
+        let Ok(name) = UserName::parse(name) else {
+            return Vec::new();
+        };
+        let folded = name.folded();
+        let Ok(whowas) = self.whowas.lock() else {
+            return Vec::new();
+        };
+        whowas
+            .iter()
+            .rev()
+            .filter(|(f, ..)| *f == folded)
+            .map(|(_, n, u, r)| (n.clone(), u.clone(), r.clone()))
+            .collect()
     }
 
     /// The username and real name `name` registered with, or its name for both.
@@ -118,8 +149,8 @@ pub enum Cmd {
     Who(String),
     /// `WHOIS <nick>`.
     Whois(String),
-    /// `LIST`.
-    List,
+    /// `LIST [filters]`: the filters as given (masks, `!mask`, `<n`, `>n`).
+    List(String),
     /// `LUSERS`.
     Lusers,
     /// `USERHOST`: the `whois` replies make one `302`.
@@ -135,6 +166,9 @@ pub enum Cmd {
     /// `MARKREAD <target>`, also asked after each move: where the marker is now, the
     /// one answer a `MARKREAD` gets.
     MarkReadNow(String),
+    /// `MARKREAD` of a client not logged in to an account: `<ms or -> <target>`, kept
+    /// and answered by the writer.
+    LocalRead(String),
 }
 
 /// Which stored messages a `CHATHISTORY` keeps of the native replies it asked for.
@@ -181,12 +215,13 @@ impl Cmd {
             Cmd::Bans(c) => write!(m, "bans {c}"),
             Cmd::Who(c) => write!(m, "who {c}"),
             Cmd::Whois(c) => write!(m, "whois {c}"),
-            Cmd::List => write!(m, "list -"),
+            Cmd::List(filters) => write!(m, "list {filters}"),
             Cmd::Lusers => write!(m, "lusers -"),
             Cmd::Userhost => write!(m, "userhost -"),
             Cmd::Monitor(c) => write!(m, "monitor {c}"),
             Cmd::MarkRead(c) => write!(m, "markread {c}"),
             Cmd::MarkReadNow(c) => write!(m, "markreadnow {c}"),
+            Cmd::LocalRead(c) => write!(m, "localread {c}"),
             Cmd::History(ask) => {
                 let (kind, n, bound) = match ask.select {
                     Select::Last(n) => ("last", n, 0),
@@ -221,12 +256,13 @@ impl Cmd {
             "bans" => Cmd::Bans(arg),
             "who" => Cmd::Who(arg),
             "whois" => Cmd::Whois(arg),
-            "list" => Cmd::List,
+            "list" => Cmd::List(arg),
             "lusers" => Cmd::Lusers,
             "userhost" => Cmd::Userhost,
             "monitor" => Cmd::Monitor(arg),
             "markread" => Cmd::MarkRead(arg),
             "markreadnow" => Cmd::MarkReadNow(arg),
+            "localread" => Cmd::LocalRead(arg),
             "history" => {
                 let mut words = arg.split(' ');
                 let target = words.next()?.to_owned();
@@ -379,6 +415,13 @@ pub struct Outgoing {
     names_end: Option<String>,
     /// The users a `USERHOST` found so far, and whether each is away.
     userhost: Vec<(String, bool)>,
+    /// Logged in to a registered account: read markers are the account's.
+    registered: bool,
+    /// A join's `366`, held until the account's read marker for the channel comes.
+    join_end: Option<(String, String)>,
+    /// Read markers of a client not logged in to an account: milliseconds by target
+    /// (lower-cased).
+    local_reads: HashMap<String, u64>,
     /// The nicks `MONITOR` watches, folded.
     monitored: HashSet<String>,
     /// The users online a `MONITOR` found so far.
@@ -413,9 +456,18 @@ impl Outgoing {
             userhost: Vec::new(),
             leaving: Vec::new(),
             monitored: HashSet::new(),
+            local_reads: HashMap::new(),
+            registered: false,
+            join_end: None,
             monitor_online: Vec::new(),
             own: None,
         }
+    }
+
+    /// Says whether the client logged in to a registered account.
+    pub fn registered(mut self, registered: bool) -> Self {
+        self.registered = registered;
+        self
     }
 
     /// This client's `USER` username and real name, for its own `WHOIS`.
@@ -493,7 +545,7 @@ impl Outgoing {
                     // `from <sender> ...`: the sender's own is the echo of its PRIVMSG.
                     let sender = line[5..].split(|&b| b == b' ').next();
                     if sender == Some(self.nick.as_bytes()) {
-                        emitted.push(irc);
+                        emitted.push(self.own_echo(irc));
                     } else {
                         delivered.push(irc);
                     }
@@ -532,6 +584,9 @@ impl Outgoing {
                         self.server_line(parsed, next.as_ref(), out);
                         if let (true, Some(irc)) = (room, out.last()) {
                             keep_room_line(&self.server, self.caps, line, irc.clone());
+                            if !delivery && let Some(irc) = out.pop() {
+                                out.push(self.own_echo(irc));
+                            }
                         }
                     }
                     // Every line the broker sends parses; were one not to, the client
@@ -624,6 +679,11 @@ impl Outgoing {
     /// `NAMES` that had no reply.
     fn end_command(&mut self, emitted: &mut Vec<String>) {
         self.flush_names(emitted);
+        // The account's marker did not come in time (a cluster may answer later): the
+        // join's end without it.
+        if let Some((_, end)) = self.join_end.take() {
+            emitted.push(end);
+        }
         match self.cmd.take() {
             Some(Cmd::Who(mask)) => {
                 emitted.push(self.numeric("315", &[&mask, "End of WHO list"]));
@@ -663,6 +723,17 @@ impl Outgoing {
                 if !offline.is_empty() {
                     emitted.push(self.numeric("731", &[&offline.join(",")]));
                 }
+            }
+            Some(Cmd::LocalRead(ask)) => {
+                let (ms, target) = ask.split_once(' ').unwrap_or(("-", &ask));
+                let key = target.to_lowercase();
+                let stored = self.local_reads.entry(key).or_insert(0);
+                // A marker only moves forward.
+                if let Ok(ms) = ms.parse::<u64>() {
+                    *stored = (*stored).max(ms);
+                }
+                let stored = *stored;
+                emitted.push(self.markread_line(target, stored));
             }
             Some(Cmd::Userhost) => {
                 // `nick=+user@host`, `-` when away (RFC 2812 `302`).
@@ -826,8 +897,15 @@ impl Outgoing {
             ServerLine::Roles { room, members } => self.roles(&room, &members, next, out),
             ServerLine::Topic { room, topic } => self.topic(&room, topic, out),
             ServerLine::Rooms(rooms) => {
+                let filters = match &self.cmd {
+                    Some(Cmd::List(filters)) => filters.clone(),
+                    _ => String::new(),
+                };
                 out.push(self.numeric("321", &["Channel", "Users  Name"]));
                 for (room, count) in rooms {
+                    if !listed(&filters, room.as_str(), count) {
+                        continue;
+                    }
                     let count = count.to_string();
                     out.push(self.numeric("322", &[room.as_str(), &count, ""]));
                 }
@@ -918,6 +996,20 @@ impl Outgoing {
             }
             ServerLine::InviteSent { name, room } => {
                 out.push(self.numeric("341", &[name.as_str(), room.as_str()]));
+            }
+            ServerLine::Read {
+                conv: Conv::Room(room),
+                id,
+            } if self
+                .join_end
+                .as_ref()
+                .is_some_and(|(r, _)| r == room.as_str()) =>
+            {
+                let ms = id.map_or(0, |id| id.get() / 1000);
+                out.push(self.markread_line(room.as_str(), ms));
+                if let Some((_, end)) = self.join_end.take() {
+                    out.push(end);
+                }
             }
             ServerLine::Read { conv, id } => {
                 let target = self.conv_target(&conv);
@@ -1016,6 +1108,16 @@ impl Outgoing {
                 let tags = self.tags(Some(id_time(id.get())), Some(id));
                 out.push(privmsg(&tags, &source, room.as_str(), text.as_str()));
             }
+        }
+    }
+
+    /// The echo of this client's own room message: a `NOTICE` when it sent one (the
+    /// broker's room line does not say which it was).
+    fn own_echo(&self, irc: String) -> String {
+        if self.cmd == Some(Cmd::Message { notice: true }) {
+            irc.replacen(" PRIVMSG ", " NOTICE ", 1)
+        } else {
+            irc
         }
     }
 
@@ -1160,9 +1262,10 @@ impl Outgoing {
             // `NAMES` of a channel that does not exist: only the `366`.
             Some(
                 Cmd::Who(_)
-                | Cmd::List
+                | Cmd::List(_)
                 | Cmd::Lusers
                 | Cmd::Userhost
+                | Cmd::LocalRead(_)
                 | Cmd::Monitor(_)
                 | Cmd::Names(_)
                 | Cmd::Probe(_),
@@ -1262,6 +1365,24 @@ impl Outgoing {
         }
         if !line.is_empty() {
             out.push(self.numeric("353", &[symbol, room, &line]));
+        }
+        // draft/read-marker: a joiner hears its marker before `366`: this connection's
+        // own, or the account's, asked after the join (the `366` waits for it).
+        if self.caps.has(Cap::ReadMarker)
+            && matches!(&self.cmd, Some(Cmd::Join(joined)) if joined == room)
+        {
+            if self.registered {
+                let end = self.numeric("366", &[room, "End of /NAMES list"]);
+                self.join_end = Some((room.to_owned(), end));
+                self.named = Some(stash.room);
+                return;
+            }
+            let ms = self
+                .local_reads
+                .get(&room.to_lowercase())
+                .copied()
+                .unwrap_or(0);
+            out.push(self.markread_line(room, ms));
         }
         // A `NAMES` says its one `366` at its end.
         if self.names_end.is_none() {
@@ -1446,6 +1567,16 @@ impl Outgoing {
         }
     }
 
+    /// `MARKREAD <target> timestamp=<time>`, or `*` for none (0).
+    fn markread_line(&self, target: &str, ms: u64) -> String {
+        let stamp = if ms == 0 {
+            "*".to_owned()
+        } else {
+            format!("timestamp={}", id_time(ms * 1000))
+        };
+        format!(":{} MARKREAD {target} {stamp}\r\n", self.server.name)
+    }
+
     fn conv_target(&self, conv: &Conv) -> String {
         match conv {
             Conv::Room(room) => room.as_str().to_owned(),
@@ -1501,6 +1632,34 @@ fn select(entries: Vec<HistoryEntry>, select: Select) -> Vec<HistoryEntry> {
                 .collect()
         }
     }
+}
+
+/// Whether `LIST`'s `filters` (comma-separated, ELIST `MNU`) keep a channel with `users`
+/// members: every `<n`/`>n` holds, no `!mask` matches, and one mask matches if any is
+/// given.
+fn listed(filters: &str, room: &str, users: impl TryInto<u64>) -> bool {
+    let users: u64 = users.try_into().unwrap_or(u64::MAX);
+    let mut masks = 0;
+    let mut matched = false;
+    for filter in filters.split(',').filter(|f| !f.is_empty()) {
+        if let Some(n) = filter.strip_prefix('<') {
+            if !n.parse::<u64>().is_ok_and(|n| users < n) {
+                return false;
+            }
+        } else if let Some(n) = filter.strip_prefix('>') {
+            if !n.parse::<u64>().is_ok_and(|n| users > n) {
+                return false;
+            }
+        } else if let Some(mask) = filter.strip_prefix('!') {
+            if glob(mask, room) {
+                return false;
+            }
+        } else {
+            masks += 1;
+            matched |= glob(filter, room);
+        }
+    }
+    masks == 0 || matched
 }
 
 /// Whether `text` matches `mask`, where `*` is any run of characters and `?` any one,

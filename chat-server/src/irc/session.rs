@@ -62,6 +62,7 @@ pub(crate) async fn serve<A: Send>(
                 conn,
                 server,
                 caps: Caps::default(),
+                registered: false,
             };
             let registered = session.register(&mut lines, &mut writer, outbox).await;
             let result = match registered {
@@ -125,6 +126,8 @@ struct Session {
     conn: Connection,
     server: Arc<Server>,
     caps: Caps,
+    /// Logged in to a registered account (its password checked).
+    registered: bool,
 }
 
 impl Session {
@@ -392,6 +395,7 @@ impl Session {
         let accepted = sent && accepted_rx.await.unwrap_or(false);
         count_login(sent, accepted);
         if accepted {
+            self.registered = authenticated;
             let nick = name.as_str();
             let (user, real) = got.user.clone().unwrap_or_default();
             let ident = Ident {
@@ -400,7 +404,9 @@ impl Session {
                 real: real.clone(),
             };
             self.server.set_ident(&name, ident);
-            let outgoing = Outgoing::new(self.server.clone(), nick, self.caps).identity(user, real);
+            let outgoing = Outgoing::new(self.server.clone(), nick, self.caps)
+                .identity(user, real)
+                .registered(authenticated);
             writer.speak_irc(outgoing);
             return Ok(LogIn::Done(name));
         }
@@ -440,7 +446,8 @@ impl Session {
         writer: &mut Writer,
     ) -> Option<(BrokerEvent, io::Result<()>)> {
         let id = self.conn.id;
-        let mut incoming = Incoming::new(self.server.clone(), name.as_str(), self.caps);
+        let mut incoming = Incoming::new(self.server.clone(), name.as_str(), self.caps)
+            .registered(self.registered);
         if self.caps.has(Cap::EchoMessage) {
             let echo = BrokerEvent::Lines {
                 id,
