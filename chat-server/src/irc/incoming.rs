@@ -19,6 +19,15 @@ use super::outgoing::{
     Cmd, HistoryAsk, Select, Server, caps_marker, end_marker, label_marker, monitor_marker,
 };
 
+/// What a probe asks the broker about a channel before a command.
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    /// Its modes (`/mode`): whether it is secret, for `353`.
+    Modes,
+    /// Its members (`/names`): whether it exists, and whether the client is in it.
+    Members,
+}
+
 /// The most nicks one client may `MONITOR` (`MONITOR=` in `005`).
 pub const MONITOR_LIMIT: usize = 100;
 /// Nicks per `732` line.
@@ -300,7 +309,7 @@ impl Incoming {
         )));
         for channel in channels.split(',') {
             if let Ok(room) = RoomName::parse(channel) {
-                self.probe(&room, out);
+                self.probe(&room, Ask::Modes, out);
                 out.push(Request::Begin(Bytes::from(
                     Cmd::Names(channels.to_owned()).marker(self.seq),
                 )));
@@ -309,17 +318,21 @@ impl Incoming {
         }
     }
 
-    /// Asks for `room`'s modes and whether it exists, for the writer to know before the
-    /// command that follows (`=` or `@` in `353`, `403` for a `TOPIC` query).
-    fn probe(&self, room: &RoomName, out: &mut Vec<Request>) {
+    /// Asks what the writer must know of `room` before the command that follows: its
+    /// modes (`=` or `@` in `353`) or its members (`403` for a `TOPIC` query, a
+    /// `CHATHISTORY` of a channel the client is not in).
+    fn probe(&self, room: &RoomName, ask: Ask, out: &mut Vec<Request>) {
         out.push(Request::Begin(Bytes::from(
             Cmd::Probe(room.to_string()).marker(self.seq),
         )));
-        out.push(Request::Line(ClientLine::Mode {
-            room: room.clone(),
-            changes: Vec::new(),
+        // One question each: in a cluster, each is a round trip to Redis.
+        out.push(Request::Line(match ask {
+            Ask::Modes => ClientLine::Mode {
+                room: room.clone(),
+                changes: Vec::new(),
+            },
+            Ask::Members => ClientLine::Names(room.clone()),
         }));
-        out.push(Request::Line(ClientLine::Names(room.clone())));
     }
 
     /// A command on a comma-separated list of channels, each asked for on its own.
@@ -337,7 +350,7 @@ impl Incoming {
                 Ok(room) => {
                     let join = m.command == "JOIN";
                     if join {
-                        self.probe(&room, out);
+                        self.probe(&room, Ask::Modes, out);
                     }
                     // draft/read-marker: the account's marker, which the writer says
                     // before the join's `366`.
@@ -379,7 +392,7 @@ impl Incoming {
         };
         match m.param(1) {
             None => {
-                self.probe(&room, out);
+                self.probe(&room, Ask::Members, out);
                 self.ask(
                     out,
                     Cmd::Topic(room.to_string()),
@@ -799,7 +812,7 @@ impl Incoming {
         // Only a member may read a channel's history (draft/chathistory: INVALID_TARGET
         // otherwise), though the native `/history` answers anyone: the writer checks.
         if let Conv::Room(room) = &conv {
-            self.probe(room, out);
+            self.probe(room, Ask::Members, out);
         }
         let ask = HistoryAsk {
             sub: sub.clone(),
