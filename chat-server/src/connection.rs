@@ -559,8 +559,8 @@ impl Writer {
             match self.irc.as_mut() {
                 None => self.inbox.take_into(&mut self.out, WRITE_CHUNK_BYTES),
                 Some(irc) => {
-                    let mut native = BytesMut::new();
-                    self.inbox.take_into(&mut native, WRITE_CHUNK_BYTES);
+                    let mut native = Vec::new();
+                    self.inbox.take_lines(&mut native, WRITE_CHUNK_BYTES);
                     irc.translate(&native, &mut self.out);
                     if self.out.is_empty() {
                         return Poll::Ready(Ok(Wrote::More));

@@ -186,6 +186,22 @@ impl Inbox {
         }
     }
 
+    /// Moves queued lines to `out`, as they were queued (shared, not copied), while
+    /// they hold less than `max` bytes, at least one line if any is queued: for a
+    /// writer that translates them and may know a line it has seen.
+    pub fn take_lines(&mut self, out: &mut Vec<Line>, max: usize) {
+        let mut state = self.shared.state();
+        let mut taken = 0;
+        while out.is_empty() || taken < max {
+            let Some(line) = state.lines.pop_front() else {
+                break;
+            };
+            state.bytes -= line.len();
+            taken += line.len();
+            out.push(line);
+        }
+    }
+
     /// Waits until the broker has dropped the [`Outbox`], then returns the last line
     /// queued and drops the rest: a kicked client's farewell.
     pub async fn last_line(&mut self) -> Option<Line> {

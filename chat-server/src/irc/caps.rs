@@ -81,7 +81,7 @@ impl Cap {
 }
 
 /// The capabilities a connection has enabled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Caps(u16);
 
 impl Caps {

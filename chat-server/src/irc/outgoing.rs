@@ -22,7 +22,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use rustc_hash::FxHashMap;
 use chat_proto::{
     Conv, HistoryEntry, MessageId, MessageText, ModeChange, Recipient, Role, RoomName, Scope,
     ServerLine, Setter, Timestamp, TopicInfo, UserName,
@@ -30,6 +31,7 @@ use chat_proto::{
 
 use super::caps::{Cap, Caps};
 use super::message::{escape_tag, push_params};
+use crate::sendq::Line;
 
 /// What every connection of one listener says the same way.
 #[derive(Debug)]
@@ -335,53 +337,66 @@ enum MarkReadAnswer {
     Failed,
 }
 
-/// How many room messages each thread keeps the IRC form of.
-const ROOM_LINES_KEPT: usize = 4;
+/// How many room messages each thread keeps the IRC form of: more than a busy
+/// channel has on its way to its readers at once, so that each is translated once.
+const ROOM_LINES_KEPT: usize = 4096;
 
 thread_local! {
-    /// The IRC form of the room messages this thread translated last. A message to a
-    /// channel of 1,000 reaches 1,000 writers, mostly one after another on the same
-    /// thread, and its IRC form depends only on the listener and the capabilities: it
-    /// is made once, not 1,000 times.
-    static ROOM_LINES: RefCell<Vec<(RoomLineKey, String)>> = const { RefCell::new(Vec::new()) };
+    /// The IRC form of the room messages this thread translated lately. A message to a
+    /// channel of 1,000 is one [`Line`] queued 1,000 times (the same bytes, shared), and
+    /// its IRC form depends only on the listener and the capabilities: it is made once
+    /// per thread, not 1,000 times.
+    static ROOM_LINES: RefCell<RoomLines> = RefCell::new(RoomLines::default());
 }
 
-/// A native room message as one kind of IRC client sees it: the server's name is in
-/// every source, the capabilities decide the tags.
-#[derive(Debug)]
+/// A room message as one kind of IRC client sees it: the queued line (by identity),
+/// the listener (its name is in every source), the capabilities (they decide the tags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct RoomLineKey {
-    server: String,
+    native: (usize, usize),
+    server: usize,
     caps: Caps,
-    native: Box<[u8]>,
 }
 
-/// The IRC form kept for `native`, a room message as a client of `server` with `caps`
-/// sees it.
-fn cached_room_line(server: &Server, caps: Caps, native: &[u8]) -> Option<String> {
-    if !native.starts_with(b"from ") {
-        return None;
+/// The kept translations, oldest first out.
+#[derive(Debug, Default)]
+struct RoomLines {
+    /// Each with the native line and the listener it was made for, held so that their
+    /// addresses, which the keys are, cannot be reused while kept.
+    kept: FxHashMap<RoomLineKey, (Line, Arc<Server>, Bytes)>,
+    order: VecDeque<RoomLineKey>,
+}
+
+impl RoomLineKey {
+    fn new(server: &Arc<Server>, caps: Caps, native: &Line) -> Self {
+        Self {
+            native: (native.as_ptr() as usize, native.len()),
+            server: Arc::as_ptr(server) as usize,
+            caps,
+        }
     }
-    ROOM_LINES.with_borrow(|kept| {
-        kept.iter()
-            .find(|(key, _)| {
-                *key.native == *native && key.caps == caps && key.server == server.name
-            })
-            .map(|(_, irc)| irc.clone())
-    })
+}
+
+/// The IRC form kept for `native`, a queued room message, for a client of `server`
+/// with `caps`.
+fn cached_room_line(server: &Arc<Server>, caps: Caps, native: &Line) -> Option<Bytes> {
+    let key = RoomLineKey::new(server, caps, native);
+    ROOM_LINES.with_borrow(|lines| lines.kept.get(&key).map(|(_, _, irc)| irc.clone()))
 }
 
 /// Keeps `irc` as the IRC form of `native` for clients of `server` with `caps`.
-fn keep_room_line(server: &Server, caps: Caps, native: &[u8], irc: String) {
-    let key = RoomLineKey {
-        server: server.name.clone(),
-        caps,
-        native: native.into(),
-    };
-    ROOM_LINES.with_borrow_mut(|kept| {
-        if kept.len() == ROOM_LINES_KEPT {
-            kept.remove(0);
+fn keep_room_line(server: &Arc<Server>, caps: Caps, native: &Line, irc: &str) {
+    let key = RoomLineKey::new(server, caps, native);
+    ROOM_LINES.with_borrow_mut(|lines| {
+        if lines.order.len() == ROOM_LINES_KEPT
+            && let Some(oldest) = lines.order.pop_front()
+        {
+            lines.kept.remove(&oldest);
         }
-        kept.push((key, irc));
+        let kept = (native.clone(), server.clone(), Bytes::copy_from_slice(irc.as_bytes()));
+        if lines.kept.insert(key, kept).is_none() {
+            lines.order.push_back(key);
+        }
     });
 }
 
@@ -476,18 +491,34 @@ impl Outgoing {
         self
     }
 
-    /// Translates `native` (whole lines) and appends the IRC lines to `out`.
-    pub fn translate(&mut self, native: &[u8], out: &mut BytesMut) {
+    /// Translates the queued lines (each one or more whole native lines) and appends the
+    /// IRC lines to `out`.
+    pub fn translate(&mut self, queued: &[Line], out: &mut BytesMut) {
         self.now = None;
-        let mut lines = native
-            .split_inclusive(|&b| b == b'\n')
-            .map(|line| line.strip_suffix(b"\n").unwrap_or(line))
+        let mut lines = queued
+            .iter()
+            .flat_map(|chunk| {
+                chunk
+                    .split_inclusive(|&b| b == b'\n')
+                    .map(move |line| (chunk, line.strip_suffix(b"\n").unwrap_or(line)))
+            })
             .peekable();
-        while let Some(line) = lines.next() {
-            let next = lines.peek().copied();
+        while let Some((chunk, line)) = lines.next() {
+            // A room message queued alone: maybe translated already, for another reader.
+            let whole = (chunk.len() == line.len() + 1 && line.starts_with(b"from "))
+                .then_some(chunk);
+            if let Some(irc) = whole.and_then(|w| cached_room_line(&self.server, self.caps, w))
+                && self.names.is_none()
+                && !self.is_own(line)
+            {
+                self.named = None;
+                out.extend_from_slice(&irc);
+                continue;
+            }
+            let next = lines.peek().map(|(_, line)| *line);
             let mut emitted = Vec::new();
             let mut delivered = Vec::new();
-            self.one(line, next, &mut emitted, &mut delivered);
+            self.one(line, whole, next, &mut emitted, &mut delivered);
             for line in emitted {
                 self.emit(line, out);
             }
@@ -496,6 +527,13 @@ impl Outgoing {
                 out.extend_from_slice(line.as_bytes());
             }
         }
+    }
+
+    /// Whether `line` (`from <sender> ...`) is this client's own message.
+    fn is_own(&self, line: &[u8]) -> bool {
+        line.get(5..)
+            .and_then(|rest| rest.split(|&b| b == b' ').next())
+            .is_some_and(|sender| sender == self.nick.as_bytes())
     }
 
     /// A native line the broker gave as a connection's last (why it was cut off).
@@ -520,6 +558,7 @@ impl Outgoing {
     fn one(
         &mut self,
         line: &[u8],
+        whole: Option<&Line>,
         next: Option<&[u8]>,
         emitted: &mut Vec<String>,
         delivered: &mut Vec<String>,
@@ -539,12 +578,12 @@ impl Outgoing {
                 emitted.push(line);
             }
             _ => {
-                if let Some(irc) = cached_room_line(&self.server, self.caps, line) {
+                if let Some(irc) = whole.and_then(|w| cached_room_line(&self.server, self.caps, w)) {
                     self.flush_names(emitted);
                     self.named = None;
-                    // `from <sender> ...`: the sender's own is the echo of its PRIVMSG.
-                    let sender = line[5..].split(|&b| b == b' ').next();
-                    if sender == Some(self.nick.as_bytes()) {
+                    let irc = String::from_utf8_lossy(&irc).into_owned();
+                    // The sender's own is the echo of its PRIVMSG.
+                    if self.is_own(line) {
                         emitted.push(self.own_echo(irc));
                     } else {
                         delivered.push(irc);
@@ -563,7 +602,13 @@ impl Outgoing {
                                 ..
                             }
                         );
-                        let next = next
+                        // Only these look at the line after them: parsing it for every line
+                        // would parse each line twice.
+                        let next = [&b"left "[..], b"roles ", b"whois "]
+                            .iter()
+                            .any(|word| line.starts_with(word))
+                            .then_some(next)
+                            .flatten()
                             .and_then(|n| std::str::from_utf8(n).ok())
                             .and_then(|n| n.parse::<ServerLine>().ok());
                         // The sender's own room message (echo-message) answers its
@@ -583,7 +628,9 @@ impl Outgoing {
                         };
                         self.server_line(parsed, next.as_ref(), out);
                         if let (true, Some(irc)) = (room, out.last()) {
-                            keep_room_line(&self.server, self.caps, line, irc.clone());
+                            if let Some(whole) = whole {
+                                keep_room_line(&self.server, self.caps, whole, irc);
+                            }
                             if !delivery && let Some(irc) = out.pop() {
                                 out.push(self.own_echo(irc));
                             }
