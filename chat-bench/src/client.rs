@@ -1,5 +1,5 @@
-//! Connecting and logging in many clients, and reading lines fast enough that this tool is
-//! never the bottleneck.
+//! Connecting and logging in many clients, natively or over IRC, and reading lines fast
+//! enough that this tool is never the bottleneck.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +11,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 
-/// Connections opened at once while logging in, so the listen backlog never overflows.
-const CONNECT_CONCURRENCY: usize = 256;
+/// Connections opened at once while logging in, by default: chat-server's listen backlog
+/// never overflows with this many. Servers with a shorter one need fewer (ngircd listens
+/// with a backlog of 10; an overflow there ends in resets).
+pub const CONNECT_CONCURRENCY: usize = 256;
 
 /// A logged-in client: a line reader and the write half.
 #[derive(Debug)]
@@ -23,9 +25,38 @@ pub struct Client {
     pub writer: OwnedWriteHalf,
 }
 
-/// The name of client `i`.
+/// The name of client `i` (its nick over IRC).
 pub fn name(i: usize) -> String {
     format!("b{i}")
+}
+
+/// Where a client connects, and the protocol it speaks there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The native protocol: the name, then `welcome`.
+    Native(SocketAddr),
+    /// IRC (chat-server's `--irc-addr`, or any IRC server): `NICK` and `USER`, then the
+    /// welcome numerics up to the end of the MOTD.
+    Irc(SocketAddr),
+}
+
+impl Endpoint {
+    /// Connects and logs in as [`name`]`(i)`.
+    pub async fn login(self, i: usize) -> anyhow::Result<Client> {
+        match self {
+            Endpoint::Native(addr) => login(addr, i).await,
+            Endpoint::Irc(addr) => irc_login(addr, i).await,
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<(LineReader, OwnedWriteHalf)> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (read_half, writer) = stream.into_split();
+    Ok((LineReader::new(read_half), writer))
 }
 
 /// Connects and logs in as [`name`]`(i)`, returning once `welcome` has arrived.
@@ -39,17 +70,12 @@ pub async fn login_as(
     i: usize,
     password: Option<&str>,
 ) -> anyhow::Result<Client> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_nodelay(true)?;
-    let (read_half, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = connect(addr).await?;
     let line = match password {
         Some(password) => format!("{} {password}\n", name(i)),
         None => format!("{}\n", name(i)),
     };
     writer.write_all(line.as_bytes()).await?;
-    let mut reader = LineReader::new(read_half);
     let welcome = format!("welcome {}", name(i));
     match reader.next_line().await? {
         Some(line) if line == welcome.as_bytes() => Ok(Client { reader, writer }),
@@ -60,6 +86,49 @@ pub async fn login_as(
         ),
         None => bail!("login of {}: the server closed the connection", name(i)),
     }
+}
+
+/// Registers over IRC as [`name`]`(i)` (`NICK`, `USER`, lines ending in `\r\n`),
+/// answering `PING`, and returns at `376` (end of MOTD) or `422` (no MOTD), which end
+/// every server's welcome.
+pub async fn irc_login(addr: SocketAddr, i: usize) -> anyhow::Result<Client> {
+    let (mut reader, mut writer) = connect(addr).await?;
+    let nick = name(i);
+    writer
+        .write_all(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").as_bytes())
+        .await?;
+    loop {
+        let Some(line) = reader.next_line().await? else {
+            bail!("IRC registration of {nick}: the server closed the connection")
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match irc_command(line) {
+            b"376" | b"422" => break,
+            b"PING" => {
+                let pong = [b"PONG", &line[4..], b"\r\n"].concat();
+                writer.write_all(&pong).await?;
+            }
+            b"ERROR" | b"432" | b"433" | b"436" | b"464" | b"465" => bail!(
+                "IRC registration of {nick} answered {:?}",
+                String::from_utf8_lossy(line)
+            ),
+            _ => {}
+        }
+    }
+    Ok(Client { reader, writer })
+}
+
+/// An IRC line's command or numeric: the word after its tags and source, if any.
+pub fn irc_command(line: &[u8]) -> &[u8] {
+    let mut rest = line;
+    for lead in [b'@', b':'] {
+        if rest.first() == Some(&lead) {
+            let space = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+            rest = rest[space..].trim_ascii_start();
+        }
+    }
+    let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    &rest[..end]
 }
 
 /// The password every account of the `accounts` scenario has.
@@ -84,20 +153,26 @@ pub async fn register(addr: SocketAddr, i: usize) -> anyhow::Result<()> {
     bail!("the server closed before confirming the registration")
 }
 
-/// Logs in clients `0..n`, several at a time, calling `started(i, client)` for each as
-/// soon as it is in (so its reader can start draining presence lines at once).
-pub async fn login_all<F>(nodes: &[SocketAddr], n: usize, mut started: F) -> anyhow::Result<()>
+/// Logs in clients `0..n`, each at `endpoint(i)`, at most `at_once` at a time, calling
+/// `started(i, client)` for each as soon as it is in (so its reader can start draining
+/// presence lines at once).
+pub async fn login_all<E, F>(
+    n: usize,
+    at_once: usize,
+    endpoint: E,
+    mut started: F,
+) -> anyhow::Result<()>
 where
+    E: Fn(usize) -> Endpoint,
     F: FnMut(usize, Client),
 {
-    let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let permits = Arc::new(Semaphore::new(at_once.max(1)));
     let mut logins = tokio::task::JoinSet::new();
     for i in 0..n {
-        // Clients spread over a cluster's nodes, round robin.
-        let addr = nodes[i % nodes.len()];
+        let endpoint = endpoint(i);
         let permit = permits.clone().acquire_owned().await?;
         logins.spawn(async move {
-            let client = login(addr, i).await;
+            let client = endpoint.login(i).await;
             drop(permit);
             (i, client)
         });

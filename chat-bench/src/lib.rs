@@ -1,7 +1,8 @@
 //! `chat-bench`: load, latency, memory and shutdown benchmarks for `chat-server`, and the
 //! loopback baseline they are measured against (docs/performance.md).
 //!
-//! - [`client`]: logging in many clients; a line reader that allocates nothing per line.
+//! - [`client`]: logging in many clients, natively or over IRC; a line reader that
+//!   allocates nothing per line.
 //! - [`load`]: `run`/`raw`: senders, windows, receivers that check every delivery.
 //! - [`scenarios`]: `idle`, `logins`, `drain`.
 //! - [`forwarder`]: the minimal forwarder behind `raw`.

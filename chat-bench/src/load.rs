@@ -1,6 +1,7 @@
 //! `chat-bench run` (and `raw`): N clients log in; S of them send M messages each to K
 //! others, to everyone, or to their room, with at most W unacknowledged per sender. Every delivery is
-//! checked against what was sent: lost, duplicated and reordered counts, latency.
+//! checked against what was sent: lost, duplicated and reordered counts, latency. A share
+//! of the clients (or all of them, against any IRC server) can speak IRC instead.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-use crate::client::{self, Client, LineReader};
+use crate::client::{self, Client, Endpoint, LineReader};
 use crate::procstat::{self, Machine, Sample};
 
 /// Ops per room in a governed room run, the room's creator included.
@@ -42,6 +43,11 @@ pub struct Spec {
     pub addr: SocketAddr,
     /// More nodes of a cluster: clients are spread over `addr` and these, round robin.
     pub also: Vec<SocketAddr>,
+    /// An IRC listener, for the [`irc_share`](Self::irc_share) of the clients.
+    pub irc: Option<SocketAddr>,
+    /// The fraction of the clients that connect to `irc`, spread evenly (0.5: every
+    /// other one); with 1, `addr` is never used, so any IRC server can be measured.
+    pub irc_share: f64,
     /// Clients logged in.
     pub clients: usize,
     /// How many of them send.
@@ -60,6 +66,8 @@ pub struct Spec {
     pub server_pid: Option<u32>,
     /// Give up waiting for deliveries after this long.
     pub timeout: Duration,
+    /// Most logins under way at once (a server with a short listen backlog needs few).
+    pub logins_at_once: usize,
     /// Clients that keep trying wrong passwords for a registered name during the run,
     /// each once a second (the server needs `--db`).
     pub attackers: usize,
@@ -70,6 +78,38 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// Where client `i` connects: to the IRC listener for [`irc_share`](Self::irc_share)
+    /// of the clients, else natively, round robin over the cluster's nodes.
+    pub fn endpoint(&self, i: usize) -> Endpoint {
+        let share = self.irc_share;
+        match self.irc {
+            Some(addr) if ((i + 1) as f64 * share).floor() > (i as f64 * share).floor() => {
+                Endpoint::Irc(addr)
+            }
+            _ => match (i % (self.also.len() + 1)).checked_sub(1) {
+                Some(node) => Endpoint::Native(self.also[node]),
+                None => Endpoint::Native(self.addr),
+            },
+        }
+    }
+
+    /// What client `i` writes before a message's text, and after it.
+    fn framing(&self, i: usize) -> (String, &'static str) {
+        let target = match self.fanout {
+            Fanout::Broadcast => "*".to_owned(),
+            Fanout::Rooms(_) => self.room(i).unwrap_or_default(),
+            Fanout::Others(_) => {
+                let names: Vec<String> =
+                    self.destinations(i).into_iter().map(client::name).collect();
+                names.join(",")
+            }
+        };
+        match self.endpoint(i) {
+            Endpoint::Native(_) => (format!("{target}: "), "\n"),
+            Endpoint::Irc(_) => (format!("PRIVMSG {target} :"), "\r\n"),
+        }
+    }
+
     fn destinations(&self, sender: usize) -> Vec<usize> {
         match self.fanout {
             Fanout::Others(k) => (1..=k).map(|d| (sender + d) % self.clients).collect(),
@@ -187,6 +227,16 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
         ),
         Fanout::Broadcast => {}
     }
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&spec.irc_share) && (spec.irc_share == 0.0 || spec.irc.is_some()),
+        "the IRC share is a fraction from 0 to 1, and needs the IRC listener's address"
+    );
+    if spec.irc_share > 0.0 {
+        anyhow::ensure!(
+            spec.fanout != Fanout::Broadcast && !spec.governed,
+            "IRC clients send to their room or to others: no broadcast, no governed rooms"
+        );
+    }
     let mut expected_by_receiver = vec![0u64; spec.clients];
     for sender in 0..spec.senders {
         for d in spec.destinations(sender) {
@@ -215,18 +265,22 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     let mut receiver_tasks = Vec::new();
     let mut writers: Vec<Option<OwnedWriteHalf>> = (0..spec.clients).map(|_| None).collect();
     eprintln!("logging in {} clients...", spec.clients);
-    let mut nodes = vec![spec.addr];
-    nodes.extend(&spec.also);
-    client::login_all(&nodes, spec.clients, |i, Client { reader, writer }| {
-        writers[i] = Some(writer);
-        let shared = shared.clone();
-        let owed = Owed {
-            deliveries: expected_by_receiver[i],
-            mode_lines: spec.mode_lines(i),
-        };
-        let senders = spec.senders;
-        receiver_tasks.push(tokio::spawn(receive(reader, owed, senders, shared)));
-    })
+    let endpoint = |i| spec.endpoint(i);
+    client::login_all(
+        spec.clients,
+        spec.logins_at_once,
+        endpoint,
+        |i, Client { reader, writer }| {
+            writers[i] = Some(writer);
+            let shared = shared.clone();
+            let owed = Owed {
+                deliveries: expected_by_receiver[i],
+                mode_lines: spec.mode_lines(i),
+            };
+            let senders = spec.senders;
+            receiver_tasks.push(tokio::spawn(receive(reader, owed, senders, shared)));
+        },
+    )
     .await?;
     if let Fanout::Rooms(r) = spec.fanout {
         if spec.governed {
@@ -258,19 +312,10 @@ pub async fn run(spec: &Spec) -> anyhow::Result<Outcome> {
     let mut sender_tasks = Vec::new();
     for (i, writer) in writers.iter_mut().enumerate().take(spec.senders) {
         let writer = writer.take().context("every client logged in")?;
-        let prefix = match spec.fanout {
-            Fanout::Broadcast => "*: ".to_owned(),
-            Fanout::Rooms(_) => format!("{}: ", spec.room(i).unwrap_or_default()),
-            Fanout::Others(_) => {
-                let names: Vec<String> =
-                    spec.destinations(i).into_iter().map(client::name).collect();
-                format!("{}: ", names.join(","))
-            }
-        };
         sender_tasks.push(tokio::spawn(send(
             i,
             writer,
-            prefix,
+            spec.framing(i),
             spec.clone(),
             shared.clone(),
         )));
@@ -383,7 +428,11 @@ async fn join_rooms(
 ) -> anyhow::Result<()> {
     for i in clients.clone() {
         let writer = writers[i].as_mut().context("every client logged in")?;
-        let join = format!("/join {}\n", spec.room(i).unwrap_or_default());
+        let room = spec.room(i).unwrap_or_default();
+        let join = match spec.endpoint(i) {
+            Endpoint::Native(_) => format!("/join {room}\n"),
+            Endpoint::Irc(_) => format!("JOIN {room}\r\n"),
+        };
         writer.write_all(join.as_bytes()).await.context("joining")?;
     }
     let all_joined = async {
@@ -436,7 +485,7 @@ async fn govern_rooms(
 async fn send(
     index: usize,
     mut writer: OwnedWriteHalf,
-    prefix: String,
+    (prefix, end): (String, &'static str),
     spec: Spec,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
@@ -478,7 +527,7 @@ async fn send(
             let _ = write!(Wrapper(&mut buf), "{prefix}{sent} {ts} ");
             let text_len = buf.len() - start - prefix.len();
             buf.resize(buf.len() + spec.payload.saturating_sub(text_len), b'x');
-            buf.push(b'\n');
+            buf.extend_from_slice(end.as_bytes());
             // The slot's previous message, `sent - window - 1`, is acknowledged already.
             slot(sent).store(0, Ordering::Release);
             sent += 1;
@@ -526,9 +575,10 @@ async fn receive(
         let Some(line) = reader.next_line().await? else {
             break;
         };
-        if line.starts_with(b"names #") {
+        if line.starts_with(b"names #") || client::irc_command(line) == b"366" {
             // The answer to this client's `/join` (then come `roles` and maybe `topic`,
-            // which nothing here waits for): its membership is in place.
+            // which nothing here waits for), or IRC's end of the names after a `JOIN`:
+            // its membership is in place.
             shared.joined.fetch_add(1, Ordering::AcqRel);
             shared.all_joined.notify_one();
         }
@@ -591,14 +641,22 @@ async fn receive(
     Ok(())
 }
 
-/// Parses `from b<sender>[ <scope>]: <seq> <ts> ...`, where the scope is `*` or
-/// `<#room> <id>`.
+/// Parses a delivery of `<seq> <ts> ...` from client `b<sender>`: natively
+/// `from b<sender>[ <scope>]: <text>`, where the scope is `*` or `<#room> <id>`; over IRC
+/// `:b<sender>!<user>@<host> PRIVMSG <target> :<text>`.
 fn parse_delivery(line: &[u8]) -> Option<(usize, u64, u64)> {
-    let rest = line.strip_prefix(b"from b")?;
-    let (sender, rest) = number(rest)?;
-    let colon = rest.iter().position(|&b| b == b':')?;
-    let rest = rest[colon..].strip_prefix(b": ")?;
-    let (seq, rest) = number(rest)?;
+    let (sender, text) = if let Some(rest) = line.strip_prefix(b"from b") {
+        let (sender, rest) = number(rest)?;
+        let colon = rest.iter().position(|&b| b == b':')?;
+        (sender, rest[colon..].strip_prefix(b": ")?)
+    } else {
+        let (sender, rest) = number(line.strip_prefix(b":b")?)?;
+        let space = rest.strip_prefix(b"!")?.iter().position(|&b| b == b' ')?;
+        let rest = rest[space + 1..].strip_prefix(b" PRIVMSG ")?;
+        let target = rest.iter().position(|&b| b == b' ')?;
+        (sender, rest[target..].strip_prefix(b" :")?)
+    };
+    let (seq, rest) = number(text)?;
     let (ts, _) = number(rest.strip_prefix(b" ")?)?;
     Some((usize::try_from(sender).ok()?, seq, ts))
 }
@@ -630,6 +688,27 @@ async fn report_progress(shared: Arc<Shared>, expected: u64) {
 mod tests {
     use super::*;
 
+    fn spec(fanout: Fanout) -> Spec {
+        Spec {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            also: Vec::new(),
+            irc: None,
+            irc_share: 0.0,
+            clients: 5,
+            senders: 5,
+            fanout,
+            messages: 1,
+            window: 1,
+            rate: None,
+            payload: 0,
+            server_pid: None,
+            timeout: Duration::from_secs(1),
+            logins_at_once: 1,
+            attackers: 0,
+            governed: false,
+        }
+    }
+
     #[test]
     fn parses_deliveries() {
         assert_eq!(
@@ -643,25 +722,53 @@ mod tests {
             parse_delivery(b"from b3 #r1 1795888800123456: 4 5 x"),
             Some((3, 4, 5))
         );
+        assert_eq!(
+            parse_delivery(b":b3!b3@chat PRIVMSG #r1 :4 5 xx\r"),
+            Some((3, 4, 5))
+        );
+        assert_eq!(
+            parse_delivery(b":b3!~b3@localhost PRIVMSG b7 :4 5 x"),
+            Some((3, 4, 5))
+        );
+        assert_eq!(parse_delivery(b":b3!b3@chat JOIN #r1"), None);
+        assert_eq!(parse_delivery(b":b3!b3@chat NOTICE #r1 :4 5 x"), None);
+        assert_eq!(parse_delivery(b":chat 366 b3 #r1 :End of NAMES list"), None);
+    }
+
+    #[test]
+    fn irc_clients_are_spread_evenly() {
+        let spec = Spec {
+            irc: Some("127.0.0.1:2".parse().unwrap()),
+            irc_share: 0.5,
+            ..spec(Fanout::Rooms(1))
+        };
+        let irc = |spec: &Spec| {
+            (0..6)
+                .map(|i| matches!(spec.endpoint(i), Endpoint::Irc(_)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(irc(&spec), [false, true, false, true, false, true]);
+        assert_eq!(
+            irc(&Spec {
+                irc_share: 1.0,
+                ..spec.clone()
+            }),
+            [true; 6]
+        );
+        assert_eq!(
+            irc(&Spec {
+                irc_share: 0.0,
+                ..spec.clone()
+            }),
+            [false; 6]
+        );
+        assert_eq!(spec.framing(1), ("PRIVMSG #r0 :".to_owned(), "\r\n"));
+        assert_eq!(spec.framing(0), ("#r0: ".to_owned(), "\n"));
     }
 
     #[test]
     fn destinations_are_distinct_others() {
-        let spec = Spec {
-            addr: "127.0.0.1:1".parse().unwrap(),
-            also: Vec::new(),
-            clients: 5,
-            senders: 5,
-            fanout: Fanout::Others(3),
-            messages: 1,
-            window: 1,
-            rate: None,
-            payload: 0,
-            server_pid: None,
-            timeout: Duration::from_secs(1),
-            attackers: 0,
-            governed: false,
-        };
+        let spec = spec(Fanout::Others(3));
         assert_eq!(spec.destinations(3), [4, 0, 1]);
         assert_eq!(
             Spec {
@@ -676,19 +783,10 @@ mod tests {
     #[test]
     fn governed_rooms_get_their_ops_and_bans() {
         let spec = Spec {
-            addr: "127.0.0.1:1".parse().unwrap(),
-            also: Vec::new(),
             clients: 1000,
             senders: 50,
-            fanout: Fanout::Rooms(10),
-            messages: 1,
-            window: 1,
-            rate: None,
-            payload: 0,
-            server_pid: None,
-            timeout: Duration::from_secs(1),
-            attackers: 0,
             governed: true,
+            ..spec(Fanout::Rooms(10))
         };
         assert_eq!(spec.made_ops(3), [13, 23, 33, 43, 53, 63, 73, 83, 93]);
         assert_eq!(spec.mode_lines(503), 9 + GOVERNED_BANS);

@@ -20,8 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// N clients log in; S send M messages each to K others (or everyone, or their
-    /// room), window W.
+    /// N clients log in (natively, over IRC, or a share of each); S send M messages
+    /// each to K others (or everyone, or their room), window W.
     Run {
         #[command(flatten)]
         load: LoadArgs,
@@ -133,6 +133,14 @@ struct LoadArgs {
     /// these, round robin.
     #[arg(long = "also-addr", value_name = "ADDR")]
     also: Vec<SocketAddr>,
+    /// An IRC listener (chat-server's --irc-addr, or another IRC server) for the
+    /// --irc-share of the clients.
+    #[arg(long, value_name = "ADDR")]
+    irc_addr: Option<SocketAddr>,
+    /// The fraction of the clients that speak IRC, spread evenly: 0.5 is every other
+    /// one; 1 is all of them, and then --addr is not used (any IRC server can be measured).
+    #[arg(long, value_name = "F", default_value_t = 0.0, requires = "irc_addr")]
+    irc_share: f64,
     #[arg(long, default_value_t = 100)]
     clients: usize,
     #[arg(long, default_value_t = 100)]
@@ -164,6 +172,10 @@ struct LoadArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value = "120", value_parser = seconds)]
     timeout: Duration,
+    /// Most logins under way at once: fewer for a server whose listen backlog is short
+    /// (ngircd's is 10).
+    #[arg(long, default_value_t = chat_bench::client::CONNECT_CONCURRENCY)]
+    logins_at_once: usize,
     /// Meanwhile, N clients try wrong passwords for a registered name, each once a
     /// second (the server needs --db).
     #[arg(long, default_value_t = 0)]
@@ -175,6 +187,8 @@ impl LoadArgs {
         Spec {
             addr,
             also: self.also.clone(),
+            irc: self.irc_addr,
+            irc_share: self.irc_share,
             clients: self.clients,
             senders: self.senders,
             fanout: match (self.broadcast, self.rooms) {
@@ -188,6 +202,7 @@ impl LoadArgs {
             payload: self.payload,
             server_pid,
             timeout: self.timeout,
+            logins_at_once: self.logins_at_once,
             attackers: self.attackers,
             governed: false,
         }
@@ -233,6 +248,9 @@ async fn run(command: Cmd) -> anyhow::Result<bool> {
             return load_run("server", &spec).await;
         }
         Cmd::Raw { load, server_cpu } => {
+            if load.irc_share > 0.0 {
+                bail!("the forwarder speaks no IRC: --irc-share is for `run`");
+            }
             let (_child, addr, pid) = start_forwarder(server_cpu).await?;
             return load_run("raw", &load.spec(addr, Some(pid))).await;
         }
@@ -320,21 +338,25 @@ async fn load_run(target: &str, spec: &Spec) -> anyhow::Result<bool> {
 
 /// Load goes to this machine only.
 fn check_loopback_only(command: &Cmd) -> anyhow::Result<()> {
-    let addr = match command {
-        Cmd::Run { load, .. } => Some(load.addr),
+    let addrs = match command {
+        Cmd::Run { load, .. } => [Some(load.addr), load.irc_addr],
         Cmd::Idle { addr, .. }
         | Cmd::Logins { addr, .. }
         | Cmd::History { addr, .. }
         | Cmd::Accounts { addr, .. }
-        | Cmd::Forwarder { addr } => Some(*addr),
-        Cmd::Drain { addr, .. } => *addr,
-        Cmd::Raw { .. } | Cmd::Render { .. } => None,
+        | Cmd::Forwarder { addr } => [Some(*addr), None],
+        Cmd::Drain { addr, .. } => [*addr, None],
+        Cmd::Raw { .. } | Cmd::Render { .. } => [None, None],
     };
-    match addr {
-        Some(addr) if !addr.ip().is_loopback() => {
+    match addrs
+        .into_iter()
+        .flatten()
+        .find(|addr| !addr.ip().is_loopback())
+    {
+        Some(addr) => {
             bail!("{addr} is not a loopback address; chat-bench only loads this machine")
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

@@ -29,6 +29,7 @@ pub fn load_json(target: &str, spec: &Spec, outcome: &Outcome) -> Value {
         "window": spec.window,
         "rate": spec.rate,
         "payload": spec.payload,
+        "irc_share": spec.irc_share,
         "expected": outcome.expected,
         "delivered": outcome.delivered,
         "lost": outcome.lost,

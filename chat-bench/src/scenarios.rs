@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
-use crate::client::{self, LineReader};
+use crate::client::{self, CONNECT_CONCURRENCY, Endpoint, LineReader};
 use crate::procstat;
 
 /// Keeps reading a client's lines (presence lines mostly) so the server never holds them.
@@ -33,10 +33,15 @@ pub async fn idle(
     let before = procstat::sample(server_pid).context("reading the server's /proc")?;
     let mut writers = Vec::with_capacity(clients);
     let started = Instant::now();
-    client::login_all(&[addr], clients, |_, client| {
-        drain_in_background(client.reader);
-        writers.push(client.writer);
-    })
+    client::login_all(
+        clients,
+        CONNECT_CONCURRENCY,
+        |_| Endpoint::Native(addr),
+        |_, client| {
+            drain_in_background(client.reader);
+            writers.push(client.writer);
+        },
+    )
     .await?;
     let logged_in = started.elapsed();
     eprintln!("{clients} clients logged in after {logged_in:?}; holding {hold:?}");
@@ -86,14 +91,19 @@ pub async fn logins(
         ..Presence::default()
     });
     let mut readers = tokio::task::JoinSet::new();
-    client::login_all(&[addr], clients, |_, client| {
-        if read_presence {
-            readers.spawn(presence.clone().read(client.reader));
-        } else {
-            drain_in_background(client.reader);
-        }
-        writers.push(client.writer);
-    })
+    client::login_all(
+        clients,
+        CONNECT_CONCURRENCY,
+        |_| Endpoint::Native(addr),
+        |_, client| {
+            if read_presence {
+                readers.spawn(presence.clone().read(client.reader));
+            } else {
+                drain_in_background(client.reader);
+            }
+            writers.push(client.writer);
+        },
+    )
     .await?;
     let welcomed = started.elapsed();
     if read_presence && presence.expected > 0 {
@@ -272,7 +282,13 @@ pub async fn history(
         }
     }
     let mut readers = Vec::with_capacity(clients);
-    client::login_all(&[addr], clients, |_, client| readers.push(client)).await?;
+    client::login_all(
+        clients,
+        CONNECT_CONCURRENCY,
+        |_| Endpoint::Native(addr),
+        |_, client| readers.push(client),
+    )
+    .await?;
     let cpu_before = server_pid.and_then(procstat::sample);
     let ask = format!("/history {ROOM} {lines}\n");
     let started = Instant::now();
