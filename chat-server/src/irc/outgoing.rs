@@ -23,11 +23,11 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use rustc_hash::FxHashMap;
 use chat_proto::{
     Conv, HistoryEntry, MessageId, MessageText, ModeChange, Recipient, Role, RoomName, Scope,
     ServerLine, Setter, Timestamp, TopicInfo, UserName,
 };
+use rustc_hash::FxHashMap;
 
 use super::caps::{Cap, Caps};
 use super::message::{escape_tag, push_params};
@@ -384,6 +384,18 @@ fn cached_room_line(server: &Arc<Server>, caps: Caps, native: &Line) -> Option<B
     ROOM_LINES.with_borrow(|lines| lines.kept.get(&key).map(|(_, _, irc)| irc.clone()))
 }
 
+/// Appends the IRC form kept for `native` to `out`; `false` if none is kept.
+fn append_room_line(server: &Arc<Server>, caps: Caps, native: &Line, out: &mut BytesMut) -> bool {
+    let key = RoomLineKey::new(server, caps, native);
+    ROOM_LINES.with_borrow(|lines| {
+        lines
+            .kept
+            .get(&key)
+            .map(|(_, _, irc)| out.extend_from_slice(irc))
+            .is_some()
+    })
+}
+
 /// Keeps `irc` as the IRC form of `native` for clients of `server` with `caps`.
 fn keep_room_line(server: &Arc<Server>, caps: Caps, native: &Line, irc: &str) {
     let key = RoomLineKey::new(server, caps, native);
@@ -393,7 +405,11 @@ fn keep_room_line(server: &Arc<Server>, caps: Caps, native: &Line, irc: &str) {
         {
             lines.kept.remove(&oldest);
         }
-        let kept = (native.clone(), server.clone(), Bytes::copy_from_slice(irc.as_bytes()));
+        let kept = (
+            native.clone(),
+            server.clone(),
+            Bytes::copy_from_slice(irc.as_bytes()),
+        );
         if lines.kept.insert(key, kept).is_none() {
             lines.order.push_back(key);
         }
@@ -505,14 +521,14 @@ impl Outgoing {
             .peekable();
         while let Some((chunk, line)) = lines.next() {
             // A room message queued alone: maybe translated already, for another reader.
-            let whole = (chunk.len() == line.len() + 1 && line.starts_with(b"from "))
-                .then_some(chunk);
-            if let Some(irc) = whole.and_then(|w| cached_room_line(&self.server, self.caps, w))
+            let whole =
+                (chunk.len() == line.len() + 1 && line.starts_with(b"from ")).then_some(chunk);
+            if let Some(whole) = whole
                 && self.names.is_none()
                 && !self.is_own(line)
+                && append_room_line(&self.server, self.caps, whole, out)
             {
                 self.named = None;
-                out.extend_from_slice(&irc);
                 continue;
             }
             let next = lines.peek().map(|(_, line)| *line);
@@ -578,7 +594,8 @@ impl Outgoing {
                 emitted.push(line);
             }
             _ => {
-                if let Some(irc) = whole.and_then(|w| cached_room_line(&self.server, self.caps, w)) {
+                if let Some(irc) = whole.and_then(|w| cached_room_line(&self.server, self.caps, w))
+                {
                     self.flush_names(emitted);
                     self.named = None;
                     let irc = String::from_utf8_lossy(&irc).into_owned();
