@@ -178,7 +178,9 @@ fn the_server_buffer_takes_commands_only() {
     assert_eq!(label(&app), "server");
     assert_eq!(enter(&mut app, "hello"), []);
     assert!(hint(&app).starts_with("the server buffer takes /commands only"));
-    assert_eq!(app.input().as_str(), "hello", "kept for fixing");
+    assert!(app.input().is_empty(), "the line leaves the input");
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(app.input().as_str(), "hello", "↑ brings it back to fix");
 }
 
 #[test]
@@ -187,12 +189,21 @@ fn commands_are_case_insensitive_and_errors_are_hints() {
     assert_eq!(enter(&mut app, "/WHO"), [Command::Send(ClientLine::Who)]);
     assert_eq!(enter(&mut app, "/frobnicate"), []);
     assert!(hint(&app).starts_with("unknown command /frobnicate"));
-    assert_eq!(app.input().as_str(), "/frobnicate", "kept for fixing");
+    assert!(app.input().is_empty(), "the line leaves the input");
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(
+        app.input().as_str(),
+        "/frobnicate",
+        "↑ brings it back to fix"
+    );
     app.update(ctrl('u'), clock());
     assert!(app.hint().is_none(), "a key clears the hint");
     let before = current(&app).entries().len();
     assert_eq!(enter(&mut app, "/join rust"), []);
-    assert_eq!(hint(&app), "/join: invalid room \"rust\"");
+    assert_eq!(
+        hint(&app),
+        "/join: invalid room \"rust\"; ↑ brings the line back"
+    );
     assert_eq!(
         current(&app).entries().len(),
         before,
@@ -218,6 +229,32 @@ fn a_password_goes_out_but_never_into_the_history() {
     assert_eq!(
         hint(&app),
         "/password: password too weak: use at least 8 bytes"
+    );
+}
+
+/// Issue 21, defect 1: a refused `/password abc` stayed in the input, masked, and the
+/// next `/password erinpass2` was appended to it, setting `abc/password erinpass2`.
+#[test]
+fn a_refused_password_leaves_an_empty_input_and_nothing_is_appended_to_it() {
+    let mut app = connected();
+    assert_eq!(enter(&mut app, "/password abc"), []);
+    assert!(hint(&app).contains("too weak"), "{}", hint(&app));
+    assert!(app.input().is_empty(), "the refused secret is gone");
+    assert_eq!(
+        enter(&mut app, "/password erinpass2"),
+        [send("/password erinpass2")]
+    );
+    app.update(key(KeyCode::Up), clock());
+    assert!(app.input().is_empty(), "neither password is in the history");
+    // Any refused line leaves the input too, so the next one typed starts clean.
+    assert_eq!(enter(&mut app, "/join rust"), []);
+    assert_eq!(
+        enter(&mut app, "/join #rust"),
+        [
+            send("/join #rust"),
+            send("/history #rust 50"),
+            send("/mode #rust")
+        ]
     );
 }
 

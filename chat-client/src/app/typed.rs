@@ -4,47 +4,47 @@
 use super::*;
 
 impl App {
-    /// What the user typed, on Enter.
+    /// What the user typed, on Enter. The line always leaves the input, as in WeeChat:
+    /// a refused line left there would have the next one typed onto its end (a refused
+    /// `/password abc` became the password `abc/password ...`). A refused line goes to the
+    /// input history for ↑ to bring back, unless it holds a password.
     pub(super) fn submit(&mut self, clock: Clock) {
         let typed = self.input.as_str().trim_end().to_owned();
         if typed.trim().is_empty() {
             return;
         }
-        match commands::parse(&typed) {
-            Err(reason) => self.error_hint(reason),
+        let secret = commands::secret_start(&typed).is_some();
+        let done = match commands::parse(&typed) {
+            Err(reason) => {
+                self.error_hint(reason);
+                false
+            }
             Ok(Typed::Text(text)) => {
                 let index = self.buffers.current_index();
                 match self.buffers.current().id.recipient() {
-                    Some(to) => {
-                        if self.send_message(index, to, &text, clock) {
-                            self.typed_done(typed);
-                        }
+                    Some(to) => self.send_message(index, to, &text, clock),
+                    None => {
+                        self.error_hint(
+                            "the server buffer takes /commands only: /join a room, /query someone, or Alt-2 for everyone".to_owned(),
+                        );
+                        false
                     }
-                    None => self.error_hint(
-                        "the server buffer takes /commands only: /join a room, /query someone, or Alt-2 for everyone".to_owned(),
-                    ),
                 }
             }
-            Ok(Typed::Command(command)) => {
-                let secret = matches!(
-                    command,
-                    UserCommand::Register(_) | UserCommand::SetPassword(_)
-                );
-                if self.run(command, clock) {
-                    if secret {
-                        // Never into the input history: the line holds a password.
-                        self.input.take();
-                    } else {
-                        self.typed_done(typed);
-                    }
-                }
+            Ok(Typed::Command(command)) => self.run(command, clock),
+        };
+        self.input.take();
+        if secret {
+            // Never into the input history: the line holds a password.
+            return;
+        }
+        self.history.remember(typed);
+        if !done {
+            if let Some((hint, _)) = &self.hint {
+                let text = format!("{hint}; ↑ brings the line back");
+                self.error_hint(text);
             }
         }
-    }
-
-    pub(super) fn typed_done(&mut self, typed: String) {
-        self.history.remember(typed);
-        self.input.take();
     }
 
     pub(super) fn error_hint(&mut self, reason: String) {

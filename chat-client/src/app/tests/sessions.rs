@@ -225,7 +225,10 @@ fn whois_and_away_are_shown_readably_where_they_belong() {
     assert_eq!(last_notice(&app), "you are back");
     disconnect(&mut app, Vec::new());
     enter(&mut app, "/whois bob");
-    assert_eq!(hint(&app), "not connected; try again once connected");
+    assert_eq!(
+        hint(&app),
+        "not connected; try again once connected; ↑ brings the line back"
+    );
 }
 
 #[test]
