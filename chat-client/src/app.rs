@@ -14,8 +14,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use chat_proto::{
-    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Recipient,
-    RoomName, Scope, ServerLine, UserName,
+    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Password,
+    Recipient, RoomName, Scope, ServerLine, UserName,
 };
 use chrono::{NaiveDateTime, NaiveTime};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
@@ -90,6 +90,9 @@ pub enum Command {
     /// Give up on the current connection, taken for dead: it ends at once and reports
     /// [`NetEvent::Disconnected`] with this reason and the lines it never wrote.
     Abandon(String),
+    /// Log in with this password from now on (it was set with `/register` or
+    /// `/password`, or given with `/login`); kept in memory only.
+    UsePassword(Password),
     /// Ring the terminal bell.
     Bell,
     /// Set the terminal's title, or with `None` put back the one it had before.
@@ -173,6 +176,11 @@ pub struct App {
     /// If the line before was a `whois`: whom it was about, and the buffer it was shown
     /// in, for the `away` line that may follow it.
     after_whois: Option<(UserName, Option<usize>)>,
+    /// The password sent with `/register` or `/password`, until the server confirms it:
+    /// then the runtime logs in with it (a reconnect with the old one would be refused).
+    new_password: Option<Password>,
+    /// `/quit` was refused once because lines wait in the outbox: the next one quits.
+    quit_warned: bool,
     /// `/ping` while we are silent, and the dead connection it may reveal.
     keepalive: Keepalive,
     /// `/who` replies the user asked for (the one at login is not shown).
@@ -228,6 +236,8 @@ impl App {
             read_asks: Vec::new(),
             account: Account::new(false),
             after_whois: None,
+            new_password: None,
+            quit_warned: false,
             keepalive: Keepalive::default(),
             who_asked: 0,
             topic_replies: governance::TopicReplies::default(),
@@ -310,6 +320,25 @@ impl App {
     fn quit(&mut self, exit: Exit) {
         self.exit.get_or_insert(exit);
         self.out.push(Command::Quit);
+    }
+
+    /// The user asks to leave (`/quit`, Ctrl-C or Ctrl-D on an empty line): at once,
+    /// unless lines typed while disconnected would be lost; those are said first, and
+    /// `/quit` or Ctrl-C again quits. Returns whether it quit.
+    fn user_quit(&mut self) -> bool {
+        let pending = self.outbox.len();
+        if pending == 0 || self.quit_warned {
+            self.quit(Exit::Clean);
+            return true;
+        }
+        self.quit_warned = true;
+        self.prompt = Some(Prompt::Quit);
+        let lines = if pending == 1 { "line" } else { "lines" };
+        let text = format!(
+            "{pending} {lines} not sent yet would be lost: /quit or Ctrl-C again quits; connected, they go out"
+        );
+        self.hint = Some((SafeText::new(&text), true));
+        false
     }
 
     // ---- entries ----

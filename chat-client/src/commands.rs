@@ -54,6 +54,8 @@ pub enum UserCommand {
     Register(Password),
     /// Change our password.
     SetPassword(Password),
+    /// Log in again with this password, after a login was refused for want of one.
+    Login(Password),
     /// Drop the connection and connect again now.
     Reconnect,
     /// Toggle mouse wheel scrolling.
@@ -202,6 +204,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "clear", aliases: &[], args: "", help: "clear this buffer" },
     CommandInfo { name: "register", aliases: &[], args: "password", help: "register your name (shown masked)" },
     CommandInfo { name: "password", aliases: &[], args: "new-password", help: "change your password (shown masked)" },
+    CommandInfo { name: "login", aliases: &[], args: "password", help: "log in with your password (masked)" },
     CommandInfo { name: "reconnect", aliases: &[], args: "", help: "connect again now" },
     CommandInfo { name: "mouse", aliases: &[], args: "", help: "mouse wheel scrolling on/off (F2)" },
     CommandInfo { name: "help", aliases: &[], args: "", help: "this help (F1)" },
@@ -213,7 +216,7 @@ pub const COMMANDS: &[CommandInfo] = &[
 pub const MEMBER_COMMANDS: [&str; 5] = ["op", "deop", "voice", "devoice", "kick"];
 
 /// Commands whose argument is a password: masked on screen, never in the input history.
-pub const SECRET_COMMANDS: [&str; 2] = ["register", "password"];
+pub const SECRET_COMMANDS: [&str; 3] = ["register", "password", "login"];
 
 /// Understands a typed line. `Err` is the message to show.
 pub fn parse(typed: &str) -> Result<Typed, String> {
@@ -284,6 +287,7 @@ pub fn parse(typed: &str) -> Result<Typed, String> {
         "password" => UserCommand::SetPassword(
             Password::parse_new(arg).map_err(|e| format!("/password: {e}"))?,
         ),
+        "login" => UserCommand::Login(Password::parse(arg).map_err(|e| format!("/login: {e}"))?),
         "reconnect" => UserCommand::Reconnect,
         "mouse" => UserCommand::Mouse,
         "kill" => {
@@ -718,6 +722,7 @@ mod tests {
     fn secrets_are_found_in_any_case() {
         assert_eq!(secret_start("/register hunter22"), Some(10));
         assert_eq!(secret_start("/PASSWORD x"), Some(10));
+        assert_eq!(secret_start("/Login x"), Some(7));
         assert_eq!(secret_start("/who x"), None);
         assert_eq!(secret_start("bob: /register x"), None);
     }

@@ -167,6 +167,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Exit::Clean => Ok(ExitCode::SUCCESS),
         Exit::Refused(reason) => {
             eprintln!("chat-client: login refused: {reason}");
+            if reason.contains("password") {
+                eprintln!(
+                    "chat-client: give your password with --password-file FILE (its first line) or in the CHAT_PASSWORD environment variable"
+                );
+            }
             Ok(ExitCode::FAILURE)
         }
     }

@@ -98,6 +98,8 @@ async fn event_loop(
     let mut hangup = signal(SignalKind::hangup())?;
     let mut session: Option<Session> = None;
     let mut session_id = 0;
+    // Ours to change: a password set during the session is used from the next login on.
+    let mut target = target.clone();
     let mut commands = app.start();
     // Events of a replaced session are dropped: the app only hears about the current one.
     let current =
@@ -137,6 +139,7 @@ async fn event_loop(
                         let _ = abandon_tx.send(reason);
                     }
                 }
+                Command::UsePassword(password) => target.password = Some(password),
                 Command::Bell => {
                     let _ = write!(stdout(), "\x07");
                 }

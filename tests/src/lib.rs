@@ -5,13 +5,16 @@
 //! - [`ServerProcess`]: a `chat-server` on `127.0.0.1:0`, killed and reaped on drop.
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
+//! - [`Gate`]: a TCP proxy the test closes and opens, a network outage on demand.
 //! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests: plain,
 //!   with a password, or TLS only with certificates from a [`TestCa`].
 
+pub mod gate;
 pub mod pty;
 pub mod redis;
 
 pub use chat_bench::procstat::Sample;
+pub use gate::Gate;
 pub use pty::{PtyClient, keys};
 pub use redis::{RedisServer, TestCa};
 

@@ -45,7 +45,9 @@ impl App {
         };
         match action {
             Action::Submit => self.submit(clock),
-            Action::Interrupt if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::Interrupt if self.input.is_empty() => {
+                self.user_quit();
+            }
             Action::Interrupt => {
                 self.prompt = Some(Prompt::Quit);
                 self.hint = Some((
@@ -55,7 +57,9 @@ impl App {
                     true,
                 ));
             }
-            Action::QuitIfEmpty if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::QuitIfEmpty if self.input.is_empty() => {
+                self.user_quit();
+            }
             Action::QuitIfEmpty => self.input.edit(Edit::Delete),
             Action::Help => self.help = Some(0),
             Action::ToggleMouse => self.toggle_mouse(),

@@ -19,6 +19,16 @@ impl App {
             NetEvent::LoginRefused(reason) if !self.conn.ever_connected() => {
                 self.quit(Exit::Refused(reason));
             }
+            NetEvent::LoginRefused(reason) if reason.contains("password") => {
+                // The same login again would be refused again (and count against the
+                // server's login throttle): only the user has the password.
+                self.connection_lost_cleanup();
+                self.conn.stop(reason.clone());
+                let text = format!(
+                    "login refused: {reason}; type /login <password> to log in (it is shown masked), or start the client with --password-file FILE or CHAT_PASSWORD set"
+                );
+                self.note_everywhere(text, true, clock);
+            }
             NetEvent::LoginRefused(reason) => {
                 self.connection_lost_cleanup();
                 let text = if self.conn.refused(reason.clone(), clock.now) {
@@ -345,6 +355,9 @@ impl App {
             ServerLine::Registered(name) => {
                 if name.folded() == self.folded_name {
                     self.account.set_registered();
+                    if let Some(password) = self.new_password.take() {
+                        self.out.push(Command::UsePassword(password));
+                    }
                 }
                 self.note_in(
                     self.buffers.current_index(),
@@ -354,6 +367,9 @@ impl App {
                 );
             }
             ServerLine::PasswordChanged => {
+                if let Some(password) = self.new_password.take() {
+                    self.out.push(Command::UsePassword(password));
+                }
                 self.note_in(
                     self.buffers.current_index(),
                     "password changed".to_owned(),

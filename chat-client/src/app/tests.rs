@@ -795,6 +795,101 @@ fn search_jumps_between_matches() {
     assert_eq!(hint(&app), "no match for \"nothing here\"");
 }
 
+fn password(s: &str) -> Command {
+    Command::UsePassword(Password::parse(s).expect("a valid password"))
+}
+
+/// Issue 21, defect 2: a password set during the session was never used, so the next
+/// reconnect was refused three times and tripped the server's login throttle.
+#[test]
+fn a_password_set_during_the_session_is_used_for_the_next_login() {
+    let mut app = connected();
+    assert_eq!(
+        enter(&mut app, "/register erinpass1"),
+        [send("/register erinpass1")]
+    );
+    // Used once the server confirms it, not before: it may refuse it.
+    assert_eq!(
+        server(&mut app, "registered alice"),
+        [password("erinpass1")]
+    );
+    assert_eq!(
+        enter(&mut app, "/password erinpass2"),
+        [send("/password erinpass2")]
+    );
+    assert_eq!(server(&mut app, "error: not now"), []);
+    assert_eq!(
+        server(&mut app, "password changed"),
+        [password("erinpass2")]
+    );
+    assert_eq!(server(&mut app, "password changed"), [], "used once");
+}
+
+#[test]
+fn a_login_refused_for_a_password_stops_and_offers_login() {
+    let mut app = connected();
+    enter(&mut app, "hello");
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "typed while away");
+    let mut now = clock();
+    now.now += Duration::from_secs(60);
+    assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
+    let reason = "name is registered; log in with \"alice <password>\"";
+    app.update(Msg::Net(NetEvent::LoginRefused(reason.into())), now);
+    assert!(
+        matches!(app.state(), ConnState::Stopped { .. }),
+        "no retry with the same login: {:?}",
+        app.state()
+    );
+    let note = last_notice(&app);
+    for words in ["/login <password>", "--password-file", "CHAT_PASSWORD"] {
+        assert!(note.contains(words), "{note}");
+    }
+    now.now += Duration::from_secs(600);
+    assert_eq!(app.update(Msg::Tick, now), [], "not retrying by itself");
+    type_str(&mut app, "/login erin");
+    assert_eq!(
+        crate::ui::masked(app.input().as_str(), 0),
+        "/login ****",
+        "masked while typed"
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Enter), clock()),
+        [password("erin"), Command::Connect]
+    );
+    assert!(app.input().is_empty());
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(
+        app.input().as_str(),
+        "typed while away",
+        "the password is not kept"
+    );
+}
+
+/// Issue 21, defect 2: quitting lost the lines waiting for a connection without a word.
+#[test]
+fn quitting_with_pending_lines_asks_first() {
+    let mut app = connected();
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "one");
+    enter(&mut app, "two");
+    assert_eq!(enter(&mut app, "/quit"), []);
+    assert!(
+        hint(&app).starts_with("2 lines not sent yet would be lost"),
+        "{}",
+        hint(&app)
+    );
+    assert_eq!(enter(&mut app, "/quit"), [Command::Quit]);
+    let mut app = connected();
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "one");
+    assert_eq!(app.update(ctrl('d'), clock()), []);
+    assert!(hint(&app).starts_with("1 line not sent yet"));
+    assert_eq!(app.update(ctrl('c'), clock()), [Command::Quit]);
+    // Without pending lines, quitting is at once as before.
+    assert_eq!(connected().update(ctrl('c'), clock()), [Command::Quit]);
+}
+
 #[test]
 fn a_refused_first_login_ends_the_program() {
     let mut app = app();

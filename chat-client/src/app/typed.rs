@@ -14,7 +14,12 @@ impl App {
             return;
         }
         let secret = commands::secret_start(&typed).is_some();
-        let done = match commands::parse(&typed) {
+        let parsed = commands::parse(&typed);
+        if !matches!(parsed, Ok(Typed::Command(UserCommand::Quit))) {
+            // A warning about pending lines holds for the `/quit` right after it only.
+            self.quit_warned = false;
+        }
+        let done = match parsed {
             Err(reason) => {
                 self.error_hint(reason);
                 false
@@ -55,7 +60,7 @@ impl App {
     pub(super) fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
         match command {
             UserCommand::Help => self.help = Some(0),
-            UserCommand::Quit => self.quit(Exit::Clean),
+            UserCommand::Quit => return self.user_quit(),
             UserCommand::Join(room) => {
                 if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
                     if self.buffers.all()[index].member {
@@ -164,10 +169,23 @@ impl App {
             UserCommand::Search(None) => self.search_step(true),
             UserCommand::Clear => self.buffers.current_mut().clear(),
             UserCommand::Register(password) => {
-                return self.send_now(ClientLine::Register(password));
+                return self.send_password(ClientLine::Register(password.clone()), password);
             }
             UserCommand::SetPassword(password) => {
-                return self.send_now(ClientLine::SetPassword(password));
+                return self.send_password(ClientLine::SetPassword(password.clone()), password);
+            }
+            UserCommand::Login(password) => {
+                if self.conn.is_connected() {
+                    self.error_hint(
+                        "/login: already logged in; /password changes the password".to_owned(),
+                    );
+                    return false;
+                }
+                self.account.set_registered();
+                self.out.push(Command::UsePassword(password));
+                self.conn.reconnect();
+                self.connection_lost_cleanup();
+                self.out.push(Command::Connect);
             }
             UserCommand::Reconnect => {
                 self.conn.reconnect();
@@ -192,6 +210,16 @@ impl App {
     /// the login settled (rooms joined again first).
     pub(super) fn ready(&self) -> bool {
         self.conn.is_connected() && self.settling.is_none()
+    }
+
+    /// `/register` or `/password`: the new password is kept until the server confirms it,
+    /// and used for every login after that.
+    fn send_password(&mut self, line: ClientLine, password: Password) -> bool {
+        if !self.send_now(line) {
+            return false;
+        }
+        self.new_password = Some(password);
+        true
     }
 
     pub(super) fn require_connection(&mut self) -> bool {
