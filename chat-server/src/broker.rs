@@ -32,6 +32,7 @@ use crate::accounts::Accounts;
 use crate::backend::{Answer, Answers, Auth, Backend, Departure};
 use crate::config::{Config, Presence};
 use crate::governance::RoomState;
+use crate::metrics::{Kind, METRICS};
 use crate::roster::{ConnId, Peer, Removed, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 
@@ -61,6 +62,16 @@ pub enum Request {
     Register(String),
     /// `/password`, likewise.
     SetPassword(String),
+    /// Bytes for the sender's own writer, queued in order with the replies to its
+    /// lines: how a front-end other than the native one (IRC) answers what it handles
+    /// itself, or marks where the replies to one of its commands begin and end.
+    Mark(Line),
+    /// Like [`Request::Mark`], but queued at once: ahead of whatever the lines before it
+    /// still wait for (where the replies to the next command begin).
+    Begin(Line),
+    /// Whether the sender also gets the lines of its own messages (IRC's
+    /// `echo-message`): its room lines with their ids, and `sent` for the rest.
+    Echo(bool),
 }
 
 /// What readers tell the broker.
@@ -386,6 +397,11 @@ impl Broker {
             Request::Invalid(reason) => return self.error(id, reason),
             Request::Register(phc) => return self.register(id, phc),
             Request::SetPassword(phc) => return self.set_password(id, phc),
+            Request::Mark(line) => {
+                return self.backend.reply_after(id, line, &mut self.answers);
+            }
+            Request::Begin(line) => return self.deliver(id, &line),
+            Request::Echo(on) => return self.roster.set_echo(id, on),
         };
         match line {
             ClientLine::Register(_) | ClientLine::SetPassword(_) => {
@@ -495,16 +511,28 @@ impl Broker {
         match answer {
             Answer::Reply { to, lines } => self.deliver(to, &lines),
             Answer::ToUser { folded, lines } => {
-                for id in self.sessions_of(&folded) {
+                let sessions = self.sessions_of(&folded);
+                if is_message(&lines) {
+                    METRICS
+                        .deliveries
+                        .of(Kind::Direct)
+                        .inc_by(u64::try_from(sessions.len()).unwrap_or(u64::MAX));
+                }
+                for id in sessions {
                     self.deliver(id, &lines);
                 }
             }
             Answer::ToAll { lines, except } => {
                 let skip = except.map(|folded| self.sessions_of(&folded));
+                let mut delivered = 0;
                 for (id, peer) in self.roster.peers() {
                     if !skip.as_ref().is_some_and(|skip| skip.contains(&id)) {
                         offer(id, peer, &lines, &mut self.failed);
+                        delivered += 1;
                     }
+                }
+                if is_message(&lines) {
+                    METRICS.deliveries.of(Kind::Everyone).inc_by(delivered);
                 }
             }
             Answer::Room {
@@ -517,10 +545,15 @@ impl Broker {
                 if let (Some(id), false) = (id, self.awaiting.is_empty()) {
                     self.seen_live(&room, id, except);
                 }
+                let mut delivered = 0;
                 for (id, peer) in self.roster.members(&room).into_iter().flatten() {
-                    if Some(id) != except {
+                    if Some(id) != except || peer.echo {
                         offer(id, peer, &lines, &mut self.failed);
+                        delivered += 1;
                     }
+                }
+                if id.is_some() {
+                    METRICS.deliveries.of(Kind::Room).inc_by(delivered);
                 }
                 if let Some(plus) = plus {
                     self.deliver(plus, &lines);
@@ -704,6 +737,11 @@ fn is_presence(answer: &Answer) -> bool {
     }
 }
 
+/// Whether `lines` are a message (`from ...`), as opposed to presence or replies.
+fn is_message(lines: &Line) -> bool {
+    lines.starts_with(b"from ")
+}
+
 /// Queues `line` for `peer`. A peer that cannot take it is added to `failed`, for the
 /// caller to remove once it is done iterating the roster; a slow one is first told why
 /// and kicked, so its writer drops its backlog.
@@ -722,6 +760,7 @@ fn offer(id: ConnId, peer: &Peer, line: &Line, failed: &mut Vec<ConnId>) {
             peer.outbox
                 .send_last(&encode_line(ServerLine::Error(reason)));
             peer.outbox.kick();
+            METRICS.sendq_cutoffs.inc();
             failed.push(id);
         }
         Err(Undeliverable::Closed) => failed.push(id),

@@ -52,6 +52,8 @@ pub struct Config {
     /// A connection that has sent `/ping` and then nothing for this long is closed as
     /// dead (`--idle-timeout`).
     pub idle_timeout: Duration,
+    /// The server's name on IRC: the source of its own IRC messages (`--server-name`).
+    pub server_name: String,
 }
 
 /// Who is told that someone logged in or left.
@@ -112,6 +114,7 @@ impl Default for Config {
             opers: Vec::new(),
             max_sessions: 8,
             idle_timeout: Duration::from_secs(180),
+            server_name: "chat.localhost".to_owned(),
         }
     }
 }

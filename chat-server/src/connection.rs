@@ -29,6 +29,8 @@ use crate::accounts::Hasher;
 use crate::backend::Auth;
 use crate::broker::{BrokerEvent, Request};
 use crate::io::{Batch, LineReader};
+use crate::irc::outgoing::Outgoing;
+use crate::metrics::{METRICS, Refusal};
 use crate::pacer::Pacer;
 use crate::roster::ConnId;
 use crate::sendq::{self, Inbox, Outbox, Ready};
@@ -148,6 +150,7 @@ impl Connection {
         let (name, authenticated) = match checked {
             Ok(checked) => checked,
             Err(reason) => {
+                METRICS.refused(Refusal::of(&reason));
                 outbox.send_last(&encode_line(ServerLine::Error(reason)));
                 return None;
             }
@@ -163,6 +166,7 @@ impl Connection {
         // A refusal (name taken) was already queued for this client by the broker.
         let sent = self.broker_tx.send(join).await.is_ok();
         let accepted = sent && accepted_rx.await.unwrap_or(false);
+        count_login(sent, accepted);
         accepted.then_some(name)
     }
 
@@ -192,7 +196,7 @@ impl Connection {
     /// Whether the login may go on, and whether its password was checked: `Err` holds
     /// the reason to refuse it. A password is checked off the runtime, and dropped
     /// (wiped) as soon as it has been.
-    async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         name: &UserName,
         password: Option<Password>,
@@ -242,7 +246,7 @@ impl Connection {
 
     /// Whether any password line (login, `/register`, `/password`) may come over this
     /// connection: over TLS always; over plain TCP see [`plaintext_password_allowed`].
-    fn may_send_passwords(&self) -> Result<(), String> {
+    pub(crate) fn may_send_passwords(&self) -> Result<(), String> {
         if self.tls.is_some() || plaintext_password_allowed(self.addr.ip(), &self.config) {
             return Ok(());
         }
@@ -396,7 +400,7 @@ fn closing(id: ConnId, end: Option<CodecError>) -> (BrokerEvent, io::Result<()>)
 /// The connection's halves, after the TLS handshake if there is one. `None`: the
 /// handshake failed or took longer than `within` (a plain-text client on a TLS port,
 /// or one that sends nothing); the socket is closed and nobody else noticed.
-async fn open(
+pub(crate) async fn open(
     stream: TcpStream,
     tls: Option<&TlsAcceptor>,
     within: Duration,
@@ -417,19 +421,33 @@ async fn open(
     }
 }
 
-/// Sends `error: <reason>` to a connection the server will not serve, then closes it.
+/// Counts the broker's answer to a login: accepted, or refused (the name is taken, or
+/// too many sessions); nothing when the server is stopping and never answered.
+pub(crate) fn count_login(sent: bool, accepted: bool) {
+    match (sent, accepted) {
+        (_, true) => {
+            METRICS.logins.inc();
+        }
+        (true, false) => {
+            METRICS.refused(Refusal::Taken);
+        }
+        (false, false) => {}
+    }
+}
+
+/// Sends `line` (why) to a connection the server will not serve, then closes it.
 pub(crate) async fn refuse(
     id: ConnId,
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     within: Duration,
-    reason: String,
+    line: crate::sendq::Line,
 ) {
     let Ok(Some((read_half, write_half))) = open(stream, tls.as_ref(), within).await else {
         return;
     };
     let (outbox, inbox) = sendq::channel(usize::MAX);
-    outbox.send_last(&encode_line(ServerLine::Error(reason)));
+    outbox.send_last(&line);
     drop(outbox);
     let mut lines = LineReader::new(read_half, chat_proto::DEFAULT_MAX_LINE_BYTES);
     finish(id, &mut lines, &mut Writer::new(write_half, inbox)).await;
@@ -440,7 +458,7 @@ pub(crate) async fn refuse(
 /// client reads EOF, and discards input until the client closes or [`CLOSE_LINGER`] has
 /// passed. Dropping the read half only then keeps the close a FIN rather than a reset,
 /// which could destroy the last line before the client reads it.
-async fn finish(id: ConnId, lines: &mut LineReader, writer: &mut Writer) {
+pub(crate) async fn finish(id: ConnId, lines: &mut LineReader, writer: &mut Writer) {
     let mut input_open = true;
     let written = loop {
         tokio::select! {
@@ -472,7 +490,7 @@ async fn finish(id: ConnId, lines: &mut LineReader, writer: &mut Writer) {
 }
 
 /// What [`Writer::step`] did.
-enum Wrote {
+pub(crate) enum Wrote {
     /// Wrote some bytes; there may be more.
     More,
     /// The broker dropped the queue and everything in it is written.
@@ -483,9 +501,11 @@ enum Wrote {
 
 /// The writing side of a connection: its queue, the socket, and the bytes taken from the
 /// one and not yet written to the other (no allocation while idle).
-struct Writer {
+pub(crate) struct Writer {
     half: WriteHalf,
     inbox: Inbox,
+    /// For an IRC client: what turns the broker's native lines into IRC.
+    irc: Option<Box<Outgoing>>,
     out: BytesMut,
     /// Armed (boxed: most writes never wait) when a write waits: a write making no
     /// progress for [`WRITE_STALL_TIMEOUT`] ends the connection, so a client that
@@ -498,10 +518,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(half: WriteHalf, inbox: Inbox) -> Self {
+    pub(crate) fn new(half: WriteHalf, inbox: Inbox) -> Self {
         Self {
             half,
             inbox,
+            irc: None,
             out: BytesMut::new(),
             stall: None,
             yielded: 0,
@@ -512,7 +533,7 @@ impl Writer {
     /// Waits for queued lines if it holds none, then makes one write. A poll function,
     /// like [`LineReader::poll_batch`], so that an idle client's task holds no future
     /// for it; the state lives in `self`, which makes it cancel safe too.
-    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>> {
+    pub(crate) fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>> {
         // Checked before every write, not only between batches: a cut-off client gets
         // the rest of the line in flight, not the rest of a batch (see `farewell`).
         if self.inbox.is_kicked() {
@@ -535,7 +556,17 @@ impl Writer {
                 return Poll::Pending;
             }
             self.yielded = 0;
-            self.inbox.take_into(&mut self.out, WRITE_CHUNK_BYTES);
+            match self.irc.as_mut() {
+                None => self.inbox.take_into(&mut self.out, WRITE_CHUNK_BYTES),
+                Some(irc) => {
+                    let mut native = BytesMut::new();
+                    self.inbox.take_into(&mut native, WRITE_CHUNK_BYTES);
+                    irc.translate(&native, &mut self.out);
+                    if self.out.is_empty() {
+                        return Poll::Ready(Ok(Wrote::More));
+                    }
+                }
+            }
         }
         let written = match Pin::new(&mut self.half).poll_write(cx, &self.out) {
             Poll::Ready(written) => written?,
@@ -554,12 +585,39 @@ impl Writer {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         self.stall = None;
+        METRICS
+            .bytes_written
+            .inc_by(u64::try_from(written).unwrap_or(u64::MAX));
         self.out.advance(written);
         if self.out.is_empty() {
             // Written out: give the memory back; an idle client holds no buffer.
             self.out = BytesMut::new();
         }
         Poll::Ready(Ok(Wrote::More))
+    }
+
+    /// From now on, the broker's lines are translated to IRC by `irc`.
+    pub(crate) fn speak_irc(&mut self, irc: Outgoing) {
+        self.irc = Some(Box::new(irc));
+    }
+
+    /// Queues `bytes` after what is waiting to be written, bypassing the broker: for
+    /// what only the connection says (IRC registration replies, a server `PING`).
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Writes out everything [`Writer::push`] queued.
+    pub(crate) async fn flush_pushed(&mut self) -> io::Result<()> {
+        let out = std::mem::take(&mut self.out);
+        timeout(WRITE_STALL_TIMEOUT, self.half.write_all(&out))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
+    }
+
+    /// Replaces the queue (after a refused login, for the next attempt).
+    pub(crate) fn take_inbox(&mut self, inbox: Inbox) -> Inbox {
+        std::mem::replace(&mut self.inbox, inbox)
     }
 
     /// Shuts the write half: the client reads EOF after the last line.
@@ -580,7 +638,10 @@ impl Writer {
             .map_or(0, |i| i + 1);
         self.out.truncate(line_end);
         if let Some(last) = self.inbox.last_line().await {
-            self.out.extend_from_slice(&last);
+            match self.irc.as_mut() {
+                None => self.out.extend_from_slice(&last),
+                Some(irc) => self.out.extend_from_slice(&irc.last_words(&last)),
+            }
         }
         self.half.write_all(&self.out).await?;
         self.half.shutdown().await

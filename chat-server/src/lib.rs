@@ -6,7 +6,9 @@
 //!   (socket → broker) and its writer (queue → socket); one task, not two, because an
 //!   idle client's cost is mostly its task.
 //! - [`io`]: a line reader that holds no buffer while a client is idle.
+//! - [`irc`]: the IRC listener, a second kind of connection on the same broker.
 //! - [`pacer`]: flood control for `--rate-limit`.
+//! - [`metrics`]: counters for Prometheus, served with `--metrics-addr`.
 //! - [`sendq`]: a client's outgoing queue, bounded in bytes.
 //! - [`broker`]: the one task that decides; it owns the [`roster`] (who is online here,
 //!   who is in which room) and the [`accounts`] (registered names; Argon2id hashing
@@ -60,7 +62,9 @@ pub mod connection;
 pub mod governance;
 pub mod history;
 pub mod io;
+pub mod irc;
 pub mod listener;
+pub mod metrics;
 pub mod pacer;
 pub mod rlimit;
 pub mod roster;
@@ -104,6 +108,19 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Box<dyn Backend>> {
     }
 }
 
+/// The sockets a server listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The native protocol (TLS with `--tls-cert`).
+    pub native: TcpListener,
+    /// IRC in plain text (`--irc-addr`).
+    pub irc: Option<TcpListener>,
+    /// IRC over TLS (`--irc-tls-addr`), with the native listener's certificate.
+    pub irc_tls: Option<TcpListener>,
+    /// `/metrics` and `/healthz` over HTTP (`--metrics-addr`).
+    pub metrics: Option<TcpListener>,
+}
+
 /// Serves clients on `listener` until `shutdown` resolves, then shuts down cleanly.
 pub async fn run(
     listener: TcpListener,
@@ -111,7 +128,47 @@ pub async fn run(
     backend: Box<dyn Backend>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let listeners = Listeners {
+        native: listener,
+        irc: None,
+        irc_tls: None,
+        metrics: None,
+    };
+    serve(listeners, config, backend, shutdown).await
+}
+
+/// Serves clients on every one of `listeners` until `shutdown` resolves, then shuts
+/// down cleanly.
+pub async fn serve(
+    listeners: Listeners,
+    config: Config,
+    backend: Box<dyn Backend>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let irc_server = irc::server(&config.server_name);
+    let mut listening = vec![listener::Listening {
+        listener: listeners.native,
+        tls: tls.clone(),
+        irc: None,
+    }];
+    if let Some(listener) = listeners.irc {
+        listening.push(listener::Listening {
+            listener,
+            tls: None,
+            irc: Some(irc_server.clone()),
+        });
+    }
+    if let Some(listener) = listeners.irc_tls {
+        let tls = tls
+            .clone()
+            .context("--irc-tls-addr needs --tls-cert and --tls-key")?;
+        listening.push(listener::Listening {
+            listener,
+            tls: Some(tls),
+            irc: Some(irc_server),
+        });
+    }
     // Cancelled once, below; readers and handshakes watch it to stop reading.
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -125,15 +182,16 @@ pub async fn run(
     let drain_within = config.shutdown_timeout / 2;
     let broker = tokio::spawn(broker::broker_loop(broker_rx, broker, drain_within));
 
+    if let Some(listener) = listeners.metrics {
+        tokio::spawn(metrics::serve(
+            listener,
+            broker_tx.downgrade(),
+            token.clone(),
+        ));
+    }
     let shutdown_timeout = config.shutdown_timeout;
-    let accept = listener::accept_loop(
-        listener,
-        tls,
-        broker_tx,
-        token.clone(),
-        tracker.clone(),
-        config,
-    );
+    let accept =
+        listener::accept_loop(listening, broker_tx, token.clone(), tracker.clone(), config);
     tokio::select! {
         // The accept loop only ever returns by being dropped here.
         never = accept => match never {},

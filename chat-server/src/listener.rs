@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
@@ -18,8 +20,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::accounts::Hasher;
 use crate::broker::BrokerEvent;
+use crate::metrics::{self, METRICS, Refusal};
 use crate::roster::ConnId;
-use crate::{Config, connection};
+use crate::{Config, connection, irc};
 
 /// Keepalive probes start after this much silence, then go every `KEEPALIVE_INTERVAL_SECS`;
 /// after `KEEPALIVE_RETRIES` unanswered ones the kernel resets the socket. 60 + 6 × 10 s
@@ -31,11 +34,33 @@ const KEEPALIVE_RETRIES: u32 = 6;
 /// Longest pause after an accept error such as running out of file descriptors.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Accepts connections forever; [`crate::run`] stops it by dropping it, which drops the
-/// listener and this loop's `broker_tx`.
+/// One listening socket and what it serves.
+pub(crate) struct Listening {
+    pub(crate) listener: TcpListener,
+    /// With TLS: the handshake every connection makes first.
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// IRC (with the server's IRC identity) rather than the native protocol.
+    pub(crate) irc: Option<Arc<irc::Server>>,
+}
+
+/// The next connection on any of `listening`, and which one took it.
+async fn accept_any(listening: &[Listening]) -> (usize, io::Result<(TcpStream, SocketAddr)>) {
+    poll_fn(|cx| {
+        for (i, l) in listening.iter().enumerate() {
+            if let Poll::Ready(accepted) = l.listener.poll_accept(cx) {
+                return Poll::Ready((i, accepted));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Accepts connections forever on every listener, under one count of clients and of
+/// connections per address; [`crate::run`] stops it by dropping it, which drops the
+/// listeners and this loop's `broker_tx`.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    listening: Vec<Listening>,
     broker_tx: mpsc::Sender<BrokerEvent>,
     token: CancellationToken,
     tracker: TaskTracker,
@@ -50,7 +75,9 @@ pub(crate) async fn accept_loop(
     let per_ip = PerIp::default();
     let handshake = config.handshake_timeout;
     loop {
-        let (stream, addr) = match listener.accept().await {
+        let (which, accepted) = accept_any(&listening).await;
+        let Listening { tls, irc, .. } = &listening[which];
+        let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
@@ -83,7 +110,13 @@ pub(crate) async fn accept_loop(
             Ok(admitted) => admitted,
             Err(reason) => {
                 info!(peer = %addr, id, %reason, "refused");
-                let refusal = connection::refuse(id, stream, tls.clone(), handshake, reason);
+                METRICS.refused(Refusal::of(&reason));
+                // Said in the listener's protocol.
+                let line = match irc {
+                    Some(_) => bytes::Bytes::from(format!("ERROR :Closing link: {reason}\r\n")),
+                    None => chat_proto::encode_line(chat_proto::ServerLine::Error(reason)),
+                };
+                let refusal = connection::refuse(id, stream, tls.clone(), handshake, line);
                 tracker.spawn(refusal);
                 continue;
             }
@@ -98,8 +131,21 @@ pub(crate) async fn accept_loop(
             token: token.clone(),
             config: config.clone(),
         };
-        let task = conn.run(stream, (permit, ip_slot));
-        tracker.spawn(task);
+        let listener = match (irc, tls) {
+            (None, None) => metrics::Listener::Native,
+            (None, Some(_)) => metrics::Listener::Tls,
+            (Some(_), None) => metrics::Listener::Irc,
+            (Some(_), Some(_)) => metrics::Listener::IrcTls,
+        };
+        let admission = (permit, ip_slot, metrics::Open::new(listener));
+        match irc {
+            Some(server) => {
+                tracker.spawn(irc::session::serve(conn, server.clone(), stream, admission));
+            }
+            None => {
+                tracker.spawn(conn.run(stream, admission));
+            }
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use chat_proto::UserName;
 use chat_server::history::Retention;
-use chat_server::{ClusterConfig, Config, Presence, shutdown};
-use clap::Parser;
+use chat_server::{ClusterConfig, Config, Listeners, Presence, shutdown};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
 
@@ -23,9 +24,34 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// docs/protocol.md. SIGINT or SIGTERM shuts the server down cleanly: every message
 /// already accepted is delivered (and stored), then each client gets
 /// `bye: server shutting down`.
+mod config_file;
+
+/// `0.3.0 (commit 1a2b3c4d5e6f)`: the version and the commit it was built from.
+fn version() -> &'static str {
+    let commit = git_version::git_version!(
+        args = [
+            "--always",
+            "--dirty=-modified",
+            "--abbrev=12",
+            "--exclude=*"
+        ],
+        fallback = "unknown"
+    );
+    Box::leak(format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")).into_boxed_str())
+}
+
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = version(), args_override_self = true)]
 struct Args {
+    /// Read settings from this TOML file: its keys are the long flags (`max-per-ip = 20`,
+    /// `oper = ["root"]`, `strict-names = true`); flags given on the command line
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Sub>,
+
     /// Address to listen on; port 0 picks a free port (printed as `listening on ADDR`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -149,6 +175,49 @@ struct Args {
     /// More logging on stderr: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+
+    /// Also serve IRC here (plain TCP): WeeChat, irssi, HexChat and IRC bots join the
+    /// same chat as native clients (docs/irc.md). Printed as `irc listening on ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    irc_addr: Option<SocketAddr>,
+
+    /// Also serve IRC over TLS here, with --tls-cert and --tls-key. Printed as
+    /// `irc-tls listening on ADDR`.
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    irc_tls_addr: Option<SocketAddr>,
+
+    /// Serve Prometheus metrics at `http://ADDR/metrics` and a health check at
+    /// `/healthz`. Printed as `metrics listening on ADDR`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+
+    /// The server's name on IRC (the source of its own messages) [default: the host name]
+    #[arg(long, value_name = "NAME", value_parser = server_name)]
+    server_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Copy the `--db` database to a new file: a consistent snapshot, also while a server
+    /// is running on it.
+    Backup {
+        /// The server's database file.
+        db: PathBuf,
+        /// The copy to write; it must not exist yet.
+        to: PathBuf,
+    },
+}
+
+fn server_name(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 63
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err("1-63 letters, digits, `.`, `-` or `_`".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 fn user_name(s: &str) -> Result<UserName, String> {
@@ -201,8 +270,35 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// The command line, with the settings of its `--config` file before its own flags.
+/// Exits like clap on a usage error, naming the file when the error is in it.
+fn parse_args() -> Args {
+    let cli: Vec<OsString> = std::env::args_os().collect();
+    let command = Args::command();
+    let matches = command.clone().get_matches_from(&cli);
+    let Some(file) = matches.get_one::<PathBuf>("config") else {
+        return Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    };
+    let merged = config_file::merged_args(&command, &cli, &matches, file).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    });
+    match command.try_get_matches_from(merged) {
+        Ok(matches) => Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        Err(e) => {
+            eprintln!("in the config file {}:", file.display());
+            e.exit()
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = parse_args();
+    if let Some(Sub::Backup { db, to }) = &args.command {
+        chat_server::store::sqlite::backup(db, to)?;
+        println!("backed up {} to {}", db.display(), to.display());
+        return Ok(());
+    }
     let default_level = match args.verbose {
         0 => "info",
         1 => "debug",
@@ -251,6 +347,14 @@ fn main() -> anyhow::Result<()> {
             .zip(args.tls_key)
             .map(|(cert, key)| chat_server::tls::TlsFiles { cert, key }),
         opers: args.oper,
+        server_name: args.server_name.unwrap_or_else(|| {
+            let host = host_name();
+            if server_name(&host).is_ok() {
+                host
+            } else {
+                "chat.localhost".to_owned()
+            }
+        }),
         cluster: args.cluster.map(|url| ClusterConfig {
             url,
             node: args.node_name.unwrap_or_else(default_node_name),
@@ -259,15 +363,23 @@ fn main() -> anyhow::Result<()> {
     };
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
-        .block_on(serve(args.addr, config))
+        .block_on(serve(
+            args.addr,
+            [args.irc_addr, args.irc_tls_addr, args.metrics_addr],
+            config,
+        ))
+}
+
+/// This machine's host name, or nothing.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// `host-pid`: unique among nodes on one machine and across machines.
 fn default_node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    let host: String = host
+    let host: String = host_name()
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '/')
         .collect();
@@ -303,17 +415,43 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-async fn serve(addr: SocketAddr, config: Config) -> anyhow::Result<()> {
+/// Serves on `addr` and the optional IRC, IRC over TLS and metrics addresses.
+async fn serve(
+    addr: SocketAddr,
+    [irc_addr, irc_tls_addr, metrics_addr]: [Option<SocketAddr>; 3],
+    config: Config,
+) -> anyhow::Result<()> {
     // Before binding: a database that cannot be used, or a Redis that cannot be reached,
     // ends startup here with a clear error and exit status 1.
     let backend = chat_server::open_backend(&config).await?;
     let shutdown = shutdown::signals().context("installing signal handlers")?;
-    let listener = bind(addr).with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
+    let bound = |addr: SocketAddr| bind(addr).with_context(|| format!("binding {addr}"));
+    let listeners = Listeners {
+        native: bound(addr)?,
+        irc: irc_addr.map(bound).transpose()?,
+        irc_tls: irc_tls_addr.map(bound).transpose()?,
+        metrics: metrics_addr.map(bound).transpose()?,
+    };
     let mut stdout = std::io::stdout().lock();
+    // The IRC lines first: whoever waits for `listening on` may then use them all.
+    let others = [
+        ("irc", &listeners.irc),
+        ("irc-tls", &listeners.irc_tls),
+        ("metrics", &listeners.metrics),
+    ];
+    for (what, listener) in others {
+        if let Some(listener) = listener {
+            let local = listener.local_addr().context("reading the bound address")?;
+            writeln!(stdout, "{what} listening on {local}").context("writing to stdout")?;
+        }
+    }
+    let local = listeners
+        .native
+        .local_addr()
+        .context("reading the bound address")?;
     writeln!(stdout, "listening on {local}")
         .and_then(|()| stdout.flush())
         .context("writing to stdout")?;
     drop(stdout);
-    chat_server::run(listener, config, backend, shutdown).await
+    chat_server::serve(listeners, config, backend, shutdown).await
 }

@@ -30,6 +30,8 @@ pub struct Peer {
     pub outbox: Outbox,
     /// When it last sent a message.
     pub active: Instant,
+    /// Whether it gets the lines of its own messages too (IRC's `echo-message`).
+    pub echo: bool,
     /// Its user.
     user: UserId,
 }
@@ -148,6 +150,7 @@ impl Roster {
                 name,
                 outbox,
                 active: Instant::now(),
+                echo: false,
                 user: uid,
             },
         );
@@ -201,6 +204,19 @@ impl Roster {
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.active = now;
         }
+    }
+
+    /// Sets whether connection `id` gets the lines of its own messages too.
+    pub fn set_echo(&mut self, id: ConnId, on: bool) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.echo = on;
+        }
+    }
+
+    /// Connection `id` and its user, in one lookup.
+    pub fn peer_and_user(&self, id: ConnId) -> Option<(&Peer, &User)> {
+        let peer = self.peers.get(&id)?;
+        Some((peer, self.users.get(&peer.user)?))
     }
 
     /// The user connection `id` is a session of.

@@ -1,6 +1,6 @@
 //! TLS, in process, with certificates made by `rcgen`: login and chat over TLS, a
-//! plain-text client on the TLS port refused without harming anyone, and a handshake that
-//! never comes costing only its own socket.
+//! plain-text client on the TLS port refused without harming anyone, a handshake that
+//! never comes costing only its own socket, and IRC over TLS (`--irc-tls-addr`).
 
 mod common;
 
@@ -126,5 +126,39 @@ async fn login_and_chat_over_tls_while_plain_text_on_the_port_is_refused() {
         "users alice,bob",
         "mallory never got in"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn irc_over_tls_registers_and_talks_with_a_native_user() {
+    let cert = make_cert();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let server = common::start(Config {
+        tls: Some(cert.files.clone()),
+        db: Some(dir.path().join("chat.db")),
+        ..Config::default()
+    })
+    .await;
+    let (mut alice_rx, mut alice) = tls_client(server.addr, &cert.der).await;
+    send(&mut alice, "alice").await;
+    assert_eq!(recv(&mut alice_rx).await, "welcome alice");
+    let irc_addr = server.irc_tls_addr.expect("an IRC TLS listener");
+    let (mut bob_rx, mut bob) = tls_client(irc_addr, &cert.der).await;
+    send(&mut bob, "NICK bob\r\nUSER bob 0 * :Bob\r").await;
+    let welcome = recv(&mut bob_rx).await;
+    assert!(
+        welcome.ends_with(" 001 bob :Welcome to the chat, bob"),
+        "{welcome}"
+    );
+    loop {
+        if recv(&mut bob_rx).await.contains(" 422 ") {
+            break;
+        }
+    }
+    send(&mut bob, "PRIVMSG alice :over IRC and TLS\r").await;
+    assert_eq!(recv(&mut alice_rx).await, "joined bob");
+    assert_eq!(recv(&mut alice_rx).await, "from bob: over IRC and TLS");
+    send(&mut alice, "bob: back").await;
+    assert!(recv(&mut bob_rx).await.ends_with(" PRIVMSG bob :back"));
     server.shutdown().await;
 }

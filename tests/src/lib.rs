@@ -4,12 +4,14 @@
 //! - [`bin_path`]: the path of a workspace binary, built fresh on first use.
 //! - [`ServerProcess`]: a `chat-server` on `127.0.0.1:0`, killed and reaped on drop.
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
+//! - [`irc::IrcClient`]: the same for IRC (`\r\n`, lines split into command and parameters).
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
 //! - [`Gate`]: a TCP proxy the test closes and opens, a network outage on demand.
 //! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests: plain,
 //!   with a password, or TLS only with certificates from a [`TestCa`].
 
 pub mod gate;
+pub mod irc;
 pub mod pty;
 pub mod redis;
 
@@ -109,6 +111,9 @@ pub struct ServerProcess {
     child: Child,
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Its other listeners, as it printed them before `listening on`: `irc`,
+    /// `irc-tls`, `metrics`.
+    others: Vec<(String, SocketAddr)>,
     log: PathBuf,
     /// Kept open so the server never writes to a closed pipe.
     _stdout: BufReader<ChildStdout>,
@@ -152,25 +157,41 @@ impl ServerProcess {
             .spawn()
             .expect("starting chat-server");
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut first = String::new();
         let mut stdout = BufReader::new(stdout);
-        let read = stdout.read_line(&mut first);
-        tokio::time::timeout(DEADLINE, read)
-            .await
-            .expect("chat-server did not print its address in time")
-            .expect("reading chat-server's stdout");
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}; log: {}", log.display()))
-            .parse()
-            .expect("a socket address");
+        let mut others = Vec::new();
+        let addr = loop {
+            let mut line = String::new();
+            let read = stdout.read_line(&mut line);
+            tokio::time::timeout(DEADLINE, read)
+                .await
+                .expect("chat-server did not print its address in time")
+                .expect("reading chat-server's stdout");
+            let (what, addr) = line
+                .trim_end()
+                .split_once("listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}; log: {}", log.display()));
+            let addr = addr.parse().expect("a socket address");
+            match what.strip_suffix(' ') {
+                Some(what) => others.push((what.to_owned(), addr)),
+                None => break addr,
+            }
+        };
         Self {
             child,
             addr,
+            others,
             log,
             _stdout: stdout,
         }
+    }
+
+    /// Where its listener `what` (`irc`, `irc-tls`, `metrics`) listens.
+    pub fn listening(&self, what: &str) -> SocketAddr {
+        self.others
+            .iter()
+            .find(|(name, _)| name == what)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("no {what} listener; start the server with it"))
     }
 
     /// The server's process id.

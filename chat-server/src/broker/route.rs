@@ -7,6 +7,7 @@ use chat_proto::{
 
 use super::{Broker, offer};
 use crate::backend::{self, Direct};
+use crate::metrics::{Kind, METRICS};
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
@@ -53,16 +54,17 @@ impl Broker {
     /// user named, a `*` line to everyone with `*`, and a room line, with a fresh id, to
     /// each room's other members. Then tells the sender which destinations failed.
     pub(super) fn route(&mut self, from: ConnId, to: &[Recipient], text: &MessageText) {
-        // One lookup for the sender, and whether its account has other sessions to copy.
-        let Some((sender, shared)) = self
-            .roster
-            .user_of(from)
-            .map(|user| (user.name.clone(), user.sessions.len() > 1 || user.nodes > 1))
-        else {
+        // One lookup for the sender, and whether its account has other sessions to copy
+        // (or the sender wants its own copy).
+        let Some((sender, shared)) = self.roster.peer_and_user(from).map(|(peer, user)| {
+            let shared = user.sessions.len() > 1 || user.nodes > 1 || peer.echo;
+            (user.name.clone(), shared)
+        }) else {
             return;
         };
         let everyone = to.contains(&Recipient::Everyone);
         if everyone {
+            METRICS.messages.of(Kind::Everyone).inc();
             self.send_everyone(from, &sender, text);
         }
         let mut fanout = Fanout {
@@ -93,7 +95,10 @@ impl Broker {
             }
             match dest {
                 Recipient::Everyone => {}
-                Recipient::User(name) => self.send_direct(from, name, &mut fanout),
+                Recipient::User(name) => {
+                    METRICS.messages.of(Kind::Direct).inc();
+                    self.send_direct(from, name, &mut fanout);
+                }
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
                     outside.push(room.as_str());
                 }
@@ -123,6 +128,7 @@ impl Broker {
             self.tell_away(from, &sender, name, away);
         }
         for room in rooms {
+            METRICS.messages.of(Kind::Room).inc();
             self.backend
                 .say(from, room, &sender, text, &mut self.answers);
         }
@@ -167,7 +173,7 @@ impl Broker {
         }
         let lines = lines.freeze();
         for (id, peer) in self.roster.sessions(user) {
-            if id != from {
+            if id != from || peer.echo {
                 offer(id, peer, &lines, &mut self.failed);
             }
         }
@@ -224,9 +230,12 @@ impl Broker {
                 // With `*`, every other user has had the line; only the sender has not.
                 if !fanout.everyone || user.sessions.contains(&from) {
                     let line = fanout.line();
+                    let mut delivered = 0;
                     for (id, peer) in self.roster.sessions(user) {
                         offer(id, peer, &line, &mut self.failed);
+                        delivered += 1;
                     }
+                    METRICS.deliveries.of(Kind::Direct).inc_by(delivered);
                     // The account's sessions on other nodes get it from here too.
                     if user.nodes > 1 {
                         self.backend.echo(&user.name, line);
@@ -278,11 +287,14 @@ impl Broker {
             .user_of(from)
             .map(|user| user.sessions.clone())
             .unwrap_or_default();
+        let mut delivered = 0;
         for (id, peer) in self.roster.peers() {
             if !mine.contains(&id) {
                 offer(id, peer, &line, &mut self.failed);
+                delivered += 1;
             }
         }
+        METRICS.deliveries.of(Kind::Everyone).inc_by(delivered);
         self.backend
             .send_elsewhere(from, sender, line, &mut self.answers);
     }

@@ -36,6 +36,7 @@ use crate::backend::{
 use crate::config::Presence;
 use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, wall_clock};
+use crate::metrics::METRICS;
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
@@ -328,6 +329,7 @@ impl Publisher {
             tokio::time::timeout(REDIS_TIMEOUT, ping.query_async::<String>(&mut self.redis));
         if matches!(answered.await, Ok(Ok(_))) {
             info!(node = %self.node, down_for = ?since.elapsed(), "Redis answers again");
+            METRICS.set_redis_up(true);
             self.down = None;
             return true;
         }
@@ -335,6 +337,8 @@ impl Publisher {
     }
 
     fn lost(&mut self, error: &str) {
+        METRICS.redis_errors.inc();
+        METRICS.set_redis_up(false);
         // The connection may be new when Redis answers again, and Redis may have
         // restarted without the scripts.
         self.scripts_loaded = false;
@@ -351,6 +355,7 @@ impl Publisher {
         query: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let mut redis = self.redis.clone();
+        METRICS.redis_round_trips.inc();
         match tokio::time::timeout(REDIS_TIMEOUT, query(&mut redis)).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {

@@ -17,6 +17,7 @@ use super::subscriber::{Mode, presence_payload};
 use super::{ALL, Held, NODES, heartbeat_key, lock, queries, rooms, users_key};
 use crate::backend::Answer;
 use crate::config::Presence;
+use crate::metrics::METRICS;
 
 /// Every [`lease::RENEW_EVERY`]: beats this node's heartbeat, renews its leases, and
 /// looks for nodes whose heartbeat stopped (killed, or cut off for longer than a lease).
@@ -39,10 +40,14 @@ pub(super) async fn renewer(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        METRICS.redis_round_trips.inc();
         if let Err(e) = beat(&mut redis, &node).await {
             warn!(%node, error = %e, "no heartbeat: Redis unreachable");
+            METRICS.redis_errors.inc();
+            METRICS.set_redis_up(false);
             continue;
         }
+        METRICS.set_redis_up(true);
         if let Err(e) = sweep(&mut redis, &node, presence).await {
             warn!(%node, error = %e, "could not check on the other nodes");
         }

@@ -20,6 +20,7 @@ use chat_proto::{MessageId, RoomName, Timestamp};
 
 use crate::accounts::Account;
 use crate::governance::RoomState;
+use crate::metrics::METRICS;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -171,7 +172,11 @@ pub fn spawn(
             while let Ok(more) = rx.try_recv() {
                 batch.extend(more);
             }
+            let started = Instant::now();
             let mut result = store.apply(&batch);
+            METRICS
+                .store_write_seconds
+                .observe(started.elapsed().as_secs_f64());
             if result.is_ok() && pruned_at.elapsed() >= PRUNE_EVERY {
                 pruned_at = Instant::now();
                 result = store.prune(&retention, wall_clock().0);

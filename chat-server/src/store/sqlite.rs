@@ -9,11 +9,14 @@
 //! - `application_id` marks the file as ours; `user_version` is the schema version,
 //!   created and migrated here.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chat_proto::{MessageId, Timestamp, UserName};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::{Loaded, Store, StoreError, Write, last_id, rooms};
 use crate::accounts::Account;
@@ -101,6 +104,9 @@ const SCHEMA_V4: &str = "
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Held until exit: what refuses a second server on the same file, while readers
+    /// (`chat-server backup`, `sqlite3`) may still open it.
+    _lock: Flock<File>,
 }
 
 impl SqliteStore {
@@ -109,13 +115,24 @@ impl SqliteStore {
     /// database that is not ours.
     pub fn open(path: &Path, max_bytes: Option<u64>) -> anyhow::Result<Self> {
         let shown = path.display();
+        let in_use =
+            || anyhow::anyhow!("{shown} is in use by another process (another chat-server?)");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("opening {shown}"))?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => return Err(in_use()),
+            Err((_, e)) => return Err(anyhow::Error::new(e).context(format!("locking {shown}"))),
+        };
         let conn = Connection::open(path).with_context(|| format!("opening {shown}"))?;
-        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         let (app_id, version, tables) =
             read_header(&conn).map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                    anyhow::anyhow!("{shown} is in use by another process (another chat-server?)")
-                }
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => in_use(),
                 Some(ErrorCode::NotADatabase) => {
                     anyhow::anyhow!("{shown} is not a SQLite database")
                 }
@@ -131,15 +148,6 @@ impl SqliteStore {
                 "{shown} has schema version {version}, newer than this chat-server's {SCHEMA_VERSION}"
             );
         }
-        // Taking the write lock now, not at the first message, is what refuses a second
-        // server at startup; in exclusive mode it is then held until exit.
-        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                    anyhow::anyhow!("{shown} is in use by another process (another chat-server?)")
-                }
-                _ => anyhow::Error::new(e).context(format!("locking {shown}")),
-            })?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -156,8 +164,28 @@ impl SqliteStore {
         Ok(Self {
             conn,
             path: path.to_owned(),
+            _lock: lock,
         })
     }
+}
+
+/// Copies the database at `db` to a new file `to`, a consistent snapshot even while a
+/// server writes to it (`VACUUM INTO`, from a read-only connection).
+pub fn backup(db: &Path, to: &Path) -> anyhow::Result<()> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening {}", db.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let (app_id, _, _) = read_header(&conn).with_context(|| format!("reading {}", db.display()))?;
+    if app_id != APPLICATION_ID {
+        bail!("{} is not a chat-server database", db.display());
+    }
+    if to.exists() {
+        bail!("{} exists already: give a new file", to.display());
+    }
+    let target = to.to_str().context("the backup path is not UTF-8")?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .with_context(|| format!("writing {}", to.display()))?;
+    Ok(())
 }
 
 /// `application_id`, `user_version` and how many tables the file has.

@@ -25,6 +25,10 @@ use tokio::task::JoinHandle;
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it listens for IRC clients.
+    pub irc_addr: SocketAddr,
+    /// Where it listens for IRC clients over TLS: only with `config.tls`.
+    pub irc_tls_addr: Option<SocketAddr>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -57,11 +61,32 @@ pub async fn try_start_with_store(
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding");
     let addr = listener.local_addr().expect("an address");
+    let irc = TcpListener::bind("127.0.0.1:0").await.expect("binding");
+    let irc_addr = irc.local_addr().expect("an address");
+    let irc_tls = match config.tls {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("binding")),
+        None => None,
+    };
+    let irc_tls_addr = irc_tls
+        .as_ref()
+        .map(|l| l.local_addr().expect("an address"));
+    let listeners = chat_server::Listeners {
+        native: listener,
+        irc: Some(irc),
+        irc_tls,
+        metrics: None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run(listener, config, backend, async {
+    let task = tokio::spawn(chat_server::serve(listeners, config, backend, async {
         let _ = stopped.await;
     }));
-    Ok(TestServer { addr, stop, task })
+    Ok(TestServer {
+        addr,
+        irc_addr,
+        irc_tls_addr,
+        stop,
+        task,
+    })
 }
 
 impl TestServer {
@@ -210,6 +235,14 @@ impl Chat {
                 );
                 self.nodes[node].addr
             }
+        }
+    }
+
+    /// Where node `node` listens for IRC clients; in [`Mode::Local`], the one server's.
+    pub fn irc_addr(&self, node: usize) -> SocketAddr {
+        match self.mode {
+            Mode::Local => self.nodes[0].irc_addr,
+            Mode::Cluster => self.nodes[node].irc_addr,
         }
     }
 
