@@ -38,7 +38,8 @@ struct Args {
     #[arg(long)]
     tls: bool,
 
-    /// Trust the certificates in this PEM file instead (a private CA); implies --tls.
+    /// Trust the certificates in this PEM file instead: a private CA, or the server's own
+    /// (self-signed) certificate, pinned; implies --tls.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
 

@@ -2,7 +2,7 @@
 //! the event loop's channels through `chat_proto::LineCodec`. A new connection is a new
 //! session; the event loop owns the reconnect timing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chat_proto::{ClientLine, LineCodec, LoginLine, Password, ServerLine, UserName};
 use futures::{SinkExt, StreamExt};
-use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -111,22 +113,36 @@ impl Reporter<'_> {
 pub struct Target {
     /// `host:port` as the user gave it.
     pub addr: String,
-    /// `Some` with `--tls`: the roots the server's certificate must chain to.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `Some` with `--tls`: how the server's certificate is checked.
+    pub tls: Option<Tls>,
     /// For a registered name.
     pub password: Option<Password>,
 }
 
+/// TLS settings for a [`Target`].
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The configuration every connection uses.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The `--ca-file` it trusts, named when a certificate is refused.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// A TLS client configuration trusting `ca_file` (PEM), or without one the Mozilla root
 /// store (webpki-roots): the same roots on every machine, however its system is set up.
-pub fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+/// A certificate in `ca_file` is also pinned: a server presenting exactly that
+/// certificate is trusted, as the usual self-signed one (`openssl req -x509`, which is
+/// `CA:TRUE`) must be, though the WebPKI rules refuse a CA as a server's own certificate.
+pub fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<Tls> {
     let mut roots = RootCertStore::empty();
+    let mut pinned = Vec::new();
     match ca_file {
         Some(path) => {
             for cert in CertificateDer::pem_file_iter(path)
                 .with_context(|| format!("reading {}", path.display()))?
             {
                 let cert = cert.with_context(|| format!("reading {}", path.display()))?;
+                pinned.push(cert.clone());
                 roots
                     .add(cert)
                     .with_context(|| format!("using a certificate from {}", path.display()))?;
@@ -136,12 +152,90 @@ pub fn tls_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientCo
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .context("setting up certificate checks")?;
+    let verifier = Arc::new(PinningVerifier {
+        pinned,
+        webpki,
+        provider: provider.clone(),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("choosing TLS versions")?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(Tls {
+        config: Arc::new(config),
+        ca_file: ca_file.map(Path::to_path_buf),
+    })
+}
+
+/// The WebPKI checks, except that a server certificate that is byte for byte one the
+/// user gave with `--ca-file` is trusted as it is. Its name and dates are not checked
+/// then: the user named this very certificate, which is what pinning means, and its
+/// key must still sign the handshake (the signature checks below are the usual ones).
+#[derive(Debug)]
+struct PinningVerifier {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Arc<WebPkiServerVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|pin| pin.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 type Reader = Pin<Box<dyn AsyncRead + Send>>;
@@ -169,16 +263,16 @@ pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> 
             let (read, write) = stream.into_split();
             (Box::pin(read), Box::pin(write))
         }
-        Some(config) => {
+        Some(tls) => {
             let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let server = ServerName::try_from(host.to_owned())
                 .with_context(|| format!("{host:?} is not a name a certificate can have"))?;
-            let handshake = TlsConnector::from(config.clone()).connect(server, stream);
+            let handshake = TlsConnector::from(tls.config.clone()).connect(server, stream);
             let stream = timeout(CONNECT_TIMEOUT, handshake)
                 .await
                 .context("TLS handshake timed out")?
-                .map_err(tls_failure)?;
+                .map_err(|e| tls_failure(&e, tls.ca_file.as_deref()))?;
             let (read, write) = tokio::io::split(stream);
             (Box::pin(read), Box::pin(write))
         }
@@ -196,16 +290,79 @@ pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> 
     Ok(Login { lines, sink })
 }
 
-/// Says plainly when the server's certificate is the problem.
-fn tls_failure(e: std::io::Error) -> anyhow::Error {
-    let text = e.to_string();
-    if text.contains("certificate") || text.contains("UnknownIssuer") {
-        anyhow::anyhow!(
-            "the server's certificate is not trusted ({text}); for a private CA, pass --ca-file"
-        )
-    } else {
-        anyhow::anyhow!("TLS handshake failed: {text}")
+/// Says in words what is wrong with the server's certificate, and what to do about it:
+/// rustls's own text (`CaUsedAsEndEntity`, `UnknownIssuer`) means little to a user.
+fn tls_failure(e: &std::io::Error, ca_file: Option<&Path>) -> anyhow::Error {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(cert)) => anyhow::anyhow!(
+            "the server's certificate is not trusted: {}",
+            certificate_problem(cert, ca_file)
+        ),
+        _ => anyhow::anyhow!("TLS handshake failed: {e}"),
     }
+}
+
+/// What is wrong with a refused certificate, for a user who may not know TLS well.
+fn certificate_problem(error: &CertificateError, ca_file: Option<&Path>) -> String {
+    let trusted = match ca_file {
+        Some(path) => format!(
+            "is not signed by a certificate in {} and is not one of them",
+            path.display()
+        ),
+        None => "is not signed by a known authority; for a private CA or a self-signed certificate, pass --ca-file with its PEM file".to_owned(),
+    };
+    match error {
+        CertificateError::UnknownIssuer => format!("it {trusted}"),
+        CertificateError::NotValidForName => "it is for another host name".to_owned(),
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            let expected = expected.to_str();
+            let presented = presented
+                .iter()
+                .filter_map(|name| presented_name(name))
+                .collect::<Vec<_>>();
+            if presented.is_empty() {
+                format!("it names no host, and {expected} was asked for")
+            } else {
+                format!("it is for {}, not {expected}", presented.join(", "))
+            }
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "it has expired".to_owned()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "it is not valid yet (or this machine's clock is wrong)".to_owned()
+        }
+        CertificateError::Revoked => "it has been revoked".to_owned(),
+        CertificateError::BadEncoding => "it cannot be read (bad encoding)".to_owned(),
+        CertificateError::BadSignature => "its signature does not match".to_owned(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "it is not meant for a server".to_owned()
+        }
+        // WebPKI's `CaUsedAsEndEntity` comes as `Other`, with no type to match on.
+        CertificateError::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+            format!(
+                "it is a CA certificate, which a server may only present if it is the very one given with --ca-file, and it {trusted}"
+            )
+        }
+        other => format!("{other}"),
+    }
+}
+/// A name from a certificate as WebPKI reports it (`DnsName("example.org")`,
+/// `IpAddress(10.0.0.1)`), as a user would write it; `None` for kinds that name no host.
+fn presented_name(reported: &str) -> Option<&str> {
+    let dns = reported
+        .strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"));
+    let ip = reported
+        .strip_prefix("IpAddress(")
+        .and_then(|rest| rest.strip_suffix(')'));
+    dns.or(ip)
 }
 
 async fn session(
@@ -291,6 +448,38 @@ async fn drain(lines: &mut FramedRead<Reader, LineCodec>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21, defect 3: a refused certificate is explained in words, not as rustls's
+    /// `CaUsedAsEndEntity` or `UnknownIssuer`.
+    #[test]
+    fn certificate_problems_are_said_in_words() {
+        let ca_file = Path::new("ca.pem");
+        assert_eq!(
+            certificate_problem(&CertificateError::UnknownIssuer, Some(ca_file)),
+            "it is not signed by a certificate in ca.pem and is not one of them"
+        );
+        assert!(
+            certificate_problem(&CertificateError::UnknownIssuer, None).contains("pass --ca-file")
+        );
+        let misnamed = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("localhost")
+                .expect("a name")
+                .to_owned(),
+            presented: vec![
+                "DnsName(\"example.org\")".to_owned(),
+                "IpAddress(10.0.0.1)".to_owned(),
+                "DirectoryName".to_owned(),
+            ],
+        };
+        assert_eq!(
+            certificate_problem(&misnamed, None),
+            "it is for example.org, 10.0.0.1, not localhost"
+        );
+        assert_eq!(
+            certificate_problem(&CertificateError::Expired, None),
+            "it has expired"
+        );
+    }
 
     #[test]
     fn os_error_numbers_are_dropped() {

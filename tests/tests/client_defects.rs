@@ -2,10 +2,12 @@
 //! meets them, in a pseudo-terminal against the real server. Each test fails on the
 //! client as it was (main at f22c480).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
 
 use chat_tests::pty::row;
-use chat_tests::{Gate, PtyClient, ServerProcess};
+use chat_tests::{DEADLINE, Gate, PtyClient, ServerProcess};
+use tokio::io::AsyncWriteExt;
 
 const COLUMNS: u16 = 100;
 
@@ -13,6 +15,146 @@ const COLUMNS: u16 = 100;
 async fn server_with_db(dir: &Path) -> ServerProcess {
     let db = dir.join("chat.db");
     ServerProcess::start(&["--db", db.to_str().expect("a UTF-8 path")]).await
+}
+
+/// Runs `chat-client --plain` with `args`, feeding it `input`, to its exit.
+async fn plain_client(args: &[&str], input: &str) -> Output {
+    let mut client = tokio::process::Command::new(chat_tests::bin_path("chat-client"))
+        .arg("--plain")
+        .args(args)
+        .env_remove("CHAT_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting chat-client");
+    let mut stdin = client.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .expect("writing stdin");
+    drop(stdin);
+    tokio::time::timeout(DEADLINE, client.wait_with_output())
+        .await
+        .expect("chat-client exits after stdin EOF")
+        .expect("waiting for chat-client")
+}
+
+/// A self-signed certificate for `names`, `CA:TRUE` as `openssl req -x509` makes it,
+/// written to `dir/<stem>.pem` with its key: (cert, key) paths.
+fn self_signed_ca(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let mut params = rcgen::CertificateParams::new(names).expect("certificate parameters");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("a certificate");
+    let cert_path = dir.join(format!("{stem}.pem"));
+    let key_path = dir.join(format!("{stem}.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("writing the certificate");
+    std::fs::write(&key_path, key.serialize_pem()).expect("writing the key");
+    (cert_path, key_path)
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// Defect 3: the usual self-signed certificate (`CA:TRUE`) given with `--ca-file` was
+/// refused (`CaUsedAsEndEntity`) with advice to pass `--ca-file`. It is pinned now; and a
+/// certificate that is still refused is refused in words.
+#[tokio::test]
+async fn the_servers_own_self_signed_certificate_in_ca_file_is_trusted() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = self_signed_ca(dir.path(), "cert", &["localhost"]);
+    let server = ServerProcess::start(&["--tls-cert", utf8(&cert), "--tls-key", utf8(&key)]).await;
+    let addr = format!("localhost:{}", server.addr.port());
+    let trusting = ["--name", "alice", "--addr", &addr, "--ca-file", utf8(&cert)];
+    let out = plain_client(&trusting, "/who\n").await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("users alice"),
+        "{stderr}"
+    );
+
+    // In the terminal UI too.
+    let alice = PtyClient::spawn(&trusting, COLUMNS, 24);
+    alice.wait_for("● connected");
+
+    // Another certificate in --ca-file: refused, saying why in words.
+    let (other, _) = self_signed_ca(dir.path(), "other", &["localhost"]);
+    let out = plain_client(
+        &["--name", "bob", "--addr", &addr, "--ca-file", utf8(&other)],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the server's certificate is not trusted: it is a CA certificate, which a server may only present if it is the very one given with --ca-file, and it is not signed by a certificate in {}",
+            other.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CaUsedAsEndEntity"), "{stderr}");
+
+    // A certificate from a trusted CA, but for another name: the name is the problem.
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("CA parameters");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("a CA");
+    let leaf_key = rcgen::KeyPair::generate().expect("a key");
+    let leaf = rcgen::CertificateParams::new(vec!["example.org".to_owned()])
+        .expect("certificate parameters")
+        .signed_by(&leaf_key, &ca)
+        .expect("a certificate signed by the CA");
+    let (ca_path, leaf_path, leaf_key_path) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("leaf.pem"),
+        dir.path().join("leaf.key"),
+    );
+    std::fs::write(&ca_path, ca.pem()).expect("writing the CA");
+    std::fs::write(&leaf_path, leaf.pem()).expect("writing the certificate");
+    std::fs::write(&leaf_key_path, leaf_key.serialize_pem()).expect("writing the key");
+    let misnamed = ServerProcess::start(&[
+        "--tls-cert",
+        utf8(&leaf_path),
+        "--tls-key",
+        utf8(&leaf_key_path),
+    ])
+    .await;
+    let misnamed_addr = format!("localhost:{}", misnamed.addr.port());
+    let out = plain_client(
+        &[
+            "--name",
+            "bob",
+            "--addr",
+            &misnamed_addr,
+            "--ca-file",
+            utf8(&ca_path),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the server's certificate is not trusted: it is for example.org, not localhost"
+        ),
+        "{stderr}"
+    );
+
+    // Without --ca-file, the advice is to give one.
+    let out = plain_client(&["--name", "bob", "--addr", &addr, "--tls"], "").await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("it is not signed by a known authority; for a private CA or a self-signed certificate, pass --ca-file"),
+        "{stderr}"
+    );
 }
 
 /// Defect 2: a password registered during the session is used for the next login, so a
