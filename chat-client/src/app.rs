@@ -17,7 +17,7 @@ use chat_proto::{
     ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Password,
     Recipient, RoomName, Scope, ServerLine, UserName,
 };
-use chrono::{NaiveDateTime, NaiveTime};
+use chrono::NaiveDateTime;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
@@ -156,7 +156,7 @@ pub struct App {
     completion: Option<Completion>,
     outbox: Outbox,
     /// History lines received, by conversation, until their `history-end`.
-    incoming: HashMap<Conv, Vec<(NaiveTime, EntryKind)>>,
+    incoming: HashMap<Conv, Vec<(NaiveDateTime, EntryKind)>>,
     /// A room we asked to join: its buffer is shown once the server confirms.
     joining: Option<RoomName>,
     /// Rooms we sent `/join` for, not yet confirmed: our `joined` for any other room was
@@ -350,7 +350,7 @@ impl App {
             look: &self.look,
             width,
         };
-        let seq = self.buffers.push(index, clock.local.time(), kind, &measure);
+        let seq = self.buffers.push(index, clock.local, kind, &measure);
         if self.settings.log {
             self.log(index, clock.local);
         }
@@ -407,7 +407,7 @@ impl App {
             JoinPart::Hide => {}
             JoinPart::Fold => {
                 self.buffers
-                    .presence(index, clock.local.time(), joined, name, room, &measure)
+                    .presence(index, clock.local, joined, name, room, &measure)
             }
             JoinPart::All => {
                 let kind = EntryKind::Presence {

@@ -7,7 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 use ratatui::text::Line;
 
 use crate::layout::{self, Look};
@@ -101,8 +101,12 @@ impl BufferId {
 pub struct Entry {
     /// Unique within the client; the unread marker and search refer to entries by it.
     pub seq: u64,
-    /// When it arrived, was sent, or (from history) was accepted by the server.
-    pub time: NaiveTime,
+    /// When it arrived, was sent, or (from history) was accepted by the server; local.
+    pub time: NaiveDateTime,
+    /// Its date is not that of the entry before it: a day-change line is drawn above it,
+    /// as in WeeChat, so that `23:10`, `00:10` across midnight (or across days of
+    /// history) say which day they are on.
+    pub day_change: bool,
     /// What it is.
     pub kind: EntryKind,
 }
@@ -447,6 +451,26 @@ impl Buffer {
         self.scroll = self.scroll.min(known);
     }
 
+    /// Whether entry `index` starts a new day is decided again, now that another entry
+    /// comes before it; returns the rows it gained (its day-change line), or 0.
+    fn recheck_day_change(&mut self, index: usize, measure: &Measure) -> usize {
+        let Some(before) = index.checked_sub(1).map(|i| self.entries[i].time.date()) else {
+            return 0;
+        };
+        let Some(entry) = self.entries.get_mut(index) else {
+            return 0;
+        };
+        let day_change = entry.time.date() != before;
+        if day_change == entry.day_change {
+            return 0;
+        }
+        entry.day_change = day_change;
+        let new = measure.height(entry);
+        let gained = new.saturating_sub(self.heights[index]);
+        self.heights[index] = new;
+        gained
+    }
+
     /// Changes the last entry in place, keeping its height (and the scroll) right.
     fn amend_last(&mut self, measure: &Measure, change: impl FnOnce(&mut EntryKind)) {
         let (Some(entry), Some(height)) = (self.entries.back_mut(), self.heights.back_mut()) else {
@@ -616,14 +640,23 @@ impl Buffers {
     pub fn push(
         &mut self,
         index: usize,
-        time: NaiveTime,
+        time: NaiveDateTime,
         kind: EntryKind,
         measure: &Measure,
     ) -> u64 {
         let seq = self.seq();
-        let entry = Entry { seq, time, kind };
-        let height = measure.height(&entry);
         let buffer = &mut self.list[index];
+        let day_change = buffer
+            .entries
+            .back()
+            .is_some_and(|last| last.time.date() != time.date());
+        let entry = Entry {
+            seq,
+            time,
+            day_change,
+            kind,
+        };
+        let height = measure.height(&entry);
         if index != self.current {
             if let EntryKind::Message { mention, .. } = &entry.kind {
                 buffer.unread += 1;
@@ -639,7 +672,7 @@ impl Buffers {
     pub fn presence(
         &mut self,
         index: usize,
-        time: NaiveTime,
+        time: NaiveDateTime,
         joined: bool,
         name: UserName,
         room: Option<RoomName>,
@@ -674,7 +707,7 @@ impl Buffers {
         &mut self,
         index: usize,
         label: &str,
-        batch: Vec<(NaiveTime, EntryKind)>,
+        batch: Vec<(NaiveDateTime, EntryKind)>,
         measure: &Measure,
     ) -> usize {
         let buffer = &mut self.list[index];
@@ -721,16 +754,21 @@ impl Buffers {
         let mut added = vec![(marker_time, EntryKind::Marker(label))];
         added.extend(fresh);
         let mut inserted_rows = 0;
+        let added_len = added.len();
         for (offset, (time, kind)) in added.into_iter().enumerate() {
             self.next_seq += 1;
+            let buffer = &mut self.list[index];
+            let day_change = (at + offset)
+                .checked_sub(1)
+                .is_some_and(|before| buffer.entries[before].time.date() != time.date());
             let entry = Entry {
                 seq: self.next_seq,
                 time,
+                day_change,
                 kind,
             };
             let height = measure.height(&entry);
             inserted_rows += height;
-            let buffer = &mut self.list[index];
             if let Some(id) = entry.kind.id() {
                 buffer.ids.insert(id);
                 buffer.last_id = buffer.last_id.max(Some(id));
@@ -742,6 +780,8 @@ impl Buffers {
             buffer.heights.insert(at + offset, height);
         }
         let buffer = &mut self.list[index];
+        // The entry after the batch now follows its last one, maybe of another day.
+        inserted_rows += buffer.recheck_day_change(at + added_len, measure);
         if view_moves {
             buffer.scroll += inserted_rows;
         }

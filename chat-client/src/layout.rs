@@ -20,6 +20,8 @@ const NICKS_WIDTH: u16 = 20;
 const NICKS_MIN_TERMINAL_WIDTH: u16 = 60;
 /// The unread marker, drawn where you last left a buffer.
 pub const NEW_MARKER: &str = "── new ──";
+/// The date on a day-change line (chrono): `── Monday 7 December 2026 ──`.
+const DAY_CHANGE_FORMAT: &str = "%A %-d %B %Y";
 
 /// How entries are drawn: whose messages are ours, and the timestamp format.
 #[derive(Debug, Clone)]
@@ -291,7 +293,15 @@ pub fn rows(
     highlight: Option<&str>,
 ) -> Vec<Line<'static>> {
     let indent = entry.time.format(&look.time_format).to_string().width() + 1;
-    wrap(&spans(entry, look, highlight), width, indent)
+    let mut rows = if entry.day_change {
+        let date = entry.time.format(DAY_CHANGE_FORMAT);
+        let line = Span::styled(format!("── {date} ──"), Style::new().cyan().bold());
+        wrap(&[line], width, 0)
+    } else {
+        Vec::new()
+    };
+    rows.extend(wrap(&spans(entry, look, highlight), width, indent));
+    rows
 }
 
 /// How many rows `entry` takes at `width`.

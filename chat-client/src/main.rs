@@ -65,7 +65,8 @@ struct Args {
     #[arg(long, value_enum)]
     join_part: Option<JoinPart>,
 
-    /// Timestamp format (chrono, e.g. %H:%M:%S) [default: %H:%M]
+    /// Timestamp format, any chrono format (e.g. %H:%M:%S, or %Y-%m-%d %H:%M for dates)
+    /// [default: %H:%M]
     #[arg(long, value_name = "FORMAT")]
     timestamp_format: Option<String>,
 

@@ -157,6 +157,37 @@ async fn the_servers_own_self_signed_certificate_in_ca_file_is_trusted() {
     );
 }
 
+/// Defect 4: `--timestamp-format "%Y-%m-%d %H:%M"` was refused; any chrono format is
+/// taken, and the date shows on every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_format_with_a_date_is_used() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let alice = PtyClient::spawn(
+        &[
+            "--name",
+            "alice",
+            "--addr",
+            &addr,
+            "--timestamp-format",
+            "%Y-%m-%d %H:%M",
+        ],
+        COLUMNS,
+        24,
+    );
+    alice.wait_for("● connected");
+    // `2026-12-07 10:50 — connected to ...`: digits where the format has them.
+    let dated = |row: &str| {
+        let shape: String = row
+            .chars()
+            .take(17)
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        shape == "9999-99-99 99:99 "
+    };
+    alice.wait_until("a dated line", |s| (0..24).any(|y| dated(&row(s, y))));
+}
+
 /// Defect 2: a password registered during the session is used for the next login, so a
 /// reconnect is not refused ("name is registered"); and a login refused for a password
 /// after a reconnect stops and offers `/login`.

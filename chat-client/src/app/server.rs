@@ -391,9 +391,11 @@ impl App {
         }
     }
 
-    pub(super) fn history_item(&self, entry: HistoryEntry) -> (NaiveTime, EntryKind) {
+    pub(super) fn history_item(&self, entry: HistoryEntry) -> (NaiveDateTime, EntryKind) {
         let time = chrono::DateTime::from_timestamp_millis(entry.time.unix_millis())
-            .map_or(NaiveTime::MIN, |t| t.with_timezone(&chrono::Local).time());
+            .map_or(NaiveDateTime::MIN, |t| {
+                t.with_timezone(&chrono::Local).naive_local()
+            });
         let text = SafeText::new(entry.text.as_str());
         let kind = if entry.sender.folded() == self.folded_name {
             EntryKind::Own {
@@ -417,7 +419,7 @@ impl App {
         &mut self,
         index: usize,
         label: &str,
-        batch: Vec<(NaiveTime, EntryKind)>,
+        batch: Vec<(NaiveDateTime, EntryKind)>,
     ) -> usize {
         let width = self.message_width();
         let measure = Measure {
