@@ -119,6 +119,9 @@ pub enum Exit {
     Clean,
     /// The server refused our name at the first login; the reason goes to stderr.
     Refused(String),
+    /// The first connection could not be made, for a reason that trying again cannot
+    /// fix ([`NetEvent::Unreachable`]); the reason goes to stderr.
+    Unreachable(String),
 }
 
 /// A question waiting for one key.

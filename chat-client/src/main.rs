@@ -164,9 +164,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         mouse: args.mouse || file.mouse.unwrap_or(false),
         log: logger.is_some(),
     };
+    let server = target.addr.clone();
     // The terminal is already restored when `tui::run` returns, so stderr is safe here.
     match runtime.block_on(tui::run(settings, target, logger, args.test_panic))? {
         Exit::Clean => Ok(ExitCode::SUCCESS),
+        Exit::Unreachable(reason) => {
+            eprintln!("chat-client: cannot connect to {server}: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
         Exit::Refused(reason) => {
             eprintln!("chat-client: login refused: {reason}");
             if reason.contains("password") {

@@ -54,7 +54,8 @@ pub struct Session {
 pub type Report = (u64, NetEvent);
 
 /// Starts session `id`, which reports to `report_tx`; its last event is always
-/// [`NetEvent::Disconnected`] (with the lines it never wrote) or [`NetEvent::LoginRefused`].
+/// [`NetEvent::Disconnected`] or [`NetEvent::Unreachable`] (with the lines it never
+/// wrote), or [`NetEvent::LoginRefused`].
 pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Report>) -> Session {
     let (cmd_tx, mut cmd_rx) = mpsc::channel(OUTGOING_QUEUE_LEN);
     let (abandon_tx, abandon_rx) = oneshot::channel();
@@ -66,7 +67,10 @@ pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Re
         let last = tokio::select! {
             ended = session(&target, &name, &tx, &mut cmd_rx) => match ended {
                 Ok(last) => last,
-                Err(e) => Ended::Lost(without_os_error(&format!("{e:#}"))),
+                Err(e) => match e.downcast_ref::<Unfixable>() {
+                    Some(Unfixable(reason)) => Ended::Unreachable(reason.clone()),
+                    None => Ended::Lost(without_os_error(&format!("{e:#}"))),
+                },
             },
             Ok(reason) = abandon_rx => Ended::Lost(reason),
         };
@@ -80,6 +84,7 @@ pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Re
         let last = match last {
             Ended::Refused(reason) => NetEvent::LoginRefused(reason),
             Ended::Lost(reason) => NetEvent::Disconnected { reason, unsent },
+            Ended::Unreachable(reason) => NetEvent::Unreachable { reason, unsent },
         };
         let _ = report_tx.send((id, last)).await;
     });
@@ -94,7 +99,21 @@ pub fn spawn(id: u64, target: Target, name: UserName, report_tx: mpsc::Sender<Re
 enum Ended {
     Refused(String),
     Lost(String),
+    Unreachable(String),
 }
+
+/// A connection that failed in a way trying again cannot fix (see
+/// [`NetEvent::Unreachable`]); its text says what is wrong, in words.
+#[derive(Debug)]
+pub struct Unfixable(pub String);
+
+impl std::fmt::Display for Unfixable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unfixable {}
 
 struct Reporter<'a> {
     id: u64,
@@ -253,7 +272,8 @@ pub struct Login {
 /// line. Both the terminal UI and line mode log in through here.
 pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> {
     let addr = target.addr.as_str();
-    let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    let addrs = lookup(addr).await?;
+    let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addrs.as_slice()))
         .await
         .context("connection timed out")?
         .context("cannot connect")?;
@@ -267,7 +287,7 @@ pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> 
             let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let server = ServerName::try_from(host.to_owned())
-                .with_context(|| format!("{host:?} is not a name a certificate can have"))?;
+                .map_err(|_| Unfixable(format!("{host:?} is not a name a certificate can have")))?;
             let handshake = TlsConnector::from(tls.config.clone()).connect(server, stream);
             let stream = timeout(CONNECT_TIMEOUT, handshake)
                 .await
@@ -290,18 +310,34 @@ pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> 
     Ok(Login { lines, sink })
 }
 
+/// The addresses of `addr` (`host:port`). A host that does not exist is [`Unfixable`];
+/// a lookup that failed for now (no network yet) is not.
+async fn lookup(addr: &str) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    match tokio::net::lookup_host(addr).await {
+        Ok(addrs) => Ok(addrs.collect()),
+        // getaddrinfo's EAI_AGAIN: the resolver could not be asked, which may pass.
+        Err(e) if e.to_string().contains("Temporary failure") => {
+            Err(e).with_context(|| format!("looking up {addr}"))
+        }
+        Err(e) => Err(Unfixable(format!("cannot find {addr}: {e}")).into()),
+    }
+}
+
 /// Says in words what is wrong with the server's certificate, and what to do about it:
-/// rustls's own text (`CaUsedAsEndEntity`, `UnknownIssuer`) means little to a user.
+/// rustls's own text (`CaUsedAsEndEntity`, `UnknownIssuer`) means little to a user. A
+/// refusal by TLS itself is [`Unfixable`]; a connection cut during the handshake is not.
 fn tls_failure(e: &std::io::Error, ca_file: Option<&Path>) -> anyhow::Error {
     let rustls_error = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match rustls_error {
-        Some(rustls::Error::InvalidCertificate(cert)) => anyhow::anyhow!(
+        Some(rustls::Error::InvalidCertificate(cert)) => Unfixable(format!(
             "the server's certificate is not trusted: {}",
             certificate_problem(cert, ca_file)
-        ),
-        _ => anyhow::anyhow!("TLS handshake failed: {e}"),
+        ))
+        .into(),
+        Some(other) => Unfixable(format!("TLS handshake failed: {other}")).into(),
+        None => anyhow::anyhow!("TLS handshake failed: {e}"),
     }
 }
 

@@ -157,6 +157,32 @@ async fn the_servers_own_self_signed_certificate_in_ca_file_is_trusted() {
     );
 }
 
+/// Defect 15: at start, a certificate the client does not trust made the TUI retry
+/// 1, 2, 4 s ... for ever. A first connection that fails for a reason retrying cannot
+/// fix ends the TUI with status 1 and the reason, the terminal restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_connection_that_cannot_work_ends_the_tui_with_the_reason() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = self_signed_ca(dir.path(), "cert", &["localhost"]);
+    let server = ServerProcess::start(&["--tls-cert", utf8(&cert), "--tls-key", utf8(&key)]).await;
+    let addr = format!("localhost:{}", server.addr.port());
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr, "--tls"], COLUMNS, 24);
+    assert_eq!(alice.wait_exit(), 1);
+    alice.assert_restored();
+    alice.wait_for("chat-client: cannot connect to localhost:");
+    alice.wait_for("the server's certificate is not trusted");
+
+    // A host that does not exist (`.invalid` is reserved never to resolve).
+    let mut alice = PtyClient::spawn(
+        &["--name", "alice", "--addr", "no-such-host.invalid:8080"],
+        COLUMNS,
+        24,
+    );
+    assert_eq!(alice.wait_exit(), 1);
+    alice.assert_restored();
+    alice.wait_for("cannot find no-such-host.invalid:8080");
+}
+
 /// Defect 4: `--timestamp-format "%Y-%m-%d %H:%M"` was refused; any chrono format is
 /// taken, and the date shows on every line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

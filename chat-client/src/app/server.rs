@@ -38,6 +38,19 @@ impl App {
                 };
                 self.note_everywhere(text, true, clock);
             }
+            NetEvent::Unreachable { reason, .. } if !self.conn.ever_connected() => {
+                self.quit(Exit::Unreachable(reason));
+            }
+            NetEvent::Unreachable { reason, unsent } => {
+                // It worked before, so something changed (a new certificate, say); the
+                // same attempt every 30 s would only fail the same way.
+                self.unsent(&unsent);
+                self.connection_lost_cleanup();
+                self.conn.stop(reason.clone());
+                let text =
+                    format!("cannot connect: {reason}; not retrying: /reconnect tries again");
+                self.note_everywhere(text, true, clock);
+            }
             NetEvent::Disconnected { reason, unsent } => {
                 self.unsent(&unsent);
                 self.connection_lost_cleanup();

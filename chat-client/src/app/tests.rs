@@ -904,6 +904,37 @@ fn a_refused_first_login_ends_the_program() {
     );
 }
 
+/// Issue 21, defect 15: a first connection that cannot work (an untrusted certificate)
+/// was retried for ever; it ends the program. After a login, the same stops the retries.
+#[test]
+fn a_connection_that_cannot_work_is_not_retried() {
+    let reason = "the server's certificate is not trusted: it has expired";
+    let unreachable = || {
+        Msg::Net(NetEvent::Unreachable {
+            reason: reason.into(),
+            unsent: Vec::new(),
+        })
+    };
+    let mut app = app();
+    assert_eq!(app.update(unreachable(), clock()), [Command::Quit]);
+    assert_eq!(app.exit(), Some(&Exit::Unreachable(reason.into())));
+
+    let mut app = connected();
+    disconnect(&mut app, Vec::new());
+    let mut now = clock();
+    now.now += Duration::from_secs(60);
+    assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
+    assert_eq!(app.update(unreachable(), now), []);
+    assert!(matches!(app.state(), ConnState::Stopped { .. }));
+    assert_eq!(
+        last_notice(&app),
+        format!("cannot connect: {reason}; not retrying: /reconnect tries again")
+    );
+    now.now += Duration::from_secs(600);
+    assert_eq!(app.update(Msg::Tick, now), [], "not retrying by itself");
+    assert_eq!(enter(&mut app, "/reconnect"), [Command::Connect]);
+}
+
 #[test]
 fn a_name_taken_while_away_stops_the_retries_until_reconnect() {
     let mut app = connected();
