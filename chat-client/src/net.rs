@@ -278,10 +278,20 @@ pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> 
         .context("connection timed out")?
         .context("cannot connect")?;
     stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-    let (read_half, write_half): (Reader, Writer) = match &target.tls {
+    let login = LoginLine {
+        name: name.clone(),
+        password: target.password.clone(),
+    }
+    .to_string();
+    match &target.tls {
         None => {
-            let (read, write) = stream.into_split();
-            (Box::pin(read), Box::pin(write))
+            let (mut read, write) = stream.into_split();
+            let sink = send_login(Box::pin(write), login).await?;
+            refuse_tls(&mut read).await?;
+            Ok(Login {
+                lines: server_lines(Box::pin(read)),
+                sink,
+            })
         }
         Some(tls) => {
             let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
@@ -294,20 +304,43 @@ pub async fn connect(target: &Target, name: &UserName) -> anyhow::Result<Login> 
                 .context("TLS handshake timed out")?
                 .map_err(|e| tls_failure(&e, tls.ca_file.as_deref()))?;
             let (read, write) = tokio::io::split(stream);
-            (Box::pin(read), Box::pin(write))
+            let sink = send_login(Box::pin(write), login).await?;
+            Ok(Login {
+                lines: server_lines(Box::pin(read)),
+                sink,
+            })
         }
-    };
-    let lines = FramedRead::new(read_half, LineCodec::new(MAX_SERVER_LINE_BYTES));
+    }
+}
+
+fn server_lines(read: Reader) -> FramedRead<Reader, LineCodec> {
+    FramedRead::new(read, LineCodec::new(MAX_SERVER_LINE_BYTES))
+}
+
+async fn send_login(
+    write: Writer,
+    login: String,
+) -> anyhow::Result<FramedWrite<Writer, LineCodec>> {
     // Encoding does not check lengths: the server enforces its own limit.
-    let mut sink = FramedWrite::new(write_half, LineCodec::default());
-    let login = LoginLine {
-        name: name.clone(),
-        password: target.password.clone(),
-    };
-    sink.send(login.to_string())
-        .await
-        .context("sending the login")?;
-    Ok(Login { lines, sink })
+    let mut sink = FramedWrite::new(write, LineCodec::default());
+    sink.send(login).await.context("sending the login")?;
+    Ok(sink)
+}
+
+/// A TLS server that gets our plain login answers with a TLS record (an alert) and
+/// closes, which read as lines is nothing at all: the client would go on about "server
+/// closed the connection" for ever. No line of the protocol starts with a TLS record's
+/// type byte (0x15 alert, 0x16 handshake), so the first byte of the answer, peeked and
+/// left for the login reply, tells them apart. A slow answer is left to that read.
+async fn refuse_tls(read: &mut tokio::net::tcp::OwnedReadHalf) -> anyhow::Result<()> {
+    let mut first = [0u8; 1];
+    match timeout(LOGIN_TIMEOUT, read.peek(&mut first)).await {
+        Ok(Ok(1)) if matches!(first[0], 0x15 | 0x16) => Err(Unfixable(
+            "the server answered in TLS: this port wants --tls (or --ca-file FILE)".to_owned(),
+        )
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// The addresses of `addr` (`host:port`). A host that does not exist is [`Unfixable`];

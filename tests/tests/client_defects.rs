@@ -183,6 +183,27 @@ async fn a_first_connection_that_cannot_work_ends_the_tui_with_the_reason() {
     alice.wait_for("cannot find no-such-host.invalid:8080");
 }
 
+/// Defect 11: a plain client pointed at a TLS port looped on "server closed the
+/// connection" with no hint, and plain mode exited 0 without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_tls_at_a_tls_port_is_told_to_use_tls() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = self_signed_ca(dir.path(), "cert", &["localhost"]);
+    let server = ServerProcess::start(&["--tls-cert", utf8(&cert), "--tls-key", utf8(&key)]).await;
+    let addr = server.addr.to_string();
+    let hint = "the server answered in TLS: this port wants --tls (or --ca-file FILE)";
+
+    let out = plain_client(&["--name", "alice", "--addr", &addr], "/who\n").await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(hint), "{stderr}");
+
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    assert_eq!(alice.wait_exit(), 1);
+    alice.assert_restored();
+    alice.wait_for(hint);
+}
+
 /// Defect 4: `--timestamp-format "%Y-%m-%d %H:%M"` was refused; any chrono format is
 /// taken, and the date shows on every line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
