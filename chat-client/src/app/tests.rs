@@ -171,6 +171,34 @@ fn typed_text_goes_to_the_current_buffer_whatever_colons_it_has() {
     assert!(app.input().is_empty());
 }
 
+/// Issue 21, defect 8: `/msg #go text` to a room we are not in opened `(#go)` with the
+/// text shown (and logged) as if sent, besides the server's error.
+#[test]
+fn msg_to_a_room_we_are_not_in_is_refused_here() {
+    let mut app = connected();
+    let buffers = app.buffers().all().len();
+    assert_eq!(enter(&mut app, "/msg #go hello"), []);
+    assert_eq!(
+        hint(&app),
+        "/msg: you are not in #go; /join #go first; ↑ brings the line back"
+    );
+    assert_eq!(app.buffers().all().len(), buffers, "no (#go) buffer");
+    in_room(&mut app, "#go");
+    enter(&mut app, "/part");
+    server(&mut app, "left #go alice");
+    let entries = current(&app).entries().len();
+    assert_eq!(enter(&mut app, "/msg #go hello"), [], "left: not in it");
+    assert_eq!(current(&app).entries().len(), entries);
+    // A room being rejoined after a drop takes it, to send once back in.
+    in_room(&mut app, "#rust");
+    disconnect(&mut app, Vec::new());
+    assert_eq!(enter(&mut app, "/msg #rust later"), []);
+    assert!(matches!(
+        &last(&app).kind,
+        EntryKind::Own { pending: true, .. }
+    ));
+}
+
 #[test]
 fn the_server_buffer_takes_commands_only() {
     let mut app = connected();

@@ -118,6 +118,20 @@ impl App {
                 self.search = None;
             }
             UserCommand::Msg(to, text) => {
+                if let Recipient::Room(room) = &to {
+                    // The server would refuse it: no buffer opened, nothing shown as
+                    // sent, nothing logged. A room we are rejoining counts as joined.
+                    let joined = self
+                        .buffers
+                        .find(&BufferId::Room(room.clone()))
+                        .is_some_and(|i| {
+                            self.buffers.all()[i].member || self.buffers.all()[i].wanted
+                        });
+                    if !joined {
+                        self.error_hint(format!("/msg: you are not in {room}; /join {room} first"));
+                        return false;
+                    }
+                }
                 let index = self.buffers.open(BufferId::of(&to));
                 return self.send_message(index, to, &text, clock);
             }
