@@ -439,6 +439,9 @@ impl App {
         buffer.scroll = buffer.scroll.saturating_add_signed(rows).min(max);
         if buffer.scroll == 0 {
             buffer.unseen = 0;
+            // A mention that came while scrolled up is seen now.
+            buffer.mentioned = false;
+            self.untitle_if_seen();
         }
     }
 

@@ -215,13 +215,9 @@ impl App {
                     mention,
                 };
                 self.push(index, kind, clock);
-                if mention && self.settings.bell {
-                    let label = self.buffers.all()[index].id.label();
-                    self.titled = true;
-                    self.out.push(Command::Bell);
-                    self.out.push(Command::Title(Some(format!(
-                        "chat-client: {sender} mentioned you in {label}"
-                    ))));
+                let direct = matches!(self.buffers.all()[index].id, BufferId::Query(_));
+                if (mention || direct) && !me {
+                    self.highlight(index, &sender, direct);
                 }
             }
             ServerLine::Joined(name) => {
@@ -462,6 +458,33 @@ impl App {
         if let Some(rooms) = &mut self.settling {
             rooms.push(room);
         }
+    }
+
+    /// Someone wrote to us: a mention, or any direct message (WeeChat treats a private
+    /// message as a highlight too). Its buffer gets `!`, the bell rings and the title says
+    /// who, unless the user is reading that buffer (shown, at the bottom, no overlay):
+    /// then it is seen as it arrives, and nothing would put the title back.
+    pub(super) fn highlight(&mut self, index: usize, sender: &UserName, direct: bool) {
+        let reading = index == self.buffers.current_index()
+            && self.help.is_none()
+            && self.buffers.current().scroll == 0;
+        if reading {
+            return;
+        }
+        let buffer = self.buffers.get_mut(index);
+        buffer.mentioned = true;
+        if !self.settings.bell {
+            return;
+        }
+        let title = if direct {
+            format!("chat-client: {sender} wrote to you")
+        } else {
+            let label = buffer.id.label();
+            format!("chat-client: {sender} mentioned you in {label}")
+        };
+        self.titled = true;
+        self.out.push(Command::Bell);
+        self.out.push(Command::Title(Some(title)));
     }
 
     /// Whether `text` names us: a whole word, compared folded.

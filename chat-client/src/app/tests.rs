@@ -395,6 +395,66 @@ fn a_mention_marks_its_buffer_and_rings_the_bell() {
     assert_eq!(server(&mut quiet, "from bob *: alice?"), [], "--no-bell");
 }
 
+/// Issue 21, defect 10: a direct message neither rang nor marked its buffer `!`, and one
+/// that named us set the title to "mentioned you in ...".
+#[test]
+fn a_direct_message_is_a_highlight() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    assert_eq!(
+        server(&mut app, "from bob: are you there?"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: bob wrote to you".into()))
+        ]
+    );
+    let bob = app
+        .buffers()
+        .find(&BufferId::Query(name("bob")))
+        .expect("bob's buffer");
+    assert!(app.buffers().all()[bob].mentioned, "marked !");
+    assert!(matches!(
+        app.buffers().all()[bob].entries().back().map(|e| &e.kind),
+        Some(EntryKind::Message { mention: false, .. })
+    ));
+    assert_eq!(
+        server(&mut app, "from carol: alice, you there?"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: carol wrote to you".into()))
+        ]
+    );
+}
+
+/// Issue 21, defect 9: a mention in the buffer being read set the title (and rang) and
+/// it stayed until switching away and back. Read as it arrives, it is seen; scrolled up,
+/// it is not, until the view is back at the bottom.
+#[test]
+fn a_mention_in_the_buffer_being_read_is_seen_at_once() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    assert_eq!(server(&mut app, "from bob #rust 1: alice, look"), []);
+    assert!(!current(&app).mentioned);
+    for id in 2..60 {
+        server(&mut app, &format!("from bob #rust {id}: line {id}"));
+    }
+    app.update(key(KeyCode::PageUp), clock());
+    assert!(current(&app).scroll > 0);
+    assert_eq!(
+        server(&mut app, "from bob #rust 60: alice, below"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: bob mentioned you in #rust".into()))
+        ]
+    );
+    let mut commands = Vec::new();
+    while current(&app).scroll > 0 {
+        commands.extend(app.update(key(KeyCode::PageDown), clock()));
+    }
+    assert_eq!(commands, [Command::Title(None)], "seen at the bottom");
+    assert!(!current(&app).mentioned);
+}
+
 #[test]
 fn the_unread_marker_goes_where_a_buffer_was_left() {
     let mut app = connected();
