@@ -22,7 +22,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
 use crate::account::Account;
-use crate::buffers::{BufferId, Buffers, EntryKind, Measure};
+use crate::buffers::{BufferId, Buffers, EntryKind, Measure, Merged};
 use crate::commands::{self, COMMANDS, Typed, UserCommand};
 use crate::complete::Completion;
 use crate::conn::{ConnState, Connection};

@@ -211,6 +211,17 @@ impl Measure<'_> {
     }
 }
 
+/// What a batch of history brought that the buffer did not show.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// How many entries.
+    pub new: usize,
+    /// Who sent the newest of them that names us.
+    pub mention_from: Option<UserName>,
+    /// Who sent the newest of them from someone else.
+    pub message_from: Option<UserName>,
+}
+
 /// One buffer.
 #[derive(Debug)]
 pub struct Buffer {
@@ -702,14 +713,14 @@ impl Buffers {
     /// Merges a batch of history into buffer `index`, in id order and without the
     /// messages it already shows (those shown without an id, ours or a direct message as
     /// it arrived, are matched by sender and text and given their id), under a marker
-    /// saying how many are new. Returns how many were new.
+    /// saying how many are new. Returns what was new.
     pub fn merge_history(
         &mut self,
         index: usize,
         label: &str,
         batch: Vec<(NaiveDateTime, EntryKind)>,
         measure: &Measure,
-    ) -> usize {
+    ) -> Merged {
         let buffer = &mut self.list[index];
         let mut fresh = Vec::new();
         for (time, kind) in batch {
@@ -729,8 +740,17 @@ impl Buffers {
             }
             fresh.push((time, kind));
         }
+        let mut merged = Merged::default();
+        for (_, kind) in &fresh {
+            if let EntryKind::Message { from, mention, .. } = kind {
+                merged.message_from = Some(from.clone());
+                if *mention {
+                    merged.mention_from = Some(from.clone());
+                }
+            }
+        }
         if fresh.is_empty() {
-            return 0;
+            return merged;
         }
         let newest = fresh.iter().filter_map(|(_, k)| k.id()).max();
         // Before the first message shown that is newer than the whole batch, and above the
@@ -791,7 +811,8 @@ impl Buffers {
         while buffer.entries.len() > self.capacity {
             buffer.pop_front();
         }
-        count
+        merged.new = count;
+        merged
     }
 
     /// After a resize: each buffer's newest `rows` (past its scroll position) are

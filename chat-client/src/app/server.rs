@@ -314,13 +314,21 @@ impl App {
                 let buffer = BufferId::of_conv(&conv);
                 let older = self.take_history_ask(&buffer);
                 let index = self.buffers.open(buffer);
+                // A batch after messages we had is news (a catch-up after a reconnect);
+                // the latest messages shown at a join, and older ones fetched by
+                // scrolling back, were written before we looked.
+                let news = !older && self.buffers.all()[index].last_id().is_some();
                 let label = match (older, truncated) {
                     (false, false) => format!("history of {conv}"),
                     (false, true) => format!("history of {conv} (older messages are gone)"),
                     (true, false) => format!("older messages of {conv}"),
                     (true, true) => format!("older messages of {conv} (the oldest are gone)"),
                 };
-                if self.merge(index, &label, batch) == 0 && older {
+                let merged = self.merge(index, &label, batch);
+                if news {
+                    self.highlight_merged(index, &merged);
+                }
+                if merged.new == 0 && older {
                     self.buffers.get_mut(index).at_start = true;
                     let text = if truncated {
                         format!("older messages of {conv} are gone")
@@ -333,7 +341,8 @@ impl App {
             ServerLine::Missed(n) => {
                 for (conv, batch) in std::mem::take(&mut self.incoming) {
                     let index = self.buffers.open(BufferId::of_conv(&conv));
-                    self.merge(index, "while you were away", batch);
+                    let merged = self.merge(index, "while you were away", batch);
+                    self.highlight_merged(index, &merged);
                 }
                 self.note_in(
                     0,
@@ -423,13 +432,13 @@ impl App {
         (time, kind)
     }
 
-    /// Merges history into buffer `index`; returns how many messages were new.
+    /// Merges history into buffer `index`; returns what was new.
     pub(super) fn merge(
         &mut self,
         index: usize,
         label: &str,
         batch: Vec<(NaiveDateTime, EntryKind)>,
-    ) -> usize {
+    ) -> Merged {
         let width = self.message_width();
         let measure = Measure {
             look: &self.look,
@@ -485,6 +494,20 @@ impl App {
         self.titled = true;
         self.out.push(Command::Bell);
         self.out.push(Command::Title(Some(title)));
+    }
+
+    /// News merged into buffer `index` that is for us: a mention, or in a conversation
+    /// any message, is a highlight as if it had arrived live.
+    fn highlight_merged(&mut self, index: usize, merged: &Merged) {
+        let direct = matches!(self.buffers.all()[index].id, BufferId::Query(_));
+        let from = if direct {
+            &merged.message_from
+        } else {
+            &merged.mention_from
+        };
+        if let Some(sender) = from.clone() {
+            self.highlight(index, &sender, direct);
+        }
     }
 
     /// Whether `text` names us: a whole word, compared folded.

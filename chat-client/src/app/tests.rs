@@ -1087,6 +1087,54 @@ fn disconnects_reconnect_with_growing_backoff() {
     );
 }
 
+/// Issue 21, defect 6: mentions in history filled in after a reconnect, and messages
+/// that waited for our login, were drawn highlighted but neither marked nor rang.
+#[test]
+fn mentions_in_filled_in_history_and_mail_at_login_are_highlights() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 10: before the drop");
+    app.update(alt(KeyCode::Char('1')), clock());
+    disconnect(&mut app, Vec::new());
+    login(&mut app);
+    server(&mut app, "joined #rust alice");
+    server(
+        &mut app,
+        "history #rust 11 2026-11-29T11:00:00.000Z bob: alice, you there?",
+    );
+    assert_eq!(
+        server(&mut app, "history-end #rust complete"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: bob mentioned you in #rust".into()))
+        ]
+    );
+    assert!(app.buffers().all()[2].mentioned);
+
+    // Messages that waited for the login: each conversation is a highlight.
+    server(
+        &mut app,
+        "history @carol 12 2026-11-29T10:00:00.000Z carol: call me",
+    );
+    assert_eq!(
+        server(&mut app, "history-end missed 1"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: carol wrote to you".into()))
+        ]
+    );
+
+    // The latest messages shown at a join were written before we came: no bell.
+    let mut app = connected();
+    enter(&mut app, "/join #go");
+    server(&mut app, "joined #go alice");
+    server(
+        &mut app,
+        "history #go 3 2026-11-29T09:00:00.000Z bob: old news, alice",
+    );
+    assert_eq!(server(&mut app, "history-end #go complete"), []);
+}
+
 #[test]
 fn mail_replayed_after_login_lands_in_its_conversations() {
     let mut app = connected();
