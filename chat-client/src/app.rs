@@ -22,7 +22,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
 use crate::account::Account;
-use crate::buffers::{BufferId, Buffers, EntryKind, Measure, Merged};
+use crate::buffers::{BufferId, Buffers, Entry, EntryKind, Measure, Merged};
 use crate::commands::{self, COMMANDS, Typed, UserCommand};
 use crate::complete::Completion;
 use crate::conn::{ConnState, Connection};
@@ -354,26 +354,47 @@ impl App {
             width,
         };
         let seq = self.buffers.push(index, clock.local, kind, &measure);
-        if self.settings.log {
-            self.log(index, clock.local);
+        let entry = self.buffers.all()[index].entries().back().cloned();
+        // A pending line is logged when it is sent, without the `(pending)`.
+        let pending = matches!(
+            entry,
+            Some(Entry {
+                kind: EntryKind::Own { pending: true, .. },
+                ..
+            })
+        );
+        if let (Some(entry), false) = (entry, pending) {
+            self.log(index, &entry);
         }
         seq
     }
 
-    fn log(&mut self, index: usize, when: NaiveDateTime) {
-        let buffer = &self.buffers.all()[index];
-        let Some(entry) = buffer.entries().back() else {
+    /// Writes `entry` to buffer `index`'s log, as it is drawn, at its own time.
+    fn log(&mut self, index: usize, entry: &Entry) {
+        if !self.settings.log {
             return;
-        };
+        }
         let text: String = layout::spans(entry, &self.look, None)
             .iter()
             .skip(1)
             .map(|s| s.content.as_ref())
             .collect();
+        self.log_line(index, entry.time, text);
+    }
+
+    fn log_line(&mut self, index: usize, when: NaiveDateTime, text: String) {
         self.out.push(Command::Log {
-            buffer: buffer.id.log_name(),
+            buffer: self.buffers.all()[index].id.log_name(),
             line: format!("{} {text}", when.format("%Y-%m-%d %H:%M:%S")),
         });
+    }
+
+    /// History merged as news (filled in after a reconnect, or mail at login) is logged
+    /// like lines that arrived live: it is on screen, and mail is delivered only once.
+    fn log_merged(&mut self, index: usize, merged: &Merged) {
+        for entry in &merged.messages {
+            self.log(index, entry);
+        }
     }
 
     fn note_in(&mut self, index: usize, text: String, error: bool, clock: Clock) {
@@ -401,6 +422,12 @@ impl App {
         room: Option<RoomName>,
         clock: Clock,
     ) {
+        if self.settings.log && self.settings.join_part == JoinPart::Fold {
+            // Each one, though the screen folds a burst into one line.
+            let verb = if joined { "joined" } else { "left" };
+            let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
+            self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
+        }
         let width = self.message_width();
         let measure = Measure {
             look: &self.look,

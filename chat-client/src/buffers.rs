@@ -220,6 +220,8 @@ pub struct Merged {
     pub mention_from: Option<UserName>,
     /// Who sent the newest of them from someone else.
     pub message_from: Option<UserName>,
+    /// The new messages, oldest first, for `--log-dir`.
+    pub messages: Vec<Entry>,
 }
 
 /// One buffer.
@@ -789,6 +791,9 @@ impl Buffers {
             };
             let height = measure.height(&entry);
             inserted_rows += height;
+            if entry.kind.id().is_some() {
+                merged.messages.push(entry.clone());
+            }
             if let Some(id) = entry.kind.id() {
                 buffer.ids.insert(id);
                 buffer.last_id = buffer.last_id.max(Some(id));

@@ -107,13 +107,25 @@ impl App {
             }
         }
         let measure_width = self.message_width();
-        for pending in self.outbox.drain() {
+        for mut pending in self.outbox.drain() {
             if let Some(index) = self.buffers.find(&pending.buffer) {
                 let measure = Measure {
                     look: &self.look,
                     width: measure_width,
                 };
-                self.buffers.get_mut(index).mark_sent(pending.seq, &measure);
+                let buffer = self.buffers.get_mut(index);
+                buffer.mark_sent(pending.seq, &measure);
+                if !pending.logged {
+                    pending.logged = true;
+                    let entry = buffer
+                        .entries()
+                        .iter()
+                        .rfind(|e| e.seq == pending.seq)
+                        .cloned();
+                    if let Some(entry) = entry {
+                        self.log(index, &entry);
+                    }
+                }
             }
             self.out.push(Command::Send(pending.line.clone()));
             self.outbox.sent(pending);
@@ -327,6 +339,7 @@ impl App {
                 let merged = self.merge(index, &label, batch);
                 if news {
                     self.highlight_merged(index, &merged);
+                    self.log_merged(index, &merged);
                 }
                 if merged.new == 0 && older {
                     self.buffers.get_mut(index).at_start = true;
@@ -343,6 +356,7 @@ impl App {
                     let index = self.buffers.open(BufferId::of_conv(&conv));
                     let merged = self.merge(index, "while you were away", batch);
                     self.highlight_merged(index, &merged);
+                    self.log_merged(index, &merged);
                 }
                 self.note_in(
                     0,

@@ -1135,6 +1135,71 @@ fn mentions_in_filled_in_history_and_mail_at_login_are_highlights() {
     assert_eq!(server(&mut app, "history-end #go complete"), []);
 }
 
+/// The `Command::Log` lines among `commands`, as `buffer| line` without the date.
+fn logged(commands: &[Command]) -> Vec<String> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Log { buffer, line } => Some(format!("{buffer}| {}", line.split_at(20).1)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 21, defect 7: `--log-dir` missed history filled in after a reconnect, mail
+/// delivered at login (lost for good then), and joins and parts; and a pending line
+/// stayed logged with `(pending)` after it was sent.
+#[test]
+fn the_log_has_every_line_shown_and_pending_lines_once_sent() {
+    let mut app = App::new(
+        Settings {
+            log: true,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    login(&mut app);
+    in_room(&mut app, "#rust");
+    assert_eq!(
+        logged(&server(&mut app, "joined #rust bob")),
+        ["#rust| bob joined #rust"]
+    );
+    assert_eq!(
+        logged(&server(&mut app, "joined #rust carol")),
+        ["#rust| carol joined #rust"],
+        "each one, though folded on screen"
+    );
+    server(&mut app, "from bob #rust 10: before");
+    disconnect(&mut app, Vec::new());
+    assert_eq!(
+        logged(&enter(&mut app, "typed offline")),
+        Vec::<String>::new()
+    );
+    let [at_welcome, settled] = login(&mut app);
+    let lines: Vec<String> = logged(&at_welcome)
+        .into_iter()
+        .chain(logged(&settled))
+        .filter(|l| l.contains("typed offline"))
+        .collect();
+    assert_eq!(lines, ["#rust| alice: typed offline"], "once, when sent");
+    server(&mut app, "joined #rust alice");
+    server(
+        &mut app,
+        "history #rust 11 2026-11-29T11:00:00.000Z bob: missed",
+    );
+    assert_eq!(
+        logged(&server(&mut app, "history-end #rust complete")),
+        ["#rust| bob: missed"]
+    );
+    server(
+        &mut app,
+        "history @carol 12 2026-11-29T10:00:00.000Z carol: mail",
+    );
+    let commands = server(&mut app, "history-end missed 1");
+    assert_eq!(logged(&commands)[0], "@carol| carol: mail");
+}
+
 #[test]
 fn mail_replayed_after_login_lands_in_its_conversations() {
     let mut app = connected();

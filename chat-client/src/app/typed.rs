@@ -331,6 +331,7 @@ impl App {
             line: line.clone(),
             buffer: buffer.id.clone(),
             seq,
+            logged: connected,
         };
         if connected {
             self.outbox.sent(pending);
