@@ -124,6 +124,17 @@ pub enum Exit {
     Unreachable(String),
 }
 
+/// Why history was asked for, to say the right thing when it comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HistoryAsk {
+    /// What a buffer lacks: at a join, after a reconnect, at a `/query`.
+    Follow,
+    /// The user typed `/history`: an answer that adds nothing is still said.
+    Typed,
+    /// Older messages, for scrolling back past the top.
+    Older,
+}
+
 /// A question waiting for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prompt {
@@ -170,7 +181,7 @@ pub struct App {
     settling: Option<Vec<RoomName>>,
     /// History asked for and not yet answered, oldest first, and whether each asked for
     /// older messages (scrolling back) rather than recent ones.
-    history_asks: VecDeque<(BufferId, bool)>,
+    history_asks: VecDeque<(BufferId, HistoryAsk)>,
     /// Conversations whose read marker we asked for and the server has not told yet: that
     /// answer is not a sign of another session.
     read_asks: Vec<BufferId>,

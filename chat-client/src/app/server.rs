@@ -324,12 +324,15 @@ impl App {
             ServerLine::HistoryEnd { conv, truncated } => {
                 let batch = self.incoming.remove(&conv).unwrap_or_default();
                 let buffer = BufferId::of_conv(&conv);
-                let older = self.take_history_ask(&buffer);
+                let why = self.take_history_ask(&buffer);
+                let older = why == HistoryAsk::Older;
+                let got = batch.len();
                 let index = self.buffers.open(buffer);
                 // A batch after messages we had is news (a catch-up after a reconnect);
                 // the latest messages shown at a join, and older ones fetched by
                 // scrolling back, were written before we looked.
-                let news = !older && self.buffers.all()[index].last_id().is_some();
+                let news =
+                    why == HistoryAsk::Follow && self.buffers.all()[index].last_id().is_some();
                 let label = match (older, truncated) {
                     (false, false) => format!("history of {conv}"),
                     (false, true) => format!("history of {conv} (older messages are gone)"),
@@ -349,6 +352,15 @@ impl App {
                         format!("no older messages in {conv}")
                     };
                     self.hint = Some((SafeText::new(&text), false));
+                }
+                if merged.new == 0 && why == HistoryAsk::Typed {
+                    // Asked for, so answered, though it adds nothing to the buffer.
+                    let text = if got == 0 {
+                        format!("no messages in {conv} yet")
+                    } else {
+                        format!("the latest {got} messages of {conv} are all here already")
+                    };
+                    self.note_in(index, text, false, clock);
                 }
             }
             ServerLine::Missed(n) => {

@@ -90,6 +90,14 @@ impl App {
             UserCommand::Query(name) => {
                 let index = self.buffers.open(BufferId::Query(name.clone()));
                 self.switch(index);
+                // Between accounts the server keeps the conversation: show its latest
+                // messages, as a room shows its own at a join.
+                let fresh = self.buffers.all()[index].last_id().is_none();
+                if fresh && self.account.registered() && self.ready() {
+                    let conv = Conv::Direct(name.clone());
+                    let range = HistoryRange::Latest(DEFAULT_HISTORY_LINES);
+                    self.ask_history(conv, range, HistoryAsk::Follow);
+                }
                 let online = self.roster.iter().any(|n| n.folded() == name.folded());
                 if self.conn.is_connected() && !online {
                     self.note_in(
@@ -167,7 +175,7 @@ impl App {
                     return false;
                 }
                 let range = HistoryRange::Latest(n.unwrap_or(DEFAULT_HISTORY_LINES));
-                self.ask_history(conv, range, false);
+                self.ask_history(conv, range, HistoryAsk::Typed);
             }
             UserCommand::Buffer(name) => match self.buffers.by_name(&name) {
                 Some(index) => self.switch(index),
@@ -287,7 +295,7 @@ impl App {
             Some(id) => HistoryRange::After(id),
             None => HistoryRange::Latest(DEFAULT_HISTORY_LINES),
         };
-        self.ask_history(Conv::Room(room.clone()), range, false);
+        self.ask_history(Conv::Room(room.clone()), range, HistoryAsk::Follow);
         self.out.push(Command::Send(ClientLine::Mode {
             room: room.clone(),
             changes: Vec::new(),
