@@ -200,7 +200,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "suspend", aliases: &[], args: "name", help: "bar an account from logging in (operators)" },
     CommandInfo { name: "unsuspend", aliases: &[], args: "name", help: "let a suspended account back (operators)" },
     CommandInfo { name: "history", aliases: &[], args: "[n]", help: "the latest n messages of this buffer (50)" },
-    CommandInfo { name: "search", aliases: &[], args: "text", help: "find text in this buffer; F3/Shift-F3 move, Esc ends" },
+    CommandInfo { name: "search", aliases: &[], args: "text", help: "find text in this buffer; F3 and F4 move, Esc ends" },
     CommandInfo { name: "clear", aliases: &[], args: "", help: "clear this buffer" },
     CommandInfo { name: "register", aliases: &[], args: "password", help: "register your name (shown masked)" },
     CommandInfo { name: "password", aliases: &[], args: "new-password", help: "change your password (shown masked)" },

@@ -172,7 +172,9 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ctrl(K::Char('k'))], action: A::Edit(Edit::CutToEnd), label: "Ctrl-K", help: "cut to the end of the line" },
     Binding { keys: &[ctrl(K::Char('y'))], action: A::Edit(Edit::Yank), label: "Ctrl-Y", help: "paste what was cut last" },
     Binding { keys: &[plain(K::F(3))], action: A::SearchOlder, label: "F3", help: "next older /search match" },
-    Binding { keys: &[shift(K::F(3))], action: A::SearchNewer, label: "Shift-F3", help: "next newer /search match" },
+    // xterm and tmux send Shift-F3 as `ESC [1;2R`, the bytes of a cursor position
+    // report, which crossterm keeps from the event stream: F4 is the key that works there.
+    Binding { keys: &[plain(K::F(4)), shift(K::F(3))], action: A::SearchNewer, label: "F4 Shift-F3", help: "next newer /search match" },
     Binding { keys: &[plain(K::Esc)], action: A::Cancel, label: "Esc", help: "close the search, the help or a question" },
     Binding { keys: &[plain(K::F(2))], action: A::ToggleMouse, label: "F2", help: "mouse wheel scrolling on/off (off keeps the terminal's selection)" },
     Binding { keys: &[ctrl(K::Char('l'))], action: A::Redraw, label: "Ctrl-L", help: "redraw the screen" },
@@ -332,6 +334,11 @@ mod tests {
         );
         assert_eq!(
             action(key(K::F(3), KeyModifiers::SHIFT)),
+            Some(A::SearchNewer)
+        );
+        // Issue 21, defect 14: Shift-F3 never arrives from xterm or tmux.
+        assert_eq!(
+            action(key(K::F(4), KeyModifiers::NONE)),
             Some(A::SearchNewer)
         );
         assert_eq!(action(key(K::Char('B'), KeyModifiers::SHIFT)), None);

@@ -204,6 +204,23 @@ async fn a_client_without_tls_at_a_tls_port_is_told_to_use_tls() {
     alice.wait_for(hint);
 }
 
+/// Defect 14: Shift-F3 ("next newer /search match") did nothing in xterm and tmux,
+/// which send it as a cursor position report. F4 does it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f4_moves_to_the_next_newer_search_match() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    alice.type_keys(&chat_tests::keys::alt(2));
+    alice.type_keys("a needle here\r");
+    alice.wait_for("alice: a needle here");
+    alice.type_keys("/search needle\r");
+    // The newest match is found first: there is nothing newer.
+    alice.type_keys("\x1bOS");
+    alice.wait_for("no newer match for \"needle\"");
+}
+
 /// Defect 4: `--timestamp-format "%Y-%m-%d %H:%M"` was refused; any chrono format is
 /// taken, and the date shows on every line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
