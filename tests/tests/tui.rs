@@ -107,7 +107,9 @@ fn escape_sequences_from_the_network_never_reach_the_terminal() {
         b"from bob: after".to_vec(),
     ]);
     let addr = addr.to_string();
-    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 120, 24);
+    // Without the client's own bell and title (a direct message rings, as a mention
+    // does): any bell or title then came from the network.
+    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr, "--no-bell"], 120, 24);
     // Bob's well-formed lines open his buffer; the rest are server notices.
     client.wait_for("3:bob 3");
     client.type_keys(&keys::alt(3));
@@ -370,7 +372,8 @@ fn a_hostile_server_flooding_garbage_cannot_freeze_the_client() {
     lines.push(vec![b'x'; 1024 * 1024]);
     lines.push(b"from bob: \xff\xfe invalid".to_vec());
     let addr = hostile_server(lines).to_string();
-    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 100, 24);
+    // --no-bell: the client's own title for a direct message is not what is looked for.
+    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr, "--no-bell"], 100, 24);
     client.wait_for("disconnected: line too long");
     client.type_keys(&keys::alt(3));
     client.wait_for("bob: last before the garbage");
