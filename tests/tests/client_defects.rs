@@ -221,6 +221,27 @@ async fn f4_moves_to_the_next_newer_search_match() {
     alice.wait_for("no newer match for \"needle\"");
 }
 
+/// Defect 13: without bracketed paste, a multi-line paste was sent line by line, and a
+/// pasted `/who` ran. Keys that arrive at once with a line break inside are a paste,
+/// which the paste guard asks about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbracketed_paste_of_several_lines_is_asked_about() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    bob.expect("joined alice").await;
+    alice.type_keys(&chat_tests::keys::alt(2));
+    alice.wait_for("[*]");
+    // One write, as a terminal without bracketed paste passes a paste on.
+    alice.type_keys("first line\r/who\r");
+    alice.wait_for("paste 2 lines to *? y or Enter sends them");
+    alice.type_keys("y");
+    bob.expect("from alice *: first line").await;
+    bob.expect("from alice *: /who").await;
+}
+
 /// Defect 4: `--timestamp-format "%Y-%m-%d %H:%M"` was refused; any chrono format is
 /// taken, and the date shows on every line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,6 +240,8 @@ async fn lines_typed_while_disconnected_are_sent_once_after_reconnect() {
     alice.wait_for("disconnected");
     bob.expect("left alice").await;
     alice.type_keys("first while away\r");
+    // Typed, not pasted: keys read together with a line break inside are a paste.
+    alice.wait_for("first while away (pending)");
     alice.type_keys("second while away\r");
     alice.wait_for("second while away (pending)");
     alice.wait_for("2 pending");

@@ -52,6 +52,8 @@ async fn cjk_is_typed_edited_and_received_byte_exact() {
     bob.expect("joined alice").await;
 
     alice.type_keys("/query bob\r");
+    // Typed, not pasted: keys read together with a line break inside are a paste.
+    alice.wait_for("[bob]");
     alice.type_keys("张三你好");
     alice.type_keys(keys::LEFT);
     alice.type_keys(keys::LEFT);
@@ -194,7 +196,13 @@ async fn quit_exits_0_restores_the_terminal_and_leaves_cleanly() {
     let mut bob = server.login("bob").await;
     let mut alice = client(&server, "alice");
     bob.expect("joined alice").await;
-    alice.type_keys("/msg bob last words\r/QUIT\r");
+    // Two writes, the second once the first line has left the input: keys read together
+    // with a line break inside are a paste (issue 21, defect 13), not typing.
+    alice.type_keys("/msg bob last words\r");
+    alice.wait_until("the line sent, which opens bob's buffer", |s| {
+        chat_tests::pty::row(s, 1).contains("3:bob")
+    });
+    alice.type_keys("/QUIT\r");
     assert_eq!(alice.wait_exit(), 0);
     alice.assert_restored();
     bob.expect("from alice: last words").await;
