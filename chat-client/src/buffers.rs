@@ -715,12 +715,14 @@ impl Buffers {
     /// Merges a batch of history into buffer `index`, in id order and without the
     /// messages it already shows (those shown without an id, ours or a direct message as
     /// it arrived, are matched by sender and text and given their id), under a marker
-    /// saying how many are new. Returns what was new.
+    /// saying how many are new. Only `news` (messages that came after what the user saw)
+    /// counts as unread in a buffer not shown. Returns what was new.
     pub fn merge_history(
         &mut self,
         index: usize,
         label: &str,
         batch: Vec<(NaiveDateTime, EntryKind)>,
+        news: bool,
         measure: &Measure,
     ) -> Merged {
         let buffer = &mut self.list[index];
@@ -810,7 +812,7 @@ impl Buffers {
         if view_moves {
             buffer.scroll += inserted_rows;
         }
-        if index != self.current {
+        if news && index != self.current {
             buffer.unread += count;
         }
         while buffer.entries.len() > self.capacity {

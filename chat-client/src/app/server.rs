@@ -339,7 +339,7 @@ impl App {
                     (true, false) => format!("older messages of {conv}"),
                     (true, true) => format!("older messages of {conv} (the oldest are gone)"),
                 };
-                let merged = self.merge(index, &label, batch);
+                let merged = self.merge(index, &label, batch, news);
                 if news {
                     self.highlight_merged(index, &merged);
                     self.log_merged(index, &merged);
@@ -366,7 +366,7 @@ impl App {
             ServerLine::Missed(n) => {
                 for (conv, batch) in std::mem::take(&mut self.incoming) {
                     let index = self.buffers.open(BufferId::of_conv(&conv));
-                    let merged = self.merge(index, "while you were away", batch);
+                    let merged = self.merge(index, "while you were away", batch, true);
                     self.highlight_merged(index, &merged);
                     self.log_merged(index, &merged);
                 }
@@ -464,13 +464,15 @@ impl App {
         index: usize,
         label: &str,
         batch: Vec<(NaiveDateTime, EntryKind)>,
+        news: bool,
     ) -> Merged {
         let width = self.message_width();
         let measure = Measure {
             look: &self.look,
             width,
         };
-        self.buffers.merge_history(index, label, batch, &measure)
+        self.buffers
+            .merge_history(index, label, batch, news, &measure)
     }
 
     /// A `names` line between a login and the answer to its `/who`: the account is in

@@ -1200,6 +1200,30 @@ fn the_log_has_every_line_shown_and_pending_lines_once_sent() {
     assert_eq!(logged(&commands)[0], "@carol| carol: mail");
 }
 
+/// Issue 21, defect 16: the latest messages loaded at a join counted as unread
+/// (`#rust 50` at login); only what came after what we had is unread.
+#[test]
+fn loaded_history_is_not_unread_but_a_catch_up_is() {
+    let mut app = connected();
+    enter(&mut app, "/join #go");
+    server(&mut app, "joined #go alice");
+    app.update(alt(KeyCode::Char('1')), clock());
+    for line in [
+        "history #go 1 2026-11-29T09:00:00.000Z bob: one",
+        "history #go 2 2026-11-29T09:00:01.000Z bob: two",
+        "history-end #go complete",
+    ] {
+        server(&mut app, line);
+    }
+    assert_eq!(app.buffers().all()[2].unread, 0, "loaded, not unread");
+    disconnect(&mut app, Vec::new());
+    login(&mut app);
+    server(&mut app, "joined #go alice");
+    server(&mut app, "history #go 3 2026-11-29T10:00:00.000Z bob: missed");
+    server(&mut app, "history-end #go complete");
+    assert_eq!(app.buffers().all()[2].unread, 1, "missed while away");
+}
+
 #[test]
 fn mail_replayed_after_login_lands_in_its_conversations() {
     let mut app = connected();
