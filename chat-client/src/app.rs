@@ -62,6 +62,8 @@ pub struct Settings {
     pub name: UserName,
     /// The server address as the user gave it.
     pub addr: String,
+    /// Whether the connection is TLS, said in the status bar.
+    pub tls: bool,
     /// The server's line limit; longer lines are refused before sending.
     pub max_line_bytes: usize,
     /// Entries kept per buffer.
@@ -532,6 +534,11 @@ impl App {
     /// The server address.
     pub fn addr(&self) -> &str {
         &self.settings.addr
+    }
+
+    /// Whether the connection is TLS.
+    pub fn tls(&self) -> bool {
+        self.settings.tls
     }
 
     /// How entries are drawn.

@@ -151,6 +151,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         name,
         addr,
+        tls,
         max_line_bytes: args.max_line_bytes,
         scrollback: args
             .scrollback

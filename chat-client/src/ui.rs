@@ -61,6 +61,7 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
         ConnState::Connecting { attempt } => {
             (format!("connecting (attempt {attempt})…"), Color::Yellow)
         }
+        ConnState::Connected if app.tls() => ("● connected (TLS)".to_owned(), Color::Green),
         ConnState::Connected => ("● connected".to_owned(), Color::Green),
         ConnState::Disconnected { reason, retry_at } => {
             let secs = retry_at

@@ -30,6 +30,7 @@ fn settings() -> Settings {
     Settings {
         name: name("alice"),
         addr: "127.0.0.1:8080".into(),
+        tls: false,
         max_line_bytes: 64,
         scrollback: 100,
         rooms: Vec::new(),
@@ -1219,7 +1220,10 @@ fn loaded_history_is_not_unread_but_a_catch_up_is() {
     disconnect(&mut app, Vec::new());
     login(&mut app);
     server(&mut app, "joined #go alice");
-    server(&mut app, "history #go 3 2026-11-29T10:00:00.000Z bob: missed");
+    server(
+        &mut app,
+        "history #go 3 2026-11-29T10:00:00.000Z bob: missed",
+    );
     server(&mut app, "history-end #go complete");
     assert_eq!(app.buffers().all()[2].unread, 1, "missed while away");
 }

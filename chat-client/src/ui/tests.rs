@@ -20,9 +20,14 @@ fn clock(now: Instant) -> Clock {
 }
 
 fn app(width: u16, height: u16, now: Instant) -> App {
-    let settings = Settings {
+    App::new(settings(), Size::new(width, height), now)
+}
+
+fn settings() -> Settings {
+    Settings {
         name: UserName::parse("alice").expect("a valid name"),
         addr: "127.0.0.1:8080".into(),
+        tls: false,
         max_line_bytes: 4096,
         scrollback: 1000,
         rooms: Vec::new(),
@@ -31,8 +36,7 @@ fn app(width: u16, height: u16, now: Instant) -> App {
         join_part: JoinPart::Fold,
         mouse: false,
         log: false,
-    };
-    App::new(settings, Size::new(width, height), now)
+    }
 }
 
 fn feed(app: &mut App, now: Instant, lines: &[&str]) {
@@ -172,6 +176,24 @@ fn the_status_bar_drops_whole_pieces_when_narrow() {
         row(&screen(&app, 80, 12), 0)
             .trim_end()
             .ends_with("F1 help")
+    );
+}
+
+/// Issue 21, defect 16: the status bar had no sign of TLS.
+#[test]
+fn the_status_bar_says_tls() {
+    let now = Instant::now();
+    let settings = Settings {
+        tls: true,
+        ..settings()
+    };
+    let mut app = App::new(settings, Size::new(80, 12), now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["users alice,bob"]);
+    let top = row(&screen(&app, 80, 12), 0);
+    assert!(
+        top.starts_with(" ● connected (TLS) · alice @ 127.0.0.1:8080 · 2 online"),
+        "{top:?}"
     );
 }
 
