@@ -462,6 +462,31 @@ fn the_buffer_bar_shows_unread_and_mentions() {
     assert!(bar.contains("4:carol 1"), "{bar:?}");
 }
 
+/// Issue 21, defect 16: a buffer bar too long for the terminal was cut mid-name on
+/// the right, with no `…` as on the left.
+#[test]
+fn a_bar_that_does_not_fit_says_so_on_both_sides() {
+    let (mut app, now) = conversation(40, 12);
+    for name in ["dave", "erin", "frank", "grace"] {
+        type_line(&mut app, now, &format!("/query {name}"));
+        press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    }
+    press(&mut app, now, KeyCode::Char('2'), KeyModifiers::ALT);
+    let bar = row(&screen(&app, 40, 12), 1);
+    assert_eq!(
+        bar.trim_end(),
+        " 1:server  2:*  3:#rust  4:carol 1! …",
+        "{bar:?}"
+    );
+    press(&mut app, now, KeyCode::Char('6'), KeyModifiers::ALT);
+    let bar = row(&screen(&app, 40, 12), 1);
+    assert!(
+        bar.starts_with('…') && bar.trim_end().ends_with('…'),
+        "{bar:?}"
+    );
+    assert!(bar.contains("6:frank"), "{bar:?}");
+}
+
 /// The message rows of the screen (without the user list), trimmed, top first.
 fn message_rows(terminal: &Terminal<TestBackend>, width: u16, height: u16) -> Vec<String> {
     (3..height - 2)
