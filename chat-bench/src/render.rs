@@ -28,6 +28,7 @@ pub fn render(lines: usize, width: u16, height: u16) -> anyhow::Result<Value> {
         scrollback: lines,
         rooms: Vec::new(),
         bell: false,
+        highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         mouse: false,

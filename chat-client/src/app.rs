@@ -72,6 +72,8 @@ pub struct Settings {
     pub rooms: Vec<RoomName>,
     /// Ring the bell and set the title on a mention.
     pub bell: bool,
+    /// Words besides our name that make a message a mention (`highlight = [...]`).
+    pub highlights: Vec<String>,
     /// A chrono format for timestamps, already checked.
     pub time_format: String,
     /// How join and part lines are shown.
@@ -161,6 +163,8 @@ pub struct App {
     settings: Settings,
     look: Look,
     folded_name: String,
+    /// Our name and the highlight words, folded: what a mention names.
+    folded_highlights: Vec<String>,
     conn: Connection,
     buffers: Buffers,
     /// Who is online.
@@ -234,6 +238,15 @@ impl App {
         }
         Self {
             folded_name: settings.name.folded(),
+            folded_highlights: std::iter::once(settings.name.folded())
+                .chain(
+                    settings
+                        .highlights
+                        .iter()
+                        .map(|w| chat_proto::name::fold(w.trim()))
+                        .filter(|w| !w.is_empty()),
+                )
+                .collect(),
             mouse: settings.mouse,
             look,
             conn: Connection::default(),

@@ -34,6 +34,9 @@ pub struct FileConfig {
     pub rooms: Vec<String>,
     /// Ring the bell (and set the title) on a mention.
     pub bell: Option<bool>,
+    /// Words that make a message a mention, as your name does.
+    #[serde(default)]
+    pub highlight: Vec<String>,
     /// A chrono format for timestamps, such as `%H:%M:%S`.
     pub timestamp_format: Option<String>,
     /// `fold`, `all` or `hide`.
@@ -145,6 +148,12 @@ scrollback = 500
         assert!(parse("timestamp_format = \"%z %H:%M\"").is_err());
         assert!(parse("timestamp_format = \"%Q\"").is_err());
         assert!(parse("join_part = \"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn highlight_words_are_a_list() {
+        let config = parse("highlight = [\"rust\", \"deploy\"]").expect("a valid file");
+        assert_eq!(config.highlight, ["rust", "deploy"]);
     }
 
     /// Issue 21, defect 4: a format with a date was refused.

@@ -56,6 +56,11 @@ struct Args {
     #[arg(long)]
     no_bell: bool,
 
+    /// A word that makes a message a mention, as your name does (repeatable); adds to
+    /// the config file's `highlight`.
+    #[arg(long = "highlight", value_name = "WORD")]
+    highlights: Vec<String>,
+
     /// Start with mouse wheel scrolling on (F2 toggles it; while on, the terminal's own
     /// selection needs Shift).
     #[arg(long)]
@@ -160,6 +165,12 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             .max(1),
         rooms,
         bell: !args.no_bell && file.bell.unwrap_or(true),
+        highlights: file
+            .highlight
+            .iter()
+            .chain(&args.highlights)
+            .cloned()
+            .collect(),
         time_format,
         join_part: args.join_part.or(file.join_part).unwrap_or_default(),
         mouse: args.mouse || file.mouse.unwrap_or(false),

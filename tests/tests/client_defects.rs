@@ -317,3 +317,28 @@ async fn a_password_set_in_the_session_logs_in_again_after_a_drop() {
     bob.skip_until("joined alice").await;
     alice.wait_until("connected again", |s| row(s, 0).contains("● connected"));
 }
+
+/// Feature: extra highlight words (`--highlight`, `highlight = [...]`) are mentions: the
+/// buffer gets `!` and the bell rings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_highlight_word_marks_its_buffer() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(
+        &["--name", "alice", "--addr", &addr, "--highlight", "deploy"],
+        COLUMNS,
+        24,
+    );
+    alice.wait_for("● connected");
+    bob.skip_until("joined alice").await;
+    alice.type_keys("/join #ops\r");
+    alice.wait_for("you joined #ops");
+    bob.send("/join #ops").await;
+    alice.wait_for("bob joined #ops");
+    alice.type_keys(&chat_tests::keys::alt(1));
+    alice.wait_for("[server]");
+    bob.send("#ops: time to deploy").await;
+    alice.wait_until("#ops marked", |s| row(s, 1).contains("3:#ops 1!"));
+    assert!(alice.requests().bells >= 1, "the bell rang");
+}

@@ -538,14 +538,17 @@ impl App {
         }
     }
 
-    /// Whether `text` names us: a whole word, compared folded.
+    /// Whether `text` names us, or one of the highlight words: a whole word, compared
+    /// folded.
     pub(super) fn mentions_me(&self, text: &str) -> bool {
         text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
             .filter(|w| !w.is_empty())
             .any(|word| {
                 let folded = chat_proto::name::fold(word);
-                folded == self.folded_name
-                    || chat_proto::name::fold(word.trim_matches(['.', '-'])) == self.folded_name
+                let trimmed = chat_proto::name::fold(word.trim_matches(['.', '-']));
+                self.folded_highlights
+                    .iter()
+                    .any(|h| *h == folded || *h == trimmed)
             })
     }
 }

@@ -35,6 +35,7 @@ fn settings() -> Settings {
         scrollback: 100,
         rooms: Vec::new(),
         bell: true,
+        highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         mouse: false,
@@ -454,6 +455,33 @@ fn a_mention_in_the_buffer_being_read_is_seen_at_once() {
     }
     assert_eq!(commands, [Command::Title(None)], "seen at the bottom");
     assert!(!current(&app).mentioned);
+}
+
+/// Issue 21, features: extra highlight words (`highlight = ["rust", "deploy"]`).
+#[test]
+fn highlight_words_are_mentions_too() {
+    let mut app = App::new(
+        Settings {
+            highlights: vec!["rust".into(), "Deploy".into()],
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    login(&mut app);
+    // Not reading `*`, where they arrive.
+    app.update(alt(KeyCode::Char('1')), clock());
+    let rang = |commands: Vec<Command>| commands.contains(&Command::Bell);
+    assert!(rang(server(&mut app, "from bob *: time to DEPLOY.")));
+    assert!(rang(server(&mut app, "from bob *: rust 1.90 is out")));
+    assert!(
+        !rang(server(&mut app, "from bob *: rusty deployment")),
+        "whole words"
+    );
+    assert!(
+        rang(server(&mut app, "from bob *: alice?")),
+        "the name still counts"
+    );
 }
 
 #[test]

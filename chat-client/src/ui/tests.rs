@@ -32,6 +32,7 @@ fn settings() -> Settings {
         scrollback: 1000,
         rooms: Vec::new(),
         bell: true,
+        highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         mouse: false,
