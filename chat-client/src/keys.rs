@@ -39,6 +39,8 @@ pub enum Action {
     PrevBuffer,
     /// Switch to the next buffer.
     NextBuffer,
+    /// Switch to the next buffer with activity, mentions first (WeeChat's Alt-A).
+    NextActive,
     /// Scroll the user list up.
     NicksUp,
     /// Scroll the user list down.
@@ -148,6 +150,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[alt(K::Char('1'))], action: A::Buffer(1), label: "Alt-1..9", help: "switch to buffer 1..9 (the numbers in the buffer bar)" },
     Binding { keys: &[alt(K::Left), ctrl(K::Char('p'))], action: A::PrevBuffer, label: "Alt-← Ctrl-P", help: "previous buffer" },
     Binding { keys: &[alt(K::Right), ctrl(K::Char('n'))], action: A::NextBuffer, label: "Alt-→ Ctrl-N", help: "next buffer" },
+    Binding { keys: &[alt(K::Char('a'))], action: A::NextActive, label: "Alt-A", help: "next buffer with activity, mentions first" },
     Binding { keys: &[plain(K::PageUp)], action: A::PageUp, label: "PgUp", help: "scroll the messages up a page; at the top, older ones" },
     Binding { keys: &[plain(K::PageDown)], action: A::PageDown, label: "PgDn", help: "scroll the messages down a page" },
     Binding { keys: &[ctrl(K::End)], action: A::Bottom, label: "Ctrl-End", help: "back to the newest message (End too, on an empty line)" },

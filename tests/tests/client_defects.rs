@@ -342,3 +342,23 @@ async fn a_highlight_word_marks_its_buffer() {
     alice.wait_until("#ops marked", |s| row(s, 1).contains("3:#ops 1!"));
     assert!(alice.requests().bells >= 1, "the bell rang");
 }
+
+/// Feature: Alt-A jumps to the next buffer with activity, highlights first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alt_a_jumps_to_the_buffer_with_activity() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    bob.skip_until("joined alice").await;
+    alice.type_keys(&chat_tests::keys::alt(1));
+    alice.wait_for("[server]");
+    bob.send("*: news for everyone").await;
+    bob.send("alice: a word for you").await;
+    alice.wait_until("bob's buffer marked", |s| row(s, 1).contains("3:bob 1!"));
+    alice.type_keys("\x1ba");
+    alice.wait_for("[bob]");
+    alice.type_keys("\x1ba");
+    alice.wait_for("[*]");
+}

@@ -83,6 +83,7 @@ impl App {
                 let n = self.buffers.all().len();
                 self.switch((self.buffers.current_index() + 1) % n);
             }
+            Action::NextActive => self.next_active(),
             Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
             Action::NicksDown => self.nick_scroll += 1,
             Action::HistoryPrev => {
@@ -134,6 +135,19 @@ impl App {
             self.search = None;
             self.nick_scroll = 0;
             self.untitle_if_seen();
+        }
+    }
+
+    /// WeeChat's Alt-A: the next buffer after this one (going round) with a mention or,
+    /// failing that, with unread messages.
+    fn next_active(&mut self) {
+        let all = self.buffers.all();
+        let current = self.buffers.current_index();
+        let after = (1..all.len()).map(|step| (current + step) % all.len());
+        let mentioned = after.clone().find(|&i| all[i].mentioned);
+        match mentioned.or_else(|| after.clone().find(|&i| all[i].unread > 0)) {
+            Some(index) => self.switch(index),
+            None => self.hint = Some((SafeText::new("no buffer with activity"), false)),
         }
     }
 

@@ -484,6 +484,24 @@ fn highlight_words_are_mentions_too() {
     );
 }
 
+/// Issue 21, features: Alt-A goes to the next buffer with activity, mentions first.
+#[test]
+fn alt_a_jumps_to_activity_mentions_first() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    in_room(&mut app, "#go");
+    app.update(alt(KeyCode::Char('1')), clock());
+    server(&mut app, "from bob #rust 1: plain news");
+    server(&mut app, "from bob #go 2: alice, look");
+    app.update(alt(KeyCode::Char('a')), clock());
+    assert_eq!(label(&app), "#go", "the mention first");
+    app.update(alt(KeyCode::Char('a')), clock());
+    assert_eq!(label(&app), "#rust", "then unread");
+    app.update(alt(KeyCode::Char('a')), clock());
+    assert_eq!(label(&app), "#rust", "nothing left");
+    assert_eq!(hint(&app), "no buffer with activity");
+}
+
 #[test]
 fn the_unread_marker_goes_where_a_buffer_was_left() {
     let mut app = connected();
