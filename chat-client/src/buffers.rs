@@ -822,6 +822,37 @@ impl Buffers {
         merged
     }
 
+    /// Puts a marker line (`── beginning of history ──`) at the very top of buffer
+    /// `index`, once: the server has nothing older. The view stays on the rows it shows.
+    pub fn mark_start(&mut self, index: usize, label: &str, measure: &Measure) {
+        let buffer = &self.list[index];
+        let Some(time) = buffer.entries.front().map(|e| e.time) else {
+            return;
+        };
+        let label = SafeText::new(label);
+        if buffer
+            .entries
+            .front()
+            .is_some_and(|e| e.kind == EntryKind::Marker(label.clone()))
+        {
+            return;
+        }
+        let seq = self.seq();
+        let entry = Entry {
+            seq,
+            time,
+            day_change: false,
+            kind: EntryKind::Marker(label),
+        };
+        let height = measure.height(&entry);
+        let buffer = &mut self.list[index];
+        buffer.entries.push_front(entry);
+        buffer.heights.push_front(height);
+        if buffer.stale > 0 {
+            buffer.stale += 1;
+        }
+    }
+
     /// After a resize: each buffer's newest `rows` (past its scroll position) are
     /// measured again now, the rest when needed.
     pub fn remeasure(&mut self, measure: &Measure, rows: usize) {

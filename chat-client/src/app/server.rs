@@ -346,6 +346,17 @@ impl App {
                 }
                 if merged.new == 0 && older {
                     self.buffers.get_mut(index).at_start = true;
+                    let width = self.message_width();
+                    let measure = Measure {
+                        look: &self.look,
+                        width,
+                    };
+                    let label = if truncated {
+                        "beginning of the history kept"
+                    } else {
+                        "beginning of history"
+                    };
+                    self.buffers.mark_start(index, label, &measure);
                     let text = if truncated {
                         format!("older messages of {conv} are gone")
                     } else {

@@ -407,12 +407,22 @@ fn page_up_at_the_top_asks_for_older_messages_once_at_a_time() {
     );
     server(&mut app, "history-end #rust complete");
     assert_eq!(hint(&app), "no older messages in #rust");
+    // Issue 21, features: the top says so, once.
+    assert_eq!(
+        texts(current(&app))[..2],
+        ["[beginning of history]", "[older messages of #rust: 1]"]
+    );
     assert_eq!(
         app.update(key(KeyCode::PageUp), clock()),
         [],
         "nothing older"
     );
     assert_eq!(hint(&app), "no older messages in #rust", "said again");
+    let markers = texts(current(&app))
+        .iter()
+        .filter(|t| t.as_str() == "[beginning of history]")
+        .count();
+    assert_eq!(markers, 1);
 }
 
 #[test]
