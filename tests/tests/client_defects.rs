@@ -362,3 +362,20 @@ async fn alt_a_jumps_to_the_buffer_with_activity() {
     alice.type_keys("\x1ba");
     alice.wait_for("[*]");
 }
+
+/// Feature, WeeChat habits: `/j rust` joins `#rust`, `/q bob text` opens the conversation
+/// and sends the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weechat_habits_join_and_query() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    bob.skip_until("joined alice").await;
+    alice.type_keys("/j rust\r");
+    alice.wait_for("you joined #rust");
+    alice.type_keys("/q bob see you at 10:30\r");
+    bob.expect("from alice: see you at 10:30").await;
+    alice.wait_for("[bob]");
+}

@@ -229,10 +229,10 @@ fn commands_are_case_insensitive_and_errors_are_hints() {
     app.update(ctrl('u'), clock());
     assert!(app.hint().is_none(), "a key clears the hint");
     let before = current(&app).entries().len();
-    assert_eq!(enter(&mut app, "/join rust"), []);
+    assert_eq!(enter(&mut app, "/join #"), []);
     assert_eq!(
         hint(&app),
-        "/join: invalid room \"rust\"; ↑ brings the line back"
+        "/join: invalid room \"#\"; ↑ brings the line back"
     );
     assert_eq!(
         current(&app).entries().len(),
@@ -277,7 +277,7 @@ fn a_refused_password_leaves_an_empty_input_and_nothing_is_appended_to_it() {
     app.update(key(KeyCode::Up), clock());
     assert!(app.input().is_empty(), "neither password is in the history");
     // Any refused line leaves the input too, so the next one typed starts clean.
-    assert_eq!(enter(&mut app, "/join rust"), []);
+    assert_eq!(enter(&mut app, "/join #"), []);
     assert_eq!(
         enter(&mut app, "/join #rust"),
         [

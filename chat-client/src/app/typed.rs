@@ -87,7 +87,7 @@ impl App {
                 }
                 self.out.push(Command::Send(ClientLine::Part(room)));
             }
-            UserCommand::Query(name) => {
+            UserCommand::Query(name, text) => {
                 let index = self.buffers.open(BufferId::Query(name.clone()));
                 self.switch(index);
                 // Between accounts the server keeps the conversation: show its latest
@@ -106,6 +106,9 @@ impl App {
                         true,
                         clock,
                     );
+                }
+                if let Some(text) = text {
+                    return self.send_message(index, Recipient::User(name), &text, clock);
                 }
             }
             UserCommand::Close => {
