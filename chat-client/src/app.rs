@@ -213,6 +213,9 @@ pub struct App {
     /// The help overlay and how far it is scrolled.
     help: Option<usize>,
     search: Option<Search>,
+    /// Ctrl-R: the query typed so far, the position of the line it found in the input
+    /// history, and the input as it was, put back by Esc.
+    reverse: Option<(String, Option<usize>, String)>,
     mouse: bool,
     /// Whether a mention changed the terminal's title.
     titled: bool,
@@ -274,6 +277,7 @@ impl App {
             hint: None,
             help: None,
             search: None,
+            reverse: None,
             titled: false,
             nick_scroll: 0,
             size,

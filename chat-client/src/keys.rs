@@ -41,6 +41,8 @@ pub enum Action {
     NextBuffer,
     /// Switch to the next buffer with activity, mentions first (WeeChat's Alt-A).
     NextActive,
+    /// Search the lines sent before, newest first (readline's Ctrl-R).
+    ReverseSearch,
     /// Scroll the user list up.
     NicksUp,
     /// Scroll the user list down.
@@ -174,6 +176,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ctrl(K::Char('u'))], action: A::Edit(Edit::CutToStart), label: "Ctrl-U", help: "cut to the start of the line" },
     Binding { keys: &[ctrl(K::Char('k'))], action: A::Edit(Edit::CutToEnd), label: "Ctrl-K", help: "cut to the end of the line" },
     Binding { keys: &[ctrl(K::Char('y'))], action: A::Edit(Edit::Yank), label: "Ctrl-Y", help: "paste what was cut last" },
+    Binding { keys: &[ctrl(K::Char('r'))], action: A::ReverseSearch, label: "Ctrl-R", help: "search the lines you sent (again: older; Esc: give up)" },
     Binding { keys: &[plain(K::F(3))], action: A::SearchOlder, label: "F3", help: "next older /search match" },
     // xterm and tmux send Shift-F3 as `ESC [1;2R`, the bytes of a cursor position
     // report, which crossterm keeps from the event stream: F4 is the key that works there.

@@ -379,3 +379,28 @@ async fn weechat_habits_join_and_query() {
     bob.expect("from alice: see you at 10:30").await;
     alice.wait_for("[bob]");
 }
+
+/// Feature, WeeChat habits: Ctrl-R finds a line sent before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_r_brings_back_a_line_sent_before() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    bob.skip_until("joined alice").await;
+    alice.type_keys(&chat_tests::keys::alt(2));
+    alice.wait_for("[*]");
+    alice.type_keys("hello there\r");
+    bob.expect("from alice *: hello there").await;
+    alice.type_keys("\x12");
+    alice.wait_for("(reverse search)");
+    alice.type_keys("the");
+    alice.wait_for("[*] hello there");
+    alice.type_keys("\r");
+    alice.wait_until("the search ended", |s| {
+        !s.contents().contains("(reverse search)")
+    });
+    alice.type_keys("\r");
+    bob.expect("from alice *: hello there").await;
+}

@@ -502,6 +502,39 @@ fn alt_a_jumps_to_activity_mentions_first() {
     assert_eq!(hint(&app), "no buffer with activity");
 }
 
+/// Issue 21, features: Ctrl-R searches the lines sent, newest first.
+#[test]
+fn ctrl_r_finds_lines_sent_before() {
+    let mut app = connected();
+    for line in ["help me", "hello world", "bye"] {
+        enter(&mut app, line);
+    }
+    type_str(&mut app, "draft");
+    app.update(ctrl('r'), clock());
+    type_str(&mut app, "HEL");
+    assert_eq!(app.input().as_str(), "hello world");
+    assert!(hint(&app).starts_with("(reverse search) \"HEL\""));
+    app.update(ctrl('r'), clock());
+    assert_eq!(app.input().as_str(), "help me", "Ctrl-R again goes older");
+    app.update(ctrl('r'), clock());
+    assert_eq!(hint(&app), "(reverse search) no line with \"HEL\"");
+    assert_eq!(
+        app.update(key(KeyCode::Enter), clock()),
+        [],
+        "taken, not sent"
+    );
+    assert_eq!(app.input().as_str(), "help me");
+    app.update(ctrl('r'), clock());
+    type_str(&mut app, "by");
+    assert_eq!(app.input().as_str(), "bye");
+    app.update(key(KeyCode::Esc), clock());
+    assert_eq!(
+        app.input().as_str(),
+        "help me",
+        "Esc puts back what was typed"
+    );
+}
+
 #[test]
 fn the_unread_marker_goes_where_a_buffer_was_left() {
     let mut app = connected();
