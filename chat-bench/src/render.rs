@@ -31,6 +31,7 @@ pub fn render(lines: usize, width: u16, height: u16) -> anyhow::Result<Value> {
         highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
+        smart_filter: false,
         mouse: false,
         log: false,
     };

@@ -42,6 +42,10 @@ pub const MAX_PASTE_LINES: usize = 100;
 /// Rows the mouse wheel scrolls per notch.
 const WHEEL_ROWS: usize = 3;
 
+/// How lately someone must have spoken for the smart filter to show their join or part
+/// (WeeChat's `irc.look.smart_filter_delay`, 5 minutes).
+pub const SMART_FILTER_DELAY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// How join and part lines are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +82,9 @@ pub struct Settings {
     pub time_format: String,
     /// How join and part lines are shown.
     pub join_part: JoinPart,
+    /// With `join_part` fold: show the joins and parts of people who spoke lately only
+    /// (WeeChat's `irc.look.smart_filter`).
+    pub smart_filter: bool,
     /// Start with mouse wheel scrolling on.
     pub mouse: bool,
     /// Keep a plain-text log per buffer (the runtime writes it).
@@ -163,6 +170,9 @@ pub struct App {
     settings: Settings,
     look: Look,
     folded_name: String,
+    /// When each person (folded name) last said something, in any buffer: the smart
+    /// filter shows the comings and goings of those who spoke lately.
+    last_spoke: HashMap<String, Instant>,
     /// Our name and the highlight words, folded: what a mention names.
     folded_highlights: Vec<String>,
     conn: Connection,
@@ -241,6 +251,7 @@ impl App {
         }
         Self {
             folded_name: settings.name.folded(),
+            last_spoke: HashMap::new(),
             folded_highlights: std::iter::once(settings.name.folded())
                 .chain(
                     settings
@@ -452,7 +463,15 @@ impl App {
         room: Option<RoomName>,
         clock: Clock,
     ) {
-        if self.settings.log && self.settings.join_part == JoinPart::Fold {
+        let fold = self.settings.join_part == JoinPart::Fold;
+        let spoke_lately = self
+            .last_spoke
+            .get(&name.folded())
+            .is_some_and(|at| clock.now.saturating_duration_since(*at) < SMART_FILTER_DELAY);
+        if fold && self.settings.smart_filter && !spoke_lately {
+            return;
+        }
+        if self.settings.log && fold {
             // Each one, though the screen folds a burst into one line.
             let verb = if joined { "joined" } else { "left" };
             let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));

@@ -41,6 +41,8 @@ pub struct FileConfig {
     pub timestamp_format: Option<String>,
     /// `fold`, `all` or `hide`.
     pub join_part: Option<JoinPart>,
+    /// With `fold`, show only the joins and parts of people who spoke lately.
+    pub smart_filter: Option<bool>,
     /// Start with mouse wheel scrolling on.
     pub mouse: Option<bool>,
     /// Keep a log per buffer in this directory.

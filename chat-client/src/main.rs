@@ -56,6 +56,11 @@ struct Args {
     #[arg(long)]
     no_bell: bool,
 
+    /// With --join-part fold, show every join and part, not only those of people who
+    /// spoke in the last 5 minutes.
+    #[arg(long)]
+    no_smart_filter: bool,
+
     /// A word that makes a message a mention, as your name does (repeatable); adds to
     /// the config file's `highlight`.
     #[arg(long = "highlight", value_name = "WORD")]
@@ -173,6 +178,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect(),
         time_format,
         join_part: args.join_part.or(file.join_part).unwrap_or_default(),
+        smart_filter: !args.no_smart_filter && file.smart_filter.unwrap_or(true),
         mouse: args.mouse || file.mouse.unwrap_or(false),
         log: logger.is_some(),
     };

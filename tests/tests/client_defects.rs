@@ -335,7 +335,7 @@ async fn a_highlight_word_marks_its_buffer() {
     alice.type_keys("/join #ops\r");
     alice.wait_for("you joined #ops");
     bob.send("/join #ops").await;
-    alice.wait_for("bob joined #ops");
+    alice.wait_for("│ #ops (2)");
     alice.type_keys(&chat_tests::keys::alt(1));
     alice.wait_for("[server]");
     bob.send("#ops: time to deploy").await;
@@ -403,4 +403,42 @@ async fn ctrl_r_brings_back_a_line_sent_before() {
     });
     alice.type_keys("\r");
     bob.expect("from alice *: hello there").await;
+}
+
+/// Feature: the smart filter (on by default with `--join-part fold`) shows the joins
+/// and parts of people who spoke lately only; `--no-smart-filter` shows them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smart_filter_hides_the_comings_and_goings_of_the_silent() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    alice.type_keys("/j rust\r");
+    alice.wait_for("you joined #rust");
+    let mut silent = server.login("silent").await;
+    silent.send("/join #rust").await;
+    alice.wait_for("│ #rust (2)");
+    let mut talker = server.login("talker").await;
+    talker.send("/join #rust").await;
+    alice.wait_for("│ #rust (3)");
+    talker.send("#rust: hello").await;
+    alice.wait_for("talker: hello");
+    silent.send("/part #rust").await;
+    alice.wait_for("│ #rust (2)");
+    talker.send("/part #rust").await;
+    alice.wait_for("talker left #rust");
+    let screen = alice.screen();
+    assert!(!screen.contains("silent joined"), "{screen}");
+    assert!(!screen.contains("silent left"), "{screen}");
+
+    let mut all = PtyClient::spawn(
+        &["--name", "carol", "--addr", &addr, "--no-smart-filter"],
+        COLUMNS,
+        24,
+    );
+    all.wait_for("● connected");
+    all.type_keys("/j rust\r");
+    all.wait_for("you joined #rust");
+    silent.send("/join #rust").await;
+    all.wait_for("silent joined #rust");
 }

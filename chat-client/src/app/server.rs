@@ -219,6 +219,7 @@ impl App {
                 if id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
                     return;
                 }
+                self.last_spoke.insert(sender.folded(), clock.now);
                 let mention = self.mentions_me(text.as_str());
                 let kind = EntryKind::Message {
                     from: sender.clone(),

@@ -38,6 +38,7 @@ fn settings() -> Settings {
         highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
+        smart_filter: false,
         mouse: false,
         log: false,
     }
@@ -533,6 +534,41 @@ fn ctrl_r_finds_lines_sent_before() {
         "help me",
         "Esc puts back what was typed"
     );
+}
+
+/// Issue 21, features: the smart filter shows joins and parts of those who spoke lately.
+#[test]
+fn the_smart_filter_shows_only_those_who_spoke_lately() {
+    let mut app = App::new(
+        Settings {
+            smart_filter: true,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    login(&mut app);
+    in_room(&mut app, "#rust");
+    let before = current(&app).entries().len();
+    server(&mut app, "joined #rust carol");
+    assert_eq!(current(&app).entries().len(), before, "carol never spoke");
+    server(&mut app, "from carol #rust 1: hi");
+    server(&mut app, "left #rust carol");
+    assert!(matches!(
+        &last(&app).kind,
+        EntryKind::Presence { joined: false, .. }
+    ));
+    // Five minutes later her words are old news.
+    let mut later = clock();
+    later.now += crate::app::SMART_FILTER_DELAY;
+    let before = current(&app).entries().len();
+    app.update(
+        Msg::Net(NetEvent::Line(
+            "joined #rust carol".parse().expect("a line"),
+        )),
+        later,
+    );
+    assert_eq!(current(&app).entries().len(), before);
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn settings() -> Settings {
         highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
+        smart_filter: false,
         mouse: false,
         log: false,
     }
