@@ -262,6 +262,10 @@ pub struct Buffer {
     pub read_sent_at: Option<Instant>,
     /// The server has nothing older than what is here: asking for it brought nothing.
     pub at_start: bool,
+    /// The first of our lines sent from the outbox at the last login. The server routed
+    /// them after everything the catch-up answering that login holds, so the catch-up
+    /// goes above them rather than under lines others never saw first.
+    pub flushed_from: Option<u64>,
     last_id: Option<MessageId>,
 }
 
@@ -285,6 +289,7 @@ impl Buffer {
             read: None,
             read_sent_at: None,
             at_start: false,
+            flushed_from: None,
             last_id: None,
         }
     }
@@ -764,6 +769,15 @@ impl Buffers {
             .iter()
             .position(|e| e.kind.id().is_some_and(|id| Some(id) > newest))
             .unwrap_or(buffer.entries.len());
+        if news {
+            let flushed = buffer
+                .flushed_from
+                .take()
+                .and_then(|seq| buffer.index_of(seq));
+            if let Some(flushed) = flushed {
+                at = at.min(flushed);
+            }
+        }
         while at > 0 && matches!(buffer.entries[at - 1].kind, EntryKind::Marker(_)) {
             at -= 1;
         }

@@ -107,6 +107,9 @@ impl App {
             }
         }
         let measure_width = self.message_width();
+        for buffer in self.buffers.all_mut() {
+            buffer.flushed_from = None;
+        }
         for mut pending in self.outbox.drain() {
             if let Some(index) = self.buffers.find(&pending.buffer) {
                 let measure = Measure {
@@ -115,6 +118,7 @@ impl App {
                 };
                 let buffer = self.buffers.get_mut(index);
                 buffer.mark_sent(pending.seq, &measure);
+                buffer.flushed_from.get_or_insert(pending.seq);
                 if !pending.logged {
                     pending.logged = true;
                     let entry = buffer

@@ -695,6 +695,43 @@ fn history_is_merged_in_place_without_duplicates() {
     assert_eq!(current(&app).last_id().map(MessageId::get), Some(13));
 }
 
+/// Issue 21, defect 16: lines typed offline were drawn before the messages others had
+/// sent meanwhile, which the server routed first.
+#[test]
+fn the_catch_up_goes_above_lines_sent_from_the_outbox() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 10: ten");
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "typed offline");
+    login(&mut app);
+    server(&mut app, "joined #rust alice");
+    for line in [
+        "history #rust 11 2026-11-29T11:00:00.000Z bob: said meanwhile",
+        "history-end #rust complete",
+    ] {
+        server(&mut app, line);
+    }
+    let texts: Vec<String> = current(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message { text, .. } | EntryKind::Own { text, .. } => Some(text.to_string()),
+            EntryKind::Marker(m) => Some(format!("[{m}]")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "ten",
+            "[history of #rust: 1]",
+            "said meanwhile",
+            "typed offline"
+        ]
+    );
+}
+
 #[test]
 fn reconnecting_rejoins_rooms_and_asks_for_what_was_missed() {
     let mut app = connected();
