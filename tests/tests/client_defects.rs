@@ -442,3 +442,25 @@ async fn the_smart_filter_hides_the_comings_and_goings_of_the_silent() {
     silent.send("/join #rust").await;
     all.wait_for("silent joined #rust");
 }
+
+/// Feature: `/away [text]` (v3) shown in the status bar, the `away` reply shown in the
+/// conversation, and `/whois`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_and_whois_in_the_real_client() {
+    let server = ServerProcess::start(&[]).await;
+    let mut bob = server.login("bob").await;
+    bob.send("/away at lunch").await;
+    let addr = server.addr.to_string();
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
+    alice.wait_for("● connected");
+    bob.skip_until("joined alice").await;
+    alice.type_keys("/q bob are you there?\r");
+    bob.expect("from alice: are you there?").await;
+    alice.wait_for("bob is away: at lunch");
+    alice.type_keys("/whois bob\r");
+    alice.wait_for("bob is online (1 session), idle");
+    alice.type_keys("/away gone fishing\r");
+    alice.wait_until("away in the status bar", |s| row(s, 0).contains("away"));
+    bob.send("alice: hello?").await;
+    bob.expect("away alice: gone fishing").await;
+}
