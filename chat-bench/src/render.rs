@@ -23,12 +23,15 @@ pub fn render(lines: usize, width: u16, height: u16) -> anyhow::Result<Value> {
     let settings = Settings {
         name: UserName::parse("alice").context("a name")?,
         addr: "127.0.0.1:8080".into(),
+        tls: false,
         max_line_bytes: 4096,
         scrollback: lines,
         rooms: Vec::new(),
         bell: false,
+        highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
+        smart_filter: false,
         mouse: false,
         log: false,
     };

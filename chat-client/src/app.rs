@@ -14,15 +14,15 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use chat_proto::{
-    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Recipient,
-    RoomName, Scope, ServerLine, UserName,
+    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Password,
+    Recipient, RoomName, Scope, ServerLine, UserName,
 };
-use chrono::{NaiveDateTime, NaiveTime};
+use chrono::NaiveDateTime;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
 use crate::account::Account;
-use crate::buffers::{BufferId, Buffers, EntryKind, Measure};
+use crate::buffers::{BufferId, Buffers, Entry, EntryKind, Measure, Merged};
 use crate::commands::{self, COMMANDS, Typed, UserCommand};
 use crate::complete::Completion;
 use crate::conn::{ConnState, Connection};
@@ -41,6 +41,10 @@ pub const DEFAULT_SCROLLBACK: usize = 10_000;
 pub const MAX_PASTE_LINES: usize = 100;
 /// Rows the mouse wheel scrolls per notch.
 const WHEEL_ROWS: usize = 3;
+
+/// How lately someone must have spoken for the smart filter to show their join or part
+/// (WeeChat's `irc.look.smart_filter_delay`, 5 minutes).
+pub const SMART_FILTER_DELAY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// How join and part lines are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
@@ -62,6 +66,8 @@ pub struct Settings {
     pub name: UserName,
     /// The server address as the user gave it.
     pub addr: String,
+    /// Whether the connection is TLS, said in the status bar.
+    pub tls: bool,
     /// The server's line limit; longer lines are refused before sending.
     pub max_line_bytes: usize,
     /// Entries kept per buffer.
@@ -70,10 +76,15 @@ pub struct Settings {
     pub rooms: Vec<RoomName>,
     /// Ring the bell and set the title on a mention.
     pub bell: bool,
+    /// Words besides our name that make a message a mention (`highlight = [...]`).
+    pub highlights: Vec<String>,
     /// A chrono format for timestamps, already checked.
     pub time_format: String,
     /// How join and part lines are shown.
     pub join_part: JoinPart,
+    /// With `join_part` fold: show the joins and parts of people who spoke lately only
+    /// (WeeChat's `irc.look.smart_filter`).
+    pub smart_filter: bool,
     /// Start with mouse wheel scrolling on.
     pub mouse: bool,
     /// Keep a plain-text log per buffer (the runtime writes it).
@@ -90,6 +101,9 @@ pub enum Command {
     /// Give up on the current connection, taken for dead: it ends at once and reports
     /// [`NetEvent::Disconnected`] with this reason and the lines it never wrote.
     Abandon(String),
+    /// Log in with this password from now on (it was set with `/register` or
+    /// `/password`, or given with `/login`); kept in memory only.
+    UsePassword(Password),
     /// Ring the terminal bell.
     Bell,
     /// Set the terminal's title, or with `None` put back the one it had before.
@@ -116,6 +130,20 @@ pub enum Exit {
     Clean,
     /// The server refused our name at the first login; the reason goes to stderr.
     Refused(String),
+    /// The first connection could not be made, for a reason that trying again cannot
+    /// fix ([`NetEvent::Unreachable`]); the reason goes to stderr.
+    Unreachable(String),
+}
+
+/// Why history was asked for, to say the right thing when it comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HistoryAsk {
+    /// What a buffer lacks: at a join, after a reconnect, at a `/query`.
+    Follow,
+    /// The user typed `/history`: an answer that adds nothing is still said.
+    Typed,
+    /// Older messages, for scrolling back past the top.
+    Older,
 }
 
 /// A question waiting for one key.
@@ -142,6 +170,11 @@ pub struct App {
     settings: Settings,
     look: Look,
     folded_name: String,
+    /// When each person (folded name) last said something, in any buffer: the smart
+    /// filter shows the comings and goings of those who spoke lately.
+    last_spoke: HashMap<String, Instant>,
+    /// Our name and the highlight words, folded: what a mention names.
+    folded_highlights: Vec<String>,
     conn: Connection,
     buffers: Buffers,
     /// Who is online.
@@ -153,7 +186,7 @@ pub struct App {
     completion: Option<Completion>,
     outbox: Outbox,
     /// History lines received, by conversation, until their `history-end`.
-    incoming: HashMap<Conv, Vec<(NaiveTime, EntryKind)>>,
+    incoming: HashMap<Conv, Vec<(NaiveDateTime, EntryKind)>>,
     /// A room we asked to join: its buffer is shown once the server confirms.
     joining: Option<RoomName>,
     /// Rooms we sent `/join` for, not yet confirmed: our `joined` for any other room was
@@ -164,7 +197,7 @@ pub struct App {
     settling: Option<Vec<RoomName>>,
     /// History asked for and not yet answered, oldest first, and whether each asked for
     /// older messages (scrolling back) rather than recent ones.
-    history_asks: VecDeque<(BufferId, bool)>,
+    history_asks: VecDeque<(BufferId, HistoryAsk)>,
     /// Conversations whose read marker we asked for and the server has not told yet: that
     /// answer is not a sign of another session.
     read_asks: Vec<BufferId>,
@@ -173,6 +206,11 @@ pub struct App {
     /// If the line before was a `whois`: whom it was about, and the buffer it was shown
     /// in, for the `away` line that may follow it.
     after_whois: Option<(UserName, Option<usize>)>,
+    /// The password sent with `/register` or `/password`, until the server confirms it:
+    /// then the runtime logs in with it (a reconnect with the old one would be refused).
+    new_password: Option<Password>,
+    /// `/quit` was refused once because lines wait in the outbox: the next one quits.
+    quit_warned: bool,
     /// `/ping` while we are silent, and the dead connection it may reveal.
     keepalive: Keepalive,
     /// `/who` replies the user asked for (the one at login is not shown).
@@ -185,6 +223,9 @@ pub struct App {
     /// The help overlay and how far it is scrolled.
     help: Option<usize>,
     search: Option<Search>,
+    /// Ctrl-R: the query typed so far, the position of the line it found in the input
+    /// history, and the input as it was, put back by Esc.
+    reverse: Option<(String, Option<usize>, String)>,
     mouse: bool,
     /// Whether a mention changed the terminal's title.
     titled: bool,
@@ -210,6 +251,16 @@ impl App {
         }
         Self {
             folded_name: settings.name.folded(),
+            last_spoke: HashMap::new(),
+            folded_highlights: std::iter::once(settings.name.folded())
+                .chain(
+                    settings
+                        .highlights
+                        .iter()
+                        .map(|w| chat_proto::name::fold(w.trim()))
+                        .filter(|w| !w.is_empty()),
+                )
+                .collect(),
             mouse: settings.mouse,
             look,
             conn: Connection::default(),
@@ -228,6 +279,8 @@ impl App {
             read_asks: Vec::new(),
             account: Account::new(false),
             after_whois: None,
+            new_password: None,
+            quit_warned: false,
             keepalive: Keepalive::default(),
             who_asked: 0,
             topic_replies: governance::TopicReplies::default(),
@@ -235,6 +288,7 @@ impl App {
             hint: None,
             help: None,
             search: None,
+            reverse: None,
             titled: false,
             nick_scroll: 0,
             size,
@@ -312,6 +366,25 @@ impl App {
         self.out.push(Command::Quit);
     }
 
+    /// The user asks to leave (`/quit`, Ctrl-C or Ctrl-D on an empty line): at once,
+    /// unless lines typed while disconnected would be lost; those are said first, and
+    /// `/quit` or Ctrl-C again quits. Returns whether it quit.
+    fn user_quit(&mut self) -> bool {
+        let pending = self.outbox.len();
+        if pending == 0 || self.quit_warned {
+            self.quit(Exit::Clean);
+            return true;
+        }
+        self.quit_warned = true;
+        self.prompt = Some(Prompt::Quit);
+        let lines = if pending == 1 { "line" } else { "lines" };
+        let text = format!(
+            "{pending} {lines} not sent yet would be lost: /quit or Ctrl-C again quits; connected, they go out"
+        );
+        self.hint = Some((SafeText::new(&text), true));
+        false
+    }
+
     // ---- entries ----
 
     /// Adds an entry to buffer `index` (logging it), keeping the view steady if scrolled.
@@ -321,27 +394,48 @@ impl App {
             look: &self.look,
             width,
         };
-        let seq = self.buffers.push(index, clock.local.time(), kind, &measure);
-        if self.settings.log {
-            self.log(index, clock.local);
+        let seq = self.buffers.push(index, clock.local, kind, &measure);
+        let entry = self.buffers.all()[index].entries().back().cloned();
+        // A pending line is logged when it is sent, without the `(pending)`.
+        let pending = matches!(
+            entry,
+            Some(Entry {
+                kind: EntryKind::Own { pending: true, .. },
+                ..
+            })
+        );
+        if let (Some(entry), false) = (entry, pending) {
+            self.log(index, &entry);
         }
         seq
     }
 
-    fn log(&mut self, index: usize, when: NaiveDateTime) {
-        let buffer = &self.buffers.all()[index];
-        let Some(entry) = buffer.entries().back() else {
+    /// Writes `entry` to buffer `index`'s log, as it is drawn, at its own time.
+    fn log(&mut self, index: usize, entry: &Entry) {
+        if !self.settings.log {
             return;
-        };
+        }
         let text: String = layout::spans(entry, &self.look, None)
             .iter()
             .skip(1)
             .map(|s| s.content.as_ref())
             .collect();
+        self.log_line(index, entry.time, text);
+    }
+
+    fn log_line(&mut self, index: usize, when: NaiveDateTime, text: String) {
         self.out.push(Command::Log {
-            buffer: buffer.id.log_name(),
+            buffer: self.buffers.all()[index].id.log_name(),
             line: format!("{} {text}", when.format("%Y-%m-%d %H:%M:%S")),
         });
+    }
+
+    /// History merged as news (filled in after a reconnect, or mail at login) is logged
+    /// like lines that arrived live: it is on screen, and mail is delivered only once.
+    fn log_merged(&mut self, index: usize, merged: &Merged) {
+        for entry in &merged.messages {
+            self.log(index, entry);
+        }
     }
 
     fn note_in(&mut self, index: usize, text: String, error: bool, clock: Clock) {
@@ -369,6 +463,20 @@ impl App {
         room: Option<RoomName>,
         clock: Clock,
     ) {
+        let fold = self.settings.join_part == JoinPart::Fold;
+        let spoke_lately = self
+            .last_spoke
+            .get(&name.folded())
+            .is_some_and(|at| clock.now.saturating_duration_since(*at) < SMART_FILTER_DELAY);
+        if fold && self.settings.smart_filter && !spoke_lately {
+            return;
+        }
+        if self.settings.log && fold {
+            // Each one, though the screen folds a burst into one line.
+            let verb = if joined { "joined" } else { "left" };
+            let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
+            self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
+        }
         let width = self.message_width();
         let measure = Measure {
             look: &self.look,
@@ -378,7 +486,7 @@ impl App {
             JoinPart::Hide => {}
             JoinPart::Fold => {
                 self.buffers
-                    .presence(index, clock.local.time(), joined, name, room, &measure)
+                    .presence(index, clock.local, joined, name, room, &measure)
             }
             JoinPart::All => {
                 let kind = EntryKind::Presence {
@@ -407,6 +515,9 @@ impl App {
         buffer.scroll = buffer.scroll.saturating_add_signed(rows).min(max);
         if buffer.scroll == 0 {
             buffer.unseen = 0;
+            // A mention that came while scrolled up is seen now.
+            buffer.mentioned = false;
+            self.untitle_if_seen();
         }
     }
 
@@ -459,6 +570,11 @@ impl App {
     /// The server address.
     pub fn addr(&self) -> &str {
         &self.settings.addr
+    }
+
+    /// Whether the connection is TLS.
+    pub fn tls(&self) -> bool {
+        self.settings.tls
     }
 
     /// How entries are drawn.

@@ -7,7 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 use ratatui::text::Line;
 
 use crate::layout::{self, Look};
@@ -101,8 +101,12 @@ impl BufferId {
 pub struct Entry {
     /// Unique within the client; the unread marker and search refer to entries by it.
     pub seq: u64,
-    /// When it arrived, was sent, or (from history) was accepted by the server.
-    pub time: NaiveTime,
+    /// When it arrived, was sent, or (from history) was accepted by the server; local.
+    pub time: NaiveDateTime,
+    /// Its date is not that of the entry before it: a day-change line is drawn above it,
+    /// as in WeeChat, so that `23:10`, `00:10` across midnight (or across days of
+    /// history) say which day they are on.
+    pub day_change: bool,
     /// What it is.
     pub kind: EntryKind,
 }
@@ -207,6 +211,19 @@ impl Measure<'_> {
     }
 }
 
+/// What a batch of history brought that the buffer did not show.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// How many entries.
+    pub new: usize,
+    /// Who sent the newest of them that names us.
+    pub mention_from: Option<UserName>,
+    /// Who sent the newest of them from someone else.
+    pub message_from: Option<UserName>,
+    /// The new messages, oldest first, for `--log-dir`.
+    pub messages: Vec<Entry>,
+}
+
 /// One buffer.
 #[derive(Debug)]
 pub struct Buffer {
@@ -245,6 +262,10 @@ pub struct Buffer {
     pub read_sent_at: Option<Instant>,
     /// The server has nothing older than what is here: asking for it brought nothing.
     pub at_start: bool,
+    /// The first of our lines sent from the outbox at the last login. The server routed
+    /// them after everything the catch-up answering that login holds, so the catch-up
+    /// goes above them rather than under lines others never saw first.
+    pub flushed_from: Option<u64>,
     last_id: Option<MessageId>,
 }
 
@@ -268,6 +289,7 @@ impl Buffer {
             read: None,
             read_sent_at: None,
             at_start: false,
+            flushed_from: None,
             last_id: None,
         }
     }
@@ -447,6 +469,26 @@ impl Buffer {
         self.scroll = self.scroll.min(known);
     }
 
+    /// Whether entry `index` starts a new day is decided again, now that another entry
+    /// comes before it; returns the rows it gained (its day-change line), or 0.
+    fn recheck_day_change(&mut self, index: usize, measure: &Measure) -> usize {
+        let Some(before) = index.checked_sub(1).map(|i| self.entries[i].time.date()) else {
+            return 0;
+        };
+        let Some(entry) = self.entries.get_mut(index) else {
+            return 0;
+        };
+        let day_change = entry.time.date() != before;
+        if day_change == entry.day_change {
+            return 0;
+        }
+        entry.day_change = day_change;
+        let new = measure.height(entry);
+        let gained = new.saturating_sub(self.heights[index]);
+        self.heights[index] = new;
+        gained
+    }
+
     /// Changes the last entry in place, keeping its height (and the scroll) right.
     fn amend_last(&mut self, measure: &Measure, change: impl FnOnce(&mut EntryKind)) {
         let (Some(entry), Some(height)) = (self.entries.back_mut(), self.heights.back_mut()) else {
@@ -616,14 +658,23 @@ impl Buffers {
     pub fn push(
         &mut self,
         index: usize,
-        time: NaiveTime,
+        time: NaiveDateTime,
         kind: EntryKind,
         measure: &Measure,
     ) -> u64 {
         let seq = self.seq();
-        let entry = Entry { seq, time, kind };
-        let height = measure.height(&entry);
         let buffer = &mut self.list[index];
+        let day_change = buffer
+            .entries
+            .back()
+            .is_some_and(|last| last.time.date() != time.date());
+        let entry = Entry {
+            seq,
+            time,
+            day_change,
+            kind,
+        };
+        let height = measure.height(&entry);
         if index != self.current {
             if let EntryKind::Message { mention, .. } = &entry.kind {
                 buffer.unread += 1;
@@ -639,7 +690,7 @@ impl Buffers {
     pub fn presence(
         &mut self,
         index: usize,
-        time: NaiveTime,
+        time: NaiveDateTime,
         joined: bool,
         name: UserName,
         room: Option<RoomName>,
@@ -669,14 +720,16 @@ impl Buffers {
     /// Merges a batch of history into buffer `index`, in id order and without the
     /// messages it already shows (those shown without an id, ours or a direct message as
     /// it arrived, are matched by sender and text and given their id), under a marker
-    /// saying how many are new. Returns how many were new.
+    /// saying how many are new. Only `news` (messages that came after what the user saw)
+    /// counts as unread in a buffer not shown. Returns what was new.
     pub fn merge_history(
         &mut self,
         index: usize,
         label: &str,
-        batch: Vec<(NaiveTime, EntryKind)>,
+        batch: Vec<(NaiveDateTime, EntryKind)>,
+        news: bool,
         measure: &Measure,
-    ) -> usize {
+    ) -> Merged {
         let buffer = &mut self.list[index];
         let mut fresh = Vec::new();
         for (time, kind) in batch {
@@ -696,8 +749,17 @@ impl Buffers {
             }
             fresh.push((time, kind));
         }
+        let mut merged = Merged::default();
+        for (_, kind) in &fresh {
+            if let EntryKind::Message { from, mention, .. } = kind {
+                merged.message_from = Some(from.clone());
+                if *mention {
+                    merged.mention_from = Some(from.clone());
+                }
+            }
+        }
         if fresh.is_empty() {
-            return 0;
+            return merged;
         }
         let newest = fresh.iter().filter_map(|(_, k)| k.id()).max();
         // Before the first message shown that is newer than the whole batch, and above the
@@ -707,6 +769,15 @@ impl Buffers {
             .iter()
             .position(|e| e.kind.id().is_some_and(|id| Some(id) > newest))
             .unwrap_or(buffer.entries.len());
+        if news {
+            let flushed = buffer
+                .flushed_from
+                .take()
+                .and_then(|seq| buffer.index_of(seq));
+            if let Some(flushed) = flushed {
+                at = at.min(flushed);
+            }
+        }
         while at > 0 && matches!(buffer.entries[at - 1].kind, EntryKind::Marker(_)) {
             at -= 1;
         }
@@ -721,16 +792,24 @@ impl Buffers {
         let mut added = vec![(marker_time, EntryKind::Marker(label))];
         added.extend(fresh);
         let mut inserted_rows = 0;
+        let added_len = added.len();
         for (offset, (time, kind)) in added.into_iter().enumerate() {
             self.next_seq += 1;
+            let buffer = &mut self.list[index];
+            let day_change = (at + offset)
+                .checked_sub(1)
+                .is_some_and(|before| buffer.entries[before].time.date() != time.date());
             let entry = Entry {
                 seq: self.next_seq,
                 time,
+                day_change,
                 kind,
             };
             let height = measure.height(&entry);
             inserted_rows += height;
-            let buffer = &mut self.list[index];
+            if entry.kind.id().is_some() {
+                merged.messages.push(entry.clone());
+            }
             if let Some(id) = entry.kind.id() {
                 buffer.ids.insert(id);
                 buffer.last_id = buffer.last_id.max(Some(id));
@@ -742,16 +821,50 @@ impl Buffers {
             buffer.heights.insert(at + offset, height);
         }
         let buffer = &mut self.list[index];
+        // The entry after the batch now follows its last one, maybe of another day.
+        inserted_rows += buffer.recheck_day_change(at + added_len, measure);
         if view_moves {
             buffer.scroll += inserted_rows;
         }
-        if index != self.current {
+        if news && index != self.current {
             buffer.unread += count;
         }
         while buffer.entries.len() > self.capacity {
             buffer.pop_front();
         }
-        count
+        merged.new = count;
+        merged
+    }
+
+    /// Puts a marker line (`── beginning of history ──`) at the very top of buffer
+    /// `index`, once: the server has nothing older. The view stays on the rows it shows.
+    pub fn mark_start(&mut self, index: usize, label: &str, measure: &Measure) {
+        let buffer = &self.list[index];
+        let Some(time) = buffer.entries.front().map(|e| e.time) else {
+            return;
+        };
+        let label = SafeText::new(label);
+        if buffer
+            .entries
+            .front()
+            .is_some_and(|e| e.kind == EntryKind::Marker(label.clone()))
+        {
+            return;
+        }
+        let seq = self.seq();
+        let entry = Entry {
+            seq,
+            time,
+            day_change: false,
+            kind: EntryKind::Marker(label),
+        };
+        let height = measure.height(&entry);
+        let buffer = &mut self.list[index];
+        buffer.entries.push_front(entry);
+        buffer.heights.push_front(height);
+        if buffer.stale > 0 {
+            buffer.stale += 1;
+        }
     }
 
     /// After a resize: each buffer's newest `rows` (past its scroll position) are

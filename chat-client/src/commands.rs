@@ -28,8 +28,8 @@ pub enum UserCommand {
     Join(RoomName),
     /// Leave a room (the current one without an argument).
     Part(Option<RoomName>),
-    /// Open a conversation with one person and switch to it.
-    Query(UserName),
+    /// Open a conversation with one person and switch to it; with text, send it there.
+    Query(UserName, Option<String>),
     /// Close the current buffer (leaving its room).
     Close,
     /// Send one message elsewhere without switching.
@@ -54,6 +54,8 @@ pub enum UserCommand {
     Register(Password),
     /// Change our password.
     SetPassword(Password),
+    /// Log in again with this password, after a login was refused for want of one.
+    Login(Password),
     /// Drop the connection and connect again now.
     Reconnect,
     /// Toggle mouse wheel scrolling.
@@ -169,9 +171,9 @@ pub struct CommandInfo {
 /// Every command, in the order the help lists them.
 #[rustfmt::skip]
 pub const COMMANDS: &[CommandInfo] = &[
-    CommandInfo { name: "join", aliases: &[], args: "#room", help: "join a room and open its buffer (with its recent history)" },
+    CommandInfo { name: "join", aliases: &["j"], args: "#room", help: "join a room and open its buffer (with its recent history); the # may be left out" },
     CommandInfo { name: "part", aliases: &[], args: "[#room]", help: "leave a room (the current one)" },
-    CommandInfo { name: "query", aliases: &["to"], args: "name", help: "open a conversation with name" },
+    CommandInfo { name: "query", aliases: &["to", "q"], args: "name [text]", help: "open a conversation with name (and send text)" },
     CommandInfo { name: "close", aliases: &[], args: "", help: "close the current buffer (leaving its room)" },
     CommandInfo { name: "msg", aliases: &[], args: "name|#room|* text", help: "send one message elsewhere" },
     CommandInfo { name: "me", aliases: &[], args: "text", help: "an action: * alice waves" },
@@ -198,10 +200,11 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "suspend", aliases: &[], args: "name", help: "bar an account from logging in (operators)" },
     CommandInfo { name: "unsuspend", aliases: &[], args: "name", help: "let a suspended account back (operators)" },
     CommandInfo { name: "history", aliases: &[], args: "[n]", help: "the latest n messages of this buffer (50)" },
-    CommandInfo { name: "search", aliases: &[], args: "text", help: "find text in this buffer; F3/Shift-F3 move, Esc ends" },
+    CommandInfo { name: "search", aliases: &[], args: "text", help: "find text in this buffer; F3 and F4 move, Esc ends" },
     CommandInfo { name: "clear", aliases: &[], args: "", help: "clear this buffer" },
     CommandInfo { name: "register", aliases: &[], args: "password", help: "register your name (shown masked)" },
     CommandInfo { name: "password", aliases: &[], args: "new-password", help: "change your password (shown masked)" },
+    CommandInfo { name: "login", aliases: &[], args: "password", help: "log in with your password (masked)" },
     CommandInfo { name: "reconnect", aliases: &[], args: "", help: "connect again now" },
     CommandInfo { name: "mouse", aliases: &[], args: "", help: "mouse wheel scrolling on/off (F2)" },
     CommandInfo { name: "help", aliases: &[], args: "", help: "this help (F1)" },
@@ -213,7 +216,7 @@ pub const COMMANDS: &[CommandInfo] = &[
 pub const MEMBER_COMMANDS: [&str; 5] = ["op", "deop", "voice", "devoice", "kick"];
 
 /// Commands whose argument is a password: masked on screen, never in the input history.
-pub const SECRET_COMMANDS: [&str; 2] = ["register", "password"];
+pub const SECRET_COMMANDS: [&str; 3] = ["register", "password", "login"];
 
 /// Understands a typed line. `Err` is the message to show.
 pub fn parse(typed: &str) -> Result<Typed, String> {
@@ -241,12 +244,25 @@ pub fn parse(typed: &str) -> Result<Typed, String> {
         "quit" => UserCommand::Quit,
         "join" if arg.is_empty() => return Err(usage()),
         "join" => {
-            UserCommand::Join(RoomName::parse(arg).map_err(|e| format!("/{}: {e}", info.name))?)
+            // WeeChat's habit: `/join rust` means `#rust`.
+            let room = if arg.starts_with('#') {
+                arg.to_owned()
+            } else {
+                format!("#{arg}")
+            };
+            UserCommand::Join(RoomName::parse(&room).map_err(|e| format!("/{}: {e}", info.name))?)
         }
         "part" => UserCommand::Part(optional_room(info, arg)?),
         "query" if arg.is_empty() => return Err(usage()),
         "query" => {
-            UserCommand::Query(UserName::parse(arg).map_err(|e| format!("/{}: {e}", info.name))?)
+            let (name, text) = match arg.split_once(char::is_whitespace) {
+                Some((name, text)) if !text.trim().is_empty() => {
+                    (name, Some(text.trim().to_owned()))
+                }
+                _ => (arg, None),
+            };
+            let name = UserName::parse(name).map_err(|e| format!("/{}: {e}", info.name))?;
+            UserCommand::Query(name, text)
         }
         "close" => UserCommand::Close,
         "msg" => {
@@ -284,6 +300,7 @@ pub fn parse(typed: &str) -> Result<Typed, String> {
         "password" => UserCommand::SetPassword(
             Password::parse_new(arg).map_err(|e| format!("/password: {e}"))?,
         ),
+        "login" => UserCommand::Login(Password::parse(arg).map_err(|e| format!("/login: {e}"))?),
         "reconnect" => UserCommand::Reconnect,
         "mouse" => UserCommand::Mouse,
         "kill" => {
@@ -430,7 +447,27 @@ mod tests {
         );
         assert_eq!(
             command("/to bob"),
-            UserCommand::Query(UserName::parse("bob").unwrap())
+            UserCommand::Query(UserName::parse("bob").unwrap(), None)
+        );
+    }
+
+    /// Issue 21, features: WeeChat's habits.
+    #[test]
+    fn weechat_habits_are_understood() {
+        let rust = UserCommand::Join(RoomName::parse("#rust").unwrap());
+        assert_eq!(command("/j #rust"), rust);
+        assert_eq!(command("/join rust"), rust);
+        assert_eq!(command("/j rust"), rust);
+        assert_eq!(
+            command("/q bob see you at 10:30"),
+            UserCommand::Query(
+                UserName::parse("bob").unwrap(),
+                Some("see you at 10:30".to_owned())
+            )
+        );
+        assert_eq!(
+            command("/query bob "),
+            UserCommand::Query(UserName::parse("bob").unwrap(), None)
         );
     }
 
@@ -449,10 +486,7 @@ mod tests {
     #[test]
     fn bad_arguments_say_what_is_wrong() {
         assert_eq!(parse("/join"), Err("usage: /join #room".into()));
-        assert_eq!(
-            parse("/join rust"),
-            Err("/join: invalid room \"rust\"".into())
-        );
+        assert_eq!(parse("/join #"), Err("/join: invalid room \"#\"".into()));
         assert!(
             parse("/frob")
                 .unwrap_err()
@@ -718,6 +752,7 @@ mod tests {
     fn secrets_are_found_in_any_case() {
         assert_eq!(secret_start("/register hunter22"), Some(10));
         assert_eq!(secret_start("/PASSWORD x"), Some(10));
+        assert_eq!(secret_start("/Login x"), Some(7));
         assert_eq!(secret_start("/who x"), None);
         assert_eq!(secret_start("bob: /register x"), None);
     }

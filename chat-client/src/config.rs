@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chat_proto::RoomName;
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use crate::app::JoinPart;
@@ -34,10 +34,15 @@ pub struct FileConfig {
     pub rooms: Vec<String>,
     /// Ring the bell (and set the title) on a mention.
     pub bell: Option<bool>,
+    /// Words that make a message a mention, as your name does.
+    #[serde(default)]
+    pub highlight: Vec<String>,
     /// A chrono format for timestamps, such as `%H:%M:%S`.
     pub timestamp_format: Option<String>,
     /// `fold`, `all` or `hide`.
     pub join_part: Option<JoinPart>,
+    /// With `fold`, show only the joins and parts of people who spoke lately.
+    pub smart_filter: Option<bool>,
     /// Start with mouse wheel scrolling on.
     pub mouse: Option<bool>,
     /// Keep a log per buffer in this directory.
@@ -95,11 +100,15 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
     Ok(config)
 }
 
-/// A timestamp format must print a time of day and nothing that needs a date.
+/// A timestamp format is any chrono format that can print a local date and time (entries
+/// carry both): `%H:%M`, `%Y-%m-%d %H:%M`, `%a %H:%M`. Only one that names a time zone
+/// (`%Z`, `%z`) fails, as would a typo such as `%Q`.
 pub fn check_time_format(format: &str) -> anyhow::Result<()> {
     let mut out = String::new();
-    if write!(out, "{}", NaiveTime::MIN.format(format)).is_err() {
-        bail!("timestamp format {format:?} is not a valid time format (try \"%H:%M:%S\")");
+    if write!(out, "{}", NaiveDateTime::MIN.format(format)).is_err() {
+        bail!(
+            "timestamp format {format:?} is not a chrono format for a local date and time (try \"%H:%M:%S\" or \"%Y-%m-%d %H:%M\")"
+        );
     }
     Ok(())
 }
@@ -138,9 +147,24 @@ scrollback = 500
             "{unknown:#}"
         );
         assert!(parse("rooms = [\"rust\"]").is_err());
-        assert!(parse("timestamp_format = \"%Y-%m-%d\"").is_err());
+        assert!(parse("timestamp_format = \"%z %H:%M\"").is_err());
         assert!(parse("timestamp_format = \"%Q\"").is_err());
         assert!(parse("join_part = \"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn highlight_words_are_a_list() {
+        let config = parse("highlight = [\"rust\", \"deploy\"]").expect("a valid file");
+        assert_eq!(config.highlight, ["rust", "deploy"]);
+    }
+
+    /// Issue 21, defect 4: a format with a date was refused.
+    #[test]
+    fn any_chrono_format_with_a_date_is_accepted() {
+        for format in ["%Y-%m-%d %H:%M", "%a %H:%M", "%d/%m %T", "%H:%M"] {
+            let config = parse(&format!("timestamp_format = \"{format}\""));
+            assert!(config.is_ok(), "{format}: {config:?}");
+        }
     }
 
     #[test]

@@ -109,6 +109,12 @@ impl Connection {
         true
     }
 
+    /// Not retrying until `/reconnect` (or `/login`): trying again cannot help, as when
+    /// the login was refused for want of the right password, which only the user has.
+    pub fn stop(&mut self, reason: String) {
+        self.state = ConnState::Stopped { reason };
+    }
+
     /// A tick: whether it is time to connect again.
     pub fn due(&mut self, now: Instant) -> bool {
         match self.state {

@@ -39,6 +39,15 @@ pub enum NetEvent {
     Unrecognised(String),
     /// The server refused the login (`error:` instead of `welcome`).
     LoginRefused(String),
+    /// The connection could not be made, for a reason that trying again cannot fix: the
+    /// server's certificate is refused, the host does not exist, the port speaks another
+    /// protocol.
+    Unreachable {
+        /// Why, in words.
+        reason: String,
+        /// Lines handed to the connection that it never wrote, oldest first.
+        unsent: Vec<ClientLine>,
+    },
     /// The connection ended or could not be made.
     Disconnected {
         /// Why.

@@ -45,6 +45,16 @@ impl InputHistory {
     }
 
     /// The line after the one shown, or the line that was being typed.
+    /// The newest line before position `before` (all of them with `None`) that holds
+    /// `query`, ignoring case, and its position: Ctrl-R's reverse search.
+    pub fn search(&self, query: &str, before: Option<usize>) -> Option<(usize, &str)> {
+        let end = before.unwrap_or(self.lines.len()).min(self.lines.len());
+        (0..end).rev().find_map(|at| {
+            let line = &self.lines[at];
+            crate::layout::find_ignoring_case(line, query).map(|_| (at, line.as_str()))
+        })
+    }
+
     pub fn newer(&mut self) -> Option<String> {
         let (pos, draft) = self.browsing.take()?;
         if pos + 1 < self.lines.len() {

@@ -39,6 +39,10 @@ pub enum Action {
     PrevBuffer,
     /// Switch to the next buffer.
     NextBuffer,
+    /// Switch to the next buffer with activity, mentions first (WeeChat's Alt-A).
+    NextActive,
+    /// Search the lines sent before, newest first (readline's Ctrl-R).
+    ReverseSearch,
     /// Scroll the user list up.
     NicksUp,
     /// Scroll the user list down.
@@ -148,6 +152,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[alt(K::Char('1'))], action: A::Buffer(1), label: "Alt-1..9", help: "switch to buffer 1..9 (the numbers in the buffer bar)" },
     Binding { keys: &[alt(K::Left), ctrl(K::Char('p'))], action: A::PrevBuffer, label: "Alt-← Ctrl-P", help: "previous buffer" },
     Binding { keys: &[alt(K::Right), ctrl(K::Char('n'))], action: A::NextBuffer, label: "Alt-→ Ctrl-N", help: "next buffer" },
+    Binding { keys: &[alt(K::Char('a'))], action: A::NextActive, label: "Alt-A", help: "next buffer with activity, mentions first" },
     Binding { keys: &[plain(K::PageUp)], action: A::PageUp, label: "PgUp", help: "scroll the messages up a page; at the top, older ones" },
     Binding { keys: &[plain(K::PageDown)], action: A::PageDown, label: "PgDn", help: "scroll the messages down a page" },
     Binding { keys: &[ctrl(K::End)], action: A::Bottom, label: "Ctrl-End", help: "back to the newest message (End too, on an empty line)" },
@@ -171,8 +176,11 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ctrl(K::Char('u'))], action: A::Edit(Edit::CutToStart), label: "Ctrl-U", help: "cut to the start of the line" },
     Binding { keys: &[ctrl(K::Char('k'))], action: A::Edit(Edit::CutToEnd), label: "Ctrl-K", help: "cut to the end of the line" },
     Binding { keys: &[ctrl(K::Char('y'))], action: A::Edit(Edit::Yank), label: "Ctrl-Y", help: "paste what was cut last" },
+    Binding { keys: &[ctrl(K::Char('r'))], action: A::ReverseSearch, label: "Ctrl-R", help: "search the lines you sent (again: older; Esc: give up)" },
     Binding { keys: &[plain(K::F(3))], action: A::SearchOlder, label: "F3", help: "next older /search match" },
-    Binding { keys: &[shift(K::F(3))], action: A::SearchNewer, label: "Shift-F3", help: "next newer /search match" },
+    // xterm and tmux send Shift-F3 as `ESC [1;2R`, the bytes of a cursor position
+    // report, which crossterm keeps from the event stream: F4 is the key that works there.
+    Binding { keys: &[plain(K::F(4)), shift(K::F(3))], action: A::SearchNewer, label: "F4 Shift-F3", help: "next newer /search match" },
     Binding { keys: &[plain(K::Esc)], action: A::Cancel, label: "Esc", help: "close the search, the help or a question" },
     Binding { keys: &[plain(K::F(2))], action: A::ToggleMouse, label: "F2", help: "mouse wheel scrolling on/off (off keeps the terminal's selection)" },
     Binding { keys: &[ctrl(K::Char('l'))], action: A::Redraw, label: "Ctrl-L", help: "redraw the screen" },
@@ -332,6 +340,11 @@ mod tests {
         );
         assert_eq!(
             action(key(K::F(3), KeyModifiers::SHIFT)),
+            Some(A::SearchNewer)
+        );
+        // Issue 21, defect 14: Shift-F3 never arrives from xterm or tmux.
+        assert_eq!(
+            action(key(K::F(4), KeyModifiers::NONE)),
             Some(A::SearchNewer)
         );
         assert_eq!(action(key(K::Char('B'), KeyModifiers::SHIFT)), None);

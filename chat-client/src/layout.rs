@@ -20,6 +20,8 @@ const NICKS_WIDTH: u16 = 20;
 const NICKS_MIN_TERMINAL_WIDTH: u16 = 60;
 /// The unread marker, drawn where you last left a buffer.
 pub const NEW_MARKER: &str = "── new ──";
+/// The date on a day-change line (chrono): `── Monday 7 December 2026 ──`.
+const DAY_CHANGE_FORMAT: &str = "%A %-d %B %Y";
 
 /// How entries are drawn: whose messages are ours, and the timestamp format.
 #[derive(Debug, Clone)]
@@ -291,7 +293,15 @@ pub fn rows(
     highlight: Option<&str>,
 ) -> Vec<Line<'static>> {
     let indent = entry.time.format(&look.time_format).to_string().width() + 1;
-    wrap(&spans(entry, look, highlight), width, indent)
+    let mut rows = if entry.day_change {
+        let date = entry.time.format(DAY_CHANGE_FORMAT);
+        let line = Span::styled(format!("── {date} ──"), Style::new().cyan().bold());
+        wrap(&[line], width, 0)
+    } else {
+        Vec::new()
+    };
+    rows.extend(wrap(&spans(entry, look, highlight), width, indent));
+    rows
 }
 
 /// How many rows `entry` takes at `width`.
@@ -308,6 +318,13 @@ pub fn marker_row(width: usize) -> Line<'static> {
     )
 }
 
+/// Punctuation that must not open a row (the usual Japanese and Chinese line-breaking
+/// rule, kinsoku): closing marks and stops.
+const NO_ROW_START: &[&str] = &[
+    "。", "，", "、", "．", "：", "；", "！", "？", "）", "」", "』", "】", "〉", "》", "…", "!",
+    "?", ".", ",", ")",
+];
+
 /// Word-wraps styled text to `width` cells; rows after the first are indented by
 /// `indent` (past the timestamp) when the width allows. A word longer than a row is split
 /// where it must be.
@@ -321,10 +338,21 @@ pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static
             let w = grapheme.width();
             if row_width + w > width && row_width > indent {
                 let row = rows.last_mut().expect("rows is never empty");
-                // Break after the last space, if the row has one past the indent.
-                let carry = match row.iter().rposition(|(g, _)| *g == " ") {
-                    Some(space) if space + 1 > indent && space + 1 < row.len() => {
+                // Break after the last space, if the row has one past the indent, unless
+                // what follows it is CJK, which breaks between any two characters: then
+                // the row is filled (no `bob:` left alone on its row). A closing mark
+                // (`。`, `，`) never opens a row: the character before it comes along.
+                let space = row.iter().rposition(|(g, _)| *g == " ");
+                let carry = match space {
+                    Some(space)
+                        if space + 1 > indent
+                            && space + 1 < row.len()
+                            && !row[space + 1..].iter().any(|(g, _)| g.width() > 1) =>
+                    {
                         row.split_off(space + 1)
+                    }
+                    _ if NO_ROW_START.contains(&grapheme) && row.len() > indent + 1 => {
+                        row.split_off(row.len() - 1)
                     }
                     _ => Vec::new(),
                 };
@@ -434,6 +462,23 @@ mod tests {
                 format!("      {}", "好".repeat(5))
             ]
         );
+        assert!(rows.iter().all(|r| r.width() <= 20));
+    }
+
+    /// Issue 21, defect 16: a long CJK line left `bob:` alone on its first row and could
+    /// start a row with `。`.
+    #[test]
+    fn cjk_fills_its_rows_and_no_row_starts_with_a_stop() {
+        let spans = [
+            Span::raw("09:05 "),
+            Span::raw("bob: "),
+            Span::raw("这是一个很长的中文句子用来测试换行"),
+        ];
+        let rows = text_of(&wrap(&spans, 20, 6));
+        assert_eq!(rows[0], "09:05 bob: 这是一个");
+        let spans = [Span::raw("09:05 "), Span::raw("一二三四五六七。八九")];
+        let rows = text_of(&wrap(&spans, 20, 6));
+        assert_eq!(rows, ["09:05 一二三四五六", "      七。八九"]);
         assert!(rows.iter().all(|r| r.width() <= 20));
     }
 

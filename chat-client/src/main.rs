@@ -55,7 +55,8 @@ struct Args {
     #[arg(long)]
     tls: bool,
 
-    /// Trust the certificates in this PEM file instead (a private CA); implies --tls.
+    /// Trust the certificates in this PEM file instead: a private CA, or the server's own
+    /// (self-signed) certificate, pinned; implies --tls.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
 
@@ -72,6 +73,16 @@ struct Args {
     #[arg(long)]
     no_bell: bool,
 
+    /// With --join-part fold, show every join and part, not only those of people who
+    /// spoke in the last 5 minutes.
+    #[arg(long)]
+    no_smart_filter: bool,
+
+    /// A word that makes a message a mention, as your name does (repeatable); adds to
+    /// the config file's `highlight`.
+    #[arg(long = "highlight", value_name = "WORD")]
+    highlights: Vec<String>,
+
     /// Start with mouse wheel scrolling on (F2 toggles it; while on, the terminal's own
     /// selection needs Shift).
     #[arg(long)]
@@ -81,7 +92,8 @@ struct Args {
     #[arg(long, value_enum)]
     join_part: Option<JoinPart>,
 
-    /// Timestamp format (chrono, e.g. %H:%M:%S) [default: %H:%M]
+    /// Timestamp format, any chrono format (e.g. %H:%M:%S, or %Y-%m-%d %H:%M for dates)
+    /// [default: %H:%M]
     #[arg(long, value_name = "FORMAT")]
     timestamp_format: Option<String>,
 
@@ -166,6 +178,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         name,
         addr,
+        tls,
         max_line_bytes: args.max_line_bytes,
         scrollback: args
             .scrollback
@@ -174,16 +187,33 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             .max(1),
         rooms,
         bell: !args.no_bell && file.bell.unwrap_or(true),
+        highlights: file
+            .highlight
+            .iter()
+            .chain(&args.highlights)
+            .cloned()
+            .collect(),
         time_format,
         join_part: args.join_part.or(file.join_part).unwrap_or_default(),
+        smart_filter: !args.no_smart_filter && file.smart_filter.unwrap_or(true),
         mouse: args.mouse || file.mouse.unwrap_or(false),
         log: logger.is_some(),
     };
+    let server = target.addr.clone();
     // The terminal is already restored when `tui::run` returns, so stderr is safe here.
     match runtime.block_on(tui::run(settings, target, logger, args.test_panic))? {
         Exit::Clean => Ok(ExitCode::SUCCESS),
+        Exit::Unreachable(reason) => {
+            eprintln!("chat-client: cannot connect to {server}: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
         Exit::Refused(reason) => {
             eprintln!("chat-client: login refused: {reason}");
+            if reason.contains("password") {
+                eprintln!(
+                    "chat-client: give your password with --password-file FILE (its first line) or in the CHAT_PASSWORD environment variable"
+                );
+            }
             Ok(ExitCode::FAILURE)
         }
     }

@@ -16,6 +16,9 @@ pub struct Pending {
     pub buffer: BufferId,
     /// The entry showing it.
     pub seq: u64,
+    /// Whether it went to `--log-dir` already: a line is logged when it is first sent,
+    /// not while pending, and not again if the connection gives it back.
+    pub logged: bool,
 }
 
 /// Lines handed to the connection that it may still give back unsent.
@@ -83,6 +86,7 @@ mod tests {
             line: format!("*: {text}").parse().expect("a client line"),
             buffer: BufferId::Everyone,
             seq,
+            logged: false,
         }
     }
 

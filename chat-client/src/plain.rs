@@ -19,7 +19,7 @@ use crate::net::{self, Login, Target};
 const MAX_STDIN_LINE_BYTES: usize = 1024 * 1024;
 
 /// Runs line mode until the server closes. Exit status 1 if the login was refused or
-/// stdin could not be read as lines.
+/// not answered at all, or stdin could not be read as lines.
 pub async fn run(target: &Target, name: &UserName) -> anyhow::Result<ExitCode> {
     let Login {
         lines: mut server,
@@ -59,6 +59,11 @@ pub async fn run(target: &Target, name: &UserName) -> anyhow::Result<ExitCode> {
                     stdout.flush().await.context("writing to stdout")?;
                 }
                 Some(Err(e)) => return Err(e).context("reading from the server"),
+                None if first => {
+                    // No `welcome` and no `error:`: this was never a session.
+                    eprintln!("chat-client: the server closed the connection without answering the login");
+                    return Ok(ExitCode::FAILURE);
+                }
                 None => break,
             },
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
-    EventStream, MouseEventKind,
+    EventStream, KeyCode, KeyModifiers, MouseEventKind,
 };
 use crossterm::execute;
 use futures::StreamExt;
@@ -98,6 +98,8 @@ async fn event_loop(
     let mut hangup = signal(SignalKind::hangup())?;
     let mut session: Option<Session> = None;
     let mut session_id = 0;
+    // Ours to change: a password set during the session is used from the next login on.
+    let mut target = target.clone();
     let mut commands = app.start();
     // Events of a replaced session are dropped: the app only hears about the current one.
     let current =
@@ -137,6 +139,7 @@ async fn event_loop(
                         let _ = abandon_tx.send(reason);
                     }
                 }
+                Command::UsePassword(password) => target.password = Some(password),
                 Command::Bell => {
                     let _ = write!(stdout(), "\x07");
                 }
@@ -175,18 +178,33 @@ async fn event_loop(
         assert!(!inject_panic, "panic injected by --test-panic");
 
         // Every branch is cancel safe; losing the race loses nothing.
-        let msg = tokio::select! {
+        let msgs = tokio::select! {
             event = terminal_events.next() => match event {
-                Some(Ok(event)) => translate(event),
+                Some(Ok(event)) => {
+                    let mut events = vec![event];
+                    // Without bracketed paste, a paste comes as keys, Enter included, all
+                    // at once: what the terminal has ready with a key is read with it, so
+                    // that several lines are one paste (WeeChat tells them by timing the
+                    // same way) rather than lines sent, or commands run, one by one. A
+                    // zero timeout polls the stream once, with this task's own waker.
+                    while matches!(events.last(), Some(Event::Key(_))) {
+                        match tokio::time::timeout(Duration::ZERO, terminal_events.next()).await {
+                            Ok(Some(Ok(event))) => events.push(event),
+                            Ok(Some(Err(e))) => return Err(e.into()),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    terminal_msgs(events)
+                }
                 Some(Err(e)) => return Err(e.into()),
-                None => Some(Msg::Quit),
+                None => vec![Msg::Quit],
             },
-            Some(report) = report_rx.recv() => current(report, session_id),
-            _ = tick.tick() => Some(Msg::Tick),
-            _ = terminate.recv() => Some(Msg::Quit),
-            _ = hangup.recv() => Some(Msg::Quit),
+            Some(report) = report_rx.recv() => current(report, session_id).into_iter().collect(),
+            _ = tick.tick() => vec![Msg::Tick],
+            _ = terminate.recv() => vec![Msg::Quit],
+            _ = hangup.recv() => vec![Msg::Quit],
         };
-        if let Some(msg) = msg {
+        for msg in msgs {
             commands.extend(app.update(msg, Clock::read()));
         }
         // Take what else the network has ready before drawing again: a burst of lines
@@ -199,6 +217,50 @@ async fn event_loop(
                 commands.extend(app.update(msg, Clock::read()));
             }
         }
+    }
+}
+
+/// Terminal events read at once. A run of typed text in them that holds more than one
+/// line is a paste: no one types Enter and a key after it faster than the terminal is
+/// read. Everything else is a key as usual, in order.
+fn terminal_msgs(events: Vec<Event>) -> Vec<Msg> {
+    let mut msgs = Vec::new();
+    let mut run: Vec<Event> = Vec::new();
+    for event in events {
+        if text_of(&event).is_some() {
+            run.push(event);
+        } else {
+            flush_run(&mut run, &mut msgs);
+            msgs.extend(translate(event));
+        }
+    }
+    flush_run(&mut run, &mut msgs);
+    msgs
+}
+
+/// Hands on a run of text keys: as one paste if it is several lines, else key by key.
+fn flush_run(run: &mut Vec<Event>, msgs: &mut Vec<Msg>) {
+    let text: String = run.iter().filter_map(text_of).collect();
+    let several_lines = text.find('\n').is_some_and(|at| at + 1 < text.len());
+    if several_lines {
+        run.clear();
+        msgs.push(Msg::Paste(text));
+    } else {
+        msgs.extend(run.drain(..).filter_map(translate));
+    }
+}
+
+/// The character a key types into a paste, if it is plain text (Shift aside).
+fn text_of(event: &Event) -> Option<char> {
+    let Event::Key(key) = event else { return None };
+    if !key.modifiers.difference(KeyModifiers::SHIFT).is_empty() {
+        return None;
+    }
+    match key.code {
+        KeyCode::Char(c) => Some(c),
+        KeyCode::Tab => Some('\t'),
+        KeyCode::Enter => Some('\n'),
+        _ => None,
     }
 }
 
@@ -235,5 +297,52 @@ async fn leave(session: Option<Session>, mut report_rx: mpsc::Receiver<Report>) 
             () = &mut deadline => return,
             Some(_) = report_rx.recv() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyEvent;
+
+    use super::*;
+
+    fn keys(text: &str) -> Vec<Event> {
+        text.chars()
+            .map(|c| {
+                let code = if c == '\n' {
+                    KeyCode::Enter
+                } else {
+                    KeyCode::Char(c)
+                };
+                Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+            })
+            .collect()
+    }
+
+    /// Issue 21, defect 13: without bracketed paste a pasted `/who` line ran.
+    #[test]
+    fn keys_read_at_once_with_a_line_break_inside_are_a_paste() {
+        assert_eq!(
+            terminal_msgs(keys("hello\n/who\n")),
+            [Msg::Paste("hello\n/who\n".into())]
+        );
+        assert_eq!(terminal_msgs(keys("x")).len(), 1, "a typed key");
+        assert!(
+            matches!(
+                terminal_msgs(keys("hi\n")).as_slice(),
+                [Msg::Key(_), Msg::Key(_), Msg::Key(_)]
+            ),
+            "one line and its Enter are typed as keys"
+        );
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        let alt_2 = KeyEvent::new(KeyCode::Char('2'), KeyModifiers::ALT);
+        let mut events = vec![Event::Key(alt_2)];
+        events.extend(keys("a\nb"));
+        events.push(Event::Key(ctrl_c));
+        assert_eq!(
+            terminal_msgs(events),
+            [Msg::Key(alt_2), Msg::Paste("a\nb".into()), Msg::Key(ctrl_c)],
+            "keys read with a paste stay keys, in order"
+        );
     }
 }

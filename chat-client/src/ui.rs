@@ -61,6 +61,7 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
         ConnState::Connecting { attempt } => {
             (format!("connecting (attempt {attempt})…"), Color::Yellow)
         }
+        ConnState::Connected if app.tls() => ("● connected (TLS)".to_owned(), Color::Green),
         ConnState::Connected => ("● connected".to_owned(), Color::Green),
         ConnState::Disconnected { reason, retry_at } => {
             let secs = retry_at
@@ -189,12 +190,23 @@ fn render_bar(app: &App, area: Rect, buf: &mut Buffer) {
     while first < current && widths[first..=current].iter().sum::<usize>() + 1 > width {
         first += 1;
     }
+    let more = Span::styled("…", Style::new().dark_gray());
     let mut spans = Vec::new();
+    let mut used = 0;
     if first > 0 {
-        spans.push(Span::styled("…", Style::new().dark_gray()));
+        spans.push(more.clone());
+        used += 1;
     }
-    for item in &items[first..] {
+    for (i, item) in items.iter().enumerate().skip(first) {
+        let all_fit = used + widths[i..].iter().sum::<usize>() <= width;
+        // The shown buffer always goes in; after it, one that does not fit with room for
+        // the `…` that says more follow is not drawn cut.
+        if i > current && !all_fit && used + widths[i] + 1 > width {
+            spans.push(more);
+            break;
+        }
         spans.extend(item.iter().cloned());
+        used += widths[i];
     }
     Line::from(spans).render(area, buf);
 }

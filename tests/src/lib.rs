@@ -6,16 +6,19 @@
 //! - [`LineClient`]: a raw line client over a real `TcpStream`, every read with a deadline.
 //! - [`irc::IrcClient`]: the same for IRC (`\r\n`, lines split into command and parameters).
 //! - [`PtyClient`]: the real `chat-client` in a pseudo-terminal, read through `vt100`.
+//! - [`Gate`]: a TCP proxy the test closes and opens, a network outage on demand.
 //! - [`RedisServer`]: a real `redis-server` on a free port for the cluster tests: plain,
 //!   with a password, or TLS only with certificates from a [`TestCa`].
 //! - [`weechat::WeeChat`]: the real IRC client WeeChat, headless, read through its logs.
 
+pub mod gate;
 pub mod irc;
 pub mod pty;
 pub mod redis;
 pub mod weechat;
 
 pub use chat_bench::procstat::Sample;
+pub use gate::Gate;
 pub use pty::{PtyClient, keys};
 pub use redis::{RedisServer, TestCa};
 

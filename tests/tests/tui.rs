@@ -52,6 +52,8 @@ async fn cjk_is_typed_edited_and_received_byte_exact() {
     bob.expect("joined alice").await;
 
     alice.type_keys("/query bob\r");
+    // Typed, not pasted: keys read together with a line break inside are a paste.
+    alice.wait_for("[bob]");
     alice.type_keys("张三你好");
     alice.type_keys(keys::LEFT);
     alice.type_keys(keys::LEFT);
@@ -107,7 +109,9 @@ fn escape_sequences_from_the_network_never_reach_the_terminal() {
         b"from bob: after".to_vec(),
     ]);
     let addr = addr.to_string();
-    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 120, 24);
+    // Without the client's own bell and title (a direct message rings, as a mention
+    // does): any bell or title then came from the network.
+    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr, "--no-bell"], 120, 24);
     // Bob's well-formed lines open his buffer; the rest are server notices.
     client.wait_for("3:bob 3");
     client.type_keys(&keys::alt(3));
@@ -192,7 +196,13 @@ async fn quit_exits_0_restores_the_terminal_and_leaves_cleanly() {
     let mut bob = server.login("bob").await;
     let mut alice = client(&server, "alice");
     bob.expect("joined alice").await;
-    alice.type_keys("/msg bob last words\r/QUIT\r");
+    // Two writes, the second once the first line has left the input: keys read together
+    // with a line break inside are a paste (issue 21, defect 13), not typing.
+    alice.type_keys("/msg bob last words\r");
+    alice.wait_until("the line sent, which opens bob's buffer", |s| {
+        chat_tests::pty::row(s, 1).contains("3:bob")
+    });
+    alice.type_keys("/QUIT\r");
     assert_eq!(alice.wait_exit(), 0);
     alice.assert_restored();
     bob.expect("from alice: last words").await;
@@ -370,7 +380,8 @@ fn a_hostile_server_flooding_garbage_cannot_freeze_the_client() {
     lines.push(vec![b'x'; 1024 * 1024]);
     lines.push(b"from bob: \xff\xfe invalid".to_vec());
     let addr = hostile_server(lines).to_string();
-    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 100, 24);
+    // --no-bell: the client's own title for a direct message is not what is looked for.
+    let mut client = PtyClient::spawn(&["--name", "alice", "--addr", &addr, "--no-bell"], 100, 24);
     client.wait_for("disconnected: line too long");
     client.type_keys(&keys::alt(3));
     client.wait_for("bob: last before the garbage");

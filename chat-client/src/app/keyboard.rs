@@ -10,6 +10,10 @@ impl App {
             self.help_key(key, action, scroll);
             return;
         }
+        if let Some(reverse) = self.reverse.take() {
+            self.reverse_key(key, action, reverse);
+            return;
+        }
         match self.prompt.take() {
             Some(Prompt::Paste(lines)) => {
                 match key.code {
@@ -45,7 +49,9 @@ impl App {
         };
         match action {
             Action::Submit => self.submit(clock),
-            Action::Interrupt if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::Interrupt if self.input.is_empty() => {
+                self.user_quit();
+            }
             Action::Interrupt => {
                 self.prompt = Some(Prompt::Quit);
                 self.hint = Some((
@@ -55,7 +61,9 @@ impl App {
                     true,
                 ));
             }
-            Action::QuitIfEmpty if self.input.is_empty() => self.quit(Exit::Clean),
+            Action::QuitIfEmpty if self.input.is_empty() => {
+                self.user_quit();
+            }
             Action::QuitIfEmpty => self.input.edit(Edit::Delete),
             Action::Help => self.help = Some(0),
             Action::ToggleMouse => self.toggle_mouse(),
@@ -78,6 +86,11 @@ impl App {
             Action::NextBuffer => {
                 let n = self.buffers.all().len();
                 self.switch((self.buffers.current_index() + 1) % n);
+            }
+            Action::NextActive => self.next_active(),
+            Action::ReverseSearch => {
+                let draft = self.input.as_str().to_owned();
+                self.reverse_key(key, Some(action), (String::new(), None, draft));
             }
             Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
             Action::NicksDown => self.nick_scroll += 1,
@@ -130,6 +143,66 @@ impl App {
             self.search = None;
             self.nick_scroll = 0;
             self.untitle_if_seen();
+        }
+    }
+
+    /// A key while Ctrl-R searches the lines sent: typing narrows, Ctrl-R goes older,
+    /// Enter (or any other key) keeps the line found in the input, Esc puts back what
+    /// was typed before.
+    fn reverse_key(
+        &mut self,
+        key: KeyEvent,
+        action: Option<Action>,
+        (mut query, mut at, draft): (String, Option<usize>, String),
+    ) {
+        match (key.code, action) {
+            (_, Some(Action::ReverseSearch)) => {}
+            (_, Some(Action::Cancel)) => {
+                self.input.set(draft);
+                self.hint = None;
+                return;
+            }
+            (KeyCode::Backspace, _) => {
+                query.pop();
+                at = None;
+            }
+            (KeyCode::Char(c), _) if keys::typed_char(key).is_some() => {
+                query.push(c);
+                at = None;
+            }
+            _ => {
+                self.hint = None;
+                return;
+            }
+        }
+        // Ctrl-R again looks past the line found; a changed query starts from the newest.
+        let before = at;
+        let found = self
+            .history
+            .search(&query, before)
+            .map(|(pos, line)| (pos, line.to_owned()));
+        let text = match found {
+            Some((pos, line)) => {
+                at = Some(pos);
+                self.input.set(line);
+                format!("(reverse search) \"{query}\": Ctrl-R older, Enter takes it, Esc gives up")
+            }
+            None => format!("(reverse search) no line with \"{query}\""),
+        };
+        self.hint = Some((SafeText::new(&text), false));
+        self.reverse = Some((query, at, draft));
+    }
+
+    /// WeeChat's Alt-A: the next buffer after this one (going round) with a mention or,
+    /// failing that, with unread messages.
+    fn next_active(&mut self) {
+        let all = self.buffers.all();
+        let current = self.buffers.current_index();
+        let after = (1..all.len()).map(|step| (current + step) % all.len());
+        let mentioned = after.clone().find(|&i| all[i].mentioned);
+        match mentioned.or_else(|| after.clone().find(|&i| all[i].unread > 0)) {
+            Some(index) => self.switch(index),
+            None => self.hint = Some((SafeText::new("no buffer with activity"), false)),
         }
     }
 

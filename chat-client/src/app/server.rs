@@ -19,6 +19,16 @@ impl App {
             NetEvent::LoginRefused(reason) if !self.conn.ever_connected() => {
                 self.quit(Exit::Refused(reason));
             }
+            NetEvent::LoginRefused(reason) if reason.contains("password") => {
+                // The same login again would be refused again (and count against the
+                // server's login throttle): only the user has the password.
+                self.connection_lost_cleanup();
+                self.conn.stop(reason.clone());
+                let text = format!(
+                    "login refused: {reason}; type /login <password> to log in (it is shown masked), or start the client with --password-file FILE or CHAT_PASSWORD set"
+                );
+                self.note_everywhere(text, true, clock);
+            }
             NetEvent::LoginRefused(reason) => {
                 self.connection_lost_cleanup();
                 let text = if self.conn.refused(reason.clone(), clock.now) {
@@ -26,6 +36,19 @@ impl App {
                 } else {
                     format!("login refused: {reason}; not retrying: /reconnect tries again")
                 };
+                self.note_everywhere(text, true, clock);
+            }
+            NetEvent::Unreachable { reason, .. } if !self.conn.ever_connected() => {
+                self.quit(Exit::Unreachable(reason));
+            }
+            NetEvent::Unreachable { reason, unsent } => {
+                // It worked before, so something changed (a new certificate, say); the
+                // same attempt every 30 s would only fail the same way.
+                self.unsent(&unsent);
+                self.connection_lost_cleanup();
+                self.conn.stop(reason.clone());
+                let text =
+                    format!("cannot connect: {reason}; not retrying: /reconnect tries again");
                 self.note_everywhere(text, true, clock);
             }
             NetEvent::Disconnected { reason, unsent } => {
@@ -84,13 +107,29 @@ impl App {
             }
         }
         let measure_width = self.message_width();
-        for pending in self.outbox.drain() {
+        for buffer in self.buffers.all_mut() {
+            buffer.flushed_from = None;
+        }
+        for mut pending in self.outbox.drain() {
             if let Some(index) = self.buffers.find(&pending.buffer) {
                 let measure = Measure {
                     look: &self.look,
                     width: measure_width,
                 };
-                self.buffers.get_mut(index).mark_sent(pending.seq, &measure);
+                let buffer = self.buffers.get_mut(index);
+                buffer.mark_sent(pending.seq, &measure);
+                buffer.flushed_from.get_or_insert(pending.seq);
+                if !pending.logged {
+                    pending.logged = true;
+                    let entry = buffer
+                        .entries()
+                        .iter()
+                        .rfind(|e| e.seq == pending.seq)
+                        .cloned();
+                    if let Some(entry) = entry {
+                        self.log(index, &entry);
+                    }
+                }
             }
             self.out.push(Command::Send(pending.line.clone()));
             self.outbox.sent(pending);
@@ -184,6 +223,7 @@ impl App {
                 if id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
                     return;
                 }
+                self.last_spoke.insert(sender.folded(), clock.now);
                 let mention = self.mentions_me(text.as_str());
                 let kind = EntryKind::Message {
                     from: sender.clone(),
@@ -192,13 +232,9 @@ impl App {
                     mention,
                 };
                 self.push(index, kind, clock);
-                if mention && self.settings.bell {
-                    let label = self.buffers.all()[index].id.label();
-                    self.titled = true;
-                    self.out.push(Command::Bell);
-                    self.out.push(Command::Title(Some(format!(
-                        "chat-client: {sender} mentioned you in {label}"
-                    ))));
+                let direct = matches!(self.buffers.all()[index].id, BufferId::Query(_));
+                if (mention || direct) && !me {
+                    self.highlight(index, &sender, direct);
                 }
             }
             ServerLine::Joined(name) => {
@@ -293,16 +329,39 @@ impl App {
             ServerLine::HistoryEnd { conv, truncated } => {
                 let batch = self.incoming.remove(&conv).unwrap_or_default();
                 let buffer = BufferId::of_conv(&conv);
-                let older = self.take_history_ask(&buffer);
+                let why = self.take_history_ask(&buffer);
+                let older = why == HistoryAsk::Older;
+                let got = batch.len();
                 let index = self.buffers.open(buffer);
+                // A batch after messages we had is news (a catch-up after a reconnect);
+                // the latest messages shown at a join, and older ones fetched by
+                // scrolling back, were written before we looked.
+                let news =
+                    why == HistoryAsk::Follow && self.buffers.all()[index].last_id().is_some();
                 let label = match (older, truncated) {
                     (false, false) => format!("history of {conv}"),
                     (false, true) => format!("history of {conv} (older messages are gone)"),
                     (true, false) => format!("older messages of {conv}"),
                     (true, true) => format!("older messages of {conv} (the oldest are gone)"),
                 };
-                if self.merge(index, &label, batch) == 0 && older {
+                let merged = self.merge(index, &label, batch, news);
+                if news {
+                    self.highlight_merged(index, &merged);
+                    self.log_merged(index, &merged);
+                }
+                if merged.new == 0 && older {
                     self.buffers.get_mut(index).at_start = true;
+                    let width = self.message_width();
+                    let measure = Measure {
+                        look: &self.look,
+                        width,
+                    };
+                    let label = if truncated {
+                        "beginning of the history kept"
+                    } else {
+                        "beginning of history"
+                    };
+                    self.buffers.mark_start(index, label, &measure);
                     let text = if truncated {
                         format!("older messages of {conv} are gone")
                     } else {
@@ -310,11 +369,22 @@ impl App {
                     };
                     self.hint = Some((SafeText::new(&text), false));
                 }
+                if merged.new == 0 && why == HistoryAsk::Typed {
+                    // Asked for, so answered, though it adds nothing to the buffer.
+                    let text = if got == 0 {
+                        format!("no messages in {conv} yet")
+                    } else {
+                        format!("the latest {got} messages of {conv} are all here already")
+                    };
+                    self.note_in(index, text, false, clock);
+                }
             }
             ServerLine::Missed(n) => {
                 for (conv, batch) in std::mem::take(&mut self.incoming) {
                     let index = self.buffers.open(BufferId::of_conv(&conv));
-                    self.merge(index, "while you were away", batch);
+                    let merged = self.merge(index, "while you were away", batch, true);
+                    self.highlight_merged(index, &merged);
+                    self.log_merged(index, &merged);
                 }
                 self.note_in(
                     0,
@@ -345,6 +415,9 @@ impl App {
             ServerLine::Registered(name) => {
                 if name.folded() == self.folded_name {
                     self.account.set_registered();
+                    if let Some(password) = self.new_password.take() {
+                        self.out.push(Command::UsePassword(password));
+                    }
                 }
                 self.note_in(
                     self.buffers.current_index(),
@@ -354,6 +427,9 @@ impl App {
                 );
             }
             ServerLine::PasswordChanged => {
+                if let Some(password) = self.new_password.take() {
+                    self.out.push(Command::UsePassword(password));
+                }
                 self.note_in(
                     self.buffers.current_index(),
                     "password changed".to_owned(),
@@ -375,9 +451,11 @@ impl App {
         }
     }
 
-    pub(super) fn history_item(&self, entry: HistoryEntry) -> (NaiveTime, EntryKind) {
+    pub(super) fn history_item(&self, entry: HistoryEntry) -> (NaiveDateTime, EntryKind) {
         let time = chrono::DateTime::from_timestamp_millis(entry.time.unix_millis())
-            .map_or(NaiveTime::MIN, |t| t.with_timezone(&chrono::Local).time());
+            .map_or(NaiveDateTime::MIN, |t| {
+                t.with_timezone(&chrono::Local).naive_local()
+            });
         let text = SafeText::new(entry.text.as_str());
         let kind = if entry.sender.folded() == self.folded_name {
             EntryKind::Own {
@@ -396,19 +474,21 @@ impl App {
         (time, kind)
     }
 
-    /// Merges history into buffer `index`; returns how many messages were new.
+    /// Merges history into buffer `index`; returns what was new.
     pub(super) fn merge(
         &mut self,
         index: usize,
         label: &str,
-        batch: Vec<(NaiveTime, EntryKind)>,
-    ) -> usize {
+        batch: Vec<(NaiveDateTime, EntryKind)>,
+        news: bool,
+    ) -> Merged {
         let width = self.message_width();
         let measure = Measure {
             look: &self.look,
             width,
         };
-        self.buffers.merge_history(index, label, batch, &measure)
+        self.buffers
+            .merge_history(index, label, batch, news, &measure)
     }
 
     /// A `names` line between a login and the answer to its `/who`: the account is in
@@ -433,14 +513,58 @@ impl App {
         }
     }
 
-    /// Whether `text` names us: a whole word, compared folded.
+    /// Someone wrote to us: a mention, or any direct message (WeeChat treats a private
+    /// message as a highlight too). Its buffer gets `!`, the bell rings and the title says
+    /// who, unless the user is reading that buffer (shown, at the bottom, no overlay):
+    /// then it is seen as it arrives, and nothing would put the title back.
+    pub(super) fn highlight(&mut self, index: usize, sender: &UserName, direct: bool) {
+        let reading = index == self.buffers.current_index()
+            && self.help.is_none()
+            && self.buffers.current().scroll == 0;
+        if reading {
+            return;
+        }
+        let buffer = self.buffers.get_mut(index);
+        buffer.mentioned = true;
+        if !self.settings.bell {
+            return;
+        }
+        let title = if direct {
+            format!("chat-client: {sender} wrote to you")
+        } else {
+            let label = buffer.id.label();
+            format!("chat-client: {sender} mentioned you in {label}")
+        };
+        self.titled = true;
+        self.out.push(Command::Bell);
+        self.out.push(Command::Title(Some(title)));
+    }
+
+    /// News merged into buffer `index` that is for us: a mention, or in a conversation
+    /// any message, is a highlight as if it had arrived live.
+    fn highlight_merged(&mut self, index: usize, merged: &Merged) {
+        let direct = matches!(self.buffers.all()[index].id, BufferId::Query(_));
+        let from = if direct {
+            &merged.message_from
+        } else {
+            &merged.mention_from
+        };
+        if let Some(sender) = from.clone() {
+            self.highlight(index, &sender, direct);
+        }
+    }
+
+    /// Whether `text` names us, or one of the highlight words: a whole word, compared
+    /// folded.
     pub(super) fn mentions_me(&self, text: &str) -> bool {
         text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
             .filter(|w| !w.is_empty())
             .any(|word| {
                 let folded = chat_proto::name::fold(word);
-                folded == self.folded_name
-                    || chat_proto::name::fold(word.trim_matches(['.', '-'])) == self.folded_name
+                let trimmed = chat_proto::name::fold(word.trim_matches(['.', '-']));
+                self.folded_highlights
+                    .iter()
+                    .any(|h| *h == folded || *h == trimmed)
             })
     }
 }

@@ -214,18 +214,17 @@ impl App {
     // ---- history ----
 
     /// Asks for history, remembering what for: replies come in the order asked.
-    pub(super) fn ask_history(&mut self, conv: Conv, range: HistoryRange, older: bool) {
-        self.history_asks
-            .push_back((BufferId::of_conv(&conv), older));
+    pub(super) fn ask_history(&mut self, conv: Conv, range: HistoryRange, why: HistoryAsk) {
+        self.history_asks.push_back((BufferId::of_conv(&conv), why));
         self.out
             .push(Command::Send(ClientLine::History { conv, range }));
     }
 
-    /// A `history-end` for `buffer`: whether it answers a request for older messages.
-    pub(super) fn take_history_ask(&mut self, buffer: &BufferId) -> bool {
+    /// A `history-end` for `buffer`: why it was asked for.
+    pub(super) fn take_history_ask(&mut self, buffer: &BufferId) -> HistoryAsk {
         let at = self.history_asks.iter().position(|(id, _)| id.same(buffer));
         at.and_then(|at| self.history_asks.remove(at))
-            .is_some_and(|(_, older)| older)
+            .map_or(HistoryAsk::Follow, |(_, why)| why)
     }
 
     /// After a PageUp: if the view is at the top of a room or conversation, asks for the
@@ -249,7 +248,7 @@ impl App {
         let asked = self
             .history_asks
             .iter()
-            .any(|(id, older)| *older && id.same(&buffer.id));
+            .any(|(id, why)| *why == HistoryAsk::Older && id.same(&buffer.id));
         if asked {
             return;
         }
@@ -266,7 +265,7 @@ impl App {
             None => HistoryRange::Latest(OLDER_LINES),
         };
         let text = format!("asking for older messages of {conv}…");
-        self.ask_history(conv, range, true);
+        self.ask_history(conv, range, HistoryAsk::Older);
         self.hint = Some((SafeText::new(&text), false));
     }
 

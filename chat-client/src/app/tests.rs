@@ -30,12 +30,15 @@ fn settings() -> Settings {
     Settings {
         name: name("alice"),
         addr: "127.0.0.1:8080".into(),
+        tls: false,
         max_line_bytes: 64,
         scrollback: 100,
         rooms: Vec::new(),
         bell: true,
+        highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
+        smart_filter: false,
         mouse: false,
         log: false,
     }
@@ -171,6 +174,34 @@ fn typed_text_goes_to_the_current_buffer_whatever_colons_it_has() {
     assert!(app.input().is_empty());
 }
 
+/// Issue 21, defect 8: `/msg #go text` to a room we are not in opened `(#go)` with the
+/// text shown (and logged) as if sent, besides the server's error.
+#[test]
+fn msg_to_a_room_we_are_not_in_is_refused_here() {
+    let mut app = connected();
+    let buffers = app.buffers().all().len();
+    assert_eq!(enter(&mut app, "/msg #go hello"), []);
+    assert_eq!(
+        hint(&app),
+        "/msg: you are not in #go; /join #go first; ↑ brings the line back"
+    );
+    assert_eq!(app.buffers().all().len(), buffers, "no (#go) buffer");
+    in_room(&mut app, "#go");
+    enter(&mut app, "/part");
+    server(&mut app, "left #go alice");
+    let entries = current(&app).entries().len();
+    assert_eq!(enter(&mut app, "/msg #go hello"), [], "left: not in it");
+    assert_eq!(current(&app).entries().len(), entries);
+    // A room being rejoined after a drop takes it, to send once back in.
+    in_room(&mut app, "#rust");
+    disconnect(&mut app, Vec::new());
+    assert_eq!(enter(&mut app, "/msg #rust later"), []);
+    assert!(matches!(
+        &last(&app).kind,
+        EntryKind::Own { pending: true, .. }
+    ));
+}
+
 #[test]
 fn the_server_buffer_takes_commands_only() {
     let mut app = connected();
@@ -178,7 +209,9 @@ fn the_server_buffer_takes_commands_only() {
     assert_eq!(label(&app), "server");
     assert_eq!(enter(&mut app, "hello"), []);
     assert!(hint(&app).starts_with("the server buffer takes /commands only"));
-    assert_eq!(app.input().as_str(), "hello", "kept for fixing");
+    assert!(app.input().is_empty(), "the line leaves the input");
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(app.input().as_str(), "hello", "↑ brings it back to fix");
 }
 
 #[test]
@@ -187,12 +220,21 @@ fn commands_are_case_insensitive_and_errors_are_hints() {
     assert_eq!(enter(&mut app, "/WHO"), [Command::Send(ClientLine::Who)]);
     assert_eq!(enter(&mut app, "/frobnicate"), []);
     assert!(hint(&app).starts_with("unknown command /frobnicate"));
-    assert_eq!(app.input().as_str(), "/frobnicate", "kept for fixing");
+    assert!(app.input().is_empty(), "the line leaves the input");
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(
+        app.input().as_str(),
+        "/frobnicate",
+        "↑ brings it back to fix"
+    );
     app.update(ctrl('u'), clock());
     assert!(app.hint().is_none(), "a key clears the hint");
     let before = current(&app).entries().len();
-    assert_eq!(enter(&mut app, "/join rust"), []);
-    assert_eq!(hint(&app), "/join: invalid room \"rust\"");
+    assert_eq!(enter(&mut app, "/join #"), []);
+    assert_eq!(
+        hint(&app),
+        "/join: invalid room \"#\"; ↑ brings the line back"
+    );
     assert_eq!(
         current(&app).entries().len(),
         before,
@@ -218,6 +260,32 @@ fn a_password_goes_out_but_never_into_the_history() {
     assert_eq!(
         hint(&app),
         "/password: password too weak: use at least 8 bytes"
+    );
+}
+
+/// Issue 21, defect 1: a refused `/password abc` stayed in the input, masked, and the
+/// next `/password erinpass2` was appended to it, setting `abc/password erinpass2`.
+#[test]
+fn a_refused_password_leaves_an_empty_input_and_nothing_is_appended_to_it() {
+    let mut app = connected();
+    assert_eq!(enter(&mut app, "/password abc"), []);
+    assert!(hint(&app).contains("too weak"), "{}", hint(&app));
+    assert!(app.input().is_empty(), "the refused secret is gone");
+    assert_eq!(
+        enter(&mut app, "/password erinpass2"),
+        [send("/password erinpass2")]
+    );
+    app.update(key(KeyCode::Up), clock());
+    assert!(app.input().is_empty(), "neither password is in the history");
+    // Any refused line leaves the input too, so the next one typed starts clean.
+    assert_eq!(enter(&mut app, "/join #"), []);
+    assert_eq!(
+        enter(&mut app, "/join #rust"),
+        [
+            send("/join #rust"),
+            send("/history #rust 50"),
+            send("/mode #rust")
+        ]
     );
 }
 
@@ -328,6 +396,179 @@ fn a_mention_marks_its_buffer_and_rings_the_bell() {
     );
     quiet.update(Msg::Net(NetEvent::Connected), clock());
     assert_eq!(server(&mut quiet, "from bob *: alice?"), [], "--no-bell");
+}
+
+/// Issue 21, defect 10: a direct message neither rang nor marked its buffer `!`, and one
+/// that named us set the title to "mentioned you in ...".
+#[test]
+fn a_direct_message_is_a_highlight() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    assert_eq!(
+        server(&mut app, "from bob: are you there?"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: bob wrote to you".into()))
+        ]
+    );
+    let bob = app
+        .buffers()
+        .find(&BufferId::Query(name("bob")))
+        .expect("bob's buffer");
+    assert!(app.buffers().all()[bob].mentioned, "marked !");
+    assert!(matches!(
+        app.buffers().all()[bob].entries().back().map(|e| &e.kind),
+        Some(EntryKind::Message { mention: false, .. })
+    ));
+    assert_eq!(
+        server(&mut app, "from carol: alice, you there?"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: carol wrote to you".into()))
+        ]
+    );
+}
+
+/// Issue 21, defect 9: a mention in the buffer being read set the title (and rang) and
+/// it stayed until switching away and back. Read as it arrives, it is seen; scrolled up,
+/// it is not, until the view is back at the bottom.
+#[test]
+fn a_mention_in_the_buffer_being_read_is_seen_at_once() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    assert_eq!(server(&mut app, "from bob #rust 1: alice, look"), []);
+    assert!(!current(&app).mentioned);
+    for id in 2..60 {
+        server(&mut app, &format!("from bob #rust {id}: line {id}"));
+    }
+    app.update(key(KeyCode::PageUp), clock());
+    assert!(current(&app).scroll > 0);
+    assert_eq!(
+        server(&mut app, "from bob #rust 60: alice, below"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: bob mentioned you in #rust".into()))
+        ]
+    );
+    let mut commands = Vec::new();
+    while current(&app).scroll > 0 {
+        commands.extend(app.update(key(KeyCode::PageDown), clock()));
+    }
+    assert_eq!(commands, [Command::Title(None)], "seen at the bottom");
+    assert!(!current(&app).mentioned);
+}
+
+/// Issue 21, features: extra highlight words (`highlight = ["rust", "deploy"]`).
+#[test]
+fn highlight_words_are_mentions_too() {
+    let mut app = App::new(
+        Settings {
+            highlights: vec!["rust".into(), "Deploy".into()],
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    login(&mut app);
+    // Not reading `*`, where they arrive.
+    app.update(alt(KeyCode::Char('1')), clock());
+    let rang = |commands: Vec<Command>| commands.contains(&Command::Bell);
+    assert!(rang(server(&mut app, "from bob *: time to DEPLOY.")));
+    assert!(rang(server(&mut app, "from bob *: rust 1.90 is out")));
+    assert!(
+        !rang(server(&mut app, "from bob *: rusty deployment")),
+        "whole words"
+    );
+    assert!(
+        rang(server(&mut app, "from bob *: alice?")),
+        "the name still counts"
+    );
+}
+
+/// Issue 21, features: Alt-A goes to the next buffer with activity, mentions first.
+#[test]
+fn alt_a_jumps_to_activity_mentions_first() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    in_room(&mut app, "#go");
+    app.update(alt(KeyCode::Char('1')), clock());
+    server(&mut app, "from bob #rust 1: plain news");
+    server(&mut app, "from bob #go 2: alice, look");
+    app.update(alt(KeyCode::Char('a')), clock());
+    assert_eq!(label(&app), "#go", "the mention first");
+    app.update(alt(KeyCode::Char('a')), clock());
+    assert_eq!(label(&app), "#rust", "then unread");
+    app.update(alt(KeyCode::Char('a')), clock());
+    assert_eq!(label(&app), "#rust", "nothing left");
+    assert_eq!(hint(&app), "no buffer with activity");
+}
+
+/// Issue 21, features: Ctrl-R searches the lines sent, newest first.
+#[test]
+fn ctrl_r_finds_lines_sent_before() {
+    let mut app = connected();
+    for line in ["help me", "hello world", "bye"] {
+        enter(&mut app, line);
+    }
+    type_str(&mut app, "draft");
+    app.update(ctrl('r'), clock());
+    type_str(&mut app, "HEL");
+    assert_eq!(app.input().as_str(), "hello world");
+    assert!(hint(&app).starts_with("(reverse search) \"HEL\""));
+    app.update(ctrl('r'), clock());
+    assert_eq!(app.input().as_str(), "help me", "Ctrl-R again goes older");
+    app.update(ctrl('r'), clock());
+    assert_eq!(hint(&app), "(reverse search) no line with \"HEL\"");
+    assert_eq!(
+        app.update(key(KeyCode::Enter), clock()),
+        [],
+        "taken, not sent"
+    );
+    assert_eq!(app.input().as_str(), "help me");
+    app.update(ctrl('r'), clock());
+    type_str(&mut app, "by");
+    assert_eq!(app.input().as_str(), "bye");
+    app.update(key(KeyCode::Esc), clock());
+    assert_eq!(
+        app.input().as_str(),
+        "help me",
+        "Esc puts back what was typed"
+    );
+}
+
+/// Issue 21, features: the smart filter shows joins and parts of those who spoke lately.
+#[test]
+fn the_smart_filter_shows_only_those_who_spoke_lately() {
+    let mut app = App::new(
+        Settings {
+            smart_filter: true,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    login(&mut app);
+    in_room(&mut app, "#rust");
+    let before = current(&app).entries().len();
+    server(&mut app, "joined #rust carol");
+    assert_eq!(current(&app).entries().len(), before, "carol never spoke");
+    server(&mut app, "from carol #rust 1: hi");
+    server(&mut app, "left #rust carol");
+    assert!(matches!(
+        &last(&app).kind,
+        EntryKind::Presence { joined: false, .. }
+    ));
+    // Five minutes later her words are old news.
+    let mut later = clock();
+    later.now += crate::app::SMART_FILTER_DELAY;
+    let before = current(&app).entries().len();
+    app.update(
+        Msg::Net(NetEvent::Line(
+            "joined #rust carol".parse().expect("a line"),
+        )),
+        later,
+    );
+    assert_eq!(current(&app).entries().len(), before);
 }
 
 #[test]
@@ -452,6 +693,43 @@ fn history_is_merged_in_place_without_duplicates() {
         ["ten", "mine", "[history of #rust: 1]", "missed", "live"]
     );
     assert_eq!(current(&app).last_id().map(MessageId::get), Some(13));
+}
+
+/// Issue 21, defect 16: lines typed offline were drawn before the messages others had
+/// sent meanwhile, which the server routed first.
+#[test]
+fn the_catch_up_goes_above_lines_sent_from_the_outbox() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 10: ten");
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "typed offline");
+    login(&mut app);
+    server(&mut app, "joined #rust alice");
+    for line in [
+        "history #rust 11 2026-11-29T11:00:00.000Z bob: said meanwhile",
+        "history-end #rust complete",
+    ] {
+        server(&mut app, line);
+    }
+    let texts: Vec<String> = current(&app)
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message { text, .. } | EntryKind::Own { text, .. } => Some(text.to_string()),
+            EntryKind::Marker(m) => Some(format!("[{m}]")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "ten",
+            "[history of #rust: 1]",
+            "said meanwhile",
+            "typed offline"
+        ]
+    );
 }
 
 #[test]
@@ -758,6 +1036,101 @@ fn search_jumps_between_matches() {
     assert_eq!(hint(&app), "no match for \"nothing here\"");
 }
 
+fn password(s: &str) -> Command {
+    Command::UsePassword(Password::parse(s).expect("a valid password"))
+}
+
+/// Issue 21, defect 2: a password set during the session was never used, so the next
+/// reconnect was refused three times and tripped the server's login throttle.
+#[test]
+fn a_password_set_during_the_session_is_used_for_the_next_login() {
+    let mut app = connected();
+    assert_eq!(
+        enter(&mut app, "/register erinpass1"),
+        [send("/register erinpass1")]
+    );
+    // Used once the server confirms it, not before: it may refuse it.
+    assert_eq!(
+        server(&mut app, "registered alice"),
+        [password("erinpass1")]
+    );
+    assert_eq!(
+        enter(&mut app, "/password erinpass2"),
+        [send("/password erinpass2")]
+    );
+    assert_eq!(server(&mut app, "error: not now"), []);
+    assert_eq!(
+        server(&mut app, "password changed"),
+        [password("erinpass2")]
+    );
+    assert_eq!(server(&mut app, "password changed"), [], "used once");
+}
+
+#[test]
+fn a_login_refused_for_a_password_stops_and_offers_login() {
+    let mut app = connected();
+    enter(&mut app, "hello");
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "typed while away");
+    let mut now = clock();
+    now.now += Duration::from_secs(60);
+    assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
+    let reason = "name is registered; log in with \"alice <password>\"";
+    app.update(Msg::Net(NetEvent::LoginRefused(reason.into())), now);
+    assert!(
+        matches!(app.state(), ConnState::Stopped { .. }),
+        "no retry with the same login: {:?}",
+        app.state()
+    );
+    let note = last_notice(&app);
+    for words in ["/login <password>", "--password-file", "CHAT_PASSWORD"] {
+        assert!(note.contains(words), "{note}");
+    }
+    now.now += Duration::from_secs(600);
+    assert_eq!(app.update(Msg::Tick, now), [], "not retrying by itself");
+    type_str(&mut app, "/login erin");
+    assert_eq!(
+        crate::ui::masked(app.input().as_str(), 0),
+        "/login ****",
+        "masked while typed"
+    );
+    assert_eq!(
+        app.update(key(KeyCode::Enter), clock()),
+        [password("erin"), Command::Connect]
+    );
+    assert!(app.input().is_empty());
+    app.update(key(KeyCode::Up), clock());
+    assert_eq!(
+        app.input().as_str(),
+        "typed while away",
+        "the password is not kept"
+    );
+}
+
+/// Issue 21, defect 2: quitting lost the lines waiting for a connection without a word.
+#[test]
+fn quitting_with_pending_lines_asks_first() {
+    let mut app = connected();
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "one");
+    enter(&mut app, "two");
+    assert_eq!(enter(&mut app, "/quit"), []);
+    assert!(
+        hint(&app).starts_with("2 lines not sent yet would be lost"),
+        "{}",
+        hint(&app)
+    );
+    assert_eq!(enter(&mut app, "/quit"), [Command::Quit]);
+    let mut app = connected();
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "one");
+    assert_eq!(app.update(ctrl('d'), clock()), []);
+    assert!(hint(&app).starts_with("1 line not sent yet"));
+    assert_eq!(app.update(ctrl('c'), clock()), [Command::Quit]);
+    // Without pending lines, quitting is at once as before.
+    assert_eq!(connected().update(ctrl('c'), clock()), [Command::Quit]);
+}
+
 #[test]
 fn a_refused_first_login_ends_the_program() {
     let mut app = app();
@@ -770,6 +1143,37 @@ fn a_refused_first_login_ends_the_program() {
         app.exit(),
         Some(&Exit::Refused("name already in use: alice".into()))
     );
+}
+
+/// Issue 21, defect 15: a first connection that cannot work (an untrusted certificate)
+/// was retried for ever; it ends the program. After a login, the same stops the retries.
+#[test]
+fn a_connection_that_cannot_work_is_not_retried() {
+    let reason = "the server's certificate is not trusted: it has expired";
+    let unreachable = || {
+        Msg::Net(NetEvent::Unreachable {
+            reason: reason.into(),
+            unsent: Vec::new(),
+        })
+    };
+    let mut app = app();
+    assert_eq!(app.update(unreachable(), clock()), [Command::Quit]);
+    assert_eq!(app.exit(), Some(&Exit::Unreachable(reason.into())));
+
+    let mut app = connected();
+    disconnect(&mut app, Vec::new());
+    let mut now = clock();
+    now.now += Duration::from_secs(60);
+    assert_eq!(app.update(Msg::Tick, now), [Command::Connect]);
+    assert_eq!(app.update(unreachable(), now), []);
+    assert!(matches!(app.state(), ConnState::Stopped { .. }));
+    assert_eq!(
+        last_notice(&app),
+        format!("cannot connect: {reason}; not retrying: /reconnect tries again")
+    );
+    now.now += Duration::from_secs(600);
+    assert_eq!(app.update(Msg::Tick, now), [], "not retrying by itself");
+    assert_eq!(enter(&mut app, "/reconnect"), [Command::Connect]);
 }
 
 #[test]
@@ -834,6 +1238,146 @@ fn disconnects_reconnect_with_growing_backoff() {
         [Command::Connect],
         "backoff restarts after a success"
     );
+}
+
+/// Issue 21, defect 6: mentions in history filled in after a reconnect, and messages
+/// that waited for our login, were drawn highlighted but neither marked nor rang.
+#[test]
+fn mentions_in_filled_in_history_and_mail_at_login_are_highlights() {
+    let mut app = connected();
+    in_room(&mut app, "#rust");
+    server(&mut app, "from bob #rust 10: before the drop");
+    app.update(alt(KeyCode::Char('1')), clock());
+    disconnect(&mut app, Vec::new());
+    login(&mut app);
+    server(&mut app, "joined #rust alice");
+    server(
+        &mut app,
+        "history #rust 11 2026-11-29T11:00:00.000Z bob: alice, you there?",
+    );
+    assert_eq!(
+        server(&mut app, "history-end #rust complete"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: bob mentioned you in #rust".into()))
+        ]
+    );
+    assert!(app.buffers().all()[2].mentioned);
+
+    // Messages that waited for the login: each conversation is a highlight.
+    server(
+        &mut app,
+        "history @carol 12 2026-11-29T10:00:00.000Z carol: call me",
+    );
+    assert_eq!(
+        server(&mut app, "history-end missed 1"),
+        [
+            Command::Bell,
+            Command::Title(Some("chat-client: carol wrote to you".into()))
+        ]
+    );
+
+    // The latest messages shown at a join were written before we came: no bell.
+    let mut app = connected();
+    enter(&mut app, "/join #go");
+    server(&mut app, "joined #go alice");
+    server(
+        &mut app,
+        "history #go 3 2026-11-29T09:00:00.000Z bob: old news, alice",
+    );
+    assert_eq!(server(&mut app, "history-end #go complete"), []);
+}
+
+/// The `Command::Log` lines among `commands`, as `buffer| line` without the date.
+fn logged(commands: &[Command]) -> Vec<String> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Log { buffer, line } => Some(format!("{buffer}| {}", line.split_at(20).1)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 21, defect 7: `--log-dir` missed history filled in after a reconnect, mail
+/// delivered at login (lost for good then), and joins and parts; and a pending line
+/// stayed logged with `(pending)` after it was sent.
+#[test]
+fn the_log_has_every_line_shown_and_pending_lines_once_sent() {
+    let mut app = App::new(
+        Settings {
+            log: true,
+            ..settings()
+        },
+        Size::new(80, 24),
+        start(),
+    );
+    login(&mut app);
+    in_room(&mut app, "#rust");
+    assert_eq!(
+        logged(&server(&mut app, "joined #rust bob")),
+        ["#rust| bob joined #rust"]
+    );
+    assert_eq!(
+        logged(&server(&mut app, "joined #rust carol")),
+        ["#rust| carol joined #rust"],
+        "each one, though folded on screen"
+    );
+    server(&mut app, "from bob #rust 10: before");
+    disconnect(&mut app, Vec::new());
+    assert_eq!(
+        logged(&enter(&mut app, "typed offline")),
+        Vec::<String>::new()
+    );
+    let [at_welcome, settled] = login(&mut app);
+    let lines: Vec<String> = logged(&at_welcome)
+        .into_iter()
+        .chain(logged(&settled))
+        .filter(|l| l.contains("typed offline"))
+        .collect();
+    assert_eq!(lines, ["#rust| alice: typed offline"], "once, when sent");
+    server(&mut app, "joined #rust alice");
+    server(
+        &mut app,
+        "history #rust 11 2026-11-29T11:00:00.000Z bob: missed",
+    );
+    assert_eq!(
+        logged(&server(&mut app, "history-end #rust complete")),
+        ["#rust| bob: missed"]
+    );
+    server(
+        &mut app,
+        "history @carol 12 2026-11-29T10:00:00.000Z carol: mail",
+    );
+    let commands = server(&mut app, "history-end missed 1");
+    assert_eq!(logged(&commands)[0], "@carol| carol: mail");
+}
+
+/// Issue 21, defect 16: the latest messages loaded at a join counted as unread
+/// (`#rust 50` at login); only what came after what we had is unread.
+#[test]
+fn loaded_history_is_not_unread_but_a_catch_up_is() {
+    let mut app = connected();
+    enter(&mut app, "/join #go");
+    server(&mut app, "joined #go alice");
+    app.update(alt(KeyCode::Char('1')), clock());
+    for line in [
+        "history #go 1 2026-11-29T09:00:00.000Z bob: one",
+        "history #go 2 2026-11-29T09:00:01.000Z bob: two",
+        "history-end #go complete",
+    ] {
+        server(&mut app, line);
+    }
+    assert_eq!(app.buffers().all()[2].unread, 0, "loaded, not unread");
+    disconnect(&mut app, Vec::new());
+    login(&mut app);
+    server(&mut app, "joined #go alice");
+    server(
+        &mut app,
+        "history #go 3 2026-11-29T10:00:00.000Z bob: missed",
+    );
+    server(&mut app, "history-end #go complete");
+    assert_eq!(app.buffers().all()[2].unread, 1, "missed while away");
 }
 
 #[test]

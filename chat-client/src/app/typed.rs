@@ -4,47 +4,52 @@
 use super::*;
 
 impl App {
-    /// What the user typed, on Enter.
+    /// What the user typed, on Enter. The line always leaves the input, as in WeeChat:
+    /// a refused line left there would have the next one typed onto its end (a refused
+    /// `/password abc` became the password `abc/password ...`). A refused line goes to the
+    /// input history for ↑ to bring back, unless it holds a password.
     pub(super) fn submit(&mut self, clock: Clock) {
         let typed = self.input.as_str().trim_end().to_owned();
         if typed.trim().is_empty() {
             return;
         }
-        match commands::parse(&typed) {
-            Err(reason) => self.error_hint(reason),
+        let secret = commands::secret_start(&typed).is_some();
+        let parsed = commands::parse(&typed);
+        if !matches!(parsed, Ok(Typed::Command(UserCommand::Quit))) {
+            // A warning about pending lines holds for the `/quit` right after it only.
+            self.quit_warned = false;
+        }
+        let done = match parsed {
+            Err(reason) => {
+                self.error_hint(reason);
+                false
+            }
             Ok(Typed::Text(text)) => {
                 let index = self.buffers.current_index();
                 match self.buffers.current().id.recipient() {
-                    Some(to) => {
-                        if self.send_message(index, to, &text, clock) {
-                            self.typed_done(typed);
-                        }
+                    Some(to) => self.send_message(index, to, &text, clock),
+                    None => {
+                        self.error_hint(
+                            "the server buffer takes /commands only: /join a room, /query someone, or Alt-2 for everyone".to_owned(),
+                        );
+                        false
                     }
-                    None => self.error_hint(
-                        "the server buffer takes /commands only: /join a room, /query someone, or Alt-2 for everyone".to_owned(),
-                    ),
                 }
             }
-            Ok(Typed::Command(command)) => {
-                let secret = matches!(
-                    command,
-                    UserCommand::Register(_) | UserCommand::SetPassword(_)
-                );
-                if self.run(command, clock) {
-                    if secret {
-                        // Never into the input history: the line holds a password.
-                        self.input.take();
-                    } else {
-                        self.typed_done(typed);
-                    }
-                }
+            Ok(Typed::Command(command)) => self.run(command, clock),
+        };
+        self.input.take();
+        if secret {
+            // Never into the input history: the line holds a password.
+            return;
+        }
+        self.history.remember(typed);
+        if !done {
+            if let Some((hint, _)) = &self.hint {
+                let text = format!("{hint}; ↑ brings the line back");
+                self.error_hint(text);
             }
         }
-    }
-
-    pub(super) fn typed_done(&mut self, typed: String) {
-        self.history.remember(typed);
-        self.input.take();
     }
 
     pub(super) fn error_hint(&mut self, reason: String) {
@@ -55,7 +60,7 @@ impl App {
     pub(super) fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
         match command {
             UserCommand::Help => self.help = Some(0),
-            UserCommand::Quit => self.quit(Exit::Clean),
+            UserCommand::Quit => return self.user_quit(),
             UserCommand::Join(room) => {
                 if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
                     if self.buffers.all()[index].member {
@@ -82,9 +87,17 @@ impl App {
                 }
                 self.out.push(Command::Send(ClientLine::Part(room)));
             }
-            UserCommand::Query(name) => {
+            UserCommand::Query(name, text) => {
                 let index = self.buffers.open(BufferId::Query(name.clone()));
                 self.switch(index);
+                // Between accounts the server keeps the conversation: show its latest
+                // messages, as a room shows its own at a join.
+                let fresh = self.buffers.all()[index].last_id().is_none();
+                if fresh && self.account.registered() && self.ready() {
+                    let conv = Conv::Direct(name.clone());
+                    let range = HistoryRange::Latest(DEFAULT_HISTORY_LINES);
+                    self.ask_history(conv, range, HistoryAsk::Follow);
+                }
                 let online = self.roster.iter().any(|n| n.folded() == name.folded());
                 if self.conn.is_connected() && !online {
                     self.note_in(
@@ -93,6 +106,9 @@ impl App {
                         true,
                         clock,
                     );
+                }
+                if let Some(text) = text {
+                    return self.send_message(index, Recipient::User(name), &text, clock);
                 }
             }
             UserCommand::Close => {
@@ -113,6 +129,20 @@ impl App {
                 self.search = None;
             }
             UserCommand::Msg(to, text) => {
+                if let Recipient::Room(room) = &to {
+                    // The server would refuse it: no buffer opened, nothing shown as
+                    // sent, nothing logged. A room we are rejoining counts as joined.
+                    let joined = self
+                        .buffers
+                        .find(&BufferId::Room(room.clone()))
+                        .is_some_and(|i| {
+                            self.buffers.all()[i].member || self.buffers.all()[i].wanted
+                        });
+                    if !joined {
+                        self.error_hint(format!("/msg: you are not in {room}; /join {room} first"));
+                        return false;
+                    }
+                }
                 let index = self.buffers.open(BufferId::of(&to));
                 return self.send_message(index, to, &text, clock);
             }
@@ -148,7 +178,7 @@ impl App {
                     return false;
                 }
                 let range = HistoryRange::Latest(n.unwrap_or(DEFAULT_HISTORY_LINES));
-                self.ask_history(conv, range, false);
+                self.ask_history(conv, range, HistoryAsk::Typed);
             }
             UserCommand::Buffer(name) => match self.buffers.by_name(&name) {
                 Some(index) => self.switch(index),
@@ -164,10 +194,23 @@ impl App {
             UserCommand::Search(None) => self.search_step(true),
             UserCommand::Clear => self.buffers.current_mut().clear(),
             UserCommand::Register(password) => {
-                return self.send_now(ClientLine::Register(password));
+                return self.send_password(ClientLine::Register(password.clone()), password);
             }
             UserCommand::SetPassword(password) => {
-                return self.send_now(ClientLine::SetPassword(password));
+                return self.send_password(ClientLine::SetPassword(password.clone()), password);
+            }
+            UserCommand::Login(password) => {
+                if self.conn.is_connected() {
+                    self.error_hint(
+                        "/login: already logged in; /password changes the password".to_owned(),
+                    );
+                    return false;
+                }
+                self.account.set_registered();
+                self.out.push(Command::UsePassword(password));
+                self.conn.reconnect();
+                self.connection_lost_cleanup();
+                self.out.push(Command::Connect);
             }
             UserCommand::Reconnect => {
                 self.conn.reconnect();
@@ -192,6 +235,16 @@ impl App {
     /// the login settled (rooms joined again first).
     pub(super) fn ready(&self) -> bool {
         self.conn.is_connected() && self.settling.is_none()
+    }
+
+    /// `/register` or `/password`: the new password is kept until the server confirms it,
+    /// and used for every login after that.
+    fn send_password(&mut self, line: ClientLine, password: Password) -> bool {
+        if !self.send_now(line) {
+            return false;
+        }
+        self.new_password = Some(password);
+        true
     }
 
     pub(super) fn require_connection(&mut self) -> bool {
@@ -245,7 +298,7 @@ impl App {
             Some(id) => HistoryRange::After(id),
             None => HistoryRange::Latest(DEFAULT_HISTORY_LINES),
         };
-        self.ask_history(Conv::Room(room.clone()), range, false);
+        self.ask_history(Conv::Room(room.clone()), range, HistoryAsk::Follow);
         self.out.push(Command::Send(ClientLine::Mode {
             room: room.clone(),
             changes: Vec::new(),
@@ -289,6 +342,7 @@ impl App {
             line: line.clone(),
             buffer: buffer.id.clone(),
             seq,
+            logged: connected,
         };
         if connected {
             self.outbox.sent(pending);

@@ -20,19 +20,25 @@ fn clock(now: Instant) -> Clock {
 }
 
 fn app(width: u16, height: u16, now: Instant) -> App {
-    let settings = Settings {
+    App::new(settings(), Size::new(width, height), now)
+}
+
+fn settings() -> Settings {
+    Settings {
         name: UserName::parse("alice").expect("a valid name"),
         addr: "127.0.0.1:8080".into(),
+        tls: false,
         max_line_bytes: 4096,
         scrollback: 1000,
         rooms: Vec::new(),
         bell: true,
+        highlights: Vec::new(),
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
+        smart_filter: false,
         mouse: false,
         log: false,
-    };
-    App::new(settings, Size::new(width, height), now)
+    }
 }
 
 fn feed(app: &mut App, now: Instant, lines: &[&str]) {
@@ -172,6 +178,24 @@ fn the_status_bar_drops_whole_pieces_when_narrow() {
         row(&screen(&app, 80, 12), 0)
             .trim_end()
             .ends_with("F1 help")
+    );
+}
+
+/// Issue 21, defect 16: the status bar had no sign of TLS.
+#[test]
+fn the_status_bar_says_tls() {
+    let now = Instant::now();
+    let settings = Settings {
+        tls: true,
+        ..settings()
+    };
+    let mut app = App::new(settings, Size::new(80, 12), now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["users alice,bob"]);
+    let top = row(&screen(&app, 80, 12), 0);
+    assert!(
+        top.starts_with(" ● connected (TLS) · alice @ 127.0.0.1:8080 · 2 online"),
+        "{top:?}"
     );
 }
 
@@ -438,4 +462,95 @@ fn the_buffer_bar_shows_unread_and_mentions() {
     assert!(bar.contains("1:server"), "{bar:?}");
     assert!(bar.contains("3:#rust 2!"), "{bar:?}");
     assert!(bar.contains("4:carol 1"), "{bar:?}");
+}
+
+/// Issue 21, defect 16: a buffer bar too long for the terminal was cut mid-name on
+/// the right, with no `…` as on the left.
+#[test]
+fn a_bar_that_does_not_fit_says_so_on_both_sides() {
+    let (mut app, now) = conversation(40, 12);
+    for name in ["dave", "erin", "frank", "grace"] {
+        type_line(&mut app, now, &format!("/query {name}"));
+        press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    }
+    press(&mut app, now, KeyCode::Char('2'), KeyModifiers::ALT);
+    let bar = row(&screen(&app, 40, 12), 1);
+    assert_eq!(
+        bar.trim_end(),
+        " 1:server  2:*  3:#rust  4:carol 1! …",
+        "{bar:?}"
+    );
+    press(&mut app, now, KeyCode::Char('6'), KeyModifiers::ALT);
+    let bar = row(&screen(&app, 40, 12), 1);
+    assert!(
+        bar.starts_with('…') && bar.trim_end().ends_with('…'),
+        "{bar:?}"
+    );
+    assert!(bar.contains("6:frank"), "{bar:?}");
+}
+
+/// The message rows of the screen (without the user list), trimmed, top first.
+fn message_rows(terminal: &Terminal<TestBackend>, width: u16, height: u16) -> Vec<String> {
+    (3..height - 2)
+        .map(|y| {
+            row(terminal, y)
+                .chars()
+                .take(usize::from(width) - 21)
+                .collect::<String>()
+                .trim_end()
+                .to_owned()
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Issue 21, defect 4: history across days showed `23:10`, `22:10`, `00:10` with no word
+/// of the day. Each change of date gets a line, in history too, and where older history
+/// is merged in above today's lines.
+#[test]
+fn a_day_change_line_goes_wherever_the_date_changes() {
+    let now = Instant::now();
+    let mut app = app(80, 20, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["users alice,bob"]);
+    type_line(&mut app, now, "/join #rust");
+    press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    feed(
+        &mut app,
+        now,
+        &[
+            "joined #rust alice",
+            "names #rust alice,bob",
+            "history #rust 1 2026-11-27T12:00:00.000Z bob: friday",
+            "history #rust 3 2026-11-28T12:00:00.000Z bob: saturday",
+            "history-end #rust complete",
+            "from bob #rust 4: sunday",
+        ],
+    );
+    // A message of the first day, merged in between: the day lines stay where they belong.
+    feed(
+        &mut app,
+        now,
+        &[
+            "history #rust 2 2026-11-27T12:30:00.000Z bob: friday again",
+            "history-end #rust complete",
+        ],
+    );
+    let terminal = screen(&app, 80, 20);
+    assert_eq!(
+        message_rows(&terminal, 80, 20),
+        [
+            "09:05 — you joined #rust",
+            "09:05 — #rust (2): alice, bob",
+            "── Friday 27 November 2026 ──",
+            "12:00 ── history of #rust: 2 ──",
+            "12:00 bob: friday",
+            "12:30 ── history of #rust: 1 ──",
+            "12:30 bob: friday again",
+            "── Saturday 28 November 2026 ──",
+            "12:00 bob: saturday",
+            "── Sunday 29 November 2026 ──",
+            "09:05 bob: sunday",
+        ]
+    );
 }

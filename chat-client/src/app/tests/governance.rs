@@ -51,9 +51,16 @@ fn room_commands_go_to_the_room_named_or_the_one_shown() {
         let command = &typed[1..typed.find(' ').unwrap_or(typed.len())];
         assert_eq!(
             hint(&app),
-            format!("/{command}: this is not a room; name one: /{command} #room …")
+            format!(
+                "/{command}: this is not a room; name one: /{command} #room …; ↑ brings the line back"
+            )
         );
-        assert_eq!(app.input().as_str(), typed, "kept for fixing");
+        assert!(
+            app.input().is_empty(),
+            "never left for the next line to join"
+        );
+        app.update(key(KeyCode::Up), clock());
+        assert_eq!(app.input().as_str(), typed, "↑ brings it back to fix");
         app.update(ctrl('u'), clock());
     }
     assert_eq!(enter(&mut app, "/op #rust bob"), [send("/op #rust bob")]);

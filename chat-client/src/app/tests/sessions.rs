@@ -225,7 +225,10 @@ fn whois_and_away_are_shown_readably_where_they_belong() {
     assert_eq!(last_notice(&app), "you are back");
     disconnect(&mut app, Vec::new());
     enter(&mut app, "/whois bob");
-    assert_eq!(hint(&app), "not connected; try again once connected");
+    assert_eq!(
+        hint(&app),
+        "not connected; try again once connected; ↑ brings the line back"
+    );
 }
 
 #[test]
@@ -404,12 +407,22 @@ fn page_up_at_the_top_asks_for_older_messages_once_at_a_time() {
     );
     server(&mut app, "history-end #rust complete");
     assert_eq!(hint(&app), "no older messages in #rust");
+    // Issue 21, features: the top says so, once.
+    assert_eq!(
+        texts(current(&app))[..2],
+        ["[beginning of history]", "[older messages of #rust: 1]"]
+    );
     assert_eq!(
         app.update(key(KeyCode::PageUp), clock()),
         [],
         "nothing older"
     );
     assert_eq!(hint(&app), "no older messages in #rust", "said again");
+    let markers = texts(current(&app))
+        .iter()
+        .filter(|t| t.as_str() == "[beginning of history]")
+        .count();
+    assert_eq!(markers, 1);
 }
 
 #[test]
@@ -470,4 +483,44 @@ fn a_silent_connection_is_pinged_and_given_up_when_nothing_answers() {
         format!("disconnected: {dead}; reconnecting in 1 s")
     );
     assert_eq!(app.update(Msg::Tick, at(152)), [Command::Connect]);
+}
+
+/// Issue 21, defect 12: `/query bob` between two accounts did not load the `@bob`
+/// history, and `/history` printed nothing when it was all on screen already.
+#[test]
+fn query_loads_the_conversation_and_history_always_answers() {
+    let mut app = account();
+    assert_eq!(enter(&mut app, "/query bob"), [send("/history @bob 50")]);
+    for line in [
+        "history @bob 7 2026-11-29T11:00:00.000Z bob: earlier",
+        "history @bob 8 2026-11-29T11:00:01.000Z alice: mine",
+        "history-end @bob complete",
+    ] {
+        server(&mut app, line);
+    }
+    assert_eq!(
+        texts(current(&app)),
+        ["[history of @bob: 2]", "bob: earlier", "me: mine"]
+    );
+    assert_eq!(enter(&mut app, "/query bob"), [], "loaded already");
+    assert_eq!(enter(&mut app, "/history"), [send("/history @bob 50")]);
+    for line in [
+        "history @bob 7 2026-11-29T11:00:00.000Z bob: earlier",
+        "history @bob 8 2026-11-29T11:00:01.000Z alice: mine",
+        "history-end @bob complete",
+    ] {
+        server(&mut app, line);
+    }
+    assert_eq!(
+        last_notice(&app),
+        "the latest 2 messages of @bob are all here already"
+    );
+    assert_eq!(
+        enter(&mut app, "/query carol"),
+        [send("/history @carol 50")]
+    );
+    server(&mut app, "history-end @carol complete");
+    assert_eq!(enter(&mut app, "/history 10"), [send("/history @carol 10")]);
+    server(&mut app, "history-end @carol complete");
+    assert_eq!(last_notice(&app), "no messages in @carol yet");
 }
