@@ -32,7 +32,7 @@ use crate::accounts::Accounts;
 use crate::backend::{Answer, Answers, Auth, Backend, Departure};
 use crate::config::{Config, Presence};
 use crate::governance::RoomState;
-use crate::metrics::{Kind, METRICS};
+use crate::metrics::{Kind, METRICS, Tally};
 use crate::roster::{ConnId, Peer, Removed, Roster};
 use crate::sendq::{Line, Outbox, Undeliverable};
 
@@ -182,6 +182,7 @@ pub async fn broker_loop(
             () = broker.backend.wake() => {}
         }
         broker.backend.flush();
+        broker.tally.publish();
         if broker.pending_joins.is_empty() {
             announce_at = None;
         } else if announce_at.is_none() {
@@ -201,6 +202,7 @@ async fn stop(
     mut later: Option<mpsc::Receiver<Answer>>,
     drain_within: Duration,
 ) {
+    broker.tally.publish();
     // Every reader has stopped, so everything anyone here sent is routed; what others
     // sent this node's users before now is still delivered. Queue the farewell behind
     // it; dropping the roster then closes every queue and the writers finish.
@@ -296,6 +298,8 @@ pub struct Broker {
     rooms: FxHashMap<RoomName, RoomState>,
     /// Server operators' folded names (`--oper`).
     opers: HashSet<String>,
+    /// Messages and deliveries counted this turn, for [`METRICS`].
+    tally: Tally,
     /// Most connections of one account (`--max-sessions`).
     max_sessions: usize,
     /// When the broker's current turn began: a message's time for `/whois` idle, read
@@ -335,6 +339,7 @@ impl Broker {
             drained: false,
             rooms,
             opers: config.opers.iter().map(UserName::folded).collect(),
+            tally: Tally::default(),
             max_sessions: config.max_sessions,
             held: FxHashMap::default(),
             away_told: std::collections::HashMap::new(),
@@ -519,10 +524,10 @@ impl Broker {
             Answer::ToUser { folded, lines } => {
                 let sessions = self.sessions_of(&folded);
                 if is_message(&lines) {
-                    METRICS
-                        .deliveries
-                        .of(Kind::Direct)
-                        .inc_by(u64::try_from(sessions.len()).unwrap_or(u64::MAX));
+                    self.tally.delivered(
+                        Kind::Direct,
+                        u64::try_from(sessions.len()).unwrap_or(u64::MAX),
+                    );
                 }
                 for id in sessions {
                     self.deliver(id, &lines);
@@ -538,7 +543,7 @@ impl Broker {
                     }
                 }
                 if is_message(&lines) {
-                    METRICS.deliveries.of(Kind::Everyone).inc_by(delivered);
+                    self.tally.delivered(Kind::Everyone, delivered);
                 }
             }
             Answer::Room {
@@ -559,7 +564,7 @@ impl Broker {
                     }
                 }
                 if id.is_some() {
-                    METRICS.deliveries.of(Kind::Room).inc_by(delivered);
+                    self.tally.delivered(Kind::Room, delivered);
                 }
                 if let Some(plus) = plus {
                     self.deliver(plus, &lines);

@@ -7,7 +7,7 @@ use chat_proto::{
 
 use super::{Broker, offer};
 use crate::backend::{self, Direct};
-use crate::metrics::{Kind, METRICS};
+use crate::metrics::Kind;
 use crate::roster::ConnId;
 use crate::sendq::Line;
 
@@ -64,7 +64,7 @@ impl Broker {
         };
         let everyone = to.contains(&Recipient::Everyone);
         if everyone {
-            METRICS.messages.of(Kind::Everyone).inc();
+            self.tally.message(Kind::Everyone);
             self.send_everyone(from, &sender, text);
         }
         let mut fanout = Fanout {
@@ -96,7 +96,7 @@ impl Broker {
             match dest {
                 Recipient::Everyone => {}
                 Recipient::User(name) => {
-                    METRICS.messages.of(Kind::Direct).inc();
+                    self.tally.message(Kind::Direct);
                     self.send_direct(from, name, &mut fanout);
                 }
                 Recipient::Room(room) if !self.roster.is_member(from, room) => {
@@ -128,7 +128,7 @@ impl Broker {
             self.tell_away(from, &sender, name, away);
         }
         for room in rooms {
-            METRICS.messages.of(Kind::Room).inc();
+            self.tally.message(Kind::Room);
             self.backend
                 .say(from, room, &sender, text, &mut self.answers);
         }
@@ -235,7 +235,7 @@ impl Broker {
                         offer(id, peer, &line, &mut self.failed);
                         delivered += 1;
                     }
-                    METRICS.deliveries.of(Kind::Direct).inc_by(delivered);
+                    self.tally.delivered(Kind::Direct, delivered);
                     // The account's sessions on other nodes get it from here too.
                     if user.nodes > 1 {
                         self.backend.echo(&user.name, line);
@@ -294,7 +294,7 @@ impl Broker {
                 delivered += 1;
             }
         }
-        METRICS.deliveries.of(Kind::Everyone).inc_by(delivered);
+        self.tally.delivered(Kind::Everyone, delivered);
         self.backend
             .send_elsewhere(from, sender, line, &mut self.answers);
     }
