@@ -510,46 +510,22 @@ async fn refusals_are_numerics() {
     let chat = Chat::start(Mode::Local, config()).await;
     let mut alice = chat.member("alice", "#rust").await;
     let mut bob = irc(&chat, 0, "bob", &[]).await;
-    bob.send("PRIVMSG nobody :hello?").await;
-    let line = bob.recv().await;
-    assert_eq!(
-        (line.command.as_str(), line.param(1)),
-        ("401", "nobody"),
-        "{}",
-        line.raw
-    );
-    bob.send("PRIVMSG #rust :not a member").await;
-    let line = bob.recv().await;
-    assert_eq!(
-        (line.command.as_str(), line.param(1)),
-        ("404", "#rust"),
-        "{}",
-        line.raw
-    );
-    bob.send("PART #rust").await;
-    let line = bob.recv().await;
-    assert_eq!(
-        (line.command.as_str(), line.param(1)),
-        ("442", "#rust"),
-        "{}",
-        line.raw
-    );
-    bob.send("JOIN").await;
-    let line = bob.recv().await;
-    assert_eq!(
-        (line.command.as_str(), line.param(1)),
-        ("461", "JOIN"),
-        "{}",
-        line.raw
-    );
-    bob.send("JOIN nohash").await;
-    let line = bob.recv().await;
-    assert_eq!(
-        (line.command.as_str(), line.param(1)),
-        ("403", "nohash"),
-        "{}",
-        line.raw
-    );
+    for (command, numeric, about) in [
+        ("PRIVMSG nobody :hello?", "401", "nobody"),
+        ("PRIVMSG #rust :not a member", "404", "#rust"),
+        ("PART #rust", "442", "#rust"),
+        ("JOIN", "461", "JOIN"),
+        ("JOIN nohash", "403", "nohash"),
+    ] {
+        bob.send(command).await;
+        let line = bob.recv().await;
+        assert_eq!(
+            (line.command.as_str(), line.param(1)),
+            (numeric, about),
+            "{command}: {}",
+            line.raw
+        );
+    }
     bob.send("PRIVMSG #rust").await;
     assert_eq!(bob.recv().await.command, "412");
     bob.send(&format!("PRIVMSG alice :{}", "x".repeat(600)))
