@@ -179,6 +179,10 @@ pub async fn broker_loop(
                 broker.flush_joins();
                 broker.settle();
             }
+            () = sleep_until_or_never(broker.whois_deadline()) => {
+                broker.whois_timed_out();
+                broker.settle();
+            }
             () = broker.backend.wake() => {}
         }
         broker.backend.flush();
@@ -312,6 +316,9 @@ pub struct Broker {
     /// Lines of connections waiting for a room to be fetched, in order: a client's
     /// lines are decided in the order it sent them.
     held: FxHashMap<ConnId, VecDeque<Request>>,
+    /// Connections waiting for a `/whois` answered elsewhere, of whom, and until when:
+    /// a node that died meanwhile never answers.
+    whois_waiting: Vec<(ConnId, UserName, Instant)>,
 }
 
 impl Broker {
@@ -342,6 +349,7 @@ impl Broker {
             tally: Tally::default(),
             max_sessions: config.max_sessions,
             held: FxHashMap::default(),
+            whois_waiting: Vec::new(),
             away_told: std::collections::HashMap::new(),
             remote_away: std::collections::HashMap::new(),
             now: Instant::now(),
@@ -477,6 +485,24 @@ impl Broker {
         true
     }
 
+    /// When the first `/whois` still waiting for another node gives up.
+    fn whois_deadline(&self) -> Option<Instant> {
+        self.whois_waiting.iter().map(|(.., until)| *until).min()
+    }
+
+    /// Every `/whois` whose answer did not come in time: the asker is told, and goes on.
+    fn whois_timed_out(&mut self) {
+        let now = Instant::now();
+        let (late, waiting) = std::mem::take(&mut self.whois_waiting)
+            .into_iter()
+            .partition(|(.., until)| *until <= now);
+        self.whois_waiting = waiting;
+        for (id, name, _) in late {
+            self.error(id, format!("no answer about {name} in time"));
+            self.release(id);
+        }
+    }
+
     /// `id` waits for a room to be fetched: its next lines wait too.
     fn wait_for_fetch(&mut self, id: ConnId) {
         self.held.entry(id).or_default();
@@ -521,6 +547,14 @@ impl Broker {
         }
         match answer {
             Answer::Reply { to, lines } => self.deliver(to, &lines),
+            Answer::Whois { to, lines } => {
+                // Too late, the asker was told so and went on: dropped.
+                if let Some(at) = self.whois_waiting.iter().position(|(id, ..)| *id == to) {
+                    self.whois_waiting.swap_remove(at);
+                    self.deliver(to, &lines);
+                    self.release(to);
+                }
+            }
             Answer::ToUser { folded, lines } => {
                 let sessions = self.sessions_of(&folded);
                 if is_message(&lines) {

@@ -897,10 +897,7 @@ async fn questions_about_a_user_elsewhere(mode: Mode) {
     }
     chat.shutdown().await;
 }
-both_modes!(
-    questions_about_a_user_elsewhere,
-    cluster_ignore = "a whois answered by another node may come after the command's end marker (WHOIS gets 318 before 311): the broker orders reply_after behind room fetches, not remote whois answers"
-);
+both_modes!(questions_about_a_user_elsewhere);
 
 /// A JOIN in a cluster: the probe before it (modes, names, the account's read marker)
 /// answers nothing of its own; `353` has `@` for a secret channel.

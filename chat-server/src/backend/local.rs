@@ -407,7 +407,10 @@ impl Backend for Local {
     fn set_away(&mut self, _name: &UserName, _text: Option<&MessageText>) {}
 
     fn whois(&mut self, from: ConnId, name: &UserName, out: &mut Answers) {
-        self.kill(from, name, Line::new(), out);
+        out.push_back(Answer::Whois {
+            to: from,
+            lines: not_online(name),
+        });
     }
 
     fn reply_remote(&mut self, _to: Remote, _lines: Line) {}
@@ -455,7 +458,7 @@ impl Backend for Local {
     fn kill(&mut self, from: ConnId, name: &UserName, _lines: Line, out: &mut Answers) {
         out.push_back(Answer::Reply {
             to: from,
-            lines: encode_line(ServerLine::Error(format!("{name} is not online"))),
+            lines: not_online(name),
         });
     }
 
@@ -546,4 +549,9 @@ impl Backend for Local {
         }
         .boxed()
     }
+}
+
+/// `error: <name> is not online`.
+fn not_online(name: &UserName) -> Line {
+    encode_line(ServerLine::Error(format!("{name} is not online")))
 }

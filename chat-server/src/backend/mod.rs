@@ -56,6 +56,14 @@ pub enum Answer {
         /// The encoded lines.
         lines: Line,
     },
+    /// The answer to a connection's `/whois` of someone not on this node: its lines
+    /// held meanwhile go on after it, so that replies keep the order of questions.
+    Whois {
+        /// The connection.
+        to: ConnId,
+        /// The encoded lines.
+        lines: Line,
+    },
     /// Lines for the user with this folded name, if they are on this node.
     ToUser {
         /// The folded name.

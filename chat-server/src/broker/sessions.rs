@@ -11,6 +11,10 @@ use crate::backend::Pending;
 use crate::governance::{Members, RoomState};
 use crate::roster::{ConnId, User};
 
+/// How long a `/whois` waits for the node that holds the user; past it the asker is told
+/// and its next lines go on (that node may have died after it was named).
+const WHOIS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Broker {
     /// A session that logged in while its account is in rooms: for each, it is told
     /// `names`, `roles` and the topic, from what the chat knows of the room.
@@ -98,6 +102,11 @@ impl Broker {
     /// then the away message if any.
     pub(super) fn whois(&mut self, id: ConnId, name: &UserName) {
         let Some(user) = self.roster.find(name) else {
+            // Answered elsewhere (another node, through Redis): what the client asks
+            // next waits, so that its answers keep the order of its questions.
+            self.wait_for_fetch(id);
+            let until = Instant::now() + WHOIS_WAIT;
+            self.whois_waiting.push((id, name.clone(), until));
             return self.backend.whois(id, name, &mut self.answers);
         };
         let lines = self.whois_lines(user);

@@ -378,6 +378,12 @@ impl Publisher {
         self.answer(Answer::Reply { to, lines }).await;
     }
 
+    /// Tells `from` that its `/whois` cannot be answered while Redis is away.
+    async fn whois_unavailable(&self, to: ConnId) {
+        let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
+        self.answer(Answer::Whois { to, lines }).await;
+    }
+
     /// Answers `cmd` as failed, without asking Redis.
     async fn fail(&mut self, cmd: Cmd) {
         match cmd.asker() {
@@ -389,6 +395,7 @@ impl Publisher {
                     let to = ask.from;
                     self.answer(Answer::History { to, lines }).await;
                 }
+                Cmd::Whois { from, .. } => self.whois_unavailable(from).await,
                 Cmd::Fetch { from: to, .. } => {
                     let reason = UNAVAILABLE.to_owned();
                     self.answer(Answer::FetchFailed { to, reason }).await;
@@ -428,7 +435,8 @@ impl Publisher {
         self.reply_as('r', to, lines).await;
     }
 
-    /// [`Publisher::reply`] as a record of `kind` (`r`, or `h` for a history reply).
+    /// [`Publisher::reply`] as a record of `kind` (`r`, `h` for a history reply, `i`
+    /// for the answer to a `/whois`).
     async fn reply_as(&mut self, kind: char, to: ConnId, lines: &[u8]) {
         if self.publish_record(kind, &to.to_string(), lines).await {
             return;
@@ -436,6 +444,7 @@ impl Publisher {
         let lines = encode_line(ServerLine::Error(UNAVAILABLE.to_owned()));
         let answer = match kind {
             'h' => Answer::History { to, lines },
+            'i' => Answer::Whois { to, lines },
             _ => Answer::Reply { to, lines },
         };
         self.answer(answer).await;
@@ -580,7 +589,9 @@ impl Publisher {
             Cmd::Whois { from, name } => self.whois(from, &name).await,
             Cmd::ReplyRemote { to, lines } => {
                 if let Some((node, conn, _)) = sessions::parse_whois_target(&to.0) {
-                    self.publish_record_to(&node, 'r', &conn.to_string(), &lines)
+                    // If Redis drops it, the asker's node gives up on its own: nothing
+                    // here can tell it otherwise.
+                    self.publish_record_to(&node, 'i', &conn.to_string(), &lines)
                         .await;
                 }
             }
@@ -1053,8 +1064,8 @@ impl Publisher {
         let folded = name.folded();
         let target = sessions::whois_target(&self.node, from, &folded);
         match self.online_nodes(&folded).await.as_deref() {
-            None => self.unavailable(from).await,
-            Some([]) => self.not_online(from, name).await,
+            None => self.whois_unavailable(from).await,
+            Some([]) => self.not_online('i', from, name).await,
             Some([node, ..]) => {
                 let node = node.clone();
                 self.publish_record_to(&node, 'w', &target, b"").await;
@@ -1069,10 +1080,11 @@ impl Publisher {
             .await
     }
 
-    /// Tells `from` that nobody holds `name`.
-    async fn not_online(&mut self, from: ConnId, name: &UserName) {
+    /// Tells `from` that nobody holds `name`; `kind` is the record it goes as (`r`, or
+    /// `i` in answer to a `/whois`).
+    async fn not_online(&mut self, kind: char, from: ConnId, name: &UserName) {
         let line = encode_line(ServerLine::Error(format!("{name} is not online")));
-        self.reply(from, &line).await;
+        self.reply_as(kind, from, &line).await;
     }
 
     /// Moves a read marker forward in Redis (ids compare as decimal strings: Lua's
@@ -1138,7 +1150,7 @@ impl Publisher {
         };
         match (told, sent) {
             (None, _) => self.unavailable(from).await,
-            (Some(false), _) => self.not_online(from, &name).await,
+            (Some(false), _) => self.not_online('r', from, &name).await,
             (Some(true), Some(sent)) => self.reply(from, &sent).await,
             (Some(true), None) => {}
         }

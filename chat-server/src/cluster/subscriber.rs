@@ -58,8 +58,9 @@ pub(super) fn presence_payload(origin: Option<(&str, ConnId)>, mode: Mode, lines
 
 /// One record of a node channel's payload: `<kind> <length> <target>\n<bytes>`, where
 /// the kind is `u` (for the user with that folded name), `r` (a reply to that
-/// connection), `h` (its history reply), `a` (that connection is admitted; written by
-/// a script), `w` (someone elsewhere asks `/whois`; the target says who, and of whom)
+/// connection), `h` (its history reply), `i` (the answer to its `/whois`), `a` (that
+/// connection is admitted; written by a script), `w` (someone elsewhere asks `/whois`;
+/// the target says who, and of whom)
 /// or `d` (the node is stopping and has now heard everything sent before). A payload
 /// holds one or more. The target goes last: a folded name may hold a space (NFKC makes
 /// one of `¨`).
@@ -345,6 +346,11 @@ fn decode_records(mut payload: &[u8]) -> Vec<Answer> {
             "h" => {
                 if let Ok(to) = target.parse() {
                     answers.push(Answer::History { to, lines });
+                }
+            }
+            "i" => {
+                if let Ok(to) = target.parse() {
+                    answers.push(Answer::Whois { to, lines });
                 }
             }
             "a" => {
