@@ -37,6 +37,25 @@ async fn join(client: &mut IrcClient, channel: &str) -> Vec<IrcLine> {
     client.until("366").await
 }
 
+/// The texts of the `PRIVMSG` lines of `lines`, in order.
+fn privmsg_texts(lines: &[IrcLine]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.command == "PRIVMSG")
+        .map(|l| l.param(1))
+        .collect()
+}
+
+/// A native `alice` and an IRC `bob` (with `caps`) in `#rust` on one server, alice
+/// having seen bob join.
+async fn alice_and_irc_bob(chat: &Chat, caps: &[&str]) -> (LineClient, IrcClient) {
+    let mut alice = chat.member("alice", "#rust").await;
+    let mut bob = irc(chat, 0, "bob", caps).await;
+    join(&mut bob, "#rust").await;
+    alice.skip_until("joined #rust bob").await;
+    (alice, bob)
+}
+
 /// The commands of `lines`, in order.
 fn commands(lines: &[IrcLine]) -> Vec<&str> {
     lines.iter().map(|l| l.command.as_str()).collect()
@@ -307,11 +326,8 @@ async fn direct_messages_everyone_messages_and_notices_cross_both_ways(mode: Mod
 #[tokio::test]
 async fn echo_message_and_labeled_response() {
     let chat = Chat::start(Mode::Local, config()).await;
-    let mut alice = chat.member("alice", "#rust").await;
     let caps = ["echo-message", "labeled-response", "message-tags", "batch"];
-    let mut bob = irc(&chat, 0, "bob", &caps).await;
-    join(&mut bob, "#rust").await;
-    alice.skip_until("joined #rust bob").await;
+    let (mut alice, mut bob) = alice_and_irc_bob(&chat, &caps).await;
 
     bob.send("@label=m1 PRIVMSG #rust :echoed").await;
     let echo = bob.recv().await;
@@ -581,20 +597,12 @@ async fn chathistory_reads_what_native_users_said(mode: Mode) {
     bob.send(&format!("CHATHISTORY BEFORE #hist msgid={} 2", ids[3]))
         .await;
     let lines = bob.sync().await;
-    let texts: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.command == "PRIVMSG")
-        .map(|l| l.param(1))
-        .collect();
+    let texts = privmsg_texts(&lines);
     assert_eq!(texts, ["old 1", "old 2"]);
     bob.send(&format!("CHATHISTORY AFTER #hist msgid={} 10", ids[4]))
         .await;
     let lines = bob.sync().await;
-    let texts: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.command == "PRIVMSG")
-        .map(|l| l.param(1))
-        .collect();
+    let texts = privmsg_texts(&lines);
     assert_eq!(texts, ["old 5"]);
     chat.shutdown().await;
 }
@@ -742,10 +750,7 @@ async fn flood_control_paces_an_irc_client_and_drops_nothing() {
 #[tokio::test]
 async fn quit_says_error_and_native_users_see_the_departure() {
     let chat = Chat::start(Mode::Local, config()).await;
-    let mut alice = chat.member("alice", "#rust").await;
-    let mut bob = irc(&chat, 0, "bob", &[]).await;
-    join(&mut bob, "#rust").await;
-    alice.skip_until("joined #rust bob").await;
+    let (mut alice, mut bob) = alice_and_irc_bob(&chat, &[]).await;
     bob.send("QUIT :gone fishing").await;
     let lines = bob.until_eof().await;
     assert_eq!(
@@ -759,21 +764,14 @@ async fn quit_says_error_and_native_users_see_the_departure() {
 #[tokio::test]
 async fn shutdown_delivers_every_routed_message_then_says_error() {
     let chat = Chat::start(Mode::Local, config()).await;
-    let mut alice = chat.member("alice", "#rust").await;
-    let mut bob = irc(&chat, 0, "bob", &[]).await;
-    join(&mut bob, "#rust").await;
-    alice.skip_until("joined #rust bob").await;
+    let (mut alice, mut bob) = alice_and_irc_bob(&chat, &[]).await;
     for i in 0..500 {
         alice.send(&format!("#rust: {i}")).await;
     }
     alice.sync().await;
     chat.shutdown().await;
     let lines = bob.until_eof().await;
-    let texts: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.command == "PRIVMSG")
-        .map(|l| l.param(1))
-        .collect();
+    let texts = privmsg_texts(&lines);
     let want: Vec<String> = (0..500).map(|i| i.to_string()).collect();
     assert_eq!(texts, want);
     let last = lines.last().expect("lines");
@@ -783,10 +781,7 @@ async fn shutdown_delivers_every_routed_message_then_says_error() {
 #[tokio::test]
 async fn away_whois_who_list_and_invite() {
     let chat = Chat::start(Mode::Local, config()).await;
-    let mut alice = chat.member("alice", "#rust").await;
-    let mut bob = irc(&chat, 0, "bob", &[]).await;
-    join(&mut bob, "#rust").await;
-    alice.skip_until("joined #rust bob").await;
+    let (mut alice, mut bob) = alice_and_irc_bob(&chat, &[]).await;
 
     bob.send("AWAY :lunch").await;
     assert_eq!(bob.recv().await.command, "306");
