@@ -450,6 +450,8 @@ async fn away_and_whois_in_the_real_client() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     bob.send("/away at lunch").await;
+    bob.send("/whois bob").await;
+    bob.skip_until("away bob: at lunch").await;
     let addr = server.addr.to_string();
     let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
     alice.wait_for("● connected");
@@ -461,6 +463,10 @@ async fn away_and_whois_in_the_real_client() {
     alice.wait_for("bob is online (1 session), idle");
     alice.type_keys("/away gone fishing\r");
     alice.wait_until("away in the status bar", |s| row(s, 0).contains("away"));
+    // The bar shows what alice typed; her own /whois, answered after the /away on the
+    // same connection, is what says the server has it.
+    alice.type_keys("/whois alice\r");
+    alice.wait_for("alice is away: gone fishing");
     bob.send("alice: hello?").await;
     bob.expect("away alice: gone fishing").await;
 }
