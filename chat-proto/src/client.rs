@@ -17,7 +17,7 @@ pub enum ClientLine {
     /// `<dest>[,<dest>...]: <text>`: send `text` to each destination.
     Send {
         /// The destinations in the order written; may repeat (the server delivers once).
-        to: Vec<Recipient>,
+        to: Recipients,
         /// The message.
         text: MessageText,
     },
@@ -130,6 +130,9 @@ pub enum ClientLine {
     },
 }
 
+/// A message's destinations: the usual one is held inline, so parsing it allocates no list.
+pub type Recipients = smallvec::SmallVec<[Recipient; 1]>;
+
 /// One destination of a message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Recipient {
@@ -167,13 +170,13 @@ impl fmt::Display for Recipient {
 }
 
 /// Parses a `,`-separated destination list, trimming each entry and skipping empty ones.
-pub fn parse_recipients(list: &str) -> Result<Vec<Recipient>, ParseError> {
-    let to = list
-        .split(',')
-        .map(str::trim)
-        .filter(|dest| !dest.is_empty())
-        .map(str::parse)
-        .collect::<Result<Vec<_>, _>>()?;
+pub fn parse_recipients(list: &str) -> Result<Recipients, ParseError> {
+    let mut to = Recipients::new();
+    for dest in list.split(',').map(str::trim) {
+        if !dest.is_empty() {
+            to.push(dest.parse()?);
+        }
+    }
     if to.is_empty() {
         return Err(ParseError::NoDestination);
     }
@@ -543,7 +546,7 @@ pub(crate) mod tests {
 
     fn send(to: Vec<Recipient>, text: &str) -> ClientLine {
         ClientLine::Send {
-            to,
+            to: to.into(),
             text: MessageText::parse(text).unwrap(),
         }
     }
@@ -931,8 +934,12 @@ pub(crate) mod tests {
             "[!-~][ -~]{6,30}[!-~]"
                 .prop_map(|p| ClientLine::SetPassword(Password::parse(&p).unwrap())),
             (conv_strategy(), range).prop_map(|(conv, range)| ClientLine::History { conv, range }),
-            (prop::collection::vec(recipient, 1..5), text_strategy())
-                .prop_map(|(to, text)| ClientLine::Send { to, text }),
+            (prop::collection::vec(recipient, 1..5), text_strategy()).prop_map(|(to, text)| {
+                ClientLine::Send {
+                    to: to.into(),
+                    text,
+                }
+            }),
             governance_strategy(),
         ]
     }

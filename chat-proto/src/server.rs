@@ -505,6 +505,36 @@ impl fmt::Display for FromLine<'_> {
     }
 }
 
+impl FromLine<'_> {
+    /// The wire form, `\n` included, copied from its parts into a buffer of the exact size:
+    /// the hot path of every message, where `fmt` machinery and a growing buffer cost more.
+    pub fn encode(&self) -> bytes::Bytes {
+        let mut digits = itoa::Buffer::new();
+        let scope = match self.scope {
+            Scope::Direct => ["", "", "", ""],
+            Scope::Everyone => [" *", "", "", ""],
+            Scope::Room { room, id } => [" ", room.as_str(), " ", digits.format(id.get())],
+        };
+        let [s0, s1, s2, s3] = scope;
+        let parts = [
+            "from ",
+            self.sender.as_str(),
+            s0,
+            s1,
+            s2,
+            s3,
+            ": ",
+            self.text.as_str(),
+            "\n",
+        ];
+        let mut line = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            line.extend_from_slice(part.as_bytes());
+        }
+        line.into()
+    }
+}
+
 /// A `history` line that borrows its parts, for formatting stored messages in place.
 #[derive(Debug, Clone, Copy)]
 pub struct HistoryLine<'a> {
@@ -1173,6 +1203,16 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "(?s).{0,300}") {
             let _ = s.parse::<ServerLine>();
+        }
+
+        #[test]
+        fn encode_is_the_displayed_line(
+            sender in name_strategy(),
+            scope in scope_strategy(),
+            text in text_strategy(),
+        ) {
+            let line = FromLine { sender: &sender, scope: &scope, text: &text };
+            prop_assert_eq!(line.encode(), crate::encode_line(line));
         }
     }
 }

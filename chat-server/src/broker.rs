@@ -642,7 +642,7 @@ impl Broker {
                 line,
                 found,
             } => {
-                self.fetched(to, room, line, found);
+                self.fetched(to, room, line, found.map(|found| *found));
                 self.release(to);
             }
             Answer::Away { folded, text } => {

@@ -362,7 +362,10 @@ impl App {
     ) -> Result<(ClientLine, SafeText), String> {
         let text = MessageText::parse(text).map_err(|e| e.to_string())?;
         let shown = SafeText::new(text.as_str());
-        let line = ClientLine::Send { to: vec![to], text };
+        let line = ClientLine::Send {
+            to: [to].into_iter().collect(),
+            text,
+        };
         let bytes = line.to_string().len();
         if bytes > self.settings.max_line_bytes {
             return Err(format!(

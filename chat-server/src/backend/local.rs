@@ -293,11 +293,12 @@ impl Backend for Local {
             room: room.clone(),
             id,
         };
-        let lines = encode_line(FromLine {
+        let lines = FromLine {
             sender,
             scope: &scope,
             text,
-        });
+        }
+        .encode();
         out.push_back(Answer::Room {
             room: room.clone(),
             lines,

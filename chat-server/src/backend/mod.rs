@@ -147,8 +147,9 @@ pub enum Answer {
         /// What it is fetched for.
         line: Pending,
         /// The room's state and every member, wherever they are; `None` where the
-        /// broker's own are the whole chat's (one server).
-        found: Option<(Option<RoomState>, Members)>,
+        /// broker's own are the whole chat's (one server). Boxed: every answer is as
+        /// large as its largest kind, and this rare one would triple them all.
+        found: Option<Box<(Option<RoomState>, Members)>>,
     },
     /// A room could not be fetched for `to`'s line: it is told why, and its next
     /// lines go on.

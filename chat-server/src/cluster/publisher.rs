@@ -1000,7 +1000,7 @@ impl Publisher {
             to: from,
             room,
             line,
-            found: Some((state, members)),
+            found: Some(Box::new((state, members))),
         })
         .await;
     }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chat_proto::{FromLine, MessageText, RoomName, Scope, UserName, encode_line};
+use chat_proto::{FromLine, MessageText, RoomName, Scope, UserName};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -262,14 +262,15 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
     let message = rooms::RoomMessage::parse_row(parts.next()?)?;
     let sender = UserName::parse(&message.from).ok()?;
     let text = MessageText::parse(&message.text).ok()?;
-    let lines = encode_line(FromLine {
+    let lines = FromLine {
         sender: &sender,
         scope: &Scope::Room {
             room: room.clone(),
             id: message.id,
         },
         text: &text,
-    });
+    }
+    .encode();
     Some(Answer::Room {
         room,
         lines,

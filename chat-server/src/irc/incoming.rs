@@ -285,7 +285,7 @@ impl Incoming {
             Err(_) if notice => return,
             Err(reason) => return self.reply(out, "400", &[command, &reason]),
         };
-        let mut to = Vec::new();
+        let mut to = chat_proto::Recipients::new();
         for target in targets.split(',') {
             match recipient(target) {
                 Some(recipient) => to.push(recipient),
