@@ -72,6 +72,8 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod governance;
+#[cfg(feature = "heap-stats")]
+pub mod heap;
 pub mod history;
 pub mod io;
 pub mod irc;

@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 // Per message the server allocates a few small, short-lived buffers; glibc's malloc spent
-// a fifth of the CPU on them under load (docs/performance.md), mimalloc a fraction.
+// a fifth of the CPU on them under load (docs/performance.md), mimalloc a fraction. The
+// `heap-stats` build counts around it instead (chat_server::heap).
+#[cfg(not(feature = "heap-stats"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

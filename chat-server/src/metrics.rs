@@ -307,6 +307,8 @@ impl Metrics {
                 ("commit", crate::COMMIT),
             ]),
         );
+        #[cfg(feature = "heap-stats")]
+        registry.register_collector(Box::new(crate::heap::Heap));
         Self {
             messages: ByKind::new(&messages),
             deliveries: ByKind::new(&deliveries),
