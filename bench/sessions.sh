@@ -8,15 +8,19 @@
 # Usage: bench/sessions.sh [results.jsonl]   (appends; ROUNDS, default 3)
 #        bench/sessions.sh --summary results.jsonl
 # BEFORE_SERVER=path/to/chat-server skips building 333c45a in a temporary worktree (a
-# build from scratch: a few minutes).
+# build from scratch: a few minutes). BEFORE_COMMIT compares with another commit (issue
+# 22: f22c480, the end of v2, with AFTER_ARGS="--metrics-addr 127.0.0.1:0" and TARGET=0.97
+# for every scenario, and SCENARIOS="fanout1 rooms": f22c480 has no governed rooms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 summary() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" ${TARGET:-} <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 targets = {"fanout1": 0.97, "rooms": 0.95, "rooms-governed": 0.95}
+if len(sys.argv) > 2:
+    targets = {scenario: float(sys.argv[2]) for scenario in targets}
 def noisy(r):  # others used over 10% of a core during the run
     return r["machine"]["others_cpu_seconds"] > 0.1 * r["seconds"]
 def ns(r):  # server CPU per delivery
@@ -67,7 +71,8 @@ fi
 out=${1:-bench/sessions-results.jsonl}
 rounds=${ROUNDS:-3}
 session=$(date -u +%Y-%m-%dT%H:%M)
-before_commit=333c45a
+before_commit=${BEFORE_COMMIT:-333c45a}
+read -r -a after_args <<< "${AFTER_ARGS:-}"
 cargo build --release -q -p chat-server -p chat-bench
 bench="taskset -c 1 target/release/chat-bench"
 before=${BEFORE_SERVER:-}
@@ -95,7 +100,9 @@ p=19300
 for name in before after; do
     for kind in "" -governed; do
         p=$((p + 1))
-        start_server "sessions-$name$kind" "$p" "${binary[$name]}"
+        args=()
+        [ "$name" = after ] && args=("${after_args[@]}")
+        start_server "sessions-$name$kind" "$p" "${binary[$name]}" "${args[@]}"
         addr[$name$kind]=127.0.0.1:$p
         pid[$name$kind]=$server_pid
     done
@@ -105,7 +112,7 @@ fanout1=(--clients 100 --senders 100 --fanout 1 --messages 10000 --window 64)
 rooms=(--clients 1000 --senders 50 --rooms 10 --messages 3000 --window 64)
 for round in $(seq "$rounds"); do
     order=(before after); [ $((round % 2)) = 0 ] && order=(after before)
-    for scenario in fanout1 rooms rooms-governed; do
+    for scenario in ${SCENARIOS:-fanout1 rooms rooms-governed}; do
         for name in "${order[@]}"; do
             server=$name; args=("${rooms[@]}")
             case $scenario in
