@@ -31,7 +31,7 @@ use crate::history::InputHistory;
 use crate::input::InputLine;
 use crate::keepalive::Keepalive;
 use crate::keys::{self, Action, Edit};
-use crate::layout::{self, Look};
+use crate::layout::{self, Look, Widths};
 use crate::outbox::{Outbox, Pending};
 use crate::sanitize::SafeText;
 
@@ -85,6 +85,8 @@ pub struct Settings {
     /// With `join_part` fold: show the joins and parts of people who spoke lately only
     /// (WeeChat's `irc.look.smart_filter`).
     pub smart_filter: bool,
+    /// Make URLs OSC 8 hyperlinks.
+    pub hyperlinks: bool,
     /// Start with mouse wheel scrolling on.
     pub mouse: bool,
     /// Keep a plain-text log per buffer (the runtime writes it).
@@ -556,8 +558,12 @@ impl App {
             .map_or(Rect::default(), |p| p.messages)
     }
 
-    fn message_width(&self) -> usize {
-        usize::from(self.messages_area().width).max(1)
+    fn message_width(&self) -> Widths {
+        let pane = usize::from(self.messages_area().width).max(1);
+        Widths {
+            pane,
+            screen: usize::from(self.size.width).max(pane),
+        }
     }
 
     // ---- read-only views for `ui` ----
@@ -640,6 +646,11 @@ impl App {
     /// How far the user list is scrolled.
     pub fn nick_scroll(&self) -> usize {
         self.nick_scroll
+    }
+
+    /// Whether URLs are drawn as OSC 8 hyperlinks.
+    pub fn hyperlinks(&self) -> bool {
+        self.settings.hyperlinks
     }
 
     /// Whether mouse wheel scrolling is on.

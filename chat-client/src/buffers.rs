@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
 use chrono::NaiveDateTime;
-use ratatui::text::Line;
-
-use crate::layout::{self, Look};
+use crate::layout::{self, Look, Row, Widths};
 use crate::room::Room;
 use crate::sanitize::SafeText;
 
@@ -196,13 +194,13 @@ impl EntryKind {
     }
 }
 
-/// How entries are measured: the look and the message pane's width.
+/// How entries are measured: the look and the widths rows are laid out in.
 #[derive(Debug, Clone, Copy)]
 pub struct Measure<'a> {
     /// How entries are drawn.
     pub look: &'a Look,
-    /// The message pane's width.
-    pub width: usize,
+    /// The message pane's width, and the screen's.
+    pub width: Widths,
 }
 
 impl Measure<'_> {
@@ -405,13 +403,13 @@ impl Buffer {
     pub fn visible_rows(
         &self,
         look: &Look,
-        width: usize,
+        width: Widths,
         skip: usize,
         rows: usize,
         highlight: Option<&str>,
-    ) -> Vec<Line<'static>> {
+    ) -> Vec<Row> {
         let marker = self.marker_index();
-        let mut out: Vec<Line<'static>> = Vec::with_capacity(rows);
+        let mut out: Vec<Row> = Vec::with_capacity(rows);
         let mut below = 0;
         for (index, entry) in self.entries.iter().enumerate().rev() {
             if out.len() >= rows {
@@ -431,7 +429,7 @@ impl Buffer {
             below += height;
             if marker == Some(index.wrapping_sub(1)) && index > 0 {
                 if below >= skip && out.len() < rows {
-                    out.push(layout::marker_row(width));
+                    out.push(layout::marker_row(width.pane));
                 }
                 below += 1;
             }

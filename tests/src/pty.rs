@@ -61,6 +61,9 @@ pub struct Requests {
     pub clipboard: Vec<Vec<u8>>,
     /// Bells.
     pub bells: usize,
+    /// OSC 8 hyperlinks, in order: the URI each opens, empty for the one that closes a
+    /// link.
+    pub hyperlinks: Vec<Vec<u8>>,
 }
 
 impl vt100::Callbacks for Requests {
@@ -78,6 +81,13 @@ impl vt100::Callbacks for Requests {
 
     fn copy_to_clipboard(&mut self, _: &mut vt100::Screen, _ty: &[u8], data: &[u8]) {
         self.clipboard.push(data.to_vec());
+    }
+
+    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        // `8 ; params ; URI`, the URI split further wherever it has a `;`.
+        if let [b"8", _, uri @ ..] = params {
+            self.hyperlinks.push(uri.join(&b';'));
+        }
     }
 }
 

@@ -56,6 +56,15 @@ fn self_signed_ca(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) 
     (cert_path, key_path)
 }
 
+/// Alice's client at `addr` in a `columns`×24 terminal, once she is in #rust.
+fn alice_in_rust(addr: &str, columns: u16) -> PtyClient {
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", addr], columns, 24);
+    alice.wait_for("● connected");
+    alice.type_keys("/j rust\r");
+    alice.wait_for("you joined #rust");
+    alice
+}
+
 fn utf8(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
@@ -411,10 +420,7 @@ async fn ctrl_r_brings_back_a_line_sent_before() {
 async fn the_smart_filter_hides_the_comings_and_goings_of_the_silent() {
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
-    alice.type_keys("/j rust\r");
-    alice.wait_for("you joined #rust");
+    let alice = alice_in_rust(&addr, COLUMNS);
     let mut silent = server.login("silent").await;
     silent.send("/join #rust").await;
     alice.wait_for("│ #rust (2)");
@@ -469,4 +475,77 @@ async fn away_and_whois_in_the_real_client() {
     alice.wait_for("alice is away: gone fishing");
     bob.send("alice: hello?").await;
     bob.expect("away alice: gone fishing").await;
+}
+
+/// The URL of the hyperlink tests: longer than two rows of 40 columns.
+const LONG_URL: &str =
+    "https://example.org/chat/issues/21?about=a-url-too-long-for-one-row-of-the-pane&page=2";
+
+/// The URL as the screen shows it: from the row it starts on, the rows it fills, and the
+/// start of the row it ends on; `None` if no row starts with it.
+fn url_on_screen(screen: &vt100::Screen) -> Option<String> {
+    let contents = screen.contents();
+    let mut rows = contents.lines().skip_while(|r| !r.starts_with("https://"));
+    let mut url = rows.next()?.to_owned();
+    let (_, columns) = screen.size();
+    while url.chars().count() % usize::from(columns.get()) == 0 {
+        let Some(row) = rows.next() else { break };
+        url.push_str(row.split(' ').next().unwrap_or_default());
+    }
+    Some(url.split(' ').next().unwrap_or_default().to_owned())
+}
+
+/// Feature: a URL is never broken by the wrap indent or the user list, so that the
+/// terminal can select it, and it is an OSC 8 hyperlink unless `--no-hyperlinks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_url_fills_whole_rows_and_is_a_hyperlink() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut alice = alice_in_rust(&addr, 80);
+    let mut bob = server.login("bob").await;
+    bob.send("/join #rust").await;
+    alice.wait_for("│ #rust (2)");
+    bob.send(&format!("#rust: see {LONG_URL} for more")).await;
+    alice.wait_for("for more");
+    let screen = alice.screen();
+    let at = screen
+        .lines()
+        .position(|r| r.starts_with("https://"))
+        .expect("the URL starts a row");
+    let rows: Vec<&str> = screen.lines().collect();
+    assert!(rows[at - 1].contains("bob: see "), "{screen}");
+    assert_eq!(
+        rows[at].chars().count(),
+        80,
+        "the user list makes way: {screen}"
+    );
+    assert!(!rows[at].contains('│'), "{screen}");
+    alice.wait_until("the whole URL", |s| {
+        url_on_screen(s).as_deref() == Some(LONG_URL)
+    });
+    let links = alice.requests().hyperlinks;
+    assert!(links.iter().any(|l| l == LONG_URL.as_bytes()), "{links:?}");
+    assert_eq!(
+        links.last().map(Vec::as_slice),
+        Some(&b""[..]),
+        "every link is closed"
+    );
+
+    // At 40 columns, without the user list, on rows of 40.
+    alice.resize(40, 12);
+    alice.wait_until("the whole URL at 40 columns", |s| {
+        url_on_screen(s).as_deref() == Some(LONG_URL)
+    });
+
+    let mut carol = PtyClient::spawn(
+        &["--name", "carol", "--addr", &addr, "--no-hyperlinks"],
+        80,
+        24,
+    );
+    carol.wait_for("● connected");
+    carol.type_keys("/j rust\r");
+    carol.wait_for("│ #rust (3)");
+    bob.send(&format!("#rust: again {LONG_URL}")).await;
+    carol.wait_until("the URL", |s| url_on_screen(s).as_deref() == Some(LONG_URL));
+    assert!(carol.requests().hyperlinks.is_empty());
 }

@@ -39,13 +39,30 @@ fn settings() -> Settings {
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         smart_filter: false,
+        hyperlinks: false,
         mouse: false,
         log: false,
     }
 }
 
 fn app() -> App {
-    App::new(settings(), Size::new(80, 24), start())
+    with(settings())
+}
+
+/// An app of 80×24 with `settings`.
+fn with(settings: Settings) -> App {
+    App::new(settings, Size::new(80, 24), start())
+}
+
+/// Logged in and in #rust, with the smart filter on.
+fn smart_filtered() -> App {
+    let mut app = with(Settings {
+        smart_filter: true,
+        ..settings()
+    });
+    login(&mut app);
+    in_room(&mut app, "#rust");
+    app
 }
 
 fn connected() -> App {
@@ -386,14 +403,10 @@ fn a_mention_marks_its_buffer_and_rings_the_bell() {
     assert!(!current(&app).mentioned, "seen");
     assert_eq!(app.update(alt(KeyCode::Char('2')), clock()), [], "once");
 
-    let mut quiet = App::new(
-        Settings {
-            bell: false,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let mut quiet = with(Settings {
+        bell: false,
+        ..settings()
+    });
     quiet.update(Msg::Net(NetEvent::Connected), clock());
     assert_eq!(server(&mut quiet, "from bob *: alice?"), [], "--no-bell");
 }
@@ -539,16 +552,7 @@ fn ctrl_r_finds_lines_sent_before() {
 /// Issue 21, features: the smart filter shows joins and parts of those who spoke lately.
 #[test]
 fn the_smart_filter_shows_only_those_who_spoke_lately() {
-    let mut app = App::new(
-        Settings {
-            smart_filter: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
-    login(&mut app);
-    in_room(&mut app, "#rust");
+    let mut app = smart_filtered();
     let before = current(&app).entries().len();
     server(&mut app, "joined #rust carol");
     assert_eq!(current(&app).entries().len(), before, "carol never spoke");
@@ -581,8 +585,8 @@ fn the_unread_marker_goes_where_a_buffer_was_left() {
     server(&mut app, "from bob #rust 2: new one");
     app.update(alt(KeyCode::Char('3')), clock());
     assert_eq!(current(&app).marker, Some(read));
-    let rows = current(&app).visible_rows(app.look(), 60, 0, 10, None);
-    let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+    let rows = current(&app).visible_rows(app.look(), Widths::same(60), 0, 10, None);
+    let text: Vec<String> = rows.iter().map(|r| r.line.to_string()).collect();
     let marker = text
         .iter()
         .position(|r| r.starts_with(layout::NEW_MARKER))
@@ -599,9 +603,9 @@ fn join_and_part_bursts_fold_into_one_line() {
     }
     server(&mut app, "left bob");
     let shown: Vec<String> = current(&app)
-        .visible_rows(app.look(), 80, 0, 10, None)
+        .visible_rows(app.look(), Widths::same(80), 0, 10, None)
         .iter()
-        .map(|l| l.to_string())
+        .map(|r| r.line.to_string())
         .collect();
     assert_eq!(shown.len(), 3, "{shown:?}");
     assert!(
@@ -1304,14 +1308,10 @@ fn logged(commands: &[Command]) -> Vec<String> {
 /// stayed logged with `(pending)` after it was sent.
 #[test]
 fn the_log_has_every_line_shown_and_pending_lines_once_sent() {
-    let mut app = App::new(
-        Settings {
-            log: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let mut app = with(Settings {
+        log: true,
+        ..settings()
+    });
     login(&mut app);
     in_room(&mut app, "#rust");
     assert_eq!(
@@ -1440,14 +1440,10 @@ fn scrollback_is_bounded_per_buffer() {
 
 #[test]
 fn logs_carry_the_date_and_the_line_as_shown() {
-    let mut app = App::new(
-        Settings {
-            log: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let mut app = with(Settings {
+        log: true,
+        ..settings()
+    });
     app.update(Msg::Net(NetEvent::Connected), clock());
     let commands = server(&mut app, "from bob *: hello");
     assert_eq!(
@@ -1488,14 +1484,10 @@ fn the_mouse_is_captured_only_when_asked() {
         [Command::Mouse(true)]
     );
     assert_eq!(enter(&mut app, "/mouse"), [Command::Mouse(false)]);
-    let app = App::new(
-        Settings {
-            mouse: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let app = with(Settings {
+        mouse: true,
+        ..settings()
+    });
     assert_eq!(app.start(), [Command::Connect, Command::Mouse(true)]);
 }
 
@@ -1519,19 +1511,19 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
     }
     // At 40 columns (20 for messages with the user list gone, 40 without) each wraps more.
     app.update(Msg::Resize(40, 24), clock());
-    let narrow = current(&app).visible_rows(app.look(), 40, 0, 19, None);
+    let narrow = current(&app).visible_rows(app.look(), Widths::same(40), 0, 19, None);
     assert!(
         narrow
             .last()
-            .is_some_and(|l| l.to_string().contains("word"))
+            .is_some_and(|r| r.line.to_string().contains("word"))
     );
     for _ in 0..100 {
         app.update(key(KeyCode::PageUp), clock());
     }
     let top = current(&app).scroll;
-    let rows = current(&app).visible_rows(app.look(), 40, top, 18, None);
+    let rows = current(&app).visible_rows(app.look(), Widths::same(40), top, 18, None);
     assert!(
-        rows[0].to_string().contains(" 0 word"),
+        rows[0].line.to_string().contains(" 0 word"),
         "the oldest entry is reachable: {:?}",
         rows[0]
     );
@@ -1539,7 +1531,7 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
     let heights: usize = current(&app)
         .entries()
         .iter()
-        .map(|e| layout::height(e, app.look(), 40))
+        .map(|e| layout::height(e, app.look(), Widths::same(40)))
         .sum();
     assert_eq!(
         top,
