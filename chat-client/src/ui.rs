@@ -19,7 +19,7 @@ use crate::buffers::BufferId;
 use crate::commands;
 use crate::conn::ConnState;
 use crate::layout::{self, Link, MIN_HEIGHT, MIN_WIDTH, Widths, name_style};
-use crate::sanitize::SafeText;
+use crate::sanitize::{SafeText, is_skin_tone_emoji};
 
 /// Draws `app` over the whole frame and places the cursor in the input line.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -52,6 +52,31 @@ impl Widget for &App {
         render_input(self, panes.input, buf);
         if let Some(scroll) = self.help() {
             render_help(area, scroll, buf);
+        }
+        cover_skin_tones(buf);
+    }
+}
+
+/// The two cells after an emoji with a skin tone are drawn again in every frame, right
+/// after it. A terminal that draws the tone as a character of its own puts it there, over
+/// cells ratatui takes for unchanged; drawn again, they cover it rather than leave a stray
+/// swatch (behind the cursor, or after the emoji is deleted).
+fn cover_skin_tones(buf: &mut Buffer) {
+    let area = buf.area;
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            if !is_skin_tone_emoji(buf[(x, y)].symbol()) {
+                continue;
+            }
+            for next in [x.saturating_add(2), x.saturating_add(3)] {
+                // A cell of a link keeps its forced width: it is drawn whole anyway.
+                if let Some(cell) = buf
+                    .cell_mut((next, y))
+                    .filter(|cell| cell.diff_option == CellDiffOption::None)
+                {
+                    cell.set_diff_option(CellDiffOption::AlwaysUpdate);
+                }
+            }
         }
     }
 }

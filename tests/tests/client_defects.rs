@@ -549,3 +549,34 @@ async fn a_long_url_fills_whole_rows_and_is_a_hyperlink() {
     carol.wait_until("the URL", |s| url_on_screen(s).as_deref() == Some(LONG_URL));
     assert!(carol.requests().hyperlinks.is_empty());
 }
+
+/// Defect 16: `👍🏽` lost its skin tone, in the conversation and in the input. The client
+/// writes it whole, one character two cells wide (vt100, as xterm, draws the tone apart,
+/// so the bytes written are what says it was kept), and ← and Backspace take it in one
+/// step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emoji_keeps_its_skin_tone_in_the_conversation_and_the_input() {
+    use chat_tests::keys::{BACKSPACE, LEFT, RIGHT};
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut bob = server.login("bob").await;
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 80, 24);
+    alice.wait_for("● connected");
+    bob.expect("joined alice").await;
+    bob.send("*: nice 👍🏽 work").await;
+    alice.wait_for("work");
+    let written = String::from_utf8_lossy(&alice.output()).into_owned();
+    assert!(written.contains("nice 👍🏽"), "the tone was dropped");
+
+    let cursor = |column: u16| move |s: &vt100::Screen| s.cursor_position() == (23, column);
+    alice.type_keys("a👍🏽");
+    alice.wait_until("the cursor after a and a two-cell 👍🏽", cursor(4 + 1 + 2));
+    alice.type_keys(LEFT);
+    alice.wait_until("one step left over 👍🏽", cursor(4 + 1));
+    alice.type_keys(RIGHT);
+    alice.wait_until("one step right over 👍🏽", cursor(4 + 1 + 2));
+    alice.type_keys(BACKSPACE);
+    alice.wait_until("one Backspace deletes 👍🏽", cursor(4 + 1));
+    alice.type_keys("b\r");
+    bob.expect("from alice *: ab").await;
+}

@@ -632,3 +632,32 @@ fn a_long_url_takes_whole_rows_and_is_a_hyperlink() {
         "https://%E4%BE%8B%E3%81%88.jp/a%20b"
     );
 }
+
+/// Issue 21, defect 16: `👍🏽` is drawn whole in one two-cell cell, in the messages and
+/// the input, and the two cells after it are drawn again with it (so that a terminal
+/// that draws the tone apart leaves no stray swatch).
+#[test]
+fn an_emoji_keeps_its_skin_tone_on_screen() {
+    let now = Instant::now();
+    let mut app = app(60, 10, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["from bob *: nice 👍🏽 work"]);
+    type_line(&mut app, now, "👍🏽");
+    let terminal = screen(&app, 60, 10);
+    let buffer = terminal.backend().buffer();
+    let message = (0..10)
+        .find(|&y| row(&terminal, y).starts_with("09:05 bob: nice "))
+        .expect("bob's line");
+    let x = "09:05 bob: nice ".len() as u16;
+    assert_eq!(buffer[(x, message)].symbol(), "👍🏽");
+    assert_eq!(buffer[(x + 2, message)].symbol(), " ");
+    assert_eq!(buffer[(x + 3, message)].symbol(), "w");
+    for cell in [&buffer[(x + 2, message)], &buffer[(x + 3, message)]] {
+        assert_eq!(cell.diff_option, CellDiffOption::AlwaysUpdate);
+    }
+    assert_eq!(buffer[(4, 9)].symbol(), "👍🏽", "in the input after [*]");
+    assert_eq!(
+        terminal.backend().cursor_position(),
+        Position::new(4 + 2, 9)
+    );
+}
