@@ -466,18 +466,25 @@ impl App {
         clock: Clock,
     ) {
         let fold = self.settings.join_part == JoinPart::Fold;
+        if self.settings.log && fold {
+            // Each one, though the screen folds a burst into one line or hides it.
+            let verb = if joined { "joined" } else { "left" };
+            let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
+            self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
+        }
+        if !joined {
+            self.buffers.forget_join(index, &name);
+        }
         let spoke_lately = self
             .last_spoke
             .get(&name.folded())
             .is_some_and(|at| clock.now.saturating_duration_since(*at) < SMART_FILTER_DELAY);
         if fold && self.settings.smart_filter && !spoke_lately {
+            if joined {
+                self.buffers
+                    .hide_join(index, clock.now, clock.local, name, room);
+            }
             return;
-        }
-        if self.settings.log && fold {
-            // Each one, though the screen folds a burst into one line.
-            let verb = if joined { "joined" } else { "left" };
-            let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
-            self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
         }
         let width = self.message_width();
         let measure = Measure {

@@ -477,6 +477,34 @@ async fn away_and_whois_in_the_real_client() {
     bob.expect("away alice: gone fishing").await;
 }
 
+/// Feature: as WeeChat's `smart_filter_join_unmask`, a join the smart filter hid shows
+/// after all, in its place, when that person speaks within 30 minutes of joining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_join_shows_in_its_place_when_its_author_speaks() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut alice = alice_in_rust(&addr, COLUMNS);
+    let mut quiet = server.login("quiet").await;
+    quiet.send("/join #rust").await;
+    alice.wait_for("│ #rust (2)");
+    alice.type_keys("meanwhile\r");
+    alice.wait_for("alice: meanwhile");
+    assert!(
+        !alice.screen().contains("quiet joined"),
+        "{}",
+        alice.screen()
+    );
+    quiet.send("#rust: hello all").await;
+    alice.wait_for("quiet: hello all");
+    let screen = alice.screen();
+    let at = |text: &str| screen.lines().position(|l| l.contains(text));
+    let joined = at("quiet joined #rust").expect("the join shown");
+    assert!(
+        joined < at("alice: meanwhile").expect("alice's line"),
+        "{screen}"
+    );
+}
+
 /// The URL of the hyperlink tests: longer than two rows of 40 columns.
 const LONG_URL: &str =
     "https://example.org/chat/issues/21?about=a-url-too-long-for-one-row-of-the-pane&page=2";

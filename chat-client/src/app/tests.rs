@@ -575,6 +575,47 @@ fn the_smart_filter_shows_only_those_who_spoke_lately() {
     assert_eq!(current(&app).entries().len(), before);
 }
 
+/// Issue 21, features: as WeeChat's `smart_filter_join_unmask`, a join the smart filter
+/// hid shows after all, where it came, when its author speaks within 30 minutes.
+#[test]
+fn a_hidden_join_shows_when_its_author_speaks_soon_after() {
+    let mut app = smart_filtered();
+    server(&mut app, "joined #rust carol");
+    server(&mut app, "joined #rust dave");
+    server(&mut app, "from bob #rust 1: meanwhile");
+    let before = current(&app).entries().len();
+    server(&mut app, "from carol #rust 2: hi");
+    let kinds: Vec<&EntryKind> = current(&app).entries().iter().map(|e| &e.kind).collect();
+    assert_eq!(kinds.len(), before + 2, "her join and her line");
+    assert!(
+        matches!(
+            &kinds[before - 1],
+            EntryKind::Presence { joined: true, names, .. } if names == &[name("carol")]
+        ),
+        "her join, where it came: before bob's line; {kinds:?}"
+    );
+    assert!(matches!(&kinds[before], EntryKind::Message { from, .. } if *from == name("bob")));
+
+    // Dave speaks too late: his join stays hidden.
+    let mut later = clock();
+    later.now += crate::buffers::JOIN_UNMASK;
+    let before = current(&app).entries().len();
+    let line = "from dave #rust 3: late".parse().expect("a line");
+    app.update(Msg::Net(NetEvent::Line(line)), later);
+    assert_eq!(current(&app).entries().len(), before + 1, "his line only");
+
+    // One who left and came back is unmasked from the last join only.
+    server(&mut app, "joined #rust erin");
+    server(&mut app, "left #rust erin");
+    let before = current(&app).entries().len();
+    server(&mut app, "from erin #rust 4: hello?");
+    assert_eq!(
+        current(&app).entries().len(),
+        before + 1,
+        "her part forgot her join"
+    );
+}
+
 #[test]
 fn the_unread_marker_goes_where_a_buffer_was_left() {
     let mut app = connected();
