@@ -368,12 +368,14 @@ impl App {
         self.out.push(Command::Quit);
     }
 
-    /// The user asks to leave (`/quit`, Ctrl-C or Ctrl-D on an empty line): at once,
-    /// unless lines typed while disconnected would be lost; those are said first, and
-    /// `/quit` or Ctrl-C again quits. Returns whether it quit.
-    fn user_quit(&mut self) -> bool {
+    /// The user asks to leave (`/quit [message]`, Ctrl-C or Ctrl-D on an empty line): at
+    /// once, unless lines typed while disconnected would be lost; those are said first,
+    /// and `/quit` or Ctrl-C again quits. Returns whether it quit. The protocol has no
+    /// quit reason, so `message` is only written to the server buffer's log.
+    fn user_quit(&mut self, message: Option<&str>, clock: Clock) -> bool {
         let pending = self.outbox.len();
         if pending == 0 || self.quit_warned {
+            self.log_quit(message, clock);
             self.quit(Exit::Clean);
             return true;
         }
@@ -385,6 +387,17 @@ impl App {
         );
         self.hint = Some((SafeText::new(&text), true));
         false
+    }
+
+    /// `you quit: message` in the server buffer's log: the one place a quit message goes.
+    fn log_quit(&mut self, message: Option<&str>, clock: Clock) {
+        if self.settings.log {
+            let text = match message {
+                Some(message) => format!("you quit: {}", SafeText::new(message)),
+                None => "you quit".to_owned(),
+            };
+            self.log_line(0, clock.local, text);
+        }
     }
 
     // ---- entries ----

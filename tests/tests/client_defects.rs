@@ -477,6 +477,32 @@ async fn away_and_whois_in_the_real_client() {
     bob.expect("away alice: gone fishing").await;
 }
 
+/// Feature (habits): `/quit message` quits, as WeeChat's does. The protocol has no quit
+/// reason, so the message goes nowhere on the wire: the others see a plain `left`, and
+/// only the `--log-dir` log keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_with_a_message_leaves_and_only_the_log_keeps_the_message() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let logs = dir.path().join("logs");
+    let mut bob = server.login("bob").await;
+    let mut alice = PtyClient::spawn(
+        &["--name", "alice", "--addr", &addr, "--log-dir", utf8(&logs)],
+        COLUMNS,
+        24,
+    );
+    alice.wait_for("● connected");
+    bob.expect("joined alice").await;
+    alice.type_keys("/quit gone fishing\r");
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+    bob.expect("left alice").await;
+    let log = std::fs::read_to_string(logs.join("server.log")).expect("the server buffer's log");
+    assert!(log.trim_end().ends_with(" you quit: gone fishing"), "{log}");
+    assert!(!server.log_text().contains("gone fishing"));
+}
+
 /// Feature: as WeeChat's `smart_filter_join_unmask`, a join the smart filter hid shows
 /// after all, in its place, when that person speaks within 30 minutes of joining.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1176,6 +1176,40 @@ fn quitting_with_pending_lines_asks_first() {
     assert_eq!(connected().update(ctrl('c'), clock()), [Command::Quit]);
 }
 
+/// Issue 21, feature (habits): `/quit [message]` quits, with or without lines waiting;
+/// the message is sent nowhere (the protocol has no quit reason), only logged.
+#[test]
+fn quit_takes_a_message_that_only_the_log_keeps() {
+    assert_eq!(
+        enter(&mut connected(), "/quit gone fishing"),
+        [Command::Quit]
+    );
+    let mut app = with(Settings {
+        log: true,
+        ..settings()
+    });
+    login(&mut app);
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "one");
+    assert_eq!(enter(&mut app, "/exit gone fishing"), []);
+    assert!(
+        hint(&app).starts_with("1 line not sent yet"),
+        "{}",
+        hint(&app)
+    );
+    let commands = enter(&mut app, "/quit gone fishing");
+    assert_eq!(
+        commands,
+        [
+            Command::Log {
+                buffer: "server".into(),
+                line: "2026-11-29 12:34:00 you quit: gone fishing".into()
+            },
+            Command::Quit
+        ]
+    );
+}
+
 #[test]
 fn a_refused_first_login_ends_the_program() {
     let mut app = app();
