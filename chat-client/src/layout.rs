@@ -485,12 +485,17 @@ fn find_urls(cells: &[(&str, Style)]) -> Vec<std::ops::Range<usize>> {
     let mut i = 0;
     while i < cells.len() {
         let word_start = i == 0 || matches!(cells[i - 1].0, " " | "(" | "<" | "[" | "\"" | "'");
-        let head: String = cells[i..].iter().take(8).map(|(g, _)| *g).collect();
-        let scheme = URL_SCHEMES.iter().find(|scheme| {
-            head.get(..scheme.len())
-                .is_some_and(|h| h.eq_ignore_ascii_case(scheme))
-        });
-        let Some(scheme) = scheme.filter(|_| word_start) else {
+        // Every row of every entry drawn passes here: look further only at a word's `h`.
+        let scheme = (word_start && cells[i].0.eq_ignore_ascii_case("h"))
+            .then(|| {
+                let head: String = cells[i..].iter().take(8).map(|(g, _)| *g).collect();
+                URL_SCHEMES.iter().find(|scheme| {
+                    head.get(..scheme.len())
+                        .is_some_and(|h| h.eq_ignore_ascii_case(scheme))
+                })
+            })
+            .flatten();
+        let Some(scheme) = scheme else {
             i += 1;
             continue;
         };
