@@ -32,6 +32,7 @@ pub fn render(lines: usize, width: u16, height: u16) -> anyhow::Result<Value> {
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         smart_filter: false,
+        hyperlinks: false,
         mouse: false,
         log: false,
     };

@@ -31,7 +31,7 @@ use crate::history::InputHistory;
 use crate::input::InputLine;
 use crate::keepalive::Keepalive;
 use crate::keys::{self, Action, Edit};
-use crate::layout::{self, Look};
+use crate::layout::{self, Look, Widths};
 use crate::outbox::{Outbox, Pending};
 use crate::sanitize::SafeText;
 
@@ -85,6 +85,8 @@ pub struct Settings {
     /// With `join_part` fold: show the joins and parts of people who spoke lately only
     /// (WeeChat's `irc.look.smart_filter`).
     pub smart_filter: bool,
+    /// Make URLs OSC 8 hyperlinks.
+    pub hyperlinks: bool,
     /// Start with mouse wheel scrolling on.
     pub mouse: bool,
     /// Keep a plain-text log per buffer (the runtime writes it).
@@ -366,12 +368,14 @@ impl App {
         self.out.push(Command::Quit);
     }
 
-    /// The user asks to leave (`/quit`, Ctrl-C or Ctrl-D on an empty line): at once,
-    /// unless lines typed while disconnected would be lost; those are said first, and
-    /// `/quit` or Ctrl-C again quits. Returns whether it quit.
-    fn user_quit(&mut self) -> bool {
+    /// The user asks to leave (`/quit [message]`, Ctrl-C or Ctrl-D on an empty line): at
+    /// once, unless lines typed while disconnected would be lost; those are said first,
+    /// and `/quit` or Ctrl-C again quits. Returns whether it quit. The protocol has no
+    /// quit reason, so `message` is only written to the server buffer's log.
+    fn user_quit(&mut self, message: Option<&str>, clock: Clock) -> bool {
         let pending = self.outbox.len();
         if pending == 0 || self.quit_warned {
+            self.log_quit(message, clock);
             self.quit(Exit::Clean);
             return true;
         }
@@ -383,6 +387,17 @@ impl App {
         );
         self.hint = Some((SafeText::new(&text), true));
         false
+    }
+
+    /// `you quit: message` in the server buffer's log: the one place a quit message goes.
+    fn log_quit(&mut self, message: Option<&str>, clock: Clock) {
+        if self.settings.log {
+            let text = match message {
+                Some(message) => format!("you quit: {}", SafeText::new(message)),
+                None => "you quit".to_owned(),
+            };
+            self.log_line(0, clock.local, text);
+        }
     }
 
     // ---- entries ----
@@ -464,18 +479,25 @@ impl App {
         clock: Clock,
     ) {
         let fold = self.settings.join_part == JoinPart::Fold;
+        if self.settings.log && fold {
+            // Each one, though the screen folds a burst into one line or hides it.
+            let verb = if joined { "joined" } else { "left" };
+            let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
+            self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
+        }
+        if !joined {
+            self.buffers.forget_join(index, &name);
+        }
         let spoke_lately = self
             .last_spoke
             .get(&name.folded())
             .is_some_and(|at| clock.now.saturating_duration_since(*at) < SMART_FILTER_DELAY);
         if fold && self.settings.smart_filter && !spoke_lately {
+            if joined {
+                self.buffers
+                    .hide_join(index, clock.now, clock.local, name, room);
+            }
             return;
-        }
-        if self.settings.log && fold {
-            // Each one, though the screen folds a burst into one line.
-            let verb = if joined { "joined" } else { "left" };
-            let room_text = room.as_ref().map_or(String::new(), |r| format!(" {r}"));
-            self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
         }
         let width = self.message_width();
         let measure = Measure {
@@ -556,8 +578,12 @@ impl App {
             .map_or(Rect::default(), |p| p.messages)
     }
 
-    fn message_width(&self) -> usize {
-        usize::from(self.messages_area().width).max(1)
+    fn message_width(&self) -> Widths {
+        let pane = usize::from(self.messages_area().width).max(1);
+        Widths {
+            pane,
+            screen: usize::from(self.size.width).max(pane),
+        }
     }
 
     // ---- read-only views for `ui` ----
@@ -640,6 +666,11 @@ impl App {
     /// How far the user list is scrolled.
     pub fn nick_scroll(&self) -> usize {
         self.nick_scroll
+    }
+
+    /// Whether URLs are drawn as OSC 8 hyperlinks.
+    pub fn hyperlinks(&self) -> bool {
+        self.settings.hyperlinks
     }
 
     /// Whether mouse wheel scrolling is on.

@@ -4,18 +4,33 @@
 //! position, unread count, mention flag and unread marker.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
-use chrono::NaiveDateTime;
-use ratatui::text::Line;
-
-use crate::layout::{self, Look};
+use crate::layout::{self, Look, Row, Widths};
 use crate::room::Room;
 use crate::sanitize::SafeText;
+use chat_proto::{Conv, MessageId, Recipient, RoomName, UserName};
+use chrono::NaiveDateTime;
 
 /// Presence lines this close together fold into one.
 const PRESENCE_BURST_SECS: i64 = 30;
+
+/// A join the smart filter hid is shown after all when its author speaks within this long
+/// after it (WeeChat's `irc.look.smart_filter_join_unmask`, 30 minutes).
+pub const JOIN_UNMASK: Duration = Duration::from_secs(30 * 60);
+
+/// A join the smart filter hid, kept aside in case its author speaks soon.
+#[derive(Debug)]
+struct HiddenJoin {
+    /// When it came, for [`JOIN_UNMASK`].
+    at: Instant,
+    /// Its time, as it would have been drawn.
+    time: NaiveDateTime,
+    /// The entry it came after, where it goes if shown; `None` if the buffer was empty.
+    after: Option<u64>,
+    name: UserName,
+    room: Option<RoomName>,
+}
 
 /// Which buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,13 +211,13 @@ impl EntryKind {
     }
 }
 
-/// How entries are measured: the look and the message pane's width.
+/// How entries are measured: the look and the widths rows are laid out in.
 #[derive(Debug, Clone, Copy)]
 pub struct Measure<'a> {
     /// How entries are drawn.
     pub look: &'a Look,
-    /// The message pane's width.
-    pub width: usize,
+    /// The message pane's width, and the screen's.
+    pub width: Widths,
 }
 
 impl Measure<'_> {
@@ -267,6 +282,8 @@ pub struct Buffer {
     /// goes above them rather than under lines others never saw first.
     pub flushed_from: Option<u64>,
     last_id: Option<MessageId>,
+    /// Joins the smart filter hid in the last [`JOIN_UNMASK`], oldest first.
+    hidden_joins: VecDeque<HiddenJoin>,
 }
 
 impl Buffer {
@@ -291,6 +308,7 @@ impl Buffer {
             at_start: false,
             flushed_from: None,
             last_id: None,
+            hidden_joins: VecDeque::new(),
         }
     }
 
@@ -405,13 +423,13 @@ impl Buffer {
     pub fn visible_rows(
         &self,
         look: &Look,
-        width: usize,
+        width: Widths,
         skip: usize,
         rows: usize,
         highlight: Option<&str>,
-    ) -> Vec<Line<'static>> {
+    ) -> Vec<Row> {
         let marker = self.marker_index();
-        let mut out: Vec<Line<'static>> = Vec::with_capacity(rows);
+        let mut out: Vec<Row> = Vec::with_capacity(rows);
         let mut below = 0;
         for (index, entry) in self.entries.iter().enumerate().rev() {
             if out.len() >= rows {
@@ -431,7 +449,7 @@ impl Buffer {
             below += height;
             if marker == Some(index.wrapping_sub(1)) && index > 0 {
                 if below >= skip && out.len() < rows {
-                    out.push(layout::marker_row(width));
+                    out.push(layout::marker_row(width.pane));
                 }
                 below += 1;
             }
@@ -467,6 +485,37 @@ impl Buffer {
         }
         let known: usize = self.heights.iter().sum();
         self.scroll = self.scroll.min(known);
+    }
+
+    /// Inserts `entries` at `at`, each with a day-change line if its date is not that of
+    /// the entry before it (and the entry after them decided again). Scrolled up, the view
+    /// stays on the rows being read: lines inserted below its bottom push those rows up, so
+    /// the scroll grows with them; lines inserted higher up leave it where it is.
+    fn insert_run(&mut self, at: usize, entries: Vec<Entry>, measure: &Measure) {
+        let view_moves = self.scroll > 0 && self.rows_from(at, measure, self.scroll) <= self.scroll;
+        let count = entries.len();
+        let mut inserted_rows = 0;
+        for (offset, mut entry) in entries.into_iter().enumerate() {
+            let at = at + offset;
+            entry.day_change = at
+                .checked_sub(1)
+                .is_some_and(|before| self.entries[before].time.date() != entry.time.date());
+            let height = measure.height(&entry);
+            inserted_rows += height;
+            if let Some(id) = entry.kind.id() {
+                self.ids.insert(id);
+                self.last_id = self.last_id.max(Some(id));
+            }
+            if at < self.stale {
+                self.stale += 1;
+            }
+            self.entries.insert(at, entry);
+            self.heights.insert(at, height);
+        }
+        inserted_rows += self.recheck_day_change(at + count, measure);
+        if view_moves {
+            self.scroll += inserted_rows;
+        }
     }
 
     /// Whether entry `index` starts a new day is decided again, now that another entry
@@ -522,6 +571,11 @@ impl Buffer {
         }
     }
 
+    fn forget_join(&mut self, name: &UserName) {
+        self.hidden_joins
+            .retain(|h| h.name.folded() != name.folded());
+    }
+
     /// Empties the buffer.
     pub fn clear(&mut self) {
         self.entries.clear();
@@ -531,6 +585,7 @@ impl Buffer {
         self.scroll = 0;
         self.unseen = 0;
         self.marker = None;
+        self.hidden_joins.clear();
     }
 
     /// After a resize: every height is stale; the newest `rows` are measured now.
@@ -717,6 +772,78 @@ impl Buffers {
         }
     }
 
+    /// The smart filter hides `name`'s join from buffer `index`: it is kept aside for
+    /// [`JOIN_UNMASK`] in case they speak, with where it would have gone.
+    pub fn hide_join(
+        &mut self,
+        index: usize,
+        now: Instant,
+        time: NaiveDateTime,
+        name: UserName,
+        room: Option<RoomName>,
+    ) {
+        let buffer = &mut self.list[index];
+        while buffer
+            .hidden_joins
+            .front()
+            .is_some_and(|h| now.saturating_duration_since(h.at) >= JOIN_UNMASK)
+        {
+            buffer.hidden_joins.pop_front();
+        }
+        buffer.forget_join(&name);
+        let after = buffer.entries.back().map(|e| e.seq);
+        buffer.hidden_joins.push_back(HiddenJoin {
+            at: now,
+            time,
+            after,
+            name,
+            room,
+        });
+    }
+
+    /// `name` left buffer `index`: a join of theirs kept aside will not be shown.
+    pub fn forget_join(&mut self, index: usize, name: &UserName) {
+        self.list[index].forget_join(name);
+    }
+
+    /// `name` speaks in buffer `index`: their join hidden less than [`JOIN_UNMASK`] ago is
+    /// shown after all, where it came, as WeeChat's smart filter unmasks it.
+    pub fn unmask_join(&mut self, index: usize, name: &UserName, now: Instant, measure: &Measure) {
+        let buffer = &mut self.list[index];
+        let Some(found) = buffer
+            .hidden_joins
+            .iter()
+            .rposition(|h| h.name.folded() == name.folded())
+        else {
+            return;
+        };
+        let Some(hidden) = buffer.hidden_joins.remove(found) else {
+            return;
+        };
+        if now.saturating_duration_since(hidden.at) >= JOIN_UNMASK {
+            return;
+        }
+        let at = match hidden.after {
+            None => 0,
+            Some(seq) => match buffer.index_of(seq) {
+                Some(index) => index + 1,
+                // What it came after has left the scrollback, and so would it have.
+                None => return,
+            },
+        };
+        let entry = Entry {
+            seq: self.seq(),
+            time: hidden.time,
+            day_change: false,
+            kind: EntryKind::Presence {
+                joined: true,
+                names: vec![hidden.name],
+                room: hidden.room,
+            },
+        };
+        self.list[index].insert_run(at, vec![entry], measure);
+    }
+
     /// Merges a batch of history into buffer `index`, in id order and without the
     /// messages it already shows (those shown without an id, ours or a direct message as
     /// it arrived, are matched by sender and text and given their id), under a marker
@@ -781,51 +908,27 @@ impl Buffers {
         while at > 0 && matches!(buffer.entries[at - 1].kind, EntryKind::Marker(_)) {
             at -= 1;
         }
-        // Scrolled up, the view stays on the rows being read: lines inserted below its
-        // bottom push those rows up, so the scroll grows with them; lines inserted higher
-        // up (older history at the top) leave it where it is.
-        let view_moves =
-            buffer.scroll > 0 && buffer.rows_from(at, measure, buffer.scroll) <= buffer.scroll;
         let count = fresh.len();
         let marker_time = fresh[0].0;
         let label = SafeText::new(&format!("{label}: {count}"));
         let mut added = vec![(marker_time, EntryKind::Marker(label))];
         added.extend(fresh);
-        let mut inserted_rows = 0;
-        let added_len = added.len();
-        for (offset, (time, kind)) in added.into_iter().enumerate() {
-            self.next_seq += 1;
-            let buffer = &mut self.list[index];
-            let day_change = (at + offset)
-                .checked_sub(1)
-                .is_some_and(|before| buffer.entries[before].time.date() != time.date());
-            let entry = Entry {
-                seq: self.next_seq,
+        let added: Vec<Entry> = added
+            .into_iter()
+            .map(|(time, kind)| Entry {
+                seq: self.seq(),
                 time,
-                day_change,
+                day_change: false,
                 kind,
-            };
-            let height = measure.height(&entry);
-            inserted_rows += height;
-            if entry.kind.id().is_some() {
-                merged.messages.push(entry.clone());
-            }
-            if let Some(id) = entry.kind.id() {
-                buffer.ids.insert(id);
-                buffer.last_id = buffer.last_id.max(Some(id));
-            }
-            if at + offset < buffer.stale {
-                buffer.stale += 1;
-            }
-            buffer.entries.insert(at + offset, entry);
-            buffer.heights.insert(at + offset, height);
-        }
+            })
+            .collect();
         let buffer = &mut self.list[index];
-        // The entry after the batch now follows its last one, maybe of another day.
-        inserted_rows += buffer.recheck_day_change(at + added_len, measure);
-        if view_moves {
-            buffer.scroll += inserted_rows;
-        }
+        buffer.insert_run(at, added, measure);
+        merged.messages = buffer
+            .entries
+            .range(at + 1..at + 1 + count)
+            .cloned()
+            .collect();
         if news && index != self.current {
             buffer.unread += count;
         }

@@ -22,8 +22,9 @@ pub enum Typed {
 pub enum UserCommand {
     /// Show the help.
     Help,
-    /// Leave.
-    Quit,
+    /// Leave, with the message typed after `/quit`, if any. The protocol has no quit
+    /// reason, so the message goes nowhere but our own log.
+    Quit(Option<String>),
     /// Join a room and switch to its buffer.
     Join(RoomName),
     /// Leave a room (the current one without an argument).
@@ -208,7 +209,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "reconnect", aliases: &[], args: "", help: "connect again now" },
     CommandInfo { name: "mouse", aliases: &[], args: "", help: "mouse wheel scrolling on/off (F2)" },
     CommandInfo { name: "help", aliases: &[], args: "", help: "this help (F1)" },
-    CommandInfo { name: "quit", aliases: &["exit"], args: "", help: "leave" },
+    CommandInfo { name: "quit", aliases: &["exit"], args: "[message]", help: "leave; the message is not sent (the protocol has no quit reason)" },
 ];
 
 /// Commands whose name argument is a member of their room: Tab offers that room's
@@ -241,7 +242,7 @@ pub fn parse(typed: &str) -> Result<Typed, String> {
     let usage = || usage_of(info);
     let command = match info.name {
         "help" => UserCommand::Help,
-        "quit" => UserCommand::Quit,
+        "quit" => UserCommand::Quit((!arg.is_empty()).then(|| arg.to_owned())),
         "join" if arg.is_empty() => return Err(usage()),
         "join" => {
             // WeeChat's habit: `/join rust` means `#rust`.
@@ -439,8 +440,8 @@ mod tests {
 
     #[test]
     fn commands_are_case_insensitive() {
-        assert_eq!(command("/QUIT"), UserCommand::Quit);
-        assert_eq!(command("/Exit"), UserCommand::Quit);
+        assert_eq!(command("/QUIT"), UserCommand::Quit(None));
+        assert_eq!(command("/Exit"), UserCommand::Quit(None));
         assert_eq!(
             command("/JOIN #Rust"),
             UserCommand::Join(RoomName::parse("#Rust").unwrap())
@@ -468,6 +469,14 @@ mod tests {
         assert_eq!(
             command("/query bob "),
             UserCommand::Query(UserName::parse("bob").unwrap(), None)
+        );
+        assert_eq!(
+            command("/quit  gone fishing "),
+            UserCommand::Quit(Some("gone fishing".to_owned()))
+        );
+        assert_eq!(
+            command("/exit bye"),
+            UserCommand::Quit(Some("bye".to_owned()))
         );
     }
 

@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub join_part: Option<JoinPart>,
     /// With `fold`, show only the joins and parts of people who spoke lately.
     pub smart_filter: Option<bool>,
+    /// Make URLs OSC 8 hyperlinks (on by default).
+    pub hyperlinks: Option<bool>,
     /// Start with mouse wheel scrolling on.
     pub mouse: Option<bool>,
     /// Keep a log per buffer in this directory.

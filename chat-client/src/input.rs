@@ -209,6 +209,10 @@ mod tests {
         assert_eq!(line.cursor(), 1);
         line.edit(Edit::End);
         line.insert_str("👍🏽");
+        assert_eq!(line.cursor_width(), 2 + 2, "the skin tone kept, two cells");
+        line.edit(Edit::Left);
+        assert_eq!(line.cursor_width(), 2, "one step over 👍🏽");
+        line.edit(Edit::End);
         line.edit(Edit::Backspace);
         assert_eq!(line.as_str(), "ae\u{301}");
         line.edit(Edit::Backspace);

@@ -23,6 +23,56 @@ pub const NEW_MARKER: &str = "── new ──";
 /// The date on a day-change line (chrono): `── Monday 7 December 2026 ──`.
 const DAY_CHANGE_FORMAT: &str = "%A %-d %B %Y";
 
+/// The widths rows are laid out in: the message pane's, and the screen's, which a row
+/// holding only a piece of a URL wider than the pane takes. The user list makes way on
+/// such a row, so that selecting the URL across rows picks up nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Widths {
+    /// The message pane's width.
+    pub pane: usize,
+    /// The screen's width, at least the pane's.
+    pub screen: usize,
+}
+
+impl Widths {
+    /// The same width for both: nothing beside the pane.
+    pub fn same(width: usize) -> Self {
+        Self {
+            pane: width,
+            screen: width,
+        }
+    }
+}
+
+/// One row as drawn: its text, and the URLs on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The text.
+    pub line: Line<'static>,
+    /// Where URLs (or pieces of them) run on the row.
+    pub links: Vec<Link>,
+}
+
+impl From<Line<'static>> for Row {
+    fn from(line: Line<'static>) -> Self {
+        Self {
+            line,
+            links: Vec::new(),
+        }
+    }
+}
+
+/// A URL, or the piece of it on one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Its first column on the row.
+    pub start: usize,
+    /// The column after its last.
+    pub end: usize,
+    /// The whole URL, though the row may hold only a piece of it.
+    pub url: String,
+}
+
 /// How entries are drawn: whose messages are ours, and the timestamp format.
 #[derive(Debug, Clone)]
 pub struct Look {
@@ -108,7 +158,9 @@ pub fn help_rows(width: usize) -> Vec<Line<'static>> {
             } else {
                 Style::new().add_modifier(Modifier::BOLD)
             };
-            wrap(&[Span::styled(line, style)], width, 4)
+            wrap(&[Span::styled(line, style)], Widths::same(width), 4)
+                .into_iter()
+                .map(|row| row.line)
         })
         .collect()
 }
@@ -285,37 +337,32 @@ fn list_names(names: &[UserName]) -> String {
     }
 }
 
-/// The rows `entry` takes at `width`.
-pub fn rows(
-    entry: &Entry,
-    look: &Look,
-    width: usize,
-    highlight: Option<&str>,
-) -> Vec<Line<'static>> {
+/// The rows `entry` takes at `widths`.
+pub fn rows(entry: &Entry, look: &Look, widths: Widths, highlight: Option<&str>) -> Vec<Row> {
     let indent = entry.time.format(&look.time_format).to_string().width() + 1;
     let mut rows = if entry.day_change {
         let date = entry.time.format(DAY_CHANGE_FORMAT);
         let line = Span::styled(format!("── {date} ──"), Style::new().cyan().bold());
-        wrap(&[line], width, 0)
+        wrap(&[line], widths, 0)
     } else {
         Vec::new()
     };
-    rows.extend(wrap(&spans(entry, look, highlight), width, indent));
+    rows.extend(wrap(&spans(entry, look, highlight), widths, indent));
     rows
 }
 
-/// How many rows `entry` takes at `width`.
-pub fn height(entry: &Entry, look: &Look, width: usize) -> usize {
-    rows(entry, look, width, None).len()
+/// How many rows `entry` takes at `widths`.
+pub fn height(entry: &Entry, look: &Look, widths: Widths) -> usize {
+    rows(entry, look, widths, None).len()
 }
 
 /// The unread marker row.
-pub fn marker_row(width: usize) -> Line<'static> {
+pub fn marker_row(width: usize) -> Row {
     let fill = width.saturating_sub(NEW_MARKER.width());
-    Line::styled(
+    Row::from(Line::styled(
         format!("{NEW_MARKER}{}", "─".repeat(fill)),
         Style::new().red(),
-    )
+    ))
 }
 
 /// Punctuation that must not open a row (the usual Japanese and Chinese line-breaking
@@ -325,53 +372,183 @@ const NO_ROW_START: &[&str] = &[
     "?", ".", ",", ")",
 ];
 
-/// Word-wraps styled text to `width` cells; rows after the first are indented by
+/// Word-wraps styled text to `widths.pane` cells; rows after the first are indented by
 /// `indent` (past the timestamp) when the width allows. A word longer than a row is split
-/// where it must be.
-pub fn wrap(spans: &[Span<'_>], width: usize, indent: usize) -> Vec<Line<'static>> {
-    let width = width.max(1);
+/// where it must be. A URL is never split by an indent: one that does not fit after what
+/// is on its row starts a row of its own, and one wider than the pane goes on whole rows
+/// of the screen's width, unindented, so that the rows it spans hold nothing else.
+pub fn wrap(spans: &[Span<'_>], widths: Widths, indent: usize) -> Vec<Row> {
+    let width = widths.pane.max(1);
+    let screen = widths.screen.max(width);
     let indent = if width > indent * 3 { indent } else { 0 };
-    let mut rows: Vec<Vec<(&str, Style)>> = vec![Vec::new()];
+    let cells: Vec<(&str, Style)> = spans
+        .iter()
+        .flat_map(|span| span.content.graphemes(true).map(|g| (g, span.style)))
+        .collect();
+    let urls = find_urls(&cells);
+    // Each row's cells, with the URL (an index into `urls`) each is part of.
+    let mut rows: Vec<Vec<Cell<'_>>> = vec![Vec::new()];
     let mut row_width = 0;
-    for span in spans {
-        for grapheme in span.content.graphemes(true) {
-            let w = grapheme.width();
-            if row_width + w > width && row_width > indent {
-                let row = rows.last_mut().expect("rows is never empty");
-                // Break after the last space, if the row has one past the indent, unless
-                // what follows it is CJK, which breaks between any two characters: then
-                // the row is filled (no `bob:` left alone on its row). A closing mark
-                // (`。`, `，`) never opens a row: the character before it comes along.
-                let space = row.iter().rposition(|(g, _)| *g == " ");
-                let carry = match space {
-                    Some(space)
-                        if space + 1 > indent
-                            && space + 1 < row.len()
-                            && !row[space + 1..].iter().any(|(g, _)| g.width() > 1) =>
-                    {
-                        row.split_off(space + 1)
-                    }
-                    _ if NO_ROW_START.contains(&grapheme) && row.len() > indent + 1 => {
-                        row.split_off(row.len() - 1)
-                    }
-                    _ => Vec::new(),
-                };
-                let mut next: Vec<(&str, Style)> = vec![(" ", Style::new()); indent];
-                row_width = indent + carry.iter().map(|(g, _)| g.width()).sum::<usize>();
-                next.extend(carry);
-                rows.push(next);
-            }
-            if grapheme == " " && row_width == indent && rows.len() > 1 {
-                // A space that would start a wrapped row is the break itself.
-                continue;
-            }
-            rows.last_mut()
-                .expect("rows is never empty")
-                .push((grapheme, span.style));
-            row_width += w;
+    // How much of the row is its indent: nothing is on it yet while `row_width` is this.
+    let mut row_indent = 0;
+    // The end of the URL being laid on rows of the screen's width, if one is.
+    let mut wide_until: Option<usize> = None;
+    for (i, &(grapheme, style)) in cells.iter().enumerate() {
+        let url = urls.iter().position(|range| range.contains(&i));
+        if wide_until == Some(i) {
+            wide_until = None;
+            rows.push(vec![(" ", Style::new(), None); indent]);
+            (row_width, row_indent) = (indent, indent);
         }
+        if let Some(range) = url.map(|u| &urls[u]).filter(|range| range.start == i) {
+            let url_width: usize = cells[range.clone()].iter().map(|(g, _)| g.width()).sum();
+            if row_width + url_width > width && row_width > row_indent {
+                let own_indent = if indent + url_width <= width {
+                    indent
+                } else {
+                    0
+                };
+                rows.push(vec![(" ", Style::new(), None); own_indent]);
+                (row_width, row_indent) = (own_indent, own_indent);
+            } else if url_width > width && row_width > 0 {
+                // A bare indent before a URL that needs whole rows goes.
+                rows.last_mut().expect("rows is never empty").clear();
+                (row_width, row_indent) = (0, 0);
+            }
+            if url_width > width {
+                wide_until = Some(range.end);
+            }
+        }
+        let w = grapheme.width();
+        if wide_until.is_some() {
+            if row_width + w > screen && row_width > 0 {
+                rows.push(Vec::new());
+                (row_width, row_indent) = (0, 0);
+            }
+        } else if row_width + w > width && row_width > indent {
+            let row = rows.last_mut().expect("rows is never empty");
+            // Break after the last space, if the row has one past the indent, unless
+            // what follows it is CJK, which breaks between any two characters: then
+            // the row is filled (no `bob:` left alone on its row). A closing mark
+            // (`。`, `，`) never opens a row: the character before it comes along,
+            // unless that is the end of a URL.
+            let space = row.iter().rposition(|(g, _, _)| *g == " ");
+            let carry = match space {
+                Some(space)
+                    if space + 1 > indent
+                        && space + 1 < row.len()
+                        && !row[space + 1..].iter().any(|(g, _, _)| g.width() > 1) =>
+                {
+                    row.split_off(space + 1)
+                }
+                _ if NO_ROW_START.contains(&grapheme)
+                    && row.len() > indent + 1
+                    && row.last().is_some_and(|(_, _, url)| url.is_none()) =>
+                {
+                    row.split_off(row.len() - 1)
+                }
+                _ => Vec::new(),
+            };
+            let mut next: Vec<Cell<'_>> = vec![(" ", Style::new(), None); indent];
+            row_indent = indent;
+            row_width = indent + carry.iter().map(|(g, _, _)| g.width()).sum::<usize>();
+            next.extend(carry);
+            rows.push(next);
+        }
+        if grapheme == " " && row_width == indent && rows.len() > 1 {
+            // A space that would start a wrapped row is the break itself.
+            continue;
+        }
+        rows.last_mut()
+            .expect("rows is never empty")
+            .push((grapheme, style, url));
+        row_width += w;
     }
-    rows.into_iter().map(to_line).collect()
+    let texts: Vec<String> = urls
+        .iter()
+        .map(|range| cells[range.clone()].iter().map(|(g, _)| *g).collect())
+        .collect();
+    rows.into_iter().map(|row| to_row(row, &texts)).collect()
+}
+
+/// A grapheme on a row, its style, and the URL it is part of (an index).
+type Cell<'a> = (&'a str, Style, Option<usize>);
+
+/// The schemes a URL starts with, as terminals recognise them.
+const URL_SCHEMES: [&str; 2] = ["https://", "http://"];
+
+/// The URLs in `cells`, as ranges of cells: `http://` or `https://` at the start of a
+/// word, up to the next space, less the punctuation that ends a sentence around it
+/// (`see https://x.org/a.`) or a `)` it does not open.
+fn find_urls(cells: &[(&str, Style)]) -> Vec<std::ops::Range<usize>> {
+    let mut urls = Vec::new();
+    let mut i = 0;
+    while i < cells.len() {
+        let word_start = i == 0 || matches!(cells[i - 1].0, " " | "(" | "<" | "[" | "\"" | "'");
+        // Every row of every entry drawn passes here: look further only at a word's `h`.
+        let scheme = (word_start && cells[i].0.eq_ignore_ascii_case("h"))
+            .then(|| {
+                let head: String = cells[i..].iter().take(8).map(|(g, _)| *g).collect();
+                URL_SCHEMES.iter().find(|scheme| {
+                    head.get(..scheme.len())
+                        .is_some_and(|h| h.eq_ignore_ascii_case(scheme))
+                })
+            })
+            .flatten();
+        let Some(scheme) = scheme else {
+            i += 1;
+            continue;
+        };
+        let mut end = cells[i..]
+            .iter()
+            .position(|(g, _)| g.chars().all(char::is_whitespace))
+            .map_or(cells.len(), |n| i + n);
+        loop {
+            let opened = cells[i..end].iter().filter(|(g, _)| *g == "(").count();
+            let closed = cells[i..end].iter().filter(|(g, _)| *g == ")").count();
+            match cells[end - 1].0 {
+                ")" if closed > opened => end -= 1,
+                ")" => break,
+                g if NO_ROW_START.contains(&g)
+                    || matches!(g, ";" | ":" | "'" | "\"" | ">" | "]") =>
+                {
+                    end -= 1
+                }
+                _ => break,
+            }
+        }
+        if end > i + scheme.len() {
+            urls.push(i..end);
+        }
+        i = end.max(i + 1);
+    }
+    urls
+}
+
+fn to_row(row: Vec<Cell<'_>>, urls: &[String]) -> Row {
+    let mut links: Vec<(usize, Link)> = Vec::new();
+    let mut column = 0;
+    for &(grapheme, _, url) in &row {
+        let w = grapheme.width();
+        if let Some(url) = url {
+            match links.last_mut() {
+                Some((last, link)) if *last == url && link.end == column => link.end += w,
+                _ => links.push((
+                    url,
+                    Link {
+                        start: column,
+                        end: column + w,
+                        url: urls[url].clone(),
+                    },
+                )),
+            }
+        }
+        column += w;
+    }
+    Row {
+        line: to_line(row.into_iter().map(|(g, style, _)| (g, style)).collect()),
+        links: links.into_iter().map(|(_, link)| link).collect(),
+    }
 }
 
 fn to_line(row: Vec<(&str, Style)>) -> Line<'static> {
@@ -389,15 +566,17 @@ fn to_line(row: Vec<(&str, Style)>) -> Line<'static> {
 /// twenty people rarely share one. Greys, the darkest and the palest are left out; our own
 /// name is bright white, which no one else gets.
 pub fn name_color(name: &str) -> Color {
-    // FNV-1a over the folded name: stable across runs and machines, and the same for
-    // `Bob` and `bob`, who are the same person.
-    let hash = chat_proto::name::fold(name)
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    // Over the folded name: the same for `Bob` and `bob`, who are the same person.
+    let hash = fnv1a(chat_proto::name::fold(name).as_bytes());
     let palette = palette();
     palette[(hash % palette.len() as u64) as usize]
+}
+
+/// FNV-1a: a hash that is stable across runs and machines, unlike std's.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn palette() -> &'static [Color] {
@@ -431,10 +610,9 @@ mod tests {
 
     use super::*;
 
-    fn text_of(lines: &[Line]) -> Vec<String> {
-        lines
-            .iter()
-            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+    fn text_of(rows: &[Row]) -> Vec<String> {
+        rows.iter()
+            .map(|r| r.line.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect()
     }
 
@@ -446,7 +624,7 @@ mod tests {
             Span::raw("one two three four five six"),
         ];
         assert_eq!(
-            text_of(&wrap(&spans, 20, 6)),
+            text_of(&wrap(&spans, Widths::same(20), 6)),
             ["09:05 bob: one two ", "      three four ", "      five six"]
         );
     }
@@ -454,7 +632,7 @@ mod tests {
     #[test]
     fn wrap_splits_long_words_and_counts_wide_characters() {
         let spans = [Span::raw("09:05 "), Span::raw("好".repeat(12))];
-        let rows = text_of(&wrap(&spans, 20, 6));
+        let rows = text_of(&wrap(&spans, Widths::same(20), 6));
         assert_eq!(
             rows,
             [
@@ -474,20 +652,86 @@ mod tests {
             Span::raw("bob: "),
             Span::raw("这是一个很长的中文句子用来测试换行"),
         ];
-        let rows = text_of(&wrap(&spans, 20, 6));
+        let rows = text_of(&wrap(&spans, Widths::same(20), 6));
         assert_eq!(rows[0], "09:05 bob: 这是一个");
         let spans = [Span::raw("09:05 "), Span::raw("一二三四五六七。八九")];
-        let rows = text_of(&wrap(&spans, 20, 6));
+        let rows = text_of(&wrap(&spans, Widths::same(20), 6));
         assert_eq!(rows, ["09:05 一二三四五六", "      七。八九"]);
         assert!(rows.iter().all(|r| r.width() <= 20));
+    }
+
+    /// Issue 21, feature: a URL is never broken by the indent, so a terminal can select
+    /// it; one wider than the pane takes whole rows of the screen's width.
+    #[test]
+    fn a_url_starts_a_row_of_its_own_and_goes_on_unindented() {
+        let url = "https://example.org/a/long/path/to/somewhere?q=1";
+        assert_eq!(url.len(), 48);
+        let spans = [
+            Span::raw("09:05 "),
+            Span::raw("bob: "),
+            Span::raw(format!("see {url}. ok")),
+        ];
+        let widths = Widths {
+            pane: 30,
+            screen: 40,
+        };
+        let rows = wrap(&spans, widths, 6);
+        assert_eq!(
+            text_of(&rows),
+            ["09:05 bob: see ", &url[..40], &url[40..], "      . ok"]
+        );
+        let links: Vec<Vec<Link>> = rows.iter().map(|r| r.links.clone()).collect();
+        let link = |start, end| Link {
+            start,
+            end,
+            url: url.to_owned(),
+        };
+        assert_eq!(links, [vec![], vec![link(0, 40)], vec![link(0, 8)], vec![]]);
+
+        // One that fits in an indented row starts one, rather than be cut.
+        let spans = [
+            Span::raw("09:05 "),
+            Span::raw("bob: a b "),
+            Span::raw("http://x.org/abcdef"),
+        ];
+        assert_eq!(
+            text_of(&wrap(&spans, Widths::same(30), 6)),
+            ["09:05 bob: a b ", "      http://x.org/abcdef"]
+        );
+        // A closing mark after a URL does not take its last character along.
+        let spans = [Span::raw("09:05 "), Span::raw("https://x.org/abc。")];
+        let rows = wrap(&spans, Widths::same(24), 6);
+        assert_eq!(text_of(&rows), ["09:05 https://x.org/abc", "      。"]);
+        assert_eq!(rows[0].links[0].url, "https://x.org/abc");
+    }
+
+    #[test]
+    fn urls_are_found_at_word_starts_without_closing_punctuation() {
+        let found = |text: &str| -> Vec<String> {
+            let cells: Vec<(&str, Style)> =
+                text.graphemes(true).map(|g| (g, Style::new())).collect();
+            find_urls(&cells)
+                .into_iter()
+                .map(|r| cells[r].iter().map(|(g, _)| *g).collect())
+                .collect()
+        };
+        assert_eq!(
+            found("see https://en.wikipedia.org/wiki/Rust_(language), or HTTP://X.ORG."),
+            [
+                "https://en.wikipedia.org/wiki/Rust_(language)",
+                "HTTP://X.ORG"
+            ]
+        );
+        assert_eq!(found("<http://a.b/c>"), ["http://a.b/c"]);
+        assert!(found("xhttp://a.b https:// ftp://a.b").is_empty());
     }
 
     #[test]
     fn wrap_keeps_styles() {
         let spans = [Span::styled("ab", Style::new().red()), Span::raw("cd")];
-        let lines = wrap(&spans, 10, 6);
+        let rows = wrap(&spans, Widths::same(10), 6);
         assert_eq!(
-            lines[0].spans,
+            rows[0].line.spans,
             [Span::styled("ab", Style::new().red()), Span::raw("cd")]
         );
     }

@@ -78,6 +78,11 @@ struct Args {
     #[arg(long)]
     no_smart_filter: bool,
 
+    /// Do not make URLs OSC 8 hyperlinks, for a terminal that prints them as garbage
+    /// (terminals that do not know them should ignore them).
+    #[arg(long)]
+    no_hyperlinks: bool,
+
     /// A word that makes a message a mention, as your name does (repeatable); adds to
     /// the config file's `highlight`.
     #[arg(long = "highlight", value_name = "WORD")]
@@ -196,6 +201,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         time_format,
         join_part: args.join_part.or(file.join_part).unwrap_or_default(),
         smart_filter: !args.no_smart_filter && file.smart_filter.unwrap_or(true),
+        hyperlinks: !args.no_hyperlinks && file.hyperlinks.unwrap_or(true),
         mouse: args.mouse || file.mouse.unwrap_or(false),
         log: logger.is_some(),
     };

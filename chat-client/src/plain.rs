@@ -71,7 +71,10 @@ pub async fn run(target: &Target, name: &UserName) -> anyhow::Result<ExitCode> {
     Ok(status)
 }
 
-/// Whether a stdin line is the client's own `/quit` (or `/exit`).
+/// Whether a stdin line is the client's own `/quit` (or `/exit`), with a message or not.
 fn is_quit(line: &str) -> bool {
-    commands::parse(line.trim()) == Ok(Typed::Command(UserCommand::Quit))
+    matches!(
+        commands::parse(line.trim()),
+        Ok(Typed::Command(UserCommand::Quit(_)))
+    )
 }

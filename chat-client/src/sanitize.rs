@@ -8,8 +8,17 @@
 //! advance the cursor per code point; ratatui measures whole clusters. Where the two
 //! disagree (a ZWJ family `👨‍👩‍👧` is 2 cells to ratatui and 6 to most terminals, `❤️`
 //! is 2 and 1) the terminal's cursor drifts and leaves stray glyphs until a full redraw.
-//! Such a cluster is drawn as its parts: the joiners, variation selectors and skin-tone
-//! modifiers that glue it together are dropped, so both sides count the same cells.
+//! Such a cluster is drawn as its parts: the joiners and variation selectors that glue it
+//! together are dropped, so both sides count the same cells.
+//!
+//! One kind of cluster is kept whole though the sum of its characters says otherwise: an
+//! emoji with a skin tone (`👍🏽`, an emoji modifier sequence). Terminals that know it
+//! (kitty, WezTerm, iTerm2, Windows Terminal among them) draw it as one glyph of two
+//! cells, as ratatui counts it; dropping the tone, as this module once did, changed what people
+//! wrote. A terminal that draws the tone as a character of its own (xterm, tmux 3.3) puts
+//! it over the next two cells; ratatui moves the cursor explicitly after every wide cell,
+//! so nothing after it drifts, and the view draws those two cells again after it (see
+//! `ui`), so no stray swatch stays there: such a terminal shows the emoji without its tone.
 
 use std::fmt::{self, Write};
 
@@ -20,7 +29,8 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 pub const TAB_WIDTH: usize = 4;
 
 /// Text that is safe to draw: no controls, no bidi overrides, no tabs, and every grapheme
-/// cluster exactly as wide as the sum of its characters. Only [`SafeText::new`] builds one.
+/// cluster exactly as wide as the sum of its characters, but for an emoji with a skin tone,
+/// two cells wide. Only [`SafeText::new`] builds one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SafeText(String);
 
@@ -42,20 +52,20 @@ impl SafeText {
         }
         let mut out = String::with_capacity(escaped.len());
         for grapheme in escaped.graphemes(true) {
-            if consistent(grapheme) {
+            if drawable(grapheme) {
                 out.push_str(grapheme);
             } else {
                 let parts: String = grapheme.chars().filter(|&c| !is_glue(c)).collect();
                 for part in parts.graphemes(true) {
-                    out.push_str(if consistent(part) { part } else { "\u{fffd}" });
+                    out.push_str(if drawable(part) { part } else { "\u{fffd}" });
                 }
             }
         }
         // Dropping glue can, rarely, let two neighbours form a new cluster; settle those too.
-        if !out.graphemes(true).all(consistent) {
+        if !out.graphemes(true).all(drawable) {
             out = out
                 .graphemes(true)
-                .map(|g| if consistent(g) { g } else { "\u{fffd}" })
+                .map(|g| if drawable(g) { g } else { "\u{fffd}" })
                 .collect();
         }
         Self(out)
@@ -79,6 +89,23 @@ impl fmt::Display for SafeText {
     }
 }
 
+/// Whether `grapheme` is drawn as it is: it is as wide as its characters, or it is an emoji
+/// with a skin tone.
+fn drawable(grapheme: &str) -> bool {
+    consistent(grapheme) || is_skin_tone_emoji(grapheme)
+}
+
+/// An emoji modifier sequence: a base (`👍`) and one skin-tone modifier, which
+/// unicode-width (and so ratatui) measures as the two cells such terminals draw. A tone
+/// after anything else is not one, and stays as wide as its parts.
+pub fn is_skin_tone_emoji(grapheme: &str) -> bool {
+    let mut chars = grapheme.chars();
+    matches!(
+        (chars.next(), chars.next(), chars.next()),
+        (Some(_), Some('\u{1F3FB}'..='\u{1F3FF}'), None)
+    ) && grapheme.width() == 2
+}
+
 /// Whether ratatui's width for `grapheme` is the sum of its characters' widths, which is
 /// what a terminal advances.
 fn consistent(grapheme: &str) -> bool {
@@ -90,9 +117,10 @@ fn consistent(grapheme: &str) -> bool {
 }
 
 /// Characters that only join or restyle their neighbours: zero-width joiner, variation
-/// selectors, emoji skin-tone modifiers and tag characters.
+/// selectors and tag characters. Skin tones are not among them: a part that keeps its
+/// tone is an emoji modifier sequence, drawn whole.
 fn is_glue(c: char) -> bool {
-    matches!(c, '\u{200D}' | '\u{FE00}'..='\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}' | '\u{E0020}'..='\u{E007F}')
+    matches!(c, '\u{200D}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0020}'..='\u{E007F}')
 }
 
 /// C0, DEL and C1 controls (ESC, CSI, OSC, BEL, `\r`, backspace...), bidi embeddings,
@@ -147,8 +175,22 @@ mod tests {
         // Each of these is 2 cells to ratatui but a different count to a terminal.
         assert_eq!(SafeText::new("👨\u{200d}👩\u{200d}👧").as_str(), "👨👩👧");
         assert_eq!(SafeText::new("❤\u{fe0f}").as_str(), "❤");
-        assert_eq!(SafeText::new("👍\u{1f3fd}").as_str(), "👍");
         assert_eq!(SafeText::new("ok 👨\u{200d}👩\u{200d}👧!").width(), 10);
+        // A ZWJ sequence with a tone in it keeps the tone on its part.
+        assert_eq!(
+            SafeText::new("🧑\u{1f3fd}\u{200d}💻").as_str(),
+            "🧑\u{1f3fd}💻"
+        );
+    }
+
+    /// Issue 21, defect 16: `👍🏽` lost its skin tone, in the conversation and the input.
+    #[test]
+    fn an_emoji_keeps_its_skin_tone_and_is_two_cells_wide() {
+        let thumbs = SafeText::new("nice 👍\u{1f3fd}!");
+        assert_eq!(thumbs.as_str(), "nice 👍\u{1f3fd}!");
+        assert_eq!(thumbs.width(), 5 + 2 + 1);
+        // A tone after something that is no emoji base is a swatch of its own.
+        assert_eq!(SafeText::new("a\u{1f3fd}").width(), 3);
     }
 
     fn tricky() -> impl Strategy<Value = String> {
@@ -161,6 +203,7 @@ mod tests {
             "\u{fe0f}",
             "\u{fe0e}",
             "\u{1f3fd}",
+            "👍",
             "👨",
             "👩",
             "❤",
@@ -187,10 +230,15 @@ mod tests {
         #[test]
         fn every_cluster_is_as_wide_as_a_terminal_draws_it(text in tricky()) {
             let safe = SafeText::new(&text);
+            let mut by_char = 0;
             for grapheme in safe.as_str().graphemes(true) {
-                prop_assert!(consistent(grapheme), "{grapheme:?} in {safe:?}");
+                prop_assert!(drawable(grapheme), "{grapheme:?} in {safe:?}");
+                by_char += if is_skin_tone_emoji(grapheme) {
+                    2
+                } else {
+                    grapheme.chars().map(|c| c.width().unwrap_or(0)).sum()
+                };
             }
-            let by_char: usize = safe.as_str().chars().map(|c| c.width().unwrap_or(0)).sum();
             prop_assert_eq!(safe.width(), by_char);
             prop_assert!(!safe.as_str().chars().any(|c| needs_escape(c) || c == '\t'));
         }

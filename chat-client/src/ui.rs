@@ -2,9 +2,11 @@
 //! costs what is visible: the message pane wraps only the entries on screen, however long
 //! the scrollback (`layout` and the buffers' stored heights make that possible).
 
+use std::num::NonZeroU16;
+
 use chat_proto::Role;
 use ratatui::Frame;
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
@@ -16,8 +18,8 @@ use crate::app::App;
 use crate::buffers::BufferId;
 use crate::commands;
 use crate::conn::ConnState;
-use crate::layout::{self, MIN_HEIGHT, MIN_WIDTH, name_style};
-use crate::sanitize::SafeText;
+use crate::layout::{self, Link, MIN_HEIGHT, MIN_WIDTH, Widths, name_style};
+use crate::sanitize::{SafeText, is_skin_tone_emoji};
 
 /// Draws `app` over the whole frame and places the cursor in the input line.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -42,13 +44,39 @@ impl Widget for &App {
         render_status(self, panes.status, buf);
         render_bar(self, panes.bar, buf);
         render_title(self, panes.title, buf);
-        render_messages(self, panes.messages, buf);
+        // The user list first: a row of a long URL takes the screen's width over it.
         if let Some(nicks) = panes.nicks {
             render_nicks(self, nicks, buf);
         }
+        render_messages(self, panes.messages, buf);
         render_input(self, panes.input, buf);
         if let Some(scroll) = self.help() {
             render_help(area, scroll, buf);
+        }
+        cover_skin_tones(buf);
+    }
+}
+
+/// The two cells after an emoji with a skin tone are drawn again in every frame, right
+/// after it. A terminal that draws the tone as a character of its own puts it there, over
+/// cells ratatui takes for unchanged; drawn again, they cover it rather than leave a stray
+/// swatch (behind the cursor, or after the emoji is deleted).
+fn cover_skin_tones(buf: &mut Buffer) {
+    let area = buf.area;
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            if !is_skin_tone_emoji(buf[(x, y)].symbol()) {
+                continue;
+            }
+            for next in [x.saturating_add(2), x.saturating_add(3)] {
+                // A cell of a link keeps its forced width: it is drawn whole anyway.
+                if let Some(cell) = buf
+                    .cell_mut((next, y))
+                    .filter(|cell| cell.diff_option == CellDiffOption::None)
+                {
+                    cell.set_diff_option(CellDiffOption::AlwaysUpdate);
+                }
+            }
         }
     }
 }
@@ -240,15 +268,31 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
     let buffer = app.buffers().current();
-    let width = usize::from(area.width);
+    let screen = buf.area.right().saturating_sub(area.x);
+    let widths = Widths {
+        pane: usize::from(area.width),
+        screen: usize::from(screen.max(area.width)),
+    };
     let scrolled = buffer.scroll > 0;
     let height = usize::from(area.height) - usize::from(scrolled && area.height > 1);
     let highlight = app.search().map(|s| s.query.as_str());
-    let rows = buffer.visible_rows(app.look(), width, buffer.scroll, height, highlight);
+    let rows = buffer.visible_rows(app.look(), widths, buffer.scroll, height, highlight);
     // Bottom-aligned: the newest row sits just above the indicator (or the pane's edge).
     let top = area.y + (height - rows.len().min(height)) as u16;
     for (i, row) in rows.iter().enumerate() {
-        row.render(Rect::new(area.x, top + i as u16, area.width, 1), buf);
+        let y = top + i as u16;
+        let mut rect = Rect::new(area.x, y, area.width, 1);
+        if row.line.width() > rect.width as usize {
+            // A piece of a URL wider than the pane: the whole row is its own.
+            rect.width = screen;
+            Clear.render(rect, buf);
+        }
+        (&row.line).render(rect, buf);
+        if app.hyperlinks() {
+            for link in &row.links {
+                hyperlink(buf, rect, link);
+            }
+        }
     }
     if scrolled {
         let text = match buffer.unseen {
@@ -259,6 +303,52 @@ fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
         buf.set_style(row, Style::new().bg(Color::Yellow).fg(Color::Black));
         Span::styled(text, Style::new().bg(Color::Yellow).fg(Color::Black).bold()).render(row, buf);
     }
+}
+
+/// Makes the cells of `link` on the row `area` open its URL in terminals that know OSC 8
+/// hyperlinks (others ignore the sequence, as the spec asks). Each cell carries a whole
+/// link around its own grapheme, opened and closed, so however little of the screen
+/// ratatui redraws, the terminal is never left inside a link; the `id` makes a terminal
+/// treat the pieces on several rows as one link. `ForcedWidth` keeps the cell as wide as
+/// its grapheme, where ratatui would count the escape's characters.
+fn hyperlink(buf: &mut Buffer, area: Rect, link: &Link) {
+    let target = osc8_target(&link.url);
+    let id = link_id(&link.url);
+    let mut column = link.start;
+    while column < link.end {
+        let Ok(x) = u16::try_from(column) else { break };
+        let Some(cell) = buf.cell_mut((area.x.saturating_add(x), area.y)) else {
+            break;
+        };
+        let grapheme = cell.symbol().to_owned();
+        let width = grapheme.width().max(1);
+        cell.set_symbol(&format!(
+            "\x1b]8;id={id};{target}\x1b\\{grapheme}\x1b]8;;\x1b\\"
+        ))
+        .set_diff_option(CellDiffOption::ForcedWidth(
+            NonZeroU16::new(u16::try_from(width).unwrap_or(1)).unwrap_or(NonZeroU16::MIN),
+        ));
+        column += width;
+    }
+}
+
+/// The URL as an OSC 8 target: the spec allows only bytes 32 to 126 there, so anything
+/// else (an IRI's letters, say) is percent-encoded, as a browser would send it.
+fn osc8_target(url: &str) -> String {
+    let mut target = String::with_capacity(url.len());
+    for byte in url.bytes() {
+        if (0x21..=0x7e).contains(&byte) {
+            target.push(char::from(byte));
+        } else {
+            target.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    target
+}
+
+/// A stable `id` per URL, so its pieces on several rows are one link.
+fn link_id(url: &str) -> String {
+    format!("{:016x}", layout::fnv1a(url.as_bytes()))
 }
 
 /// The user list: the room's members in a room (`@` ops first, then `+` voiced members,

@@ -21,6 +21,10 @@ pub mod keys {
     pub const CTRL_D: &str = "\x04";
     /// ←.
     pub const LEFT: &str = "\x1b[D";
+    /// →.
+    pub const RIGHT: &str = "\x1b[C";
+    /// Backspace.
+    pub const BACKSPACE: &str = "\x7f";
     /// Up arrow: the previous line of the input history.
     pub const UP: &str = "\x1b[A";
     /// F1.
@@ -61,6 +65,9 @@ pub struct Requests {
     pub clipboard: Vec<Vec<u8>>,
     /// Bells.
     pub bells: usize,
+    /// OSC 8 hyperlinks, in order: the URI each opens, empty for the one that closes a
+    /// link.
+    pub hyperlinks: Vec<Vec<u8>>,
 }
 
 impl vt100::Callbacks for Requests {
@@ -79,10 +86,20 @@ impl vt100::Callbacks for Requests {
     fn copy_to_clipboard(&mut self, _: &mut vt100::Screen, _ty: &[u8], data: &[u8]) {
         self.clipboard.push(data.to_vec());
     }
+
+    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        // `8 ; params ; URI`, the URI split further wherever it has a `;`.
+        if let [b"8", _, uri @ ..] = params {
+            self.hyperlinks.push(uri.join(&b';'));
+        }
+    }
 }
 
 struct Shared {
     parser: Mutex<vt100::Parser<Requests>>,
+    /// Every byte the client wrote, for what a screen of cells cannot show: how a cluster
+    /// was written, say.
+    output: Mutex<Vec<u8>>,
     /// Set by the reader thread once the pty is closed and all output is parsed.
     closed: AtomicBool,
     /// Signalled whenever output arrives or the client's side of the pty closes.
@@ -129,6 +146,7 @@ impl PtyClient {
                 0,
                 Requests::default(),
             )),
+            output: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
         });
@@ -140,6 +158,10 @@ impl PtyClient {
                 let n = reader.read(&mut buf).unwrap_or(0);
                 let mut parser = feed.parser.lock().expect("the parser lock");
                 if n > 0 {
+                    feed.output
+                        .lock()
+                        .expect("the output lock")
+                        .extend_from_slice(&buf[..n]);
                     parser.process(&buf[..n]);
                 } else {
                     feed.closed.store(true, Ordering::Release);
@@ -180,6 +202,11 @@ impl PtyClient {
     /// What the client asked of the terminal besides drawing.
     pub fn requests(&self) -> Requests {
         self.lock().callbacks().clone()
+    }
+
+    /// Every byte the client has written to the terminal so far.
+    pub fn output(&self) -> Vec<u8> {
+        self.shared.output.lock().expect("the output lock").clone()
     }
 
     /// Runs `check` on the emulator until it holds, or fails the test with the screen.

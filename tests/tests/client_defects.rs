@@ -56,6 +56,15 @@ fn self_signed_ca(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) 
     (cert_path, key_path)
 }
 
+/// Alice's client at `addr` in a `columns`×24 terminal, once she is in #rust.
+fn alice_in_rust(addr: &str, columns: u16) -> PtyClient {
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", addr], columns, 24);
+    alice.wait_for("● connected");
+    alice.type_keys("/j rust\r");
+    alice.wait_for("you joined #rust");
+    alice
+}
+
 fn utf8(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
@@ -411,10 +420,7 @@ async fn ctrl_r_brings_back_a_line_sent_before() {
 async fn the_smart_filter_hides_the_comings_and_goings_of_the_silent() {
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
-    alice.type_keys("/j rust\r");
-    alice.wait_for("you joined #rust");
+    let alice = alice_in_rust(&addr, COLUMNS);
     let mut silent = server.login("silent").await;
     silent.send("/join #rust").await;
     alice.wait_for("│ #rust (2)");
@@ -469,4 +475,162 @@ async fn away_and_whois_in_the_real_client() {
     alice.wait_for("alice is away: gone fishing");
     bob.send("alice: hello?").await;
     bob.expect("away alice: gone fishing").await;
+}
+
+/// Feature (habits): `/quit message` quits, as WeeChat's does. The protocol has no quit
+/// reason, so the message goes nowhere on the wire: the others see a plain `left`, and
+/// only the `--log-dir` log keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quit_with_a_message_leaves_and_only_the_log_keeps_the_message() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let logs = dir.path().join("logs");
+    let mut bob = server.login("bob").await;
+    let mut alice = PtyClient::spawn(
+        &["--name", "alice", "--addr", &addr, "--log-dir", utf8(&logs)],
+        COLUMNS,
+        24,
+    );
+    alice.wait_for("● connected");
+    bob.expect("joined alice").await;
+    alice.type_keys("/quit gone fishing\r");
+    assert_eq!(alice.wait_exit(), 0);
+    alice.assert_restored();
+    bob.expect("left alice").await;
+    let log = std::fs::read_to_string(logs.join("server.log")).expect("the server buffer's log");
+    assert!(log.trim_end().ends_with(" you quit: gone fishing"), "{log}");
+    assert!(!server.log_text().contains("gone fishing"));
+}
+
+/// Feature: as WeeChat's `smart_filter_join_unmask`, a join the smart filter hid shows
+/// after all, in its place, when that person speaks within 30 minutes of joining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_join_shows_in_its_place_when_its_author_speaks() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut alice = alice_in_rust(&addr, COLUMNS);
+    let mut quiet = server.login("quiet").await;
+    quiet.send("/join #rust").await;
+    alice.wait_for("│ #rust (2)");
+    alice.type_keys("meanwhile\r");
+    alice.wait_for("alice: meanwhile");
+    assert!(
+        !alice.screen().contains("quiet joined"),
+        "{}",
+        alice.screen()
+    );
+    quiet.send("#rust: hello all").await;
+    alice.wait_for("quiet: hello all");
+    let screen = alice.screen();
+    let at = |text: &str| screen.lines().position(|l| l.contains(text));
+    let joined = at("quiet joined #rust").expect("the join shown");
+    assert!(
+        joined < at("alice: meanwhile").expect("alice's line"),
+        "{screen}"
+    );
+}
+
+/// The URL of the hyperlink tests: longer than two rows of 40 columns.
+const LONG_URL: &str =
+    "https://example.org/chat/issues/21?about=a-url-too-long-for-one-row-of-the-pane&page=2";
+
+/// The URL as the screen shows it: from the row it starts on, the rows it fills, and the
+/// start of the row it ends on; `None` if no row starts with it.
+fn url_on_screen(screen: &vt100::Screen) -> Option<String> {
+    let contents = screen.contents();
+    let mut rows = contents.lines().skip_while(|r| !r.starts_with("https://"));
+    let mut url = rows.next()?.to_owned();
+    let (_, columns) = screen.size();
+    while url.chars().count() % usize::from(columns.get()) == 0 {
+        let Some(row) = rows.next() else { break };
+        url.push_str(row.split(' ').next().unwrap_or_default());
+    }
+    Some(url.split(' ').next().unwrap_or_default().to_owned())
+}
+
+/// Feature: a URL is never broken by the wrap indent or the user list, so that the
+/// terminal can select it, and it is an OSC 8 hyperlink unless `--no-hyperlinks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_url_fills_whole_rows_and_is_a_hyperlink() {
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut alice = alice_in_rust(&addr, 80);
+    let mut bob = server.login("bob").await;
+    bob.send("/join #rust").await;
+    alice.wait_for("│ #rust (2)");
+    bob.send(&format!("#rust: see {LONG_URL} for more")).await;
+    alice.wait_for("for more");
+    let screen = alice.screen();
+    let at = screen
+        .lines()
+        .position(|r| r.starts_with("https://"))
+        .expect("the URL starts a row");
+    let rows: Vec<&str> = screen.lines().collect();
+    assert!(rows[at - 1].contains("bob: see "), "{screen}");
+    assert_eq!(
+        rows[at].chars().count(),
+        80,
+        "the user list makes way: {screen}"
+    );
+    assert!(!rows[at].contains('│'), "{screen}");
+    alice.wait_until("the whole URL", |s| {
+        url_on_screen(s).as_deref() == Some(LONG_URL)
+    });
+    let links = alice.requests().hyperlinks;
+    assert!(links.iter().any(|l| l == LONG_URL.as_bytes()), "{links:?}");
+    assert_eq!(
+        links.last().map(Vec::as_slice),
+        Some(&b""[..]),
+        "every link is closed"
+    );
+
+    // At 40 columns, without the user list, on rows of 40.
+    alice.resize(40, 12);
+    alice.wait_until("the whole URL at 40 columns", |s| {
+        url_on_screen(s).as_deref() == Some(LONG_URL)
+    });
+
+    let mut carol = PtyClient::spawn(
+        &["--name", "carol", "--addr", &addr, "--no-hyperlinks"],
+        80,
+        24,
+    );
+    carol.wait_for("● connected");
+    carol.type_keys("/j rust\r");
+    carol.wait_for("│ #rust (3)");
+    bob.send(&format!("#rust: again {LONG_URL}")).await;
+    carol.wait_until("the URL", |s| url_on_screen(s).as_deref() == Some(LONG_URL));
+    assert!(carol.requests().hyperlinks.is_empty());
+}
+
+/// Defect 16: `👍🏽` lost its skin tone, in the conversation and in the input. The client
+/// writes it whole, one character two cells wide (vt100, as xterm, draws the tone apart,
+/// so the bytes written are what says it was kept), and ← and Backspace take it in one
+/// step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emoji_keeps_its_skin_tone_in_the_conversation_and_the_input() {
+    use chat_tests::keys::{BACKSPACE, LEFT, RIGHT};
+    let server = ServerProcess::start(&[]).await;
+    let addr = server.addr.to_string();
+    let mut bob = server.login("bob").await;
+    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 80, 24);
+    alice.wait_for("● connected");
+    bob.expect("joined alice").await;
+    bob.send("*: nice 👍🏽 work").await;
+    alice.wait_for("work");
+    let written = String::from_utf8_lossy(&alice.output()).into_owned();
+    assert!(written.contains("nice 👍🏽"), "the tone was dropped");
+
+    let cursor = |column: u16| move |s: &vt100::Screen| s.cursor_position() == (23, column);
+    alice.type_keys("a👍🏽");
+    alice.wait_until("the cursor after a and a two-cell 👍🏽", cursor(4 + 1 + 2));
+    alice.type_keys(LEFT);
+    alice.wait_until("one step left over 👍🏽", cursor(4 + 1));
+    alice.type_keys(RIGHT);
+    alice.wait_until("one step right over 👍🏽", cursor(4 + 1 + 2));
+    alice.type_keys(BACKSPACE);
+    alice.wait_until("one Backspace deletes 👍🏽", cursor(4 + 1));
+    alice.type_keys("b\r");
+    bob.expect("from alice *: ab").await;
 }

@@ -32,6 +32,7 @@ impl App {
                 return;
             }
             Some(Prompt::Quit) if action == Some(Action::Interrupt) => {
+                self.log_quit(None, clock);
                 self.quit(Exit::Clean);
                 return;
             }
@@ -50,7 +51,7 @@ impl App {
         match action {
             Action::Submit => self.submit(clock),
             Action::Interrupt if self.input.is_empty() => {
-                self.user_quit();
+                self.user_quit(None, clock);
             }
             Action::Interrupt => {
                 self.prompt = Some(Prompt::Quit);
@@ -62,7 +63,7 @@ impl App {
                 ));
             }
             Action::QuitIfEmpty if self.input.is_empty() => {
-                self.user_quit();
+                self.user_quit(None, clock);
             }
             Action::QuitIfEmpty => self.input.edit(Edit::Delete),
             Action::Help => self.help = Some(0),

@@ -224,6 +224,12 @@ impl App {
                     return;
                 }
                 self.last_spoke.insert(sender.folded(), clock.now);
+                let measure = Measure {
+                    look: &self.look,
+                    width: self.message_width(),
+                };
+                self.buffers
+                    .unmask_join(index, &sender, clock.now, &measure);
                 let mention = self.mentions_me(text.as_str());
                 let kind = EntryKind::Message {
                     from: sender.clone(),

@@ -39,13 +39,30 @@ fn settings() -> Settings {
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         smart_filter: false,
+        hyperlinks: false,
         mouse: false,
         log: false,
     }
 }
 
 fn app() -> App {
-    App::new(settings(), Size::new(80, 24), start())
+    with(settings())
+}
+
+/// An app of 80×24 with `settings`.
+fn with(settings: Settings) -> App {
+    App::new(settings, Size::new(80, 24), start())
+}
+
+/// Logged in and in #rust, with the smart filter on.
+fn smart_filtered() -> App {
+    let mut app = with(Settings {
+        smart_filter: true,
+        ..settings()
+    });
+    login(&mut app);
+    in_room(&mut app, "#rust");
+    app
 }
 
 fn connected() -> App {
@@ -386,14 +403,10 @@ fn a_mention_marks_its_buffer_and_rings_the_bell() {
     assert!(!current(&app).mentioned, "seen");
     assert_eq!(app.update(alt(KeyCode::Char('2')), clock()), [], "once");
 
-    let mut quiet = App::new(
-        Settings {
-            bell: false,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let mut quiet = with(Settings {
+        bell: false,
+        ..settings()
+    });
     quiet.update(Msg::Net(NetEvent::Connected), clock());
     assert_eq!(server(&mut quiet, "from bob *: alice?"), [], "--no-bell");
 }
@@ -539,16 +552,7 @@ fn ctrl_r_finds_lines_sent_before() {
 /// Issue 21, features: the smart filter shows joins and parts of those who spoke lately.
 #[test]
 fn the_smart_filter_shows_only_those_who_spoke_lately() {
-    let mut app = App::new(
-        Settings {
-            smart_filter: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
-    login(&mut app);
-    in_room(&mut app, "#rust");
+    let mut app = smart_filtered();
     let before = current(&app).entries().len();
     server(&mut app, "joined #rust carol");
     assert_eq!(current(&app).entries().len(), before, "carol never spoke");
@@ -571,6 +575,47 @@ fn the_smart_filter_shows_only_those_who_spoke_lately() {
     assert_eq!(current(&app).entries().len(), before);
 }
 
+/// Issue 21, features: as WeeChat's `smart_filter_join_unmask`, a join the smart filter
+/// hid shows after all, where it came, when its author speaks within 30 minutes.
+#[test]
+fn a_hidden_join_shows_when_its_author_speaks_soon_after() {
+    let mut app = smart_filtered();
+    server(&mut app, "joined #rust carol");
+    server(&mut app, "joined #rust dave");
+    server(&mut app, "from bob #rust 1: meanwhile");
+    let before = current(&app).entries().len();
+    server(&mut app, "from carol #rust 2: hi");
+    let kinds: Vec<&EntryKind> = current(&app).entries().iter().map(|e| &e.kind).collect();
+    assert_eq!(kinds.len(), before + 2, "her join and her line");
+    assert!(
+        matches!(
+            &kinds[before - 1],
+            EntryKind::Presence { joined: true, names, .. } if names == &[name("carol")]
+        ),
+        "her join, where it came: before bob's line; {kinds:?}"
+    );
+    assert!(matches!(&kinds[before], EntryKind::Message { from, .. } if *from == name("bob")));
+
+    // Dave speaks too late: his join stays hidden.
+    let mut later = clock();
+    later.now += crate::buffers::JOIN_UNMASK;
+    let before = current(&app).entries().len();
+    let line = "from dave #rust 3: late".parse().expect("a line");
+    app.update(Msg::Net(NetEvent::Line(line)), later);
+    assert_eq!(current(&app).entries().len(), before + 1, "his line only");
+
+    // One who left and came back is unmasked from the last join only.
+    server(&mut app, "joined #rust erin");
+    server(&mut app, "left #rust erin");
+    let before = current(&app).entries().len();
+    server(&mut app, "from erin #rust 4: hello?");
+    assert_eq!(
+        current(&app).entries().len(),
+        before + 1,
+        "her part forgot her join"
+    );
+}
+
 #[test]
 fn the_unread_marker_goes_where_a_buffer_was_left() {
     let mut app = connected();
@@ -581,8 +626,8 @@ fn the_unread_marker_goes_where_a_buffer_was_left() {
     server(&mut app, "from bob #rust 2: new one");
     app.update(alt(KeyCode::Char('3')), clock());
     assert_eq!(current(&app).marker, Some(read));
-    let rows = current(&app).visible_rows(app.look(), 60, 0, 10, None);
-    let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+    let rows = current(&app).visible_rows(app.look(), Widths::same(60), 0, 10, None);
+    let text: Vec<String> = rows.iter().map(|r| r.line.to_string()).collect();
     let marker = text
         .iter()
         .position(|r| r.starts_with(layout::NEW_MARKER))
@@ -599,9 +644,9 @@ fn join_and_part_bursts_fold_into_one_line() {
     }
     server(&mut app, "left bob");
     let shown: Vec<String> = current(&app)
-        .visible_rows(app.look(), 80, 0, 10, None)
+        .visible_rows(app.look(), Widths::same(80), 0, 10, None)
         .iter()
-        .map(|l| l.to_string())
+        .map(|r| r.line.to_string())
         .collect();
     assert_eq!(shown.len(), 3, "{shown:?}");
     assert!(
@@ -1131,6 +1176,40 @@ fn quitting_with_pending_lines_asks_first() {
     assert_eq!(connected().update(ctrl('c'), clock()), [Command::Quit]);
 }
 
+/// Issue 21, feature (habits): `/quit [message]` quits, with or without lines waiting;
+/// the message is sent nowhere (the protocol has no quit reason), only logged.
+#[test]
+fn quit_takes_a_message_that_only_the_log_keeps() {
+    assert_eq!(
+        enter(&mut connected(), "/quit gone fishing"),
+        [Command::Quit]
+    );
+    let mut app = with(Settings {
+        log: true,
+        ..settings()
+    });
+    login(&mut app);
+    disconnect(&mut app, Vec::new());
+    enter(&mut app, "one");
+    assert_eq!(enter(&mut app, "/exit gone fishing"), []);
+    assert!(
+        hint(&app).starts_with("1 line not sent yet"),
+        "{}",
+        hint(&app)
+    );
+    let commands = enter(&mut app, "/quit gone fishing");
+    assert_eq!(
+        commands,
+        [
+            Command::Log {
+                buffer: "server".into(),
+                line: "2026-11-29 12:34:00 you quit: gone fishing".into()
+            },
+            Command::Quit
+        ]
+    );
+}
+
 #[test]
 fn a_refused_first_login_ends_the_program() {
     let mut app = app();
@@ -1304,14 +1383,10 @@ fn logged(commands: &[Command]) -> Vec<String> {
 /// stayed logged with `(pending)` after it was sent.
 #[test]
 fn the_log_has_every_line_shown_and_pending_lines_once_sent() {
-    let mut app = App::new(
-        Settings {
-            log: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let mut app = with(Settings {
+        log: true,
+        ..settings()
+    });
     login(&mut app);
     in_room(&mut app, "#rust");
     assert_eq!(
@@ -1440,14 +1515,10 @@ fn scrollback_is_bounded_per_buffer() {
 
 #[test]
 fn logs_carry_the_date_and_the_line_as_shown() {
-    let mut app = App::new(
-        Settings {
-            log: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let mut app = with(Settings {
+        log: true,
+        ..settings()
+    });
     app.update(Msg::Net(NetEvent::Connected), clock());
     let commands = server(&mut app, "from bob *: hello");
     assert_eq!(
@@ -1488,14 +1559,10 @@ fn the_mouse_is_captured_only_when_asked() {
         [Command::Mouse(true)]
     );
     assert_eq!(enter(&mut app, "/mouse"), [Command::Mouse(false)]);
-    let app = App::new(
-        Settings {
-            mouse: true,
-            ..settings()
-        },
-        Size::new(80, 24),
-        start(),
-    );
+    let app = with(Settings {
+        mouse: true,
+        ..settings()
+    });
     assert_eq!(app.start(), [Command::Connect, Command::Mouse(true)]);
 }
 
@@ -1519,19 +1586,19 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
     }
     // At 40 columns (20 for messages with the user list gone, 40 without) each wraps more.
     app.update(Msg::Resize(40, 24), clock());
-    let narrow = current(&app).visible_rows(app.look(), 40, 0, 19, None);
+    let narrow = current(&app).visible_rows(app.look(), Widths::same(40), 0, 19, None);
     assert!(
         narrow
             .last()
-            .is_some_and(|l| l.to_string().contains("word"))
+            .is_some_and(|r| r.line.to_string().contains("word"))
     );
     for _ in 0..100 {
         app.update(key(KeyCode::PageUp), clock());
     }
     let top = current(&app).scroll;
-    let rows = current(&app).visible_rows(app.look(), 40, top, 18, None);
+    let rows = current(&app).visible_rows(app.look(), Widths::same(40), top, 18, None);
     assert!(
-        rows[0].to_string().contains(" 0 word"),
+        rows[0].line.to_string().contains(" 0 word"),
         "the oldest entry is reachable: {:?}",
         rows[0]
     );
@@ -1539,7 +1606,7 @@ fn a_resize_measures_only_what_is_on_screen_until_more_is_needed() {
     let heights: usize = current(&app)
         .entries()
         .iter()
-        .map(|e| layout::height(e, app.look(), 40))
+        .map(|e| layout::height(e, app.look(), Widths::same(40)))
         .sum();
     assert_eq!(
         top,

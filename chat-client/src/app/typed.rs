@@ -15,7 +15,7 @@ impl App {
         }
         let secret = commands::secret_start(&typed).is_some();
         let parsed = commands::parse(&typed);
-        if !matches!(parsed, Ok(Typed::Command(UserCommand::Quit))) {
+        if !matches!(parsed, Ok(Typed::Command(UserCommand::Quit(_)))) {
             // A warning about pending lines holds for the `/quit` right after it only.
             self.quit_warned = false;
         }
@@ -60,7 +60,7 @@ impl App {
     pub(super) fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
         match command {
             UserCommand::Help => self.help = Some(0),
-            UserCommand::Quit => return self.user_quit(),
+            UserCommand::Quit(message) => return self.user_quit(message.as_deref(), clock),
             UserCommand::Join(room) => {
                 if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
                     if self.buffers.all()[index].member {

@@ -36,6 +36,7 @@ fn settings() -> Settings {
         time_format: "%H:%M".into(),
         join_part: JoinPart::Fold,
         smart_filter: false,
+        hyperlinks: false,
         mouse: false,
         log: false,
     }
@@ -552,5 +553,111 @@ fn a_day_change_line_goes_wherever_the_date_changes() {
             "── Sunday 29 November 2026 ──",
             "09:05 bob: sunday",
         ]
+    );
+}
+
+/// Issue 21, feature: a URL wider than the pane takes whole rows of the screen, over the
+/// user list, unindented; each of its cells is an OSC 8 hyperlink to the whole URL, as
+/// wide as its character, opened and closed in the cell.
+#[test]
+fn a_long_url_takes_whole_rows_and_is_a_hyperlink() {
+    let now = Instant::now();
+    let url =
+        "https://example.org/a/long/path/that/goes/on/and/on/and/on/for/ever/and/ever/and/a/day";
+    let mut app = App::new(
+        Settings {
+            hyperlinks: true,
+            ..settings()
+        },
+        Size::new(80, 12),
+        now,
+    );
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    type_line(&mut app, now, "/join #rust");
+    press(&mut app, now, KeyCode::Enter, KeyModifiers::NONE);
+    let line = format!("from bob #rust 2: see {url} ok");
+    feed(
+        &mut app,
+        now,
+        &["joined #rust alice", "names #rust alice,bob", &line],
+    );
+    let terminal = screen(&app, 80, 12);
+    let buffer = terminal.backend().buffer();
+    let plain = |y: u16| -> String {
+        (0..80)
+            .map(|x| {
+                let symbol = buffer[(x, y)].symbol();
+                // The grapheme between the link's opening and closing escapes.
+                symbol
+                    .rsplit_once("\x1b]8;;\x1b\\")
+                    .and_then(|(open, _)| open.rsplit_once("\x1b\\"))
+                    .map_or(symbol, |(_, grapheme)| grapheme)
+                    .to_owned()
+            })
+            .collect()
+    };
+    let rows: Vec<String> = (0..12).map(plain).collect();
+    let first = rows
+        .iter()
+        .position(|r| r.starts_with("https://"))
+        .expect("the URL starts a row");
+    assert!(rows[first - 1].starts_with("09:05 bob: see "), "{rows:#?}");
+    // Its last piece is no wider than the pane: the user list goes on beside it.
+    let rest = rows[first + 1].split(' ').next().unwrap_or_default();
+    assert_eq!(format!("{}{rest}", rows[first]), url);
+    assert!(rows[first + 2].starts_with("      ok "), "{rows:#?}");
+    assert!(
+        !rows[first].contains('│'),
+        "the user list makes way: {rows:#?}"
+    );
+    assert!(
+        rows[first + 2].contains('│'),
+        "and is back after: {rows:#?}"
+    );
+
+    let cell = &buffer[(0, first as u16)];
+    assert_eq!(
+        cell.symbol(),
+        format!(
+            "\x1b]8;id={:016x};{url}\x1b\\h\x1b]8;;\x1b\\",
+            layout::fnv1a(url.as_bytes())
+        )
+    );
+    assert_eq!(
+        cell.diff_option,
+        CellDiffOption::ForcedWidth(NonZeroU16::MIN)
+    );
+    assert_eq!(
+        osc8_target("https://例え.jp/a b"),
+        "https://%E4%BE%8B%E3%81%88.jp/a%20b"
+    );
+}
+
+/// Issue 21, defect 16: `👍🏽` is drawn whole in one two-cell cell, in the messages and
+/// the input, and the two cells after it are drawn again with it (so that a terminal
+/// that draws the tone apart leaves no stray swatch).
+#[test]
+fn an_emoji_keeps_its_skin_tone_on_screen() {
+    let now = Instant::now();
+    let mut app = app(60, 10, now);
+    app.update(Msg::Net(NetEvent::Connected), clock(now));
+    feed(&mut app, now, &["from bob *: nice 👍🏽 work"]);
+    type_line(&mut app, now, "👍🏽");
+    let terminal = screen(&app, 60, 10);
+    let buffer = terminal.backend().buffer();
+    let message = (0..10)
+        .find(|&y| row(&terminal, y).starts_with("09:05 bob: nice "))
+        .expect("bob's line");
+    let x = "09:05 bob: nice ".len() as u16;
+    assert_eq!(buffer[(x, message)].symbol(), "👍🏽");
+    assert_eq!(buffer[(x + 2, message)].symbol(), " ");
+    assert_eq!(buffer[(x + 3, message)].symbol(), "w");
+    for cell in [&buffer[(x + 2, message)], &buffer[(x + 3, message)]] {
+        assert_eq!(cell.diff_option, CellDiffOption::AlwaysUpdate);
+    }
+    assert_eq!(buffer[(4, 9)].symbol(), "👍🏽", "in the input after [*]");
+    assert_eq!(
+        terminal.backend().cursor_position(),
+        Position::new(4 + 2, 9)
     );
 }
