@@ -33,41 +33,56 @@ path = sys.argv[1]
 session = sys.argv[2] if len(sys.argv) > 2 else None
 rows = [json.loads(l) for l in open(path) if l.strip()]
 rows = [r for r in rows if session is None or r.get("session") == session]
+tools, modes = ["chat-bench", "indep-load"], ["memory", "off"]
+def noisy(r):  # others used over 10% of a core during the measured window
+    return r.get("others_cpu_seconds", 0) > 0.1 * r["seconds"]
 def tool_cpu(r):  # chat-bench calls its own CPU `bench`, indep-load `load`
     return (r.get("bench") or r.get("load") or {}).get("cpu_percent")
 def per_m(r):  # server CPU seconds per million deliveries
     return 1e6 * r["server"]["cpu_seconds"] / r["delivered"] if r["delivered"] else float("nan")
-print(f"{'tool':<11}{'mode':<7}{'runs':>5}{'deliveries/s':>14}{'server CPU s/M':>16}"
-      f"{'server CPU%':>13}{'tool CPU%':>11}{'others s':>10}  lost/dup/reord")
-med = {}
-for tool in ["chat-bench", "indep-load"]:
-    for mode in ["memory", "off"]:
-        rs = [r for r in rows if r["tool"] == tool and r["mode"] == mode]
-        if not rs:
-            continue
-        m = lambda f: statistics.median(f(r) for r in rs)
-        med[tool, mode] = (m(lambda r: r["deliveries_per_sec"]), m(per_m))
-        bad = sum(r["lost"] for r in rs), sum(r["duplicated"] for r in rs), sum(r["reordered"] for r in rs)
-        print(f"{tool:<11}{mode:<7}{len(rs):>5}{med[tool, mode][0]:>14,.0f}{med[tool, mode][1]:>16.3f}"
-              f"{m(lambda r: r['server']['cpu_percent']):>13.0f}{m(tool_cpu):>11.0f}"
-              f"{m(lambda r: r.get('others_cpu_seconds', 0)):>10.2f}  {'/'.join(map(str, bad))}")
-print()
-for tool in ["chat-bench", "indep-load"]:
-    if (tool, "memory") in med and (tool, "off") in med:
-        (rm, cm), (ro, co) = med[tool, "memory"], med[tool, "off"]
-        print(f"{tool}: history costs {100 * (1 - rm / ro):+.1f}% of deliveries/s (1 - mem/off), "
-              f"{100 * (cm / co - 1):+.1f}% server CPU per delivery (mem/off - 1)")
-# Per pair, the same ratios: how far one pair's noise goes.
-for tool in ["chat-bench", "indep-load"]:
-    pairs = sorted({r["pair"] for r in rows if r["tool"] == tool})
-    cells = []
-    for p in pairs:
+def table(rs_all, title):
+    print(title)
+    print(f"{'tool':<11}{'mode':<7}{'runs':>5}{'deliveries/s':>14}{'server CPU s/M':>16}"
+          f"{'server CPU%':>13}{'tool CPU%':>11}{'others s':>10}  lost/dup/reord")
+    med = {}
+    for tool in tools:
+        for mode in modes:
+            rs = [r for r in rs_all if r["tool"] == tool and r["mode"] == mode]
+            if not rs:
+                continue
+            m = lambda f: statistics.median(f(r) for r in rs)
+            med[tool, mode] = (m(lambda r: r["deliveries_per_sec"]), m(per_m))
+            bad = sum(r["lost"] for r in rs), sum(r["duplicated"] for r in rs), sum(r["reordered"] for r in rs)
+            print(f"{tool:<11}{mode:<7}{len(rs):>5}{med[tool, mode][0]:>14,.0f}{med[tool, mode][1]:>16.3f}"
+                  f"{m(lambda r: r['server']['cpu_percent']):>13.0f}{m(tool_cpu):>11.0f}"
+                  f"{m(lambda r: r.get('others_cpu_seconds', 0)):>10.2f}  {'/'.join(map(str, bad))}")
+    for tool in tools:
+        if (tool, "memory") in med and (tool, "off") in med:
+            (rm, cm), (ro, co) = med[tool, "memory"], med[tool, "off"]
+            print(f"  {tool}: history costs {100 * (1 - rm / ro):+.1f}% of deliveries/s (1 - mem/off), "
+                  f"{100 * (cm / co - 1):+.1f}% server CPU per delivery (mem/off - 1)")
+    print()
+table(rows, "Every run, medians:")
+quiet = [r for r in rows if not noisy(r)]
+table(quiet, f"Quiet runs only (others under 10% of a core; {len(rows) - len(quiet)} of {len(rows)} left out):")
+# Within each pair the two modes ran a few seconds apart: the paired ratio cancels the
+# machine's slow and fast minutes that the medians above mix in.
+print("Per pair, throughput cost / server-CPU-per-delivery cost (* = a noisy run):")
+for tool in tools:
+    cells, clean = [], []
+    for p in sorted({r["pair"] for r in rows if r["tool"] == tool}):
         run = {r["mode"]: r for r in rows if r["tool"] == tool and r["pair"] == p}
-        if len(run) == 2:
-            cells.append(f"{100 * (1 - run['memory']['deliveries_per_sec'] / run['off']['deliveries_per_sec']):+.0f}%"
-                         f"/{100 * (per_m(run['memory']) / per_m(run['off']) - 1):+.0f}%")
-    if cells:
-        print(f"{tool} per pair (throughput cost/CPU-per-delivery cost): {' '.join(cells)}")
+        if len(run) < 2:
+            continue
+        t = 1 - run["memory"]["deliveries_per_sec"] / run["off"]["deliveries_per_sec"]
+        c = per_m(run["memory"]) / per_m(run["off"]) - 1
+        mark = "*" if noisy(run["memory"]) or noisy(run["off"]) else ""
+        cells.append(f"{100 * t:+.0f}%/{100 * c:+.0f}%{mark}")
+        if not mark:
+            clean.append((t, c))
+    med = (f"; median of the clean pairs {100 * statistics.median(t for t, _ in clean):+.1f}%/"
+           f"{100 * statistics.median(c for _, c in clean):+.1f}%" if clean else "")
+    print(f"  {tool}: {' '.join(cells)}{med}")
 PY
 }
 
