@@ -474,7 +474,7 @@ fn render_input(app: &App, area: Rect, buf: &mut Buffer) {
     } else if let Some(search) = app.search() {
         block = block.title(Span::styled(
             format!(
-                " search: {} · F3 older · Shift-F3 newer · Esc ends ",
+                " search: {} · F3 older · F4 newer · Esc ends ",
                 SafeText::new(&search.query)
             ),
             Style::new().fg(Color::Cyan),

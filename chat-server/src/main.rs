@@ -406,6 +406,9 @@ fn main() -> anyhow::Result<()> {
     if let Err(e) = chat_server::rlimit::raise_fd_limit() {
         tracing::warn!(error = %e, "could not raise the open file limit");
     }
+    if let Err(e) = chat_server::rlimit::no_huge_pages() {
+        tracing::debug!(error = %e, "could not turn transparent huge pages off");
+    }
     let addrs = [args.irc_addr, args.irc_tls_addr, args.metrics_addr];
     let addr = args.addr;
     let config = config_of(args)?;
