@@ -71,6 +71,20 @@ import sys
 v = {l.split()[0]: float(l.split()[1]) for l in sys.stdin if l.startswith("chat_heap_")}
 print(", \"heap_live_bytes\": %d, \"heap_peak_bytes\": %d" % (v["chat_heap_live_bytes"], v["chat_heap_peak_bytes"]))'
 }
+heap_while_held() { # metrics address, clients: the gauges once all are connected, polled
+    # while the idle bench holds them (afterwards their leaving has filled the queues)
+    local sample="" base
+    base=$(curl -s "http://$1/metrics" | awk '$1 == "chat_heap_live_bytes" { print $2 }')
+    while kill -0 "$server_pid" 2>/dev/null; do
+        if curl -s "http://$1/metrics" | grep -q "^chat_connections{listener=\"native\"} $2\$"; then
+            sleep 1
+            sample=$(heap "$1")
+            break
+        fi
+        sleep 0.2
+    done
+    echo "$sample, \"heap_base_bytes\": ${base:-0}"
+}
 stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
 port=19400
@@ -100,9 +114,16 @@ for round in $(seq "$rounds"); do
         next_port; metrics=127.0.0.1:$((port + 500))
         start_server production "$port" "$binary" --metrics-addr "$metrics"
         wait_quiet
+        held=/tmp/production-heap-held
+        : > "$held"
+        sampler=""
+        if [ "$kind" = heap-stats ]; then
+            heap_while_held "$metrics" 10000 > "$held" &
+            sampler=$!
+        fi
         record=$($bench idle --addr "127.0.0.1:$port" --clients 10000 --hold 5 --server-pid "$server_pid" 2>/dev/null | tail -n 1)
-        extra=", \"round\": $round, \"server_kind\": \"$kind\""
-        [ "$kind" = heap-stats ] && extra+=$(heap "$metrics")
+        [ -n "$sampler" ] && wait "$sampler"
+        extra=", \"round\": $round, \"server_kind\": \"$kind\"$(cat "$held")"
         echo "$record" | tag "$(tags idle "$extra")"
         stop
 
@@ -131,7 +152,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 for r in rows:
     if r["name"] == "idle" and "heap_live_bytes" in r and "heap_live_per_connection" not in r:
-        r["heap_live_per_connection"] = r["heap_live_bytes"] / r["clients"]
+        r["heap_live_per_connection"] = (r["heap_live_bytes"] - r.get("heap_base_bytes", 0)) / r["clients"]
 open(sys.argv[1], "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
 summary "$out"
