@@ -517,6 +517,23 @@ fn cursor_position(app: &App, area: Rect) -> Option<Position> {
     Some(Position::new(inner.x + column as u16, inner.y))
 }
 
+/// A wide character (CJK, emoji) in the column just left of `area` would be drawn over
+/// `area`'s first column, its border, by the terminal, and ratatui, which skips the cell a
+/// wide character covers, would never draw the border there: it becomes a space.
+fn blank_wide_cells_left_of(area: Rect, buf: &mut Buffer) {
+    let Some(x) = area.x.checked_sub(1) else {
+        return;
+    };
+    for y in area.top()..area.bottom() {
+        if let Some(cell) = buf.cell_mut((x, y))
+            && !cell.symbol().starts_with('\x1b')
+            && cell.symbol().width() > 1
+        {
+            cell.set_symbol(" ");
+        }
+    }
+}
+
 /// The help overlay, as large as the screen allows, scrolled to `scroll`.
 fn render_help(area: Rect, scroll: usize, buf: &mut Buffer) {
     let popup = layout::help_popup(area);
@@ -534,6 +551,7 @@ fn render_help(area: Rect, scroll: usize, buf: &mut Buffer) {
         " help · Esc closes ".to_owned()
     };
     Clear.render(popup, buf);
+    blank_wide_cells_left_of(popup, buf);
     let text: Vec<Line> = rows.into_iter().skip(scroll).take(visible).collect();
     Paragraph::new(text)
         .block(

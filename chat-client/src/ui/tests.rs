@@ -294,6 +294,42 @@ fn help_overlay_fits_and_scrolls_at_40_by_12() {
 }
 
 #[test]
+fn a_wide_character_at_the_help_overlays_edge_does_not_hide_its_border() {
+    let (mut app, now) = conversation(200, 40);
+    // Both parities, so that some CJK character straddles the column left of the border.
+    let lines: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "from bob #rust {}: {}{}",
+                100 + i,
+                "a".repeat(i % 2),
+                "中".repeat(60)
+            )
+        })
+        .collect();
+    feed(
+        &mut app,
+        now,
+        &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    press(&mut app, now, KeyCode::F(1), KeyModifiers::NONE);
+    let terminal = screen(&app, 200, 40);
+    let buffer = terminal.backend().buffer();
+    let popup = layout::help_popup(Rect::new(0, 0, 200, 40));
+    for y in popup.top()..popup.bottom() {
+        let left = buffer[(popup.x - 1, y)].symbol();
+        assert!(
+            left.width() <= 1,
+            "row {y}: {left:?} would cover the border"
+        );
+    }
+    let bordered = (popup.top() + 1..popup.bottom() - 1)
+        .filter(|&y| buffer[(popup.x, y)].symbol() == "│")
+        .count();
+    assert_eq!(bordered, usize::from(popup.height - 2));
+}
+
+#[test]
 fn help_overlay_at_80_by_24() {
     let (mut app, now) = conversation(80, 24);
     press(&mut app, now, KeyCode::F(1), KeyModifiers::NONE);
