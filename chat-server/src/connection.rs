@@ -78,43 +78,46 @@ impl Connection {
     ///
     /// One flat function on purpose: every nested `async fn` taking values stores them
     /// twice in the task, and the task's size is what every idle client costs. The
-    /// states that live once (handshake, login, the close) are boxed for the same reason.
-    pub(crate) async fn run<A: Send>(self, stream: TcpStream, admission: A) {
-        let (id, addr) = (self.id, self.addr);
+    /// states that live once (handshake, login, the close) are boxed for the same reason,
+    /// and so are the arguments: unboxed, the 184 bytes of the connection, its socket and
+    /// its admission would stay in the future next to the locals they move into; boxed,
+    /// the box is freed once they are out of it (docs/performance.md).
+    pub(crate) async fn run<A: Send>(start: Box<(Self, TcpStream, A)>) {
+        // Values handed to a function leave nothing behind in the future; a partly moved
+        // `Box`, `Result` or `Option` would keep its room until the client leaves.
+        let (this, stream, admission) = {
+            let start = start;
+            *start
+        };
+        let (id, addr) = (this.id, this.addr);
         let opened = Box::pin(async {
             tokio::select! {
-                opened = open(stream, self.tls.as_ref(), self.config.handshake_timeout) => opened,
-                () = self.token.cancelled() => Ok(None),
+                opened = open(stream, this.tls.as_ref(), this.config.handshake_timeout) => opened,
+                () = this.token.cancelled() => Ok(None),
             }
         })
         .await;
-        let result = match opened {
-            Ok(Some((read_half, write_half))) => {
-                let mut lines = LineReader::new(read_half, self.config.max_line_bytes);
-                let (outbox, inbox) = sendq::channel(self.config.sendq);
-                let mut writer = Writer::new(write_half, inbox);
-                let result = match Box::pin(self.login(&mut lines, outbox)).await {
-                    Some(name) => {
-                        info!(id, %name, "logged in");
-                        let ended = self.read_and_write(&mut lines, &mut writer).await;
-                        Box::pin(self.leave(name, ended)).await
-                    }
-                    // Refused: the queue holds why, if the client is still there to read it.
-                    None => Ok(()),
-                };
-                // The broker's shutdown waits for every `broker_tx` to go, and this
-                // connection's queue closes only after that: drop it before the close.
-                drop(self);
-                Box::pin(finish(id, &mut lines, &mut writer)).await;
-                result
-            }
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
+        let Some((read_half, write_half)) = opened_or_closed(opened, addr, id) else {
+            return;
         };
-        if let Err(e) = result {
-            debug!(peer = %addr, id, error = %e, "connection ended with an error");
-        }
-        info!(peer = %addr, id, "closed");
+        let mut lines = LineReader::new(read_half, this.config.max_line_bytes);
+        let (outbox, inbox) = sendq::channel(this.config.sendq);
+        let mut writer = Writer::new(write_half, inbox);
+        let login = Box::pin(this.login(&mut lines, outbox)).await;
+        let result = match login {
+            Some(name) => {
+                info!(id, %name, "logged in");
+                let ended = this.read_and_write(&mut lines, &mut writer).await;
+                Box::pin(this.leave(name, ended)).await
+            }
+            // Refused: the queue holds why, if the client is still there to read it.
+            None => Ok(()),
+        };
+        // The broker's shutdown waits for every `broker_tx` to go, and this connection's
+        // queue closes only after that: drop it before the close.
+        drop(this);
+        Box::pin(finish(id, &mut lines, &mut writer)).await;
+        closed(addr, id, result);
         drop(admission);
     }
 
@@ -266,7 +269,11 @@ impl Connection {
         writer: &mut Writer,
     ) -> Option<(BrokerEvent, io::Result<()>)> {
         let id = self.id;
-        let mut pacer = self.config.rate_limit.map(Pacer::new);
+        // Boxed: most clients are not paced, and this future is part of every idle one.
+        let mut pacer = self
+            .config
+            .rate_limit
+            .map(|rate| Box::new(Pacer::new(rate)));
         // Paced clients go one line at a time.
         let most = if pacer.is_some() {
             1
@@ -359,6 +366,33 @@ impl Connection {
             }
         }
     }
+}
+
+/// The socket's halves once open; otherwise the connection is over, and logged so.
+fn opened_or_closed(
+    opened: io::Result<Option<(ReadHalf, WriteHalf)>>,
+    addr: SocketAddr,
+    id: ConnId,
+) -> Option<(ReadHalf, WriteHalf)> {
+    match opened {
+        Ok(Some(halves)) => Some(halves),
+        Ok(None) => {
+            closed(addr, id, Ok(()));
+            None
+        }
+        Err(e) => {
+            closed(addr, id, Err(e));
+            None
+        }
+    }
+}
+
+/// Logs a connection's end, and why if it was an error.
+fn closed(addr: SocketAddr, id: ConnId, result: io::Result<()>) {
+    if let Err(e) = result {
+        debug!(peer = %addr, id, error = %e, "connection ended with an error");
+    }
+    info!(peer = %addr, id, "closed");
 }
 
 /// A password line's password, and what the broker gets once it is hashed.

@@ -150,7 +150,9 @@ pub(crate) async fn accept_loop(
                 tracker.spawn(irc::session::serve(conn, server.clone(), stream, admission));
             }
             None => {
-                tracker.spawn(conn.run(stream, admission));
+                tracker.spawn(connection::Connection::run(Box::new((
+                    conn, stream, admission,
+                ))));
             }
         }
     }
