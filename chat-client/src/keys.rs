@@ -5,6 +5,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::commands::COMMANDS;
+use crate::input::Edit;
 
 /// Something a key does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,39 +60,6 @@ pub enum Action {
     Redraw,
     /// An editing key for the input line.
     Edit(Edit),
-}
-
-/// Editing keys, applied by [`crate::input::InputLine::edit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Edit {
-    /// One grapheme left.
-    Left,
-    /// One grapheme right.
-    Right,
-    /// One word left.
-    WordLeft,
-    /// One word right.
-    WordRight,
-    /// To the start of the line.
-    Home,
-    /// To the end of the line.
-    End,
-    /// Delete the grapheme before the cursor.
-    Backspace,
-    /// Delete the grapheme under the cursor.
-    Delete,
-    /// Cut the word before the cursor (up to whitespace).
-    CutWordBefore,
-    /// Cut the word before the cursor (up to punctuation too).
-    CutWordBack,
-    /// Cut the word after the cursor.
-    CutWordAfter,
-    /// Cut to the start of the line.
-    CutToStart,
-    /// Cut to the end of the line.
-    CutToEnd,
-    /// Paste the last cut text.
-    Yank,
 }
 
 /// One key: a code and the modifiers held with it.

@@ -14,6 +14,8 @@
 //!   [`outbox`].
 //! - [`commands`] and [`keys`]: the command table and the key table, from which the help
 //!   is generated.
+//! - [`entry`]: one line of a buffer, before layout; [`layout`] draws and measures entries,
+//!   [`buffers`] keeps them, so data flows entry → layout → buffers → app → ui.
 //! - [`layout`]: pure text layout (panes, entry spans, wrapping) used by `app` and `ui`.
 //! - [`sanitize`]: [`sanitize::SafeText`], the only text that is drawn.
 //! - [`event`]: [`event::Msg`], everything that can happen.
@@ -31,6 +33,7 @@ pub mod commands;
 pub mod complete;
 pub mod config;
 pub mod conn;
+pub mod entry;
 pub mod event;
 pub mod history;
 pub mod input;

@@ -5,7 +5,8 @@ use crossterm::event::KeyModifiers;
 use super::*;
 use chat_proto::MessageId;
 
-use crate::buffers::{Buffer, Entry};
+use crate::buffers::Buffer;
+use crate::entry::Entry;
 
 fn clock() -> Clock {
     Clock {
