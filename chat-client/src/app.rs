@@ -18,7 +18,7 @@ use chat_proto::{
     Recipient, RoomName, Scope, ServerLine, UserName,
 };
 use chrono::NaiveDateTime;
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+use crossterm::event::{KeyEvent, KeyEventKind};
 use ratatui::layout::{Position, Rect, Size};
 
 use crate::account::Account;
@@ -31,7 +31,7 @@ use crate::event::{Clock, Msg, NetEvent};
 use crate::history::InputHistory;
 use crate::input::{Edit, InputLine};
 use crate::keepalive::Keepalive;
-use crate::keys::{self, Action};
+use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction, ReverseAction};
 use crate::layout::{self, Look, Widths};
 use crate::outbox::{Outbox, Pending};
 use crate::sanitize::SafeText;

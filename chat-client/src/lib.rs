@@ -12,8 +12,8 @@
 //!   scrollback per room and conversation, unread, mentions and read markers; a room's
 //!   members, roles, topic and modes in [`room`]), [`input`], [`history`], [`complete`],
 //!   [`outbox`].
-//! - [`commands`] and [`keys`]: the command table and the key table, from which the help
-//!   is generated.
+//! - [`commands`] and [`keys`]: the command table and the key tables (one per mode), from
+//!   which the help is generated.
 //! - [`entry`]: one line of a buffer, before layout; [`layout`] draws and measures entries,
 //!   [`buffers`] keeps them, so data flows entry → layout → buffers → app → ui.
 //! - [`layout`]: pure text layout (panes, entry spans, wrapping) used by `app` and `ui`.

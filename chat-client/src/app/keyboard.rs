@@ -4,40 +4,48 @@
 use super::*;
 
 impl App {
+    /// A key, looked up in the table of the mode the app is in: the help, a reverse
+    /// search, a question, or else the normal keys (with those of a search).
     pub(super) fn on_key(&mut self, key: KeyEvent, clock: Clock) {
-        let action = keys::action(key);
         if let Some(scroll) = self.help {
-            self.help_key(key, action, scroll);
+            self.help_key(key, scroll);
             return;
         }
         if let Some(reverse) = self.reverse.take() {
-            self.reverse_key(key, action, reverse);
+            self.reverse_key(key, reverse);
             return;
         }
         match self.prompt.take() {
             Some(Prompt::Paste(lines)) => {
-                match key.code {
-                    KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
-                        self.hint = None;
-                        self.send_paste(lines, clock);
-                    }
-                    KeyCode::Char('n' | 'N') | KeyCode::Esc => {
-                        self.hint = Some((SafeText::new("paste cancelled"), false));
-                    }
-                    _ if action == Some(Action::Interrupt) => {
-                        self.hint = Some((SafeText::new("paste cancelled"), false));
-                    }
-                    _ => self.prompt = Some(Prompt::Paste(lines)),
-                }
+                self.paste_key(key, lines, clock);
                 return;
             }
-            Some(Prompt::Quit) if action == Some(Action::Interrupt) => {
+            Some(Prompt::Quit) if keys::QUIT_PROMPT.action(key) == Some(QuitAction::Quit) => {
                 self.log_quit(None, clock);
                 self.quit(Exit::Clean);
                 return;
             }
+            // Any other key drops the question and does what it always does.
             Some(Prompt::Quit) | None => {}
         }
+        self.normal_key(key, clock);
+    }
+
+    fn paste_key(&mut self, key: KeyEvent, lines: Vec<String>, clock: Clock) {
+        match keys::PASTE_PROMPT.action(key) {
+            Some(PasteAction::Send) => {
+                self.hint = None;
+                self.send_paste(lines, clock);
+            }
+            Some(PasteAction::Cancel) => {
+                self.hint = Some((SafeText::new("paste cancelled"), false));
+            }
+            None => self.prompt = Some(Prompt::Paste(lines)),
+        }
+    }
+
+    fn normal_key(&mut self, key: KeyEvent, clock: Clock) {
+        let action = keys::action(key);
         self.hint = None;
         if !matches!(action, Some(Action::Complete | Action::CompleteBack)) {
             self.completion = None;
@@ -91,7 +99,7 @@ impl App {
             Action::NextActive => self.next_active(),
             Action::ReverseSearch => {
                 let draft = self.input.as_str().to_owned();
-                self.reverse_key(key, Some(action), (String::new(), None, draft));
+                self.reverse_find(String::new(), None, draft);
             }
             Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
             Action::NicksDown => self.nick_scroll += 1,
@@ -112,17 +120,16 @@ impl App {
         }
     }
 
-    pub(super) fn help_key(&mut self, key: KeyEvent, action: Option<Action>, scroll: usize) {
+    pub(super) fn help_key(&mut self, key: KeyEvent, scroll: usize) {
         let page = usize::from(self.size.height.saturating_sub(4)).max(1);
-        self.help = match key.code {
-            KeyCode::Esc | KeyCode::F(1) | KeyCode::Enter | KeyCode::Char('q') => None,
-            _ if action == Some(Action::Interrupt) => None,
-            KeyCode::Up => Some(scroll.saturating_sub(1)),
-            KeyCode::Down => Some(scroll + 1),
-            KeyCode::PageUp => Some(scroll.saturating_sub(page)),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(scroll + page),
-            KeyCode::Home => Some(0),
-            _ => Some(scroll),
+        self.help = match keys::HELP.action(key) {
+            Some(HelpAction::Close) => None,
+            Some(HelpAction::Up) => Some(scroll.saturating_sub(1)),
+            Some(HelpAction::Down) => Some(scroll + 1),
+            Some(HelpAction::PageUp) => Some(scroll.saturating_sub(page)),
+            Some(HelpAction::PageDown) => Some(scroll + page),
+            Some(HelpAction::Top) => Some(0),
+            None => Some(scroll),
         }
         .map(|s| s.min(layout::help_max_scroll(self.size)));
     }
@@ -153,29 +160,40 @@ impl App {
     fn reverse_key(
         &mut self,
         key: KeyEvent,
-        action: Option<Action>,
         (mut query, mut at, draft): (String, Option<usize>, String),
     ) {
-        match (key.code, action) {
-            (_, Some(Action::ReverseSearch)) => {}
-            (_, Some(Action::Cancel)) => {
+        match keys::REVERSE.action(key) {
+            Some(ReverseAction::Older) => {}
+            Some(ReverseAction::GiveUp) => {
                 self.input.set(draft);
                 self.hint = None;
                 return;
             }
-            (KeyCode::Backspace, _) => {
+            Some(ReverseAction::DeleteBack) => {
                 query.pop();
                 at = None;
             }
-            (KeyCode::Char(c), _) if keys::typed_char(key).is_some() => {
-                query.push(c);
-                at = None;
-            }
-            _ => {
+            Some(ReverseAction::Accept) => {
                 self.hint = None;
                 return;
             }
+            None => match keys::typed_char(key) {
+                Some(c) => {
+                    query.push(c);
+                    at = None;
+                }
+                None => {
+                    self.hint = None;
+                    return;
+                }
+            },
         }
+        self.reverse_find(query, at, draft);
+    }
+
+    /// Looks for `query` in the lines sent, older than the line at `at` if there is one,
+    /// and keeps the reverse search going.
+    fn reverse_find(&mut self, query: String, mut at: Option<usize>, draft: String) {
         // Ctrl-R again looks past the line found; a changed query starts from the newest.
         let before = at;
         let found = self

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crossterm::event::KeyModifiers;
+use crossterm::event::{KeyCode, KeyModifiers};
 
 use super::*;
 use chat_proto::MessageId;
