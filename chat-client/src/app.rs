@@ -2,8 +2,10 @@
 //! No I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for
 //! the runtime to carry out (The Elm Architecture). The state is made of small parts, each
 //! in its own module: the connection ([`Connection`]), the buffers ([`Buffers`]), the input
-//! line, its history and completion, and the outbox; `update` dispatches to them. The
-//! handlers live by what they handle: `app/keyboard.rs` (keys, pastes, completion, search),
+//! bar ([`InputBar`]: the line, its history, completion and reverse search, which takes
+//! its own keys and answers with an [`Outcome`]), and the outbox; `update` dispatches to
+//! them. The handlers live by what they handle: `app/keyboard.rs` (keys by mode, pastes,
+//! the names and rooms Tab completes, search),
 //! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each server
 //! line), `app/governance.rs` (room commands and the lines that govern rooms) and
 //! `app/sessions.rs` (one account on several devices: read markers, copies of what we sent
@@ -23,15 +25,14 @@ use ratatui::layout::{Position, Rect, Size};
 
 use crate::account::Account;
 use crate::buffers::{BufferId, Buffers, Measure, Merged};
-use crate::commands::{self, COMMANDS, Typed, UserCommand};
-use crate::complete::Completion;
+use crate::commands::{self, Typed, UserCommand};
 use crate::conn::{ConnState, Connection};
 use crate::entry::{Entry, EntryKind};
 use crate::event::{Clock, Msg, NetEvent};
-use crate::history::InputHistory;
-use crate::input::{Edit, InputLine};
+use crate::input::InputLine;
+use crate::input_bar::{InputBar, Outcome};
 use crate::keepalive::Keepalive;
-use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction, ReverseAction};
+use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction};
 use crate::layout::{self, Look, Widths};
 use crate::outbox::{Outbox, Pending};
 use crate::sanitize::SafeText;
@@ -184,9 +185,8 @@ pub struct App {
     roster: BTreeSet<UserName>,
     /// Rooms seen in `/rooms` replies, for completion.
     known_rooms: BTreeSet<RoomName>,
-    input: InputLine,
-    history: InputHistory,
-    completion: Option<Completion>,
+    /// The input line, its history, completion and reverse search.
+    input_bar: InputBar,
     outbox: Outbox,
     /// History lines received, by conversation, until their `history-end`.
     incoming: HashMap<Conv, Vec<(NaiveDateTime, EntryKind)>>,
@@ -226,9 +226,6 @@ pub struct App {
     /// The help overlay and how far it is scrolled.
     help: Option<usize>,
     search: Option<Search>,
-    /// Ctrl-R: the query typed so far, the position of the line it found in the input
-    /// history, and the input as it was, put back by Esc.
-    reverse: Option<(String, Option<usize>, String)>,
     mouse: bool,
     /// Whether a mention changed the terminal's title.
     titled: bool,
@@ -270,9 +267,7 @@ impl App {
             buffers,
             roster: BTreeSet::new(),
             known_rooms: BTreeSet::new(),
-            input: InputLine::default(),
-            history: InputHistory::default(),
-            completion: None,
+            input_bar: InputBar::default(),
             outbox: Outbox::default(),
             incoming: HashMap::new(),
             joining: None,
@@ -291,7 +286,6 @@ impl App {
             hint: None,
             help: None,
             search: None,
-            reverse: None,
             titled: false,
             nick_scroll: 0,
             size,
@@ -631,7 +625,7 @@ impl App {
 
     /// The input line.
     pub fn input(&self) -> &InputLine {
-        &self.input
+        self.input_bar.line()
     }
 
     /// The note over the input, and whether it asks for attention.

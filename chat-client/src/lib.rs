@@ -10,7 +10,8 @@
 //!   [`conn`] (connection state, reconnect policy), [`keepalive`] (`/ping` and the dead
 //!   connection), [`account`] (our sessions and away, across devices), [`buffers`] (a
 //!   scrollback per room and conversation, unread, mentions and read markers; a room's
-//!   members, roles, topic and modes in [`room`]), [`input`], [`history`], [`complete`],
+//!   members, roles, topic and modes in [`room`]), [`input_bar`] (a component with its
+//!   own key handling: the [`input`] line, its [`history`] and Ctrl-R, Tab [`complete`]ion),
 //!   [`outbox`].
 //! - [`commands`] and [`keys`]: the command table and the key tables (one per mode), from
 //!   which the help is generated.
@@ -37,6 +38,7 @@ pub mod entry;
 pub mod event;
 pub mod history;
 pub mod input;
+pub mod input_bar;
 pub mod keepalive;
 pub mod keys;
 pub mod layout;

@@ -11,8 +11,9 @@ impl App {
             self.help_key(key, scroll);
             return;
         }
-        if let Some(reverse) = self.reverse.take() {
-            self.reverse_key(key, reverse);
+        if self.input_bar.searching() {
+            let outcome = self.input_bar.reverse_key(key);
+            self.take_outcome(outcome);
             return;
         }
         match self.prompt.take() {
@@ -47,18 +48,24 @@ impl App {
     fn normal_key(&mut self, key: KeyEvent, clock: Clock) {
         let action = keys::action(key);
         self.hint = None;
-        if !matches!(action, Some(Action::Complete | Action::CompleteBack)) {
-            self.completion = None;
+        match self.input_bar.update(key, action) {
+            Outcome::Pass => {}
+            Outcome::Complete => {
+                let outcome = self.complete();
+                self.take_outcome(outcome);
+                return;
+            }
+            outcome => {
+                self.take_outcome(outcome);
+                return;
+            }
         }
         let Some(action) = action else {
-            if let Some(c) = keys::typed_char(key) {
-                self.input.insert_char(c);
-            }
             return;
         };
         match action {
             Action::Submit => self.submit(clock),
-            Action::Interrupt if self.input.is_empty() => {
+            Action::Interrupt if self.input_bar.line().is_empty() => {
                 self.user_quit(None, clock);
             }
             Action::Interrupt => {
@@ -70,10 +77,11 @@ impl App {
                     true,
                 ));
             }
-            Action::QuitIfEmpty if self.input.is_empty() => {
+            // The input bar passes Ctrl-D and End on an empty line only.
+            Action::QuitIfEmpty => {
                 self.user_quit(None, clock);
             }
-            Action::QuitIfEmpty => self.input.edit(Edit::Delete),
+            Action::EndOrBottom => self.scroll_by(isize::MIN),
             Action::Help => self.help = Some(0),
             Action::ToggleMouse => self.toggle_mouse(),
             Action::SearchOlder => self.search_step(true),
@@ -85,8 +93,6 @@ impl App {
             }
             Action::PageDown => self.scroll_by(-(self.page() as isize)),
             Action::Bottom => self.scroll_by(isize::MIN),
-            Action::EndOrBottom if self.input.is_empty() => self.scroll_by(isize::MIN),
-            Action::EndOrBottom => self.input.edit(Edit::End),
             Action::Buffer(n) => self.switch(n - 1),
             Action::PrevBuffer => {
                 let n = self.buffers.all().len();
@@ -97,27 +103,25 @@ impl App {
                 self.switch((self.buffers.current_index() + 1) % n);
             }
             Action::NextActive => self.next_active(),
-            Action::ReverseSearch => {
-                let draft = self.input.as_str().to_owned();
-                self.reverse_find(String::new(), None, draft);
-            }
             Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
             Action::NicksDown => self.nick_scroll += 1,
-            Action::HistoryPrev => {
-                if let Some(line) = self.history.older(self.input.as_str()) {
-                    self.input.set(line);
-                }
-            }
-            Action::HistoryNext => {
-                if let Some(line) = self.history.newer() {
-                    self.input.set(line);
-                }
-            }
-            Action::Complete => self.complete(true),
-            Action::CompleteBack => self.complete(false),
             Action::Redraw => self.out.push(Command::Redraw),
-            Action::Edit(edit) => self.input.edit(edit),
+            // Taken by the input bar above.
+            Action::Edit(_)
+            | Action::HistoryPrev
+            | Action::HistoryNext
+            | Action::Complete
+            | Action::CompleteBack
+            | Action::ReverseSearch => {}
         }
+    }
+
+    /// What the input bar asked for after a key: a quiet note over the input, or none.
+    fn take_outcome(&mut self, outcome: Outcome) {
+        self.hint = match outcome {
+            Outcome::Note(text) => Some((SafeText::new(&text), false)),
+            Outcome::Pass | Outcome::Done | Outcome::Complete => None,
+        };
     }
 
     pub(super) fn help_key(&mut self, key: KeyEvent, scroll: usize) {
@@ -152,64 +156,6 @@ impl App {
             self.nick_scroll = 0;
             self.untitle_if_seen();
         }
-    }
-
-    /// A key while Ctrl-R searches the lines sent: typing narrows, Ctrl-R goes older,
-    /// Enter (or any other key) keeps the line found in the input, Esc puts back what
-    /// was typed before.
-    fn reverse_key(
-        &mut self,
-        key: KeyEvent,
-        (mut query, mut at, draft): (String, Option<usize>, String),
-    ) {
-        match keys::REVERSE.action(key) {
-            Some(ReverseAction::Older) => {}
-            Some(ReverseAction::GiveUp) => {
-                self.input.set(draft);
-                self.hint = None;
-                return;
-            }
-            Some(ReverseAction::DeleteBack) => {
-                query.pop();
-                at = None;
-            }
-            Some(ReverseAction::Accept) => {
-                self.hint = None;
-                return;
-            }
-            None => match keys::typed_char(key) {
-                Some(c) => {
-                    query.push(c);
-                    at = None;
-                }
-                None => {
-                    self.hint = None;
-                    return;
-                }
-            },
-        }
-        self.reverse_find(query, at, draft);
-    }
-
-    /// Looks for `query` in the lines sent, older than the line at `at` if there is one,
-    /// and keeps the reverse search going.
-    fn reverse_find(&mut self, query: String, mut at: Option<usize>, draft: String) {
-        // Ctrl-R again looks past the line found; a changed query starts from the newest.
-        let before = at;
-        let found = self
-            .history
-            .search(&query, before)
-            .map(|(pos, line)| (pos, line.to_owned()));
-        let text = match found {
-            Some((pos, line)) => {
-                at = Some(pos);
-                self.input.set(line);
-                format!("(reverse search) \"{query}\": Ctrl-R older, Enter takes it, Esc gives up")
-            }
-            None => format!("(reverse search) no line with \"{query}\""),
-        };
-        self.hint = Some((SafeText::new(&text), false));
-        self.reverse = Some((query, at, draft));
     }
 
     /// WeeChat's Alt-A: the next buffer after this one (going round) with a mention or,
@@ -293,7 +239,7 @@ impl App {
     /// Pasted text: one line is inserted for editing; several wait for a one-key
     /// confirmation, then go to the current buffer one message each (never as commands).
     pub(super) fn on_paste(&mut self, text: &str) {
-        self.completion = None;
+        self.input_bar.stop_completing();
         let lines: Vec<String> = text
             .split("\r\n")
             .flat_map(|l| l.split(['\r', '\n']))
@@ -317,7 +263,7 @@ impl App {
                 .chars()
                 .filter(|c| *c == '\t' || !c.is_control())
                 .collect();
-            self.input.insert_str(&clean);
+            self.input_bar.insert(&clean);
             return;
         }
         let label = self.buffers.current().id.label();
@@ -379,7 +325,12 @@ impl App {
 
     /// The buffer of the room a member command in the input acts on, if it is one.
     fn member_command_room(&self) -> Option<usize> {
-        let mut words = self.input.as_str().strip_prefix('/')?.split_whitespace();
+        let mut words = self
+            .input_bar
+            .line()
+            .as_str()
+            .strip_prefix('/')?
+            .split_whitespace();
         let command = words.next()?.to_lowercase();
         if !commands::MEMBER_COMMANDS.contains(&command.as_str()) {
             return None;
@@ -393,43 +344,22 @@ impl App {
             .and_then(|room| self.buffers.find(&BufferId::Room(room)))
     }
 
-    pub(super) fn complete(&mut self, forward: bool) {
-        if let Some(completion) = &mut self.completion {
-            completion.cycle(forward);
-        } else {
-            let names = self.completion_names();
-            let rooms: BTreeSet<String> = self
-                .known_rooms
-                .iter()
-                .map(ToString::to_string)
-                .chain(self.buffers.all().iter().filter_map(|b| match &b.id {
-                    BufferId::Room(room) => Some(room.to_string()),
-                    _ => None,
-                }))
-                .collect();
-            let commands = COMMANDS.iter().map(|c| c.name);
-            let Some(completion) = Completion::start(
-                self.input.as_str(),
-                self.input.cursor(),
-                names,
-                rooms.iter().map(String::as_str),
-                commands,
-            ) else {
-                return;
-            };
-            self.completion = Some(completion);
-            // The first Tab shows the first candidate, replacing the typed word.
-            let c = self.completion.as_ref().expect("just set");
-            self.input.replace_before_cursor(c.start, c.current());
-            if c.candidates.len() > 1 {
-                self.hint = Some((
-                    SafeText::new(&format!("{} matches; Tab for the next", c.candidates.len())),
-                    false,
-                ));
-            }
-            return;
-        }
-        let c = self.completion.as_ref().expect("checked above");
-        self.input.replace_before_cursor(c.start, c.current());
+    /// Tab with no completion under way: the names and rooms there are to complete.
+    fn complete(&mut self) -> Outcome {
+        let names = self.completion_names();
+        let rooms: BTreeSet<String> = self
+            .known_rooms
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.buffers.all().iter().filter_map(|b| match &b.id {
+                BufferId::Room(room) => Some(room.to_string()),
+                _ => None,
+            }))
+            .collect();
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        self.input_bar.complete(
+            names.iter().map(String::as_str),
+            rooms.iter().map(String::as_str),
+        )
     }
 }

@@ -9,7 +9,7 @@ impl App {
     /// `/password abc` became the password `abc/password ...`). A refused line goes to the
     /// input history for ↑ to bring back, unless it holds a password.
     pub(super) fn submit(&mut self, clock: Clock) {
-        let typed = self.input.as_str().trim_end().to_owned();
+        let typed = self.input_bar.line().as_str().trim_end().to_owned();
         if typed.trim().is_empty() {
             return;
         }
@@ -38,12 +38,12 @@ impl App {
             }
             Ok(Typed::Command(command)) => self.run(command, clock),
         };
-        self.input.take();
+        self.input_bar.take();
         if secret {
             // Never into the input history: the line holds a password.
             return;
         }
-        self.history.remember(typed);
+        self.input_bar.remember(typed);
         if !done {
             if let Some((hint, _)) = &self.hint {
                 let text = format!("{hint}; ↑ brings the line back");
