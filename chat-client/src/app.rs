@@ -1,16 +1,17 @@
 //! [`App`]: everything the client shows, and [`App::update`], the only place it changes.
 //! No I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for
 //! the runtime to carry out (The Elm Architecture). The state is made of small parts, each
-//! in its own module: the connection ([`Connection`]), the buffers ([`Buffers`]), the input
-//! bar ([`InputBar`]: the line, its history, completion and reverse search, which takes
-//! its own keys and answers with an [`Outcome`]), and the outbox; `update` dispatches to
-//! them. The handlers live by what they handle: `app/keyboard.rs` (keys by mode, pastes,
-//! the names and rooms Tab completes, search),
-//! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each server
-//! line), `app/governance.rs` (room commands and the lines that govern rooms) and
+//! in its own module: the connection ([`Connection`]), the scroll view ([`ScrollView`]:
+//! the buffers, how they are scrolled and searched, the size they are laid out in), the
+//! input bar ([`InputBar`]: the line, its history, completion and reverse search, which
+//! takes its own keys and answers with an [`Outcome`]), and the outbox; `update`
+//! dispatches to them, and they never call back. The handlers live by what they handle:
+//! `app/keyboard.rs` (keys by mode, pastes, the names and rooms Tab completes),
+//! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each
+//! server line), `app/governance.rs` (room commands and the lines that govern rooms) and
 //! `app/sessions.rs` (one account on several devices: read markers, copies of what we sent
-//! elsewhere, away and whois; older history; the keepalive); this file keeps the state,
-//! the entries and the scrolling.
+//! elsewhere, away and whois; older history; the keepalive); this file keeps the state
+//! and the entries.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
@@ -21,10 +22,10 @@ use chat_proto::{
 };
 use chrono::NaiveDateTime;
 use crossterm::event::{KeyEvent, KeyEventKind};
-use ratatui::layout::{Position, Rect, Size};
+use ratatui::layout::Size;
 
 use crate::account::Account;
-use crate::buffers::{BufferId, Buffers, Measure, Merged};
+use crate::buffers::{BufferId, Buffers, Merged};
 use crate::commands::{self, Typed, UserCommand};
 use crate::conn::{ConnState, Connection};
 use crate::entry::{Entry, EntryKind};
@@ -33,9 +34,10 @@ use crate::input::InputLine;
 use crate::input_bar::{InputBar, Outcome};
 use crate::keepalive::Keepalive;
 use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction};
-use crate::layout::{self, Look, Widths};
+use crate::layout::{self, Look};
 use crate::outbox::{Outbox, Pending};
 use crate::sanitize::SafeText;
+use crate::scroll_view::{ScrollView, Search};
 
 /// Default number of entries kept per buffer.
 pub const DEFAULT_SCROLLBACK: usize = 10_000;
@@ -159,20 +161,10 @@ pub enum Prompt {
     Quit,
 }
 
-/// A `/search` in the shown buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Search {
-    /// What is searched for.
-    pub query: String,
-    /// The entry shown as the current match.
-    pub at: Option<u64>,
-}
-
 /// All of the client's state.
 #[derive(Debug)]
 pub struct App {
     settings: Settings,
-    look: Look,
     folded_name: String,
     /// When each person (folded name) last said something, in any buffer: the smart
     /// filter shows the comings and goings of those who spoke lately.
@@ -180,7 +172,8 @@ pub struct App {
     /// Our name and the highlight words, folded: what a mention names.
     folded_highlights: Vec<String>,
     conn: Connection,
-    buffers: Buffers,
+    /// The buffers, how they are scrolled and searched, and the size they are laid out in.
+    view: ScrollView,
     /// Who is online.
     roster: BTreeSet<UserName>,
     /// Rooms seen in `/rooms` replies, for completion.
@@ -225,12 +218,9 @@ pub struct App {
     hint: Option<(SafeText, bool)>,
     /// The help overlay and how far it is scrolled.
     help: Option<usize>,
-    search: Option<Search>,
     mouse: bool,
     /// Whether a mention changed the terminal's title.
     titled: bool,
-    nick_scroll: usize,
-    size: Size,
     now: Instant,
     exit: Option<Exit>,
     /// Effects of the update under way.
@@ -262,9 +252,8 @@ impl App {
                 )
                 .collect(),
             mouse: settings.mouse,
-            look,
             conn: Connection::default(),
-            buffers,
+            view: ScrollView::new(buffers, look, size),
             roster: BTreeSet::new(),
             known_rooms: BTreeSet::new(),
             input_bar: InputBar::default(),
@@ -285,10 +274,7 @@ impl App {
             prompt: None,
             hint: None,
             help: None,
-            search: None,
             titled: false,
-            nick_scroll: 0,
-            size,
             now,
             exit: None,
             out: Vec::new(),
@@ -319,23 +305,7 @@ impl App {
             Msg::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key, clock),
             Msg::Key(_) => {}
             Msg::Paste(text) => self.on_paste(&text),
-            Msg::Resize(width, height) => {
-                self.size = Size::new(width, height);
-                let width = self.message_width();
-                let rows = self.view_rows(false);
-                let measure = Measure {
-                    look: &self.look,
-                    width,
-                };
-                self.buffers.remeasure(&measure, rows);
-                for index in 0..self.buffers.all().len() {
-                    if self.buffers.all()[index].scroll > 0 {
-                        let max = self.max_scroll(index);
-                        let buffer = self.buffers.get_mut(index);
-                        buffer.scroll = buffer.scroll.min(max);
-                    }
-                }
-            }
+            Msg::Resize(width, height) => self.view.resize(Size::new(width, height)),
             Msg::Wheel(up) => self.scroll_by(if up {
                 WHEEL_ROWS as isize
             } else {
@@ -399,13 +369,9 @@ impl App {
 
     /// Adds an entry to buffer `index` (logging it), keeping the view steady if scrolled.
     fn push(&mut self, index: usize, kind: EntryKind, clock: Clock) -> u64 {
-        let width = self.message_width();
-        let measure = Measure {
-            look: &self.look,
-            width,
-        };
-        let seq = self.buffers.push(index, clock.local, kind, &measure);
-        let entry = self.buffers.all()[index].entries().back().cloned();
+        let (buffers, measure) = self.view.measured();
+        let seq = buffers.push(index, clock.local, kind, &measure);
+        let entry = self.view.buffers().all()[index].entries().back().cloned();
         // A pending line is logged when it is sent, without the `(pending)`.
         let pending = matches!(
             entry,
@@ -425,7 +391,7 @@ impl App {
         if !self.settings.log {
             return;
         }
-        let text: String = layout::spans(entry, &self.look, None)
+        let text: String = layout::spans(entry, self.view.look(), None)
             .iter()
             .skip(1)
             .map(|s| s.content.as_ref())
@@ -435,7 +401,7 @@ impl App {
 
     fn log_line(&mut self, index: usize, when: NaiveDateTime, text: String) {
         self.out.push(Command::Log {
-            buffer: self.buffers.all()[index].id.log_name(),
+            buffer: self.view.buffers().all()[index].id.log_name(),
             line: format!("{} {text}", when.format("%Y-%m-%d %H:%M:%S")),
         });
     }
@@ -459,7 +425,7 @@ impl App {
     /// A connection notice: in the server buffer, and in the shown one too.
     fn note_everywhere(&mut self, text: String, error: bool, clock: Clock) {
         self.note_in(0, text.clone(), error, clock);
-        let current = self.buffers.current_index();
+        let current = self.view.buffers().current_index();
         if current != 0 {
             self.note_in(current, text, error, clock);
         }
@@ -481,7 +447,7 @@ impl App {
             self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
         }
         if !joined {
-            self.buffers.forget_join(index, &name);
+            self.view.buffers_mut().forget_join(index, &name);
         }
         let spoke_lately = self
             .last_spoke
@@ -489,21 +455,17 @@ impl App {
             .is_some_and(|at| clock.now.saturating_duration_since(*at) < SMART_FILTER_DELAY);
         if fold && self.settings.smart_filter && !spoke_lately {
             if joined {
-                self.buffers
+                self.view
+                    .buffers_mut()
                     .hide_join(index, clock.now, clock.local, name, room);
             }
             return;
         }
-        let width = self.message_width();
-        let measure = Measure {
-            look: &self.look,
-            width,
-        };
         match self.settings.join_part {
             JoinPart::Hide => {}
             JoinPart::Fold => {
-                self.buffers
-                    .presence(index, clock.local, joined, name, room, &measure)
+                let (buffers, measure) = self.view.measured();
+                buffers.presence(index, clock.local, joined, name, room, &measure);
             }
             JoinPart::All => {
                 let kind = EntryKind::Presence {
@@ -518,7 +480,7 @@ impl App {
 
     /// Someone came online or left: shown in `*`, and in their conversation if open.
     fn presence_everywhere(&mut self, joined: bool, name: UserName, clock: Clock) {
-        if let Some(query) = self.buffers.find(&BufferId::Query(name.clone())) {
+        if let Some(query) = self.view.buffers().find(&BufferId::Query(name.clone())) {
             self.presence(query, joined, name.clone(), None, clock);
         }
         self.presence(1, joined, name, None, clock);
@@ -527,57 +489,8 @@ impl App {
     // ---- scrolling ----
 
     fn scroll_by(&mut self, rows: isize) {
-        let max = self.max_scroll(self.buffers.current_index());
-        let buffer = self.buffers.current_mut();
-        buffer.scroll = buffer.scroll.saturating_add_signed(rows).min(max);
-        if buffer.scroll == 0 {
-            buffer.unseen = 0;
-            // A mention that came while scrolled up is seen now.
-            buffer.mentioned = false;
+        if self.view.scroll_by(rows) {
             self.untitle_if_seen();
-        }
-    }
-
-    /// The furthest buffer `index` can scroll up: with the bottom row given to the scroll
-    /// indicator, until its first row is at the top.
-    fn max_scroll(&mut self, index: usize) -> usize {
-        let measure = Measure {
-            look: &self.look,
-            width: self.message_width(),
-        };
-        let total = self.buffers.get_mut(index).total_rows(&measure);
-        let height = self.view_rows(false);
-        if total <= height {
-            0
-        } else {
-            total - self.view_rows(true)
-        }
-    }
-
-    /// Message rows on screen: one fewer while scrolled, for the indicator.
-    fn view_rows(&self, scrolled: bool) -> usize {
-        let height = usize::from(self.messages_area().height);
-        if scrolled {
-            height.saturating_sub(1).max(1)
-        } else {
-            height.max(1)
-        }
-    }
-
-    fn page(&self) -> usize {
-        self.view_rows(true).saturating_sub(1).max(1)
-    }
-
-    fn messages_area(&self) -> Rect {
-        layout::panes(Rect::from((Position::ORIGIN, self.size)))
-            .map_or(Rect::default(), |p| p.messages)
-    }
-
-    fn message_width(&self) -> Widths {
-        let pane = usize::from(self.messages_area().width).max(1);
-        Widths {
-            pane,
-            screen: usize::from(self.size.width).max(pane),
         }
     }
 
@@ -600,7 +513,7 @@ impl App {
 
     /// How entries are drawn.
     pub fn look(&self) -> &Look {
-        &self.look
+        self.view.look()
     }
 
     /// The connection state.
@@ -615,7 +528,7 @@ impl App {
 
     /// The buffers.
     pub fn buffers(&self) -> &Buffers {
-        &self.buffers
+        self.view.buffers()
     }
 
     /// Who is online.
@@ -640,7 +553,7 @@ impl App {
 
     /// The search, if one is on.
     pub fn search(&self) -> Option<&Search> {
-        self.search.as_ref()
+        self.view.search()
     }
 
     /// Sessions of our account online, this one included, as far as we know.
@@ -660,7 +573,7 @@ impl App {
 
     /// How far the user list is scrolled.
     pub fn nick_scroll(&self) -> usize {
-        self.nick_scroll
+        self.view.nick_scroll()
     }
 
     /// Whether URLs are drawn as OSC 8 hyperlinks.

@@ -8,9 +8,10 @@
 //!
 //! - [`app`]: the state and the `update` step; no I/O. It is made of:
 //!   [`conn`] (connection state, reconnect policy), [`keepalive`] (`/ping` and the dead
-//!   connection), [`account`] (our sessions and away, across devices), [`buffers`] (a
-//!   scrollback per room and conversation, unread, mentions and read markers; a room's
-//!   members, roles, topic and modes in [`room`]), [`input_bar`] (a component with its
+//!   connection), [`account`] (our sessions and away, across devices), [`scroll_view`]
+//!   (a component: the [`buffers`], each a scrollback per room and conversation with
+//!   unread, mentions and read markers, a room's members, roles, topic and modes in
+//!   [`room`]; scrolling, `/search`, the size they are laid out in), [`input_bar`] (a component with its
 //!   own key handling: the [`input`] line, its [`history`] and Ctrl-R, Tab [`complete`]ion),
 //!   [`outbox`].
 //! - [`commands`] and [`keys`]: the command table and the key tables (one per mode), from
@@ -48,5 +49,6 @@ pub mod outbox;
 pub mod plain;
 pub mod room;
 pub mod sanitize;
+pub mod scroll_view;
 pub mod tui;
 pub mod ui;

@@ -86,25 +86,25 @@ impl App {
             Action::ToggleMouse => self.toggle_mouse(),
             Action::SearchOlder => self.search_step(true),
             Action::SearchNewer => self.search_step(false),
-            Action::Cancel => self.search = None,
+            Action::Cancel => self.view.end_search(),
             Action::PageUp => {
-                self.scroll_by(self.page() as isize);
+                self.scroll_by(self.view.page() as isize);
                 self.fetch_older();
             }
-            Action::PageDown => self.scroll_by(-(self.page() as isize)),
+            Action::PageDown => self.scroll_by(-(self.view.page() as isize)),
             Action::Bottom => self.scroll_by(isize::MIN),
             Action::Buffer(n) => self.switch(n - 1),
             Action::PrevBuffer => {
-                let n = self.buffers.all().len();
-                self.switch((self.buffers.current_index() + n - 1) % n);
+                let n = self.view.buffers().all().len();
+                self.switch((self.view.buffers().current_index() + n - 1) % n);
             }
             Action::NextBuffer => {
-                let n = self.buffers.all().len();
-                self.switch((self.buffers.current_index() + 1) % n);
+                let n = self.view.buffers().all().len();
+                self.switch((self.view.buffers().current_index() + 1) % n);
             }
             Action::NextActive => self.next_active(),
-            Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
-            Action::NicksDown => self.nick_scroll += 1,
+            Action::NicksUp => self.view.scroll_nicks(true),
+            Action::NicksDown => self.view.scroll_nicks(false),
             Action::Redraw => self.out.push(Command::Redraw),
             // Taken by the input bar above.
             Action::Edit(_)
@@ -125,7 +125,8 @@ impl App {
     }
 
     pub(super) fn help_key(&mut self, key: KeyEvent, scroll: usize) {
-        let page = usize::from(self.size.height.saturating_sub(4)).max(1);
+        let size = self.view.size();
+        let page = usize::from(size.height.saturating_sub(4)).max(1);
         self.help = match keys::HELP.action(key) {
             Some(HelpAction::Close) => None,
             Some(HelpAction::Up) => Some(scroll.saturating_sub(1)),
@@ -135,7 +136,7 @@ impl App {
             Some(HelpAction::Top) => Some(0),
             None => Some(scroll),
         }
-        .map(|s| s.min(layout::help_max_scroll(self.size)));
+        .map(|s| s.min(layout::help_max_scroll(size)));
     }
 
     pub(super) fn toggle_mouse(&mut self) {
@@ -150,10 +151,7 @@ impl App {
     }
 
     pub(super) fn switch(&mut self, index: usize) {
-        if index < self.buffers.all().len() && index != self.buffers.current_index() {
-            self.buffers.switch(index);
-            self.search = None;
-            self.nick_scroll = 0;
+        if self.view.switch(index) {
             self.untitle_if_seen();
         }
     }
@@ -161,8 +159,8 @@ impl App {
     /// WeeChat's Alt-A: the next buffer after this one (going round) with a mention or,
     /// failing that, with unread messages.
     fn next_active(&mut self) {
-        let all = self.buffers.all();
-        let current = self.buffers.current_index();
+        let all = self.view.buffers().all();
+        let current = self.view.buffers().current_index();
         let after = (1..all.len()).map(|step| (current + step) % all.len());
         let mentioned = after.clone().find(|&i| all[i].mentioned);
         match mentioned.or_else(|| after.clone().find(|&i| all[i].unread > 0)) {
@@ -173,7 +171,7 @@ impl App {
 
     /// Puts the terminal's title back once no buffer holds an unseen mention.
     pub(super) fn untitle_if_seen(&mut self) {
-        if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
+        if self.titled && !self.view.buffers().all().iter().any(|b| b.mentioned) {
             self.titled = false;
             self.out.push(Command::Title(None));
         }
@@ -181,58 +179,8 @@ impl App {
 
     /// Moves the search to the next match, older or newer than the current one.
     pub(super) fn search_step(&mut self, older: bool) {
-        let Some(search) = &self.search else {
-            self.error_hint("no search; /search text starts one".to_owned());
-            return;
-        };
-        let buffer = self.buffers.current();
-        let matches = |text: Option<&str>| {
-            text.is_some_and(|t| layout::find_ignoring_case(t, &search.query).is_some())
-        };
-        let entries = buffer.entries();
-        let position = search
-            .at
-            .and_then(|seq| entries.iter().position(|e| e.seq == seq));
-        let found = if older {
-            let end = position.unwrap_or(entries.len());
-            entries.range(..end).rev().find(|e| matches(e.kind.text()))
-        } else {
-            let start = position.map_or(entries.len(), |p| p + 1);
-            entries.range(start..).find(|e| matches(e.kind.text()))
-        };
-        match found.map(|e| e.seq) {
-            Some(seq) => {
-                let measure = Measure {
-                    look: &self.look,
-                    width: self.message_width(),
-                };
-                let index = self.buffers.current_index();
-                let rows_below = self
-                    .buffers
-                    .get_mut(index)
-                    .rows_below(seq, &measure)
-                    .unwrap_or(0);
-                let view = self.view_rows(true);
-                let max = self.max_scroll(index);
-                let scroll = rows_below.saturating_sub(view / 2).min(max);
-                let buffer = self.buffers.current_mut();
-                buffer.scroll = scroll;
-                if scroll == 0 {
-                    buffer.unseen = 0;
-                }
-                if let Some(search) = &mut self.search {
-                    search.at = Some(seq);
-                }
-            }
-            None => {
-                let query = &search.query;
-                let which = if older { "older" } else { "newer" };
-                let reason = match search.at {
-                    None => format!("no match for {query:?}"),
-                    Some(_) => format!("no {which} match for {query:?}"),
-                };
-                self.hint = Some((SafeText::new(&reason), true));
-            }
+        if let Err(reason) = self.view.search_step(older) {
+            self.error_hint(reason);
         }
     }
 
@@ -266,8 +214,8 @@ impl App {
             self.input_bar.insert(&clean);
             return;
         }
-        let label = self.buffers.current().id.label();
-        if self.buffers.current().id.recipient().is_none() {
+        let label = self.view.buffers().current().id.label();
+        if self.view.buffers().current().id.recipient().is_none() {
             self.error_hint("paste refused: the server buffer takes /commands only".to_owned());
             return;
         }
@@ -289,8 +237,8 @@ impl App {
     }
 
     pub(super) fn send_paste(&mut self, lines: Vec<String>, clock: Clock) {
-        let index = self.buffers.current_index();
-        let Some(to) = self.buffers.current().id.recipient() else {
+        let index = self.view.buffers().current_index();
+        let Some(to) = self.view.buffers().current().id.recipient() else {
             return;
         };
         // All or nothing: a paste is not sent with holes in it.
@@ -307,13 +255,13 @@ impl App {
     /// of its room, the one named or the one shown; otherwise everyone online and the
     /// members of the room shown. Never our own name.
     fn completion_names(&self) -> BTreeSet<&str> {
-        let members = |index: usize| self.buffers.all()[index].room.members().iter();
+        let members = |index: usize| self.view.buffers().all()[index].room.members().iter();
         let names: Vec<&UserName> = match self.member_command_room() {
             Some(index) => members(index).collect(),
             None => self
                 .roster
                 .iter()
-                .chain(members(self.buffers.current_index()))
+                .chain(members(self.view.buffers().current_index()))
                 .collect(),
         };
         names
@@ -341,7 +289,7 @@ impl App {
             .and_then(|word| RoomName::parse(word).ok());
         named
             .or_else(|| self.current_room())
-            .and_then(|room| self.buffers.find(&BufferId::Room(room)))
+            .and_then(|room| self.view.buffers().find(&BufferId::Room(room)))
     }
 
     /// Tab with no completion under way: the names and rooms there are to complete.
@@ -351,10 +299,16 @@ impl App {
             .known_rooms
             .iter()
             .map(ToString::to_string)
-            .chain(self.buffers.all().iter().filter_map(|b| match &b.id {
-                BufferId::Room(room) => Some(room.to_string()),
-                _ => None,
-            }))
+            .chain(
+                self.view
+                    .buffers()
+                    .all()
+                    .iter()
+                    .filter_map(|b| match &b.id {
+                        BufferId::Room(room) => Some(room.to_string()),
+                        _ => None,
+                    }),
+            )
             .collect();
         let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
         self.input_bar.complete(

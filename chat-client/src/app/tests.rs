@@ -7,6 +7,7 @@ use chat_proto::MessageId;
 
 use crate::buffers::Buffer;
 use crate::entry::Entry;
+use crate::layout::Widths;
 
 fn clock() -> Clock {
     Clock {
