@@ -4,7 +4,8 @@
 //! in its own module: the connection ([`Connection`]), the scroll view ([`ScrollView`]:
 //! the buffers, how they are scrolled and searched, the size they are laid out in), the
 //! input bar ([`InputBar`]: the line, its history, completion and reverse search, which
-//! takes its own keys and answers with an [`Outcome`]), and the outbox; `update`
+//! takes its own keys and answers with an
+//! [`Outcome`](crate::input_bar::Outcome)), and the outbox; `update`
 //! dispatches to them, and they never call back. The handlers live by what they handle:
 //! `app/keyboard.rs` (keys by mode, pastes, the names and rooms Tab completes),
 //! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each
@@ -16,26 +17,21 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
-use chat_proto::{
-    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Password,
-    Recipient, RoomName, Scope, ServerLine, UserName,
-};
+use chat_proto::{ClientLine, Conv, MessageText, Password, RoomName, UserName};
 use chrono::NaiveDateTime;
-use crossterm::event::{KeyEvent, KeyEventKind};
+use crossterm::event::KeyEventKind;
 use ratatui::layout::Size;
 
 use crate::account::Account;
 use crate::buffers::{BufferId, Buffers, Merged};
-use crate::commands::{self, Typed, UserCommand};
 use crate::conn::{ConnState, Connection};
 use crate::entry::{Entry, EntryKind};
-use crate::event::{Clock, Msg, NetEvent};
+use crate::event::{Clock, Msg};
 use crate::input::InputLine;
-use crate::input_bar::{InputBar, Outcome};
+use crate::input_bar::InputBar;
 use crate::keepalive::Keepalive;
-use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction};
 use crate::layout::{self, Look};
-use crate::outbox::{Outbox, Pending};
+use crate::outbox::Outbox;
 use crate::sanitize::SafeText;
 use crate::scroll_view::{ScrollView, Search};
 
@@ -105,7 +101,7 @@ pub enum Command {
     /// Send a line on the current connection; if it cannot, answer [`Msg::SendFailed`].
     Send(ClientLine),
     /// Give up on the current connection, taken for dead: it ends at once and reports
-    /// [`NetEvent::Disconnected`] with this reason and the lines it never wrote.
+    /// [`NetEvent::Disconnected`](crate::event::NetEvent::Disconnected) with this reason and the lines it never wrote.
     Abandon(String),
     /// Log in with this password from now on (it was set with `/register` or
     /// `/password`, or given with `/login`); kept in memory only.
@@ -137,7 +133,7 @@ pub enum Exit {
     /// The server refused our name at the first login; the reason goes to stderr.
     Refused(String),
     /// The first connection could not be made, for a reason that trying again cannot
-    /// fix ([`NetEvent::Unreachable`]); the reason goes to stderr.
+    /// fix ([`NetEvent::Unreachable`](crate::event::NetEvent::Unreachable)); the reason goes to stderr.
     Unreachable(String),
 }
 

@@ -1,10 +1,15 @@
 //! Room governance (protocol v3): the room commands, and the `roles`, `topic`, `mode`,
 //! `kicked`, `bans`, `invited`, `invite sent` and `room-registered` lines.
 
-use chat_proto::{ModeChange, Role, RoomMode, RoomModes, Setter, TopicInfo};
+use chat_proto::{
+    MessageText, ModeChange, Role, RoomMode, RoomModes, RoomName, Setter, TopicInfo, UserName,
+};
 
-use super::*;
+use super::{App, Command, join_names};
+use crate::buffers::BufferId;
 use crate::commands::RoomAction;
+use crate::event::Clock;
+use crate::sanitize::SafeText;
 
 /// Which `topic` lines answer a question rather than report a change; the line is the
 /// same either way.

@@ -1,7 +1,19 @@
 //! Keys and pastes: what each key does (from the key table), the help overlay, buffer
 //! switching, completion, search, and the paste confirmation.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use chat_proto::{RoomName, UserName};
+use crossterm::event::KeyEvent;
+
+use super::{App, Command, Exit, MAX_PASTE_LINES, Prompt};
+use crate::buffers::BufferId;
+use crate::commands;
+use crate::event::Clock;
+use crate::input_bar::Outcome;
+use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction};
+use crate::layout;
+use crate::sanitize::SafeText;
 
 impl App {
     /// A key, looked up in the table of the mode the app is in: the help, a reverse

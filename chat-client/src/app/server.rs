@@ -1,6 +1,13 @@
 //! The network: login, disconnects and refusals, and where each server line goes.
 
-use super::*;
+use chat_proto::{ClientLine, HistoryEntry, RoomName, Scope, ServerLine, UserName};
+use chrono::NaiveDateTime;
+
+use super::{App, Command, Exit, HistoryAsk, join_names};
+use crate::buffers::{BufferId, Merged};
+use crate::entry::EntryKind;
+use crate::event::{Clock, NetEvent};
+use crate::sanitize::SafeText;
 
 impl App {
     pub(super) fn on_net(&mut self, event: NetEvent, clock: Clock) {

@@ -4,12 +4,16 @@
 //! two v3 additions the client uses by itself: older history when scrolling back past the
 //! top of a buffer, and the keepalive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chat_proto::MessageId;
+use chat_proto::{ClientLine, Conv, HistoryRange, MessageId, MessageText, Recipient, UserName};
 
-use super::*;
+use super::{App, Command, HistoryAsk};
+use crate::buffers::BufferId;
+use crate::entry::EntryKind;
+use crate::event::Clock;
 use crate::keepalive::{Beat, PONG_TIMEOUT};
+use crate::sanitize::SafeText;
 
 /// Messages asked for at a time when scrolling back past the top.
 const OLDER_LINES: u16 = 50;

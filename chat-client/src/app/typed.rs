@@ -1,7 +1,18 @@
 //! Typed lines: text for the current buffer, and the `/commands`; sending now or through
 //! the outbox.
 
-use super::*;
+use chat_proto::{
+    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryRange, MessageText, Password, Recipient,
+    RoomName,
+};
+
+use super::{App, Command, HistoryAsk};
+use crate::buffers::BufferId;
+use crate::commands::{self, Typed, UserCommand};
+use crate::entry::EntryKind;
+use crate::event::Clock;
+use crate::outbox::Pending;
+use crate::sanitize::SafeText;
 
 impl App {
     /// What the user typed, on Enter. The line always leaves the input, as in WeeChat:
