@@ -1,18 +1,18 @@
-//! [`App`]: everything the client shows, and [`App::update`], the only place it changes.
-//! No I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for
-//! the runtime to carry out (The Elm Architecture). The state is made of small parts, each
-//! in its own module: the connection ([`Connection`]), the scroll view ([`ScrollView`]:
-//! the buffers, how they are scrolled and searched, the size they are laid out in), the
-//! input bar ([`InputBar`]: the line, its history, completion and reverse search, which
-//! takes its own keys and answers with an
-//! [`Outcome`](crate::input_bar::Outcome)), and the outbox; `update`
+//! [`App`]: everything the client shows, and [`App::update`], the only place it changes. No
+//! I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for the
+//! runtime to carry out (The Elm Architecture). The state is made of small parts, each in
+//! its own module: the connection ([`Connection`]), the scroll view ([`ScrollView`]: the
+//! buffers, how they are scrolled and searched, the size they are laid out in), the input
+//! bar ([`InputBar`]: the line, its history, completion and reverse search, which takes its
+//! own keys and answers with an [`Outcome`](crate::input_bar::Outcome)), the modes
+//! ([`Modes`]: the help overlay and the one-key questions), and the outbox; `update`
 //! dispatches to them, and they never call back. The handlers live by what they handle:
 //! `app/keyboard.rs` (keys by mode, pastes, the names and rooms Tab completes),
 //! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each
 //! server line), `app/governance.rs` (room commands and the lines that govern rooms) and
 //! `app/sessions.rs` (one account on several devices: read markers, copies of what we sent
-//! elsewhere, away and whois; older history; the keepalive); this file keeps the state
-//! and the entries.
+//! elsewhere, away and whois; older history; the keepalive); this file keeps the state and
+//! the entries.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
@@ -31,6 +31,7 @@ use crate::input::InputLine;
 use crate::input_bar::InputBar;
 use crate::keepalive::Keepalive;
 use crate::layout::{self, Look};
+use crate::modes::{Modes, Prompt};
 use crate::outbox::Outbox;
 use crate::sanitize::SafeText;
 use crate::scroll_view::{ScrollView, Search};
@@ -148,15 +149,6 @@ pub(crate) enum HistoryAsk {
     Older,
 }
 
-/// A question waiting for one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Prompt {
-    /// Send these pasted lines to the current buffer?
-    Paste(Vec<String>),
-    /// Ctrl-C with a typed line: quit anyway?
-    Quit,
-}
-
 /// All of the client's state.
 #[derive(Debug)]
 pub struct App {
@@ -209,11 +201,10 @@ pub struct App {
     who_asked: usize,
     /// Which `topic` lines answer a question rather than report a change.
     topic_replies: governance::TopicReplies,
-    prompt: Option<Prompt>,
+    /// The help overlay and the questions waiting for one key.
+    modes: Modes,
     /// A one-line note over the input, gone at the next key.
     hint: Option<(SafeText, bool)>,
-    /// The help overlay and how far it is scrolled.
-    help: Option<usize>,
     mouse: bool,
     /// Whether a mention changed the terminal's title.
     titled: bool,
@@ -267,9 +258,8 @@ impl App {
             keepalive: Keepalive::default(),
             who_asked: 0,
             topic_replies: governance::TopicReplies::default(),
-            prompt: None,
+            modes: Modes::default(),
             hint: None,
-            help: None,
             titled: false,
             now,
             exit: None,
@@ -341,7 +331,7 @@ impl App {
             return true;
         }
         self.quit_warned = true;
-        self.prompt = Some(Prompt::Quit);
+        self.modes.ask(Prompt::Quit);
         let lines = if pending == 1 { "line" } else { "lines" };
         let text = format!(
             "{pending} {lines} not sent yet would be lost: /quit or Ctrl-C again quits; connected, they go out"
@@ -544,7 +534,7 @@ impl App {
 
     /// The help overlay's scroll position, when shown.
     pub fn help(&self) -> Option<usize> {
-        self.help
+        self.modes.help()
     }
 
     /// The search, if one is on.

@@ -13,6 +13,7 @@
 //!   unread, mentions and read markers, a room's members, roles, topic and modes in
 //!   [`room`]; scrolling, `/search`, the size they are laid out in), [`input_bar`] (a component with its
 //!   own key handling: the [`input`] line, its [`history`] and Ctrl-R, Tab [`complete`]ion),
+//!   [`modes`] (the help overlay and the one-key questions, with their own keys),
 //!   [`outbox`].
 //! - [`commands`] and [`keys`]: the command table and the key tables (one per mode), from
 //!   which the help is generated.
@@ -44,6 +45,7 @@ pub mod keepalive;
 pub mod keys;
 pub mod layout;
 pub mod logger;
+pub mod modes;
 pub mod net;
 pub mod outbox;
 pub mod plain;

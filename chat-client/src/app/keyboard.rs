@@ -1,26 +1,27 @@
-//! Keys and pastes: what each key does (from the key table), the help overlay, buffer
-//! switching, completion, search, and the paste confirmation.
+//! Keys and pastes: each key goes to the mode that has the keyboard (the help and the
+//! questions in [`Modes`](crate::modes::Modes), Ctrl-R in the input bar) or else through
+//! the normal key table; buffer switching, the names and rooms Tab completes, search
+//! steps, and pastes of several lines, which ask first.
 
 use std::collections::BTreeSet;
 
 use chat_proto::{RoomName, UserName};
 use crossterm::event::KeyEvent;
 
-use super::{App, Command, Exit, MAX_PASTE_LINES, Prompt};
+use super::{App, Command, Exit, MAX_PASTE_LINES};
 use crate::buffers::BufferId;
 use crate::commands;
 use crate::event::Clock;
 use crate::input_bar::Outcome;
-use crate::keys::{self, Action, HelpAction, PasteAction, QuitAction};
-use crate::layout;
+use crate::keys::{self, Action};
+use crate::modes::{Answer, Prompt};
 use crate::sanitize::SafeText;
 
 impl App {
     /// A key, looked up in the table of the mode the app is in: the help, a reverse
     /// search, a question, or else the normal keys (with those of a search).
     pub(super) fn on_key(&mut self, key: KeyEvent, clock: Clock) {
-        if let Some(scroll) = self.help {
-            self.help_key(key, scroll);
+        if self.modes.help_key(key, self.view.size()) {
             return;
         }
         if self.input_bar.searching() {
@@ -28,32 +29,20 @@ impl App {
             self.take_outcome(outcome);
             return;
         }
-        match self.prompt.take() {
-            Some(Prompt::Paste(lines)) => {
-                self.paste_key(key, lines, clock);
-                return;
-            }
-            Some(Prompt::Quit) if keys::QUIT_PROMPT.action(key) == Some(QuitAction::Quit) => {
-                self.log_quit(None, clock);
-                self.quit(Exit::Clean);
-                return;
-            }
-            // Any other key drops the question and does what it always does.
-            Some(Prompt::Quit) | None => {}
-        }
-        self.normal_key(key, clock);
-    }
-
-    fn paste_key(&mut self, key: KeyEvent, lines: Vec<String>, clock: Clock) {
-        match keys::PASTE_PROMPT.action(key) {
-            Some(PasteAction::Send) => {
+        match self.modes.prompt_key(key) {
+            Answer::Pass => self.normal_key(key, clock),
+            Answer::Kept => {}
+            Answer::SendPaste(lines) => {
                 self.hint = None;
                 self.send_paste(lines, clock);
             }
-            Some(PasteAction::Cancel) => {
+            Answer::PasteCancelled => {
                 self.hint = Some((SafeText::new("paste cancelled"), false));
             }
-            None => self.prompt = Some(Prompt::Paste(lines)),
+            Answer::Quit => {
+                self.log_quit(None, clock);
+                self.quit(Exit::Clean);
+            }
         }
     }
 
@@ -81,7 +70,7 @@ impl App {
                 self.user_quit(None, clock);
             }
             Action::Interrupt => {
-                self.prompt = Some(Prompt::Quit);
+                self.modes.ask(Prompt::Quit);
                 self.hint = Some((
                     SafeText::new(
                         "Ctrl-C again quits and loses the typed line; any other key goes on",
@@ -94,7 +83,7 @@ impl App {
                 self.user_quit(None, clock);
             }
             Action::EndOrBottom => self.scroll_by(isize::MIN),
-            Action::Help => self.help = Some(0),
+            Action::Help => self.modes.open_help(),
             Action::ToggleMouse => self.toggle_mouse(),
             Action::SearchOlder => self.search_step(true),
             Action::SearchNewer => self.search_step(false),
@@ -134,21 +123,6 @@ impl App {
             Outcome::Note(text) => Some((SafeText::new(&text), false)),
             Outcome::Pass | Outcome::Done | Outcome::Complete => None,
         };
-    }
-
-    pub(super) fn help_key(&mut self, key: KeyEvent, scroll: usize) {
-        let size = self.view.size();
-        let page = usize::from(size.height.saturating_sub(4)).max(1);
-        self.help = match keys::HELP.action(key) {
-            Some(HelpAction::Close) => None,
-            Some(HelpAction::Up) => Some(scroll.saturating_sub(1)),
-            Some(HelpAction::Down) => Some(scroll + 1),
-            Some(HelpAction::PageUp) => Some(scroll.saturating_sub(page)),
-            Some(HelpAction::PageDown) => Some(scroll + page),
-            Some(HelpAction::Top) => Some(0),
-            None => Some(scroll),
-        }
-        .map(|s| s.min(layout::help_max_scroll(size)));
     }
 
     pub(super) fn toggle_mouse(&mut self) {
@@ -245,7 +219,7 @@ impl App {
             )),
             true,
         ));
-        self.prompt = Some(Prompt::Paste(non_empty));
+        self.modes.ask(Prompt::Paste(non_empty));
     }
 
     pub(super) fn send_paste(&mut self, lines: Vec<String>, clock: Clock) {

@@ -515,7 +515,7 @@ impl App {
     /// then it is seen as it arrives, and nothing would put the title back.
     pub(super) fn highlight(&mut self, index: usize, sender: &UserName, direct: bool) {
         let reading = index == self.view.buffers().current_index()
-            && self.help.is_none()
+            && self.modes.help().is_none()
             && self.view.buffers().current().scroll == 0;
         if reading {
             return;

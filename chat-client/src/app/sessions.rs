@@ -187,7 +187,7 @@ impl App {
         if !self.account.registered() {
             return;
         }
-        let viewing = self.help.is_none();
+        let viewing = self.modes.help().is_none();
         let buffer = self.view.buffers_mut().current_mut();
         if viewing && buffer.scroll == 0 {
             buffer.seen = buffer.seen.max(buffer.last_id());

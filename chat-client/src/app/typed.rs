@@ -70,7 +70,7 @@ impl App {
     /// Runs a command; `false` leaves the line in the input to be fixed.
     pub(super) fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
         match command {
-            UserCommand::Help => self.help = Some(0),
+            UserCommand::Help => self.modes.open_help(),
             UserCommand::Quit(message) => return self.user_quit(message.as_deref(), clock),
             UserCommand::Join(room) => {
                 if let Some(index) = self.view.buffers().find(&BufferId::Room(room.clone())) {
