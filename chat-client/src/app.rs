@@ -1,39 +1,40 @@
-//! [`App`]: everything the client shows, and [`App::update`], the only place it changes.
-//! No I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for
-//! the runtime to carry out (The Elm Architecture). The state is made of small parts, each
-//! in its own module: the connection ([`Connection`]), the buffers ([`Buffers`]), the input
-//! line, its history and completion, and the outbox; `update` dispatches to them. The
-//! handlers live by what they handle: `app/keyboard.rs` (keys, pastes, completion, search),
-//! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each server
-//! line), `app/governance.rs` (room commands and the lines that govern rooms) and
+//! [`App`]: everything the client shows, and [`App::update`], the only place it changes. No
+//! I/O here: `update` takes a [`Msg`] and the time, and answers with [`Command`]s for the
+//! runtime to carry out (The Elm Architecture). The state is made of small parts, each in
+//! its own module: the connection ([`Connection`]), the scroll view ([`ScrollView`]: the
+//! buffers, how they are scrolled and searched, the size they are laid out in), the input
+//! bar ([`InputBar`]: the line, its history, completion and reverse search, which takes its
+//! own keys and answers with an [`Outcome`](crate::input_bar::Outcome)), the modes
+//! ([`Modes`]: the help overlay and the one-key questions), and the outbox; `update`
+//! dispatches to them, and they never call back. The handlers live by what they handle:
+//! `app/keyboard.rs` (keys by mode, pastes, the names and rooms Tab completes),
+//! `app/typed.rs` (typed lines and `/commands`), `app/server.rs` (the connection and each
+//! server line), `app/governance.rs` (room commands and the lines that govern rooms) and
 //! `app/sessions.rs` (one account on several devices: read markers, copies of what we sent
-//! elsewhere, away and whois; older history; the keepalive); this file keeps the state,
-//! the entries and the scrolling.
+//! elsewhere, away and whois; older history; the keepalive); this file keeps the state and
+//! the entries.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
-use chat_proto::{
-    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryEntry, HistoryRange, MessageText, Password,
-    Recipient, RoomName, Scope, ServerLine, UserName,
-};
+use chat_proto::{ClientLine, Conv, MessageText, Password, RoomName, UserName};
 use chrono::NaiveDateTime;
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
-use ratatui::layout::{Position, Rect, Size};
+use crossterm::event::KeyEventKind;
+use ratatui::layout::Size;
 
 use crate::account::Account;
-use crate::buffers::{BufferId, Buffers, Entry, EntryKind, Measure, Merged};
-use crate::commands::{self, COMMANDS, Typed, UserCommand};
-use crate::complete::Completion;
+use crate::buffers::{BufferId, Buffers, Merged};
 use crate::conn::{ConnState, Connection};
-use crate::event::{Clock, Msg, NetEvent};
-use crate::history::InputHistory;
+use crate::entry::{Entry, EntryKind};
+use crate::event::{Clock, Msg};
 use crate::input::InputLine;
+use crate::input_bar::InputBar;
 use crate::keepalive::Keepalive;
-use crate::keys::{self, Action, Edit};
-use crate::layout::{self, Look, Widths};
-use crate::outbox::{Outbox, Pending};
+use crate::layout::{self, Look};
+use crate::modes::{Modes, Prompt};
+use crate::outbox::Outbox;
 use crate::sanitize::SafeText;
+use crate::scroll_view::{ScrollView, Search};
 
 /// Default number of entries kept per buffer.
 pub const DEFAULT_SCROLLBACK: usize = 10_000;
@@ -101,7 +102,7 @@ pub enum Command {
     /// Send a line on the current connection; if it cannot, answer [`Msg::SendFailed`].
     Send(ClientLine),
     /// Give up on the current connection, taken for dead: it ends at once and reports
-    /// [`NetEvent::Disconnected`] with this reason and the lines it never wrote.
+    /// [`NetEvent::Disconnected`](crate::event::NetEvent::Disconnected) with this reason and the lines it never wrote.
     Abandon(String),
     /// Log in with this password from now on (it was set with `/register` or
     /// `/password`, or given with `/login`); kept in memory only.
@@ -133,7 +134,7 @@ pub enum Exit {
     /// The server refused our name at the first login; the reason goes to stderr.
     Refused(String),
     /// The first connection could not be made, for a reason that trying again cannot
-    /// fix ([`NetEvent::Unreachable`]); the reason goes to stderr.
+    /// fix ([`NetEvent::Unreachable`](crate::event::NetEvent::Unreachable)); the reason goes to stderr.
     Unreachable(String),
 }
 
@@ -148,29 +149,10 @@ pub(crate) enum HistoryAsk {
     Older,
 }
 
-/// A question waiting for one key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Prompt {
-    /// Send these pasted lines to the current buffer?
-    Paste(Vec<String>),
-    /// Ctrl-C with a typed line: quit anyway?
-    Quit,
-}
-
-/// A `/search` in the shown buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Search {
-    /// What is searched for.
-    pub query: String,
-    /// The entry shown as the current match.
-    pub at: Option<u64>,
-}
-
 /// All of the client's state.
 #[derive(Debug)]
 pub struct App {
     settings: Settings,
-    look: Look,
     folded_name: String,
     /// When each person (folded name) last said something, in any buffer: the smart
     /// filter shows the comings and goings of those who spoke lately.
@@ -178,14 +160,14 @@ pub struct App {
     /// Our name and the highlight words, folded: what a mention names.
     folded_highlights: Vec<String>,
     conn: Connection,
-    buffers: Buffers,
+    /// The buffers, how they are scrolled and searched, and the size they are laid out in.
+    view: ScrollView,
     /// Who is online.
     roster: BTreeSet<UserName>,
     /// Rooms seen in `/rooms` replies, for completion.
     known_rooms: BTreeSet<RoomName>,
-    input: InputLine,
-    history: InputHistory,
-    completion: Option<Completion>,
+    /// The input line, its history, completion and reverse search.
+    input_bar: InputBar,
     outbox: Outbox,
     /// History lines received, by conversation, until their `history-end`.
     incoming: HashMap<Conv, Vec<(NaiveDateTime, EntryKind)>>,
@@ -219,20 +201,13 @@ pub struct App {
     who_asked: usize,
     /// Which `topic` lines answer a question rather than report a change.
     topic_replies: governance::TopicReplies,
-    prompt: Option<Prompt>,
+    /// The help overlay and the questions waiting for one key.
+    modes: Modes,
     /// A one-line note over the input, gone at the next key.
     hint: Option<(SafeText, bool)>,
-    /// The help overlay and how far it is scrolled.
-    help: Option<usize>,
-    search: Option<Search>,
-    /// Ctrl-R: the query typed so far, the position of the line it found in the input
-    /// history, and the input as it was, put back by Esc.
-    reverse: Option<(String, Option<usize>, String)>,
     mouse: bool,
     /// Whether a mention changed the terminal's title.
     titled: bool,
-    nick_scroll: usize,
-    size: Size,
     now: Instant,
     exit: Option<Exit>,
     /// Effects of the update under way.
@@ -264,14 +239,11 @@ impl App {
                 )
                 .collect(),
             mouse: settings.mouse,
-            look,
             conn: Connection::default(),
-            buffers,
+            view: ScrollView::new(buffers, look, size),
             roster: BTreeSet::new(),
             known_rooms: BTreeSet::new(),
-            input: InputLine::default(),
-            history: InputHistory::default(),
-            completion: None,
+            input_bar: InputBar::default(),
             outbox: Outbox::default(),
             incoming: HashMap::new(),
             joining: None,
@@ -286,14 +258,9 @@ impl App {
             keepalive: Keepalive::default(),
             who_asked: 0,
             topic_replies: governance::TopicReplies::default(),
-            prompt: None,
+            modes: Modes::default(),
             hint: None,
-            help: None,
-            search: None,
-            reverse: None,
             titled: false,
-            nick_scroll: 0,
-            size,
             now,
             exit: None,
             out: Vec::new(),
@@ -324,23 +291,7 @@ impl App {
             Msg::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key, clock),
             Msg::Key(_) => {}
             Msg::Paste(text) => self.on_paste(&text),
-            Msg::Resize(width, height) => {
-                self.size = Size::new(width, height);
-                let width = self.message_width();
-                let rows = self.view_rows(false);
-                let measure = Measure {
-                    look: &self.look,
-                    width,
-                };
-                self.buffers.remeasure(&measure, rows);
-                for index in 0..self.buffers.all().len() {
-                    if self.buffers.all()[index].scroll > 0 {
-                        let max = self.max_scroll(index);
-                        let buffer = self.buffers.get_mut(index);
-                        buffer.scroll = buffer.scroll.min(max);
-                    }
-                }
-            }
+            Msg::Resize(width, height) => self.view.resize(Size::new(width, height)),
             Msg::Wheel(up) => self.scroll_by(if up {
                 WHEEL_ROWS as isize
             } else {
@@ -380,7 +331,7 @@ impl App {
             return true;
         }
         self.quit_warned = true;
-        self.prompt = Some(Prompt::Quit);
+        self.modes.ask(Prompt::Quit);
         let lines = if pending == 1 { "line" } else { "lines" };
         let text = format!(
             "{pending} {lines} not sent yet would be lost: /quit or Ctrl-C again quits; connected, they go out"
@@ -404,13 +355,9 @@ impl App {
 
     /// Adds an entry to buffer `index` (logging it), keeping the view steady if scrolled.
     fn push(&mut self, index: usize, kind: EntryKind, clock: Clock) -> u64 {
-        let width = self.message_width();
-        let measure = Measure {
-            look: &self.look,
-            width,
-        };
-        let seq = self.buffers.push(index, clock.local, kind, &measure);
-        let entry = self.buffers.all()[index].entries().back().cloned();
+        let (buffers, measure) = self.view.measured();
+        let seq = buffers.push(index, clock.local, kind, &measure);
+        let entry = self.view.buffers().all()[index].entries().back().cloned();
         // A pending line is logged when it is sent, without the `(pending)`.
         let pending = matches!(
             entry,
@@ -430,7 +377,7 @@ impl App {
         if !self.settings.log {
             return;
         }
-        let text: String = layout::spans(entry, &self.look, None)
+        let text: String = layout::spans(entry, self.view.look(), None)
             .iter()
             .skip(1)
             .map(|s| s.content.as_ref())
@@ -440,7 +387,7 @@ impl App {
 
     fn log_line(&mut self, index: usize, when: NaiveDateTime, text: String) {
         self.out.push(Command::Log {
-            buffer: self.buffers.all()[index].id.log_name(),
+            buffer: self.view.buffers().all()[index].id.log_name(),
             line: format!("{} {text}", when.format("%Y-%m-%d %H:%M:%S")),
         });
     }
@@ -464,7 +411,7 @@ impl App {
     /// A connection notice: in the server buffer, and in the shown one too.
     fn note_everywhere(&mut self, text: String, error: bool, clock: Clock) {
         self.note_in(0, text.clone(), error, clock);
-        let current = self.buffers.current_index();
+        let current = self.view.buffers().current_index();
         if current != 0 {
             self.note_in(current, text, error, clock);
         }
@@ -486,7 +433,7 @@ impl App {
             self.log_line(index, clock.local, format!("{name} {verb}{room_text}"));
         }
         if !joined {
-            self.buffers.forget_join(index, &name);
+            self.view.buffers_mut().forget_join(index, &name);
         }
         let spoke_lately = self
             .last_spoke
@@ -494,21 +441,17 @@ impl App {
             .is_some_and(|at| clock.now.saturating_duration_since(*at) < SMART_FILTER_DELAY);
         if fold && self.settings.smart_filter && !spoke_lately {
             if joined {
-                self.buffers
+                self.view
+                    .buffers_mut()
                     .hide_join(index, clock.now, clock.local, name, room);
             }
             return;
         }
-        let width = self.message_width();
-        let measure = Measure {
-            look: &self.look,
-            width,
-        };
         match self.settings.join_part {
             JoinPart::Hide => {}
             JoinPart::Fold => {
-                self.buffers
-                    .presence(index, clock.local, joined, name, room, &measure)
+                let (buffers, measure) = self.view.measured();
+                buffers.presence(index, clock.local, joined, name, room, &measure);
             }
             JoinPart::All => {
                 let kind = EntryKind::Presence {
@@ -523,7 +466,7 @@ impl App {
 
     /// Someone came online or left: shown in `*`, and in their conversation if open.
     fn presence_everywhere(&mut self, joined: bool, name: UserName, clock: Clock) {
-        if let Some(query) = self.buffers.find(&BufferId::Query(name.clone())) {
+        if let Some(query) = self.view.buffers().find(&BufferId::Query(name.clone())) {
             self.presence(query, joined, name.clone(), None, clock);
         }
         self.presence(1, joined, name, None, clock);
@@ -532,57 +475,8 @@ impl App {
     // ---- scrolling ----
 
     fn scroll_by(&mut self, rows: isize) {
-        let max = self.max_scroll(self.buffers.current_index());
-        let buffer = self.buffers.current_mut();
-        buffer.scroll = buffer.scroll.saturating_add_signed(rows).min(max);
-        if buffer.scroll == 0 {
-            buffer.unseen = 0;
-            // A mention that came while scrolled up is seen now.
-            buffer.mentioned = false;
+        if self.view.scroll_by(rows) {
             self.untitle_if_seen();
-        }
-    }
-
-    /// The furthest buffer `index` can scroll up: with the bottom row given to the scroll
-    /// indicator, until its first row is at the top.
-    fn max_scroll(&mut self, index: usize) -> usize {
-        let measure = Measure {
-            look: &self.look,
-            width: self.message_width(),
-        };
-        let total = self.buffers.get_mut(index).total_rows(&measure);
-        let height = self.view_rows(false);
-        if total <= height {
-            0
-        } else {
-            total - self.view_rows(true)
-        }
-    }
-
-    /// Message rows on screen: one fewer while scrolled, for the indicator.
-    fn view_rows(&self, scrolled: bool) -> usize {
-        let height = usize::from(self.messages_area().height);
-        if scrolled {
-            height.saturating_sub(1).max(1)
-        } else {
-            height.max(1)
-        }
-    }
-
-    fn page(&self) -> usize {
-        self.view_rows(true).saturating_sub(1).max(1)
-    }
-
-    fn messages_area(&self) -> Rect {
-        layout::panes(Rect::from((Position::ORIGIN, self.size)))
-            .map_or(Rect::default(), |p| p.messages)
-    }
-
-    fn message_width(&self) -> Widths {
-        let pane = usize::from(self.messages_area().width).max(1);
-        Widths {
-            pane,
-            screen: usize::from(self.size.width).max(pane),
         }
     }
 
@@ -605,7 +499,7 @@ impl App {
 
     /// How entries are drawn.
     pub fn look(&self) -> &Look {
-        &self.look
+        self.view.look()
     }
 
     /// The connection state.
@@ -620,7 +514,7 @@ impl App {
 
     /// The buffers.
     pub fn buffers(&self) -> &Buffers {
-        &self.buffers
+        self.view.buffers()
     }
 
     /// Who is online.
@@ -630,7 +524,7 @@ impl App {
 
     /// The input line.
     pub fn input(&self) -> &InputLine {
-        &self.input
+        self.input_bar.line()
     }
 
     /// The note over the input, and whether it asks for attention.
@@ -640,12 +534,12 @@ impl App {
 
     /// The help overlay's scroll position, when shown.
     pub fn help(&self) -> Option<usize> {
-        self.help
+        self.modes.help()
     }
 
     /// The search, if one is on.
     pub fn search(&self) -> Option<&Search> {
-        self.search.as_ref()
+        self.view.search()
     }
 
     /// Sessions of our account online, this one included, as far as we know.
@@ -665,7 +559,7 @@ impl App {
 
     /// How far the user list is scrolled.
     pub fn nick_scroll(&self) -> usize {
-        self.nick_scroll
+        self.view.nick_scroll()
     }
 
     /// Whether URLs are drawn as OSC 8 hyperlinks.

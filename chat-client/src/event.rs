@@ -1,4 +1,4 @@
-//! [`Msg`]: everything that can happen to the client, as one enum for [`crate::app::App::update`].
+//! [`Msg`]: everything that can happen to the client, as one enum for `App::update`.
 
 use std::time::Instant;
 

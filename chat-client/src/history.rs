@@ -44,7 +44,6 @@ impl InputHistory {
         Some(self.lines[pos - 1].clone())
     }
 
-    /// The line after the one shown, or the line that was being typed.
     /// The newest line before position `before` (all of them with `None`) that holds
     /// `query`, ignoring case, and its position: Ctrl-R's reverse search.
     pub fn search(&self, query: &str, before: Option<usize>) -> Option<(usize, &str)> {
@@ -55,6 +54,7 @@ impl InputHistory {
         })
     }
 
+    /// The line after the one shown, or the line that was being typed.
     pub fn newer(&mut self) -> Option<String> {
         let (pos, draft) = self.browsing.take()?;
         if pos + 1 < self.lines.len() {

@@ -5,8 +5,40 @@
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::keys::Edit;
 use crate::sanitize::SafeText;
+
+/// Editing keys, applied by [`InputLine::edit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// One grapheme left.
+    Left,
+    /// One grapheme right.
+    Right,
+    /// One word left.
+    WordLeft,
+    /// One word right.
+    WordRight,
+    /// To the start of the line.
+    Home,
+    /// To the end of the line.
+    End,
+    /// Delete the grapheme before the cursor.
+    Backspace,
+    /// Delete the grapheme under the cursor.
+    Delete,
+    /// Cut the word before the cursor (up to whitespace).
+    CutWordBefore,
+    /// Cut the word before the cursor (up to punctuation too).
+    CutWordBack,
+    /// Cut the word after the cursor.
+    CutWordAfter,
+    /// Cut to the start of the line.
+    CutToStart,
+    /// Cut to the end of the line.
+    CutToEnd,
+    /// Paste the last cut text.
+    Yank,
+}
 
 /// One line of text being edited, with a cursor and the last text cut from it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,10 +1,13 @@
-//! The one key table: every key the client knows, what it does, and its line of help.
-//! [`action`] looks keys up in it, the F1 help and `--help` are generated from it, and
-//! `docs/client.md` is checked against it, so the three cannot drift apart.
+//! The key tables, one per mode: every key the client knows, what it does in that mode,
+//! and its line of help. The app looks each key up in the table of the mode it is in
+//! ([`NORMAL`] with [`SEARCH`], or [`HELP`], [`REVERSE`], [`PASTE_PROMPT`],
+//! [`QUIT_PROMPT`]); the F1 help and `--help` are generated from all of them, and
+//! `docs/client.md` is checked against them, so the three cannot drift apart.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::commands::COMMANDS;
+use crate::input::Edit;
 
 /// Something a key does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +26,7 @@ pub enum Action {
     SearchOlder,
     /// Jump to the next newer search match.
     SearchNewer,
-    /// Close the search, the help or a prompt.
+    /// End the search.
     Cancel,
     /// Scroll the messages up a page.
     PageUp,
@@ -61,93 +64,125 @@ pub enum Action {
     Edit(Edit),
 }
 
-/// Editing keys, applied by [`crate::input::InputLine::edit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Edit {
-    /// One grapheme left.
-    Left,
-    /// One grapheme right.
-    Right,
-    /// One word left.
-    WordLeft,
-    /// One word right.
-    WordRight,
-    /// To the start of the line.
-    Home,
-    /// To the end of the line.
-    End,
-    /// Delete the grapheme before the cursor.
-    Backspace,
-    /// Delete the grapheme under the cursor.
-    Delete,
-    /// Cut the word before the cursor (up to whitespace).
-    CutWordBefore,
-    /// Cut the word before the cursor (up to punctuation too).
-    CutWordBack,
-    /// Cut the word after the cursor.
-    CutWordAfter,
-    /// Cut to the start of the line.
-    CutToStart,
-    /// Cut to the end of the line.
-    CutToEnd,
-    /// Paste the last cut text.
-    Yank,
-}
-
-/// One key: a code and the modifiers held with it.
+/// One key: a code and the modifiers held with it, or a code with any modifiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     code: KeyCode,
     mods: KeyModifiers,
+    /// Matches the code whatever is held, as typed (`Y` is not `y`): the one-key answers
+    /// of the modes take the key as it comes.
+    any_mods: bool,
+}
+
+impl Key {
+    /// Whether `key`, whose modifiers and case were normalized into `wanted`, is this key.
+    fn matches(&self, key: KeyEvent, wanted: Key) -> bool {
+        if self.any_mods {
+            self.code == key.code
+        } else {
+            *self == wanted
+        }
+    }
 }
 
 const fn plain(code: KeyCode) -> Key {
-    Key {
-        code,
-        mods: KeyModifiers::NONE,
-    }
+    with(code, KeyModifiers::NONE)
 }
 
 const fn ctrl(code: KeyCode) -> Key {
-    Key {
-        code,
-        mods: KeyModifiers::CONTROL,
-    }
+    with(code, KeyModifiers::CONTROL)
 }
 
 const fn alt(code: KeyCode) -> Key {
-    Key {
-        code,
-        mods: KeyModifiers::ALT,
-    }
+    with(code, KeyModifiers::ALT)
 }
 
 const fn shift(code: KeyCode) -> Key {
+    with(code, KeyModifiers::SHIFT)
+}
+
+const fn with(code: KeyCode, mods: KeyModifiers) -> Key {
     Key {
         code,
-        mods: KeyModifiers::SHIFT,
+        mods,
+        any_mods: false,
     }
 }
 
-/// A row of the table: the keys, what they do, and how the help names and explains them.
+const fn any(code: KeyCode) -> Key {
+    Key {
+        code,
+        mods: KeyModifiers::NONE,
+        any_mods: true,
+    }
+}
+
+/// A row of a table: the keys, what they do, and how the help names and explains them.
 #[derive(Debug)]
-pub struct Binding {
+pub struct Binding<A: 'static> {
     /// The keys, any of which does it.
     pub keys: &'static [Key],
     /// What they do.
-    pub action: Action,
+    pub action: A,
     /// The keys as the help shows them.
     pub label: &'static str,
     /// One line of help.
     pub help: &'static str,
 }
 
+/// The keys of one mode.
+#[derive(Debug)]
+pub struct Table<A: 'static> {
+    /// The help's heading for the mode.
+    pub title: &'static str,
+    /// Its keys, in the order the help lists them; the first row that has a key wins.
+    pub bindings: &'static [Binding<A>],
+    /// What the keys not in the table do, for the help, when it is worth saying.
+    pub other: Option<&'static str>,
+}
+
+impl<A: Copy> Table<A> {
+    /// What `key` does in this mode, if it is in the table.
+    pub fn action(&self, key: KeyEvent) -> Option<A> {
+        let wanted = normalize(key);
+        self.bindings
+            .iter()
+            .find(|b| b.keys.iter().any(|k| k.matches(key, wanted)))
+            .map(|b| b.action)
+    }
+
+    /// The help's rows: each binding's label and help, then what other keys do.
+    fn help_rows(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.bindings
+            .iter()
+            .map(|b| (b.label, b.help))
+            .chain(self.other.map(|other| ("other keys", other)))
+    }
+}
+
+/// The modifiers that matter, with Shift dropped where it only chose the character (or
+/// is implied, as with BackTab), and letters in lower case.
+fn normalize(key: KeyEvent) -> Key {
+    let mut mods =
+        key.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+    let mut code = key.code;
+    match code {
+        K::Char(c) => {
+            mods.remove(KeyModifiers::SHIFT);
+            code = K::Char(c.to_ascii_lowercase());
+        }
+        K::BackTab => mods.remove(KeyModifiers::SHIFT),
+        _ => {}
+    }
+    with(code, mods)
+}
+
 use Action as A;
 use KeyCode as K;
 
-/// Every key, in the order the help lists them.
+/// The keys when no mode below takes them: editing, sending, moving between buffers.
 #[rustfmt::skip]
-pub const BINDINGS: &[Binding] = &[
+pub const NORMAL: Table<Action> = Table { title: "Keys", other: None, bindings: &[
     Binding { keys: &[plain(K::Enter)], action: A::Submit, label: "Enter", help: "send the line to the current buffer, or run the /command" },
     Binding { keys: &[alt(K::Char('1'))], action: A::Buffer(1), label: "Alt-1..9", help: "switch to buffer 1..9 (the numbers in the buffer bar)" },
     Binding { keys: &[alt(K::Left), ctrl(K::Char('p'))], action: A::PrevBuffer, label: "Alt-← Ctrl-P", help: "previous buffer" },
@@ -177,23 +212,118 @@ pub const BINDINGS: &[Binding] = &[
     Binding { keys: &[ctrl(K::Char('k'))], action: A::Edit(Edit::CutToEnd), label: "Ctrl-K", help: "cut to the end of the line" },
     Binding { keys: &[ctrl(K::Char('y'))], action: A::Edit(Edit::Yank), label: "Ctrl-Y", help: "paste what was cut last" },
     Binding { keys: &[ctrl(K::Char('r'))], action: A::ReverseSearch, label: "Ctrl-R", help: "search the lines you sent (again: older; Esc: give up)" },
-    Binding { keys: &[plain(K::F(3))], action: A::SearchOlder, label: "F3", help: "next older /search match" },
-    // xterm and tmux send Shift-F3 as `ESC [1;2R`, the bytes of a cursor position
-    // report, which crossterm keeps from the event stream: F4 is the key that works there.
-    Binding { keys: &[plain(K::F(4)), shift(K::F(3))], action: A::SearchNewer, label: "F4 Shift-F3", help: "next newer /search match" },
-    Binding { keys: &[plain(K::Esc)], action: A::Cancel, label: "Esc", help: "close the search, the help or a question" },
     Binding { keys: &[plain(K::F(2))], action: A::ToggleMouse, label: "F2", help: "mouse wheel scrolling on/off (off keeps the terminal's selection)" },
     Binding { keys: &[ctrl(K::Char('l'))], action: A::Redraw, label: "Ctrl-L", help: "redraw the screen" },
-    Binding { keys: &[plain(K::F(1))], action: A::Help, label: "F1", help: "this help (↑/↓/PgUp/PgDn scroll it, Esc closes)" },
+    Binding { keys: &[plain(K::F(1))], action: A::Help, label: "F1", help: "this help (its own keys are below)" },
     Binding { keys: &[ctrl(K::Char('c'))], action: A::Interrupt, label: "Ctrl-C", help: "quit; with a typed line, press it twice" },
     Binding { keys: &[ctrl(K::Char('d'))], action: A::QuitIfEmpty, label: "Ctrl-D", help: "quit on an empty line" },
-];
+] };
 
-/// The help: every key from the key table, then every command from the command table.
+/// The keys of a `/search`. A search leaves the keyboard to the input line, so these are
+/// looked up with [`NORMAL`]; without a search, F3 and F4 say how to start one.
+#[rustfmt::skip]
+pub const SEARCH: Table<Action> = Table { title: "Keys for /search", other: None, bindings: &[
+    Binding { keys: &[plain(K::F(3))], action: A::SearchOlder, label: "F3", help: "the next older match" },
+    // xterm and tmux send Shift-F3 as `ESC [1;2R`, the bytes of a cursor position
+    // report, which crossterm keeps from the event stream: F4 is the key that works there.
+    Binding { keys: &[plain(K::F(4)), shift(K::F(3))], action: A::SearchNewer, label: "F4 Shift-F3", help: "the next newer match" },
+    Binding { keys: &[plain(K::Esc)], action: A::Cancel, label: "Esc", help: "end the search" },
+] };
+
+/// Something a key does while the help is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelpAction {
+    /// One row up.
+    Up,
+    /// One row down.
+    Down,
+    /// A page up.
+    PageUp,
+    /// A page down.
+    PageDown,
+    /// Back to the top.
+    Top,
+    /// Close the help.
+    Close,
+}
+
+/// The keys while the help is shown; the others do nothing.
+#[rustfmt::skip]
+pub const HELP: Table<HelpAction> = Table { title: "Keys in this help", other: Some("nothing"), bindings: &[
+    Binding { keys: &[any(K::Up)], action: HelpAction::Up, label: "↑", help: "scroll up a row" },
+    Binding { keys: &[any(K::Down)], action: HelpAction::Down, label: "↓", help: "scroll down a row" },
+    Binding { keys: &[any(K::PageUp)], action: HelpAction::PageUp, label: "PgUp", help: "scroll up a page" },
+    Binding { keys: &[any(K::PageDown), any(K::Char(' '))], action: HelpAction::PageDown, label: "PgDn Space", help: "scroll down a page" },
+    Binding { keys: &[any(K::Home)], action: HelpAction::Top, label: "Home", help: "back to the top" },
+    Binding { keys: &[any(K::Esc), any(K::F(1)), any(K::Enter), any(K::Char('q')), ctrl(K::Char('c'))], action: HelpAction::Close, label: "Esc F1 Enter", help: "close the help (q and Ctrl-C too)" },
+] };
+
+/// Something a key does during a reverse search (Ctrl-R).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReverseAction {
+    /// Look for an older line with the same query.
+    Older,
+    /// Take the last character off the query.
+    DeleteBack,
+    /// Keep the line found in the input and end the search.
+    Accept,
+    /// End the search and put back what was typed before.
+    GiveUp,
+}
+
+/// The keys during a reverse search; typed characters narrow it.
+#[rustfmt::skip]
+pub const REVERSE: Table<ReverseAction> = Table { title: "Keys in a reverse search (Ctrl-R)", other: Some("keep the line found, as Enter does; typing narrows the search"), bindings: &[
+    Binding { keys: &[ctrl(K::Char('r'))], action: ReverseAction::Older, label: "Ctrl-R", help: "an older line that matches" },
+    Binding { keys: &[any(K::Backspace)], action: ReverseAction::DeleteBack, label: "Backspace", help: "take the last character off the search" },
+    Binding { keys: &[any(K::Enter)], action: ReverseAction::Accept, label: "Enter", help: "keep the line found in the input, to edit or send" },
+    Binding { keys: &[plain(K::Esc)], action: ReverseAction::GiveUp, label: "Esc", help: "give up and put back what you had typed" },
+] };
+
+/// An answer to "paste these lines?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasteAction {
+    /// Send the lines.
+    Send,
+    /// Drop them.
+    Cancel,
+}
+
+/// The keys while a paste of several lines waits for an answer; the others are ignored.
+#[rustfmt::skip]
+pub const PASTE_PROMPT: Table<PasteAction> = Table { title: "Keys when asked to send a paste", other: Some("ignored; the question stays"), bindings: &[
+    Binding { keys: &[any(K::Char('y')), any(K::Char('Y')), any(K::Enter)], action: PasteAction::Send, label: "y Enter", help: "send the lines, one message each" },
+    Binding { keys: &[any(K::Char('n')), any(K::Char('N')), any(K::Esc), ctrl(K::Char('c'))], action: PasteAction::Cancel, label: "n Esc Ctrl-C", help: "do not send them" },
+] };
+
+/// An answer to "quit anyway?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuitAction {
+    /// Quit.
+    Quit,
+}
+
+/// The keys after a Ctrl-C or `/quit` that would lose something; any other key drops the
+/// question and does what it does in [`NORMAL`].
+#[rustfmt::skip]
+pub const QUIT_PROMPT: Table<QuitAction> = Table { title: "Keys when asked before quitting", other: Some("go on: the question goes, the key does what it always does"), bindings: &[
+    Binding { keys: &[ctrl(K::Char('c'))], action: QuitAction::Quit, label: "Ctrl-C", help: "quit, losing the typed line or the lines not sent" },
+] };
+
+/// The help: the keys of every mode, from the key tables, then every command from the
+/// command table.
 pub fn help_lines() -> Vec<String> {
-    let key_width = BINDINGS
+    let sections: [(&str, Vec<(&str, &str)>); 6] = [
+        (NORMAL.title, NORMAL.help_rows().collect()),
+        (SEARCH.title, SEARCH.help_rows().collect()),
+        (HELP.title, HELP.help_rows().collect()),
+        (REVERSE.title, REVERSE.help_rows().collect()),
+        (PASTE_PROMPT.title, PASTE_PROMPT.help_rows().collect()),
+        (QUIT_PROMPT.title, QUIT_PROMPT.help_rows().collect()),
+    ];
+    let key_width = sections
         .iter()
-        .map(|b| b.label.chars().count())
+        .flat_map(|(_, rows)| rows.iter().map(|(label, _)| label.chars().count()))
         .max()
         .unwrap_or(0);
     let command_width = COMMANDS
@@ -201,17 +331,15 @@ pub fn help_lines() -> Vec<String> {
         .map(|c| c.name.len() + c.args.len() + 2)
         .max()
         .unwrap_or(0);
-    let mut lines = vec!["Keys".to_owned()];
-    for binding in BINDINGS {
-        let pad = key_width - binding.label.chars().count();
-        lines.push(format!(
-            "  {}{}  {}",
-            binding.label,
-            " ".repeat(pad),
-            binding.help
-        ));
+    let mut lines = Vec::new();
+    for (title, rows) in sections {
+        lines.push(title.to_owned());
+        for (label, help) in rows {
+            let pad = key_width - label.chars().count();
+            lines.push(format!("  {label}{}  {help}", " ".repeat(pad)));
+        }
+        lines.push(String::new());
     }
-    lines.push(String::new());
     lines.push("Commands (typed text goes to the current buffer)".to_owned());
     for command in COMMANDS {
         let usage = format!("/{} {}", command.name, command.args);
@@ -232,21 +360,10 @@ pub fn help_lines() -> Vec<String> {
     lines
 }
 
-/// What `key` does, if anything. Typed characters are not in the table: they insert
-/// themselves (see [`typed_char`]).
+/// What `key` does in the normal mode (with a search on or not), if anything. Typed
+/// characters are not in the table: they insert themselves (see [`typed_char`]).
 pub fn action(key: KeyEvent) -> Option<Action> {
-    let mut mods =
-        key.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
-    let mut code = key.code;
-    match code {
-        // Shift only chose the character (or is implied, as with BackTab).
-        K::Char(c) => {
-            mods.remove(KeyModifiers::SHIFT);
-            code = K::Char(c.to_ascii_lowercase());
-        }
-        K::BackTab => mods.remove(KeyModifiers::SHIFT),
-        _ => {}
-    }
+    let Key { code, mods, .. } = normalize(key);
     if mods == KeyModifiers::ALT {
         match code {
             K::Char(c @ '1'..='9') => return Some(A::Buffer(usize::from(c as u8 - b'0'))),
@@ -254,11 +371,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
             _ => {}
         }
     }
-    let wanted = Key { code, mods };
-    BINDINGS
-        .iter()
-        .find(|b| b.keys.contains(&wanted))
-        .map(|b| b.action)
+    NORMAL.action(key).or_else(|| SEARCH.action(key))
 }
 
 /// The character a key types, if it types one.
@@ -358,16 +471,39 @@ mod tests {
         );
     }
 
+    /// Every table's rows as (keys, label), for the checks that span the modes.
+    fn every_row() -> Vec<(&'static [Key], &'static str)> {
+        fn rows<A>(table: &Table<A>) -> impl Iterator<Item = (&'static [Key], &'static str)> + '_ {
+            table.bindings.iter().map(|b| (b.keys, b.label))
+        }
+        rows(&NORMAL)
+            .chain(rows(&SEARCH))
+            .chain(rows(&HELP))
+            .chain(rows(&REVERSE))
+            .chain(rows(&PASTE_PROMPT))
+            .chain(rows(&QUIT_PROMPT))
+            .collect()
+    }
+
     #[test]
     fn docs_client_md_lists_every_key_and_command() {
         // Tables escape | as \|.
         let doc = include_str!("../../docs/client.md").replace("\\|", "|");
-        for binding in BINDINGS {
+        for table in [
+            NORMAL.title,
+            SEARCH.title,
+            HELP.title,
+            REVERSE.title,
+            PASTE_PROMPT.title,
+            QUIT_PROMPT.title,
+        ] {
             assert!(
-                doc.contains(binding.label),
-                "docs/client.md lacks the key {}",
-                binding.label
+                doc.contains(table),
+                "docs/client.md lacks the heading {table}"
             );
+        }
+        for (_, label) in every_row() {
+            assert!(doc.contains(label), "docs/client.md lacks the key {label}");
         }
         for command in COMMANDS {
             let usage = format!("/{} {}", command.name, command.args);
@@ -380,11 +516,51 @@ mod tests {
 
     #[test]
     fn every_binding_is_reachable() {
-        for binding in BINDINGS {
+        fn check<A: Copy + PartialEq + std::fmt::Debug>(table: &Table<A>) {
+            for binding in table.bindings {
+                for k in binding.keys {
+                    let found = table.action(KeyEvent::new(k.code, k.mods));
+                    assert_eq!(found, Some(binding.action), "{k:?} in {}", table.title);
+                }
+            }
+        }
+        for binding in NORMAL.bindings.iter().chain(SEARCH.bindings) {
             for k in binding.keys {
                 let found = action(KeyEvent::new(k.code, k.mods));
                 assert!(found.is_some(), "{k:?}");
             }
         }
+        check(&SEARCH);
+        check(&HELP);
+        check(&REVERSE);
+        check(&PASTE_PROMPT);
+        check(&QUIT_PROMPT);
+    }
+
+    #[test]
+    fn one_key_answers_take_the_key_as_it_comes() {
+        let ctrl_y = key(K::Char('y'), KeyModifiers::CONTROL);
+        assert_eq!(PASTE_PROMPT.action(ctrl_y), Some(PasteAction::Send));
+        let shift_y = key(K::Char('Y'), KeyModifiers::SHIFT);
+        assert_eq!(PASTE_PROMPT.action(shift_y), Some(PasteAction::Send));
+        assert_eq!(
+            PASTE_PROMPT.action(key(K::Char('x'), KeyModifiers::NONE)),
+            None
+        );
+        // `q` closes the help, `Q` does not; Ctrl-C does, `c` does not.
+        assert_eq!(HELP.action(key(K::Char('Q'), KeyModifiers::SHIFT)), None);
+        assert_eq!(HELP.action(key(K::Char('c'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            HELP.action(key(
+                K::Char('C'),
+                KeyModifiers::CONTROL | KeyModifiers::SHIFT
+            )),
+            Some(HelpAction::Close)
+        );
+        assert_eq!(
+            REVERSE.action(key(K::Backspace, KeyModifiers::ALT)),
+            Some(ReverseAction::DeleteBack)
+        );
+        assert_eq!(REVERSE.action(key(K::Esc, KeyModifiers::ALT)), None);
     }
 }

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
-use crate::buffers::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind};
 
 /// Smallest terminal the layout fits in.
 pub const MIN_WIDTH: u16 = 30;

@@ -1,10 +1,15 @@
 //! Room governance (protocol v3): the room commands, and the `roles`, `topic`, `mode`,
 //! `kicked`, `bans`, `invited`, `invite sent` and `room-registered` lines.
 
-use chat_proto::{ModeChange, Role, RoomMode, RoomModes, Setter, TopicInfo};
+use chat_proto::{
+    MessageText, ModeChange, Role, RoomMode, RoomModes, RoomName, Setter, TopicInfo, UserName,
+};
 
-use super::*;
+use super::{App, Command, join_names};
+use crate::buffers::BufferId;
 use crate::commands::RoomAction;
+use crate::event::Clock;
+use crate::sanitize::SafeText;
 
 /// Which `topic` lines answer a question rather than report a change; the line is the
 /// same either way.
@@ -50,7 +55,7 @@ impl App {
 
     /// The open buffer of `room`.
     fn room_index(&self, room: &RoomName) -> Option<usize> {
-        self.buffers.find(&BufferId::Room(room.clone()))
+        self.view.buffers().find(&BufferId::Room(room.clone()))
     }
 
     /// Where news of `room` goes: its buffer, or the server buffer if it has none.
@@ -61,12 +66,16 @@ impl App {
     /// Where a reply about `room` goes: its buffer, or the one the user is looking at.
     fn room_or_current(&self, room: &RoomName) -> usize {
         self.room_index(room)
-            .unwrap_or_else(|| self.buffers.current_index())
+            .unwrap_or_else(|| self.view.buffers().current_index())
     }
 
     pub(super) fn on_roles(&mut self, room: RoomName, members: &[(Role, UserName)]) {
         if let Some(index) = self.room_index(&room) {
-            self.buffers.get_mut(index).room.set_roles(members);
+            self.view
+                .buffers_mut()
+                .get_mut(index)
+                .room
+                .set_roles(members);
         }
         self.topic_replies.after_roles = Some(room);
     }
@@ -99,7 +108,7 @@ impl App {
         };
         if let Some(buffer) = self.room_index(&room) {
             let text = topic.as_ref().map(|t| SafeText::new(t.text.as_str()));
-            self.buffers.get_mut(buffer).room.set_topic(text);
+            self.view.buffers_mut().get_mut(buffer).room.set_topic(text);
         }
         let note = match topic {
             None => format!("{room} has no topic"),
@@ -119,7 +128,7 @@ impl App {
 
     pub(super) fn on_modes(&mut self, room: RoomName, modes: RoomModes, clock: Clock) {
         if let Some(index) = self.room_index(&room) {
-            self.buffers.get_mut(index).room.set_modes(modes);
+            self.view.buffers_mut().get_mut(index).room.set_modes(modes);
         }
         let described = if modes.iter().next().is_none() {
             "none".to_owned()
@@ -140,7 +149,7 @@ impl App {
     ) {
         let index = self.room_or_server(&room);
         if index != 0 {
-            self.buffers.get_mut(index).room.apply(&change);
+            self.view.buffers_mut().get_mut(index).room.apply(&change);
         }
         self.note_in(index, mode_text(&setter, &change), false, clock);
     }
@@ -162,7 +171,7 @@ impl App {
         }
         let index = self.room_or_server(&room);
         if index != 0 {
-            self.buffers.get_mut(index).room.left(&name);
+            self.view.buffers_mut().get_mut(index).room.left(&name);
         }
         let note = match reason {
             _ if banned => format!("{name} was banned from {room}"),
@@ -192,15 +201,15 @@ impl App {
         };
         let index = self.room_or_server(room);
         if index != 0 {
-            let buffer = self.buffers.get_mut(index);
+            let buffer = self.view.buffers_mut().get_mut(index);
             buffer.member = false;
             buffer.wanted = false;
             buffer.room.clear();
         }
         self.note_in(index, note.clone(), true, clock);
-        let current = self.buffers.current_index();
+        let current = self.view.buffers().current_index();
         if index != current {
-            self.buffers.get_mut(index).mentioned = true;
+            self.view.buffers_mut().get_mut(index).mentioned = true;
             self.note_in(current, note, true, clock);
         } else if index != 0 {
             self.note_in(index, "/close closes this buffer".to_owned(), false, clock);
@@ -228,7 +237,7 @@ impl App {
     }
 
     pub(super) fn on_invite_sent(&mut self, name: UserName, room: RoomName, clock: Clock) {
-        let index = self.buffers.current_index();
+        let index = self.view.buffers().current_index();
         self.note_in(index, format!("{name} is invited to {room}"), false, clock);
     }
 

@@ -1,60 +1,76 @@
-//! Keys and pastes: what each key does (from the key table), the help overlay, buffer
-//! switching, completion, search, and the paste confirmation.
+//! Keys and pastes: each key goes to the mode that has the keyboard (the help and the
+//! questions in [`Modes`](crate::modes::Modes), Ctrl-R in the input bar) or else through
+//! the normal key table; buffer switching, the names and rooms Tab completes, search
+//! steps, and pastes of several lines, which ask first.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use chat_proto::{RoomName, UserName};
+use crossterm::event::KeyEvent;
+
+use super::{App, Command, Exit, MAX_PASTE_LINES};
+use crate::buffers::BufferId;
+use crate::commands;
+use crate::event::Clock;
+use crate::input_bar::Outcome;
+use crate::keys::{self, Action};
+use crate::modes::{Answer, Prompt};
+use crate::sanitize::SafeText;
 
 impl App {
+    /// A key, looked up in the table of the mode the app is in: the help, a reverse
+    /// search, a question, or else the normal keys (with those of a search).
     pub(super) fn on_key(&mut self, key: KeyEvent, clock: Clock) {
-        let action = keys::action(key);
-        if let Some(scroll) = self.help {
-            self.help_key(key, action, scroll);
+        if self.modes.help_key(key, self.view.size()) {
             return;
         }
-        if let Some(reverse) = self.reverse.take() {
-            self.reverse_key(key, action, reverse);
+        if self.input_bar.searching() {
+            let outcome = self.input_bar.reverse_key(key);
+            self.take_outcome(outcome);
             return;
         }
-        match self.prompt.take() {
-            Some(Prompt::Paste(lines)) => {
-                match key.code {
-                    KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
-                        self.hint = None;
-                        self.send_paste(lines, clock);
-                    }
-                    KeyCode::Char('n' | 'N') | KeyCode::Esc => {
-                        self.hint = Some((SafeText::new("paste cancelled"), false));
-                    }
-                    _ if action == Some(Action::Interrupt) => {
-                        self.hint = Some((SafeText::new("paste cancelled"), false));
-                    }
-                    _ => self.prompt = Some(Prompt::Paste(lines)),
-                }
-                return;
+        match self.modes.prompt_key(key) {
+            Answer::Pass => self.normal_key(key, clock),
+            Answer::Kept => {}
+            Answer::SendPaste(lines) => {
+                self.hint = None;
+                self.send_paste(lines, clock);
             }
-            Some(Prompt::Quit) if action == Some(Action::Interrupt) => {
+            Answer::PasteCancelled => {
+                self.hint = Some((SafeText::new("paste cancelled"), false));
+            }
+            Answer::Quit => {
                 self.log_quit(None, clock);
                 self.quit(Exit::Clean);
+            }
+        }
+    }
+
+    fn normal_key(&mut self, key: KeyEvent, clock: Clock) {
+        let action = keys::action(key);
+        self.hint = None;
+        match self.input_bar.update(key, action) {
+            Outcome::Pass => {}
+            Outcome::Complete => {
+                let outcome = self.complete();
+                self.take_outcome(outcome);
                 return;
             }
-            Some(Prompt::Quit) | None => {}
-        }
-        self.hint = None;
-        if !matches!(action, Some(Action::Complete | Action::CompleteBack)) {
-            self.completion = None;
+            outcome => {
+                self.take_outcome(outcome);
+                return;
+            }
         }
         let Some(action) = action else {
-            if let Some(c) = keys::typed_char(key) {
-                self.input.insert_char(c);
-            }
             return;
         };
         match action {
             Action::Submit => self.submit(clock),
-            Action::Interrupt if self.input.is_empty() => {
+            Action::Interrupt if self.input_bar.line().is_empty() => {
                 self.user_quit(None, clock);
             }
             Action::Interrupt => {
-                self.prompt = Some(Prompt::Quit);
+                self.modes.ask(Prompt::Quit);
                 self.hint = Some((
                     SafeText::new(
                         "Ctrl-C again quits and loses the typed line; any other key goes on",
@@ -62,69 +78,51 @@ impl App {
                     true,
                 ));
             }
-            Action::QuitIfEmpty if self.input.is_empty() => {
+            // The input bar passes Ctrl-D and End on an empty line only.
+            Action::QuitIfEmpty => {
                 self.user_quit(None, clock);
             }
-            Action::QuitIfEmpty => self.input.edit(Edit::Delete),
-            Action::Help => self.help = Some(0),
+            Action::EndOrBottom => self.scroll_by(isize::MIN),
+            Action::Help => self.modes.open_help(),
             Action::ToggleMouse => self.toggle_mouse(),
             Action::SearchOlder => self.search_step(true),
             Action::SearchNewer => self.search_step(false),
-            Action::Cancel => self.search = None,
+            Action::Cancel => self.view.end_search(),
             Action::PageUp => {
-                self.scroll_by(self.page() as isize);
+                self.scroll_by(self.view.page() as isize);
                 self.fetch_older();
             }
-            Action::PageDown => self.scroll_by(-(self.page() as isize)),
+            Action::PageDown => self.scroll_by(-(self.view.page() as isize)),
             Action::Bottom => self.scroll_by(isize::MIN),
-            Action::EndOrBottom if self.input.is_empty() => self.scroll_by(isize::MIN),
-            Action::EndOrBottom => self.input.edit(Edit::End),
             Action::Buffer(n) => self.switch(n - 1),
             Action::PrevBuffer => {
-                let n = self.buffers.all().len();
-                self.switch((self.buffers.current_index() + n - 1) % n);
+                let n = self.view.buffers().all().len();
+                self.switch((self.view.buffers().current_index() + n - 1) % n);
             }
             Action::NextBuffer => {
-                let n = self.buffers.all().len();
-                self.switch((self.buffers.current_index() + 1) % n);
+                let n = self.view.buffers().all().len();
+                self.switch((self.view.buffers().current_index() + 1) % n);
             }
             Action::NextActive => self.next_active(),
-            Action::ReverseSearch => {
-                let draft = self.input.as_str().to_owned();
-                self.reverse_key(key, Some(action), (String::new(), None, draft));
-            }
-            Action::NicksUp => self.nick_scroll = self.nick_scroll.saturating_sub(1),
-            Action::NicksDown => self.nick_scroll += 1,
-            Action::HistoryPrev => {
-                if let Some(line) = self.history.older(self.input.as_str()) {
-                    self.input.set(line);
-                }
-            }
-            Action::HistoryNext => {
-                if let Some(line) = self.history.newer() {
-                    self.input.set(line);
-                }
-            }
-            Action::Complete => self.complete(true),
-            Action::CompleteBack => self.complete(false),
+            Action::NicksUp => self.view.scroll_nicks(true),
+            Action::NicksDown => self.view.scroll_nicks(false),
             Action::Redraw => self.out.push(Command::Redraw),
-            Action::Edit(edit) => self.input.edit(edit),
+            // Taken by the input bar above.
+            Action::Edit(_)
+            | Action::HistoryPrev
+            | Action::HistoryNext
+            | Action::Complete
+            | Action::CompleteBack
+            | Action::ReverseSearch => {}
         }
     }
 
-    pub(super) fn help_key(&mut self, key: KeyEvent, action: Option<Action>, scroll: usize) {
-        let page = usize::from(self.size.height.saturating_sub(4)).max(1);
-        self.help = match key.code {
-            KeyCode::Esc | KeyCode::F(1) | KeyCode::Enter | KeyCode::Char('q') => None,
-            _ if action == Some(Action::Interrupt) => None,
-            KeyCode::Up => Some(scroll.saturating_sub(1)),
-            KeyCode::Down => Some(scroll + 1),
-            KeyCode::PageUp => Some(scroll.saturating_sub(page)),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(scroll + page),
-            KeyCode::Home => Some(0),
-            _ => Some(scroll),
-        }
-        .map(|s| s.min(layout::help_max_scroll(self.size)));
+    /// What the input bar asked for after a key: a quiet note over the input, or none.
+    fn take_outcome(&mut self, outcome: Outcome) {
+        self.hint = match outcome {
+            Outcome::Note(text) => Some((SafeText::new(&text), false)),
+            Outcome::Pass | Outcome::Done | Outcome::Complete => None,
+        };
     }
 
     pub(super) fn toggle_mouse(&mut self) {
@@ -139,66 +137,16 @@ impl App {
     }
 
     pub(super) fn switch(&mut self, index: usize) {
-        if index < self.buffers.all().len() && index != self.buffers.current_index() {
-            self.buffers.switch(index);
-            self.search = None;
-            self.nick_scroll = 0;
+        if self.view.switch(index) {
             self.untitle_if_seen();
         }
-    }
-
-    /// A key while Ctrl-R searches the lines sent: typing narrows, Ctrl-R goes older,
-    /// Enter (or any other key) keeps the line found in the input, Esc puts back what
-    /// was typed before.
-    fn reverse_key(
-        &mut self,
-        key: KeyEvent,
-        action: Option<Action>,
-        (mut query, mut at, draft): (String, Option<usize>, String),
-    ) {
-        match (key.code, action) {
-            (_, Some(Action::ReverseSearch)) => {}
-            (_, Some(Action::Cancel)) => {
-                self.input.set(draft);
-                self.hint = None;
-                return;
-            }
-            (KeyCode::Backspace, _) => {
-                query.pop();
-                at = None;
-            }
-            (KeyCode::Char(c), _) if keys::typed_char(key).is_some() => {
-                query.push(c);
-                at = None;
-            }
-            _ => {
-                self.hint = None;
-                return;
-            }
-        }
-        // Ctrl-R again looks past the line found; a changed query starts from the newest.
-        let before = at;
-        let found = self
-            .history
-            .search(&query, before)
-            .map(|(pos, line)| (pos, line.to_owned()));
-        let text = match found {
-            Some((pos, line)) => {
-                at = Some(pos);
-                self.input.set(line);
-                format!("(reverse search) \"{query}\": Ctrl-R older, Enter takes it, Esc gives up")
-            }
-            None => format!("(reverse search) no line with \"{query}\""),
-        };
-        self.hint = Some((SafeText::new(&text), false));
-        self.reverse = Some((query, at, draft));
     }
 
     /// WeeChat's Alt-A: the next buffer after this one (going round) with a mention or,
     /// failing that, with unread messages.
     fn next_active(&mut self) {
-        let all = self.buffers.all();
-        let current = self.buffers.current_index();
+        let all = self.view.buffers().all();
+        let current = self.view.buffers().current_index();
         let after = (1..all.len()).map(|step| (current + step) % all.len());
         let mentioned = after.clone().find(|&i| all[i].mentioned);
         match mentioned.or_else(|| after.clone().find(|&i| all[i].unread > 0)) {
@@ -209,7 +157,7 @@ impl App {
 
     /// Puts the terminal's title back once no buffer holds an unseen mention.
     pub(super) fn untitle_if_seen(&mut self) {
-        if self.titled && !self.buffers.all().iter().any(|b| b.mentioned) {
+        if self.titled && !self.view.buffers().all().iter().any(|b| b.mentioned) {
             self.titled = false;
             self.out.push(Command::Title(None));
         }
@@ -217,65 +165,15 @@ impl App {
 
     /// Moves the search to the next match, older or newer than the current one.
     pub(super) fn search_step(&mut self, older: bool) {
-        let Some(search) = &self.search else {
-            self.error_hint("no search; /search text starts one".to_owned());
-            return;
-        };
-        let buffer = self.buffers.current();
-        let matches = |text: Option<&str>| {
-            text.is_some_and(|t| layout::find_ignoring_case(t, &search.query).is_some())
-        };
-        let entries = buffer.entries();
-        let position = search
-            .at
-            .and_then(|seq| entries.iter().position(|e| e.seq == seq));
-        let found = if older {
-            let end = position.unwrap_or(entries.len());
-            entries.range(..end).rev().find(|e| matches(e.kind.text()))
-        } else {
-            let start = position.map_or(entries.len(), |p| p + 1);
-            entries.range(start..).find(|e| matches(e.kind.text()))
-        };
-        match found.map(|e| e.seq) {
-            Some(seq) => {
-                let measure = Measure {
-                    look: &self.look,
-                    width: self.message_width(),
-                };
-                let index = self.buffers.current_index();
-                let rows_below = self
-                    .buffers
-                    .get_mut(index)
-                    .rows_below(seq, &measure)
-                    .unwrap_or(0);
-                let view = self.view_rows(true);
-                let max = self.max_scroll(index);
-                let scroll = rows_below.saturating_sub(view / 2).min(max);
-                let buffer = self.buffers.current_mut();
-                buffer.scroll = scroll;
-                if scroll == 0 {
-                    buffer.unseen = 0;
-                }
-                if let Some(search) = &mut self.search {
-                    search.at = Some(seq);
-                }
-            }
-            None => {
-                let query = &search.query;
-                let which = if older { "older" } else { "newer" };
-                let reason = match search.at {
-                    None => format!("no match for {query:?}"),
-                    Some(_) => format!("no {which} match for {query:?}"),
-                };
-                self.hint = Some((SafeText::new(&reason), true));
-            }
+        if let Err(reason) = self.view.search_step(older) {
+            self.error_hint(reason);
         }
     }
 
     /// Pasted text: one line is inserted for editing; several wait for a one-key
     /// confirmation, then go to the current buffer one message each (never as commands).
     pub(super) fn on_paste(&mut self, text: &str) {
-        self.completion = None;
+        self.input_bar.stop_completing();
         let lines: Vec<String> = text
             .split("\r\n")
             .flat_map(|l| l.split(['\r', '\n']))
@@ -299,11 +197,11 @@ impl App {
                 .chars()
                 .filter(|c| *c == '\t' || !c.is_control())
                 .collect();
-            self.input.insert_str(&clean);
+            self.input_bar.insert(&clean);
             return;
         }
-        let label = self.buffers.current().id.label();
-        if self.buffers.current().id.recipient().is_none() {
+        let label = self.view.buffers().current().id.label();
+        if self.view.buffers().current().id.recipient().is_none() {
             self.error_hint("paste refused: the server buffer takes /commands only".to_owned());
             return;
         }
@@ -321,12 +219,12 @@ impl App {
             )),
             true,
         ));
-        self.prompt = Some(Prompt::Paste(non_empty));
+        self.modes.ask(Prompt::Paste(non_empty));
     }
 
     pub(super) fn send_paste(&mut self, lines: Vec<String>, clock: Clock) {
-        let index = self.buffers.current_index();
-        let Some(to) = self.buffers.current().id.recipient() else {
+        let index = self.view.buffers().current_index();
+        let Some(to) = self.view.buffers().current().id.recipient() else {
             return;
         };
         // All or nothing: a paste is not sent with holes in it.
@@ -343,13 +241,13 @@ impl App {
     /// of its room, the one named or the one shown; otherwise everyone online and the
     /// members of the room shown. Never our own name.
     fn completion_names(&self) -> BTreeSet<&str> {
-        let members = |index: usize| self.buffers.all()[index].room.members().iter();
+        let members = |index: usize| self.view.buffers().all()[index].room.members().iter();
         let names: Vec<&UserName> = match self.member_command_room() {
             Some(index) => members(index).collect(),
             None => self
                 .roster
                 .iter()
-                .chain(members(self.buffers.current_index()))
+                .chain(members(self.view.buffers().current_index()))
                 .collect(),
         };
         names
@@ -361,7 +259,12 @@ impl App {
 
     /// The buffer of the room a member command in the input acts on, if it is one.
     fn member_command_room(&self) -> Option<usize> {
-        let mut words = self.input.as_str().strip_prefix('/')?.split_whitespace();
+        let mut words = self
+            .input_bar
+            .line()
+            .as_str()
+            .strip_prefix('/')?
+            .split_whitespace();
         let command = words.next()?.to_lowercase();
         if !commands::MEMBER_COMMANDS.contains(&command.as_str()) {
             return None;
@@ -372,46 +275,31 @@ impl App {
             .and_then(|word| RoomName::parse(word).ok());
         named
             .or_else(|| self.current_room())
-            .and_then(|room| self.buffers.find(&BufferId::Room(room)))
+            .and_then(|room| self.view.buffers().find(&BufferId::Room(room)))
     }
 
-    pub(super) fn complete(&mut self, forward: bool) {
-        if let Some(completion) = &mut self.completion {
-            completion.cycle(forward);
-        } else {
-            let names = self.completion_names();
-            let rooms: BTreeSet<String> = self
-                .known_rooms
-                .iter()
-                .map(ToString::to_string)
-                .chain(self.buffers.all().iter().filter_map(|b| match &b.id {
-                    BufferId::Room(room) => Some(room.to_string()),
-                    _ => None,
-                }))
-                .collect();
-            let commands = COMMANDS.iter().map(|c| c.name);
-            let Some(completion) = Completion::start(
-                self.input.as_str(),
-                self.input.cursor(),
-                names,
-                rooms.iter().map(String::as_str),
-                commands,
-            ) else {
-                return;
-            };
-            self.completion = Some(completion);
-            // The first Tab shows the first candidate, replacing the typed word.
-            let c = self.completion.as_ref().expect("just set");
-            self.input.replace_before_cursor(c.start, c.current());
-            if c.candidates.len() > 1 {
-                self.hint = Some((
-                    SafeText::new(&format!("{} matches; Tab for the next", c.candidates.len())),
-                    false,
-                ));
-            }
-            return;
-        }
-        let c = self.completion.as_ref().expect("checked above");
-        self.input.replace_before_cursor(c.start, c.current());
+    /// Tab with no completion under way: the names and rooms there are to complete.
+    fn complete(&mut self) -> Outcome {
+        let names = self.completion_names();
+        let rooms: BTreeSet<String> = self
+            .known_rooms
+            .iter()
+            .map(ToString::to_string)
+            .chain(
+                self.view
+                    .buffers()
+                    .all()
+                    .iter()
+                    .filter_map(|b| match &b.id {
+                        BufferId::Room(room) => Some(room.to_string()),
+                        _ => None,
+                    }),
+            )
+            .collect();
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        self.input_bar.complete(
+            names.iter().map(String::as_str),
+            rooms.iter().map(String::as_str),
+        )
     }
 }

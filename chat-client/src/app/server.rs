@@ -1,6 +1,13 @@
 //! The network: login, disconnects and refusals, and where each server line goes.
 
-use super::*;
+use chat_proto::{ClientLine, HistoryEntry, RoomName, Scope, ServerLine, UserName};
+use chrono::NaiveDateTime;
+
+use super::{App, Command, Exit, HistoryAsk, join_names};
+use crate::buffers::{BufferId, Merged};
+use crate::entry::EntryKind;
+use crate::event::{Clock, NetEvent};
+use crate::sanitize::SafeText;
 
 impl App {
     pub(super) fn on_net(&mut self, event: NetEvent, clock: Clock) {
@@ -90,7 +97,8 @@ impl App {
     fn settled(&mut self) {
         let caught_up = self.settling.take().unwrap_or_default();
         let rooms: Vec<RoomName> = self
-            .buffers
+            .view
+            .buffers()
             .all()
             .iter()
             .filter(|b| b.wanted)
@@ -106,17 +114,13 @@ impl App {
                 self.join(room);
             }
         }
-        let measure_width = self.message_width();
-        for buffer in self.buffers.all_mut() {
+        for buffer in self.view.buffers_mut().all_mut() {
             buffer.flushed_from = None;
         }
         for mut pending in self.outbox.drain() {
-            if let Some(index) = self.buffers.find(&pending.buffer) {
-                let measure = Measure {
-                    look: &self.look,
-                    width: measure_width,
-                };
-                let buffer = self.buffers.get_mut(index);
+            if let Some(index) = self.view.buffers().find(&pending.buffer) {
+                let (buffers, measure) = self.view.measured();
+                let buffer = buffers.get_mut(index);
                 buffer.mark_sent(pending.seq, &measure);
                 buffer.flushed_from.get_or_insert(pending.seq);
                 if !pending.logged {
@@ -138,15 +142,10 @@ impl App {
 
     /// Lines the connection gave back: ours wait in the outbox again, shown as pending.
     pub(super) fn unsent(&mut self, lines: &[ClientLine]) {
-        let width = self.message_width();
         for pending in self.outbox.returned(lines) {
-            if let Some(index) = self.buffers.find(&pending.buffer) {
-                let buffer = self.buffers.get_mut(index);
-                let measure = Measure {
-                    look: &self.look,
-                    width,
-                };
-                buffer.mark_pending(pending.seq, &measure);
+            if let Some(index) = self.view.buffers().find(&pending.buffer) {
+                let (buffers, measure) = self.view.measured();
+                buffers.get_mut(index).mark_pending(pending.seq, &measure);
             }
         }
     }
@@ -162,7 +161,7 @@ impl App {
         self.after_whois = None;
         self.account.lost();
         self.keepalive.stop();
-        for buffer in self.buffers.all_mut() {
+        for buffer in self.view.buffers_mut().all_mut() {
             buffer.member = false;
             buffer.room.clear();
         }
@@ -219,17 +218,13 @@ impl App {
                 if me && !matches!(buffer, BufferId::Query(_)) {
                     return self.own_line_from_elsewhere(buffer, id, &text, clock);
                 }
-                let index = self.buffers.open(buffer);
-                if id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
+                let index = self.view.buffers_mut().open(buffer);
+                if id.is_some_and(|id| self.view.buffers().all()[index].has_id(id)) {
                     return;
                 }
                 self.last_spoke.insert(sender.folded(), clock.now);
-                let measure = Measure {
-                    look: &self.look,
-                    width: self.message_width(),
-                };
-                self.buffers
-                    .unmask_join(index, &sender, clock.now, &measure);
+                let (buffers, measure) = self.view.measured();
+                buffers.unmask_join(index, &sender, clock.now, &measure);
                 let mention = self.mentions_me(text.as_str());
                 let kind = EntryKind::Message {
                     from: sender.clone(),
@@ -238,7 +233,7 @@ impl App {
                     mention,
                 };
                 self.push(index, kind, clock);
-                let direct = matches!(self.buffers.all()[index].id, BufferId::Query(_));
+                let direct = matches!(self.view.buffers().all()[index].id, BufferId::Query(_));
                 if (mention || direct) && !me {
                     self.highlight(index, &sender, direct);
                 }
@@ -252,8 +247,8 @@ impl App {
                 self.presence_everywhere(false, name, clock);
             }
             ServerLine::JoinedRoom { room, name } => {
-                let index = self.buffers.open(BufferId::Room(room.clone()));
-                let buffer = self.buffers.get_mut(index);
+                let index = self.view.buffers_mut().open(BufferId::Room(room.clone()));
+                let buffer = self.view.buffers_mut().get_mut(index);
                 buffer.room.joined(name.clone());
                 if name.folded() == self.folded_name {
                     buffer.room.rejoined();
@@ -279,10 +274,10 @@ impl App {
                 }
             }
             ServerLine::LeftRoom { room, name } => {
-                let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) else {
+                let Some(index) = self.view.buffers().find(&BufferId::Room(room.clone())) else {
                     return;
                 };
-                let buffer = self.buffers.get_mut(index);
+                let buffer = self.view.buffers_mut().get_mut(index);
                 buffer.room.left(&name);
                 if name.folded() == self.folded_name {
                     buffer.member = false;
@@ -304,12 +299,16 @@ impl App {
             ServerLine::Names { room, names } => {
                 let list = join_names(&names);
                 let text = format!("{room} ({}): {list}", names.len());
-                let index = match self.buffers.find(&BufferId::Room(room)) {
+                let index = match self.view.buffers().find(&BufferId::Room(room)) {
                     Some(index) => {
-                        self.buffers.get_mut(index).room.set_members(names);
+                        self.view
+                            .buffers_mut()
+                            .get_mut(index)
+                            .room
+                            .set_members(names);
                         index
                     }
-                    None => self.buffers.current_index(),
+                    None => self.view.buffers().current_index(),
                 };
                 self.note_in(index, text, false, clock);
             }
@@ -325,7 +324,7 @@ impl App {
                 } else {
                     format!("rooms: {list}")
                 };
-                self.note_in(self.buffers.current_index(), text, false, clock);
+                self.note_in(self.view.buffers().current_index(), text, false, clock);
             }
             ServerLine::History(entry) => {
                 let conv = entry.conv.clone();
@@ -338,12 +337,12 @@ impl App {
                 let why = self.take_history_ask(&buffer);
                 let older = why == HistoryAsk::Older;
                 let got = batch.len();
-                let index = self.buffers.open(buffer);
+                let index = self.view.buffers_mut().open(buffer);
                 // A batch after messages we had is news (a catch-up after a reconnect);
                 // the latest messages shown at a join, and older ones fetched by
                 // scrolling back, were written before we looked.
-                let news =
-                    why == HistoryAsk::Follow && self.buffers.all()[index].last_id().is_some();
+                let news = why == HistoryAsk::Follow
+                    && self.view.buffers().all()[index].last_id().is_some();
                 let label = match (older, truncated) {
                     (false, false) => format!("history of {conv}"),
                     (false, true) => format!("history of {conv} (older messages are gone)"),
@@ -356,18 +355,14 @@ impl App {
                     self.log_merged(index, &merged);
                 }
                 if merged.new == 0 && older {
-                    self.buffers.get_mut(index).at_start = true;
-                    let width = self.message_width();
-                    let measure = Measure {
-                        look: &self.look,
-                        width,
-                    };
+                    self.view.buffers_mut().get_mut(index).at_start = true;
                     let label = if truncated {
                         "beginning of the history kept"
                     } else {
                         "beginning of history"
                     };
-                    self.buffers.mark_start(index, label, &measure);
+                    let (buffers, measure) = self.view.measured();
+                    buffers.mark_start(index, label, &measure);
                     let text = if truncated {
                         format!("older messages of {conv} are gone")
                     } else {
@@ -387,7 +382,7 @@ impl App {
             }
             ServerLine::Missed(n) => {
                 for (conv, batch) in std::mem::take(&mut self.incoming) {
-                    let index = self.buffers.open(BufferId::of_conv(&conv));
+                    let index = self.view.buffers_mut().open(BufferId::of_conv(&conv));
                     let merged = self.merge(index, "while you were away", batch, true);
                     self.highlight_merged(index, &merged);
                     self.log_merged(index, &merged);
@@ -406,11 +401,11 @@ impl App {
                 } else if self.who_asked > 0 {
                     self.who_asked -= 1;
                     let text = format!("online ({}): {}", names.len(), join_names(&names));
-                    self.note_in(self.buffers.current_index(), text, false, clock);
+                    self.note_in(self.view.buffers().current_index(), text, false, clock);
                 }
             }
             ServerLine::Stored(name) => {
-                let index = self.buffers.open(BufferId::Query(name.clone()));
+                let index = self.view.buffers_mut().open(BufferId::Query(name.clone()));
                 self.note_in(
                     index,
                     format!("{name} is offline; the message is stored for their next login"),
@@ -426,7 +421,7 @@ impl App {
                     }
                 }
                 self.note_in(
-                    self.buffers.current_index(),
+                    self.view.buffers().current_index(),
                     format!("{name} is now registered"),
                     false,
                     clock,
@@ -437,7 +432,7 @@ impl App {
                     self.out.push(Command::UsePassword(password));
                 }
                 self.note_in(
-                    self.buffers.current_index(),
+                    self.view.buffers().current_index(),
                     "password changed".to_owned(),
                     false,
                     clock,
@@ -445,7 +440,7 @@ impl App {
             }
             ServerLine::Error(reason) => {
                 self.note_in(
-                    self.buffers.current_index(),
+                    self.view.buffers().current_index(),
                     format!("error: {reason}"),
                     true,
                     clock,
@@ -488,21 +483,16 @@ impl App {
         batch: Vec<(NaiveDateTime, EntryKind)>,
         news: bool,
     ) -> Merged {
-        let width = self.message_width();
-        let measure = Measure {
-            look: &self.look,
-            width,
-        };
-        self.buffers
-            .merge_history(index, label, batch, news, &measure)
+        let (buffers, measure) = self.view.measured();
+        buffers.merge_history(index, label, batch, news, &measure)
     }
 
     /// A `names` line between a login and the answer to its `/who`: the account is in
     /// this room already, through another session. The buffer is a member's again, and
     /// is caught up on rather than joined.
     fn caught_up(&mut self, room: RoomName, names: Vec<UserName>, clock: Clock) {
-        let index = self.buffers.open(BufferId::Room(room.clone()));
-        let buffer = self.buffers.get_mut(index);
+        let index = self.view.buffers_mut().open(BufferId::Room(room.clone()));
+        let buffer = self.view.buffers_mut().get_mut(index);
         let new = !buffer.wanted;
         buffer.member = true;
         buffer.wanted = true;
@@ -524,13 +514,13 @@ impl App {
     /// who, unless the user is reading that buffer (shown, at the bottom, no overlay):
     /// then it is seen as it arrives, and nothing would put the title back.
     pub(super) fn highlight(&mut self, index: usize, sender: &UserName, direct: bool) {
-        let reading = index == self.buffers.current_index()
-            && self.help.is_none()
-            && self.buffers.current().scroll == 0;
+        let reading = index == self.view.buffers().current_index()
+            && self.modes.help().is_none()
+            && self.view.buffers().current().scroll == 0;
         if reading {
             return;
         }
-        let buffer = self.buffers.get_mut(index);
+        let buffer = self.view.buffers_mut().get_mut(index);
         buffer.mentioned = true;
         if !self.settings.bell {
             return;
@@ -549,7 +539,7 @@ impl App {
     /// News merged into buffer `index` that is for us: a mention, or in a conversation
     /// any message, is a highlight as if it had arrived live.
     fn highlight_merged(&mut self, index: usize, merged: &Merged) {
-        let direct = matches!(self.buffers.all()[index].id, BufferId::Query(_));
+        let direct = matches!(self.view.buffers().all()[index].id, BufferId::Query(_));
         let from = if direct {
             &merged.message_from
         } else {

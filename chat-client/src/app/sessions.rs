@@ -4,12 +4,16 @@
 //! two v3 additions the client uses by itself: older history when scrolling back past the
 //! top of a buffer, and the keepalive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chat_proto::MessageId;
+use chat_proto::{ClientLine, Conv, HistoryRange, MessageId, MessageText, Recipient, UserName};
 
-use super::*;
+use super::{App, Command, HistoryAsk};
+use crate::buffers::BufferId;
+use crate::entry::EntryKind;
+use crate::event::Clock;
 use crate::keepalive::{Beat, PONG_TIMEOUT};
+use crate::sanitize::SafeText;
 
 /// Messages asked for at a time when scrolling back past the top.
 const OLDER_LINES: u16 = 50;
@@ -56,8 +60,8 @@ impl App {
         text: &MessageText,
         clock: Clock,
     ) {
-        let index = self.buffers.open(buffer);
-        if !id.is_some_and(|id| self.buffers.all()[index].has_id(id)) {
+        let index = self.view.buffers_mut().open(buffer);
+        if !id.is_some_and(|id| self.view.buffers().all()[index].has_id(id)) {
             let kind = EntryKind::Own {
                 text: SafeText::new(text.as_str()),
                 id,
@@ -78,7 +82,7 @@ impl App {
             None => "you are back".to_owned(),
         };
         self.account.set_away(text);
-        self.note_in(self.buffers.current_index(), note, false, clock);
+        self.note_in(self.view.buffers().current_index(), note, false, clock);
         true
     }
 
@@ -103,7 +107,7 @@ impl App {
         } else {
             self.account.answered(&name)
         };
-        let shown_in = asked.then(|| self.buffers.current_index());
+        let shown_in = asked.then(|| self.view.buffers().current_index());
         if let Some(index) = shown_in {
             let plural = if sessions == 1 { "" } else { "s" };
             let text = format!(
@@ -137,9 +141,10 @@ impl App {
             }
             _ => {
                 let index = self
-                    .buffers
+                    .view
+                    .buffers()
                     .find(&BufferId::Query(name))
-                    .unwrap_or_else(|| self.buffers.current_index());
+                    .unwrap_or_else(|| self.view.buffers().current_index());
                 self.note_in(index, note, false, clock);
             }
         }
@@ -154,11 +159,11 @@ impl App {
         let of = BufferId::of_conv(conv);
         let asked = self.read_asks.iter().position(|b| b.same(&of));
         let answer = asked.map(|at| self.read_asks.remove(at)).is_some();
-        let (Some(id), Some(index)) = (id, self.buffers.find(&of)) else {
+        let (Some(id), Some(index)) = (id, self.view.buffers().find(&of)) else {
             return;
         };
-        let shown = index == self.buffers.current_index();
-        let buffer = self.buffers.get_mut(index);
+        let shown = index == self.view.buffers().current_index();
+        let buffer = self.view.buffers_mut().get_mut(index);
         if buffer.read.is_some_and(|read| read >= id) {
             // Ours coming back, or older news.
             return;
@@ -182,8 +187,8 @@ impl App {
         if !self.account.registered() {
             return;
         }
-        let viewing = self.help.is_none();
-        let buffer = self.buffers.current_mut();
+        let viewing = self.modes.help().is_none();
+        let buffer = self.view.buffers_mut().current_mut();
         if viewing && buffer.scroll == 0 {
             buffer.seen = buffer.seen.max(buffer.last_id());
         }
@@ -191,7 +196,7 @@ impl App {
             return;
         }
         let mut lines = Vec::new();
-        for buffer in self.buffers.all_mut() {
+        for buffer in self.view.buffers_mut().all_mut() {
             let (Some(conv), Some(seen)) = (buffer.id.conv(), buffer.seen) else {
                 continue;
             };
@@ -232,11 +237,11 @@ impl App {
     /// said there is nothing older (that is said again), or when a full scrollback would
     /// drop them at once.
     pub(super) fn fetch_older(&mut self) {
-        let index = self.buffers.current_index();
-        if !self.ready() || self.buffers.all()[index].scroll < self.max_scroll(index) {
+        let index = self.view.buffers().current_index();
+        if !self.ready() || self.view.buffers().all()[index].scroll < self.view.max_scroll(index) {
             return;
         }
-        let buffer = &self.buffers.all()[index];
+        let buffer = &self.view.buffers().all()[index];
         let Some(conv) = buffer.id.conv() else {
             return;
         };

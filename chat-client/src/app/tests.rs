@@ -1,11 +1,14 @@
 use std::time::Duration;
 
-use crossterm::event::KeyModifiers;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use chat_proto::MessageId;
 
-use crate::buffers::{Buffer, Entry};
+use crate::buffers::Buffer;
+use crate::entry::Entry;
+use crate::event::NetEvent;
+use crate::layout::Widths;
 
 fn clock() -> Clock {
     Clock {

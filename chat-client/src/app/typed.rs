@@ -1,7 +1,18 @@
 //! Typed lines: text for the current buffer, and the `/commands`; sending now or through
 //! the outbox.
 
-use super::*;
+use chat_proto::{
+    ClientLine, Conv, DEFAULT_HISTORY_LINES, HistoryRange, MessageText, Password, Recipient,
+    RoomName,
+};
+
+use super::{App, Command, HistoryAsk};
+use crate::buffers::BufferId;
+use crate::commands::{self, Typed, UserCommand};
+use crate::entry::EntryKind;
+use crate::event::Clock;
+use crate::outbox::Pending;
+use crate::sanitize::SafeText;
 
 impl App {
     /// What the user typed, on Enter. The line always leaves the input, as in WeeChat:
@@ -9,7 +20,7 @@ impl App {
     /// `/password abc` became the password `abc/password ...`). A refused line goes to the
     /// input history for ↑ to bring back, unless it holds a password.
     pub(super) fn submit(&mut self, clock: Clock) {
-        let typed = self.input.as_str().trim_end().to_owned();
+        let typed = self.input_bar.line().as_str().trim_end().to_owned();
         if typed.trim().is_empty() {
             return;
         }
@@ -25,8 +36,8 @@ impl App {
                 false
             }
             Ok(Typed::Text(text)) => {
-                let index = self.buffers.current_index();
-                match self.buffers.current().id.recipient() {
+                let index = self.view.buffers().current_index();
+                match self.view.buffers().current().id.recipient() {
                     Some(to) => self.send_message(index, to, &text, clock),
                     None => {
                         self.error_hint(
@@ -38,12 +49,12 @@ impl App {
             }
             Ok(Typed::Command(command)) => self.run(command, clock),
         };
-        self.input.take();
+        self.input_bar.take();
         if secret {
             // Never into the input history: the line holds a password.
             return;
         }
-        self.history.remember(typed);
+        self.input_bar.remember(typed);
         if !done {
             if let Some((hint, _)) = &self.hint {
                 let text = format!("{hint}; ↑ brings the line back");
@@ -59,11 +70,11 @@ impl App {
     /// Runs a command; `false` leaves the line in the input to be fixed.
     pub(super) fn run(&mut self, command: UserCommand, clock: Clock) -> bool {
         match command {
-            UserCommand::Help => self.help = Some(0),
+            UserCommand::Help => self.modes.open_help(),
             UserCommand::Quit(message) => return self.user_quit(message.as_deref(), clock),
             UserCommand::Join(room) => {
-                if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
-                    if self.buffers.all()[index].member {
+                if let Some(index) = self.view.buffers().find(&BufferId::Room(room.clone())) {
+                    if self.view.buffers().all()[index].member {
                         self.switch(index);
                         return true;
                     }
@@ -82,17 +93,17 @@ impl App {
                 if !self.require_connection() {
                     return false;
                 }
-                if let Some(index) = self.buffers.find(&BufferId::Room(room.clone())) {
-                    self.buffers.get_mut(index).wanted = false;
+                if let Some(index) = self.view.buffers().find(&BufferId::Room(room.clone())) {
+                    self.view.buffers_mut().get_mut(index).wanted = false;
                 }
                 self.out.push(Command::Send(ClientLine::Part(room)));
             }
             UserCommand::Query(name, text) => {
-                let index = self.buffers.open(BufferId::Query(name.clone()));
+                let index = self.view.buffers_mut().open(BufferId::Query(name.clone()));
                 self.switch(index);
                 // Between accounts the server keeps the conversation: show its latest
                 // messages, as a room shows its own at a join.
-                let fresh = self.buffers.all()[index].last_id().is_none();
+                let fresh = self.view.buffers().all()[index].last_id().is_none();
                 if fresh && self.account.registered() && self.ready() {
                     let conv = Conv::Direct(name.clone());
                     let range = HistoryRange::Latest(DEFAULT_HISTORY_LINES);
@@ -112,43 +123,45 @@ impl App {
                 }
             }
             UserCommand::Close => {
-                let index = self.buffers.current_index();
-                match self.buffers.current().id.clone() {
+                let index = self.view.buffers().current_index();
+                match self.view.buffers().current().id.clone() {
                     BufferId::Server | BufferId::Everyone => {
                         self.error_hint("the server and * buffers stay open".to_owned());
                         return false;
                     }
                     BufferId::Room(room) => {
-                        if self.buffers.current().member && self.conn.is_connected() {
+                        if self.view.buffers().current().member && self.conn.is_connected() {
                             self.out.push(Command::Send(ClientLine::Part(room)));
                         }
-                        self.buffers.close(index);
+                        self.view.buffers_mut().close(index);
                     }
-                    BufferId::Query(_) => self.buffers.close(index),
+                    BufferId::Query(_) => self.view.buffers_mut().close(index),
                 }
-                self.search = None;
+                self.view.end_search();
             }
             UserCommand::Msg(to, text) => {
                 if let Recipient::Room(room) = &to {
                     // The server would refuse it: no buffer opened, nothing shown as
                     // sent, nothing logged. A room we are rejoining counts as joined.
                     let joined = self
-                        .buffers
+                        .view
+                        .buffers()
                         .find(&BufferId::Room(room.clone()))
                         .is_some_and(|i| {
-                            self.buffers.all()[i].member || self.buffers.all()[i].wanted
+                            self.view.buffers().all()[i].member
+                                || self.view.buffers().all()[i].wanted
                         });
                     if !joined {
                         self.error_hint(format!("/msg: you are not in {room}; /join {room} first"));
                         return false;
                     }
                 }
-                let index = self.buffers.open(BufferId::of(&to));
+                let index = self.view.buffers_mut().open(BufferId::of(&to));
                 return self.send_message(index, to, &text, clock);
             }
             UserCommand::Me(text) => {
-                let index = self.buffers.current_index();
-                let Some(to) = self.buffers.current().id.recipient() else {
+                let index = self.view.buffers().current_index();
+                let Some(to) = self.view.buffers().current().id.recipient() else {
                     self.error_hint("/me needs a room or a conversation".to_owned());
                     return false;
                 };
@@ -170,7 +183,7 @@ impl App {
                 }
             }
             UserCommand::History(n) => {
-                let Some(conv) = self.buffers.current().id.conv() else {
+                let Some(conv) = self.view.buffers().current().id.conv() else {
                     self.error_hint("/history works in a room or a conversation".to_owned());
                     return false;
                 };
@@ -180,7 +193,7 @@ impl App {
                 let range = HistoryRange::Latest(n.unwrap_or(DEFAULT_HISTORY_LINES));
                 self.ask_history(conv, range, HistoryAsk::Typed);
             }
-            UserCommand::Buffer(name) => match self.buffers.by_name(&name) {
+            UserCommand::Buffer(name) => match self.view.buffers().by_name(&name) {
                 Some(index) => self.switch(index),
                 None => {
                     self.error_hint(format!("no buffer {name}"));
@@ -188,11 +201,11 @@ impl App {
                 }
             },
             UserCommand::Search(Some(query)) => {
-                self.search = Some(Search { query, at: None });
+                self.view.start_search(query);
                 self.search_step(true);
             }
             UserCommand::Search(None) => self.search_step(true),
-            UserCommand::Clear => self.buffers.current_mut().clear(),
+            UserCommand::Clear => self.view.buffers_mut().current_mut().clear(),
             UserCommand::Register(password) => {
                 return self.send_password(ClientLine::Register(password.clone()), password);
             }
@@ -272,7 +285,7 @@ impl App {
     }
 
     pub(super) fn current_room(&self) -> Option<RoomName> {
-        match &self.buffers.current().id {
+        match &self.view.buffers().current().id {
             BufferId::Room(room) => Some(room.clone()),
             _ => None,
         }
@@ -291,9 +304,10 @@ impl App {
     /// another session may have moved meanwhile.
     pub(super) fn follow_room(&mut self, room: &RoomName) {
         let last = self
-            .buffers
+            .view
+            .buffers()
             .find(&BufferId::Room(room.clone()))
-            .and_then(|i| self.buffers.all()[i].last_id());
+            .and_then(|i| self.view.buffers().all()[i].last_id());
         let range = match last {
             Some(id) => HistoryRange::After(id),
             None => HistoryRange::Latest(DEFAULT_HISTORY_LINES),
@@ -335,7 +349,7 @@ impl App {
             pending: !connected,
         };
         let seq = self.push(index, kind, clock);
-        let buffer = self.buffers.get_mut(index);
+        let buffer = self.view.buffers_mut().get_mut(index);
         buffer.scroll = 0;
         buffer.unseen = 0;
         let pending = Pending {

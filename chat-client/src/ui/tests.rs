@@ -337,6 +337,21 @@ fn help_overlay_at_80_by_24() {
 }
 
 #[test]
+fn help_overlay_lists_the_keys_of_every_mode() {
+    let (mut app, now) = conversation(80, 32);
+    press(&mut app, now, KeyCode::F(1), KeyModifiers::NONE);
+    // The rows as the 78 columns inside the border wrap them.
+    let modes = layout::help_rows(78)
+        .iter()
+        .position(|l| l.to_string() == crate::keys::SEARCH.title)
+        .expect("the help has a /search section");
+    for _ in 0..modes {
+        press(&mut app, now, KeyCode::Down, KeyModifiers::NONE);
+    }
+    insta::assert_snapshot!(screen(&app, 80, 32).backend());
+}
+
+#[test]
 fn the_scroll_indicator_has_a_row_of_its_own() {
     let (mut app, now) = conversation(60, 12);
     for i in 0..20 {
