@@ -648,7 +648,7 @@ impl Broker {
             Answer::Away { folded, text } => {
                 // Away is the account's, also for its sessions here.
                 if let Some(user) = self.roster.find_folded_mut(&folded) {
-                    user.away.clone_from(&text);
+                    user.away = text.clone().map(Box::new);
                 }
                 match text {
                     Some(text) => self.remote_away.insert(folded, text),
@@ -683,7 +683,7 @@ impl Broker {
     }
 
     /// The sessions here of the user whose folded name is `folded`.
-    pub(super) fn sessions_of(&self, folded: &str) -> Vec<ConnId> {
+    pub(super) fn sessions_of(&self, folded: &str) -> crate::roster::Sessions {
         self.roster
             .find_folded(folded)
             .map(|user| user.sessions.clone())

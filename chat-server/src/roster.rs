@@ -36,17 +36,21 @@ pub struct Peer {
     user: UserId,
 }
 
+/// A user's connections: one, the usual case, held inline rather than in an allocation
+/// of its own (every idle client has one).
+pub type Sessions = smallvec::SmallVec<[ConnId; 1]>;
+
 /// One name online, with its sessions.
 #[derive(Debug)]
 pub struct User {
     /// The name as its owner typed it.
     pub name: UserName,
     /// Its connections, oldest first; never empty.
-    pub sessions: Vec<ConnId>,
+    pub sessions: Sessions,
     /// The rooms it is a member of.
     rooms: BTreeSet<RoomName>,
-    /// Its away message, if away.
-    pub away: Option<MessageText>,
+    /// Its away message, if away. Boxed: every user online has the field, few are away.
+    pub away: Option<Box<MessageText>>,
     /// The session that logged the name in, for whom the backend holds it.
     pub holder: ConnId,
     /// How many nodes of a cluster have sessions of it, this one included.
@@ -80,7 +84,7 @@ pub struct Roster {
     /// while it has members. Walked for every room message: the sessions are kept here,
     /// not looked up by name, so each recipient costs one id lookup, as with one
     /// session per name.
-    rooms: BTreeMap<RoomName, BTreeMap<UserName, Vec<ConnId>>>,
+    rooms: BTreeMap<RoomName, BTreeMap<UserName, Sessions>>,
 }
 
 /// What [`Roster::remove`] took away.
@@ -124,7 +128,7 @@ impl Roster {
         let uid = existing.unwrap_or(id);
         let user = self.users.entry(uid).or_insert_with(|| User {
             name: name.clone(),
-            sessions: Vec::new(),
+            sessions: Sessions::new(),
             rooms: BTreeSet::new(),
             away: None,
             holder: id,
@@ -162,13 +166,13 @@ impl Roster {
     pub fn remove(&mut self, id: ConnId) -> Option<Removed> {
         let peer = self.peers.remove(&id)?;
         let user = self.users.get_mut(&peer.user)?;
-        user.sessions.retain(|&s| s != id);
+        user.sessions.retain(|s| *s != id);
         let holder = user.holder;
         if !user.sessions.is_empty() {
             for room in &user.rooms {
                 if let Some(sessions) = self.rooms.get_mut(room).and_then(|m| m.get_mut(&user.name))
                 {
-                    sessions.retain(|&s| s != id);
+                    sessions.retain(|s| *s != id);
                 }
             }
             return Some(Removed {
@@ -406,7 +410,7 @@ mod tests {
             );
         }
         assert_eq!(
-            roster.find(&name("bOB")).map(|u| u.sessions.clone()),
+            roster.find(&name("bOB")).map(|u| u.sessions.to_vec()),
             Some(vec![1])
         );
         assert_eq!(roster.names(), [&name("Bob")]);

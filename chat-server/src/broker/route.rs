@@ -246,7 +246,9 @@ impl Broker {
                     }
                 }
                 if let Some(text) = &user.away {
-                    fanout.away_told.push((user.name.clone(), text.clone()));
+                    fanout
+                        .away_told
+                        .push((user.name.clone(), MessageText::clone(text)));
                 }
             }
             Err(folded) => {

@@ -92,7 +92,7 @@ impl Broker {
     /// `/away [text]`: away is the account's, for every session.
     pub(super) fn set_away(&mut self, id: ConnId, text: Option<MessageText>) {
         if let Some(user) = self.roster.user_of_mut(id) {
-            user.away.clone_from(&text);
+            user.away = text.clone().map(Box::new);
             let name = user.name.clone();
             self.backend.set_away(&name, text.as_ref());
         }
@@ -132,7 +132,7 @@ impl Broker {
         if let Some(text) = &user.away {
             lines.extend_from_slice(&encode_line(ServerLine::Away {
                 name: user.name.clone(),
-                text: text.clone(),
+                text: MessageText::clone(text),
             }));
         }
         lines.freeze()
