@@ -59,6 +59,8 @@ def table(rs_all, title):
     for tool in tools:
         if (tool, "memory") in med and (tool, "off") in med:
             (rm, cm), (ro, co) = med[tool, "memory"], med[tool, "off"]
+            if not (ro and co):  # a load too small to measure the server's CPU
+                continue
             print(f"  {tool}: history costs {100 * (1 - rm / ro):+.1f}% of deliveries/s (1 - mem/off), "
                   f"{100 * (cm / co - 1):+.1f}% server CPU per delivery (mem/off - 1)")
     print()
@@ -72,7 +74,7 @@ for tool in tools:
     cells, clean = [], []
     for p in sorted({r["pair"] for r in rows if r["tool"] == tool}):
         run = {r["mode"]: r for r in rows if r["tool"] == tool and r["pair"] == p}
-        if len(run) < 2:
+        if len(run) < 2 or not per_m(run["off"]):
             continue
         t = 1 - run["memory"]["deliveries_per_sec"] / run["off"]["deliveries_per_sec"]
         c = per_m(run["memory"]) / per_m(run["off"]) - 1
@@ -107,7 +109,7 @@ if [ "$hard" = unlimited ] || [ "$hard" -ge 65536 ]; then ulimit -n 65536; else 
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-start_server() { # mode, port, extra arguments; sets server_pid
+start_mode() { # mode, port, extra arguments; sets server_pid
     local mode=$1 port=$2 log=/tmp/history-cost-$1.$$.log
     shift 2
     RUST_LOG=warn taskset -c 0 "$bin/chat-server" --addr "127.0.0.1:$port" "$@" > "$log" 2>&1 &
@@ -123,25 +125,13 @@ start_server() { # mode, port, extra arguments; sets server_pid
     exit 2
 }
 
-busy_ticks() { # busy time of all CPUs so far, in clock ticks
-    local _cpu user nice system _idle _iowait irq softirq _rest
-    read -r _cpu user nice system _idle _iowait irq softirq _rest < /proc/stat
-    echo $((user + nice + system + irq + softirq))
-}
-wait_quiet() {
-    local before quiet=0
-    for _ in $(seq "${QUIET_WAIT:-30}"); do
-        before=$(busy_ticks)
-        sleep 1
-        if [ $(($(busy_ticks) - before)) -le 10 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-        [ "$quiet" -ge 3 ] && return 0
-    done
-    echo "the machine stayed busy; running anyway" >&2
-}
+# The quiet-machine wait shared with the other scripts, with a shorter default wait.
+QUIET_WAIT=${QUIET_WAIT:-30}
+source bench/lib.sh
 
-start_server memory "${MEM_PORT:-19522}"
+start_mode memory "${MEM_PORT:-19522}"
 mem_pid=$server_pid
-start_server off "${OFF_PORT:-19523}" --history off
+start_mode off "${OFF_PORT:-19523}" --history off
 off_pid=$server_pid
 commit=$(git rev-parse --short HEAD)
 session=$(date -u +%Y-%m-%dT%H:%M:%SZ)
