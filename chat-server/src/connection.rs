@@ -369,7 +369,7 @@ impl Connection {
 }
 
 /// The socket's halves once open; otherwise the connection is over, and logged so.
-fn opened_or_closed(
+pub(crate) fn opened_or_closed(
     opened: io::Result<Option<(ReadHalf, WriteHalf)>>,
     addr: SocketAddr,
     id: ConnId,
@@ -388,7 +388,7 @@ fn opened_or_closed(
 }
 
 /// Logs a connection's end, and why if it was an error.
-fn closed(addr: SocketAddr, id: ConnId, result: io::Result<()>) {
+pub(crate) fn closed(addr: SocketAddr, id: ConnId, result: io::Result<()>) {
     if let Err(e) = result {
         debug!(peer = %addr, id, error = %e, "connection ended with an error");
     }

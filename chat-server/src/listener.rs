@@ -147,7 +147,12 @@ pub(crate) async fn accept_loop(
         let admission = (permit, ip_slot, metrics::Open::new(listener));
         match irc {
             Some(server) => {
-                tracker.spawn(irc::session::serve(conn, server.clone(), stream, admission));
+                tracker.spawn(irc::session::serve(Box::new((
+                    conn,
+                    server.clone(),
+                    stream,
+                    admission,
+                ))));
             }
             None => {
                 tracker.spawn(connection::Connection::run(Box::new((

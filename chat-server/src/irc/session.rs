@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tracing::{debug, info};
+use tracing::info;
 use zeroize::Zeroize;
 
 use super::Server;
@@ -26,7 +26,9 @@ use super::message::{self, Invalid, Message, push_params};
 use super::outgoing::Ident;
 use super::outgoing::Outgoing;
 use crate::broker::{BrokerEvent, Request};
-use crate::connection::{Connection, Writer, Wrote, count_login, finish, open};
+use crate::connection::{
+    Connection, Writer, Wrote, closed, count_login, finish, open, opened_or_closed,
+};
 use crate::io::{Batch, LineReader};
 use crate::metrics::{METRICS, Refusal};
 use crate::pacer::Pacer;
@@ -42,57 +44,54 @@ const MAX_LINES_PER_EVENT: usize = 64;
 
 /// Serves one IRC client on `stream` until it leaves, is dropped, or the server shuts
 /// down; then drops `admission`.
-pub(crate) async fn serve<A: Send>(
-    conn: Connection,
-    server: Arc<Server>,
-    stream: TcpStream,
-    admission: A,
-) {
-    let (id, addr) = (conn.id, conn.addr);
-    let opened = tokio::select! {
-        opened = open(stream, conn.tls.as_ref(), conn.config.handshake_timeout) => opened,
-        () = conn.token.cancelled() => Ok(None),
+pub(crate) async fn serve<A: Send>(start: Box<(Connection, Arc<Server>, TcpStream, A)>) {
+    // As for a native client (`Connection::run`): the arguments leave their box at once,
+    // and the states that live once are boxed, so an idle IRC client's task stays small.
+    let (conn, server, stream, admission) = {
+        let start = start;
+        *start
     };
-    let result = match opened {
-        Ok(Some((read_half, write_half))) => {
-            let mut lines = LineReader::new(read_half, message::MAX_LINE_BYTES);
-            let (outbox, inbox) = sendq::channel(conn.config.sendq);
-            let mut writer = Writer::new(write_half, inbox);
-            let mut session = Session {
-                conn,
-                server,
-                caps: Caps::default(),
-                registered: false,
-            };
-            let registered = session.register(&mut lines, &mut writer, outbox).await;
-            let result = match registered {
-                Ok(Some(name)) => {
-                    info!(id, %name, "logged in over IRC");
-                    let ended = session.read_and_write(&name, &mut lines, &mut writer).await;
-                    session.server.drop_ident(&name, id);
-                    match ended {
-                        Some((last, result)) => {
-                            let _ = session.conn.broker_tx.send(last).await;
-                            result
-                        }
-                        None => Ok(()),
-                    }
+    let (id, addr) = (conn.id, conn.addr);
+    let opened = Box::pin(async {
+        tokio::select! {
+            opened = open(stream, conn.tls.as_ref(), conn.config.handshake_timeout) => opened,
+            () = conn.token.cancelled() => Ok(None),
+        }
+    })
+    .await;
+    let Some((read_half, write_half)) = opened_or_closed(opened, addr, id) else {
+        return;
+    };
+    let mut lines = LineReader::new(read_half, message::MAX_LINE_BYTES);
+    let (outbox, inbox) = sendq::channel(conn.config.sendq);
+    let mut writer = Writer::new(write_half, inbox);
+    let mut session = Session {
+        conn,
+        server,
+        caps: Caps::default(),
+        registered: false,
+    };
+    let registered = Box::pin(session.register(&mut lines, &mut writer, outbox)).await;
+    let result = match registered {
+        Ok(Some(name)) => {
+            info!(id, %name, "logged in over IRC");
+            let ended = session.read_and_write(&name, &mut lines, &mut writer).await;
+            session.server.drop_ident(&name, id);
+            match ended {
+                Some((last, result)) => {
+                    let _ = session.conn.broker_tx.send(last).await;
+                    result
                 }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            };
-            // As for a native client: the broker's shutdown waits for every `broker_tx`.
-            drop(session);
-            finish(id, &mut lines, &mut writer).await;
-            result
+                None => Ok(()),
+            }
         }
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
-    if let Err(e) = result {
-        debug!(peer = %addr, id, error = %e, "IRC connection ended with an error");
-    }
-    info!(peer = %addr, id, "closed");
+    // As for a native client: the broker's shutdown waits for every `broker_tx`.
+    drop(session);
+    Box::pin(finish(id, &mut lines, &mut writer)).await;
+    closed(addr, id, result);
     drop(admission);
 }
 
