@@ -51,9 +51,7 @@ async fn an_empty_real_name_is_a_missing_parameter() {
     let mut client = IrcClient::connect(server.irc_addr).await;
     client.send("NICK foo").await;
     client.send("USER username * * :").await;
-    let reply = client.recv().await;
-    assert_eq!(reply.command, "461", "{}", reply.raw);
-    assert_eq!(reply.param(1), "USER", "{}", reply.raw);
+    client.expect_reply("461", &["foo", "USER"]).await;
     client.send("USER username * * :Real Name").await;
     client.next("001").await;
     server.shutdown().await;
@@ -151,9 +149,7 @@ async fn kick_comment_nonexistent_channel_and_pairs() {
     assert_eq!(kicks[1].params, ["#chan", "qux", "bye"]);
 
     foo.send("KICK #nonexistent bar").await;
-    let reply = foo.recv().await;
-    assert_eq!(reply.command, "403", "{}", reply.raw);
-    assert_eq!(reply.param(1), "#nonexistent", "{}", reply.raw);
+    foo.expect_reply("403", &["foo", "#nonexistent"]).await;
     server.shutdown().await;
 }
 
@@ -168,9 +164,7 @@ async fn invite_from_outside_the_channel_is_442() {
     let (mut foo, _) = IrcClient::register(server.irc_addr, "foo", &[]).await;
     let (_bar, _) = IrcClient::register(server.irc_addr, "bar", &[]).await;
     foo.send("INVITE bar #chan").await;
-    let reply = foo.recv().await;
-    assert_eq!(reply.command, "442", "{}", reply.raw);
-    assert_eq!(reply.param(1), "#chan", "{}", reply.raw);
+    foo.expect_reply("442", &["foo", "#chan"]).await;
     server.shutdown().await;
 }
 
@@ -281,9 +275,8 @@ async fn sasl_credentials_in_chunks() {
         for chunk in chunks {
             client.send(&format!("AUTHENTICATE {chunk}")).await;
         }
-        let reply = client.recv().await;
-        assert_eq!(reply.command, "900", "{}", reply.raw);
-        assert_eq!(client.recv().await.command, "903");
+        client.expect_reply("900", &[]).await;
+        client.expect_reply("903", &[]).await;
     }
     let mut client = IrcClient::connect(chat.irc_addr(0)).await;
     client.send("CAP REQ :sasl").await;
@@ -293,8 +286,7 @@ async fn sasl_credentials_in_chunks() {
     client
         .send(&format!("AUTHENTICATE {}", "A".repeat(404)))
         .await;
-    let reply = client.recv().await;
-    assert_eq!(reply.command, "905", "{}", reply.raw);
+    client.expect_reply("905", &[]).await;
     chat.shutdown().await;
 }
 
@@ -418,13 +410,9 @@ async fn user_numerics_name_the_user() {
     let (_baz, _) = IrcClient::register(server.irc_addr, "baz", &[]).await;
     foo.sync().await;
     foo.send("INVITE bar #chan").await;
-    let reply = foo.recv().await;
-    assert_eq!(reply.command, "443", "{}", reply.raw);
-    assert_eq!(reply.params[..3], ["foo", "bar", "#chan"], "{}", reply.raw);
+    foo.expect_reply("443", &["foo", "bar", "#chan"]).await;
     foo.send("MODE #chan +o baz").await;
-    let reply = foo.recv().await;
-    assert_eq!(reply.command, "441", "{}", reply.raw);
-    assert_eq!(reply.params[..3], ["foo", "baz", "#chan"], "{}", reply.raw);
+    foo.expect_reply("441", &["foo", "baz", "#chan"]).await;
     server.shutdown().await;
 }
 
@@ -946,7 +934,6 @@ async fn sasl_after_registration_is_462() {
     let server = common::start(config()).await;
     let (mut client, _) = IrcClient::register(server.irc_addr, "foo", &["sasl"]).await;
     client.send("AUTHENTICATE PLAIN").await;
-    let reply = client.recv().await;
-    assert_eq!(reply.command, "462", "{}", reply.raw);
+    client.expect_reply("462", &[]).await;
     server.shutdown().await;
 }

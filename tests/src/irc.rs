@@ -123,6 +123,21 @@ impl IrcClient {
         IrcLine::parse(raw.strip_suffix('\r').expect("IRC lines end with \\r\\n"))
     }
 
+    /// The next line, which must be `command` with parameters that start with `params`
+    /// (a reply's first is the client's nick, or `*` before it has one).
+    pub async fn expect_reply(&mut self, command: &str, params: &[&str]) -> IrcLine {
+        let reply = self.recv().await;
+        assert_eq!(reply.command, command, "{}", reply.raw);
+        let first: Vec<&str> = reply
+            .params
+            .iter()
+            .take(params.len())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(first, params, "{}", reply.raw);
+        reply
+    }
+
     /// The next line, or `None` at EOF.
     pub async fn recv_opt(&mut self) -> Option<IrcLine> {
         let raw = self.line.recv_opt().await?;

@@ -57,9 +57,15 @@ fn self_signed_ca(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) 
 }
 
 /// Alice's client at `addr` in a `columns`×24 terminal, once she is in #rust.
-fn alice_in_rust(addr: &str, columns: u16) -> PtyClient {
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", addr], columns, 24);
+/// The client as alice at `addr`, once it says it is connected.
+fn alice_connected(addr: &str, columns: u16) -> PtyClient {
+    let alice = PtyClient::spawn(&["--name", "alice", "--addr", addr], columns, 24);
     alice.wait_for("● connected");
+    alice
+}
+
+fn alice_in_rust(addr: &str, columns: u16) -> PtyClient {
+    let mut alice = alice_connected(addr, columns);
     alice.type_keys("/j rust\r");
     alice.wait_for("you joined #rust");
     alice
@@ -219,8 +225,7 @@ async fn a_client_without_tls_at_a_tls_port_is_told_to_use_tls() {
 async fn f4_moves_to_the_next_newer_search_match() {
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     alice.type_keys(&chat_tests::keys::alt(2));
     alice.type_keys("a needle here\r");
     alice.wait_for("alice: a needle here");
@@ -238,8 +243,7 @@ async fn an_unbracketed_paste_of_several_lines_is_asked_about() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     bob.expect("joined alice").await;
     alice.type_keys(&chat_tests::keys::alt(2));
     alice.wait_for("[*]");
@@ -291,8 +295,7 @@ async fn a_password_set_in_the_session_logs_in_again_after_a_drop() {
     let server = server_with_db(dir.path()).await;
     let gate = Gate::start(server.addr).await;
     let addr = gate.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     alice.type_keys("/register erinpass1\r");
     alice.wait_for("alice is now registered");
     let mut bob = server.login("bob").await;
@@ -358,8 +361,7 @@ async fn alt_a_jumps_to_the_buffer_with_activity() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     bob.skip_until("joined alice").await;
     alice.type_keys(&chat_tests::keys::alt(1));
     alice.wait_for("[server]");
@@ -379,8 +381,7 @@ async fn weechat_habits_join_and_query() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     bob.skip_until("joined alice").await;
     alice.type_keys("/j rust\r");
     alice.wait_for("you joined #rust");
@@ -395,8 +396,7 @@ async fn ctrl_r_brings_back_a_line_sent_before() {
     let server = ServerProcess::start(&[]).await;
     let mut bob = server.login("bob").await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     bob.skip_until("joined alice").await;
     alice.type_keys(&chat_tests::keys::alt(2));
     alice.wait_for("[*]");
@@ -459,8 +459,7 @@ async fn away_and_whois_in_the_real_client() {
     bob.send("/whois bob").await;
     bob.skip_until("away bob: at lunch").await;
     let addr = server.addr.to_string();
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], COLUMNS, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, COLUMNS);
     bob.skip_until("joined alice").await;
     alice.type_keys("/q bob are you there?\r");
     bob.expect("from alice: are you there?").await;
@@ -614,8 +613,7 @@ async fn an_emoji_keeps_its_skin_tone_in_the_conversation_and_the_input() {
     let server = ServerProcess::start(&[]).await;
     let addr = server.addr.to_string();
     let mut bob = server.login("bob").await;
-    let mut alice = PtyClient::spawn(&["--name", "alice", "--addr", &addr], 80, 24);
-    alice.wait_for("● connected");
+    let mut alice = alice_connected(&addr, 80);
     bob.expect("joined alice").await;
     bob.send("*: nice 👍🏽 work").await;
     alice.wait_for("work");
