@@ -727,7 +727,17 @@ fn history_is_merged_in_place_without_duplicates() {
     ] {
         server(&mut app, line);
     }
-    let texts: Vec<String> = current(&app)
+    let texts = texts_and_markers(current(&app));
+    assert_eq!(
+        texts,
+        ["ten", "mine", "[history of #rust: 1]", "missed", "live"]
+    );
+    assert_eq!(current(&app).last_id().map(MessageId::get), Some(13));
+}
+
+/// A buffer's message texts (ours and others') and its markers, `[in brackets]`.
+fn texts_and_markers(buffer: &Buffer) -> Vec<String> {
+    buffer
         .entries()
         .iter()
         .filter_map(|e| match &e.kind {
@@ -735,12 +745,7 @@ fn history_is_merged_in_place_without_duplicates() {
             EntryKind::Marker(m) => Some(format!("[{m}]")),
             _ => None,
         })
-        .collect();
-    assert_eq!(
-        texts,
-        ["ten", "mine", "[history of #rust: 1]", "missed", "live"]
-    );
-    assert_eq!(current(&app).last_id().map(MessageId::get), Some(13));
+        .collect()
 }
 
 /// Issue 21, defect 16: lines typed offline were drawn before the messages others had
@@ -760,15 +765,7 @@ fn the_catch_up_goes_above_lines_sent_from_the_outbox() {
     ] {
         server(&mut app, line);
     }
-    let texts: Vec<String> = current(&app)
-        .entries()
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::Message { text, .. } | EntryKind::Own { text, .. } => Some(text.to_string()),
-            EntryKind::Marker(m) => Some(format!("[{m}]")),
-            _ => None,
-        })
-        .collect();
+    let texts = texts_and_markers(current(&app));
     assert_eq!(
         texts,
         [

@@ -491,11 +491,12 @@ fn a_silent_connection_is_pinged_and_given_up_when_nothing_answers() {
 fn query_loads_the_conversation_and_history_always_answers() {
     let mut app = account();
     assert_eq!(enter(&mut app, "/query bob"), [send("/history @bob 50")]);
-    for line in [
+    let history = [
         "history @bob 7 2026-11-29T11:00:00.000Z bob: earlier",
         "history @bob 8 2026-11-29T11:00:01.000Z alice: mine",
         "history-end @bob complete",
-    ] {
+    ];
+    for line in history {
         server(&mut app, line);
     }
     assert_eq!(
@@ -504,11 +505,7 @@ fn query_loads_the_conversation_and_history_always_answers() {
     );
     assert_eq!(enter(&mut app, "/query bob"), [], "loaded already");
     assert_eq!(enter(&mut app, "/history"), [send("/history @bob 50")]);
-    for line in [
-        "history @bob 7 2026-11-29T11:00:00.000Z bob: earlier",
-        "history @bob 8 2026-11-29T11:00:01.000Z alice: mine",
-        "history-end @bob complete",
-    ] {
+    for line in history {
         server(&mut app, line);
     }
     assert_eq!(
