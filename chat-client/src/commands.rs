@@ -87,6 +87,8 @@ pub enum RoomAction {
     },
     /// Ask for the topic, or set it.
     Topic(Option<TopicText>),
+    /// `/topic -delete`: clear the topic.
+    ClearTopic,
     /// Ask for the modes (no changes), or change them.
     Mode(Vec<(bool, RoomMode)>),
     /// Remove a member.
@@ -123,7 +125,7 @@ impl RoomAction {
                 (Role::Voiced, true) => "voice",
                 (Role::Voiced, false) => "devoice",
             },
-            Self::Topic(_) => "topic",
+            Self::Topic(_) | Self::ClearTopic => "topic",
             Self::Mode(_) => "mode",
             Self::Kick { .. } => "kick",
             Self::Ban { on: true, .. } => "ban",
@@ -145,6 +147,7 @@ impl RoomAction {
                 on,
             },
             Self::Topic(text) => ClientLine::Topic { room, text },
+            Self::ClearTopic => ClientLine::ClearTopic(room),
             Self::Mode(changes) => ClientLine::Mode { room, changes },
             Self::Kick { name, reason } => ClientLine::Kick { room, name, reason },
             Self::Ban { name, on } => ClientLine::Ban { room, name, on },
@@ -184,7 +187,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "who", aliases: &[], args: "", help: "who is online" },
     CommandInfo { name: "whois", aliases: &[], args: "name", help: "how long name has been idle, on how many devices, if away" },
     CommandInfo { name: "away", aliases: &[], args: "[text]", help: "mark yourself away with text; without, back again" },
-    CommandInfo { name: "topic", aliases: &[], args: "[#room] [text]", help: "show the room's topic, or set it" },
+    CommandInfo { name: "topic", aliases: &[], args: "[#room] [text|-delete]", help: "show the room's topic, set it, or clear it" },
     CommandInfo { name: "mode", aliases: &[], args: "[#room] [±imst]", help: "show or change the room's modes" },
     CommandInfo { name: "op", aliases: &[], args: "[#room] name", help: "make name an op of the room (@)" },
     CommandInfo { name: "deop", aliases: &[], args: "[#room] name", help: "take op from name" },
@@ -349,6 +352,7 @@ fn room_command(info: &CommandInfo, arg: &str) -> Result<(Option<RoomName>, Room
         "voice" => role(Role::Voiced, true)?,
         "devoice" => role(Role::Voiced, false)?,
         "topic" if rest.is_empty() => RoomAction::Topic(None),
+        "topic" if rest == chat_proto::CLEAR_TOPIC => RoomAction::ClearTopic,
         "topic" => RoomAction::Topic(Some(TopicText::parse(rest).map_err(error)?)),
         "mode" if rest.is_empty() => RoomAction::Mode(Vec::new()),
         "mode" => RoomAction::Mode(governance::parse_flag_changes(rest).map_err(error)?),
@@ -543,6 +547,11 @@ mod tests {
             ),
             ("/devoice bob", role(None, "bob", Role::Voiced, false)),
             ("/topic", in_room(None, RoomAction::Topic(None))),
+            ("/topic -delete", in_room(None, RoomAction::ClearTopic)),
+            (
+                "/topic #rust -delete",
+                in_room(Some("#rust"), RoomAction::ClearTopic),
+            ),
             (
                 "/topic #rust",
                 in_room(Some("#rust"), RoomAction::Topic(None)),

@@ -6,6 +6,9 @@ use std::str::FromStr;
 use zeroize::Zeroize;
 
 use crate::governance::{parse_flag_changes, write_flag_changes};
+
+/// The word that, in place of a topic, clears it: `/topic <#room> -delete`.
+pub const CLEAR_TOPIC: &str = "-delete";
 use crate::{
     Conv, EVERYONE, HistoryRange, MessageId, MessageText, ParseError, Password, Role, RoomMode,
     RoomName, TopicText, UserName,
@@ -60,6 +63,8 @@ pub enum ClientLine {
         /// The new topic; `None` asks.
         text: Option<TopicText>,
     },
+    /// `/topic <#room> -delete` (WeeChat's words): clear the topic.
+    ClearTopic(RoomName),
     /// `/mode <#room> [±flags]`: ask for the room's modes, or change them.
     Mode {
         /// The room.
@@ -308,6 +313,7 @@ fn parse_command(line: &str) -> Result<ClientLine, ParseError> {
             let room = RoomName::parse(room)?;
             let text = match rest_after(line, 2) {
                 "" => None,
+                CLEAR_TOPIC => return Ok(ClientLine::ClearTopic(room)),
                 text => Some(TopicText::parse(text)?),
             };
             Ok(ClientLine::Topic { room, text })
@@ -480,6 +486,7 @@ impl fmt::Display for ClientLine {
                 room,
                 text: Some(text),
             } => write!(f, "/topic {room} {text}"),
+            Self::ClearTopic(room) => write!(f, "/topic {room} {CLEAR_TOPIC}"),
             Self::Mode { room, changes } => {
                 write!(f, "/mode {room}")?;
                 if !changes.is_empty() {
@@ -710,6 +717,10 @@ pub(crate) mod tests {
                     room: room("#rust"),
                     text: None,
                 },
+            ),
+            (
+                "/topic #rust  -delete ",
+                ClientLine::ClearTopic(room("#rust")),
             ),
             (
                 "/topic  #rust   Rust:  the  language ",
@@ -946,7 +957,11 @@ pub(crate) mod tests {
 
     fn governance_strategy() -> impl Strategy<Value = ClientLine> {
         let role = prop::sample::select(vec![Role::Op, Role::Voiced]);
-        let topic = "\\PC{1,100}".prop_filter_map("not a topic", |s| TopicText::parse(&s).ok());
+        let topic = "\\PC{1,100}".prop_filter_map("not a topic", |s| {
+            TopicText::parse(&s)
+                .ok()
+                .filter(|t| t.as_str() != CLEAR_TOPIC)
+        });
         let mode = crate::governance::tests::mode_strategy;
         prop_oneof![
             (room_strategy(), name_strategy(), role, any::<bool>()).prop_map(
@@ -959,6 +974,7 @@ pub(crate) mod tests {
             ),
             (room_strategy(), prop::option::of(topic))
                 .prop_map(|(room, text)| ClientLine::Topic { room, text }),
+            room_strategy().prop_map(ClientLine::ClearTopic),
             (
                 room_strategy(),
                 prop::collection::vec((any::<bool>(), mode()), 0..5)

@@ -29,7 +29,7 @@ pub mod server;
 pub mod text;
 
 pub use account::{LoginLine, MIN_PASSWORD_BYTES, Password};
-pub use client::{ClientLine, Recipient, Recipients};
+pub use client::{CLEAR_TOPIC, ClientLine, Recipient, Recipients};
 pub use codec::{LineCodec, encode_line};
 pub use error::{CodecError, NameError, ParseError};
 pub use governance::{MAX_TOPIC_BYTES, ModeChange, Role, RoomMode, RoomModes, Setter, TopicText};

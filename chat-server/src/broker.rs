@@ -34,7 +34,7 @@ use crate::config::{Config, Presence};
 use crate::governance::RoomState;
 use crate::metrics::{Kind, METRICS, Tally};
 use crate::roster::{ConnId, Peer, Removed, Roster};
-use crate::sendq::{Line, Outbox, Undeliverable};
+use crate::sendq::{Line, Note, Outbox, Undeliverable};
 
 /// Lines a connection may send while one of its room commands waits for the room to be
 /// fetched.
@@ -72,6 +72,23 @@ pub enum Request {
     /// Whether the sender also gets the lines of its own messages (IRC's
     /// `echo-message`): its room lines with their ids, and `sent` for the rest.
     Echo(bool),
+    /// An IRC `NOTICE`: a message like `/send`, which IRC clients get as a notice.
+    Notice {
+        /// Its destinations.
+        to: chat_proto::Recipients,
+        /// Its text.
+        text: MessageText,
+    },
+    /// An IRC `PART` with a reason, which the IRC clients among the members are told.
+    Part {
+        /// The room.
+        room: RoomName,
+        /// Why.
+        reason: MessageText,
+    },
+    /// An IRC `QUIT`'s reason, which the IRC clients who see the user leave are told; the
+    /// connection closes next.
+    Quit(MessageText),
 }
 
 /// What readers tell the broker.
@@ -319,6 +336,8 @@ pub struct Broker {
     /// Connections waiting for a `/whois` answered elsewhere, of whom, and until when:
     /// a node that died meanwhile never answers.
     whois_waiting: Vec<(ConnId, UserName, Instant)>,
+    /// The reasons of IRC clients that said `QUIT`, until their connections close.
+    quit_reasons: FxHashMap<ConnId, MessageText>,
 }
 
 impl Broker {
@@ -349,6 +368,7 @@ impl Broker {
             tally: Tally::default(),
             max_sessions: config.max_sessions,
             held: FxHashMap::default(),
+            quit_reasons: FxHashMap::default(),
             whois_waiting: Vec::new(),
             away_told: std::collections::HashMap::new(),
             remote_away: std::collections::HashMap::new(),
@@ -421,6 +441,18 @@ impl Broker {
             }
             Request::Begin(line) => return self.deliver(id, &line),
             Request::Echo(on) => return self.roster.set_echo(id, on),
+            Request::Notice { to, text } => {
+                self.roster.touch(id, self.now);
+                return self.route(id, &to, &text, true);
+            }
+            Request::Part { room, reason } => return self.part_room(id, room, Some(&reason)),
+            Request::Quit(reason) => {
+                // Taken back when the connection is: only for one that is online.
+                if self.roster.get(id).is_some() {
+                    self.quit_reasons.insert(id, reason);
+                }
+                return;
+            }
         };
         match line {
             ClientLine::Register(_) | ClientLine::SetPassword(_) => {
@@ -431,7 +463,7 @@ impl Broker {
                 // Idle, as `/whois` tells it, is since the last message, as on IRC:
                 // a client's own `/ping` and `/read` do not count.
                 self.roster.touch(id, self.now);
-                self.route(id, &to, &text);
+                self.route(id, &to, &text, false);
             }
             ClientLine::Who => self.backend.who(id, &self.roster, &mut self.answers),
             ClientLine::Rooms => {
@@ -440,7 +472,7 @@ impl Broker {
                     .rooms(id, &hidden, &self.roster, &mut self.answers);
             }
             ClientLine::Join(room) => self.join_room(id, room),
-            ClientLine::Part(room) => self.part_room(id, room),
+            ClientLine::Part(room) => self.part_room(id, room, None),
             ClientLine::History { conv, range } => self.history(id, conv, range),
             ClientLine::Ping(token) => {
                 let pong = encode_line(ServerLine::Pong(token));
@@ -452,6 +484,7 @@ impl Broker {
             line @ (ClientLine::Names(_)
             | ClientLine::SetRole { .. }
             | ClientLine::Topic { .. }
+            | ClientLine::ClearTopic(_)
             | ClientLine::Mode { .. }
             | ClientLine::Kick { .. }
             | ClientLine::Ban { .. }
@@ -747,6 +780,7 @@ impl Broker {
         };
         self.awaiting.retain(|a| a.conn != id);
         self.held.remove(&id);
+        let reason = self.quit_reasons.remove(&id);
         // Another session of the same account is still online: nobody else notices.
         let Some(rooms) = last else {
             return;
@@ -758,12 +792,18 @@ impl Broker {
             self.left_room(room, &peer.name);
         }
         info!(name = %peer.name, online = self.roster.online(), "removed from roster");
-        let farewell = (self.presence == Presence::All)
-            .then(|| encode_line(ServerLine::Left(peer.name.clone())));
+        let farewell = (self.presence == Presence::All).then(|| {
+            let left = encode_line(ServerLine::Left(peer.name.clone()));
+            match &reason {
+                Some(reason) => Note::Reason(reason.as_str()).before(&left),
+                None => left,
+            }
+        });
         let departure = Departure {
             conn: holder,
             name: peer.name,
             rooms,
+            reason,
             farewell,
             queue: Some(peer.outbox),
         };

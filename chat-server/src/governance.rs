@@ -15,6 +15,7 @@ use chat_proto::{
 };
 
 use crate::history::wall_clock;
+use crate::sendq::Note;
 
 /// Who asks: their name, whether it is a registered account they logged in to, and
 /// whether it is a server operator's (`--oper`).
@@ -100,6 +101,8 @@ pub enum Change {
     },
     /// The topic set.
     Topic(TopicInfo),
+    /// The topic cleared, by this setter.
+    TopicCleared(Setter),
     /// A member removed.
     Kick {
         /// Who did it.
@@ -181,6 +184,7 @@ impl Change {
                 room,
                 topic: Some(topic.clone()),
             }),
+            Self::TopicCleared(_) => Some(ServerLine::Topic { room, topic: None }),
             Self::Kick {
                 setter,
                 name,
@@ -195,6 +199,14 @@ impl Change {
                 room,
                 founder: founder.clone(),
             }),
+        }
+    }
+
+    /// What IRC clients are told of this change that its native line does not say.
+    pub fn note(&self) -> Option<Note<'_>> {
+        match self {
+            Self::TopicCleared(Setter::User(name)) => Some(Note::ClearedBy(name.as_str())),
+            _ => None,
         }
     }
 
@@ -331,6 +343,7 @@ impl RoomState {
                 }
             }
             Change::Topic(topic) => self.topic = Some(topic.clone()),
+            Change::TopicCleared(_) => self.topic = None,
             Change::Invite(name) => {
                 self.invites.insert(name.folded());
             }
@@ -468,13 +481,13 @@ pub fn set_role(
     }])
 }
 
-/// `/topic <#room> <text>`.
+/// `/topic <#room> <text>`, or `/topic <#room> -delete` (`text` is `None`).
 pub fn set_topic(
     room: &RoomName,
     state: &RoomState,
     members: &Members,
     actor: Actor<'_>,
-    text: TopicText,
+    text: Option<TopicText>,
 ) -> Result<Vec<Change>, String> {
     if !actor.oper && !members.contains_key(&actor.name.folded()) {
         return Err(format!("you are not in {room}"));
@@ -484,11 +497,15 @@ pub fn set_topic(
             "{room} is +t: you need op in {room} to set its topic"
         ));
     }
-    Ok(vec![Change::Topic(TopicInfo {
-        setter: Setter::User(actor.name.clone()),
-        time: wall_clock().0,
-        text,
-    })])
+    let setter = Setter::User(actor.name.clone());
+    Ok(vec![match text {
+        Some(text) => Change::Topic(TopicInfo {
+            setter,
+            time: wall_clock().0,
+            text,
+        }),
+        None => Change::TopicCleared(setter),
+    }])
 }
 
 /// `/mode <#room> <±flags>`: one change per flag that changes, in `imst` order.
@@ -734,6 +751,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_topic_is_cleared_under_the_rules_that_set_it() {
+        let mut s = state(&["alice"]);
+        let m = members(&["alice", "bob"]);
+        let (alice, bob) = (name("alice"), name("bob"));
+        let topic = TopicText::parse("hello").expect("a topic");
+        let set = set_topic(&room(), &s, &m, actor(&alice), Some(topic)).expect("an op sets");
+        s.apply(&set[0]);
+        assert!(s.topic.is_some());
+        assert!(
+            set_topic(&room(), &s, &m, actor(&bob), None).is_err(),
+            "+t: not by a member without op"
+        );
+        let cleared = set_topic(&room(), &s, &m, actor(&alice), None).expect("an op clears");
+        assert_eq!(cleared, [Change::TopicCleared(Setter::User(alice.clone()))]);
+        assert_eq!(cleared[0].note(), Some(Note::ClearedBy("alice")));
+        assert_eq!(
+            cleared[0].line(&room()),
+            Some(ServerLine::Topic {
+                room: room(),
+                topic: None
+            })
+        );
+        s.apply(&cleared[0]);
+        assert_eq!(s.topic, None);
     }
 
     #[test]

@@ -19,7 +19,73 @@ use futures::task::AtomicWaker;
 /// Server lines in wire form, `\n` included: usually one line, or a run of lines sent
 /// together. Formatted once and shared (reference counted, never copied) by every
 /// recipient's queue.
+///
+/// A line may start with [`Note`]s: what an IRC client is told and the native form cannot
+/// say. Only a queue made by [`channel_with_notes`] keeps them.
 pub type Line = Bytes;
+
+/// Something about the native line after it that IRC says and the native protocol does
+/// not: the line is a notice, or the part or quit has a reason, or a topic was cleared by
+/// someone. Written as a line of its own that starts with `\0` (no native line can), so
+/// the IRC writer reads it in order with the lines; a native queue drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note<'a> {
+    /// The `from` line after it is an IRC `NOTICE`.
+    Notice,
+    /// The `left` line after it has this reason.
+    Reason(&'a str),
+    /// The `topic <#room>` line after it is this user clearing the topic.
+    ClearedBy(&'a str),
+}
+
+impl Note<'_> {
+    /// The note's line, `\n` included.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, text) = match self {
+            Self::Notice => ('N', ""),
+            Self::Reason(reason) => ('R', *reason),
+            Self::ClearedBy(name) => ('T', *name),
+        };
+        format!("\0{kind}{text}\n").into_bytes()
+    }
+
+    /// The note `line` holds (without its `\0` and `\n`), if it is one this writes.
+    pub fn parse(line: &str) -> Option<Note<'_>> {
+        let (kind, text) = line.split_at_checked(1)?;
+        match kind {
+            "N" => Some(Note::Notice),
+            "R" => Some(Note::Reason(text)),
+            "T" => Some(Note::ClearedBy(text)),
+            _ => None,
+        }
+    }
+
+    /// Whether `line` (without its `\n`) is a note.
+    pub fn is_note(line: &[u8]) -> bool {
+        line.first() == Some(&0)
+            && std::str::from_utf8(&line[1..]).is_ok_and(|note| Note::parse(note).is_some())
+    }
+
+    /// `lines` with this note in front.
+    pub fn before(&self, lines: &[u8]) -> Line {
+        let mut noted = self.encode();
+        noted.extend_from_slice(lines);
+        Line::from(noted)
+    }
+}
+
+/// `line` without the notes it starts with (shared, not copied).
+fn without_notes(line: &Line) -> Line {
+    let mut rest = line.clone();
+    while rest.first() == Some(&0) {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        rest = rest.slice(end..);
+    }
+    rest
+}
 
 /// Why a line could not be queued.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,6 +128,8 @@ struct Shared {
     kicked: AtomicBool,
     /// The connection task, woken when the queue stops being empty, is closed or kicked.
     waker: AtomicWaker,
+    /// The writer reads [`Note`]s (IRC); a native one gets lines without them.
+    notes: bool,
 }
 
 #[derive(Debug, Default)]
@@ -75,9 +143,22 @@ struct State {
     gone: bool,
 }
 
-/// A queue holding at most `limit` bytes of lines (one last line may go past it).
+/// A queue holding at most `limit` bytes of lines (one last line may go past it), for a
+/// native client: [`Note`]s are dropped.
 pub fn channel(limit: usize) -> (Outbox, Inbox) {
-    let shared = Arc::new(Shared::default());
+    queue(limit, false)
+}
+
+/// Like [`channel`], for a writer that reads [`Note`]s (an IRC client's).
+pub fn channel_with_notes(limit: usize) -> (Outbox, Inbox) {
+    queue(limit, true)
+}
+
+fn queue(limit: usize, notes: bool) -> (Outbox, Inbox) {
+    let shared = Arc::new(Shared {
+        notes,
+        ..Shared::default()
+    });
     let outbox = Outbox {
         shared: shared.clone(),
         limit,
@@ -108,6 +189,17 @@ impl Outbox {
     }
 
     fn push(&self, line: &Line, past_limit: bool) -> Result<(), Undeliverable> {
+        // One byte to look at on the way of every line; notes are rare.
+        let plain;
+        let line = if line.first() == Some(&0) && !self.shared.notes {
+            plain = without_notes(line);
+            if plain.is_empty() {
+                return Ok(());
+            }
+            &plain
+        } else {
+            line
+        };
         let was_empty = {
             let mut state = self.shared.state();
             if state.gone {
@@ -297,6 +389,29 @@ mod tests {
         outbox.send(&Line::from_static(b"hi\n")).unwrap();
         let (ready, out) = waiting.await.unwrap();
         assert_eq!((ready, &out[..]), (Ready::Lines, &b"hi\n"[..]));
+    }
+
+    #[test]
+    fn a_native_queue_drops_notes_and_an_irc_queue_keeps_them() {
+        let noted = Note::Reason("lunch").before(&Note::Notice.before(b"left #a bob\n"));
+        assert_eq!(&noted[..], b"\0Rlunch\n\0N\nleft #a bob\n");
+        let (native, mut inbox) = channel(100);
+        native.send(&noted).unwrap();
+        native.send(&Line::from(Note::Notice.encode())).unwrap();
+        assert_eq!(
+            inbox.queued_lines(),
+            1,
+            "a line of notes alone is nothing to send"
+        );
+        assert_eq!(&taken(&mut inbox)[..], b"left #a bob\n");
+        let (irc, mut inbox) = channel_with_notes(100);
+        irc.send(&noted).unwrap();
+        assert_eq!(&taken(&mut inbox)[..], &noted[..]);
+        for note in [Note::Notice, Note::Reason("a b"), Note::ClearedBy("Bob")] {
+            let line = note.encode();
+            let text = std::str::from_utf8(&line[1..line.len() - 1]).unwrap();
+            assert_eq!(Note::parse(text), Some(note));
+        }
     }
 
     #[tokio::test]

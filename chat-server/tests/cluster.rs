@@ -213,6 +213,7 @@ async fn keep(
         keep,
         young: 0,
         origin: Some(("test", 1)),
+        notice: false,
     })
     .query_async(conn)
     .await

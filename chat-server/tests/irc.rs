@@ -521,6 +521,98 @@ async fn bans_kicks_topics_and_moderation_hold_across_irc_and_native(mode: Mode)
     chat.shutdown().await;
 }
 
+both_modes!(notices_reasons_and_cleared_topics_reach_irc_clients_and_natives_see_plain_lines);
+async fn notices_reasons_and_cleared_topics_reach_irc_clients_and_natives_see_plain_lines(
+    mode: Mode,
+) {
+    let chat = Chat::start(mode, config()).await;
+    let mut bob = irc(&chat, 1, "bob", &[]).await;
+    join(&mut bob, "#n").await;
+    let mut dave = irc(&chat, 0, "dave", &[]).await;
+    join(&mut dave, "#n").await;
+    let mut carol = chat.member_on(0, "carol", "#n").await;
+    bob.next("JOIN").await;
+    bob.next("JOIN").await;
+    dave.next("JOIN").await;
+
+    // A NOTICE stays one for IRC clients, on both nodes; a native member gets the message.
+    bob.send("NOTICE #n :heads up").await;
+    assert_eq!(
+        dave.recv().await.raw,
+        format!(":bob!bob@{SERVER} NOTICE #n :heads up")
+    );
+    let line = carol.expect_prefix("from bob #n ").await;
+    assert!(line.ends_with(": heads up"), "{line}");
+    bob.send("NOTICE dave :psst").await;
+    assert_eq!(
+        dave.recv().await.raw,
+        format!(":bob!bob@{SERVER} NOTICE dave :psst")
+    );
+    bob.send("NOTICE carol :psst").await;
+    carol.expect("from bob: psst").await;
+    // A PRIVMSG after a notice is a PRIVMSG again.
+    bob.send("PRIVMSG #n :plain").await;
+    assert_eq!(
+        dave.recv().await.raw,
+        format!(":bob!bob@{SERVER} PRIVMSG #n :plain")
+    );
+    carol.expect_prefix("from bob #n ").await;
+
+    // `TOPIC #n :` clears the topic, said by whoever cleared it; natives get `topic #n`.
+    bob.send("TOPIC #n :for now").await;
+    bob.next("TOPIC").await;
+    dave.next("TOPIC").await;
+    carol.expect_prefix("topic #n bob ").await;
+    bob.send("TOPIC #n :").await;
+    assert_eq!(
+        bob.next("TOPIC").await.raw,
+        format!(":bob!bob@{SERVER} TOPIC #n :")
+    );
+    assert_eq!(
+        dave.recv().await.raw,
+        format!(":bob!bob@{SERVER} TOPIC #n :")
+    );
+    carol.expect("topic #n").await;
+    dave.send("TOPIC #n").await;
+    dave.expect_reply("331", &["dave", "#n"]).await;
+    // The native form of the same, `/topic <#room> -delete`, from an op.
+    bob.send("MODE #n +o carol").await;
+    carol.expect("mode #n bob +o carol").await;
+    carol.send("/topic #n again").await;
+    carol.expect_prefix("topic #n carol ").await;
+    carol.send("/topic #n -delete").await;
+    carol.expect("topic #n").await;
+    dave.until("TOPIC").await;
+    assert_eq!(
+        dave.recv().await.raw,
+        format!(":carol!carol@{SERVER} TOPIC #n :")
+    );
+
+    // A part's reason reaches IRC members and the one parting; natives get `left`.
+    dave.send("PART #n :lunch").await;
+    let own = dave.next("PART").await;
+    assert_eq!(own.params, ["#n", "lunch"]);
+    assert_eq!(
+        bob.until("PART").await.last().map(|l| l.raw.clone()),
+        Some(format!(":dave!dave@{SERVER} PART #n :lunch"))
+    );
+    carol.expect("left #n dave").await;
+
+    // So does a quit's: one QUIT with it for IRC members, `left` lines for natives.
+    join(&mut dave, "#n").await;
+    bob.next("JOIN").await;
+    carol.expect("joined #n dave").await;
+    bob.send("QUIT :gone fishing").await;
+    bob.until_eof().await;
+    assert_eq!(
+        dave.recv().await.raw,
+        format!(":bob!bob@{SERVER} QUIT :Quit: gone fishing")
+    );
+    carol.expect("left #n bob").await;
+    carol.expect("left bob").await;
+    chat.shutdown().await;
+}
+
 #[tokio::test]
 async fn refusals_are_numerics() {
     let chat = Chat::start(Mode::Local, config()).await;

@@ -111,7 +111,9 @@ impl App {
             self.view.buffers_mut().get_mut(buffer).room.set_topic(text);
         }
         let note = match topic {
-            None => format!("{room} has no topic"),
+            None if asked || after_roles => format!("{room} has no topic"),
+            // Not asked: someone cleared it (`/topic <#room> -delete`).
+            None => format!("the topic of {room} was cleared"),
             Some(TopicInfo { setter, time, text }) if asked || after_roles => {
                 format!(
                     "topic of {room}: {text} (set by {} on {})",

@@ -7,8 +7,7 @@ use std::net::IpAddr;
 
 use anyhow::Context;
 use chat_proto::{
-    Conv, FromLine, MessageId, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName,
-    encode_line,
+    Conv, MessageId, MessageText, RoomName, Scope, ServerLine, Timestamp, UserName, encode_line,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -17,7 +16,7 @@ use tracing::error;
 
 use super::{
     Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HISTORY_OFF, HistoryAsk,
-    MAX_OFFLINE_PER_RECIPIENT, Pending, Remote,
+    MAX_OFFLINE_PER_RECIPIENT, Pending, Remote, from_line, left_room_line,
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
 use crate::config::Config;
@@ -201,14 +200,12 @@ impl Backend for Local {
         let Departure {
             name,
             rooms,
+            reason,
             farewell,
             ..
         } = departure;
         for room in rooms {
-            let lines = encode_line(ServerLine::LeftRoom {
-                room: room.clone(),
-                name: name.clone(),
-            });
+            let lines = left_room_line(&room, &name, reason.as_ref());
             out.push_back(Answer::Room {
                 room,
                 lines,
@@ -285,6 +282,7 @@ impl Backend for Local {
         room: &RoomName,
         sender: &UserName,
         text: &MessageText,
+        notice: bool,
         out: &mut Answers,
     ) {
         let (time, micros) = wall_clock();
@@ -293,12 +291,7 @@ impl Backend for Local {
             room: room.clone(),
             id,
         };
-        let lines = FromLine {
-            sender,
-            scope: &scope,
-            text,
-        }
-        .encode();
+        let lines = from_line(sender, &scope, text, notice);
         out.push_back(Answer::Room {
             room: room.clone(),
             lines,
@@ -350,14 +343,11 @@ impl Backend for Local {
         &mut self,
         from: Option<ConnId>,
         room: &RoomName,
-        name: &UserName,
+        _name: &UserName,
+        left: Line,
         _here: &Roster,
         out: &mut Answers,
     ) {
-        let left = encode_line(ServerLine::LeftRoom {
-            room: room.clone(),
-            name: name.clone(),
-        });
         out.push_back(Answer::Room {
             room: room.clone(),
             lines: left,

@@ -19,14 +19,16 @@
 
 pub mod local;
 
-use chat_proto::{ClientLine, Conv, HistoryRange, MessageId, MessageText, RoomName, UserName};
+use chat_proto::{
+    ClientLine, Conv, FromLine, HistoryRange, MessageId, MessageText, RoomName, Scope, UserName,
+};
 use futures::future::BoxFuture;
 
 use crate::accounts::Account;
 use crate::governance::{Change, Members, RoomState};
 use crate::history::{ConvKey, Message};
 use crate::roster::{ConnId, Roster};
-use crate::sendq::Line;
+use crate::sendq::{Line, Note};
 
 /// How a login may go on, before any password is checked: what a reader is told.
 #[derive(Debug, PartialEq, Eq)]
@@ -274,6 +276,8 @@ pub struct Departure {
     pub name: UserName,
     /// The rooms they were in.
     pub rooms: Vec<RoomName>,
+    /// Why, for IRC clients (an IRC `QUIT`'s reason).
+    pub reason: Option<MessageText>,
     /// `left <name>` for everyone, if presence says so.
     pub farewell: Option<Line>,
     /// Their queue, if the broker still had it: the connection closes once the last
@@ -311,6 +315,33 @@ pub struct HistoryAsk {
     pub max_bytes: usize,
 }
 
+/// `from <sender> ...: <text>`, noted as an IRC notice if it is one.
+pub fn from_line(sender: &UserName, scope: &Scope, text: &MessageText, notice: bool) -> Line {
+    let line = FromLine {
+        sender,
+        scope,
+        text,
+    }
+    .encode();
+    if notice {
+        Note::Notice.before(&line)
+    } else {
+        line
+    }
+}
+
+/// `left <#room> <name>`, with `reason` noted for IRC clients.
+pub fn left_room_line(room: &RoomName, name: &UserName, reason: Option<&MessageText>) -> Line {
+    let left = chat_proto::encode_line(chat_proto::ServerLine::LeftRoom {
+        room: room.clone(),
+        name: name.clone(),
+    });
+    match reason {
+        Some(reason) => Note::Reason(reason.as_str()).before(&left),
+        None => left,
+    }
+}
+
 /// What carries the broker's decisions: see the module docs. Every method returns at
 /// once; answers go onto `out` (now) or come back through the receiver of
 /// [`Backend::answers`] (later).
@@ -346,13 +377,15 @@ pub trait Backend: Send + std::fmt::Debug {
     fn send_elsewhere(&mut self, from: ConnId, sender: &UserName, lines: Line, out: &mut Answers);
     /// Delivers or keeps a direct message; see [`Direct`].
     fn direct(&mut self, direct: Direct, out: &mut Answers);
-    /// Gives a room message its id, keeps it, and has every member but the sender get it.
+    /// Gives a room message its id, keeps it, and has every member but the sender get it;
+    /// IRC clients get a `notice` as one ([`crate::sendq::Note::Notice`]).
     fn say(
         &mut self,
         from: ConnId,
         room: &RoomName,
         sender: &UserName,
         text: &MessageText,
+        notice: bool,
         out: &mut Answers,
     );
 
@@ -366,13 +399,15 @@ pub trait Backend: Send + std::fmt::Debug {
         here: &Roster,
         out: &mut Answers,
     );
-    /// `name` (no longer a member here) left `room`: every member gets `left`, and so
-    /// does `from` if it parted by `/part`.
+    /// `name` (no longer a member here) left `room`: every member gets `left` (the
+    /// `left <#room> <name>` line, with a reason for IRC clients if one was given), and
+    /// so does `from` if it parted by `/part`.
     fn part_room(
         &mut self,
         from: Option<ConnId>,
         room: &RoomName,
         name: &UserName,
+        left: Line,
         here: &Roster,
         out: &mut Answers,
     );

@@ -116,7 +116,12 @@ impl Broker {
                 text: Some(text), ..
             } => self
                 .decide(room, state, actor, |state| {
-                    governance::set_topic(room, state, members, actor, text)
+                    governance::set_topic(room, state, members, actor, Some(text))
+                })
+                .map(|changes| (changes, None)),
+            ClientLine::ClearTopic(_) => self
+                .decide(room, state, actor, |state| {
+                    governance::set_topic(room, state, members, actor, None)
                 })
                 .map(|changes| (changes, None)),
             ClientLine::Mode { changes, .. } => self
@@ -221,7 +226,10 @@ impl Broker {
             let Some(line) = change.line(room) else {
                 continue;
             };
-            let line = encode_line(line);
+            let mut line = encode_line(line);
+            if let Some(note) = change.note() {
+                line = note.before(&line);
+            }
             let skip = match change {
                 Change::Joined { name, .. } => Some(name.folded()),
                 _ => None,
@@ -414,6 +422,7 @@ fn room_of(line: &ClientLine) -> Option<RoomName> {
         | ClientLine::Names(room)
         | ClientLine::SetRole { room, .. }
         | ClientLine::Topic { room, .. }
+        | ClientLine::ClearTopic(room)
         | ClientLine::Mode { room, .. }
         | ClientLine::Kick { room, .. }
         | ClientLine::Ban { room, .. }

@@ -3,11 +3,11 @@
 
 use bytes::BytesMut;
 use chat_proto::{
-    ClientLine, Conv, HistoryRange, MessageId, RoomName, ServerLine, UserName, encode_line,
+    ClientLine, Conv, HistoryRange, MessageId, MessageText, RoomName, ServerLine, UserName,
 };
 
 use super::{Awaiting, Broker};
-use crate::backend::{HistoryAsk, Pending};
+use crate::backend::{HistoryAsk, Pending, left_room_line};
 use crate::governance::{self, Change, Members, RoomState};
 use crate::history::ConvKey;
 use crate::roster::ConnId;
@@ -86,20 +86,24 @@ impl Broker {
             .unwrap_or_default()
     }
 
-    pub(super) fn part_room(&mut self, id: ConnId, room: RoomName) {
+    /// `/part`, or IRC's `PART` with a `reason` for the IRC clients among the members.
+    pub(super) fn part_room(&mut self, id: ConnId, room: RoomName, reason: Option<&MessageText>) {
         let Some(name) = self.roster.get(id).map(|p| p.name.clone()) else {
             return;
         };
         if !self.roster.part_room(id, &room) {
             return self.error(id, format!("not a member of {room}"));
         }
+        let left = left_room_line(&room, &name, reason);
         // No longer a member, so the backend names the one parting to hear it too.
-        self.backend
-            .part_room(Some(id), &room, &name, &self.roster, &mut self.answers);
-        let left = encode_line(ServerLine::LeftRoom {
-            room: room.clone(),
-            name: name.clone(),
-        });
+        self.backend.part_room(
+            Some(id),
+            &room,
+            &name,
+            left.clone(),
+            &self.roster,
+            &mut self.answers,
+        );
         for other in self.other_sessions(id) {
             self.backend
                 .reply_after(other, left.clone(), &mut self.answers);

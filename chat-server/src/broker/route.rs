@@ -1,12 +1,10 @@
 //! Messages: `*`, direct and room lines, each distinct destination served once, and the
 //! sender told afterwards which destinations failed.
 
-use chat_proto::{
-    FromLine, MessageText, Recipient, RoomName, Scope, ServerLine, UserName, encode_line,
-};
+use chat_proto::{MessageText, Recipient, RoomName, Scope, ServerLine, UserName, encode_line};
 
 use super::{Broker, offer};
-use crate::backend::{self, Direct};
+use crate::backend::{self, Direct, from_line};
 use crate::metrics::Kind;
 use crate::roster::ConnId;
 use crate::sendq::Line;
@@ -26,6 +24,8 @@ struct Fanout<'a> {
     /// Several destinations, which may name one user twice.
     dedup: bool,
     sender_registered: bool,
+    /// An IRC `NOTICE`: IRC clients are told so.
+    notice: bool,
     line: Option<Line>,
     served: Vec<ConnId>,
     /// Recipients who are away, and their away messages.
@@ -38,23 +38,24 @@ impl Fanout<'_> {
     /// Borrowed, not cloned: each queue takes its own reference, and one more clone per
     /// message (an atomic count, and a shared header on the first) shows in the profile.
     fn line(&mut self) -> &Line {
-        let (sender, text) = (self.sender, self.text);
-        self.line.get_or_insert_with(|| {
-            FromLine {
-                sender,
-                scope: &Scope::Direct,
-                text,
-            }
-            .encode()
-        })
+        let (sender, text, notice) = (self.sender, self.text, self.notice);
+        self.line
+            .get_or_insert_with(|| from_line(sender, &Scope::Direct, text, notice))
     }
 }
 
 impl Broker {
     /// Sends `text` from `from` once to each distinct destination: a direct line to each
     /// user named, a `*` line to everyone with `*`, and a room line, with a fresh id, to
-    /// each room's other members. Then tells the sender which destinations failed.
-    pub(super) fn route(&mut self, from: ConnId, to: &[Recipient], text: &MessageText) {
+    /// each room's other members. Then tells the sender which destinations failed. A
+    /// `notice` (IRC's `NOTICE`) reaches IRC clients as one.
+    pub(super) fn route(
+        &mut self,
+        from: ConnId,
+        to: &[Recipient],
+        text: &MessageText,
+        notice: bool,
+    ) {
         // One lookup for the sender, and whether its account has other sessions to copy
         // (or the sender wants its own copy).
         let Some((sender, shared)) = self.roster.peer_and_user(from).map(|(peer, user)| {
@@ -66,7 +67,7 @@ impl Broker {
         let everyone = to.contains(&Recipient::Everyone);
         if everyone {
             self.tally.message(Kind::Everyone);
-            self.send_everyone(from, &sender, text);
+            self.send_everyone(from, &sender, text, notice);
         }
         let mut fanout = Fanout {
             sender: &sender,
@@ -74,6 +75,7 @@ impl Broker {
             everyone,
             dedup: to.len() > 1,
             sender_registered: self.is_registered(&sender),
+            notice,
             line: None,
             served: Vec::new(),
             away_told: Vec::new(),
@@ -131,7 +133,7 @@ impl Broker {
         for room in rooms {
             self.tally.message(Kind::Room);
             self.backend
-                .say(from, room, &sender, text, &mut self.answers);
+                .say(from, room, &sender, text, notice, &mut self.answers);
         }
         if !outside.is_empty() {
             muted.insert(0, format!("not a member of {}", outside.join(",")));
@@ -278,13 +280,8 @@ impl Broker {
     }
 
     /// A `*` line for every user but the sender, here and elsewhere.
-    fn send_everyone(&mut self, from: ConnId, sender: &UserName, text: &MessageText) {
-        let line = FromLine {
-            sender,
-            scope: &Scope::Everyone,
-            text,
-        }
-        .encode();
+    fn send_everyone(&mut self, from: ConnId, sender: &UserName, text: &MessageText, notice: bool) {
+        let line = from_line(sender, &Scope::Everyone, text, notice);
         // The sender's other sessions are told `sent *:` instead.
         let mine = self
             .roster

@@ -95,6 +95,7 @@ pub(super) enum Cmd {
         room: RoomName,
         sender: UserName,
         text: MessageText,
+        notice: bool,
     },
     JoinRoom {
         from: ConnId,
@@ -105,6 +106,7 @@ pub(super) enum Cmd {
         from: Option<ConnId>,
         room: RoomName,
         name: UserName,
+        left: Line,
         last_here: bool,
     },
     Reply {
@@ -557,6 +559,7 @@ impl Backend for Redis {
         room: &RoomName,
         sender: &UserName,
         text: &MessageText,
+        notice: bool,
         _out: &mut Answers,
     ) {
         self.send(Cmd::Say {
@@ -564,6 +567,7 @@ impl Backend for Redis {
             room: room.clone(),
             sender: sender.clone(),
             text: text.clone(),
+            notice,
         });
     }
 
@@ -587,6 +591,7 @@ impl Backend for Redis {
         from: Option<ConnId>,
         room: &RoomName,
         name: &UserName,
+        left: Line,
         here: &Roster,
         _out: &mut Answers,
     ) {
@@ -594,6 +599,7 @@ impl Backend for Redis {
             from,
             room: room.clone(),
             name: name.clone(),
+            left,
             // With no member here, the node stops listening to the room.
             last_here: here.members(room).is_none(),
         });
@@ -664,6 +670,7 @@ impl Backend for Redis {
                 conn: user.holder,
                 name: user.name.clone(),
                 rooms: user.rooms().cloned().collect(),
+                reason: None,
                 farewell,
                 queue: None,
             };

@@ -158,6 +158,7 @@ pub fn encode_changes(changes: &[Change]) -> String {
                 }
             ),
             Change::Topic(topic) => writeln!(out, "T {}", encode_topic(topic)),
+            Change::TopicCleared(setter) => writeln!(out, "C {setter}"),
             Change::Kick {
                 setter,
                 name,
@@ -225,6 +226,7 @@ fn decode_change(line: &str) -> Option<Change> {
             }
         }
         "T" => Change::Topic(decode_topic(rest)?),
+        "C" => Change::TopicCleared(rest.parse::<Setter>().ok()?),
         "K" => {
             let mut parts = rest.splitn(3, ' ');
             let setter = parts.next()?.parse::<Setter>().ok()?;
@@ -360,6 +362,7 @@ mod tests {
                 reason: None,
             },
             Change::Invite(name("c")),
+            Change::TopicCleared(Setter::User(name("Bob"))),
             Change::Registered {
                 founder: name("a"),
                 grants: vec![(name("a"), Role::Op), (name("b"), Role::Voiced)],

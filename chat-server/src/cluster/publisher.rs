@@ -29,10 +29,10 @@ use super::{
 use crate::accounts::{
     MAX_FAILURES_PER_ADDR, MAX_FAILURES_PER_NAME, THROTTLE_WINDOW, too_many_attempts,
 };
-use crate::backend::Pending;
 use crate::backend::{
     Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
+use crate::backend::{Pending, left_room_line};
 use crate::config::Presence;
 use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, wall_clock};
@@ -538,8 +538,9 @@ impl Publisher {
                 from,
                 room,
                 name,
+                left,
                 last_here,
-            } => self.part_room(from, room, name, last_here).await,
+            } => self.part_room(from, room, name, &left, last_here).await,
             Cmd::Reply { to, lines } => self.reply(to, &lines).await,
             Cmd::Fetch { from, room, line } => self.fetch(from, room, line).await,
             Cmd::Govern { room, changes } => self.govern(room, &changes).await,
@@ -893,6 +894,7 @@ impl Publisher {
             conn,
             name,
             rooms: Vec::new(),
+            reason: None,
             farewell: None,
             queue: None,
         };
@@ -907,6 +909,7 @@ impl Publisher {
             conn,
             name,
             rooms,
+            reason,
             queue: _queue,
             ..
         } = departure;
@@ -928,10 +931,7 @@ impl Publisher {
             .arg(&self.node)
             .arg(&folded);
         for room in &rooms {
-            let left = encode_line(ServerLine::LeftRoom {
-                room: room.clone(),
-                name: name.clone(),
-            });
+            let left = left_room_line(room, &name, reason.as_ref());
             script
                 .key(rooms::members_key(room))
                 .key(rooms::channel(room))
@@ -1161,14 +1161,11 @@ impl Publisher {
         from: Option<ConnId>,
         room: RoomName,
         name: UserName,
+        left: &Line,
         last_here: bool,
     ) {
-        let left = encode_line(ServerLine::LeftRoom {
-            room: room.clone(),
-            name: name.clone(),
-        });
         let origin = from.map(|from| (self.node.as_str(), from));
-        let payload = presence_payload(origin, Mode::Plus, &left);
+        let payload = presence_payload(origin, Mode::Plus, left);
         let entry = rooms::member_entry(&self.node, &name);
         let parted = self
             .ask(async |redis| membership(redis, "SREM", &room, &entry, &payload).await)
@@ -1248,6 +1245,7 @@ impl Publisher {
                     room,
                     sender,
                     text,
+                    notice,
                 } => {
                     pipe.add_command(rooms::append_cmd(&rooms::Append {
                         place: &rooms::room_place(room),
@@ -1258,6 +1256,7 @@ impl Publisher {
                         keep: self.settings.keep,
                         young,
                         origin: Some((&self.node, *from)),
+                        notice: *notice,
                     }));
                 }
                 _ => {}

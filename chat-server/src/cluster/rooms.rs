@@ -55,9 +55,13 @@ pub struct RoomMessage {
 impl RoomMessage {
     /// Parses a message as published on the room's channel:
     /// `m <node> <conn> <id> <time> <from> <text>`, where node and connection are its
-    /// sender's (the channel also carries presence, as `p ...`).
+    /// sender's; `n` instead of `m` for an IRC notice (the channel also carries presence,
+    /// as `p ...`).
     pub fn parse_published(payload: &str) -> Option<Self> {
-        Self::parse_row(payload.strip_prefix("m ")?.splitn(3, ' ').nth(2)?)
+        let message = payload
+            .strip_prefix("m ")
+            .or_else(|| payload.strip_prefix("n "))?;
+        Self::parse_row(message.splitn(3, ' ').nth(2)?)
     }
 
     /// Parses `id time from text`.
@@ -79,7 +83,8 @@ impl RoomMessage {
 /// The publish script: the id, the stream, retention and the `PUBLISH`, in one step.
 /// ARGV: time, from, text, most kept (0: history is off, keep nothing), µs now, the
 /// smallest id still young enough to keep (0: no age limit), the sender's node and
-/// connection, and whether to publish (a pair's messages were delivered as sent).
+/// connection, and how to publish: `m` (a message), `n` (an IRC notice) or `0` (not at
+/// all: a pair's messages were delivered as sent).
 pub const PUBLISH: &str = r"
     local last = tonumber(redis.call('GET', KEYS[1]) or '0')
     local id = math.max(last + 1, tonumber(ARGV[5]))
@@ -100,8 +105,8 @@ pub const PUBLISH: &str = r"
             for _, row in ipairs(old) do redis.call('XDEL', KEYS[2], row[1]) end
         end
     end
-    if ARGV[9] == '1' then
-        redis.call('PUBLISH', KEYS[3], 'm ' .. ARGV[7] .. ' ' .. ARGV[8] .. ' ' .. sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+    if ARGV[9] ~= '0' then
+        redis.call('PUBLISH', KEYS[3], ARGV[9] .. ' ' .. ARGV[7] .. ' ' .. ARGV[8] .. ' ' .. sid .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
     end
     return sid
 ";
@@ -134,6 +139,8 @@ pub struct Append<'a> {
     /// The sender's node and connection, so its node leaves it out; `None`: not
     /// published (a pair's messages were delivered as they were sent).
     pub origin: Option<(&'a str, u64)>,
+    /// An IRC `NOTICE`: published as one.
+    pub notice: bool,
 }
 
 /// The command that appends a message to a conversation's place and publishes it on the
@@ -158,7 +165,11 @@ pub fn append_cmd(message: &Append<'_>) -> redis::Cmd {
         .arg(message.young)
         .arg(node)
         .arg(conn)
-        .arg(if message.origin.is_some() { "1" } else { "0" });
+        .arg(match (message.origin, message.notice) {
+            (None, _) => "0",
+            (Some(_), false) => "m",
+            (Some(_), true) => "n",
+        });
     cmd
 }
 

@@ -12,14 +12,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chat_proto::{FromLine, MessageText, RoomName, Scope, UserName};
+use chat_proto::{MessageText, RoomName, Scope, UserName};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{ALL, governance, mail, node_channel, rooms, sessions};
-use crate::backend::{Answer, Remote};
+use crate::backend::{Answer, Remote, from_line};
 use crate::roster::ConnId;
 
 /// What the publisher asks of the subscriber.
@@ -257,20 +257,22 @@ fn decode_room(room: &str, payload: &[u8], node: &str) -> Option<Answer> {
             id: None,
         });
     }
-    let mut parts = payload.strip_prefix("m ")?.splitn(3, ' ');
+    let (kind, message) = payload.split_at_checked(2)?;
+    let notice = match kind {
+        "m " => false,
+        "n " => true,
+        _ => return None,
+    };
+    let mut parts = message.splitn(3, ' ');
     let except = here(parts.next()?, parts.next()?);
     let message = rooms::RoomMessage::parse_row(parts.next()?)?;
     let sender = UserName::parse(&message.from).ok()?;
     let text = MessageText::parse(&message.text).ok()?;
-    let lines = FromLine {
-        sender: &sender,
-        scope: &Scope::Room {
-            room: room.clone(),
-            id: message.id,
-        },
-        text: &text,
-    }
-    .encode();
+    let scope = Scope::Room {
+        room: room.clone(),
+        id: message.id,
+    };
+    let lines = from_line(&sender, &scope, &text, notice);
     Some(Answer::Room {
         room,
         lines,

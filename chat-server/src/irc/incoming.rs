@@ -166,11 +166,32 @@ impl Incoming {
         match command {
             "PRIVMSG" | "NOTICE" => self.message(m, command == "NOTICE", out),
             "JOIN" => self.each_channel(m, out, |room| {
-                (Cmd::Join(room.to_string()), ClientLine::Join(room))
+                (
+                    Cmd::Join(room.to_string()),
+                    Request::Line(ClientLine::Join(room)),
+                )
             }),
-            "PART" => self.each_channel(m, out, |room| {
-                (Cmd::Part(room.to_string()), ClientLine::Part(room))
-            }),
+            "PART" => {
+                // A reason the native protocol cannot carry goes to IRC members; one
+                // that is not valid text (only formatting) is no reason.
+                let reason = m
+                    .param(1)
+                    .filter(|r| !r.is_empty())
+                    .and_then(|r| native_text(r).ok());
+                self.each_channel(m, out, |room| {
+                    let cmd = Cmd::Part(room.to_string());
+                    match &reason {
+                        Some(reason) => (
+                            cmd,
+                            Request::Part {
+                                room,
+                                reason: reason.clone(),
+                            },
+                        ),
+                        None => (cmd, Request::Line(ClientLine::Part(room))),
+                    }
+                })
+            }
             "NAMES" => match m.param(0) {
                 Some(channels) => self.names(channels, out),
                 None => self.reply(out, "366", &["*", "End of /NAMES list"]),
@@ -216,7 +237,13 @@ impl Incoming {
             "CAP" => self.cap(m, out),
             "CHATHISTORY" => self.chathistory(m, out),
             "MARKREAD" => self.markread(m, out),
-            "QUIT" => return Flow::Quit(m.param(0).unwrap_or("Client quit").to_owned()),
+            "QUIT" => {
+                let reason = m.param(0).filter(|r| !r.is_empty());
+                if let Some(reason) = reason.and_then(|r| native_text(r).ok()) {
+                    out.push(Request::Quit(reason));
+                }
+                return Flow::Quit(reason.unwrap_or("Client quit").to_owned());
+            }
             "OPER" => match (m.param(0), m.param(1)) {
                 (Some(name), Some(password)) => {
                     return Flow::Oper(name.to_owned(), password.to_owned());
@@ -267,8 +294,13 @@ impl Incoming {
 
     /// A native line whose replies `cmd` explains.
     fn ask(&self, out: &mut Vec<Request>, cmd: Cmd, line: ClientLine) {
+        self.request(out, cmd, Request::Line(line));
+    }
+
+    /// A request whose replies `cmd` explains.
+    fn request(&self, out: &mut Vec<Request>, cmd: Cmd, request: Request) {
         out.push(Request::Begin(Bytes::from(cmd.marker(self.seq))));
-        out.push(Request::Line(line));
+        out.push(request);
     }
 
     fn message(&mut self, m: &Message, notice: bool, out: &mut Vec<Request>) {
@@ -297,7 +329,11 @@ impl Incoming {
             }
         }
         if !to.is_empty() {
-            self.ask(out, Cmd::Message { notice }, ClientLine::Send { to, text });
+            let request = match notice {
+                true => Request::Notice { to, text },
+                false => Request::Line(ClientLine::Send { to, text }),
+            };
+            self.request(out, Cmd::Message { notice }, request);
         }
     }
 
@@ -340,7 +376,7 @@ impl Incoming {
         &mut self,
         m: &Message,
         out: &mut Vec<Request>,
-        line: impl Fn(RoomName) -> (Cmd, ClientLine),
+        request: impl Fn(RoomName) -> (Cmd, Request),
     ) {
         let Some(channels) = m.param(0) else {
             return self.reply(out, "461", &[&m.command, "Not enough parameters"]);
@@ -361,8 +397,8 @@ impl Incoming {
                                 id: None,
                             }
                         });
-                    let (cmd, line) = line(room);
-                    self.ask(out, cmd, line);
+                    let (cmd, request) = request(room);
+                    self.request(out, cmd, request);
                     if let Some(read) = read {
                         out.push(Request::Line(read));
                     }
@@ -399,6 +435,12 @@ impl Incoming {
                     ClientLine::Topic { room, text: None },
                 );
             }
+            // `TOPIC #a :` clears it (RFC 2812 3.2.4).
+            Some("") => self.ask(
+                out,
+                Cmd::Channel(room.to_string()),
+                ClientLine::ClearTopic(room),
+            ),
             Some(text) => match native_text(text)
                 .and_then(|t| TopicText::parse(t.as_str()).map_err(|e| e.to_string()))
             {

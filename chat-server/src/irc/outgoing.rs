@@ -31,7 +31,7 @@ use rustc_hash::FxHashMap;
 
 use super::caps::{Cap, Caps};
 use super::message::{escape_tag, push_params};
-use crate::sendq::Line;
+use crate::sendq::{Line, Note};
 
 /// What every connection of one listener says the same way.
 #[derive(Debug)]
@@ -460,6 +460,8 @@ pub struct Outgoing {
     /// `PART` lines of a user who is leaving several channels: `QUIT` instead if a
     /// `left <name>` follows (a disconnect), else said as they are.
     leaving: Vec<String>,
+    /// The [`Note`] on the native line being translated (without its `\0`).
+    note: Option<String>,
     /// The username and real name this client gave in `USER`: its own `WHOIS` shows
     /// them (others' show their nick, as the broker knows no more).
     own: Option<(String, String)>,
@@ -486,6 +488,7 @@ impl Outgoing {
             names_end: None,
             userhost: Vec::new(),
             leaving: Vec::new(),
+            note: None,
             monitored: HashSet::new(),
             local_reads: HashMap::new(),
             registered: false,
@@ -531,10 +534,18 @@ impl Outgoing {
                 self.named = None;
                 continue;
             }
-            let next = lines.peek().map(|(_, line)| *line);
+            // The next native line: a note in between is about that line.
+            let next = lines
+                .clone()
+                .map(|(_, line)| line)
+                .find(|line| !Note::is_note(line));
             let mut emitted = Vec::new();
             let mut delivered = Vec::new();
             self.one(line, whole, next, &mut emitted, &mut delivered);
+            // A note is on the one line after it.
+            if line.first() != Some(&0) {
+                self.note = None;
+            }
             for line in emitted {
                 self.emit(line, out);
             }
@@ -662,6 +673,10 @@ impl Outgoing {
     }
 
     fn marker(&mut self, marker: &str, emitted: &mut Vec<String>) {
+        if Note::parse(marker).is_some() {
+            self.note = Some(marker.to_owned());
+            return;
+        }
         let (kind, rest) = marker.split_at(marker.len().min(1));
         match kind {
             "K" => {
@@ -924,7 +939,11 @@ impl Outgoing {
                 }
                 if !std::mem::take(&mut self.leaving).is_empty() {
                     let source = self.user_source(name.as_str());
-                    out.push(format!("{source} QUIT :Quit: left\r\n"));
+                    let reason = match self.noted() {
+                        Some(Note::Reason(reason)) => reason,
+                        _ => "left",
+                    };
+                    out.push(format!("{source} QUIT :Quit: {reason}\r\n"));
                 }
             }
             ServerLine::JoinedRoom { room, name } => {
@@ -933,7 +952,11 @@ impl Outgoing {
             }
             ServerLine::LeftRoom { room, name } => {
                 let source = self.user_source(name.as_str());
-                let part = format!("{source} PART {room}\r\n");
+                let mut part = format!("{source} PART {room}");
+                if let Some(Note::Reason(reason)) = self.noted() {
+                    push_params(&mut part, &[reason], true);
+                }
+                part.push_str("\r\n");
                 // Followed by more of the same user's: maybe a disconnect, known at its
                 // `left <name>`; kept until then.
                 let more = match next {
@@ -1173,6 +1196,16 @@ impl Outgoing {
                 out.push(privmsg(&tags, &source, room.as_str(), text.as_str()));
             }
         }
+        if self.noted() == Some(Note::Notice)
+            && let Some(line) = out.last_mut()
+        {
+            *line = line.replacen(" PRIVMSG ", " NOTICE ", 1);
+        }
+    }
+
+    /// The note on the line being translated.
+    fn noted(&self) -> Option<Note<'_>> {
+        self.note.as_deref().and_then(Note::parse)
     }
 
     /// The echo of this client's own room message: a `NOTICE` when it sent one (the
@@ -1466,11 +1499,16 @@ impl Outgoing {
         let stash = self
             .names
             .take_if(|stash| &stash.room == room && stash.roles.is_some());
+        let cleared_by = match self.noted() {
+            Some(Note::ClearedBy(name)) => Some(name.to_owned()),
+            _ => None,
+        };
         // Right after a channel's names (a join's, from this session or another of the
         // account), or asked for: the numerics. Otherwise someone changed it.
-        let answer = stash.is_some()
-            || self.named.as_ref() == Some(room)
-            || matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str());
+        let answer = cleared_by.is_none()
+            && (stash.is_some()
+                || self.named.as_ref() == Some(room)
+                || matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str()));
         let missing = matches!(&self.cmd, Some(Cmd::Topic(r)) if r == room.as_str())
             && self.probed.as_ref().is_some_and(|p| !p.exists);
         match (answer, topic) {
@@ -1488,9 +1526,10 @@ impl Outgoing {
             }
             (true, None) => out.push(self.numeric("331", &[room.as_str(), "No topic is set"])),
             (false, topic) => {
-                let (source, text) = match &topic {
-                    Some(topic) => (self.setter_source(&topic.setter), topic.text.as_str()),
-                    None => (format!(":{}", self.server.name), ""),
+                let (source, text) = match (&topic, &cleared_by) {
+                    (Some(topic), _) => (self.setter_source(&topic.setter), topic.text.as_str()),
+                    (None, Some(name)) => (self.user_source(name), ""),
+                    (None, None) => (format!(":{}", self.server.name), ""),
                 };
                 let mut line = format!("{source} TOPIC {room}");
                 push_params(&mut line, &[text], true);

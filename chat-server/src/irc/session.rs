@@ -63,7 +63,7 @@ pub(crate) async fn serve<A: Send>(start: Box<(Connection, Arc<Server>, TcpStrea
         return;
     };
     let mut lines = LineReader::new(read_half, message::MAX_LINE_BYTES);
-    let (outbox, inbox) = sendq::channel(conn.config.sendq);
+    let (outbox, inbox) = sendq::channel_with_notes(conn.config.sendq);
     let mut writer = Writer::new(write_half, inbox);
     let mut session = Session {
         conn,
@@ -413,7 +413,7 @@ impl Session {
             return Ok(LogIn::Closed);
         }
         // Refused: the broker queued why on the old queue and let it go.
-        let mut old = writer.take_inbox(sendq::channel(self.conn.config.sendq).1);
+        let mut old = writer.take_inbox(sendq::channel_with_notes(self.conn.config.sendq).1);
         let reason = refusal(&mut old).await;
         if reason.contains("in use") || reason.contains("taken") || reason.contains("looks like") {
             let text = format!("Nickname is already in use ({reason})");
@@ -430,7 +430,7 @@ impl Session {
 
     /// A new queue for the next login attempt, its receiving end in `writer`.
     fn fresh_queue(&self, writer: &mut Writer) -> sendq::Outbox {
-        let (outbox, inbox) = sendq::channel(self.conn.config.sendq);
+        let (outbox, inbox) = sendq::channel_with_notes(self.conn.config.sendq);
         writer.take_inbox(inbox);
         outbox
     }

@@ -164,6 +164,19 @@ fn the_topic_at_join_a_reply_and_a_change_read_differently() {
         Some("\\u{202e}new"),
         "peer text is kept made safe"
     );
+    // Cleared by someone (WeeChat's `/topic -delete` sends `/topic #rust -delete`).
+    assert_eq!(
+        enter(&mut app, "/topic -delete"),
+        [send("/topic #rust -delete")],
+        "sent as the line the server reads as clearing"
+    );
+    server(&mut app, "topic #rust");
+    assert_eq!(last_notice(&app), "the topic of #rust was cleared");
+    assert_eq!(current(&app).room.topic(), None);
+    server(
+        &mut app,
+        "topic #rust bob 2026-11-29T09:00:00.000Z: \u{202e}new",
+    );
     // A reply to /topic, asked from another buffer: shown where it was asked.
     app.update(alt(KeyCode::Char('2')), clock());
     assert_eq!(enter(&mut app, "/topic #rust"), [send("/topic #rust")]);
