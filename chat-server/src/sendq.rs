@@ -24,10 +24,11 @@ use futures::task::AtomicWaker;
 /// say. Only a queue made by [`channel_with_notes`] keeps them.
 pub type Line = Bytes;
 
-/// Something about the native line after it that IRC says and the native protocol does
-/// not: the line is a notice, or the part or quit has a reason, or a topic was cleared by
-/// someone. Written as a line of its own that starts with `\0` (no native line can), so
-/// the IRC writer reads it in order with the lines; a native queue drops it.
+/// What IRC says and the native protocol does not: about the native line after it (the
+/// line is a notice, the part or quit has a reason, a topic was cleared by someone), or
+/// on its own (someone went away). Written as a line of its own that starts with `\0`
+/// (no native line can), so the IRC writer reads it in order with the lines; a native
+/// queue drops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note<'a> {
     /// The `from` line after it is an IRC `NOTICE`.
@@ -36,17 +37,20 @@ pub enum Note<'a> {
     Reason(&'a str),
     /// The `topic <#room>` line after it is this user clearing the topic.
     ClearedBy(&'a str),
+    /// On its own: this user went away with this message, or came back (`None`).
+    Away(&'a str, Option<&'a str>),
 }
 
 impl Note<'_> {
     /// The note's line, `\n` included.
     pub fn encode(&self) -> Vec<u8> {
-        let (kind, text) = match self {
-            Self::Notice => ('N', ""),
-            Self::Reason(reason) => ('R', *reason),
-            Self::ClearedBy(name) => ('T', *name),
-        };
-        format!("\0{kind}{text}\n").into_bytes()
+        match self {
+            Self::Notice => b"\0N\n".to_vec(),
+            Self::Reason(reason) => format!("\0R{reason}\n").into_bytes(),
+            Self::ClearedBy(name) => format!("\0T{name}\n").into_bytes(),
+            Self::Away(name, None) => format!("\0A{name}\n").into_bytes(),
+            Self::Away(name, Some(text)) => format!("\0A{name} {text}\n").into_bytes(),
+        }
     }
 
     /// The note `line` holds (without its `\0` and `\n`), if it is one this writes.
@@ -56,6 +60,10 @@ impl Note<'_> {
             "N" => Some(Note::Notice),
             "R" => Some(Note::Reason(text)),
             "T" => Some(Note::ClearedBy(text)),
+            "A" => Some(match text.split_once(' ') {
+                Some((name, away)) => Note::Away(name, Some(away)),
+                None => Note::Away(text, None),
+            }),
             _ => None,
         }
     }
@@ -407,7 +415,13 @@ mod tests {
         let (irc, mut inbox) = channel_with_notes(100);
         irc.send(&noted).unwrap();
         assert_eq!(&taken(&mut inbox)[..], &noted[..]);
-        for note in [Note::Notice, Note::Reason("a b"), Note::ClearedBy("Bob")] {
+        for note in [
+            Note::Notice,
+            Note::Reason("a b"),
+            Note::ClearedBy("Bob"),
+            Note::Away("Bob", Some("gone for a bit")),
+            Note::Away("Bob", None),
+        ] {
             let line = note.encode();
             let text = std::str::from_utf8(&line[1..line.len() - 1]).unwrap();
             assert_eq!(Note::parse(text), Some(note));

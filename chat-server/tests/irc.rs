@@ -613,6 +613,55 @@ async fn notices_reasons_and_cleared_topics_reach_irc_clients_and_natives_see_pl
     chat.shutdown().await;
 }
 
+both_modes!(away_notify_tells_irc_members_who_went_away_came_back_or_joined_away);
+async fn away_notify_tells_irc_members_who_went_away_came_back_or_joined_away(mode: Mode) {
+    let chat = Chat::start(mode, config()).await;
+    let mut bob = irc(&chat, 1, "bob", &["away-notify"]).await;
+    join(&mut bob, "#a").await;
+    let mut dave = irc(&chat, 0, "dave", &[]).await;
+    join(&mut dave, "#a").await;
+    let mut alice = chat.member_on(0, "alice", "#a").await;
+    bob.next("JOIN").await;
+    bob.next("JOIN").await;
+    dave.next("JOIN").await;
+
+    alice.send("/away out for lunch").await;
+    assert_eq!(
+        bob.recv().await.raw,
+        format!(":alice!alice@{SERVER} AWAY :out for lunch")
+    );
+    alice.send("/away").await;
+    assert_eq!(bob.recv().await.raw, format!(":alice!alice@{SERVER} AWAY"));
+    // Without the capability, nothing: the next line is alice's message.
+    alice.send("#a: back").await;
+    assert_eq!(dave.recv().await.command, "PRIVMSG");
+    assert_eq!(bob.recv().await.command, "PRIVMSG");
+
+    // Someone already away who joins is said to be away, after the JOIN; natives see
+    // only `joined`.
+    let mut carol = chat.login_on(0, "carol").await;
+    carol.send("/away zzz").await;
+    carol.sync().await;
+    carol.send("/join #a").await;
+    carol.skip_until_prefix("roles #a").await;
+    assert_eq!(bob.recv().await.command, "JOIN");
+    assert_eq!(
+        bob.recv().await.raw,
+        format!(":carol!carol@{SERVER} AWAY :zzz")
+    );
+    alice.skip_until("joined #a carol").await;
+    alice.send("#a: hi carol").await;
+    assert_eq!(dave.recv().await.command, "JOIN");
+    assert_eq!(dave.recv().await.command, "PRIVMSG");
+    assert_eq!(bob.recv().await.command, "PRIVMSG");
+
+    // One's own away is `306`, not an AWAY about oneself.
+    bob.send("AWAY :brb").await;
+    let replies = bob.sync().await;
+    assert_eq!(commands(&replies), ["306"], "{replies:#?}");
+    chat.shutdown().await;
+}
+
 #[tokio::test]
 async fn refusals_are_numerics() {
     let chat = Chat::start(Mode::Local, config()).await;

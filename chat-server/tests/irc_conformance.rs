@@ -382,21 +382,6 @@ async fn time_and_whowas() {
     server.shutdown().await;
 }
 
-/// `away-notify` is not offered: the broker tells nobody when someone goes away, so an
-/// IRC client could not get the `AWAY` lines it promises.
-#[tokio::test]
-async fn away_notify_is_not_offered() {
-    let server = common::start(config()).await;
-    let mut client = IrcClient::connect(server.irc_addr).await;
-    client.send("CAP LS 302").await;
-    let ls = client.next("CAP").await;
-    assert!(!ls.param(2).contains("away-notify"), "{}", ls.raw);
-    client.send("CAP REQ :away-notify").await;
-    let nak = client.next("CAP").await;
-    assert_eq!(nak.params, ["*", "NAK", "away-notify"], "{}", nak.raw);
-    server.shutdown().await;
-}
-
 /// Numerics about another user name that user before the channel: `443` for an
 /// `INVITE` of a member, `441` for an op command on someone not in the channel.
 #[tokio::test]

@@ -357,6 +357,22 @@ impl Backend for Local {
         });
     }
 
+    fn tell_room(
+        &mut self,
+        room: &RoomName,
+        lines: Line,
+        except: Option<ConnId>,
+        out: &mut Answers,
+    ) {
+        out.push_back(Answer::Room {
+            room: room.clone(),
+            lines,
+            except,
+            plus: None,
+            id: None,
+        });
+    }
+
     fn govern(
         &mut self,
         room: &RoomName,

@@ -454,6 +454,15 @@ pub trait Backend: Send + std::fmt::Debug {
         after: &RoomState,
         out: &mut Answers,
     );
+    /// `lines` for every member of `room`, here and elsewhere, but `except` (lines only
+    /// IRC clients read, such as an away change for `away-notify`).
+    fn tell_room(
+        &mut self,
+        room: &RoomName,
+        lines: Line,
+        except: Option<ConnId>,
+        out: &mut Answers,
+    );
     /// `name` (no longer a member here) was removed from `room` by a kick: it is no
     /// longer a member anywhere, and nobody is told `left`.
     fn leave_quietly(&mut self, room: &RoomName, name: &UserName, here: &Roster);

@@ -11,7 +11,7 @@ use crate::backend::{HistoryAsk, Pending, left_room_line};
 use crate::governance::{self, Change, Members, RoomState};
 use crate::history::ConvKey;
 use crate::roster::ConnId;
-use crate::sendq::Line;
+use crate::sendq::{Line, Note};
 
 impl Broker {
     /// `/join`: the rules decide (bans, invite-only) and which role the joiner holds;
@@ -54,6 +54,16 @@ impl Broker {
         self.backend
             .join_room(id, &room, &name, &self.roster, &mut self.answers);
         self.commit(&room, vec![change]);
+        // IRC's away-notify: members hear that someone away joined.
+        if let Some(away) = self
+            .roster
+            .user_of(id)
+            .and_then(|user| user.away.as_deref())
+        {
+            let note = Line::from(Note::Away(name.as_str(), Some(away.as_str())).encode());
+            self.backend
+                .tell_room(&room, note, Some(id), &mut self.answers);
+        }
         if self.is_registered(&name) {
             self.backend.account_room(&name, &room, true);
         }

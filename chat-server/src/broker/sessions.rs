@@ -10,6 +10,7 @@ use super::Broker;
 use crate::backend::Pending;
 use crate::governance::{Members, RoomState};
 use crate::roster::{ConnId, User};
+use crate::sendq::Note;
 
 /// How long a `/whois` waits for the node that holds the user; past it the asker is told
 /// and its next lines go on (that node may have died after it was named).
@@ -91,10 +92,19 @@ impl Broker {
 
     /// `/away [text]`: away is the account's, for every session.
     pub(super) fn set_away(&mut self, id: ConnId, text: Option<MessageText>) {
-        if let Some(user) = self.roster.user_of_mut(id) {
-            user.away = text.clone().map(Box::new);
-            let name = user.name.clone();
-            self.backend.set_away(&name, text.as_ref());
+        let Some(user) = self.roster.user_of_mut(id) else {
+            return;
+        };
+        user.away = text.clone().map(Box::new);
+        let name = user.name.clone();
+        let rooms: Vec<RoomName> = user.rooms().cloned().collect();
+        self.backend.set_away(&name, text.as_ref());
+        // IRC's away-notify: the members of its rooms hear it (natives are not told).
+        let note = Note::Away(name.as_str(), text.as_ref().map(MessageText::as_str));
+        let note = Bytes::from(note.encode());
+        for room in rooms {
+            self.backend
+                .tell_room(&room, note.clone(), None, &mut self.answers);
         }
     }
 

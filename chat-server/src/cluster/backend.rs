@@ -113,6 +113,11 @@ pub(super) enum Cmd {
         to: ConnId,
         lines: Line,
     },
+    TellRoom {
+        room: RoomName,
+        lines: Line,
+        except: Option<ConnId>,
+    },
     Fetch {
         from: ConnId,
         room: RoomName,
@@ -203,6 +208,7 @@ impl Cmd {
             | Self::PutAccount(_)
             | Self::Govern { .. }
             | Self::SetAway { .. }
+            | Self::TellRoom { .. }
             | Self::ReplyRemote { .. }
             | Self::LeaveQuietly { .. }
             | Self::Drain => None,
@@ -602,6 +608,20 @@ impl Backend for Redis {
             left,
             // With no member here, the node stops listening to the room.
             last_here: here.members(room).is_none(),
+        });
+    }
+
+    fn tell_room(
+        &mut self,
+        room: &RoomName,
+        lines: Line,
+        except: Option<ConnId>,
+        _out: &mut Answers,
+    ) {
+        self.send(Cmd::TellRoom {
+            room: room.clone(),
+            lines,
+            except,
         });
     }
 

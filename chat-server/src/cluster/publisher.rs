@@ -542,6 +542,28 @@ impl Publisher {
                 last_here,
             } => self.part_room(from, room, name, &left, last_here).await,
             Cmd::Reply { to, lines } => self.reply(to, &lines).await,
+            Cmd::TellRoom {
+                room,
+                lines,
+                except,
+            } => {
+                let origin = except.map(|conn| (self.node.as_str(), conn));
+                let mode = if except.is_some() {
+                    Mode::Except
+                } else {
+                    Mode::All
+                };
+                let payload = presence_payload(origin, mode, &lines);
+                // Best effort, like presence: nobody is waiting for an answer.
+                self.ask(async |redis| {
+                    redis::cmd("PUBLISH")
+                        .arg(rooms::channel(&room))
+                        .arg(&payload[..])
+                        .query_async::<i64>(redis)
+                        .await
+                })
+                .await;
+            }
             Cmd::Fetch { from, room, line } => self.fetch(from, room, line).await,
             Cmd::Govern { room, changes } => self.govern(room, &changes).await,
             Cmd::LeaveQuietly {

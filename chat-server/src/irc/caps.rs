@@ -3,6 +3,8 @@
 /// One capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cap {
+    /// `away-notify`: `AWAY` when someone sharing a channel goes away or comes back.
+    AwayNotify,
     /// `sasl`: log in with `AUTHENTICATE PLAIN` during registration.
     Sasl,
     /// `server-time`: a `time` tag on messages.
@@ -31,7 +33,8 @@ pub enum Cap {
 
 impl Cap {
     /// Every capability offered, in the order `CAP LS` lists them.
-    pub const ALL: [Cap; 11] = [
+    pub const ALL: [Cap; 12] = [
+        Cap::AwayNotify,
         Cap::Batch,
         Cap::CapNotify,
         Cap::ChatHistory,
@@ -48,6 +51,7 @@ impl Cap {
     /// The name on the wire.
     pub fn name(self) -> &'static str {
         match self {
+            Cap::AwayNotify => "away-notify",
             Cap::Sasl => "sasl",
             Cap::ServerTime => "server-time",
             Cap::MessageTags => "message-tags",

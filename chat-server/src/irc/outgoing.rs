@@ -462,6 +462,8 @@ pub struct Outgoing {
     leaving: Vec<String>,
     /// The [`Note`] on the native line being translated (without its `\0`).
     note: Option<String>,
+    /// The last `away-notify` note said: the same change comes once per shared channel.
+    last_away: Option<String>,
     /// The username and real name this client gave in `USER`: its own `WHOIS` shows
     /// them (others' show their nick, as the broker knows no more).
     own: Option<(String, String)>,
@@ -489,6 +491,7 @@ impl Outgoing {
             userhost: Vec::new(),
             leaving: Vec::new(),
             note: None,
+            last_away: None,
             monitored: HashSet::new(),
             local_reads: HashMap::new(),
             registered: false,
@@ -593,7 +596,14 @@ impl Outgoing {
         match line.first() {
             Some(0) => {
                 let marker = String::from_utf8_lossy(&line[1..]);
-                self.marker(&marker, emitted);
+                match Note::parse(&marker) {
+                    Some(Note::Away(name, text)) => {
+                        if let Some(away) = self.away_notify(name, text, &marker) {
+                            delivered.push(away);
+                        }
+                    }
+                    _ => self.marker(&marker, emitted),
+                }
             }
             // Native lines start with a lower-case word; IRC lines with a source, tags or
             // an upper-case command (`ERROR`).
@@ -1201,6 +1211,24 @@ impl Outgoing {
         {
             *line = line.replacen(" PRIVMSG ", " NOTICE ", 1);
         }
+    }
+
+    /// `away-notify`: `:<name>!... AWAY [:text]`, unless the client did not ask for it,
+    /// it is its own, or it was just said (`note` is the note's text).
+    fn away_notify(&mut self, name: &str, text: Option<&str>, note: &str) -> Option<String> {
+        if !self.caps.has(Cap::AwayNotify)
+            || name == self.nick
+            || self.last_away.as_deref() == Some(note)
+        {
+            return None;
+        }
+        self.last_away = Some(note.to_owned());
+        let mut line = format!("{} AWAY", self.user_source(name));
+        if let Some(text) = text {
+            push_params(&mut line, &[text], true);
+        }
+        line.push_str("\r\n");
+        Some(line)
     }
 
     /// The note on the line being translated.
