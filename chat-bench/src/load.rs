@@ -575,21 +575,25 @@ async fn receive(
         let Some(line) = reader.next_line().await? else {
             break;
         };
-        if line.starts_with(b"names #") || client::irc_command(line) == b"366" {
+        let delivery = parse_delivery(line);
+        // Deliveries are nearly every line: only the others are looked at further.
+        if delivery.is_none()
+            && (line.starts_with(b"names #") || client::irc_command(line) == b"366")
+        {
             // The answer to this client's `/join` (then come `roles` and maybe `topic`,
             // which nothing here waits for), or IRC's end of the names after a `JOIN`:
             // its membership is in place.
             shared.joined.fetch_add(1, Ordering::AcqRel);
             shared.all_joined.notify_one();
         }
-        if owed.mode_lines > 0 && line.starts_with(b"mode #") {
+        if delivery.is_none() && owed.mode_lines > 0 && line.starts_with(b"mode #") {
             mode_lines += 1;
             if mode_lines == owed.mode_lines {
                 shared.governed.fetch_add(1, Ordering::AcqRel);
                 shared.all_governed.notify_one();
             }
         }
-        if let Some((sender, seq, ts)) = parse_delivery(line) {
+        if let Some((sender, seq, ts)) = delivery {
             if sender < senders {
                 let now = shared.start.elapsed().as_nanos() as u64;
                 latencies.push(now.saturating_sub(ts) / 1000);

@@ -337,6 +337,19 @@ enum MarkReadAnswer {
     Failed,
 }
 
+/// The native lines whose translation looks at the line after them; for any other the
+/// next line is not looked for (parsing it for every line would parse each line twice).
+const LOOKS_AHEAD: [&[u8]; 3] = [b"left ", b"roles ", b"whois "];
+
+/// The first native line (not a note: a note in between is about that line) in `rest`
+/// of the current chunk, or else in the chunks queued after it.
+fn next_native<'a>(rest: &'a [u8], later: &'a [Line]) -> Option<&'a [u8]> {
+    std::iter::once(rest)
+        .chain(later.iter().map(|chunk| &chunk[..]))
+        .flat_map(|chunk| chunk.split(|&b| b == b'\n'))
+        .find(|line| !line.is_empty() && !Note::is_note(line))
+}
+
 /// How many room messages each thread keeps the IRC form of: more than a busy
 /// channel has on its way to its readers at once, so that each is translated once.
 const ROOM_LINES_KEPT: usize = 4096;
@@ -517,44 +530,45 @@ impl Outgoing {
     /// IRC lines to `out`.
     pub fn translate(&mut self, queued: &[Line], out: &mut BytesMut) {
         self.now = None;
-        let mut lines = queued
-            .iter()
-            .flat_map(|chunk| {
-                chunk
-                    .split_inclusive(|&b| b == b'\n')
-                    .map(move |line| (chunk, line.strip_suffix(b"\n").unwrap_or(line)))
-            })
-            .peekable();
-        while let Some((chunk, line)) = lines.next() {
-            // A room message queued alone: maybe translated already, for another reader.
-            let whole =
-                (chunk.len() == line.len() + 1 && line.starts_with(b"from ")).then_some(chunk);
-            if let Some(whole) = whole
-                && self.names.is_none()
-                && !self.is_own(line)
-                && append_room_line(&self.server, self.caps, whole, out)
+        for (i, chunk) in queued.iter().enumerate() {
+            // A room message queued alone and translated already, for another reader:
+            // only one line is ever kept, so its bytes need no looking through.
+            if self.names.is_none()
+                && chunk.starts_with(b"from ")
+                && !self.is_own(chunk)
+                && append_room_line(&self.server, self.caps, chunk, out)
             {
                 self.named = None;
                 continue;
             }
-            // The next native line: a note in between is about that line.
-            let next = lines
-                .clone()
-                .map(|(_, line)| line)
-                .find(|line| !Note::is_note(line));
-            let mut emitted = Vec::new();
-            let mut delivered = Vec::new();
-            self.one(line, whole, next, &mut emitted, &mut delivered);
-            // A note is on the one line after it.
-            if line.first() != Some(&0) {
-                self.note = None;
-            }
-            for line in emitted {
-                self.emit(line, out);
-            }
-            // Someone's message is no reply to a command: never part of a labeled one.
-            for line in delivered {
-                out.extend_from_slice(line.as_bytes());
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let (line, after) = match memchr::memchr(b'\n', rest) {
+                    Some(end) => (&rest[..end], &rest[end + 1..]),
+                    None => (rest, &rest[rest.len()..]),
+                };
+                rest = after;
+                let whole =
+                    (chunk.len() == line.len() + 1 && line.starts_with(b"from ")).then_some(chunk);
+                let next = LOOKS_AHEAD
+                    .iter()
+                    .any(|word| line.starts_with(word))
+                    .then(|| next_native(after, &queued[i + 1..]))
+                    .flatten();
+                let mut emitted = Vec::new();
+                let mut delivered = Vec::new();
+                self.one(line, whole, next, &mut emitted, &mut delivered);
+                // A note is on the one line after it.
+                if line.first() != Some(&0) {
+                    self.note = None;
+                }
+                for line in emitted {
+                    self.emit(line, out);
+                }
+                // Someone's message is no reply to a command: never part of a labeled one.
+                for line in delivered {
+                    out.extend_from_slice(line.as_bytes());
+                }
             }
         }
     }
@@ -640,13 +654,7 @@ impl Outgoing {
                                 ..
                             }
                         );
-                        // Only these look at the line after them: parsing it for every line
-                        // would parse each line twice.
-                        let next = [&b"left "[..], b"roles ", b"whois "]
-                            .iter()
-                            .any(|word| line.starts_with(word))
-                            .then_some(next)
-                            .flatten()
+                        let next = next
                             .and_then(|n| std::str::from_utf8(n).ok())
                             .and_then(|n| n.parse::<ServerLine>().ok());
                         // The sender's own room message (echo-message) answers its
