@@ -56,6 +56,25 @@ async fn alice_and_irc_bob(chat: &Chat, caps: &[&str]) -> (LineClient, IrcClient
     (alice, bob)
 }
 
+/// In `room`: IRC `bob` (with `caps`) on node 1, then IRC `dave` on node 0, then the
+/// native `native` on node 0, each having seen those who joined after it.
+async fn two_irc_and_a_native(
+    chat: &Chat,
+    room: &str,
+    caps: &[&str],
+    native: &str,
+) -> (IrcClient, IrcClient, LineClient) {
+    let mut bob = irc(chat, 1, "bob", caps).await;
+    join(&mut bob, room).await;
+    let mut dave = irc(chat, 0, "dave", &[]).await;
+    join(&mut dave, room).await;
+    let native = chat.member_on(0, native, room).await;
+    bob.next("JOIN").await;
+    bob.next("JOIN").await;
+    dave.next("JOIN").await;
+    (bob, dave, native)
+}
+
 /// The commands of `lines`, in order.
 fn commands(lines: &[IrcLine]) -> Vec<&str> {
     lines.iter().map(|l| l.command.as_str()).collect()
@@ -526,14 +545,7 @@ async fn notices_reasons_and_cleared_topics_reach_irc_clients_and_natives_see_pl
     mode: Mode,
 ) {
     let chat = Chat::start(mode, config()).await;
-    let mut bob = irc(&chat, 1, "bob", &[]).await;
-    join(&mut bob, "#n").await;
-    let mut dave = irc(&chat, 0, "dave", &[]).await;
-    join(&mut dave, "#n").await;
-    let mut carol = chat.member_on(0, "carol", "#n").await;
-    bob.next("JOIN").await;
-    bob.next("JOIN").await;
-    dave.next("JOIN").await;
+    let (mut bob, mut dave, mut carol) = two_irc_and_a_native(&chat, "#n", &[], "carol").await;
 
     // A NOTICE stays one for IRC clients, on both nodes; a native member gets the message.
     bob.send("NOTICE #n :heads up").await;
@@ -616,14 +628,8 @@ async fn notices_reasons_and_cleared_topics_reach_irc_clients_and_natives_see_pl
 both_modes!(away_notify_tells_irc_members_who_went_away_came_back_or_joined_away);
 async fn away_notify_tells_irc_members_who_went_away_came_back_or_joined_away(mode: Mode) {
     let chat = Chat::start(mode, config()).await;
-    let mut bob = irc(&chat, 1, "bob", &["away-notify"]).await;
-    join(&mut bob, "#a").await;
-    let mut dave = irc(&chat, 0, "dave", &[]).await;
-    join(&mut dave, "#a").await;
-    let mut alice = chat.member_on(0, "alice", "#a").await;
-    bob.next("JOIN").await;
-    bob.next("JOIN").await;
-    dave.next("JOIN").await;
+    let (mut bob, mut dave, mut alice) =
+        two_irc_and_a_native(&chat, "#a", &["away-notify"], "alice").await;
 
     alice.send("/away out for lunch").await;
     assert_eq!(
