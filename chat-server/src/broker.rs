@@ -465,7 +465,10 @@ impl Broker {
                 self.roster.touch(id, self.now);
                 self.route(id, &to, &text, false);
             }
-            ClientLine::Who => self.backend.who(id, &self.roster, &mut self.answers),
+            ClientLine::Who => {
+                let away = self.away_note();
+                self.backend.who(id, away, &self.roster, &mut self.answers);
+            }
             ClientLine::Rooms => {
                 let hidden = self.secret_rooms(id);
                 self.backend

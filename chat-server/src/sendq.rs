@@ -25,7 +25,8 @@ use futures::task::AtomicWaker;
 pub type Line = Bytes;
 
 /// What IRC says and the native protocol does not: about the native line after it (the
-/// line is a notice, the part or quit has a reason, a topic was cleared by someone), or
+/// line is a notice, the part or quit has a reason, a topic was cleared by someone,
+/// some of the `names` are away), or
 /// on its own (someone went away). Written as a line of its own that starts with `\0`
 /// (no native line can), so the IRC writer reads it in order with the lines; a native
 /// queue drops it.
@@ -39,6 +40,9 @@ pub enum Note<'a> {
     ClearedBy(&'a str),
     /// On its own: this user went away with this message, or came back (`None`).
     Away(&'a str, Option<&'a str>),
+    /// The `names` or `users` line after it: those of its names whose folded forms are
+    /// listed here (comma-separated) are away.
+    AwayAmong(&'a str),
 }
 
 impl Note<'_> {
@@ -50,6 +54,7 @@ impl Note<'_> {
             Self::ClearedBy(name) => format!("\0T{name}\n").into_bytes(),
             Self::Away(name, None) => format!("\0A{name}\n").into_bytes(),
             Self::Away(name, Some(text)) => format!("\0A{name} {text}\n").into_bytes(),
+            Self::AwayAmong(names) => format!("\0W{names}\n").into_bytes(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Note<'_> {
             "N" => Some(Note::Notice),
             "R" => Some(Note::Reason(text)),
             "T" => Some(Note::ClearedBy(text)),
+            "W" => Some(Note::AwayAmong(text)),
             "A" => Some(match text.split_once(' ') {
                 Some((name, away)) => Note::Away(name, Some(away)),
                 None => Note::Away(text, None),
@@ -421,6 +427,7 @@ mod tests {
             Note::ClearedBy("Bob"),
             Note::Away("Bob", Some("gone for a bit")),
             Note::Away("Bob", None),
+            Note::AwayAmong("Bob,carol"),
         ] {
             let line = note.encode();
             let text = std::str::from_utf8(&line[1..line.len() - 1]).unwrap();

@@ -636,6 +636,23 @@ async fn away_notify_tells_irc_members_who_went_away_came_back_or_joined_away(mo
         bob.recv().await.raw,
         format!(":alice!alice@{SERVER} AWAY :out for lunch")
     );
+    // `WHO #a` and `WHO <mask>` say who is away (`G`), on either node; WeeChat colours
+    // nicks by it.
+    for client in [&mut dave, &mut bob] {
+        for (mask, ops) in [("#a", "H@"), ("*", "H")] {
+            client.send(&format!("WHO {mask}")).await;
+            let mut flags: Vec<(String, String)> = client
+                .until("315")
+                .await
+                .iter()
+                .filter(|l| l.command == "352")
+                .map(|l| (l.param(5).to_owned(), l.param(6).to_owned()))
+                .collect();
+            flags.sort();
+            let want = [("alice", "G"), ("bob", ops), ("dave", "H")];
+            assert_eq!(flags, want.map(|(n, f)| (n.into(), f.into())), "WHO {mask}");
+        }
+    }
     alice.send("/away").await;
     assert_eq!(bob.recv().await.raw, format!(":alice!alice@{SERVER} AWAY"));
     // Without the capability, nothing: the next line is alice's message.

@@ -330,6 +330,18 @@ pub fn from_line(sender: &UserName, scope: &Scope, text: &MessageText, notice: b
     }
 }
 
+/// `lines` after `note`, if any.
+pub fn with_note(note: Option<Line>, lines: Line) -> Line {
+    match note {
+        Some(note) => {
+            let mut noted = bytes::BytesMut::from(&note[..]);
+            noted.extend_from_slice(&lines);
+            noted.freeze()
+        }
+        None => lines,
+    }
+}
+
 /// `left <#room> <name>`, with `reason` noted for IRC clients.
 pub fn left_room_line(room: &RoomName, name: &UserName, reason: Option<&MessageText>) -> Line {
     let left = chat_proto::encode_line(chat_proto::ServerLine::LeftRoom {
@@ -479,8 +491,9 @@ pub trait Backend: Send + std::fmt::Debug {
     /// Lines for `to` that must come after everything this backend is carrying for it.
     fn reply_after(&mut self, to: ConnId, lines: Line, out: &mut Answers);
 
-    /// `/who`: everyone online.
-    fn who(&mut self, from: ConnId, here: &Roster, out: &mut Answers);
+    /// `/who`: everyone online, after `away` if given (a note for IRC clients of who is
+    /// away).
+    fn who(&mut self, from: ConnId, away: Option<Line>, here: &Roster, out: &mut Answers);
     /// `/rooms`, without `hidden` (secret rooms the asker is not in).
     fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, out: &mut Answers);
     /// `/history`.

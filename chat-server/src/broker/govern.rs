@@ -12,7 +12,7 @@ use crate::accounts::Account;
 use crate::backend::Pending;
 use crate::governance::{self, Actor, Change, Members, RoomState};
 use crate::roster::ConnId;
-use crate::sendq::Line;
+use crate::sendq::{Line, Note};
 
 impl Broker {
     /// A governance line from `id`. Whatever names a room is decided on what the chat
@@ -86,7 +86,17 @@ impl Broker {
                 let mut names: Vec<UserName> = members.values().cloned().collect();
                 names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
                 let roles = state.cloned().unwrap_or_default().roles_line(&room);
-                self.reply(id, ServerLine::Names { room, names });
+                // For IRC's `WHO #channel` (`G` or `H`): who of them is away.
+                let away: Vec<String> = names
+                    .iter()
+                    .filter(|name| self.is_away(name))
+                    .map(UserName::folded)
+                    .collect();
+                let mut line = encode_line(ServerLine::Names { room, names });
+                if !away.is_empty() {
+                    line = Note::AwayAmong(&away.join(",")).before(&line);
+                }
+                self.deliver(id, &line);
                 return self.reply(id, roles);
             }
             ClientLine::Topic { room, text: None } => {

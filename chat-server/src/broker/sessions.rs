@@ -108,6 +108,27 @@ impl Broker {
         }
     }
 
+    /// Whether `name`, online here or elsewhere, is away.
+    pub(super) fn is_away(&self, name: &UserName) -> bool {
+        match self.roster.find(name) {
+            Some(user) => user.away.is_some(),
+            None => !self.remote_away.is_empty() && self.remote_away.contains_key(&name.folded()),
+        }
+    }
+
+    /// For IRC's `WHO <mask>` (`G` or `H`): a note of who is away in the whole chat,
+    /// here and elsewhere, for the `users` line; `None` if nobody is.
+    pub(super) fn away_note(&self) -> Option<Bytes> {
+        let mut away: Vec<String> = self
+            .roster
+            .users()
+            .filter(|user| user.away.is_some())
+            .map(|user| user.name.folded())
+            .collect();
+        away.extend(self.remote_away.keys().cloned());
+        (!away.is_empty()).then(|| Bytes::from(Note::AwayAmong(&away.join(",")).encode()))
+    }
+
     /// `/whois <name>`: idle seconds (since any session last sent a line) and sessions,
     /// then the away message if any.
     pub(super) fn whois(&mut self, id: ConnId, name: &UserName) {

@@ -160,6 +160,7 @@ pub(super) enum Cmd {
     },
     Who {
         from: ConnId,
+        away: Option<Line>,
     },
     Rooms {
         from: ConnId,
@@ -193,7 +194,7 @@ impl Cmd {
             | Self::Tell { from, .. }
             | Self::ReadMarker { from, .. }
             | Self::Whois { from, .. }
-            | Self::Who { from }
+            | Self::Who { from, .. }
             | Self::Rooms { from, .. } => Some(*from),
             Self::History(ask) => Some(ask.from),
             Self::Attempt(_)
@@ -629,8 +630,8 @@ impl Backend for Redis {
         self.send(Cmd::Reply { to, lines });
     }
 
-    fn who(&mut self, from: ConnId, _here: &Roster, _out: &mut Answers) {
-        self.send(Cmd::Who { from });
+    fn who(&mut self, from: ConnId, away: Option<Line>, _here: &Roster, _out: &mut Answers) {
+        self.send(Cmd::Who { from, away });
     }
 
     fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, _out: &mut Answers) {

@@ -32,7 +32,7 @@ use crate::accounts::{
 use crate::backend::{
     Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
-use crate::backend::{Pending, left_room_line};
+use crate::backend::{Pending, left_room_line, with_note};
 use crate::config::Presence;
 use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, wall_clock};
@@ -666,13 +666,15 @@ impl Publisher {
     /// `/who`, `/names` and `/rooms`, answered on this node's channel.
     async fn query(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Who { from } => match self.ask(async |redis| queries::who(redis).await).await {
-                Some(names) => {
-                    self.reply(from, &encode_line(ServerLine::Users(names)))
-                        .await;
+            Cmd::Who { from, away } => {
+                match self.ask(async |redis| queries::who(redis).await).await {
+                    Some(names) => {
+                        let lines = with_note(away, encode_line(ServerLine::Users(names)));
+                        self.reply(from, &lines).await;
+                    }
+                    None => self.unavailable(from).await,
                 }
-                None => self.unavailable(from).await,
-            },
+            }
             Cmd::Rooms { from, hidden, mine } => {
                 match self
                     .ask(async |redis| {

@@ -991,12 +991,23 @@ impl Outgoing {
             ServerLine::Users(names) if self.cmd == Some(Cmd::Lusers) => {
                 self.lusers(names.len(), out);
             }
-            ServerLine::Users(names) => self.users(&names, out),
+            ServerLine::Users(names) => {
+                let away: Vec<String> = match self.noted() {
+                    Some(Note::AwayAmong(away)) => away.split(',').map(str::to_owned).collect(),
+                    _ => Vec::new(),
+                };
+                self.users(&names, &away, out);
+            }
             ServerLine::Names { room, names } => {
+                let away = match self.noted() {
+                    Some(Note::AwayAmong(away)) => away.split(',').map(str::to_owned).collect(),
+                    _ => Vec::new(),
+                };
                 self.names = Some(Names {
                     room,
                     names,
                     roles: None,
+                    away,
                 });
             }
             ServerLine::Roles { room, members } => self.roles(&room, &members, next, out),
@@ -1444,8 +1455,15 @@ impl Outgoing {
         };
         if let Some(Cmd::Who(_)) = &self.cmd {
             for name in &stash.names {
-                let flags = role_of(members, name)
-                    .map_or_else(|| "H".to_owned(), |role| format!("H{}", role.prefix()));
+                let here = if stash.away.contains(&name.folded()) {
+                    'G'
+                } else {
+                    'H'
+                };
+                let mut flags = String::from(here);
+                if let Some(role) = role_of(members, name) {
+                    flags.push(role.prefix());
+                }
                 out.push(self.who_line(room.as_str(), name.as_str(), &flags));
             }
             return;
@@ -1593,14 +1611,21 @@ impl Outgoing {
     }
 
     /// `WHO <mask>`: a `352` for each user online whose name matches.
-    fn users(&mut self, names: &[UserName], out: &mut Vec<String>) {
+    /// `352` for each of `names` that `WHO`'s mask matches; `G` for those whose folded
+    /// names are in `away`.
+    fn users(&mut self, names: &[UserName], away: &[String], out: &mut Vec<String>) {
         let mask = match &self.cmd {
             Some(Cmd::Who(mask)) => mask.clone(),
             _ => "*".to_owned(),
         };
         for name in names {
             if glob(&mask, name.as_str()) {
-                out.push(self.who_line("*", name.as_str(), "H"));
+                let flags = if away.contains(&name.folded()) {
+                    "G"
+                } else {
+                    "H"
+                };
+                out.push(self.who_line("*", name.as_str(), flags));
             }
         }
     }
@@ -1740,6 +1765,8 @@ struct Names {
     room: RoomName,
     names: Vec<UserName>,
     roles: Option<Vec<(Role, UserName)>>,
+    /// Those of `names` who are away, as the broker noted.
+    away: Vec<String>,
 }
 
 fn role_of(roles: &[(Role, UserName)], name: &UserName) -> Option<Role> {
