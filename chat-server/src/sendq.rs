@@ -25,11 +25,10 @@ use futures::task::AtomicWaker;
 pub type Line = Bytes;
 
 /// What IRC says and the native protocol does not: about the native line after it (the
-/// line is a notice, the part or quit has a reason, a topic was cleared by someone,
-/// some of the `names` are away), or
-/// on its own (someone went away). Written as a line of its own that starts with `\0`
-/// (no native line can), so the IRC writer reads it in order with the lines; a native
-/// queue drops it.
+/// line is a notice, the part or quit has a reason, a topic was cleared by someone, some
+/// of the names listed are away), or on its own (someone went away). Written as a line of
+/// its own that starts with `\0` (no native line can), so the IRC writer reads it in
+/// order with the lines; a native queue drops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note<'a> {
     /// The `from` line after it is an IRC `NOTICE`.
