@@ -34,7 +34,7 @@ use crate::config::{Config, Presence};
 use crate::governance::RoomState;
 use crate::metrics::{Kind, METRICS, Tally};
 use crate::roster::{ConnId, Peer, Removed, Roster};
-use crate::sendq::{Line, Note, Outbox, Undeliverable};
+use crate::sendq::{Line, Note, Outbox, Undeliverable, noted};
 
 /// Lines a connection may send while one of its room commands waits for the room to be
 /// fetched.
@@ -466,7 +466,7 @@ impl Broker {
                 self.route(id, &to, &text, false);
             }
             ClientLine::Who => {
-                let away = self.away_note();
+                let away = self.away_names();
                 self.backend.who(id, away, &self.roster, &mut self.answers);
             }
             ClientLine::Rooms => {
@@ -797,10 +797,7 @@ impl Broker {
         info!(name = %peer.name, online = self.roster.online(), "removed from roster");
         let farewell = (self.presence == Presence::All).then(|| {
             let left = encode_line(ServerLine::Left(peer.name.clone()));
-            match &reason {
-                Some(reason) => Note::Reason(reason.as_str()).before(&left),
-                None => left,
-            }
+            noted(reason.as_ref().map(|r| Note::Reason(r.as_str())), left)
         });
         let departure = Departure {
             conn: holder,

@@ -28,7 +28,8 @@ pub type Line = Bytes;
 /// line is a notice, the part or quit has a reason, a topic was cleared by someone, some
 /// of the names listed are away), or on its own (someone went away). Written as a line of
 /// its own that starts with `\0` (no native line can), so the IRC writer reads it in
-/// order with the lines; a native queue drops it.
+/// order with the lines; a native queue drops it. The IRC writer's own markers
+/// (`irc::outgoing`) start with `\0` too, with other letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note<'a> {
     /// The `from` line after it is an IRC `NOTICE`.
@@ -84,6 +85,14 @@ impl Note<'_> {
         let mut noted = self.encode();
         noted.extend_from_slice(lines);
         Line::from(noted)
+    }
+}
+
+/// `line`, with `note` in front if there is one.
+pub fn noted(note: Option<Note<'_>>, line: Line) -> Line {
+    match note {
+        Some(note) => note.before(&line),
+        None => line,
     }
 }
 

@@ -833,8 +833,8 @@ async fn whowas_remembers_irc_users_who_left() {
     server.shutdown().await;
 }
 
-/// With echo-message, a NOTICE to a channel is echoed as a NOTICE (the broker's room
-/// line does not say which it was; the command does).
+/// With echo-message, a NOTICE to a channel is echoed as a NOTICE (the room line comes
+/// with a note that says so).
 #[tokio::test]
 async fn a_channel_notice_is_echoed_as_a_notice() {
     let server = common::start(config()).await;

@@ -16,7 +16,7 @@ use tracing::error;
 
 use super::{
     Answer, Answers, Attempt, Auth, Backend, Departure, Direct, HISTORY_OFF, HistoryAsk,
-    MAX_OFFLINE_PER_RECIPIENT, Pending, Remote, from_line, left_room_line, with_note,
+    MAX_OFFLINE_PER_RECIPIENT, Pending, Remote, from_line, left_room_line, users_line,
 };
 use crate::accounts::{Account, Throttle, too_many_attempts};
 use crate::config::Config;
@@ -473,9 +473,9 @@ impl Backend for Local {
         out.push_back(Answer::Reply { to, lines });
     }
 
-    fn who(&mut self, from: ConnId, away: Option<Line>, here: &Roster, out: &mut Answers) {
+    fn who(&mut self, from: ConnId, away: Option<String>, here: &Roster, out: &mut Answers) {
         let names = here.names().into_iter().cloned().collect();
-        let lines = with_note(away, encode_line(ServerLine::Users(names)));
+        let lines = users_line(names, away.as_deref());
         out.push_back(Answer::Reply { to: from, lines });
     }
 

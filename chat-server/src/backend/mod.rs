@@ -28,7 +28,7 @@ use crate::accounts::Account;
 use crate::governance::{Change, Members, RoomState};
 use crate::history::{ConvKey, Message};
 use crate::roster::{ConnId, Roster};
-use crate::sendq::{Line, Note};
+use crate::sendq::{Line, Note, noted};
 
 /// How a login may go on, before any password is checked: what a reader is told.
 #[derive(Debug, PartialEq, Eq)]
@@ -323,23 +323,7 @@ pub fn from_line(sender: &UserName, scope: &Scope, text: &MessageText, notice: b
         text,
     }
     .encode();
-    if notice {
-        Note::Notice.before(&line)
-    } else {
-        line
-    }
-}
-
-/// `lines` after `note`, if any.
-pub fn with_note(note: Option<Line>, lines: Line) -> Line {
-    match note {
-        Some(note) => {
-            let mut noted = bytes::BytesMut::from(&note[..]);
-            noted.extend_from_slice(&lines);
-            noted.freeze()
-        }
-        None => lines,
-    }
+    noted(notice.then_some(Note::Notice), line)
 }
 
 /// `left <#room> <name>`, with `reason` noted for IRC clients.
@@ -348,10 +332,14 @@ pub fn left_room_line(room: &RoomName, name: &UserName, reason: Option<&MessageT
         room: room.clone(),
         name: name.clone(),
     });
-    match reason {
-        Some(reason) => Note::Reason(reason.as_str()).before(&left),
-        None => left,
-    }
+    noted(reason.map(|reason| Note::Reason(reason.as_str())), left)
+}
+
+/// `users <names>`, after a note of who among them is away (`away`: their folded names,
+/// comma-separated), for IRC's `WHO <mask>`.
+pub fn users_line(names: Vec<UserName>, away: Option<&str>) -> Line {
+    let users = chat_proto::encode_line(chat_proto::ServerLine::Users(names));
+    noted(away.map(Note::AwayAmong), users)
 }
 
 /// What carries the broker's decisions: see the module docs. Every method returns at
@@ -491,9 +479,8 @@ pub trait Backend: Send + std::fmt::Debug {
     /// Lines for `to` that must come after everything this backend is carrying for it.
     fn reply_after(&mut self, to: ConnId, lines: Line, out: &mut Answers);
 
-    /// `/who`: everyone online, after `away` if given (a note for IRC clients of who is
-    /// away).
-    fn who(&mut self, from: ConnId, away: Option<Line>, here: &Roster, out: &mut Answers);
+    /// `/who`: everyone online ([`users_line`], with `away`).
+    fn who(&mut self, from: ConnId, away: Option<String>, here: &Roster, out: &mut Answers);
     /// `/rooms`, without `hidden` (secret rooms the asker is not in).
     fn rooms(&mut self, from: ConnId, hidden: &[RoomName], here: &Roster, out: &mut Answers);
     /// `/history`.

@@ -12,7 +12,7 @@ use crate::accounts::Account;
 use crate::backend::Pending;
 use crate::governance::{self, Actor, Change, Members, RoomState};
 use crate::roster::ConnId;
-use crate::sendq::{Line, Note};
+use crate::sendq::{Line, Note, noted};
 
 impl Broker {
     /// A governance line from `id`. Whatever names a room is decided on what the chat
@@ -92,11 +92,10 @@ impl Broker {
                     .filter(|name| self.is_away(name))
                     .map(UserName::folded)
                     .collect();
-                let mut line = encode_line(ServerLine::Names { room, names });
-                if !away.is_empty() {
-                    line = Note::AwayAmong(&away.join(",")).before(&line);
-                }
-                self.deliver(id, &line);
+                let away = away.join(",");
+                let line = encode_line(ServerLine::Names { room, names });
+                let note = (!away.is_empty()).then_some(Note::AwayAmong(&away));
+                self.deliver(id, &noted(note, line));
                 return self.reply(id, roles);
             }
             ClientLine::Topic { room, text: None } => {
@@ -236,10 +235,7 @@ impl Broker {
             let Some(line) = change.line(room) else {
                 continue;
             };
-            let mut line = encode_line(line);
-            if let Some(note) = change.note() {
-                line = note.before(&line);
-            }
+            let line = noted(change.note(), encode_line(line));
             let skip = match change {
                 Change::Joined { name, .. } => Some(name.folded()),
                 _ => None,

@@ -116,9 +116,9 @@ impl Broker {
         }
     }
 
-    /// For IRC's `WHO <mask>` (`G` or `H`): a note of who is away in the whole chat,
-    /// here and elsewhere, for the `users` line; `None` if nobody is.
-    pub(super) fn away_note(&self) -> Option<Bytes> {
+    /// For IRC's `WHO <mask>` (`G` or `H`): the folded names of who is away in the whole
+    /// chat, here and elsewhere, comma-separated; `None` if nobody is.
+    pub(super) fn away_names(&self) -> Option<String> {
         let mut away: Vec<String> = self
             .roster
             .users()
@@ -126,7 +126,7 @@ impl Broker {
             .map(|user| user.name.folded())
             .collect();
         away.extend(self.remote_away.keys().cloned());
-        (!away.is_empty()).then(|| Bytes::from(Note::AwayAmong(&away.join(",")).encode()))
+        (!away.is_empty()).then(|| away.join(","))
     }
 
     /// `/whois <name>`: idle seconds (since any session last sent a line) and sessions,

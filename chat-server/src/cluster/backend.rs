@@ -160,7 +160,7 @@ pub(super) enum Cmd {
     },
     Who {
         from: ConnId,
-        away: Option<Line>,
+        away: Option<String>,
     },
     Rooms {
         from: ConnId,
@@ -630,7 +630,7 @@ impl Backend for Redis {
         self.send(Cmd::Reply { to, lines });
     }
 
-    fn who(&mut self, from: ConnId, away: Option<Line>, _here: &Roster, _out: &mut Answers) {
+    fn who(&mut self, from: ConnId, away: Option<String>, _here: &Roster, _out: &mut Answers) {
         self.send(Cmd::Who { from, away });
     }
 

@@ -32,7 +32,7 @@ use crate::accounts::{
 use crate::backend::{
     Answer, Attempt, Auth, Departure, Direct, HISTORY_OFF, HistoryAsk, MAX_OFFLINE_PER_RECIPIENT,
 };
-use crate::backend::{Pending, left_room_line, with_note};
+use crate::backend::{Pending, left_room_line, users_line};
 use crate::config::Presence;
 use crate::governance::{Change, RoomState};
 use crate::history::{ConvKey, wall_clock};
@@ -546,24 +546,7 @@ impl Publisher {
                 room,
                 lines,
                 except,
-            } => {
-                let origin = except.map(|conn| (self.node.as_str(), conn));
-                let mode = if except.is_some() {
-                    Mode::Except
-                } else {
-                    Mode::All
-                };
-                let payload = presence_payload(origin, mode, &lines);
-                // Best effort, like presence: nobody is waiting for an answer.
-                self.ask(async |redis| {
-                    redis::cmd("PUBLISH")
-                        .arg(rooms::channel(&room))
-                        .arg(&payload[..])
-                        .query_async::<i64>(redis)
-                        .await
-                })
-                .await;
-            }
+            } => self.tell_room(&room, &lines, except).await,
             Cmd::Fetch { from, room, line } => self.fetch(from, room, line).await,
             Cmd::Govern { room, changes } => self.govern(room, &changes).await,
             Cmd::LeaveQuietly {
@@ -669,8 +652,7 @@ impl Publisher {
             Cmd::Who { from, away } => {
                 match self.ask(async |redis| queries::who(redis).await).await {
                     Some(names) => {
-                        let lines = with_note(away, encode_line(ServerLine::Users(names)));
-                        self.reply(from, &lines).await;
+                        self.reply(from, &users_line(names, away.as_deref())).await;
                     }
                     None => self.unavailable(from).await,
                 }
@@ -1200,6 +1182,26 @@ impl Publisher {
         if let (None, Some(from)) = (parted, from) {
             self.unavailable(from).await;
         }
+    }
+
+    /// Lines for every member of `room` on every node but `except`, published as
+    /// presence is: best effort, nobody waits for an answer.
+    async fn tell_room(&mut self, room: &RoomName, lines: &Line, except: Option<ConnId>) {
+        let origin = except.map(|conn| (self.node.as_str(), conn));
+        let mode = if except.is_some() {
+            Mode::Except
+        } else {
+            Mode::All
+        };
+        let payload = presence_payload(origin, mode, lines);
+        self.ask(async |redis| {
+            redis::cmd("PUBLISH")
+                .arg(rooms::channel(room))
+                .arg(&payload[..])
+                .query_async::<i64>(redis)
+                .await
+        })
+        .await;
     }
 
     async fn history(&mut self, ask: HistoryAsk) {

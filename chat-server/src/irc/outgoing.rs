@@ -634,9 +634,10 @@ impl Outgoing {
                     self.flush_names(emitted);
                     self.named = None;
                     let irc = String::from_utf8_lossy(&irc).into_owned();
-                    // The sender's own is the echo of its PRIVMSG.
+                    // The sender's own is the echo of its PRIVMSG (a NOTICE comes noted,
+                    // so never from here).
                     if self.is_own(line) {
-                        emitted.push(self.own_echo(irc));
+                        emitted.push(irc);
                     } else {
                         delivered.push(irc);
                     }
@@ -673,13 +674,8 @@ impl Outgoing {
                             &mut *emitted
                         };
                         self.server_line(parsed, next.as_ref(), out);
-                        if let (true, Some(irc)) = (room, out.last()) {
-                            if let Some(whole) = whole {
-                                keep_room_line(&self.server, self.caps, whole, irc);
-                            }
-                            if !delivery && let Some(irc) = out.pop() {
-                                out.push(self.own_echo(irc));
-                            }
+                        if let (true, Some(irc), Some(whole)) = (room, out.last(), whole) {
+                            keep_room_line(&self.server, self.caps, whole, irc);
                         }
                     }
                     // Every line the broker sends parses; were one not to, the client
@@ -992,17 +988,11 @@ impl Outgoing {
                 self.lusers(names.len(), out);
             }
             ServerLine::Users(names) => {
-                let away: Vec<String> = match self.noted() {
-                    Some(Note::AwayAmong(away)) => away.split(',').map(str::to_owned).collect(),
-                    _ => Vec::new(),
-                };
+                let away = self.noted_away();
                 self.users(&names, &away, out);
             }
             ServerLine::Names { room, names } => {
-                let away = match self.noted() {
-                    Some(Note::AwayAmong(away)) => away.split(',').map(str::to_owned).collect(),
-                    _ => Vec::new(),
-                };
+                let away = self.noted_away();
                 self.names = Some(Names {
                     room,
                     names,
@@ -1250,19 +1240,18 @@ impl Outgoing {
         Some(line)
     }
 
+    /// The folded names the note on the `names` or `users` line being translated says are
+    /// away.
+    fn noted_away(&self) -> Vec<String> {
+        match self.noted() {
+            Some(Note::AwayAmong(away)) => away.split(',').map(str::to_owned).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The note on the line being translated.
     fn noted(&self) -> Option<Note<'_>> {
         self.note.as_deref().and_then(Note::parse)
-    }
-
-    /// The echo of this client's own room message: a `NOTICE` when it sent one (the
-    /// broker's room line does not say which it was).
-    fn own_echo(&self, irc: String) -> String {
-        if self.cmd == Some(Cmd::Message { notice: true }) {
-            irc.replacen(" PRIVMSG ", " NOTICE ", 1)
-        } else {
-            irc
-        }
     }
 
     /// `@time=...;msgid=... ` for the tags the client asked for, or nothing.
