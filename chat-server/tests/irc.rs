@@ -545,10 +545,19 @@ async fn notices_reasons_and_cleared_topics_reach_irc_clients_and_natives_see_pl
     mode: Mode,
 ) {
     let chat = Chat::start(mode, config()).await;
-    let (mut bob, mut dave, mut carol) = two_irc_and_a_native(&chat, "#n", &[], "carol").await;
+    let (mut bob, mut dave, mut carol) =
+        two_irc_and_a_native(&chat, "#n", &["echo-message"], "carol").await;
 
-    // A NOTICE stays one for IRC clients, on both nodes; a native member gets the message.
+    // A NOTICE stays one for IRC clients, on both nodes, its sender's echo included; a
+    // native member gets the message.
     bob.send("NOTICE #n :heads up").await;
+    let echo = bob.recv().await;
+    assert_eq!(
+        (echo.command.as_str(), &echo.params[..]),
+        ("NOTICE", &["#n".to_owned(), "heads up".to_owned()][..]),
+        "{}",
+        echo.raw
+    );
     assert_eq!(
         dave.recv().await.raw,
         format!(":bob!bob@{SERVER} NOTICE #n :heads up")
